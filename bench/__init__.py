@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` prints the figures; nothing here runs in `make test`."""

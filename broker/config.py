@@ -1,0 +1,80 @@
+"""Settings: one frozen object, from defaults, ``A2A_BROKER_*`` variables and flags.
+
+Every field ``x_y`` is read from the environment variable ``A2A_BROKER_X_Y``
+and the flag ``--x-y`` (the flag wins). ``a2a-broker serve --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENV_PREFIX = "A2A_BROKER_"
+
+
+class Settings(BaseModel):
+    """Everything the broker can be told at start-up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: str = Field("127.0.0.1:50051", description="host:port to listen on (port 0: any free port)")
+    db: str = Field(
+        "./data/broker.db",
+        description="storage: a file path, a sqlite:///path URL (postgresql:// once that backend lands)",
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        "FULL", description="SQLite synchronous pragma; FULL makes every yes survive a power cut"
+    )
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="how long SQLite waits on a lock")
+    sqlite_readers: int = Field(2, ge=1, le=16, description="read connections beside the one writer")
+    write_batch_max: int = Field(512, ge=1, le=10000, description="most write jobs sharing one commit")
+    heartbeat_interval_s: float = Field(10.0, gt=0, description="how often agents should heartbeat")
+    liveness_timeout_s: float | None = Field(
+        None, gt=0, description="silence before an agent is offline (default 3 x heartbeat interval)"
+    )
+    sweeper_period_s: float = Field(1.0, gt=0, description="how often the background sweeper runs")
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest gRPC request accepted")
+    max_payload_bytes: int = Field(1024 * 1024, ge=1, description="largest message or task payload")
+    ack_deadline_s: float = Field(30.0, gt=0, description="default time a subscriber has to ack")
+    message_retention_s: float = Field(
+        7 * 24 * 3600.0, ge=0, description="processed/expired messages are purged after this"
+    )
+    task_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="finished tasks are purged after this")
+    max_dependencies: int = Field(50, ge=1, description="most prerequisites per task")
+    max_depth: int = Field(10, ge=1, description="deepest task tree (levels below the root)")
+    default_lease_timeout_s: float = Field(60.0, gt=0, description="task lease timeout when unset")
+    shutdown_grace_s: float = Field(5.0, ge=0, description="time given to in-flight calls on shutdown")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    log_format: Literal["json", "text"] = Field("json", description="structured JSON lines or plain text")
+
+    @model_validator(mode="after")
+    def _default_liveness(self) -> Settings:
+        if self.liveness_timeout_s is None:
+            object.__setattr__(self, "liveness_timeout_s", 3 * self.heartbeat_interval_s)
+        return self
+
+    @property
+    def liveness_timeout(self) -> float:
+        assert self.liveness_timeout_s is not None
+        return self.liveness_timeout_s
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return ENV_PREFIX + field.upper()
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, then the environment, then ``overrides`` (flags; None values are ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(cls.env_name(name))
+            if raw not in (None, ""):
+                values[name] = raw
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        return cls(**values)

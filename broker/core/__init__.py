@@ -1,0 +1,1 @@
+"""The broker's rules: registry, mailbox, task queue. Each takes a Storage."""

@@ -1,0 +1,125 @@
+"""In-process notification: wake-ups for waiting streams, and event feeds for watchers.
+
+Both are signalled only after the change they announce has committed, so a
+woken reader always finds it in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+E = TypeVar("E")
+
+
+class Signals:
+    """Wake-ups keyed by a string (an agent id, a capability...).
+
+    A waiter calls ``arm(keys)`` *before* it looks for work, then ``wait`` if it
+    found none: a notify that lands between the look and the wait is not lost.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, set[asyncio.Event]] = {}
+
+    def arm(self, keys: Iterable[str]) -> asyncio.Event:
+        ev = asyncio.Event()
+        for key in keys:
+            self._events.setdefault(key, set()).add(ev)
+        return ev
+
+    def disarm(self, keys: Iterable[str], ev: asyncio.Event) -> None:
+        for key in keys:
+            waiters = self._events.get(key)
+            if waiters is not None:
+                waiters.discard(ev)
+                if not waiters:
+                    del self._events[key]
+
+    def notify(self, key: str) -> None:
+        for ev in self._events.get(key, ()):
+            ev.set()
+
+    def notify_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.notify(key)
+
+    async def wait(self, keys: list[str], timeout: float | None, look: Callable[[], object]) -> None:
+        """Helper for simple loops: arm, call ``look`` (sync), wait if it returned falsy."""
+        ev = self.arm(keys)
+        try:
+            if look():
+                return
+            try:
+                await asyncio.wait_for(ev.wait(), timeout)
+            except TimeoutError:
+                pass
+        finally:
+            self.disarm(keys, ev)
+
+
+class Overflow(Exception):
+    """A watcher fell too far behind and was dropped."""
+
+
+class Feed(Generic[E]):
+    """Fan-out of events to watchers, each with a bounded queue.
+
+    A watcher that falls more than ``maxsize`` events behind is dropped (its
+    next ``get`` raises Overflow) rather than letting memory grow.
+    """
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._maxsize = maxsize
+        self._watchers: set[Watcher[E]] = set()
+
+    def watch(self, accept: Callable[[E], bool] | None = None) -> Watcher[E]:
+        w: Watcher[E] = Watcher(self, accept, self._maxsize)
+        self._watchers.add(w)
+        return w
+
+    def publish(self, event: E) -> None:
+        for w in list(self._watchers):
+            w._offer(event)
+
+    def _drop(self, w: Watcher[E]) -> None:
+        self._watchers.discard(w)
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
+
+class Watcher(Generic[E]):
+    def __init__(self, feed: Feed[E], accept: Callable[[E], bool] | None, maxsize: int) -> None:
+        self._feed = feed
+        self._accept = accept
+        self._queue: asyncio.Queue[E | Overflow] = asyncio.Queue()
+        self._maxsize = maxsize
+        self._overflowed = False
+
+    def _offer(self, event: E) -> None:
+        if self._overflowed or (self._accept is not None and not self._accept(event)):
+            return
+        if self._queue.qsize() >= self._maxsize:
+            self._overflowed = True
+            self._queue.put_nowait(Overflow(f"watcher fell more than {self._maxsize} events behind"))
+            self._feed._drop(self)
+            return
+        self._queue.put_nowait(event)
+
+    async def get(self) -> E:
+        item = await self._queue.get()
+        if isinstance(item, Overflow):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._feed._drop(self)
+
+    def __enter__(self) -> Watcher[E]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""AgentRegistry rules: registration, heartbeats, liveness, and agent events."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from ..clock import now_us, s_to_us
+from ..config import Settings
+from ..models.agents import (
+    LIVE_STATUSES,
+    Agent,
+    AgentEvent,
+    AgentEventType,
+    AgentFilter,
+    AgentGone,
+    AgentStatus,
+    HeartbeatInput,
+    RegisterInput,
+)
+from ..storage.base import Storage
+from .hub import Feed
+
+log = logging.getLogger("broker.registry")
+
+GoneListener = Callable[[AgentGone], Awaitable[None] | None]
+
+
+class Registry:
+    """Keeps agents and tells the rest of the broker when one comes or goes."""
+
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.events: Feed[AgentEvent] = Feed()
+        # Called (after commit) for every agent that goes offline or deregisters;
+        # the mailbox and task queue hook in here to wake streams and publish events.
+        self._gone_listeners: list[GoneListener] = []
+        # Called (after commit) when an agent comes (back) online, e.g. to start delivering to it.
+        self._online_listeners: list[Callable[[Agent], None]] = []
+
+    def on_agent_gone(self, listener: GoneListener) -> None:
+        self._gone_listeners.append(listener)
+
+    def on_agent_online(self, listener: Callable[[Agent], None]) -> None:
+        self._online_listeners.append(listener)
+
+    async def register(self, inp: RegisterInput) -> tuple[Agent, bool]:
+        agent_id = inp.agent_id or f"agent-{uuid.uuid4().hex[:16]}"
+        now = now_us()
+        agent, before = await self.storage.register_agent(inp, agent_id, now)
+        if before is None:
+            self._publish(AgentEventType.REGISTERED, agent, now)
+        elif before.status == AgentStatus.OFFLINE:
+            self._publish(AgentEventType.ONLINE, agent, now)
+        else:
+            self._publish(AgentEventType.UPDATED, agent, now)
+        if before is None or before.status not in LIVE_STATUSES:
+            self._came_online(agent)
+        return agent, before is None
+
+    async def heartbeat(self, inp: HeartbeatInput) -> Agent:
+        now = now_us()
+        agent, before = await self.storage.heartbeat(inp.agent_id, inp.status, inp.free_capacity, now)
+        if before.status == AgentStatus.OFFLINE:
+            self._publish(AgentEventType.ONLINE, agent, now)
+            self._came_online(agent)
+        elif before.status != agent.status:
+            self._publish(AgentEventType.UPDATED, agent, now)
+            self._came_online(agent)  # e.g. back from maintenance: may take tasks again
+        return agent
+
+    async def deregister(self, agent_id: str) -> AgentGone:
+        now = now_us()
+        gone = await self.storage.deregister_agent(agent_id, now)
+        self._publish(AgentEventType.DEREGISTERED, gone.agent, now)
+        await self._tell_gone(gone)
+        return gone
+
+    async def get(self, agent_id: str) -> Agent:
+        return await self.storage.get_agent(agent_id)
+
+    async def list(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
+        return await self.storage.list_agents(flt)
+
+    async def sweep(self) -> list[AgentGone]:
+        """Mark agents silent past the liveness timeout offline (one transaction)."""
+        now = now_us()
+        gone = await self.storage.mark_offline(now - s_to_us(self.settings.liveness_timeout), now)
+        for g in gone:
+            log.info(
+                "agent offline",
+                extra={
+                    "agent_id": g.agent.agent_id,
+                    "released_messages": g.released_messages,
+                    "requeued_tasks": len(g.requeued_tasks),
+                },
+            )
+            self._publish(AgentEventType.OFFLINE, g.agent, now)
+            await self._tell_gone(g)
+        return gone
+
+    def _publish(self, kind: AgentEventType, agent: Agent, now: int) -> None:
+        self.events.publish(AgentEvent(kind, agent, now))
+
+    def _came_online(self, agent: Agent) -> None:
+        for listener in self._online_listeners:
+            listener(agent)
+
+    async def _tell_gone(self, gone: AgentGone) -> None:
+        for listener in self._gone_listeners:
+            result = listener(gone)
+            if result is not None:
+                await result

@@ -1,0 +1,101 @@
+"""Agents: what the registry stores and the inputs it accepts."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from .common import Id, Input, JsonObject, Labels
+
+MAX_CAPABILITIES = 256
+
+
+class AgentStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    MAINTENANCE = "maintenance"
+    OFFLINE = "offline"
+    # Internal: the row stays for foreign keys; the API reports NOT_FOUND.
+    DEREGISTERED = "deregistered"
+
+
+LIVE_STATUSES = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.MAINTENANCE)
+
+
+class AgentEventType(enum.StrEnum):
+    REGISTERED = "registered"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    DEREGISTERED = "deregistered"
+    UPDATED = "updated"
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    name: str
+    agent_type: str
+    capabilities: tuple[str, ...]
+    max_concurrent_tasks: int
+    current_task_count: int
+    endpoint: str
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+    status: AgentStatus
+    registered_at: int
+    updated_at: int
+    last_heartbeat_at: int
+    reported_free_capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    type: AgentEventType
+    agent: Agent
+    time: int
+
+
+@dataclass(frozen=True)
+class AgentGone:
+    """An agent went offline or deregistered, and what was released with it
+    (in the same transaction)."""
+
+    agent: Agent
+    reason: str
+    released_messages: int = 0
+    requeued_tasks: list[str] = field(default_factory=list)
+
+
+Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _fold(caps: list[str]) -> list[str]:
+    return sorted(set(caps))
+
+
+class RegisterInput(Input):
+    agent_id: Id | None = None
+    name: Annotated[str, StringConstraints(max_length=256)] = ""
+    agent_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "worker"
+    capabilities: Annotated[list[Capability], Field(max_length=MAX_CAPABILITIES), AfterValidator(_fold)] = []
+    max_concurrent_tasks: Annotated[int, Field(ge=1, le=10000)]
+    endpoint: Annotated[str, StringConstraints(max_length=512)] = ""
+    labels: Labels = {}
+    metadata: JsonObject = {}
+
+
+class HeartbeatInput(Input):
+    agent_id: Id
+    status: AgentStatus | None = None
+    free_capacity: Annotated[int, Field(ge=0, le=10000)] | None = None
+
+
+class AgentFilter(Input):
+    status: AgentStatus | None = None
+    agent_type: str = ""
+    capability: str = ""
+    page_size: int = 100
+    after: str | None = None  # decoded page token: the last agent id of the previous page

@@ -1,0 +1,89 @@
+"""Validation pieces shared by every domain."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from ..errors import InvalidArgument
+
+ID_PATTERN = r"^[A-Za-z0-9._:@\-]+$"
+_ID_RE = re.compile(ID_PATTERN)
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=128)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+MAX_JSON_BYTES = 64 * 1024
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def _json_size(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_JSON_BYTES:
+        raise ValueError(f"must be at most {MAX_JSON_BYTES} bytes as JSON")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_size)]
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 64:
+        raise ValueError("at most 64 entries")
+    for k, v in value.items():
+        if not 1 <= len(k) <= 128:
+            raise ValueError(f"key {k[:32]!r}: keys must be 1-128 characters")
+        if len(v) > 512:
+            raise ValueError(f"value of {k[:32]!r}: values must be at most 512 characters")
+    return value
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+
+
+class Input(BaseModel):
+    """Base of every validated request: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+def page_size(value: int, field: str = "page_size") -> int:
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise InvalidArgument(field, f"must be between 1 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
+    return value
+
+
+def encode_page_token(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, n: int, field: str = "page_token") -> list[Any] | None:
+    """The parts of a token from encode_page_token, or None for an empty token."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        parts = json.loads(raw)
+    except (ValueError, json.JSONDecodeError):
+        raise InvalidArgument(field, "is not a token this broker issued") from None
+    if not isinstance(parts, list) or len(parts) != n:
+        raise InvalidArgument(field, "is not a token this broker issued")
+    return parts
+
+
+def check_id(value: str, field: str) -> str:
+    """Validate an id field outside a pydantic model (e.g. a lookup key)."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > 128:
+        raise InvalidArgument(field, "must be at most 128 characters")
+    if not _ID_RE.match(value):
+        raise InvalidArgument(field, "may contain only letters, digits and . _ : @ -")
+    return value

@@ -1,0 +1,118 @@
+"""Assembling and running the broker: storage, core, servicers, health, reflection, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .config import Settings
+from .core.mailbox import Mailbox
+from .core.registry import Registry
+from .core.taskqueue import TaskQueue
+from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from .servicers.agents import AgentRegistryServicer
+from .servicers.messaging import MessagingServicer
+from .servicers.tasks import TaskQueueServicer
+from .storage import Storage, open_storage
+from .sweeper import Sweeper
+
+log = logging.getLogger("broker.server")
+
+SERVICE_NAMES = (
+    agents_pb2.DESCRIPTOR.services_by_name["AgentRegistry"].full_name,
+    tasks_pb2.DESCRIPTOR.services_by_name["TaskQueue"].full_name,
+    messaging_pb2.DESCRIPTOR.services_by_name["Messaging"].full_name,
+)
+
+
+@dataclass
+class Broker:
+    """A running broker. ``port`` is the bound port (useful with address port 0)."""
+
+    settings: Settings
+    server: grpc.aio.Server
+    port: int
+    storage: Storage
+    registry: Registry
+    mailbox: Mailbox
+    tasks: TaskQueue
+    sweeper: Sweeper
+    health: health.aio.HealthServicer
+
+    @property
+    def address(self) -> str:
+        host = self.settings.address.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful shutdown: refuse new calls, end streams, finish commits, close storage."""
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        await self.sweeper.stop()
+        await self.server.stop(grace)
+        await self.storage.close()
+        log.info("broker stopped")
+
+
+async def start_server(settings: Settings) -> Broker:
+    """Open storage, build the services, bind, and start serving."""
+    storage = await open_storage(settings)
+    try:
+        registry = Registry(storage, settings)
+        mailbox = Mailbox(storage, registry, settings)
+        tasks = TaskQueue(storage, registry, settings)
+
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", settings.max_request_bytes),
+                ("grpc.max_send_message_length", max(settings.max_request_bytes, 64 * 1024 * 1024)),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        agents_pb2_grpc.add_AgentRegistryServicer_to_server(AgentRegistryServicer(registry), server)
+        messaging_pb2_grpc.add_MessagingServicer_to_server(MessagingServicer(mailbox), server)
+        tasks_pb2_grpc.add_TaskQueueServicer_to_server(TaskQueueServicer(tasks), server)
+
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        port = server.add_insecure_port(settings.address)
+        if port == 0:
+            raise OSError(f"could not bind {settings.address}")
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        sweeper = Sweeper(
+            settings.sweeper_period_s,
+            [("registry", registry.sweep), ("mailbox", mailbox.sweep), ("tasks", tasks.sweep)],
+        )
+        sweeper.start()
+    except BaseException:
+        await storage.close()
+        raise
+    broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer)
+    log.info("broker serving", extra={"address": broker.address, "db": settings.db})
+    return broker
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    broker = await start_server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"a2a-broker listening on {broker.address} (db: {settings.db})", flush=True)
+    await stop.wait()
+    log.info("shutdown requested")
+    await broker.stop()

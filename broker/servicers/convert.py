@@ -1,0 +1,57 @@
+"""Conversions between protobuf well-known types and the broker's plain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from ..errors import InvalidArgument
+
+
+def ts(us: int | None) -> timestamp_pb2.Timestamp | None:
+    """Microseconds since the epoch -> Timestamp (None stays unset)."""
+    if us is None:
+        return None
+    return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def ts_us(msg: Any, field: str) -> int | None:
+    """The Timestamp field of msg in microseconds, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    t = getattr(msg, field)
+    return t.seconds * 1_000_000 + t.nanos // 1000
+
+
+def dur(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromMicroseconds(int(round(seconds * 1_000_000)))
+    return d
+
+
+def dur_s(msg: Any, field: str) -> float | None:
+    """The Duration field of msg in seconds, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    d = getattr(msg, field)
+    return d.seconds + d.nanos / 1e9
+
+
+def struct_to_dict(msg: Any, field: str) -> dict[str, Any]:
+    if not msg.HasField(field):
+        return {}
+    return json_format.MessageToDict(getattr(msg, field))
+
+
+def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value)
+    return s
+
+
+def enum_value(enum_cls: Any, value: int, field: str) -> int:
+    """Refuse enum numbers the proto does not define (proto3 keeps unknown values)."""
+    if value not in enum_cls.values():
+        raise InvalidArgument(field, f"unknown value {value}")
+    return value

@@ -1,0 +1,151 @@
+"""Numbered, idempotent schema migrations for the SQLite file.
+
+Files ``NNNN_name.sql`` in ``broker/storage/migrations`` are applied in order
+and recorded in ``schema_migrations``. Before the
+first pending migration changes a file that already holds a schema, the whole
+file is copied beside it (``<file>.bak-<from>-to-<to>-<time>``) with SQLite's
+online backup. All pending migrations run in one transaction; one that fails
+rolls them all back, so the file is left as it was, and the error names it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import MigrationError
+
+log = logging.getLogger("broker.storage.migrate")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    applied: list[int]
+    backup: Path | None
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"migration file name {path.name!r} is not NNNN_name.sql")
+        found.append(Migration(int(m.group(1)), m.group(2), path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"two migrations share a number in {directory}")
+    return found
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into statements (triggers' inner semicolons kept together).
+
+    ``executescript`` would commit before running, so statements are run one
+    by one inside our own transaction instead.
+    """
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()
+    ):
+        raise MigrationError("migration ends with an incomplete statement")
+    return statements
+
+
+def _applied(conn: sqlite3.Connection) -> set[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def _has_schema(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name != 'schema_migrations'"
+    ).fetchone()
+    return bool(row[0])
+
+
+def _backup(conn: sqlite3.Connection, path: str, frm: int, to: int) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    dest = Path(f"{path}.bak-{frm:04d}-to-{to:04d}-{stamp}")
+    n = 1
+    while dest.exists():
+        dest = Path(f"{path}.bak-{frm:04d}-to-{to:04d}-{stamp}.{n}")
+        n += 1
+    target = sqlite3.connect(dest)
+    try:
+        conn.backup(target)
+    finally:
+        target.close()
+    return dest
+
+
+def migrate(path: str, directory: Path = MIGRATIONS_DIR) -> MigrationReport:
+    """Bring the file at ``path`` up to the newest migration. Safe to run again."""
+    migrations = load_migrations(directory)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        done = _applied(conn)
+        pending = [m for m in migrations if m.version not in done]
+        if not pending:
+            return MigrationReport([], None)
+        backup = None
+        if path != ":memory:" and _has_schema(conn):
+            backup = _backup(conn, path, max(done, default=0), pending[-1].version)
+            log.info("backed up %s to %s before migrating", path, backup)
+        # All pending migrations run in one transaction: a failure anywhere
+        # leaves the file exactly as it was before this start-up.
+        current = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for m in pending:
+                current = m
+                for statement in split_statements(m.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (m.version, m.name, time.time_ns() // 1000),
+                )
+            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise MigrationError(f"foreign key check failed: {problems[:3]}")
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            name = f"{current.version:04d}_{current.name}" if current else "?"
+            raise MigrationError(
+                f"migration {name} failed and nothing was changed: {exc}"
+                + (f" (backup: {backup})" if backup else "")
+            ) from exc
+        applied = [m.version for m in pending]
+        for m in pending:
+            log.info("applied migration %04d_%s", m.version, m.name)
+        return MigrationReport(applied, backup)
+    finally:
+        conn.close()

@@ -1,0 +1,177 @@
+"""Shared fixtures: a real broker on a free port with a temporary SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+
+from broker.config import Settings
+from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
+from broker.server import Broker, start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "address": "127.0.0.1:0",
+        "db": str(tmp_path / "broker.db"),
+        "sweeper_period_s": 0.05,
+        "shutdown_grace_s": 0.5,
+        "log_format": "text",
+        # Tests need durability semantics, not fsync latency; crash tests use FULL.
+        "sqlite_synchronous": "NORMAL",
+    }
+    values.update(overrides)
+    return Settings.load(values, env={})
+
+
+@dataclass
+class Stubs:
+    channel: grpc.aio.Channel
+    agents: agents_pb2_grpc.AgentRegistryStub
+    messaging: messaging_pb2_grpc.MessagingStub
+    tasks: tasks_pb2_grpc.TaskQueueStub
+
+
+def stubs_for(address: str) -> Stubs:
+    channel = grpc.aio.insecure_channel(address)
+    return Stubs(
+        channel,
+        agents_pb2_grpc.AgentRegistryStub(channel),
+        messaging_pb2_grpc.MessagingStub(channel),
+        tasks_pb2_grpc.TaskQueueStub(channel),
+    )
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module (or with indirect parametrisation) to tune the broker."""
+    return {}
+
+
+@pytest.fixture
+async def broker(tmp_path: Path, settings_overrides: dict[str, Any]) -> AsyncIterator[Broker]:
+    b = await start_server(make_settings(tmp_path, **settings_overrides))
+    try:
+        yield b
+    finally:
+        await b.stop(0.2)
+
+
+@pytest.fixture
+async def stubs(broker: Broker) -> AsyncIterator[Stubs]:
+    s = stubs_for(broker.address)
+    try:
+        yield s
+    finally:
+        await s.channel.close()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 5.0, interval: float = 0.02, what: str = "condition"
+) -> T:
+    """Poll an async check until it returns a truthy value, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+async def next_within(stream: Any, timeout: float = 5.0) -> Any:
+    """The next item of a gRPC response stream, or fail after ``timeout`` seconds."""
+    try:
+        return await asyncio.wait_for(stream.read(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no stream item within {timeout}s") from None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerProcess:
+    """The broker as a subprocess (for crash and restart tests)."""
+
+    def __init__(self, db: Path, port: int | None = None, **env: str) -> None:
+        self.db = db
+        self.port = port or free_port()
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {
+            **os.environ,
+            "A2A_BROKER_ADDRESS": self.address,
+            "A2A_BROKER_DB": str(self.db),
+            "A2A_BROKER_LOG_FORMAT": "text",
+            **self.env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "broker", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"broker exited with {self.proc.returncode}: {err[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("broker did not start listening in time")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def broker_process(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess]]:
+    made: list[BrokerProcess] = []
+
+    def make(db: Path | None = None, **env: str) -> BrokerProcess:
+        p = BrokerProcess(db or tmp_path / "broker.db", **env)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.kill()
+        if p.proc and p.proc.stderr:
+            p.proc.stderr.close()
