@@ -120,7 +120,9 @@ class AgentRegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchAgents(self, request, context):
-        """WatchAgents streams agent lifecycle events as they happen. With
+        """WatchAgents streams agent lifecycle events as they happen. The response
+        headers (initial metadata) are sent once the watch is live: no event after
+        them is missed. With
         `include_snapshot`, the stream first sends one REGISTERED event per agent
         currently registered (matching the filter), then live events.
         """

@@ -64,7 +64,9 @@ class AgentRegistryStub:
     at a time.
     """
     WatchAgents: _grpc.UnaryStreamMultiCallable[_agents_pb2.WatchAgentsRequest, _agents_pb2.AgentEvent]
-    """WatchAgents streams agent lifecycle events as they happen. With
+    """WatchAgents streams agent lifecycle events as they happen. The response
+    headers (initial metadata) are sent once the watch is live: no event after
+    them is missed. With
     `include_snapshot`, the stream first sends one REGISTERED event per agent
     currently registered (matching the filter), then live events.
     """
@@ -101,7 +103,9 @@ class AgentRegistryAsyncStub(AgentRegistryStub):
     at a time.
     """
     WatchAgents: _aio.UnaryStreamMultiCallable[_agents_pb2.WatchAgentsRequest, _agents_pb2.AgentEvent]  # type: ignore[assignment]
-    """WatchAgents streams agent lifecycle events as they happen. With
+    """WatchAgents streams agent lifecycle events as they happen. The response
+    headers (initial metadata) are sent once the watch is live: no event after
+    them is missed. With
     `include_snapshot`, the stream first sends one REGISTERED event per agent
     currently registered (matching the filter), then live events.
     """
@@ -171,7 +175,9 @@ class AgentRegistryServicer(metaclass=_abc_1.ABCMeta):
         request: _agents_pb2.WatchAgentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_agents_pb2.AgentEvent], _abc.AsyncIterator[_agents_pb2.AgentEvent]]:
-        """WatchAgents streams agent lifecycle events as they happen. With
+        """WatchAgents streams agent lifecycle events as they happen. The response
+        headers (initial metadata) are sent once the watch is live: no event after
+        them is missed. With
         `include_snapshot`, the stream first sends one REGISTERED event per agent
         currently registered (matching the filter), then live events.
         """

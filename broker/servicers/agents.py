@@ -146,6 +146,8 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
 
         # Subscribe before the snapshot so no event falls between the two.
         with self.registry.events.watch(accept) as watcher:
+            # Initial metadata tells the client the watch is live: nothing after it is missed.
+            await context.send_initial_metadata(())
             if request.include_snapshot:
                 after = None
                 while True:
