@@ -19,7 +19,33 @@ from ...models.agents import (
 if TYPE_CHECKING:
     from .engine import SqliteEngine
 
-_LIVE = "('available', 'busy', 'maintenance')"
+# The sweeper's liveness scan (served by idx_agents_liveness; see tests/unit/test_query_plans.py).
+# INDEXED BY: without statistics the planner may prefer idx_agents_status, which
+# reads every live agent; the partial index reads only the overdue ones.
+LIVENESS_SCAN_SQL = (
+    "SELECT * FROM agents INDEXED BY idx_agents_liveness"
+    " WHERE status IN ('available', 'busy', 'maintenance') AND last_heartbeat_at < ?"
+)
+
+
+def list_agents_sql(flt: AgentFilter) -> tuple[str, list[object]]:
+    """The ListAgents query for a filter, and its arguments (one row more than a page)."""
+    where = ["a.status != 'deregistered'"]
+    args: list[object] = []
+    if flt.status is not None:
+        where.append("a.status = ?")
+        args.append(flt.status.value)
+    if flt.agent_type:
+        where.append("a.agent_type = ?")
+        args.append(flt.agent_type)
+    if flt.capability:
+        where.append("a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = ?)")
+        args.append(flt.capability)
+    if flt.after is not None:
+        where.append("a.agent_id > ?")
+        args.append(flt.after)
+    args.append(flt.page_size + 1)
+    return f"SELECT a.* FROM agents a WHERE {' AND '.join(where)} ORDER BY a.agent_id LIMIT ?", args
 
 
 def row_to_agent(row: sqlite3.Row) -> Agent:
@@ -161,24 +187,7 @@ class AgentOps:
         return await self.engine.read(lambda conn: fetch_agent(conn, agent_id))
 
     async def list_agents(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
-        where = ["a.status != 'deregistered'"]
-        args: list[object] = []
-        if flt.status is not None:
-            where.append("a.status = ?")
-            args.append(flt.status.value)
-        if flt.agent_type:
-            where.append("a.agent_type = ?")
-            args.append(flt.agent_type)
-        if flt.capability:
-            where.append("a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = ?)")
-            args.append(flt.capability)
-        if flt.after is not None:
-            where.append("a.agent_id > ?")
-            args.append(flt.after)
-        sql = (
-            f"SELECT a.* FROM agents a WHERE {' AND '.join(where)} ORDER BY a.agent_id LIMIT ?"  # noqa: S608
-        )
-        args.append(flt.page_size + 1)
+        sql, args = list_agents_sql(flt)
 
         def job(conn: sqlite3.Connection) -> tuple[list[Agent], str | None]:
             rows = conn.execute(sql, args).fetchall()
@@ -190,10 +199,7 @@ class AgentOps:
 
     async def mark_offline(self, heartbeat_before: int, now: int) -> list[AgentGone]:
         def job(conn: sqlite3.Connection) -> list[AgentGone]:
-            rows = conn.execute(
-                f"SELECT * FROM agents WHERE status IN {_LIVE} AND last_heartbeat_at < ?",  # noqa: S608
-                (heartbeat_before,),
-            ).fetchall()
+            rows = conn.execute(LIVENESS_SCAN_SQL, (heartbeat_before,)).fetchall()
             out = []
             for row in rows:
                 agent = row_to_agent(row)
