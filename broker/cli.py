@@ -46,8 +46,10 @@ def _serve(ns: argparse.Namespace) -> int:
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "?"
-            print(f"a2a-broker: --{name.replace('_', '-')} / {Settings.env_name(name)}: {err['msg']}",
-                  file=sys.stderr)
+            print(
+                f"a2a-broker: --{name.replace('_', '-')} / {Settings.env_name(name)}: {err['msg']}",
+                file=sys.stderr,
+            )
         return 2
     setup_logging(settings.log_level, settings.log_format)
     try:

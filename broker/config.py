@@ -66,7 +66,9 @@ class Settings(BaseModel):
         return ENV_PREFIX + field.upper()
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
         """Defaults, then the environment, then ``overrides`` (flags; None values are ignored)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

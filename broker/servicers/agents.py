@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ..core.registry import Registry
-from ..models.agents import Agent, AgentEvent, AgentEventType, AgentFilter, AgentStatus, HeartbeatInput, RegisterInput
+from ..models.agents import (
+    Agent,
+    AgentEvent,
+    AgentEventType,
+    AgentFilter,
+    AgentStatus,
+    HeartbeatInput,
+    RegisterInput,
+)
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..pb import agents_pb2 as pb
 from ..pb import agents_pb2_grpc as pb_grpc
@@ -65,7 +73,9 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
         self._timeout = dur(s.liveness_timeout)
 
     @rpc
-    async def Register(self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext) -> pb.RegisterResponse:
+    async def Register(
+        self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterResponse:
         inp = RegisterInput(
             agent_id=request.agent_id or None,
             name=request.name,
@@ -157,7 +167,9 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
                     for a in agents:
                         if not ids or a.agent_id in ids:
                             yield pb.AgentEvent(
-                                type=pb.AGENT_EVENT_TYPE_REGISTERED, agent=agent_to_pb(a), time=ts(a.updated_at)
+                                type=pb.AGENT_EVENT_TYPE_REGISTERED,
+                                agent=agent_to_pb(a),
+                                time=ts(a.updated_at),
                             )
                     if after is None:
                         break

@@ -43,7 +43,9 @@ async def assert_no_agents(stubs):
     assert not (await stubs.agents.ListAgents(pb.ListAgentsRequest())).agents
 
 
-@pytest.mark.parametrize(("field", "kwargs"), BAD_REGISTERS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_REGISTERS)])
+@pytest.mark.parametrize(
+    ("field", "kwargs"), BAD_REGISTERS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_REGISTERS)]
+)
 async def test_bad_register_is_refused_and_stores_nothing(stubs, field, kwargs):
     await assert_invalid(stubs.agents.Register(pb.RegisterRequest(**kwargs)), field)
     await assert_no_agents(stubs)
@@ -51,7 +53,8 @@ async def test_bad_register_is_refused_and_stores_nothing(stubs, field, kwargs):
 
 async def test_messages_name_the_rule(stubs):
     details = await assert_invalid(
-        stubs.agents.Register(pb.RegisterRequest(agent_id="a", max_concurrent_tasks=0)), "max_concurrent_tasks"
+        stubs.agents.Register(pb.RegisterRequest(agent_id="a", max_concurrent_tasks=0)),
+        "max_concurrent_tasks",
     )
     assert "greater than or equal to 1" in details
 
@@ -76,7 +79,9 @@ async def test_unknown_enum_values(stubs):
 
 async def test_free_capacity_above_capacity(stubs):
     await stubs.agents.Register(pb.RegisterRequest(agent_id="a", max_concurrent_tasks=2))
-    await assert_invalid(stubs.agents.Heartbeat(pb.HeartbeatRequest(agent_id="a", free_capacity=3)), "free_capacity")
+    await assert_invalid(
+        stubs.agents.Heartbeat(pb.HeartbeatRequest(agent_id="a", free_capacity=3)), "free_capacity"
+    )
 
 
 async def test_bad_page_token_and_size(stubs):

@@ -61,7 +61,8 @@ def test_constraints_live_in_the_database(tmp_path):
     conn.execute("PRAGMA foreign_keys=ON")
     now = 1
     conn.execute(
-        "INSERT INTO agents (agent_id, name, max_concurrent_tasks, registered_at, updated_at, last_heartbeat_at)"
+        "INSERT INTO agents (agent_id, name, max_concurrent_tasks,"
+        " registered_at, updated_at, last_heartbeat_at)"
         " VALUES ('a', 'a', 2, ?, ?, ?)",
         (now, now, now),
     )
@@ -81,7 +82,8 @@ def test_failing_migration_leaves_file_as_it_was_with_backup(tmp_path):
     migrate(str(db), migrations)
     conn = sqlite3.connect(db)
     conn.execute(
-        "INSERT INTO agents (agent_id, name, max_concurrent_tasks, registered_at, updated_at, last_heartbeat_at)"
+        "INSERT INTO agents (agent_id, name, max_concurrent_tasks,"
+        " registered_at, updated_at, last_heartbeat_at)"
         " VALUES ('keep', 'keep', 1, 1, 1, 1)"
     )
     conn.commit()
