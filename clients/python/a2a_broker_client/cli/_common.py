@@ -1,0 +1,249 @@
+"""Shared pieces of the client commands: options, running, errors, output."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import enum
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..client import ADDRESS_ENV, BrokerClient, default_address
+from ..errors import BrokerRpcError, DeadlineExceededError, UnavailableError
+from ..retry import RetryConfig
+
+# Exit codes scripts can rely on (documented in clients/python/README.md).
+EXIT_OK = 0
+EXIT_REFUSED = 1  # the broker answered with an error status (printed with its message)
+EXIT_USAGE = 2  # bad command line (argparse also uses 2)
+EXIT_UNREACHABLE = 3  # no broker at the address, or it answered UNAVAILABLE / did not answer in time
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+PROG = "a2a-broker"
+CLI_RETRY = RetryConfig(max_attempts=3, initial_backoff=0.1, max_backoff=0.5)
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing (exit code 2)."""
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every client command takes (used as an argparse parent)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection and output")
+    g.add_argument(
+        "--address",
+        default=None,
+        help=f"broker host:port [env {ADDRESS_ENV}; default {default_address()}]",
+    )
+    g.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+Command = Callable[[BrokerClient, argparse.Namespace], Awaitable[int | None]]
+
+
+def runner(command: Command) -> Callable[[argparse.Namespace], int]:
+    """Wrap an async command: one client, error messages instead of tracebacks, exit codes."""
+
+    def run(ns: argparse.Namespace) -> int:
+        address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
+
+        async def main() -> int | None:
+            async with BrokerClient(address, retry=CLI_RETRY) as client:
+                return await command(client, ns)
+
+        try:
+            return int(asyncio.run(main()) or EXIT_OK)
+        except (UnavailableError, DeadlineExceededError) as exc:
+            error(
+                f"cannot reach the broker at {address} ({exc.code_name}: {exc.details}). "
+                f"Is it running? Set --address or {ADDRESS_ENV}."
+            )
+            return EXIT_UNREACHABLE
+        except BrokerRpcError as exc:
+            error(f"the broker refused: {exc.code_name}: {exc.details}")
+            return EXIT_REFUSED
+        except (UsageError, ValueError) as exc:
+            error(str(exc))
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # Reader went away (e.g. `| head`): stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_OK
+
+    return run
+
+
+def error(text: str) -> None:
+    print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- values
+
+
+def jsonable(value: Any, content_type: str = "") -> Any:
+    """A dataclass/enum/datetime tree as plain JSON values.
+
+    Payload-like bytes are shown as the parsed value for a JSON content type,
+    as text when they are UTF-8, else as ``{"base64": "..."}``.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            ct = ""
+            if f.name == "payload":
+                ct = getattr(value, "content_type", "")
+            elif f.name == "result":
+                ct = getattr(value, "result_content_type", "")
+            out[f.name] = jsonable(v, ct)
+        return out
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, bytes):
+        return payload_value(value, content_type)
+    if isinstance(value, dict):
+        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def payload_value(data: bytes, content_type: str) -> Any:
+    if not data:
+        return ""
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if ct == "application/json" or ct.endswith("+json"):
+        try:
+            return json.loads(data)
+        except ValueError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode()}
+
+
+def print_json(value: Any, *, line: bool = False) -> None:
+    text = json.dumps(jsonable(value), ensure_ascii=False, indent=None if line else 2)
+    print(text, flush=True)
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short(text: str, width: int = 40) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def payload_text(data: bytes, content_type: str, width: int = 40) -> str:
+    v = payload_value(data, content_type)
+    return short(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False), width)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "(none)") -> None:
+    """Print rows as aligned columns under a header (or ``empty`` when there are none)."""
+    if not rows:
+        print(empty, flush=True)
+        return
+    cells = [[str(h) for h in headers]] + [["-" if v is None or v == "" else str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    sys.stdout.flush()
+
+
+def fields_table(pairs: Sequence[tuple[str, Any]]) -> None:
+    """Print one object as ``name: value`` lines."""
+    width = max(len(k) for k, _ in pairs)
+    for k, v in pairs:
+        shown = "-" if v is None or v == "" or v == () or v == [] or v == {} else v
+        if isinstance(shown, list | tuple):
+            shown = ", ".join(str(x) for x in shown)
+        elif isinstance(shown, dict):
+            shown = json.dumps(jsonable(shown), ensure_ascii=False)
+        elif isinstance(shown, datetime):
+            shown = when(shown)
+        elif isinstance(shown, enum.Enum):
+            shown = shown.value
+        print(f"{k + ':':<{width + 1}} {shown}")
+    sys.stdout.flush()
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time (UTC when no offset is given)."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not an ISO 8601 time: {text!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:
+    """A payload argument: ``-`` reads stdin, ``@path`` reads a file, else the text itself.
+
+    Without ``--content-type``, text that parses as JSON is sent as
+    ``application/json``, other text as ``text/plain``, file bytes that are not
+    UTF-8 as ``application/octet-stream``.
+    """
+    if text is None:
+        return b"", content_type
+    if text == "-":
+        data = sys.stdin.buffer.read()
+    elif text.startswith("@"):
+        try:
+            with open(text[1:], "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {text[1:]}: {exc.strerror}") from None
+    else:
+        data = text.encode()
+    if content_type:
+        return data, content_type
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data, "application/octet-stream"
+    try:
+        json.loads(decoded)
+    except ValueError:
+        return data, "text/plain; charset=utf-8"
+    return data, "application/json"
+
+
+async def limited(stream: Any, count: int | None, timeout: float | None) -> Any:
+    """Items of a stream, stopping after ``count`` items or ``timeout`` seconds (whichever first)."""
+    seen = 0
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    try:
+        while count is None or seen < count:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return
+            try:
+                item = await asyncio.wait_for(stream.__anext__(), remaining)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                return
+            seen += 1
+            yield item
+    finally:
+        await stream.aclose()

@@ -1,0 +1,283 @@
+"""``a2a-broker send``, ``subscribe`` and ``messages list|get|dead-letters|requeue``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..client import BrokerClient
+from ..models import Message, MessageStatus, Target
+from ._common import (
+    UsageError,
+    fields_table,
+    jsonable,
+    limited,
+    parse_time,
+    payload_text,
+    payload_value,
+    print_json,
+    read_payload,
+    runner,
+    short,
+    table,
+    when,
+)
+
+STATUSES = [s.value for s in MessageStatus if s is not MessageStatus.UNSPECIFIED]
+
+
+def add(sub: Any, common: argparse.ArgumentParser) -> None:
+    _add_send(sub, common)
+    _add_subscribe(sub, common)
+    p = sub.add_parser(
+        "messages", help="inspect and repair messages", description="Inspect and repair messages."
+    )
+    s = p.add_subparsers(dest="messages_command", required=True, metavar="{list,get,dead-letters,requeue}")
+
+    ls = s.add_parser("list", parents=[common], help="list message copies (oldest first)")
+    _filters(ls)
+    ls.add_argument("--status", choices=STATUSES, help="only messages in this status")
+    ls.set_defaults(func=runner(_list))
+
+    dl = s.add_parser("dead-letters", parents=[common], help="list dead letters (status failed)")
+    _filters(dl)
+    dl.set_defaults(func=runner(_dead_letters))
+
+    get = s.add_parser("get", parents=[common], help="show one message copy")
+    get.add_argument("message_id")
+    get.set_defaults(func=runner(_get))
+
+    rq = s.add_parser("requeue", parents=[common], help="put dead letters back into delivery")
+    rq.add_argument("message_ids", nargs="+", metavar="MESSAGE_ID")
+    rq.set_defaults(func=runner(_requeue))
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sender", default="", help="sent by this agent")
+    p.add_argument("--recipient", default="", help="addressed to this agent")
+    p.add_argument("--conversation", default="", help="with this conversation id")
+    p.add_argument("--correlation", default="", help="with this correlation id")
+    p.add_argument("--since", type=parse_time, help="created at or after (ISO 8601, UTC by default)")
+    p.add_argument("--until", type=parse_time, help="created before (ISO 8601)")
+    p.add_argument("--limit", type=int, default=100, help="show at most this many (default 100)")
+
+
+def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "send",
+        parents=[common],
+        help="send a message",
+        description="Send a message. PAYLOAD is text, '-' for stdin, or '@path' for a file; "
+        "without --content-type, JSON text goes as application/json, other text as text/plain.",
+    )
+    p.add_argument("--from", dest="sender", required=True, help="the sending agent (must be registered)")
+    to = p.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to", help="the recipient agent id")
+    to.add_argument(
+        "--broadcast",
+        nargs="?",
+        const="",
+        metavar="CAPABILITY",
+        help="every agent (only those with CAPABILITY if given)",
+    )
+    to.add_argument("--anycast", metavar="CAPABILITY", help="any one agent having CAPABILITY")
+    p.add_argument("payload", nargs="?", default=None)
+    p.add_argument("--content-type", default="")
+    p.add_argument("--type", dest="message_type", default="", help="application message type")
+    p.add_argument("--priority", type=int, default=None, help="0-10, higher first (default 5)")
+    p.add_argument("--correlation-id", default="")
+    p.add_argument("--conversation-id", default="")
+    p.add_argument("--ttl", type=float, default=None, help="expire after this many seconds")
+    p.add_argument("--deliver-after", type=parse_time, default=None, help="not before this time (ISO 8601)")
+    p.add_argument(
+        "--max-attempts", type=int, default=None, help="deliveries before dead-lettering (default 5)"
+    )
+    p.add_argument("--idempotency-key", default="", help="a repeat with the same key stores nothing new")
+    p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    p.set_defaults(func=runner(_send))
+
+
+def _add_subscribe(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "subscribe",
+        parents=[common],
+        help="receive an agent's messages (one JSON line each) and ack them",
+        description="Receive the agent's messages, print each as one JSON line, then ack it "
+        "(unless --no-ack). Runs until Ctrl-C, --count or --timeout.",
+    )
+    p.add_argument("agent_id")
+    p.add_argument("--count", type=int, default=None, help="exit after this many messages")
+    p.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    p.add_argument("--max-in-flight", type=int, default=0, help="unacked messages outstanding (default 100)")
+    p.add_argument("--ack-deadline", type=float, default=None, help="seconds to ack each (default 30)")
+    p.add_argument("--no-ack", action="store_true", help="print without acking (they will be redelivered)")
+    p.set_defaults(func=runner(_subscribe))
+
+
+HEADERS = ["MESSAGE", "STATUS", "FROM", "TO", "TYPE", "PRI", "ATTEMPT", "CREATED (UTC)", "PAYLOAD"]
+
+
+def _row(x: Message) -> list[Any]:
+    return [
+        x.message_id,
+        x.status.value,
+        x.sender_id,
+        x.recipient_id or f"{x.target_kind.value}:{x.target_capability}",
+        x.message_type,
+        x.priority,
+        f"{x.attempt}/{x.max_attempts}",
+        when(x.created_at),
+        payload_text(x.payload, x.content_type, 32),
+    ]
+
+
+async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
+    payload, content_type = read_payload(ns.payload, ns.content_type)
+    headers: dict[str, str] = {}
+    for h in ns.header:
+        key, sep, value = h.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--header wants KEY=VALUE, not {h!r}")
+        headers[key] = value
+    if ns.to is not None:
+        target: Target | str = ns.to
+    elif ns.anycast is not None:
+        target = Target.anycast(ns.anycast)
+    else:
+        target = Target.broadcast(ns.broadcast)
+    res = await client.send(
+        ns.sender,
+        target,
+        payload,
+        content_type=content_type,
+        message_type=ns.message_type,
+        priority=ns.priority,
+        correlation_id=ns.correlation_id,
+        conversation_id=ns.conversation_id,
+        ttl=ns.ttl,
+        deliver_after=ns.deliver_after,
+        max_attempts=ns.max_attempts,
+        idempotency_key=ns.idempotency_key,
+        headers=headers,
+    )
+    if ns.json:
+        print_json(res)
+    else:
+        for mid in res.message_ids:
+            print(mid)
+        if not res.message_ids:
+            print("(no recipient matched)")
+        if res.duplicate:
+            print("(duplicate: nothing new stored)")
+    return 0
+
+
+async def _subscribe(client: BrokerClient, ns: argparse.Namespace) -> int:
+    stream = client.subscribe(ns.agent_id, max_in_flight=ns.max_in_flight, ack_deadline=ns.ack_deadline)
+    msg: Message
+    async for msg in limited(stream, ns.count, ns.timeout):
+        # Printed (and flushed) before the ack: a message is acked only once it was written out.
+        print_json(msg, line=True)
+        if not ns.no_ack:
+            await client.ack(ns.agent_id, msg.message_id)
+    return 0
+
+
+async def _collect(client: BrokerClient, ns: argparse.Namespace, status: str | None) -> list[Message]:
+    out: list[Message] = []
+    async for x in client.iter_messages(
+        status=status,
+        sender_id=ns.sender,
+        recipient_id=ns.recipient,
+        conversation_id=ns.conversation,
+        correlation_id=ns.correlation,
+        created_after=ns.since,
+        created_before=ns.until,
+    ):
+        out.append(x)
+        if len(out) >= ns.limit:
+            break
+    return out
+
+
+async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
+    _print_list(ns, await _collect(client, ns, ns.status), "(no messages)")
+    return 0
+
+
+async def _dead_letters(client: BrokerClient, ns: argparse.Namespace) -> int:
+    msgs = await _collect(client, ns, MessageStatus.FAILED.value)
+    if ns.json:
+        print_json(msgs)
+    else:
+        table(
+            ["MESSAGE", "FROM", "TO", "TYPE", "ATTEMPTS", "CREATED (UTC)", "LAST ERROR"],
+            [
+                [
+                    x.message_id,
+                    x.sender_id,
+                    x.recipient_id,
+                    x.message_type,
+                    f"{x.attempt}/{x.max_attempts}",
+                    when(x.created_at),
+                    short(x.last_error, 60),
+                ]
+                for x in msgs
+            ],
+            empty="(no dead letters)",
+        )
+    return 0
+
+
+def _print_list(ns: argparse.Namespace, msgs: list[Message], empty: str) -> None:
+    if ns.json:
+        print_json(msgs)
+    else:
+        table(HEADERS, [_row(x) for x in msgs], empty=empty)
+
+
+async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:
+    x = await client.get_message(ns.message_id)
+    if ns.json:
+        print_json(x)
+        return 0
+    fields_table(
+        [
+            ("message_id", x.message_id),
+            ("send_id", x.send_id),
+            ("status", x.status),
+            ("from", x.sender_id),
+            ("to", x.recipient_id),
+            ("target", f"{x.target_kind.value} {x.target_capability}".strip()),
+            ("type", x.message_type),
+            ("priority", x.priority),
+            ("attempt", f"{x.attempt}/{x.max_attempts}"),
+            ("correlation_id", x.correlation_id),
+            ("conversation_id", x.conversation_id),
+            ("headers", x.headers),
+            ("content_type", x.content_type),
+            ("payload", jsonable_text(x)),
+            ("created", x.created_at),
+            ("deliver after", x.deliver_after),
+            ("expires", x.expires_at),
+            ("delivered", x.delivered_at),
+            ("ack deadline", x.ack_deadline),
+            ("processed", x.processed_at),
+            ("last error", x.last_error),
+        ]
+    )
+    return 0
+
+
+def jsonable_text(x: Message) -> str:
+    v = payload_value(x.payload, x.content_type)
+    return v if isinstance(v, str) else str(jsonable(v))
+
+
+async def _requeue(client: BrokerClient, ns: argparse.Namespace) -> int:
+    n = await client.requeue(ns.message_ids)
+    if ns.json:
+        print_json({"requeued": n})
+    else:
+        print(f"requeued {n} message{'s' if n != 1 else ''}")
+    return 0

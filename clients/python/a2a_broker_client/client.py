@@ -1,0 +1,540 @@
+"""The asyncio client: every RPC of AgentRegistry, Messaging and TaskQueue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from broker.pb import (
+    agents_pb2,
+    agents_pb2_grpc,
+    messaging_pb2,
+    messaging_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+
+from . import _convert as c
+from . import models as m
+from ._stream import Stream
+from .errors import BrokerRpcError, from_grpc
+from .retry import RETRYABLE_CODES, RetryConfig
+
+ADDRESS_ENV = "A2A_BROKER_ADDRESS"
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+T = TypeVar("T")
+_UNSET: Any = object()
+
+
+def default_address() -> str:
+    """``$A2A_BROKER_ADDRESS``, else ``127.0.0.1:50051``."""
+    return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+
+
+class BrokerClient:
+    """An asyncio client for one broker.
+
+    Use it as ``async with BrokerClient(address) as client:`` (or call
+    :meth:`close`). Every method raises
+    :class:`~a2a_broker_client.BrokerRpcError` (a subclass per status code)
+    when the call fails.
+
+    Retries: calls that are safe to repeat are retried with backoff when the
+    broker answers UNAVAILABLE (see :class:`RetryConfig`). Safe calls are the
+    reads, ``heartbeat``, ``ack``, ``extend_lease``, ``register`` with an
+    explicit agent id, and ``send``/``send_batch``/``submit``/``submit_graph``
+    when every message or task carries an idempotency key. Everything else
+    (``claim``, ``complete``, ``fail``, ``nack``, ``cancel``, ``requeue``,
+    ``deregister``, sends and submits without a key) is tried once.
+
+    Args:
+        address: ``host:port`` of the broker (default ``$A2A_BROKER_ADDRESS``
+            or ``127.0.0.1:50051``).
+        timeout: deadline in seconds for each unary call (``None``: none).
+            Long polls (``claim(wait=...)``) get their wait on top.
+        retry: backoff for safe calls; ``RetryConfig(max_attempts=1)`` disables it.
+        channel_options: extra gRPC channel options.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float | None = 30.0,
+        retry: RetryConfig | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.address = address or default_address()
+        self.timeout = timeout
+        self.retry = retry or RetryConfig()
+        self._options = [("grpc.max_receive_message_length", -1), *channel_options]
+        self._channel: grpc.aio.Channel | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _ensure(self) -> None:
+        # Created lazily so that the channel binds to the running event loop.
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
+            self._agents = agents_pb2_grpc.AgentRegistryStub(self._channel)
+            self._messaging = messaging_pb2_grpc.MessagingStub(self._channel)
+            self._tasks = tasks_pb2_grpc.TaskQueueStub(self._channel)
+
+    async def close(self) -> None:
+        """Close the channel (ending any open streams)."""
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close()
+
+    async def __aenter__(self) -> BrokerClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _unary(
+        self, service: str, method: str, request: Any, *, safe: bool, timeout: float | None = _UNSET
+    ) -> Any:
+        self._ensure()
+        fn = getattr(getattr(self, "_" + service), method)
+        name = f"{service}/{method}"
+        timeout = self.timeout if timeout is _UNSET else timeout
+        delays = self.retry.delays() if safe else iter(())
+        while True:
+            try:
+                return await fn(request, timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in RETRYABLE_CODES:
+                    delay = next(delays, None)
+                    if delay is not None:
+                        await asyncio.sleep(delay)
+                        continue
+                raise from_grpc(exc, name) from exc
+
+    def _stream(
+        self, service: str, method: str, request: Any, convert: Callable[[Any], list[T]]
+    ) -> Stream[T]:
+        self._ensure()
+        call = getattr(getattr(self, "_" + service), method)(request)
+        return Stream(call, convert, f"{service}/{method}")
+
+    # ------------------------------------------------------------ agents
+
+    async def register(
+        self,
+        agent_id: str = "",
+        *,
+        max_concurrent_tasks: int = 1,
+        name: str = "",
+        agent_type: str = "worker",
+        capabilities: Sequence[str] = (),
+        endpoint: str = "",
+        labels: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> m.Registration:
+        """Register (or re-register) an agent. Empty ``agent_id``: the broker generates one."""
+        req = agents_pb2.RegisterRequest(
+            agent_id=agent_id,
+            name=name,
+            agent_type=agent_type,
+            capabilities=list(capabilities),
+            max_concurrent_tasks=max_concurrent_tasks,
+            endpoint=endpoint,
+            labels=dict(labels or {}),
+        )
+        if metadata:
+            req.metadata.CopyFrom(c.struct(dict(metadata)))
+        resp = await self._unary("agents", "Register", req, safe=bool(agent_id))
+        return c.registration(resp, created=resp.created)
+
+    async def heartbeat(
+        self, agent_id: str, *, status: m.AgentStatus | str | None = None, free_capacity: int | None = None
+    ) -> m.Registration:
+        """Mark the agent alive (optionally with a status and its free capacity)."""
+        req = agents_pb2.HeartbeatRequest(
+            agent_id=agent_id, status=c.from_enum(agents_pb2.AgentStatus, status)
+        )
+        if free_capacity is not None:
+            req.free_capacity = free_capacity
+        return c.registration(await self._unary("agents", "Heartbeat", req, safe=True))
+
+    async def deregister(self, agent_id: str) -> m.DeregisterResult:
+        """Remove the agent: its leased tasks are requeued and unacked messages released."""
+        resp = await self._unary(
+            "agents", "Deregister", agents_pb2.DeregisterRequest(agent_id=agent_id), safe=False
+        )
+        return m.DeregisterResult(resp.requeued_tasks, resp.released_messages)
+
+    async def get_agent(self, agent_id: str) -> m.Agent:
+        return c.agent(
+            await self._unary("agents", "GetAgent", agents_pb2.GetAgentRequest(agent_id=agent_id), safe=True)
+        )
+
+    async def list_agents(
+        self,
+        *,
+        status: m.AgentStatus | str | None = None,
+        agent_type: str = "",
+        capability: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> m.Page[m.Agent]:
+        """One page of agents ordered by id (``page_size`` 0: the broker's default, 100)."""
+        req = agents_pb2.ListAgentsRequest(
+            status=c.from_enum(agents_pb2.AgentStatus, status),
+            agent_type=agent_type,
+            capability=capability,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        resp = await self._unary("agents", "ListAgents", req, safe=True)
+        return m.Page([c.agent(a) for a in resp.agents], resp.next_page_token)
+
+    async def iter_agents(self, **filters: Any) -> AsyncIterator[m.Agent]:
+        """Every agent matching ``list_agents`` filters, following pages."""
+        async for a in _pages(self.list_agents, filters):
+            yield a
+
+    def watch_agents(
+        self, *, agent_ids: Sequence[str] = (), capability: str = "", include_snapshot: bool = False
+    ) -> Stream[m.AgentEvent]:
+        """Agent lifecycle events (with ``include_snapshot``: current agents first, as REGISTERED)."""
+        req = agents_pb2.WatchAgentsRequest(
+            agent_ids=list(agent_ids), capability=capability, include_snapshot=include_snapshot
+        )
+        return self._stream("agents", "WatchAgents", req, lambda r: [c.agent_event(r)])
+
+    # ------------------------------------------------------------ messaging
+
+    async def send(
+        self,
+        sender_id: str,
+        to: m.Target | str,
+        payload: Any = b"",
+        **options: Any,
+    ) -> m.SendResult:
+        """Send one message; answers once it is committed.
+
+        Args:
+            sender_id: the sending agent (must be registered).
+            to: a recipient agent id, or a :class:`Target` (broadcast, anycast).
+            payload: bytes, str (UTF-8 text) or any JSON-able value.
+            **options: the other fields of :class:`OutgoingMessage`
+                (``message_type``, ``priority``, ``ttl``, ``idempotency_key``...).
+        """
+        out = m.OutgoingMessage(sender_id=sender_id, to=to, payload=payload, **options)
+        req = c.send_request(out)
+        resp = await self._unary("messaging", "Send", req, safe=bool(out.idempotency_key))
+        return c.send_result(resp)
+
+    async def send_batch(self, messages: Sequence[m.OutgoingMessage]) -> list[m.SendResult]:
+        """Send many messages in one transaction (all or none); results in request order."""
+        req = messaging_pb2.SendBatchRequest(messages=[c.send_request(o) for o in messages])
+        safe = bool(messages) and all(o.idempotency_key for o in messages)
+        resp = await self._unary("messaging", "SendBatch", req, safe=safe)
+        return [c.send_result(r) for r in resp.results]
+
+    def subscribe(
+        self,
+        agent_id: str,
+        *,
+        max_in_flight: int = 0,
+        ack_deadline: m.Seconds | None = None,
+        max_batch: int = 0,
+    ) -> Stream[m.Message]:
+        """The agent's messages, backlog first then live, one :class:`Message` at a time.
+
+        Ack each with :meth:`ack` (or :meth:`nack`). Closing the stream releases
+        its unacknowledged messages for redelivery.
+        """
+        req = messaging_pb2.SubscribeRequest(
+            agent_id=agent_id, max_in_flight=max_in_flight, max_batch=max_batch
+        )
+        if ack_deadline is not None:
+            req.ack_deadline.CopyFrom(c.duration(ack_deadline))
+        return self._stream("messaging", "Subscribe", req, lambda r: [c.message(x) for x in r.messages])
+
+    async def ack(self, agent_id: str, message_ids: Sequence[str] | str) -> int:
+        """Mark delivered messages processed; returns how many changed (acking twice is harmless)."""
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        resp = await self._unary(
+            "messaging", "Ack", messaging_pb2.AckRequest(agent_id=agent_id, message_ids=ids), safe=True
+        )
+        return int(resp.acked)
+
+    async def nack(
+        self,
+        agent_id: str,
+        message_ids: Sequence[str] | str,
+        *,
+        delay: m.Seconds | None = None,
+        reject: bool = False,
+        reason: str = "",
+    ) -> m.NackResult:
+        """Hand messages back for redelivery (after ``delay``), or dead-letter them with ``reject``."""
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        req = messaging_pb2.NackRequest(agent_id=agent_id, message_ids=ids, reject=reject, reason=reason)
+        if delay is not None:
+            req.delay.CopyFrom(c.duration(delay))
+        resp = await self._unary("messaging", "Nack", req, safe=False)
+        return m.NackResult(resp.requeued, resp.dead_lettered)
+
+    async def get_message(self, message_id: str) -> m.Message:
+        req = messaging_pb2.GetMessageRequest(message_id=message_id)
+        return c.message(await self._unary("messaging", "GetMessage", req, safe=True))
+
+    async def list_messages(
+        self,
+        *,
+        conversation_id: str = "",
+        correlation_id: str = "",
+        sender_id: str = "",
+        recipient_id: str = "",
+        status: m.MessageStatus | str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> m.Page[m.Message]:
+        """One page of message copies matching every filter given, oldest first.
+        Dead letters are ``status="failed"``."""
+        req = messaging_pb2.ListMessagesRequest(
+            conversation_id=conversation_id,
+            correlation_id=correlation_id,
+            sender_id=sender_id,
+            recipient_id=recipient_id,
+            status=c.from_enum(messaging_pb2.MessageStatus, status),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if created_after is not None:
+            req.created_after.CopyFrom(c.timestamp(created_after))
+        if created_before is not None:
+            req.created_before.CopyFrom(c.timestamp(created_before))
+        resp = await self._unary("messaging", "ListMessages", req, safe=True)
+        return m.Page([c.message(x) for x in resp.messages], resp.next_page_token)
+
+    async def iter_messages(self, **filters: Any) -> AsyncIterator[m.Message]:
+        """Every message copy matching ``list_messages`` filters, following pages."""
+        async for x in _pages(self.list_messages, filters):
+            yield x
+
+    async def requeue(self, message_ids: Sequence[str] | str) -> int:
+        """Put dead-lettered messages back into delivery with fresh attempts."""
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        resp = await self._unary(
+            "messaging", "Requeue", messaging_pb2.RequeueRequest(message_ids=ids), safe=False
+        )
+        return int(resp.requeued)
+
+    # ------------------------------------------------------------ tasks
+
+    async def submit(self, spec: m.TaskSpec | str, **fields: Any) -> m.SubmitResult:
+        """Submit one task: a :class:`TaskSpec`, or a title plus TaskSpec fields as keywords."""
+        if isinstance(spec, str):
+            spec = m.TaskSpec(title=spec, **fields)
+        elif fields:
+            raise TypeError("give a TaskSpec or a title with keywords, not both")
+        req = tasks_pb2.SubmitRequest(task=c.task_spec(spec))
+        resp = await self._unary("tasks", "Submit", req, safe=bool(spec.idempotency_key))
+        return m.SubmitResult(c.task(resp.task), resp.duplicate)
+
+    async def submit_graph(self, nodes: Sequence[m.GraphNode]) -> m.GraphResult:
+        """Submit a DAG in one transaction (all or none). Nodes refer to each other by key."""
+        req = tasks_pb2.SubmitGraphRequest(nodes=[c.graph_node(n) for n in nodes])
+        safe = bool(nodes) and all(n.spec.idempotency_key for n in nodes)
+        resp = await self._unary("tasks", "SubmitGraph", req, safe=safe)
+        return m.GraphResult(dict(resp.task_ids), [c.task(t) for t in resp.tasks])
+
+    async def claim(
+        self, agent_id: str, *, max_tasks: int = 1, wait: m.Seconds | None = None
+    ) -> list[m.Assignment]:
+        """Lease up to ``max_tasks`` ready tasks, waiting up to ``wait`` seconds when none is ready."""
+        req = tasks_pb2.ClaimRequest(agent_id=agent_id, max_tasks=max_tasks)
+        timeout = self.timeout
+        if wait is not None:
+            req.wait.CopyFrom(c.duration(wait))
+            timeout = None if timeout is None else timeout + c.seconds(wait)
+        resp = await self._unary("tasks", "Claim", req, safe=False, timeout=timeout)
+        return [c.assignment(a) for a in resp.assignments]
+
+    def listen(self, agent_id: str) -> Stream[m.ListenEvent]:
+        """Task assignments pushed as the agent's capacity allows, and cancellations of its tasks."""
+        return self._stream(
+            "tasks", "Listen", tasks_pb2.ListenRequest(agent_id=agent_id), lambda r: [c.listen_event(r)]
+        )
+
+    async def extend_lease(
+        self,
+        task_id: str,
+        agent_id: str,
+        attempt: int,
+        *,
+        progress: int | None = None,
+        status_note: str = "",
+        extension: m.Seconds | None = None,
+    ) -> datetime | None:
+        """Keep a running task's lease; returns the new expiry.
+        Raises FailedPreconditionError when the lease was lost."""
+        req = tasks_pb2.ExtendLeaseRequest(
+            task_id=task_id, agent_id=agent_id, attempt=attempt, status_note=status_note
+        )
+        if progress is not None:
+            req.progress = progress
+        if extension is not None:
+            req.extension.CopyFrom(c.duration(extension))
+        resp = await self._unary("tasks", "ExtendLease", req, safe=True)
+        return c.to_datetime(resp, "lease_expires_at")
+
+    async def complete(
+        self, task_id: str, agent_id: str, attempt: int, result: Any = b"", *, result_content_type: str = ""
+    ) -> m.Task:
+        """Finish a leased task with a result (bytes, str, or a JSON-able value)."""
+        payload, content_type = m.encode_payload(result, result_content_type)
+        req = tasks_pb2.CompleteRequest(
+            task_id=task_id,
+            agent_id=agent_id,
+            attempt=attempt,
+            result=payload,
+            result_content_type=content_type,
+        )
+        return c.task((await self._unary("tasks", "Complete", req, safe=False)).task)
+
+    async def fail(
+        self, task_id: str, agent_id: str, attempt: int, error: str, *, non_retryable: bool = False
+    ) -> m.Task:
+        """End the current attempt with an error (retried after backoff unless ``non_retryable``)."""
+        req = tasks_pb2.FailRequest(
+            task_id=task_id, agent_id=agent_id, attempt=attempt, error=error, non_retryable=non_retryable
+        )
+        return c.task((await self._unary("tasks", "Fail", req, safe=False)).task)
+
+    async def cancel(
+        self, task_id: str, *, cascade: bool = False, reason: str = "", actor: str = ""
+    ) -> list[str]:
+        """Cancel a task (with ``cascade``: and its descendants); returns every task cancelled."""
+        req = tasks_pb2.CancelRequest(task_id=task_id, cascade=cascade, reason=reason, actor=actor)
+        return list((await self._unary("tasks", "Cancel", req, safe=False)).cancelled_task_ids)
+
+    async def get_task(self, task_id: str) -> m.Task:
+        return c.task(await self._unary("tasks", "Get", tasks_pb2.GetTaskRequest(task_id=task_id), safe=True))
+
+    async def list_tasks(
+        self,
+        *,
+        status: m.TaskStatus | str | None = None,
+        session_id: str = "",
+        capability: str = "",
+        agent_id: str = "",
+        tag: str = "",
+        parent_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> m.Page[m.Task]:
+        """One page of tasks matching every filter given."""
+        req = tasks_pb2.ListTasksRequest(
+            status=c.from_enum(tasks_pb2.TaskStatus, status),
+            session_id=session_id,
+            capability=capability,
+            agent_id=agent_id,
+            tag=tag,
+            parent_id=parent_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        resp = await self._unary("tasks", "List", req, safe=True)
+        return m.Page([c.task(t) for t in resp.tasks], resp.next_page_token)
+
+    async def iter_tasks(self, **filters: Any) -> AsyncIterator[m.Task]:
+        """Every task matching ``list_tasks`` filters, following pages."""
+        async for t in _pages(self.list_tasks, filters):
+            yield t
+
+    async def get_tree(self, task_id: str) -> m.TaskTree:
+        return c.tree(
+            await self._unary("tasks", "GetTree", tasks_pb2.GetTreeRequest(task_id=task_id), safe=True)
+        )
+
+    async def get_history(self, task_id: str) -> list[m.TaskTransition]:
+        resp = await self._unary(
+            "tasks", "GetHistory", tasks_pb2.GetHistoryRequest(task_id=task_id), safe=True
+        )
+        return [c.transition(t) for t in resp.transitions]
+
+    def watch_tasks(
+        self,
+        *,
+        task_id: str = "",
+        subtree_root_id: str = "",
+        session_id: str = "",
+        include_snapshot: bool = False,
+    ) -> Stream[m.TaskEvent]:
+        """State-change events for one task, a subtree, or a session (give exactly one).
+
+        With ``include_snapshot`` the broker first sends each task of the scope as
+        it is now (events with ``snapshot=True``), then live events.
+        """
+        given = [
+            (k, v)
+            for k, v in (
+                ("task_id", task_id),
+                ("subtree_root_id", subtree_root_id),
+                ("session_id", session_id),
+            )
+            if v
+        ]
+        if len(given) != 1:
+            raise ValueError("give exactly one of task_id, subtree_root_id, session_id")
+        req = tasks_pb2.WatchTasksRequest(**dict(given))
+        if include_snapshot:
+            req.include_snapshot = True
+        return self._stream("tasks", "Watch", req, lambda r: [c.task_event(r)])
+
+    async def wait_for_task(self, task_id: str, timeout: float | None = None, poll: float = 0.5) -> m.Task:
+        """Wait until a task is finished (completed, failed or cancelled) and return it.
+
+        Follows the task's Watch stream, re-reading the task on each event (and
+        every ``poll`` seconds, in case the stream is interrupted).
+        """
+
+        async def wait() -> m.Task:
+            while True:
+                t = await self.get_task(task_id)
+                if t.status.finished:
+                    return t
+                stream = self.watch_tasks(task_id=task_id)
+                try:
+                    async with asyncio.timeout(poll):
+                        async for ev in stream:
+                            if ev.task is not None and ev.task.status.finished:
+                                return ev.task
+                            if ev.transition.to_status.finished:
+                                break
+                except TimeoutError:
+                    pass
+                except BrokerRpcError:
+                    # e.g. the stream broke: fall back to polling.
+                    await asyncio.sleep(poll)
+                finally:
+                    await stream.aclose()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+
+async def _pages(list_fn: Callable[..., Any], filters: dict[str, Any]) -> AsyncIterator[Any]:
+    token = ""
+    while True:
+        page = await list_fn(**filters, page_token=token)
+        for item in page.items:
+            yield item
+        token = page.next_page_token
+        if not token:
+            return

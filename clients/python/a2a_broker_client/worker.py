@@ -1,0 +1,520 @@
+"""Worker: an agent in a few lines.
+
+Example::
+
+    async def on_message(msg: Message) -> None:
+        print("got", msg.data)            # returns: acked; raises: nacked (redelivered)
+
+    async def on_task(ctx: TaskContext) -> dict:
+        await ctx.progress(50, "halfway")  # optional
+        return {"answer": 42}             # returns: completed; raises: failed (retried)
+
+    asyncio.run(Worker("summarizer-1", capabilities=["summarize"], capacity=4,
+                       on_message=on_message, on_task=on_task).run())
+
+The worker registers, heartbeats in the background, subscribes to its
+messages, listens for tasks (the broker pushes no more than ``capacity`` at
+once), keeps each task's lease alive while its handler runs, and stops a
+handler when the broker cancels its task or the lease is lost. On SIGTERM or
+SIGINT (or :meth:`Worker.stop`) it takes no new work, lets running handlers
+finish for up to ``drain_timeout`` seconds, releases whatever is still
+unfinished, and deregisters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import BrokerClient
+from .errors import BrokerRpcError, FailedPreconditionError, NotFoundError, UnimplementedError
+from .models import Assignment, Message, Task
+from .retry import RetryConfig
+
+log = logging.getLogger("a2a_broker_client.worker")
+
+MessageHandler = Callable[[Message], Awaitable[Any]]
+TaskHandler = Callable[["TaskContext"], Awaitable[Any]]
+
+# Reconnecting streams after the broker went away: quick at first, then every few seconds.
+RECONNECT = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=3.0)
+# Complete/Fail are not retried by the client (not idempotent); the worker may retry them on
+# UNAVAILABLE because a repeat that already applied is refused harmlessly (FAILED_PRECONDITION).
+FINISH_RETRY = RetryConfig(max_attempts=6, initial_backoff=0.2, multiplier=2.0, max_backoff=3.0)
+MAX_ERROR_CHARS = 1000
+
+
+class NonRetryableError(Exception):
+    """Raise from a task handler to fail the task for good (no retries left used)."""
+
+
+class TaskContext:
+    """What a task handler gets: the task, its lease, and a way to report progress.
+
+    Attributes:
+        task: the task as assigned.
+        attempt: the attempt this lease is for.
+        agent_id: the worker's agent id.
+        cancel_reason: set when the broker cancelled the task (the handler is
+            then cancelled too).
+    """
+
+    def __init__(self, worker: Worker, assignment: Assignment) -> None:
+        self._worker = worker
+        self.task: Task = assignment.task
+        self.attempt = assignment.attempt
+        self.agent_id = worker.agent_id
+        self.cancel_reason = ""
+        self._progress: int | None = None
+        self._note = ""
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def payload(self) -> bytes:
+        return self.task.spec.payload if isinstance(self.task.spec.payload, bytes) else b""
+
+    @property
+    def data(self) -> Any:
+        """The payload decoded by its content type (JSON value, text, or bytes)."""
+        return self.task.spec.data
+
+    async def progress(self, percent: int | None = None, note: str = "") -> None:
+        """Report progress (0-100) and/or a status note now; also extends the lease."""
+        if percent is not None:
+            self._progress = percent
+        if note:
+            self._note = note
+        await self._worker._extend(self)
+
+
+@dataclass
+class _Running:
+    ctx: TaskContext
+    handler: asyncio.Task[Any]
+    lease_lost: bool = False
+
+
+@dataclass
+class WorkerStats:
+    messages_acked: int = 0
+    messages_nacked: int = 0
+    tasks_completed: int = 0
+    tasks_failed: int = 0
+    tasks_cancelled: int = 0
+    tasks_released: int = 0
+    tasks_lost: int = 0
+    max_concurrent_tasks: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """Runs an agent: registration, heartbeats, message and task handlers, clean shutdown.
+
+    Args:
+        agent_id: this agent's id (registering again with the same id is idempotent).
+        on_message: ``async def (Message)``; returning acks the message,
+            raising nacks it (it is delivered again, up to its attempt limit).
+        on_task: ``async def (TaskContext) -> result``; returning completes the
+            task with the result (bytes, str or a JSON-able value), raising fails
+            the attempt (retried with backoff; :class:`NonRetryableError` fails it
+            for good). Cancelled when the broker cancels the task.
+        capabilities: what the agent can do (tasks are routed by them).
+        capacity: most tasks held at once (``max_concurrent_tasks``).
+        address: broker address (default ``$A2A_BROKER_ADDRESS`` or 127.0.0.1:50051).
+        client: an existing client to use instead (not closed by the worker).
+        max_in_flight: most messages handled at once.
+        ack_deadline: seconds to handle a message before it is redelivered (broker default 30).
+        drain_timeout: on stop, seconds to let running handlers finish.
+        deregister_on_exit: deregister when stopping (releases anything still held).
+        name, agent_type, labels, metadata: registration details.
+    """
+
+    def __init__(
+        self,
+        agent_id: str,
+        *,
+        on_message: MessageHandler | None = None,
+        on_task: TaskHandler | None = None,
+        capabilities: Sequence[str] = (),
+        capacity: int = 1,
+        address: str | None = None,
+        client: BrokerClient | None = None,
+        max_in_flight: int = 10,
+        ack_deadline: float | None = None,
+        drain_timeout: float = 30.0,
+        deregister_on_exit: bool = True,
+        name: str = "",
+        agent_type: str = "worker",
+        labels: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not agent_id:
+            raise ValueError("agent_id is required")
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.agent_id = agent_id
+        self.on_message = on_message
+        self.on_task = on_task
+        self.capabilities = list(capabilities)
+        self.capacity = capacity
+        self.max_in_flight = max_in_flight
+        self.ack_deadline = ack_deadline
+        self.drain_timeout = drain_timeout
+        self.deregister_on_exit = deregister_on_exit
+        self._registration = dict(
+            name=name, agent_type=agent_type, labels=dict(labels or {}), metadata=dict(metadata or {})
+        )
+        self._own_client = client is None
+        self.client = client or BrokerClient(address)
+        self.stats = WorkerStats()
+        self.heartbeat_interval = 10.0
+        self.ready = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._draining = False
+        self._background: list[asyncio.Task[Any]] = []
+        self._task_loop: asyncio.Task[Any] | None = None
+        self._message_loop: asyncio.Task[Any] | None = None
+        self._message_handlers: set[asyncio.Task[Any]] = set()
+        self._task_runners: set[asyncio.Task[Any]] = set()
+        self._running: dict[str, _Running] = {}
+        self._pending_acks: list[str] = []
+        self._ack_wakeup = asyncio.Event()
+        self._ack_loop: asyncio.Task[Any] | None = None
+        self._started = False
+        self._stopped = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Register and start the background loops; returns once registered."""
+        if self._started:
+            return
+        self._started = True
+        await self._register()
+        self._background.append(
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.agent_id}:heartbeat")
+        )
+        self._ack_loop = asyncio.create_task(self._acks(), name=f"{self.agent_id}:acks")
+        if self.on_message is not None:
+            self._message_loop = asyncio.create_task(self._messages(), name=f"{self.agent_id}:messages")
+        if self.on_task is not None:
+            self._task_loop = asyncio.create_task(self._tasks(), name=f"{self.agent_id}:tasks")
+        self.ready.set()
+        log.info(
+            "worker %s started (capabilities %s, capacity %d)",
+            self.agent_id,
+            self.capabilities,
+            self.capacity,
+        )
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop (safe from a signal handler)."""
+        self._stop_requested.set()
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Start, run until SIGTERM/SIGINT or :meth:`request_stop`, then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.request_stop)
+                    installed.append(sig)
+        try:
+            await self.start()
+            await self._stop_requested.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Take no new work, let running handlers finish (up to ``drain_timeout``),
+        release what is left, and deregister."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop_requested.set()
+        self._draining = True
+        drain = self.drain_timeout if drain_timeout is None else drain_timeout
+        log.info("worker %s stopping (drain up to %.1fs)", self.agent_id, drain)
+        # No new tasks: end the Listen stream. The Subscribe stream stays open until the
+        # running message handlers are done, so that their acks still count.
+        await _cancel(self._task_loop)
+        pending = self._message_handlers | self._task_runners
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=drain)
+            for t in late:
+                t.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5.0)
+        self._ack_wakeup.set()
+        await _cancel(self._ack_loop)
+        await self._flush_acks()
+        await _cancel(self._message_loop)
+        for t in self._background:
+            t.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.deregister_on_exit:
+            try:
+                await self.client.deregister(self.agent_id)
+            except BrokerRpcError as exc:
+                log.warning("worker %s: deregister failed: %s", self.agent_id, exc)
+        if self._own_client:
+            await self.client.close()
+        log.info("worker %s stopped", self.agent_id)
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ registration
+
+    async def _register(self) -> None:
+        reg = await self.client.register(
+            self.agent_id,
+            max_concurrent_tasks=self.capacity,
+            capabilities=self.capabilities,
+            **self._registration,  # type: ignore[arg-type]
+        )
+        self.heartbeat_interval = reg.heartbeat_interval or self.heartbeat_interval
+        self._liveness = reg.liveness_timeout or 3 * self.heartbeat_interval
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            # Well inside the liveness timeout, so one lost heartbeat does not make us offline.
+            await asyncio.sleep(max(0.05, min(self.heartbeat_interval / 2, self._liveness / 4)))
+            try:
+                await self.client.heartbeat(self.agent_id)
+            except NotFoundError:
+                log.warning("worker %s: broker forgot us; registering again", self.agent_id)
+                with contextlib.suppress(BrokerRpcError):
+                    await self._register()
+            except BrokerRpcError as exc:
+                log.warning("worker %s: heartbeat failed: %s", self.agent_id, exc)
+
+    # ------------------------------------------------------------ messages
+
+    async def _messages(self) -> None:
+        delays = RECONNECT.delays()
+        while not self._draining:
+            stream = self.client.subscribe(
+                self.agent_id, max_in_flight=self.max_in_flight, ack_deadline=self.ack_deadline
+            )
+            try:
+                async for msg in stream:
+                    delays = RECONNECT.delays()
+                    if self._draining:
+                        continue  # not started: released for redelivery when the stream ends
+                    t = asyncio.create_task(self._handle_message(msg), name=f"message:{msg.message_id}")
+                    self._message_handlers.add(t)
+                    t.add_done_callback(self._message_handlers.discard)
+            except UnimplementedError as exc:
+                log.error("worker %s: broker does not offer Subscribe: %s", self.agent_id, exc)
+                return
+            except BrokerRpcError as exc:
+                log.warning("worker %s: message stream broke: %s; reconnecting", self.agent_id, exc)
+            finally:
+                await stream.aclose()
+            await asyncio.sleep(next(delays))
+
+    async def _handle_message(self, msg: Message) -> None:
+        assert self.on_message is not None
+        try:
+            await self.on_message(msg)
+        except asyncio.CancelledError:
+            await self._nack(msg, "worker stopped before the handler finished")
+            raise
+        except Exception as exc:
+            log.info("worker %s: message %s handler raised %r; nacking", self.agent_id, msg.message_id, exc)
+            await self._nack(msg, _describe(exc))
+        else:
+            self._pending_acks.append(msg.message_id)
+            self._ack_wakeup.set()
+
+    async def _nack(self, msg: Message, reason: str) -> None:
+        try:
+            await self.client.nack(self.agent_id, msg.message_id, reason=reason[:MAX_ERROR_CHARS])
+            self.stats.messages_nacked += 1
+        except BrokerRpcError as exc:
+            # Not fatal: the delivery lapses at its ack deadline and is redelivered anyway.
+            log.warning("worker %s: nack of %s failed: %s", self.agent_id, msg.message_id, exc)
+
+    async def _acks(self) -> None:
+        # One Ack call for every message finished since the last one.
+        while True:
+            await self._ack_wakeup.wait()
+            self._ack_wakeup.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        ids, self._pending_acks = self._pending_acks, []
+        if not ids:
+            return
+        try:
+            await self.client.ack(self.agent_id, ids)
+            self.stats.messages_acked += len(ids)
+        except BrokerRpcError as exc:
+            log.warning("worker %s: ack of %d messages failed: %s", self.agent_id, len(ids), exc)
+
+    # ------------------------------------------------------------ tasks
+
+    async def _tasks(self) -> None:
+        delays = RECONNECT.delays()
+        while True:
+            stream = self.client.listen(self.agent_id)
+            try:
+                async for ev in stream:
+                    delays = RECONNECT.delays()
+                    for c in ev.cancellations:
+                        self._cancel_task(c.task_id, c.attempt, c.reason or "cancelled")
+                    for a in ev.assignments:
+                        self._start_task(a)
+            except UnimplementedError as exc:
+                log.error("worker %s: broker does not offer Listen: %s", self.agent_id, exc)
+                return
+            except BrokerRpcError as exc:
+                log.warning("worker %s: task stream broke: %s; reconnecting", self.agent_id, exc)
+            finally:
+                await stream.aclose()
+            await asyncio.sleep(next(delays))
+
+    def _start_task(self, a: Assignment) -> None:
+        current = self._running.get(a.task.task_id)
+        if current is not None and current.ctx.attempt == a.attempt:
+            return  # already running this lease (pushed again after a reconnect)
+        ctx = TaskContext(self, a)
+        assert self.on_task is not None
+        handler = asyncio.create_task(self.on_task(ctx), name=f"task:{a.task.task_id}")
+        self._running[a.task.task_id] = _Running(ctx, handler)
+        self.stats.max_concurrent_tasks = max(self.stats.max_concurrent_tasks, len(self._running))
+        runner = asyncio.create_task(self._run_task(ctx, handler), name=f"lease:{a.task.task_id}")
+        self._task_runners.add(runner)
+        runner.add_done_callback(self._task_runners.discard)
+
+    def _cancel_task(self, task_id: str, attempt: int, reason: str) -> None:
+        run = self._running.get(task_id)
+        if run is None or (attempt and run.ctx.attempt != attempt):
+            return
+        log.info("worker %s: task %s cancelled by the broker: %s", self.agent_id, task_id, reason)
+        run.ctx.cancel_reason = reason
+        run.handler.cancel()
+
+    async def _run_task(self, ctx: TaskContext, handler: asyncio.Task[Any]) -> None:
+        run = self._running[ctx.task_id]
+        keeper = asyncio.create_task(self._keep_lease(run))
+        try:
+            try:
+                await asyncio.wait({handler})
+            except asyncio.CancelledError:
+                # Drain time is over: stop the handler and hand the task back.
+                handler.cancel()
+                await asyncio.wait({handler}, timeout=5.0)
+                keeper.cancel()
+                await self._finish(ctx, "fail", error="released: worker shutting down")
+                self.stats.tasks_released += 1
+                raise
+            keeper.cancel()
+            if handler.cancelled():
+                if ctx.cancel_reason:
+                    self.stats.tasks_cancelled += 1
+                elif run.lease_lost:
+                    self.stats.tasks_lost += 1
+                else:  # the handler cancelled itself: treat as a failure
+                    await self._finish(ctx, "fail", error="handler was cancelled")
+                return
+            exc = handler.exception()
+            if exc is None:
+                await self._finish(ctx, "complete", result=handler.result())
+            else:
+                log.info("worker %s: task %s handler raised %r", self.agent_id, ctx.task_id, exc)
+                await self._finish(
+                    ctx, "fail", error=_describe(exc), non_retryable=isinstance(exc, NonRetryableError)
+                )
+        finally:
+            keeper.cancel()
+            if self._running.get(ctx.task_id) is run:
+                del self._running[ctx.task_id]
+
+    async def _finish(self, ctx: TaskContext, how: str, **kwargs: Any) -> None:
+        delays = FINISH_RETRY.delays()
+        while True:
+            try:
+                if how == "complete":
+                    await self.client.complete(ctx.task_id, self.agent_id, ctx.attempt, kwargs["result"])
+                    self.stats.tasks_completed += 1
+                else:
+                    await self.client.fail(
+                        ctx.task_id,
+                        self.agent_id,
+                        ctx.attempt,
+                        kwargs["error"][:MAX_ERROR_CHARS],
+                        non_retryable=kwargs.get("non_retryable", False),
+                    )
+                    self.stats.tasks_failed += 1
+                return
+            except FailedPreconditionError as exc:
+                log.warning("worker %s: task %s: lease no longer ours: %s", self.agent_id, ctx.task_id, exc)
+                return
+            except BrokerRpcError as exc:
+                delay = next(delays, None) if exc.retryable else None
+                if delay is None:
+                    log.error("worker %s: could not %s task %s: %s", self.agent_id, how, ctx.task_id, exc)
+                    self.stats.errors.append(f"{how} {ctx.task_id}: {exc}")
+                    return
+                await asyncio.sleep(delay)
+
+    def _lease_period(self, ctx: TaskContext, expires_at: Any = None) -> float:
+        lease = ctx.task.spec.lease_timeout
+        if lease:
+            return max(0.1, float(lease) / 3)
+        if expires_at is not None:
+            remaining = expires_at.timestamp() - time.time()
+            return max(0.1, remaining / 3)
+        return 10.0
+
+    async def _keep_lease(self, run: _Running) -> None:
+        ctx = run.ctx
+        period = self._lease_period(ctx, ctx.task.lease_expires_at)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._extend(ctx)
+            except (FailedPreconditionError, NotFoundError) as exc:
+                log.warning("worker %s: lost the lease of task %s: %s", self.agent_id, ctx.task_id, exc)
+                run.lease_lost = True
+                run.handler.cancel()
+                return
+            except BrokerRpcError as exc:
+                log.warning("worker %s: extending task %s failed: %s", self.agent_id, ctx.task_id, exc)
+                period = max(0.1, period / 2)
+
+    async def _extend(self, ctx: TaskContext) -> None:
+        await self.client.extend_lease(
+            ctx.task_id, self.agent_id, ctx.attempt, progress=ctx._progress, status_note=ctx._note
+        )
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
