@@ -46,6 +46,15 @@ class Settings(BaseModel):
     max_dependencies: int = Field(50, ge=1, description="most prerequisites per task")
     max_depth: int = Field(10, ge=1, description="deepest task tree (levels below the root)")
     default_lease_timeout_s: float = Field(60.0, gt=0, description="task lease timeout when unset")
+    task_aging_s: float = Field(
+        300.0, gt=0, description="a waiting task gains one priority point per this many seconds"
+    )
+    task_urgency_weight: float = Field(
+        10.0, ge=0, description="priority points a task gains as its deadline arrives"
+    )
+    task_urgency_horizon_s: float = Field(
+        3600.0, gt=0, description="how long before its deadline a task's urgency starts rising"
+    )
     shutdown_grace_s: float = Field(5.0, ge=0, description="time given to in-flight calls on shutdown")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["json", "text"] = Field("json", description="structured JSON lines or plain text")

@@ -1,10 +1,51 @@
-"""TaskQueue rules (filled in by the TaskQueue work)."""
+"""TaskQueue rules: submission, dispatch, leases, retries, cancellation, reading and watching.
+
+Storage does each change in one transaction and reports what changed; this
+layer announces it after the commit (wake-ups for Claim and Listen,
+cancellations to lease holders, events to watchers, timers for retry
+backoffs). The calculated-priority formula is in ``priority.py``; graph checks
+in ``graph.py``; Claim and Listen in ``dispatch.py``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import logging
+from collections.abc import AsyncIterator
+
+from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..errors import InvalidArgument
+from ..models.agents import Agent, AgentGone
+from ..models.tasks import (
+    Assignment,
+    CancelInput,
+    Cancellation,
+    Changes,
+    ClaimInput,
+    CompleteInput,
+    ExtendInput,
+    FailInput,
+    GraphNodeInput,
+    SubmitResult,
+    Task,
+    TaskEvent,
+    TaskFilter,
+    TaskSpecInput,
+    Transition,
+    TreeSummary,
+    WatchScope,
+)
 from ..storage.base import Storage
+from .dispatch import Dispatcher
+from .graph import plan_graph, plan_single
+from .hub import Feed, Watcher
 from .registry import Registry
+
+log = logging.getLogger("broker.tasks")
+
+PURGE_EVERY_S = 60.0
 
 
 class TaskQueue:
@@ -12,6 +53,174 @@ class TaskQueue:
         self.storage = storage
         self.registry = registry
         self.settings = settings
+        self.policy = storage.task_policy
+        self.events: Feed[TaskEvent] = Feed()
+        self.dispatch = Dispatcher(storage)
+        storage.set_task_capture(lambda: self.events.watchers > 0)
+        registry.on_agent_gone(self._agent_gone)
+        registry.on_agent_online(self._agent_online)
+        self._backoff_heap: list[int] = []
+        self._backoff_timer: asyncio.TimerHandle | None = None
+        self._last_purge = 0.0
+        self._bg: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ announcing
+
+    def announce(self, changes: Changes) -> None:
+        """After a commit: wake leasers, tell holders, publish events, arm backoff timers."""
+        self.dispatch.wake(changes)
+        if self.events.watchers and changes.transitions:
+            for tr in changes.transitions:
+                self.events.publish(TaskEvent(tr, changes.tasks.get(tr.task_id)))
+        for at in changes.backoff_until:
+            self._schedule_backoff(at)
+
+    def _schedule_backoff(self, at: int) -> None:
+        heapq.heappush(self._backoff_heap, at)
+        if self._backoff_heap[0] == at:
+            self._arm_backoff_timer()
+
+    def _arm_backoff_timer(self) -> None:
+        if self._backoff_timer is not None:
+            self._backoff_timer.cancel()
+            self._backoff_timer = None
+        if not self._backoff_heap:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (self._backoff_heap[0] - now_us()) / 1e6)
+        self._backoff_timer = loop.call_later(delay, self._backoff_due)
+
+    def _backoff_due(self) -> None:
+        self._backoff_timer = None
+        now = now_us()
+        while self._backoff_heap and self._backoff_heap[0] <= now:
+            heapq.heappop(self._backoff_heap)
+        self._spawn(self._release_backoffs())
+        self._arm_backoff_timer()
+
+    async def _release_backoffs(self) -> None:
+        self.announce(await self.storage.release_backoffs(now_us()))
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._bg.add(task)
+        task.add_done_callback(self._bg_done)
+
+    def _bg_done(self, task: asyncio.Task[None]) -> None:
+        self._bg.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task work failed: %r", task.exception())
+
+    def _agent_gone(self, gone: AgentGone) -> None:
+        self.announce(self.storage.take_requeue_changes(gone.agent.agent_id))
+        self.dispatch.wake_agent(gone.agent.agent_id)
+
+    def _agent_online(self, agent: Agent) -> None:
+        self.dispatch.wake_agent(agent.agent_id)
+
+    # ------------------------------------------------------------ submitting
+
+    async def submit(self, spec: TaskSpecInput) -> tuple[Task, bool]:
+        s = self.settings
+        nodes = plan_single(spec, s.max_dependencies, s.max_payload_bytes)
+        res = await self.storage.submit_tasks(nodes, now_us())
+        self.announce(res.changes)
+        return res.tasks[0], res.duplicate[0]
+
+    async def submit_graph(self, nodes: list[GraphNodeInput]) -> SubmitResult:
+        s = self.settings
+        planned = plan_graph(nodes, s.max_dependencies, s.max_payload_bytes)
+        res = await self.storage.submit_tasks(planned, now_us())
+        self.announce(res.changes)
+        # Answer in request order (storage inserted in dependency order).
+        by_id = {t.task_id: (t, d) for t, d in zip(res.tasks, res.duplicate, strict=True)}
+        ordered = [by_id[res.keys[n.key]] for n in nodes]
+        return SubmitResult([t for t, _ in ordered], [d for _, d in ordered], res.keys, res.changes)
+
+    # ------------------------------------------------------------ working
+
+    async def claim(self, inp: ClaimInput) -> list[Assignment]:
+        return await self.dispatch.claim(inp.agent_id, inp.max_tasks, inp.wait_s, self.announce)
+
+    def listen(self, agent_id: str) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
+        return self.dispatch.listen(agent_id, self.announce)
+
+    async def extend_lease(self, inp: ExtendInput) -> int:
+        return await self.storage.extend_lease(inp, now_us())
+
+    async def complete(self, inp: CompleteInput) -> Task:
+        if len(inp.result) > self.settings.max_payload_bytes:
+            raise InvalidArgument("result", f"must be at most {self.settings.max_payload_bytes} bytes")
+        task, changes = await self.storage.complete_task(inp, now_us())
+        self.announce(changes)
+        return task
+
+    async def fail(self, inp: FailInput) -> Task:
+        task, changes = await self.storage.fail_task(inp, now_us())
+        self.announce(changes)
+        return task
+
+    async def cancel(self, inp: CancelInput) -> list[str]:
+        ids, changes = await self.storage.cancel_task(inp, now_us())
+        self.announce(changes)
+        return ids
+
+    # ------------------------------------------------------------ reading
+
+    async def get(self, task_id: str) -> Task:
+        return await self.storage.get_task(task_id)
+
+    async def list(self, flt: TaskFilter) -> tuple[list[Task], int | None]:
+        return await self.storage.list_tasks(flt)
+
+    async def tree(self, task_id: str) -> TreeSummary:
+        return await self.storage.task_tree(task_id)
+
+    async def history(self, task_id: str) -> list[Transition]:
+        return await self.storage.task_history(task_id)
+
+    def calculated_priority(self, task: Task, now: int | None = None) -> float:
+        return self.policy.calculated(task.dispatch_rank, now_us() if now is None else now)
+
+    async def watch(self, scope: WatchScope, value: str) -> tuple[Watcher[TaskEvent], list[TaskEvent]]:
+        """A watcher for the scope, subscribed *before* the snapshot is read so that no
+        change falls between the two; the caller closes the watcher."""
+        if scope == WatchScope.TASK:
+            await self.storage.get_task(value)  # NotFound before subscribing
+
+            def accept(ev: TaskEvent) -> bool:
+                return ev.transition.task_id == value
+
+        elif scope == WatchScope.SUBTREE:
+            prefix = await self.storage.task_path(value)
+
+            def accept(ev: TaskEvent) -> bool:
+                return ev.transition.path.startswith(prefix)
+
+        else:
+
+            def accept(ev: TaskEvent) -> bool:
+                return ev.transition.session_id == value
+
+        watcher = self.events.watch(accept)
+        try:
+            snapshot = await self.storage.task_watch_snapshot(scope, value)
+        except BaseException:
+            watcher.close()
+            raise
+        return watcher, snapshot
+
+    # ------------------------------------------------------------ sweeping
 
     async def sweep(self) -> None:
-        """Lease expiry, retry backoff, retention."""
+        """Lease expiry, due retry backoffs, deadline urgency, retention."""
+        now = now_us()
+        self.announce(await self.storage.expire_leases(now))
+        self.announce(await self.storage.release_backoffs(now))
+        await self.storage.refresh_urgency(now)
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_purge >= PURGE_EVERY_S:
+            self._last_purge = loop.time()
+            purged = await self.storage.purge_tasks(now - s_to_us(self.settings.task_retention_s))
+            if purged:
+                log.info("purged finished tasks", extra={"count": purged})

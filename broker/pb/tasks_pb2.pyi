@@ -1159,22 +1159,29 @@ class WatchTasksRequest(_message.Message):
     TASK_ID_FIELD_NUMBER: _builtins.int
     SUBTREE_ROOT_ID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_SNAPSHOT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """One task."""
     subtree_root_id: _builtins.str
     """A task and all its descendants."""
     session_id: _builtins.str
     """Every task of a session."""
+    include_snapshot: _builtins.bool
+    """First send every task of the scope as it is now (events with `snapshot`
+    set, each carrying the task's latest transition), then live events. The
+    first snapshot event also tells the caller the watch is in place.
+    """
     def __init__(
         self,
         *,
         task_id: _builtins.str = ...,
         subtree_root_id: _builtins.str = ...,
         session_id: _builtins.str = ...,
+        include_snapshot: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "session_id", b"session_id", "subtree_root_id", b"subtree_root_id", "task_id", b"task_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "session_id", b"session_id", "subtree_root_id", b"subtree_root_id", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_snapshot", b"include_snapshot", "scope", b"scope", "session_id", b"session_id", "subtree_root_id", b"subtree_root_id", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_scope: _TypeAlias = _typing.Literal["task_id", "subtree_root_id", "session_id"]  # noqa: Y015
     _WhichOneofArgType_scope: _TypeAlias = _typing.Literal["scope", b"scope"]  # noqa: Y015
@@ -1188,21 +1195,27 @@ class TaskEvent(_message.Message):
 
     TRANSITION_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    snapshot: _builtins.bool
+    """True for the initial state sent with `include_snapshot`."""
     @_builtins.property
     def transition(self) -> Global___TaskTransition: ...
     @_builtins.property
     def task(self) -> Global___Task:
-        """The task as it is after the transition."""
+        """The task as it is after the transition (or a little later, when the
+        broker had no snapshot of that instant).
+        """
 
     def __init__(
         self,
         *,
         transition: Global___TaskTransition | None = ...,
         task: Global___Task | None = ...,
+        snapshot: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "transition", b"transition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "transition", b"transition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "task", b"task", "transition", b"transition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,11 +1,235 @@
-"""TaskQueue servicer (every RPC answers UNIMPLEMENTED until the TaskQueue work lands)."""
+"""TaskQueue servicer: protobuf <-> task queue calls."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ..clock import now_us
 from ..core.taskqueue import TaskQueue
+from ..errors import InvalidArgument
+from ..models.common import check_id, decode_page_token, encode_page_token, page_size
+from ..models.tasks import (
+    CancelInput,
+    ClaimInput,
+    CompleteInput,
+    ExtendInput,
+    FailInput,
+    SubmitGraphInput,
+    SubmitInput,
+    Task,
+    TaskEvent,
+    TaskFilter,
+    WatchScope,
+)
+from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
+from .convert import dur_s, ts
+from .errors import rpc, stream_rpc
+from .tasks_pb import (
+    MAX_LEASE_US,
+    STATUS_TO_PB,
+    US,
+    assignment_out,
+    cancellation_out,
+    dep_type,
+    dur_us,
+    spec_in,
+    status_filter,
+    task_out,
+    transition_out,
+)
+
+_WATCH_SCOPES = {
+    "task_id": WatchScope.TASK,
+    "subtree_root_id": WatchScope.SUBTREE,
+    "session_id": WatchScope.SESSION,
+}
 
 
 class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     def __init__(self, queue: TaskQueue) -> None:
         self.queue = queue
+
+    def _task(self, t: Task, now: int | None = None) -> pb.Task:
+        return task_out(t, self.queue.calculated_priority(t, now))
+
+    @rpc
+    async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
+        inp = SubmitInput(task=spec_in(request.task, "task"))
+        task, duplicate = await self.queue.submit(inp.task)
+        return pb.SubmitResponse(task=self._task(task), duplicate=duplicate)
+
+    @rpc
+    async def SubmitGraph(
+        self, request: pb.SubmitGraphRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitGraphResponse:
+        nodes = []
+        for i, n in enumerate(request.nodes):
+            where = f"nodes[{i}]"
+            nodes.append(
+                {
+                    "key": n.key,
+                    "task": spec_in(n.task, f"{where}.task"),
+                    "depends_on_keys": [
+                        {"key": d.key, "type": dep_type(d.type, f"{where}.depends_on_keys[{j}].type")}
+                        for j, d in enumerate(n.depends_on_keys)
+                    ],
+                    "parent_key": n.parent_key or None,
+                }
+            )
+        inp = SubmitGraphInput(nodes=nodes)
+        res = await self.queue.submit_graph(inp.nodes)
+        now = now_us()
+        return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])
+
+    @rpc
+    async def Claim(self, request: pb.ClaimRequest, context: grpc.aio.ServicerContext) -> pb.ClaimResponse:
+        wait = dur_s(request, "wait")
+        if wait is not None and not 0 <= wait <= 60:
+            raise InvalidArgument("wait", "must be between 0 and 60 s")
+        inp = ClaimInput(agent_id=request.agent_id, max_tasks=request.max_tasks or 1, wait_s=wait or 0.0)
+        assignments = await self.queue.claim(inp)
+        now = now_us()
+        return pb.ClaimResponse(
+            assignments=[assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments]
+        )
+
+    @stream_rpc
+    async def Listen(
+        self, request: pb.ListenRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ListenResponse]:
+        agent_id = check_id(request.agent_id, "agent_id")
+        stream = self.queue.listen(agent_id)
+        try:
+            async for assignments, cancellations in stream:
+                now = now_us()
+                yield pb.ListenResponse(
+                    assignments=[
+                        assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments
+                    ],
+                    cancellations=[cancellation_out(c) for c in cancellations],
+                )
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    @rpc
+    async def ExtendLease(
+        self, request: pb.ExtendLeaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExtendLeaseResponse:
+        ext = dur_us(request, "extension")
+        if ext is not None and not US <= ext <= MAX_LEASE_US:
+            raise InvalidArgument("extension", "must be between 1 s and 24 h")
+        inp = ExtendInput(
+            task_id=request.task_id,
+            agent_id=request.agent_id,
+            attempt=request.attempt,
+            progress=request.progress if request.HasField("progress") else None,
+            status_note=request.status_note or None,
+            extension_us=ext,
+        )
+        until = await self.queue.extend_lease(inp)
+        return pb.ExtendLeaseResponse(lease_expires_at=ts(until))
+
+    @rpc
+    async def Complete(
+        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteResponse:
+        inp = CompleteInput(
+            task_id=request.task_id,
+            agent_id=request.agent_id,
+            attempt=request.attempt,
+            result=request.result,
+            result_content_type=request.result_content_type,
+        )
+        return pb.CompleteResponse(task=self._task(await self.queue.complete(inp)))
+
+    @rpc
+    async def Fail(self, request: pb.FailRequest, context: grpc.aio.ServicerContext) -> pb.FailResponse:
+        inp = FailInput(
+            task_id=request.task_id,
+            agent_id=request.agent_id,
+            attempt=request.attempt,
+            error=request.error,
+            non_retryable=request.non_retryable,
+        )
+        return pb.FailResponse(task=self._task(await self.queue.fail(inp)))
+
+    @rpc
+    async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
+        inp = CancelInput(
+            task_id=request.task_id, cascade=request.cascade, reason=request.reason, actor=request.actor
+        )
+        return pb.CancelResponse(cancelled_task_ids=await self.queue.cancel(inp))
+
+    @rpc
+    async def Get(self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext) -> pb.Task:
+        return self._task(await self.queue.get(check_id(request.task_id, "task_id")))
+
+    @rpc
+    async def List(
+        self, request: pb.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTasksResponse:
+        token = decode_page_token(request.page_token, 1)
+        if token is not None and not isinstance(token[0], int):
+            raise InvalidArgument("page_token", "is not a token this broker issued")
+        flt = TaskFilter(
+            status=status_filter(request.status, "status"),
+            session_id=request.session_id,
+            capability=request.capability,
+            agent_id=request.agent_id,
+            tag=request.tag,
+            parent_id=request.parent_id,
+            page_size=page_size(request.page_size),
+            after=token[0] if token else None,
+        )
+        tasks, last = await self.queue.list(flt)
+        now = now_us()
+        return pb.ListTasksResponse(
+            tasks=[self._task(t, now) for t in tasks], next_page_token=encode_page_token(last) if last else ""
+        )
+
+    @rpc
+    async def GetTree(
+        self, request: pb.GetTreeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTreeResponse:
+        summary = await self.queue.tree(check_id(request.task_id, "task_id"))
+        now = now_us()
+        return pb.GetTreeResponse(
+            tasks=[self._task(t, now) for t in summary.tasks],
+            status_counts={pb.TaskStatus.Name(STATUS_TO_PB[s]): n for s, n in summary.status_counts.items()},
+            progress=summary.progress,
+        )
+
+    @rpc
+    async def GetHistory(
+        self, request: pb.GetHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetHistoryResponse:
+        trail = await self.queue.history(check_id(request.task_id, "task_id"))
+        return pb.GetHistoryResponse(transitions=[transition_out(tr) for tr in trail])
+
+    @stream_rpc
+    async def Watch(
+        self, request: pb.WatchTasksRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TaskEvent]:
+        which = request.WhichOneof("scope")
+        if which is None:
+            raise InvalidArgument("scope", "set one of task_id, subtree_root_id, session_id")
+        value = check_id(getattr(request, which), which)
+        watcher, snapshot = await self.queue.watch(_WATCH_SCOPES[which], value)
+        with watcher:
+            if request.include_snapshot:
+                for ev in snapshot:
+                    yield await self._event(ev)
+            while True:
+                ev = await watcher.get()
+                yield await self._event(ev)
+
+    async def _event(self, ev: TaskEvent) -> pb.TaskEvent:
+        task = ev.task
+        if task is None:  # no snapshot of that instant: send the task as it is now
+            task = await self.queue.get(ev.transition.task_id)
+        return pb.TaskEvent(
+            transition=transition_out(ev.transition), task=self._task(task), snapshot=ev.snapshot
+        )

@@ -1,0 +1,161 @@
+"""Handing work to agents: Claim (long poll) and Listen (push), and their wake-ups.
+
+Nothing here polls in a loop. A waiter arms its wake-up keys *before* it tries
+to lease, then sleeps until one is notified (after a commit) or an idle
+re-check is due:
+
+- ``ready:<capability>``: a task needing that capability became leasable. A
+  task notifies only the smallest of its (sorted) required capabilities; an
+  agent able to run it has that one too, so it armed that key. ``ready:*`` is
+  for tasks needing nothing.
+- ``agent:<id>``: the agent's capacity was released, it was told of a
+  cancellation, or its status changed.
+
+Every lease is one write job that checks the free capacity, picks the tasks
+and marks them running atomically, so concurrent Claims (or Listen streams)
+of one agent can never exceed its capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+
+from ..clock import now_us
+from ..errors import FailedPrecondition
+from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
+from ..storage.base import Storage
+from .hub import Signals
+
+log = logging.getLogger("broker.tasks")
+
+Announce = Callable[[Changes], None]
+
+LISTEN_BATCH = 100
+# A waiting stream looks again this often even without a wake-up: heartbeat-
+# reported capacity and other brokers' commits (shared database) do not notify.
+IDLE_RECHECK_S = 1.0
+
+
+def agent_key(agent_id: str) -> str:
+    return f"agent:{agent_id}"
+
+
+def ready_key(caps: tuple[str, ...]) -> str:
+    return f"ready:{caps[0]}" if caps else "ready:*"
+
+
+def keys_for(agent_id: str, caps: Iterable[str]) -> list[str]:
+    return [agent_key(agent_id), "ready:*", *(f"ready:{c}" for c in caps)]
+
+
+class Inbox:
+    """Cancellations waiting to go out on one Listen stream."""
+
+    def __init__(self) -> None:
+        self.items: deque[Cancellation] = deque()
+
+    def drain(self) -> list[Cancellation]:
+        out = list(self.items)
+        self.items.clear()
+        return out
+
+
+class Dispatcher:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.signals = Signals()
+        self._inboxes: dict[str, set[Inbox]] = {}
+        self._caps: dict[str, tuple[str, ...]] = {}
+
+    # ------------------------------------------------------------ announcing
+
+    def wake(self, changes: Changes) -> None:
+        """After a commit: wake whoever may now lease, and tell holders of lost tasks."""
+        for caps in changes.ready:
+            self.signals.notify(ready_key(caps))
+        for agent_id, cancel in changes.cancellations:
+            for inbox in self._inboxes.get(agent_id, ()):
+                inbox.items.append(cancel)
+        for agent_id in changes.released | {a for a, _ in changes.cancellations}:
+            self.signals.notify(agent_key(agent_id))
+
+    def wake_agent(self, agent_id: str) -> None:
+        self.signals.notify(agent_key(agent_id))
+
+    def listening(self, agent_id: str) -> int:
+        return len(self._inboxes.get(agent_id, ()))
+
+    # ------------------------------------------------------------ leasing
+
+    async def _lease(self, agent_id: str, max_n: int) -> LeaseResult:
+        res = await self.storage.lease_tasks(agent_id, max_n, now_us())
+        self._caps[agent_id] = res.capabilities
+        return res
+
+    async def _known_caps(self, agent_id: str) -> tuple[str, ...]:
+        caps = self._caps.get(agent_id)
+        if caps is None:
+            caps = (await self.storage.get_agent(agent_id)).capabilities
+            self._caps[agent_id] = caps
+        return caps
+
+    async def claim(self, agent_id: str, max_n: int, wait_s: float, on_lease: Announce) -> list[Assignment]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        keys = keys_for(agent_id, await self._known_caps(agent_id))
+        while True:
+            ev = self.signals.arm(keys)
+            try:
+                res = await self._lease(agent_id, max_n)
+                on_lease(res.changes)
+                if res.agent_status == "offline":
+                    raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
+                if res.assignments:
+                    return res.assignments
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                try:
+                    await asyncio.wait_for(ev.wait(), remaining)
+                except TimeoutError:
+                    return []
+            finally:
+                self.signals.disarm(keys, ev)
+            keys = keys_for(agent_id, res.capabilities)
+
+    async def listen(
+        self, agent_id: str, on_lease: Announce
+    ) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
+        agent = await self.storage.get_agent(agent_id)
+        if agent.status.value == "offline":
+            raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
+        inbox = Inbox()
+        self._inboxes.setdefault(agent_id, set()).add(inbox)
+        keys = keys_for(agent_id, agent.capabilities)
+        try:
+            while True:
+                ev = self.signals.arm(keys)
+                try:
+                    res = await self._lease(agent_id, LISTEN_BATCH)
+                    on_lease(res.changes)
+                    cancels = inbox.drain()
+                    if res.assignments or cancels:
+                        yield res.assignments, cancels
+                    if res.free > 0 and len(res.assignments) == LISTEN_BATCH:
+                        continue  # a full batch: more may be waiting
+                    try:
+                        await asyncio.wait_for(ev.wait(), IDLE_RECHECK_S)
+                    except TimeoutError:
+                        pass
+                finally:
+                    self.signals.disarm(keys, ev)
+                keys = keys_for(agent_id, res.capabilities)
+        finally:
+            boxes = self._inboxes.get(agent_id)
+            if boxes is not None:
+                boxes.discard(inbox)
+                if not boxes:
+                    del self._inboxes[agent_id]

@@ -1,0 +1,342 @@
+"""Tasks: what the task queue stores, the inputs it accepts, and what changes it reports."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from .common import Id, Input, JsonObject
+
+MAX_REQUIRED_CAPABILITIES = 64
+MAX_TAGS = 32
+MAX_GRAPH_NODES = 1000
+MAX_CLAIM = 1000
+US = 1_000_000
+MIN_LEASE_US = 1 * US
+MAX_LEASE_US = 24 * 3600 * US
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    BLOCKED = "blocked"
+    READY = "ready"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# The state machine (also enforced by a trigger in 0003_tasks.sql).
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.BLOCKED, TaskStatus.READY, TaskStatus.CANCELLED}),
+    TaskStatus.BLOCKED: frozenset({TaskStatus.READY, TaskStatus.CANCELLED}),
+    TaskStatus.READY: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.READY, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class DepType(enum.StrEnum):
+    HARD = "hard"
+    SOFT = "soft"
+
+
+# ---------------------------------------------------------------- inputs
+
+Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _fold(values: list[str]) -> list[str]:
+    return sorted(set(values))
+
+
+class DependencyInput(Input):
+    task_id: Id
+    type: DepType = DepType.HARD
+
+
+def _unique_prereqs(deps: list[DependencyInput]) -> list[DependencyInput]:
+    seen: set[str] = set()
+    for d in deps:
+        if d.task_id in seen:
+            raise ValueError(f"task {d.task_id!r} is listed twice")
+        seen.add(d.task_id)
+    return deps
+
+
+class TaskSpecInput(Input):
+    """One task as submitted. Limits that depend on settings (payload size,
+    prerequisite count, depth) are checked by the core and storage."""
+
+    title: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    task_type: Annotated[str, StringConstraints(max_length=128)] = ""
+    payload: bytes = b""
+    content_type: Annotated[str, StringConstraints(max_length=128)] = ""
+    required_capabilities: Annotated[
+        list[Capability], Field(max_length=MAX_REQUIRED_CAPABILITIES), AfterValidator(_fold)
+    ] = []
+    priority: Annotated[int, Field(ge=0, le=10)] = 5
+    deadline: int | None = None
+    parent_id: Id | None = None
+    depends_on: Annotated[list[DependencyInput], AfterValidator(_unique_prereqs)] = []
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 3
+    backoff_initial_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 1 * US
+    backoff_multiplier: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    backoff_max_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 300 * US
+    lease_timeout_us: Annotated[int, Field(ge=MIN_LEASE_US, le=MAX_LEASE_US)] | None = None
+    session_id: Id | None = None
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_fold)] = []
+    metadata: JsonObject = {}
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
+
+    def fingerprint(self) -> str:
+        """Identifies the spec, to tell an idempotent retry from a clash of keys."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
+
+
+class SubmitInput(Input):
+    task: TaskSpecInput
+
+
+class GraphDependencyInput(Input):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    type: DepType = DepType.HARD
+
+
+class GraphNodeInput(Input):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    task: TaskSpecInput
+    depends_on_keys: list[GraphDependencyInput] = []
+    parent_key: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+    @model_validator(mode="after")
+    def _one_parent(self) -> GraphNodeInput:
+        if self.parent_key and self.task.parent_id:
+            raise ValueError("give parent_key or task.parent_id, not both")
+        keys = [d.key for d in self.depends_on_keys]
+        if len(set(keys)) != len(keys):
+            raise ValueError("depends_on_keys lists a key twice")
+        return self
+
+
+class SubmitGraphInput(Input):
+    nodes: Annotated[list[GraphNodeInput], Field(min_length=1, max_length=MAX_GRAPH_NODES)]
+
+
+@dataclass(frozen=True)
+class PlannedNode:
+    """One task of a checked submission (broker/core/graph.py), in insertion
+    order; ``where`` names it in error messages (e.g. "nodes[3].task")."""
+
+    where: str
+    spec: TaskSpecInput
+    key: str | None = None
+    parent_key: str | None = None
+    dep_keys: list[tuple[str, DepType]] = field(default_factory=list)
+
+
+class ClaimInput(Input):
+    agent_id: Id
+    max_tasks: Annotated[int, Field(ge=1, le=MAX_CLAIM)] = 1
+    wait_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+
+
+class LeaseRef(Input):
+    """Names one lease: the task, its holder, and the attempt (the fencing token)."""
+
+    task_id: Id
+    agent_id: Id
+    attempt: Annotated[int, Field(ge=1)]
+
+
+class ExtendInput(LeaseRef):
+    progress: Annotated[int, Field(ge=0, le=100)] | None = None
+    status_note: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    extension_us: Annotated[int, Field(ge=MIN_LEASE_US, le=MAX_LEASE_US)] | None = None
+
+
+class CompleteInput(LeaseRef):
+    result: bytes = b""
+    result_content_type: Annotated[str, StringConstraints(max_length=128)] = ""
+
+
+class FailInput(LeaseRef):
+    error: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    non_retryable: bool = False
+
+
+class CancelInput(Input):
+    task_id: Id
+    cascade: bool = False
+    reason: Annotated[str, StringConstraints(max_length=1024)] = ""
+    actor: Annotated[str, StringConstraints(max_length=128)] = ""
+
+
+class TaskFilter(Input):
+    status: TaskStatus | None = None
+    session_id: str = ""
+    capability: str = ""
+    agent_id: str = ""
+    tag: str = ""
+    parent_id: str = ""
+    page_size: int = 100
+    after: int | None = None  # decoded page token: the last seq of the previous page
+
+
+class WatchScope(enum.StrEnum):
+    TASK = "task"
+    SUBTREE = "subtree"
+    SESSION = "session"
+
+
+# ---------------------------------------------------------------- stored values
+
+
+@dataclass(frozen=True)
+class Dependency:
+    task_id: str
+    type: DepType
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    seq: int
+    title: str
+    task_type: str
+    payload: bytes
+    content_type: str
+    required_capabilities: tuple[str, ...]
+    priority: int
+    deadline: int | None
+    urgency: float
+    dispatch_rank: float
+    parent_id: str | None
+    root_id: str
+    level: int
+    path: str
+    depends_on: tuple[Dependency, ...]
+    max_retries: int
+    backoff_initial_us: int
+    backoff_multiplier: float
+    backoff_max_us: int
+    lease_timeout_us: int
+    session_id: str | None
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    submitted_by: str
+    status: TaskStatus
+    attempt: int
+    assigned_agent_id: str | None
+    lease_expires_at: int | None
+    progress: int
+    status_note: str
+    result: bytes | None
+    result_content_type: str
+    last_error: str
+    next_attempt_at: int | None
+    created_at: int
+    updated_at: int
+    started_at: int | None
+    finished_at: int | None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One audit-trail entry; ``path`` and ``session_id`` let watchers filter."""
+
+    task_id: str
+    from_status: TaskStatus | None
+    to_status: TaskStatus
+    reason: str
+    actor: str
+    at: int
+    attempt: int
+    path: str = ""
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    transition: Transition
+    # The task right after the transition when it was captured (watchers were
+    # connected); None otherwise, and the reader fetches the current state.
+    task: Task | None
+    snapshot: bool = False
+
+
+@dataclass(frozen=True)
+class Assignment:
+    task: Task
+    attempt: int
+    lease_expires_at: int
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    task_id: str
+    attempt: int
+    reason: str
+
+
+@dataclass
+class Changes:
+    """What one committed write did, for the core to announce after the commit."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    # Required-capability sets of tasks that became leasable (wake-up keys).
+    ready: set[tuple[str, ...]] = field(default_factory=set)
+    # Agents whose capacity was released (their streams may take more).
+    released: set[str] = field(default_factory=set)
+    # Lease holders to tell that they lost a task: (agent id, cancellation).
+    cancellations: list[tuple[str, Cancellation]] = field(default_factory=list)
+    # Times at which retry backoffs end (wake-ups to schedule).
+    backoff_until: list[int] = field(default_factory=list)
+    # Task snapshots after the change, captured only when someone watches.
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+    def merge(self, other: Changes) -> None:
+        self.transitions += other.transitions
+        self.ready |= other.ready
+        self.released |= other.released
+        self.cancellations += other.cancellations
+        self.backoff_until += other.backoff_until
+        self.tasks.update(other.tasks)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    tasks: list[Task]
+    duplicate: list[bool]
+    keys: dict[str, str]  # client key -> task id (SubmitGraph)
+    changes: Changes
+
+
+@dataclass(frozen=True)
+class LeaseResult:
+    assignments: list[Assignment]
+    # Slots still free after this lease (0: at capacity, maintenance or spent budget).
+    free: int
+    capabilities: tuple[str, ...]
+    agent_status: str
+    changes: Changes
+
+
+@dataclass(frozen=True)
+class TreeSummary:
+    tasks: list[Task]
+    status_counts: dict[TaskStatus, int]
+    progress: float

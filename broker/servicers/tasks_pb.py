@@ -1,0 +1,173 @@
+"""Protobuf <-> task values, for the TaskQueue servicer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidArgument
+from ..models.tasks import (
+    MAX_LEASE_US,
+    Assignment,
+    Cancellation,
+    DepType,
+    Task,
+    TaskStatus,
+    Transition,
+)
+from ..pb import tasks_pb2 as pb
+from .convert import dict_to_struct, enum_value, struct_to_dict, ts, ts_us
+
+STATUS_TO_PB = {s: getattr(pb, f"TASK_STATUS_{s.name}") for s in TaskStatus}
+PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+DEP_TO_PB = {DepType.HARD: pb.DEPENDENCY_TYPE_HARD, DepType.SOFT: pb.DEPENDENCY_TYPE_SOFT}
+PB_TO_DEP = {pb.DEPENDENCY_TYPE_UNSPECIFIED: DepType.HARD, **{v: k for k, v in DEP_TO_PB.items()}}
+US = 1_000_000
+
+
+def dur_us(msg: Any, field: str) -> int | None:
+    """A Duration field in whole microseconds, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    d = getattr(msg, field)
+    return d.seconds * US + d.nanos // 1000
+
+
+def _duration(msg: Any, field: str, where: str, lo_us: int, hi_us: int, rule: str) -> int | None:
+    value = dur_us(msg, field)
+    if value is not None and not lo_us <= value <= hi_us:
+        raise InvalidArgument(where, rule)
+    return value
+
+
+def dep_type(value: int, where: str) -> DepType:
+    enum_value(pb.DependencyType, value, where)
+    return PB_TO_DEP[value]
+
+
+def status_filter(value: int, where: str) -> TaskStatus | None:
+    enum_value(pb.TaskStatus, value, where)
+    return PB_TO_STATUS.get(value) if value else None
+
+
+def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
+    """A TaskSpec as the fields of TaskSpecInput (validated by pydantic after)."""
+    out: dict[str, Any] = {
+        "title": msg.title,
+        "task_type": msg.task_type,
+        "payload": msg.payload,
+        "content_type": msg.content_type,
+        "required_capabilities": list(msg.required_capabilities),
+        "deadline": ts_us(msg, "deadline"),
+        "parent_id": msg.parent_id or None,
+        "depends_on": [
+            {"task_id": d.task_id, "type": dep_type(d.type, f"{where}.depends_on[{i}].type")}
+            for i, d in enumerate(msg.depends_on)
+        ],
+        "lease_timeout_us": _duration(
+            msg,
+            "lease_timeout",
+            f"{where}.lease_timeout",
+            1 * US,
+            MAX_LEASE_US,
+            "must be between 1 s and 24 h",
+        ),
+        "session_id": msg.session_id or None,
+        "tags": list(msg.tags),
+        "metadata": struct_to_dict(msg, "metadata"),
+        "idempotency_key": msg.idempotency_key or None,
+        "submitted_by": msg.submitted_by,
+    }
+    if msg.HasField("priority"):
+        out["priority"] = msg.priority
+    if msg.HasField("retry"):
+        r = msg.retry
+        rw = f"{where}.retry"
+        if r.HasField("max_retries"):
+            if not 0 <= r.max_retries <= 100:
+                raise InvalidArgument(f"{rw}.max_retries", "must be between 0 and 100")
+            out["max_retries"] = r.max_retries
+        rule = "must be between 0 and 24 h"
+        initial = _duration(r, "initial_backoff", f"{rw}.initial_backoff", 0, MAX_LEASE_US, rule)
+        if initial is not None:
+            out["backoff_initial_us"] = initial
+        cap = _duration(r, "max_backoff", f"{rw}.max_backoff", 0, MAX_LEASE_US, rule)
+        if cap is not None:
+            out["backoff_max_us"] = cap
+        if r.multiplier:
+            if not 1.0 <= r.multiplier <= 10.0:
+                raise InvalidArgument(f"{rw}.multiplier", "must be between 1.0 and 10.0 (0 means 2.0)")
+            out["backoff_multiplier"] = r.multiplier
+    return out
+
+
+def spec_out(t: Task) -> pb.TaskSpec:
+    msg = pb.TaskSpec(
+        title=t.title,
+        task_type=t.task_type,
+        payload=t.payload,
+        content_type=t.content_type,
+        required_capabilities=t.required_capabilities,
+        priority=t.priority,
+        parent_id=t.parent_id or "",
+        depends_on=[pb.Dependency(task_id=d.task_id, type=DEP_TO_PB[d.type]) for d in t.depends_on],
+        retry=pb.RetryPolicy(max_retries=t.max_retries, multiplier=t.backoff_multiplier),
+        session_id=t.session_id or "",
+        tags=t.tags,
+        idempotency_key=t.idempotency_key or "",
+        submitted_by=t.submitted_by,
+    )
+    msg.retry.initial_backoff.FromMicroseconds(t.backoff_initial_us)
+    msg.retry.max_backoff.FromMicroseconds(t.backoff_max_us)
+    msg.lease_timeout.FromMicroseconds(t.lease_timeout_us)
+    if t.deadline is not None:
+        msg.deadline.CopyFrom(ts(t.deadline))
+    if t.metadata:
+        msg.metadata.CopyFrom(dict_to_struct(t.metadata))
+    return msg
+
+
+def task_out(t: Task, calculated_priority: float) -> pb.Task:
+    return pb.Task(
+        task_id=t.task_id,
+        spec=spec_out(t),
+        status=STATUS_TO_PB[t.status],
+        calculated_priority=calculated_priority,
+        root_id=t.root_id,
+        level=t.level,
+        path=t.path,
+        attempt=t.attempt,
+        assigned_agent_id=t.assigned_agent_id or "",
+        lease_expires_at=ts(t.lease_expires_at),
+        progress=t.progress,
+        status_note=t.status_note,
+        result=t.result or b"",
+        result_content_type=t.result_content_type,
+        last_error=t.last_error,
+        next_attempt_at=ts(t.next_attempt_at),
+        created_at=ts(t.created_at),
+        updated_at=ts(t.updated_at),
+        started_at=ts(t.started_at),
+        finished_at=ts(t.finished_at),
+    )
+
+
+def transition_out(tr: Transition) -> pb.TaskTransition:
+    return pb.TaskTransition(
+        task_id=tr.task_id,
+        from_status=STATUS_TO_PB[tr.from_status] if tr.from_status else pb.TASK_STATUS_UNSPECIFIED,
+        to_status=STATUS_TO_PB[tr.to_status],
+        reason=tr.reason,
+        actor=tr.actor,
+        time=ts(tr.at),
+        attempt=tr.attempt,
+    )
+
+
+def assignment_out(a: Assignment, calculated_priority: float) -> pb.Assignment:
+    return pb.Assignment(
+        task=task_out(a.task, calculated_priority), attempt=a.attempt, lease_expires_at=ts(a.lease_expires_at)
+    )
+
+
+def cancellation_out(c: Cancellation) -> pb.Cancellation:
+    return pb.Cancellation(task_id=c.task_id, attempt=c.attempt, reason=c.reason)

@@ -1,0 +1,202 @@
+"""Leases on SQLite: lease, extend, complete, fail, cancel, and the sweeper's jobs.
+
+Each function is one write job (run by ``SqliteEngine.write`` on the writer
+thread, in a transaction shared with other jobs). The capacity count on
+``agents`` is moved by triggers (0003_tasks.sql) in the same transaction as
+every lease and release.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from ...errors import FailedPrecondition, NotFound
+from ...models.tasks import (
+    Assignment,
+    CancelInput,
+    Cancellation,
+    CompleteInput,
+    ExtendInput,
+    FailInput,
+    LeaseRef,
+    LeaseResult,
+    Task,
+    TaskStatus,
+)
+from .tasks_rows import (
+    DUE_BACKOFF_SQL,
+    EXPIRED_LEASES_SQL,
+    FINISHED_SQL,
+    Capsets,
+    deps_of,
+    load_task,
+    row_to_task,
+)
+from .tasks_tx import BROKER, TaskTx
+
+LEASABLE = ("available", "busy")
+
+_LEASE = (
+    "UPDATE tasks SET status = 'running', assigned_agent_id = ?, attempt = attempt + 1,"
+    " lease_expires_at = ? + lease_timeout_us, started_at = ?, updated_at = ?, next_attempt_at = NULL,"
+    " progress = 0, status_note = NULL WHERE task_id = ? AND status = 'ready' RETURNING *"
+)
+
+
+def release_due_backoffs(tx: TaskTx) -> int:
+    """Ready tasks whose retry backoff is over become leasable."""
+    rows = tx.conn.execute(DUE_BACKOFF_SQL, (tx.now,)).fetchall()
+    for task_id, _ in rows:
+        row = tx.conn.execute(
+            "UPDATE tasks SET in_backoff = 0, updated_at = ? WHERE task_id = ?"
+            " RETURNING required_capabilities",
+            (tx.now, task_id),
+        ).fetchone()
+        tx.changes.ready.add(tuple(json.loads(row[0])))
+    return len(rows)
+
+
+def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseResult:
+    conn, now = tx.conn, tx.now
+    a = conn.execute(
+        "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity"
+        " FROM agents WHERE agent_id = ?",
+        (agent_id,),
+    ).fetchone()
+    if a is None or a["status"] == "deregistered":
+        raise NotFound(f"agent {agent_id!r} is not registered")
+    caps = tuple(json.loads(a["capabilities"]))
+    free = a["max_concurrent_tasks"] - a["current_task_count"]
+    if a["reported_free_capacity"] is not None:
+        free = min(free, a["reported_free_capacity"])
+    if a["status"] not in LEASABLE:
+        free = 0
+    n = min(max_n, free)
+    if n <= 0:
+        return LeaseResult([], max(free, 0), caps, a["status"], tx.changes)
+    release_due_backoffs(tx)
+    candidates: list[tuple[float, int, str]] = []
+    for cid in capsets.covered_by(conn, caps):
+        candidates += conn.execute(
+            "SELECT dispatch_rank, seq, task_id FROM tasks"
+            " WHERE capset_id = ? AND status = 'ready' AND in_backoff = 0"
+            " ORDER BY dispatch_rank DESC, seq LIMIT ?",
+            (cid, n),
+        ).fetchall()
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    out: list[Assignment] = []
+    for _, _, task_id in candidates[:n]:
+        row = conn.execute(_LEASE, (agent_id, now, now, now, task_id)).fetchone()
+        tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, f"leased to {agent_id}", agent_id)
+        task = row_to_task(row, deps_of(conn, task_id))
+        if tx.capture:
+            tx.changes.tasks[task_id] = task
+        out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
+    return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
+
+
+def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
+    """The task, if ``ref`` names its current lease; else FAILED_PRECONDITION (nothing changed)."""
+    row = tx.fetch(ref.task_id)
+    if row is None:
+        raise NotFound(f"task {ref.task_id!r} not found")
+    if row["status"] != "running":
+        raise FailedPrecondition(
+            f"task {ref.task_id} is {row['status']}: the lease for attempt {ref.attempt} is over"
+        )
+    if row["assigned_agent_id"] != ref.agent_id:
+        raise FailedPrecondition(f"task {ref.task_id} is not leased to agent {ref.agent_id!r}")
+    if row["attempt"] != ref.attempt:
+        raise FailedPrecondition(
+            f"task {ref.task_id}: attempt {ref.attempt} is stale; the current attempt is {row['attempt']}"
+        )
+    return row
+
+
+def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
+    row = held(tx, inp)
+    until = tx.now + (inp.extension_us or row["lease_timeout_us"])
+    tx.conn.execute(
+        "UPDATE tasks SET lease_expires_at = ?, progress = coalesce(?, progress),"
+        " status_note = coalesce(?, status_note), updated_at = ? WHERE task_id = ?",
+        (until, inp.progress, inp.status_note, tx.now, inp.task_id),
+    )
+    return until
+
+
+def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
+    row = held(tx, inp)
+    tx.complete(row, inp.result, inp.result_content_type, inp.agent_id)
+    return tx.changes.tasks.get(inp.task_id) or load_task(tx.conn, inp.task_id)
+
+
+def fail_job(tx: TaskTx, inp: FailInput) -> Task:
+    row = held(tx, inp)
+    tx.end_attempt(row, inp.error, inp.agent_id, retryable=not inp.non_retryable)
+    return tx.changes.tasks.get(inp.task_id) or load_task(tx.conn, inp.task_id)
+
+
+def cancel_job(tx: TaskTx, inp: CancelInput) -> list[str]:
+    row = tx.fetch(inp.task_id)
+    if row is None:
+        raise NotFound(f"task {inp.task_id!r} not found")
+    if row["status"] in ("completed", "failed", "cancelled"):
+        raise FailedPrecondition(f"task {inp.task_id} is already {row['status']}")
+    reason = inp.reason or "cancelled"
+    ids = tx.cancel(row, reason, inp.actor)
+    if inp.cascade:
+        ids += tx.cancel_subtree(row, reason, inp.actor)
+    return ids
+
+
+def expire_leases_job(tx: TaskTx, limit: int) -> int:
+    rows = tx.conn.execute(EXPIRED_LEASES_SQL, (tx.now, limit)).fetchall()
+    for r in rows:
+        agent = r["assigned_agent_id"]
+        reason = f"lease of agent {agent} expired"
+        tx.changes.cancellations.append((agent, Cancellation(r["task_id"], r["attempt"], reason)))
+        tx.end_attempt(r, reason, BROKER)
+    return len(rows)
+
+
+def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
+    """The agent is gone: its running tasks are requeued at once (the attempt counts)."""
+    rows = tx.conn.execute(
+        "SELECT * FROM tasks WHERE assigned_agent_id = ? AND status = 'running' ORDER BY seq", (agent_id,)
+    ).fetchall()
+    for r in rows:
+        tx.changes.cancellations.append((agent_id, Cancellation(r["task_id"], r["attempt"], reason)))
+        tx.end_attempt(r, reason, BROKER, backoff=False)
+    return [r["task_id"] for r in rows]
+
+
+def refresh_urgency_job(tx: TaskTx) -> int:
+    """Re-rank ready tasks whose deadline urgency moved up a step since it was stored."""
+    horizon = tx.now + int(tx.policy.urgency_horizon_s * 1_000_000)
+    rows = tx.conn.execute(
+        "SELECT task_id, priority, deadline, urgency, created_at FROM tasks"
+        " WHERE status = 'ready' AND deadline IS NOT NULL AND deadline < ?",
+        (horizon,),
+    ).fetchall()
+    changed = 0
+    for r in rows:
+        u = tx.policy.urgency(r["deadline"], tx.now)
+        if u != r["urgency"]:
+            tx.conn.execute(
+                "UPDATE tasks SET urgency = ?, dispatch_rank = ? WHERE task_id = ?",
+                (u, tx.policy.rank(r["priority"], u, r["created_at"]), r["task_id"]),
+            )
+            changed += 1
+    return changed
+
+
+def purge_job(conn: sqlite3.Connection, before: int, limit: int) -> int:
+    """Delete finished tasks older than ``before`` (leaves first: a parent goes after its children)."""
+    cur = conn.execute(
+        "DELETE FROM tasks WHERE task_id IN (SELECT t.task_id FROM tasks t"
+        f" WHERE t.status IN {FINISHED_SQL} AND t.finished_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = t.task_id) LIMIT ?)",
+        (before, limit),
+    )
+    return cur.rowcount

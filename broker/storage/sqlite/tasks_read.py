@@ -1,0 +1,114 @@
+"""Reading tasks on SQLite: one task, filtered pages, subtrees, history, watch snapshots."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ...errors import NotFound
+from ...models.tasks import FINISHED, TaskEvent, TaskFilter, TaskStatus, Transition, TreeSummary, WatchScope
+from .tasks_rows import SUBTREE_SQL, load_task, load_tasks, row_to_transition, subtree_bounds
+
+
+def list_tasks(conn: sqlite3.Connection, flt: TaskFilter) -> tuple[list, int | None]:
+    where: list[str] = []
+    args: list[object] = []
+    if flt.status is not None:
+        where.append("t.status = ?")
+        args.append(flt.status.value)
+    if flt.session_id:
+        where.append("t.session_id = ?")
+        args.append(flt.session_id)
+    if flt.capability:
+        where.append("t.capset_id IN (SELECT capset_id FROM capability_set_members WHERE capability = ?)")
+        args.append(flt.capability)
+    if flt.agent_id:
+        where.append("t.assigned_agent_id = ?")
+        args.append(flt.agent_id)
+    if flt.tag:
+        where.append("t.task_id IN (SELECT task_id FROM task_tags WHERE tag = ?)")
+        args.append(flt.tag)
+    if flt.parent_id:
+        where.append("t.parent_id = ?")
+        args.append(flt.parent_id)
+    if flt.after is not None:
+        where.append("t.seq > ?")
+        args.append(flt.after)
+    cond = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT t.* FROM tasks t {cond} ORDER BY t.seq LIMIT ?"  # noqa: S608 - fixed fragments only
+    args.append(flt.page_size + 1)
+    rows = conn.execute(sql, args).fetchall()
+    tasks = load_tasks(conn, rows[: flt.page_size])
+    more = len(rows) > flt.page_size
+    return tasks, (tasks[-1].seq if more else None)
+
+
+def tree(conn: sqlite3.Connection, task_id: str) -> TreeSummary:
+    root = load_task(conn, task_id)
+    rows = conn.execute(SUBTREE_SQL, subtree_bounds(root.path)).fetchall()
+    tasks = load_tasks(conn, rows)
+    counts: dict[TaskStatus, int] = {}
+    total = 0.0
+    for t in tasks:
+        counts[t.status] = counts.get(t.status, 0) + 1
+        if t.status in FINISHED:
+            total += 100
+        elif t.status == TaskStatus.RUNNING:
+            total += t.progress
+    return TreeSummary(tasks, counts, total / len(tasks) if tasks else 0.0)
+
+
+def history(conn: sqlite3.Connection, task_id: str) -> list[Transition]:
+    if conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is None:
+        raise NotFound(f"task {task_id!r} not found")
+    rows = conn.execute(
+        "SELECT * FROM task_state_history WHERE task_id = ? ORDER BY id", (task_id,)
+    ).fetchall()
+    return [row_to_transition(r) for r in rows]
+
+
+def scope_snapshot(conn: sqlite3.Connection, scope: WatchScope, value: str, limit: int) -> list[TaskEvent]:
+    """The tasks a Watch covers as they are now, each with its latest transition."""
+    if scope == WatchScope.TASK:
+        rows = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (value,)).fetchall()
+        if not rows:
+            raise NotFound(f"task {value!r} not found")
+    elif scope == WatchScope.SUBTREE:
+        root = conn.execute("SELECT path FROM tasks WHERE task_id = ?", (value,)).fetchone()
+        if root is None:
+            raise NotFound(f"task {value!r} not found")
+        rows = conn.execute(SUBTREE_SQL + " LIMIT ?", (*subtree_bounds(root[0]), limit)).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT * FROM tasks WHERE session_id = ? ORDER BY seq LIMIT ?", (value, limit)
+        ).fetchall()
+    out = []
+    for task in load_tasks(conn, rows):
+        last = conn.execute(
+            "SELECT * FROM task_state_history WHERE task_id = ? ORDER BY id DESC LIMIT 1", (task.task_id,)
+        ).fetchone()
+        tr = row_to_transition(last)
+        out.append(
+            TaskEvent(
+                Transition(
+                    tr.task_id,
+                    tr.from_status,
+                    tr.to_status,
+                    tr.reason,
+                    tr.actor,
+                    tr.at,
+                    tr.attempt,
+                    task.path,
+                    task.session_id,
+                ),
+                task,
+                snapshot=True,
+            )
+        )
+    return out
+
+
+def path_of(conn: sqlite3.Connection, task_id: str) -> str:
+    row = conn.execute("SELECT path FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"task {task_id!r} not found")
+    return row[0]

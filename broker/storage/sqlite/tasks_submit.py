@@ -1,0 +1,200 @@
+"""Submit and SubmitGraph on SQLite: every check and insert in one write job."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from typing import Any
+
+from ...errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus
+from .tasks_rows import Capsets, load_task, row_to_task
+from .tasks_tx import TaskTx
+
+_counter = itertools.count()
+_NODE = os.urandom(2).hex()
+
+
+def new_task_id(now: int) -> str:
+    """Time-ordered ids: new rows land at the end of the id index, not all over it."""
+    return f"t-{now:014x}{next(_counter) & 0xFFFFF:05x}{_NODE}{os.urandom(2).hex()}"
+
+
+_INSERT = (
+    "INSERT INTO tasks (task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
+    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, dep_depth, max_retries,"
+    " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
+    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at)"
+    " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
+    " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :dep_depth,"
+    " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
+    " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
+    " :created_at, :updated_at)"
+)
+
+
+def submit_job(
+    tx: TaskTx,
+    capsets: Capsets,
+    nodes: list[PlannedNode],
+    *,
+    max_depth: int,
+    default_lease_us: int,
+) -> SubmitResult:
+    conn, now = tx.conn, tx.now
+    by_key: dict[str, str] = {}
+    tasks: list[Task] = []
+    duplicate: list[bool] = []
+    for node in nodes:
+        spec = node.spec
+        if spec.idempotency_key is not None:
+            found = conn.execute(
+                "SELECT task_id, idempotency_fingerprint FROM tasks WHERE idempotency_key = ?",
+                (spec.idempotency_key,),
+            ).fetchone()
+            if found is not None:
+                if found[1] != spec.fingerprint():
+                    raise AlreadyExists(
+                        f"{node.where}.idempotency_key: {spec.idempotency_key!r} was used for another task"
+                        f" ({found[0]}) with a different spec"
+                    )
+                if node.key is not None:
+                    by_key[node.key] = found[0]
+                tasks.append(load_task(conn, found[0]))
+                duplicate.append(True)
+                continue
+        task_id = new_task_id(now)
+        if node.key is not None:
+            by_key[node.key] = task_id
+
+        # The parent: the tree columns come from it.
+        parent_id = by_key[node.parent_key] if node.parent_key else spec.parent_id
+        if parent_id is not None:
+            parent = conn.execute(
+                "SELECT root_id, level, path FROM tasks WHERE task_id = ?", (parent_id,)
+            ).fetchone()
+            if parent is None:
+                raise NotFound(f"{node.where}.parent_id: task {parent_id!r} not found")
+            level = parent["level"] + 1
+            if level > max_depth:
+                raise ResourceExhausted(
+                    f"{node.where}.parent_id: the task would be at depth {level} of its tree;"
+                    f" at most {max_depth} levels are allowed"
+                )
+            root_id, path = parent["root_id"], f"{parent['path']}{task_id}/"
+        else:
+            level, root_id, path = 0, task_id, f"/{task_id}/"
+
+        # Prerequisites: they exist, a hard one has not failed, the chain is not too deep.
+        deps = [(d.task_id, d.type) for d in spec.depends_on] + [(by_key[k], t) for k, t in node.dep_keys]
+        unfinished, dep_depth = 0, 0
+        seen: set[str] = set()
+        for pid, dtype in deps:
+            if pid in seen:
+                raise InvalidArgument(f"{node.where}.depends_on", f"task {pid!r} is listed twice")
+            seen.add(pid)
+            p = conn.execute("SELECT status, dep_depth FROM tasks WHERE task_id = ?", (pid,)).fetchone()
+            if p is None:
+                raise NotFound(f"{node.where}.depends_on: prerequisite task {pid!r} not found")
+            status = TaskStatus(p["status"])
+            if dtype == DepType.HARD and status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+                raise FailedPrecondition(
+                    f"{node.where}.depends_on: hard prerequisite {pid!r} is {status.value};"
+                    " it can never complete"
+                )
+            if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+                unfinished += 1
+            dep_depth = max(dep_depth, p["dep_depth"] + 1)
+        if dep_depth > max_depth:
+            raise ResourceExhausted(
+                f"{node.where}.depends_on: the chain of prerequisites would be {dep_depth} deep;"
+                f" at most {max_depth} are allowed"
+            )
+
+        if spec.session_id is not None:
+            conn.execute(
+                "INSERT OR IGNORE INTO orchestration_sessions"
+                " (session_id, created_by, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (spec.session_id, spec.submitted_by or None, now, now),
+            )
+        caps = tuple(spec.required_capabilities)
+        status = TaskStatus.BLOCKED if unfinished else TaskStatus.READY
+        urgency = tx.policy.urgency(spec.deadline, now) if status == TaskStatus.READY else 0.0
+        values: dict[str, Any] = {
+            "task_id": task_id,
+            "title": spec.title,
+            "task_type": spec.task_type,
+            "payload": spec.payload,
+            "content_type": spec.content_type,
+            "required_capabilities": json.dumps(list(caps)),
+            "capset_id": capsets.ensure(conn, caps),
+            "priority": spec.priority,
+            "deadline": spec.deadline,
+            "urgency": urgency,
+            "dispatch_rank": tx.policy.rank(spec.priority, urgency, now),
+            "parent_id": parent_id,
+            "root_id": root_id,
+            "level": level,
+            "path": path,
+            "dep_depth": dep_depth,
+            "max_retries": spec.max_retries,
+            "backoff_initial_us": spec.backoff_initial_us,
+            "backoff_multiplier": spec.backoff_multiplier,
+            "backoff_max_us": spec.backoff_max_us,
+            "lease_timeout_us": spec.lease_timeout_us or default_lease_us,
+            "session_id": spec.session_id,
+            "tags": json.dumps(list(spec.tags)),
+            "metadata": json.dumps(spec.metadata),
+            "idempotency_key": spec.idempotency_key,
+            "idempotency_fingerprint": spec.fingerprint() if spec.idempotency_key else None,
+            "submitted_by": spec.submitted_by or None,
+            "status": status.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        values["seq"] = conn.execute(_INSERT, values).lastrowid
+        if spec.tags:
+            conn.executemany(
+                "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)", [(t, task_id) for t in spec.tags]
+            )
+        if deps:
+            conn.executemany(
+                "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type) VALUES (?, ?, ?)",
+                [(task_id, pid, t.value) for pid, t in deps],
+            )
+        actor = spec.submitted_by
+        tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, "submitted", actor)  # type: ignore[arg-type]
+        reason = (
+            f"waiting for {unfinished} unfinished prerequisite(s)"
+            if unfinished
+            else "no unfinished prerequisites"
+        )
+        tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)  # type: ignore[arg-type]
+        if status == TaskStatus.READY:
+            tx.changes.ready.add(caps)
+        task = _built(values, deps)
+        if tx.capture:
+            tx.changes.tasks[task_id] = task
+        tasks.append(task)
+        duplicate.append(False)
+    return SubmitResult(tasks, duplicate, by_key, tx.changes)
+
+
+def _built(values: dict[str, Any], deps: list[tuple[str, DepType]]) -> Task:
+    """The stored task, from the values just inserted (no read back)."""
+    row = {
+        **values,
+        "attempt": 0,
+        "assigned_agent_id": None,
+        "lease_expires_at": None,
+        "progress": 0,
+        "status_note": None,
+        "result": None,
+        "result_content_type": None,
+        "last_error": None,
+        "next_attempt_at": None,
+        "started_at": None,
+        "finished_at": None,
+    }
+    return row_to_task(row, [(pid, t.value) for pid, t in deps])  # type: ignore[arg-type]
