@@ -55,7 +55,9 @@ class Broker:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.sweeper.stop()
+        self.mailbox.shutdown()  # ends Subscribe streams now rather than after the grace period
         await self.server.stop(grace)
+        await self.mailbox.close()  # waits for their deliveries to be released before storage closes
         await self.storage.close()
         log.info("broker stopped")
 

@@ -1,10 +1,38 @@
-"""Messaging rules (filled in by the Messaging work)."""
+"""Messaging rules: durable sends, push delivery with acks, redelivery, dead letters, expiry.
+
+The database holds every message copy and its state; this object holds only
+what is about live streams: which subscription holds which delivery (so an
+ack frees room on the right stream, and a stream that ends releases what it
+holds at once), the wake-up signals, and the timer for scheduled messages.
+Everything it learns from storage it learns after the commit.
+
+Anycast copies are stored once with no recipient and taken by the first
+subscriber with the capability that has room (competing consumers, as a
+work queue with prefetch): a message never waits for an agent that is busy,
+offline or gone while another could take it, and the spread follows each
+agent's ``max_in_flight``. The alternative, choosing the agent at send time,
+would strand messages on an agent that stops reading.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..errors import FailedPrecondition, StorageUnavailable
+from ..models.agents import AgentGone, AgentStatus
+from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
 from ..storage.base import Storage
+from ..storage.message_store import Changed
+from .delivery import DueTimer, Subscription
+from .hub import Signals
 from .registry import Registry
+
+log = logging.getLogger("broker.mailbox")
+
+SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job short
 
 
 class Mailbox:
@@ -12,6 +40,190 @@ class Mailbox:
         self.storage = storage
         self.registry = registry
         self.settings = settings
+        self.signals = Signals()
+        self.started_at = now_us()
+        self._streams: dict[str, set[Subscription]] = {}
+        self._owner: dict[str, tuple[Subscription, int]] = {}  # message_id -> (stream, attempt)
+        self._releases: set[asyncio.Task[None]] = set()
+        self._timer = DueTimer(self.signals.notify)
+        self._recovered = False
+        self._recover_lock = asyncio.Lock()
+        self._due_scanned = 0
+        self._closing = False
+        registry.on_agent_gone(self._agent_gone)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, msg: NewMessage) -> SendResult:
+        return (await self.send_batch([msg], batch=False))[0]
+
+    async def send_batch(self, msgs: list[NewMessage], batch: bool = True) -> list[SendResult]:
+        out = await self.storage.send_messages(msgs, now_us(), batch)
+        self.signals.notify_many(out.wake)
+        for due, key in out.scheduled:
+            self._timer.add(due, key)
+        return out.results
+
+    # -- delivering ------------------------------------------------------------------------
+
+    async def subscribe(self, inp: SubscribeInput) -> Subscription:
+        """A live subscription (armed for wake-ups); iterate ``deliveries()`` for messages."""
+        if self._closing:
+            raise StorageUnavailable("the broker is shutting down")
+        agent = await self.registry.get(inp.agent_id)
+        await self._recover()
+        sub = Subscription(self, inp, agent.capabilities)
+        self._streams.setdefault(agent.agent_id, set()).add(sub)
+        return sub
+
+    async def ack(self, agent_id: str, ids: list[str]) -> int:
+        done = await self.storage.ack_messages(agent_id, ids, now_us())
+        self._forget(done)
+        return len(done)
+
+    async def nack(self, inp: NackInput) -> tuple[int, int]:
+        out = await self.storage.nack_messages(
+            inp.agent_id, inp.message_ids, now_us(), inp.delay_us, inp.reject, inp.reason
+        )
+        self._changed(out)
+        return out.requeued, out.dead
+
+    def _hold(self, sub: Subscription, msgs: list[Message]) -> None:
+        for m in msgs:
+            sub.held[m.message_id] = m.attempt
+            self._owner[m.message_id] = (sub, m.attempt)
+
+    def _forget(self, ids: list[tuple[str, int]]) -> None:
+        """These deliveries are over (acked, released, expired): free their streams' room."""
+        for mid, attempt in ids:
+            entry = self._owner.get(mid)
+            if entry is None or entry[1] != attempt:
+                continue
+            del self._owner[mid]
+            sub = entry[0]
+            if sub.held.pop(mid, None) is not None:
+                sub.event.set()
+
+    def _changed(self, out: Changed) -> None:
+        self._forget(out.ids)
+        self.signals.notify_many(out.wake)
+        for due, key in out.scheduled:
+            self._timer.add(due, key)
+
+    def _drop(self, sub: Subscription, claim: asyncio.Future[list[Message]] | None) -> None:
+        """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
+        shutdown waits for it even when the stream was cancelled)."""
+        streams = self._streams.get(sub.agent_id)
+        if streams is not None:
+            streams.discard(sub)
+            if not streams:
+                del self._streams[sub.agent_id]
+        if not sub.held and claim is None:
+            return
+        task = asyncio.ensure_future(self._release(sub, claim))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, sub: Subscription, claim: asyncio.Future[list[Message]] | None) -> None:
+        if claim is not None:
+            try:
+                self._hold(sub, await claim)
+            except Exception:  # the claim failed: it holds nothing
+                pass
+        held = list(sub.held.items())
+        sub.held.clear()
+        for mid, _ in held:
+            if self._owner.get(mid, (None, 0))[0] is sub:
+                del self._owner[mid]
+        if not held:
+            return
+        reason = "broker shut down before the ack" if sub.refund else "subscription ended before the ack"
+        try:
+            out = await self.storage.release_deliveries(held, now_us(), reason, sub.refund)
+        except Exception:
+            log.exception(
+                "could not release %d deliveries of %s; the ack deadline will", len(held), sub.agent_id
+            )
+            return
+        self._changed(out)
+
+    def _agent_gone(self, gone: AgentGone) -> None:
+        """Called after the commit that released the agent's deliveries: end its streams."""
+        agent = gone.agent
+        if agent.status == AgentStatus.DEREGISTERED:
+            why = f"agent {agent.agent_id!r} deregistered"
+        else:
+            why = f"agent {agent.agent_id!r} went offline ({gone.reason}); heartbeat, then subscribe again"
+        for sub in list(self._streams.get(agent.agent_id, ())):
+            for mid in sub.held:  # released in the registry's transaction already
+                if self._owner.get(mid, (None, 0))[0] is sub:
+                    del self._owner[mid]
+            sub.held.clear()
+            sub.stop(FailedPrecondition(why))
+        self.signals.notify(f"a:{agent.agent_id}")
+        self.signals.notify_many(f"c:{c}" for c in agent.capabilities)
+
+    # -- reading and repair ----------------------------------------------------------------
+
+    async def get(self, message_id: str) -> Message:
+        return await self.storage.get_message(message_id)
+
+    async def list(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
+        return await self.storage.list_messages(flt)
+
+    async def requeue(self, ids: list[str]) -> int:
+        out = await self.storage.requeue_messages(ids, now_us())
+        self._changed(out)
+        return out.requeued
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    async def _recover(self) -> None:
+        """Once per process: deliveries left by streams of a previous process go back to pending."""
+        if self._recovered:
+            return
+        async with self._recover_lock:
+            if self._recovered:
+                return
+            out = await self.storage.release_stale_deliveries(
+                self.started_at, now_us(), "broker restarted before the ack"
+            )
+            self._recovered = True
+            if out.ids:
+                log.info("released %d deliveries left by the previous run", len(out.ids))
+            self._changed(out)
 
     async def sweep(self) -> None:
-        """Ack deadlines, scheduled delivery, expiry, retention."""
+        """Ack deadlines, expiry, retention, and wake-ups for scheduled messages now due."""
+        await self._recover()
+        now = now_us()
+        out = await self.storage.sweep_messages(
+            now, now - s_to_us(self.settings.message_retention_s), SWEEP_LIMIT
+        )
+        self._changed(out.lapsed)
+        self._forget(out.expired)
+        if out.lapsed.ids or out.expired or out.purged:
+            log.debug(
+                "mailbox sweep",
+                extra={"lapsed": len(out.lapsed.ids), "expired": len(out.expired), "purged": out.purged},
+            )
+        keys = await self.storage.due_scheduled(self._due_scanned, now)
+        self._due_scanned = now
+        self.signals.notify_many(keys)
+
+    def shutdown(self) -> None:
+        """Refuse new streams and end every stream (UNAVAILABLE: subscribe again later). Their
+        deliveries are released with the attempt given back: the broker, not the agent, failed."""
+        self._closing = True
+        for subs in list(self._streams.values()):
+            for sub in list(subs):
+                sub.stop(StorageUnavailable("the broker is shutting down; subscribe again"), refund=True)
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Shut down, then wait (bounded) until every ended stream's release has committed."""
+        self.shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._releases and loop.time() < deadline:
+            await asyncio.wait(list(self._releases), timeout=max(0.0, deadline - loop.time()))
+        await self._timer.close()

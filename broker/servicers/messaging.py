@@ -1,11 +1,222 @@
-"""Messaging servicer (every RPC answers UNIMPLEMENTED until the Messaging work lands)."""
+"""Messaging servicer: protobuf <-> mailbox calls."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ..clock import now_us
 from ..core.mailbox import Mailbox
+from ..errors import InvalidArgument
+from ..models.common import check_id, decode_page_token, encode_page_token, page_size
+from ..models.messages import (
+    MAX_BATCH_SEND,
+    Message,
+    MessageFilter,
+    MessageStatus,
+    NackInput,
+    NewMessage,
+    SubscribeInput,
+    Target,
+    TargetKind,
+    check_ids,
+    check_send,
+)
+from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
+from .convert import enum_value, ts, ts_us
+from .errors import rpc, stream_rpc
+
+STATUS_TO_PB = {
+    MessageStatus.PENDING: pb.MESSAGE_STATUS_PENDING,
+    MessageStatus.DELIVERED: pb.MESSAGE_STATUS_DELIVERED,
+    MessageStatus.PROCESSED: pb.MESSAGE_STATUS_PROCESSED,
+    MessageStatus.FAILED: pb.MESSAGE_STATUS_FAILED,
+    MessageStatus.EXPIRED: pb.MESSAGE_STATUS_EXPIRED,
+}
+PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+KIND_TO_PB = {
+    TargetKind.DIRECT: pb.TARGET_KIND_DIRECT,
+    TargetKind.BROADCAST: pb.TARGET_KIND_BROADCAST,
+    TargetKind.ANYCAST: pb.TARGET_KIND_ANYCAST,
+}
+
+
+def _us(d: object) -> int:
+    return d.seconds * 1_000_000 + d.nanos // 1000  # type: ignore[attr-defined]
+
+
+def _target(req: pb.SendRequest) -> Target | None:
+    if not req.HasField("target"):
+        return None
+    t = req.target
+    which = t.WhichOneof("kind")
+    if which == "agent_id":
+        return Target(TargetKind.DIRECT, agent_id=t.agent_id)
+    if which == "broadcast":
+        return Target(
+            TargetKind.BROADCAST,
+            capability=t.broadcast.capability or None,
+            include_sender=t.broadcast.include_sender,
+        )
+    if which == "anycast":
+        return Target(TargetKind.ANYCAST, capability=t.anycast.capability)
+    return None
+
+
+def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "") -> NewMessage:
+    expiry = req.WhichOneof("expiry")
+    return check_send(
+        field=field,
+        now=now,
+        max_payload=max_payload,
+        sender_id=req.sender_id,
+        target=_target(req),
+        message_type=req.message_type,
+        payload=req.payload,
+        content_type=req.content_type,
+        priority=req.priority if req.HasField("priority") else None,
+        correlation_id=req.correlation_id,
+        conversation_id=req.conversation_id,
+        deliver_after=ts_us(req, "deliver_after"),
+        ttl_us=_us(req.ttl) if expiry == "ttl" else None,
+        expires_at=_us(req.expires_at) if expiry == "expires_at" else None,
+        max_attempts=req.max_attempts if req.HasField("max_attempts") else None,
+        idempotency_key=req.idempotency_key,
+        headers=dict(req.headers) if req.headers else None,
+    )
+
+
+def message_to_pb(m: Message) -> pb.Message:
+    msg = pb.Message(
+        message_id=m.message_id,
+        send_id=m.send_id,
+        sender_id=m.sender_id,
+        recipient_id=m.recipient_id or "",
+        target_kind=KIND_TO_PB[m.target_kind],
+        target_capability=m.target_capability or "",
+        message_type=m.message_type,
+        payload=m.payload,
+        content_type=m.content_type,
+        priority=m.priority,
+        correlation_id=m.correlation_id or "",
+        conversation_id=m.conversation_id or "",
+        headers=m.headers,
+        idempotency_key=m.idempotency_key or "",
+        status=STATUS_TO_PB[m.status],
+        attempt=m.attempt,
+        max_attempts=m.max_attempts,
+        created_at=ts(m.created_at),
+        last_error=m.last_error or "",
+    )
+    for name in ("deliver_after", "expires_at", "delivered_at", "ack_deadline", "processed_at"):
+        value = getattr(m, name)
+        if value is not None:
+            getattr(msg, name).FromMicroseconds(value)
+    return msg
 
 
 class MessagingServicer(pb_grpc.MessagingServicer):
     def __init__(self, mailbox: Mailbox) -> None:
         self.mailbox = mailbox
+        self._max_payload = mailbox.settings.max_payload_bytes
+        self._ack_deadline_us = round(mailbox.settings.ack_deadline_s * 1_000_000)
+
+    @rpc
+    async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
+        res = await self.mailbox.send(send_from_pb(request, now_us(), self._max_payload))
+        return pb.SendResponse(message_ids=res.message_ids, duplicate=res.duplicate)
+
+    @rpc
+    async def SendBatch(
+        self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendBatchResponse:
+        n = len(request.messages)
+        if not 1 <= n <= MAX_BATCH_SEND:
+            raise InvalidArgument("messages", f"must hold 1-{MAX_BATCH_SEND} messages (got {n})")
+        now = now_us()
+        msgs = [
+            send_from_pb(r, now, self._max_payload, f"messages[{i}].") for i, r in enumerate(request.messages)
+        ]
+        results = await self.mailbox.send_batch(msgs)
+        return pb.SendBatchResponse(
+            results=[pb.SendResponse(message_ids=r.message_ids, duplicate=r.duplicate) for r in results]
+        )
+
+    @stream_rpc
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        inp = SubscribeInput(
+            agent_id=request.agent_id,
+            max_in_flight=request.max_in_flight or 100,
+            ack_deadline_us=_us(request.ack_deadline)
+            if request.HasField("ack_deadline")
+            else self._ack_deadline_us,
+            max_batch=request.max_batch or 100,
+        )
+        sub = await self.mailbox.subscribe(inp)
+        # However the call ends (even cancelled while the generator is suspended), release at once.
+        context.add_done_callback(lambda _ctx: sub.end())
+        # Initial metadata tells the client the subscription is live: anything committed after it
+        # is pushed on this stream (or a sibling stream of the same agent).
+        await context.send_initial_metadata(())
+        async for msgs in sub.deliveries():
+            yield pb.SubscribeResponse(messages=[message_to_pb(m) for m in msgs])
+
+    @rpc
+    async def Ack(self, request: pb.AckRequest, context: grpc.aio.ServicerContext) -> pb.AckResponse:
+        agent_id = check_id(request.agent_id, "agent_id")
+        acked = await self.mailbox.ack(agent_id, check_ids(list(request.message_ids)))
+        return pb.AckResponse(acked=acked)
+
+    @rpc
+    async def Nack(self, request: pb.NackRequest, context: grpc.aio.ServicerContext) -> pb.NackResponse:
+        inp = NackInput(
+            agent_id=request.agent_id,
+            message_ids=check_ids(list(request.message_ids)),
+            delay_us=_us(request.delay) if request.HasField("delay") else 0,
+            reject=request.reject,
+            reason=request.reason,
+        )
+        requeued, dead = await self.mailbox.nack(inp)
+        return pb.NackResponse(requeued=requeued, dead_lettered=dead)
+
+    @rpc
+    async def GetMessage(
+        self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Message:
+        return message_to_pb(await self.mailbox.get(check_id(request.message_id, "message_id")))
+
+    @rpc
+    async def ListMessages(
+        self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMessagesResponse:
+        token = decode_page_token(request.page_token, 1)
+        if token is not None and not isinstance(token[0], int):
+            raise InvalidArgument("page_token", "is not a token this broker issued")
+        status = enum_value(pb.MessageStatus, request.status, "status")
+        flt = MessageFilter(
+            conversation_id=request.conversation_id or None,
+            correlation_id=request.correlation_id or None,
+            sender_id=request.sender_id or None,
+            recipient_id=request.recipient_id or None,
+            status=PB_TO_STATUS.get(status),
+            created_after=ts_us(request, "created_after"),
+            created_before=ts_us(request, "created_before"),
+            page_size=page_size(request.page_size),
+            after_seq=token[0] if token else None,
+        )
+        msgs, last = await self.mailbox.list(flt)
+        return pb.ListMessagesResponse(
+            messages=[message_to_pb(m) for m in msgs],
+            next_page_token=encode_page_token(last) if last is not None else "",
+        )
+
+    @rpc
+    async def Requeue(
+        self, request: pb.RequeueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RequeueResponse:
+        requeued = await self.mailbox.requeue(check_ids(list(request.message_ids)))
+        return pb.RequeueResponse(requeued=requeued)

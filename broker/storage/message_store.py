@@ -1,9 +1,83 @@
-"""The messaging part of the Storage protocol (filled in by the Messaging work)."""
+"""The messaging part of the Storage protocol.
+
+Each operation is one transaction. Operations that change which copies are
+deliverable return what the core needs to wake subscribers *after* the
+commit: Signals keys (``a:<agent>`` for an agent's copies, ``c:<capability>``
+for anycast copies no agent holds) and the deliver-after times of copies that
+are not due yet.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from ..models.messages import Message, MessageFilter, NewMessage, SendResult
+
+
+@dataclass
+class Changed:
+    """Copies that changed state in one transaction, and whom to wake for them."""
+
+    ids: list[tuple[str, int]] = field(default_factory=list)  # (message_id, attempt) of each copy changed
+    wake: set[str] = field(default_factory=set)  # keys to notify now
+    scheduled: list[tuple[int, str]] = field(default_factory=list)  # (due time, key) for later
+    requeued: int = 0  # copies now pending again
+    dead: int = 0  # copies moved to FAILED (dead letters)
+
+
+@dataclass
+class SendOutcome:
+    results: list[SendResult]
+    wake: set[str]
+    scheduled: list[tuple[int, str]]
+
+
+@dataclass
+class SweepOutcome:
+    lapsed: Changed  # deliveries past their ack deadline, released (or dead-lettered)
+    expired: list[tuple[str, int]]  # (message_id, attempt) of copies that became EXPIRED
+    purged: int  # final copies deleted by retention
 
 
 class MessageStore(Protocol):
-    pass
+    async def send_messages(self, msgs: list[NewMessage], now: int, batch: bool = False) -> SendOutcome:
+        """Store sends (all or none); idempotent repeats return the first ids. ``batch`` names
+        fields in errors as ``messages[i].field``."""
+
+    async def claim_messages(
+        self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int
+    ) -> list[Message]:
+        """Mark up to ``limit`` due copies for the agent delivered (priority, then enqueue order)."""
+
+    async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
+        """Mark the agent's deliveries processed; return (id, attempt) of those that changed.
+        NotFound / PermissionDenied change nothing."""
+
+    async def nack_messages(
+        self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str
+    ) -> Changed:
+        """Hand deliveries back for redelivery (after ``delay_us``) or dead-letter them."""
+
+    async def release_deliveries(
+        self, held: list[tuple[str, int]], now: int, reason: str, refund: bool
+    ) -> Changed:
+        """Release (message_id, attempt) deliveries that are still outstanding at that attempt."""
+
+    async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> Changed:
+        """Release every delivery made before ``delivered_before`` (streams of a previous process)."""
+
+    async def requeue_messages(self, ids: list[str], now: int) -> Changed:
+        """Put dead letters back to pending with fresh attempts. All-or-nothing."""
+
+    async def sweep_messages(self, now: int, purge_before: int, limit: int) -> SweepOutcome:
+        """Release lapsed deliveries, expire copies past expiry, purge old final copies."""
+
+    async def get_message(self, message_id: str) -> Message:
+        """One copy by id (NotFound)."""
+
+    async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
+        """One page in enqueue order; the second item is the last seq when more may follow."""
+
+    async def due_scheduled(self, after: int, upto: int) -> set[str]:
+        """Wake keys of pending copies whose deliver-after time fell in (after, upto]."""

@@ -1,43 +1,59 @@
 -- Messages: one row per recipient copy (a broadcast makes one per recipient),
 -- so each recipient acks, retries and dead-letters its own copy.
+--
+-- Every index below is paid for on the hot path (a message is inserted, claimed
+-- and acked), so there are only those that a query needs:
+--   insert: message_id, next, recipient, sender (+ conversation/correlation/expiry/scheduled when set)
+--   claim:  next -> delivered, ack_deadline
+--   ack:    delivered, ack_deadline -> retention
 
 CREATE TABLE a2a_messages (
-    seq               INTEGER PRIMARY KEY AUTOINCREMENT,   -- enqueue order
-    message_id        TEXT NOT NULL UNIQUE,
+    -- Enqueue order. Not AUTOINCREMENT: that costs a sqlite_sequence write per
+    -- insert, and order only has to hold among the rows that exist.
+    seq               INTEGER PRIMARY KEY,
+    message_id        TEXT NOT NULL UNIQUE CHECK (length(message_id) BETWEEN 1 AND 128),
+    -- Shared by the copies of one broadcast; equal to message_id otherwise.
     send_id           TEXT NOT NULL,
     sender_id         TEXT NOT NULL REFERENCES agents (agent_id),
-    -- NULL only for an anycast copy not yet taken by an agent.
+    -- NULL only for an anycast copy not (or no longer) taken by an agent.
     recipient_id      TEXT REFERENCES agents (agent_id),
     target_kind       TEXT NOT NULL CHECK (target_kind IN ('direct', 'broadcast', 'anycast')),
-    target_capability TEXT,
+    target_capability TEXT CHECK (target_capability IS NULL OR length(target_capability) BETWEEN 1 AND 128),
     message_type      TEXT NOT NULL DEFAULT '' CHECK (length(message_type) <= 128),
     payload           BLOB NOT NULL,
     content_type      TEXT NOT NULL DEFAULT '' CHECK (length(content_type) <= 128),
     priority          INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 0 AND 10),
-    correlation_id    TEXT CHECK (correlation_id IS NULL OR length(correlation_id) <= 128),
-    conversation_id   TEXT CHECK (conversation_id IS NULL OR length(conversation_id) <= 128),
+    correlation_id    TEXT CHECK (correlation_id IS NULL OR length(correlation_id) BETWEEN 1 AND 128),
+    conversation_id   TEXT CHECK (conversation_id IS NULL OR length(conversation_id) BETWEEN 1 AND 128),
     headers           TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(headers)),
-    idempotency_key   TEXT CHECK (idempotency_key IS NULL OR length(idempotency_key) <= 128),
+    idempotency_key   TEXT CHECK (idempotency_key IS NULL OR length(idempotency_key) BETWEEN 1 AND 128),
     status            TEXT NOT NULL DEFAULT 'pending'
                       CHECK (status IN ('pending', 'delivered', 'processed', 'failed', 'expired')),
+    -- Deliveries so far, the current one included.
     attempt           INTEGER NOT NULL DEFAULT 0 CHECK (attempt >= 0),
     max_attempts      INTEGER NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
     created_at        INTEGER NOT NULL,
-    deliver_after     INTEGER NOT NULL,
+    -- NULL: deliverable at once. Otherwise not before this time (scheduled, or a nack delay).
+    deliver_after     INTEGER,
     expires_at        INTEGER,
     delivered_at      INTEGER,
     ack_deadline      INTEGER,
     processed_at      INTEGER,
-    last_error        TEXT,
+    -- When the copy reached a final state (processed or expired): retention counts from here.
+    finished_at       INTEGER,
+    last_error        TEXT CHECK (last_error IS NULL OR length(last_error) <= 2048),
     CHECK (target_kind = 'anycast' OR recipient_id IS NOT NULL),
+    CHECK (target_kind = 'direct' OR target_kind = 'broadcast' OR target_capability IS NOT NULL),
     CHECK (status != 'delivered' OR (recipient_id IS NOT NULL AND ack_deadline IS NOT NULL)),
+    CHECK (status NOT IN ('processed', 'expired') OR finished_at IS NOT NULL),
+    CHECK (status = 'pending' OR attempt >= 1 OR status = 'expired'),
     CHECK (attempt <= max_attempts)
 );
 
 -- Next message for an agent: its pending copies, highest priority, then oldest.
 CREATE INDEX idx_messages_next ON a2a_messages (recipient_id, priority DESC, seq)
     WHERE status = 'pending';
--- Next anycast message for a capability.
+-- Next anycast message for a capability (copies no agent holds).
 CREATE INDEX idx_messages_anycast_next ON a2a_messages (target_capability, priority DESC, seq)
     WHERE status = 'pending' AND recipient_id IS NULL;
 -- Sweeper: deliveries whose ack deadline passed.
@@ -45,22 +61,28 @@ CREATE INDEX idx_messages_ack_deadline ON a2a_messages (ack_deadline) WHERE stat
 -- Sweeper: messages past their expiry.
 CREATE INDEX idx_messages_expiry ON a2a_messages (expires_at)
     WHERE expires_at IS NOT NULL AND status IN ('pending', 'delivered');
--- Sweeper: release a stream's or an agent's unacked deliveries.
+-- Sweeper: scheduled messages that came due (to wake their subscribers after a restart).
+CREATE INDEX idx_messages_scheduled ON a2a_messages (deliver_after)
+    WHERE deliver_after IS NOT NULL AND status = 'pending';
+-- An agent's deliveries, released at once when it goes offline or deregisters.
 CREATE INDEX idx_messages_delivered_to ON a2a_messages (recipient_id) WHERE status = 'delivered';
--- Reads and retention.
-CREATE INDEX idx_messages_status ON a2a_messages (status, seq);
+-- Dead letters, oldest first.
+CREATE INDEX idx_messages_dead ON a2a_messages (seq) WHERE status = 'failed';
+-- Reads (ListMessages filters), each in enqueue order.
+CREATE INDEX idx_messages_recipient ON a2a_messages (recipient_id, seq);
+CREATE INDEX idx_messages_sender ON a2a_messages (sender_id, seq);
 CREATE INDEX idx_messages_conversation ON a2a_messages (conversation_id, seq) WHERE conversation_id IS NOT NULL;
 CREATE INDEX idx_messages_correlation ON a2a_messages (correlation_id, seq) WHERE correlation_id IS NOT NULL;
-CREATE INDEX idx_messages_sender ON a2a_messages (sender_id, seq);
-CREATE INDEX idx_messages_send ON a2a_messages (send_id);
-CREATE INDEX idx_messages_retention ON a2a_messages (processed_at) WHERE status IN ('processed', 'expired');
+-- Retention: final copies by the time they became final.
+CREATE INDEX idx_messages_retention ON a2a_messages (finished_at) WHERE status IN ('processed', 'expired');
 
--- Idempotency: one send per (sender, key).
+-- Idempotency: one send per (sender, key), kept as long as messages are retained.
 CREATE TABLE message_sends (
     sender_id       TEXT NOT NULL REFERENCES agents (agent_id),
-    idempotency_key TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 128),
     send_id         TEXT NOT NULL,
-    message_ids     TEXT NOT NULL CHECK (json_valid(message_ids)),
+    message_ids     TEXT NOT NULL CHECK (json_valid(message_ids) AND json_type(message_ids) = 'array'),
     created_at      INTEGER NOT NULL,
     PRIMARY KEY (sender_id, idempotency_key)
 ) WITHOUT ROWID;
+CREATE INDEX idx_message_sends_created ON message_sends (created_at);

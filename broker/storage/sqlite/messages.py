@@ -1,11 +1,413 @@
-"""Messaging operations on SQLite (filled in by the Messaging work)."""
+"""Messaging operations on SQLite.
+
+Every operation is one write job (see engine.py): a few statements run on the
+writer thread inside the group-committed transaction. Id lists travel as one
+JSON array parameter (``json_each``), so each statement is prepared once and
+cached whatever the number of ids.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ...errors import FailedPrecondition, NotFound, PermissionDenied
+from ...models.messages import Message, NewMessage, SendResult, TargetKind
+from ..message_store import Changed, SendOutcome, SweepOutcome
+from .message_rows import COLUMNS, MessageReads, row_to_message, wake_key
+
+if TYPE_CHECKING:
+    from .engine import SqliteEngine
+
+_FIELDS = (
+    "message_id, send_id, sender_id, recipient_id, target_kind, target_capability, message_type, payload,"
+    " content_type, priority, correlation_id, conversation_id, headers, idempotency_key, max_attempts,"
+    " created_at, deliver_after, expires_at"
+)
+_INSERT = f"INSERT INTO a2a_messages ({_FIELDS}) VALUES ({', '.join('?' * 18)})"  # noqa: S608
+_BROADCAST = f"""
+INSERT INTO a2a_messages ({_FIELDS})
+SELECT lower(hex(randomblob(16))), :send_id, :sender, a.agent_id, 'broadcast', :cap, :type, :payload,
+       :ctype, :prio, :corr, :conv, :headers, :key, :max, :now, :after, :expires
+FROM agents a
+WHERE a.status != 'deregistered' AND (:incl OR a.agent_id != :sender)
+  AND (:cap IS NULL OR a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = :cap))
+ORDER BY a.agent_id
+RETURNING message_id, recipient_id
+"""  # noqa: S608
+_LIVE = (
+    "SELECT agent_id FROM agents WHERE agent_id IN (SELECT value FROM json_each(?))"
+    " AND status != 'deregistered'"
+)
+_CAPABLE = (
+    "SELECT 1 FROM agent_capabilities c JOIN agents a ON a.agent_id = c.agent_id"
+    " WHERE c.capability = ? AND a.status != 'deregistered' LIMIT 1"
+)
+
+# Due: deliverable now (scheduled time reached, not expired).
+_DUE = "(deliver_after IS NULL OR deliver_after <= :now) AND (expires_at IS NULL OR expires_at > :now)"
+NEXT_DIRECT = (
+    "SELECT seq, priority FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending'"
+    f" AND {_DUE} ORDER BY priority DESC, seq LIMIT :n"
+)
+NEXT_ANYCAST = (
+    "SELECT seq, priority FROM a2a_messages WHERE target_capability = :cap AND recipient_id IS NULL"
+    f" AND status = 'pending' AND {_DUE} ORDER BY priority DESC, seq LIMIT :n"
+)
+_CLAIM = (
+    "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1, recipient_id = :agent,"
+    " delivered_at = :now, ack_deadline = :deadline WHERE seq IN ({})"
+    f" RETURNING {COLUMNS}"
+)
+_CLAIM_DIRECT = _CLAIM.format(
+    f"SELECT seq FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending' AND {_DUE}"
+    " ORDER BY priority DESC, seq LIMIT :n"
+)
+_CLAIM_SEQS = _CLAIM.format("SELECT value FROM json_each(:seqs)")
+
+_ACK = (
+    "UPDATE a2a_messages SET status = 'processed', processed_at = :now, finished_at = :now,"
+    " ack_deadline = NULL"
+    " WHERE message_id IN (SELECT value FROM json_each(:ids)) AND recipient_id = :agent"
+    " AND (status = 'delivered' OR (status = 'pending' AND attempt > 0))"
+    " RETURNING message_id, attempt"
+)
+_IN_IDS = "message_id IN (SELECT value FROM json_each(?))"
+_OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"  # noqa: S608
+
+LAPSED = (
+    "SELECT seq FROM a2a_messages WHERE status = 'delivered' AND ack_deadline <= :now"
+    " ORDER BY ack_deadline LIMIT :lim"
+)
+EXPIRING = (
+    "SELECT seq FROM a2a_messages WHERE expires_at IS NOT NULL AND status IN ('pending', 'delivered')"
+    " AND expires_at <= :now LIMIT :lim"
+)
+PURGEABLE = (
+    "SELECT seq FROM a2a_messages WHERE status IN ('processed', 'expired')"
+    " AND finished_at < :before LIMIT :lim"
+)
+_EXPIRE = (
+    "UPDATE a2a_messages SET status = 'expired', finished_at = :now, ack_deadline = NULL,"
+    f" last_error = 'expired before it was processed' WHERE seq IN ({EXPIRING})"
+    " RETURNING message_id, attempt"
+)
 
 
-class MessageOps:
+def _release_sql(where: str) -> str:
+    """Hand deliveries back: PENDING again (anycast copies back to the pool), or FAILED past the
+    last attempt or when rejected. ``:refund`` gives the attempt back (the broker's own fault)."""
+    dead = "(:reject OR attempt - :refund >= max_attempts)"
+    return f"""
+UPDATE a2a_messages SET
+    status = CASE WHEN {dead} THEN 'failed' ELSE 'pending' END,
+    attempt = attempt - :refund,
+    recipient_id = CASE WHEN target_kind = 'anycast' AND NOT {dead} THEN NULL ELSE recipient_id END,
+    deliver_after = :deliver_after,
+    ack_deadline = NULL,
+    last_error = substr(:reason || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, 2048)
+WHERE status = 'delivered' AND {where}
+RETURNING message_id, attempt + :refund, status, recipient_id, target_capability, deliver_after
+"""  # noqa: S608
+
+
+_RELEASE_HELD = _release_sql(
+    "seq IN (SELECT m.seq FROM json_each(:held) j JOIN a2a_messages m"
+    " ON m.message_id = j.value ->> 0 AND m.attempt = j.value ->> 1 WHERE m.status = 'delivered')"
+)
+_RELEASE_AGENT = _release_sql("recipient_id = :agent")
+_RELEASE_STALE = _release_sql("delivered_at < :before")
+_RELEASE_LAPSED = _release_sql(f"seq IN ({LAPSED})")
+_NACK = _release_sql("recipient_id = :agent AND message_id IN (SELECT value FROM json_each(:ids))")
+
+
+def new_id() -> str:
+    return os.urandom(16).hex()
+
+
+def _changed(rows: Iterable[sqlite3.Row]) -> Changed:
+    out = Changed()
+    for message_id, attempt, status, recipient, capability, after in rows:
+        out.ids.append((message_id, attempt))
+        if status == "pending":
+            out.requeued += 1
+            key = wake_key(recipient, capability)
+            if after is None:
+                out.wake.add(key)
+            else:
+                out.scheduled.append((after, key))
+        else:
+            out.dead += 1
+    return out
+
+
+def _release_args(now: int, reason: str, **kw: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"now": now, "reason": reason, "refund": 0, "reject": 0, "deliver_after": None}
+    args.update(kw)
+    return args
+
+
+def _check_owner(conn: sqlite3.Connection, agent_id: str, ids: list[str]) -> list[sqlite3.Row]:
+    """NotFound / PermissionDenied for ids that are unknown or another agent's."""
+    rows = conn.execute(_OWNERS, (json.dumps(ids),)).fetchall()
+    found = {r[0]: r for r in rows}
+    for mid in ids:
+        r = found.get(mid)
+        if r is None:
+            raise NotFound(f"message {mid!r} not found")
+        if r[1] is not None and r[1] != agent_id:
+            raise PermissionDenied(f"message {mid!r} is addressed to another agent, not {agent_id!r}")
+    return rows
+
+
+class MessageOps(MessageReads):
+    engine: SqliteEngine
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send_messages(self, msgs: list[NewMessage], now: int, batch: bool = False) -> SendOutcome:
+        def job(conn: sqlite3.Connection) -> SendOutcome:
+            return _send(conn, msgs, now, batch)
+
+        return await self.engine.write(job)
+
+    # -- delivering ------------------------------------------------------------------------
+
+    async def claim_messages(
+        self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int
+    ) -> list[Message]:
+        args = {"agent": agent_id, "now": now, "n": limit, "deadline": ack_deadline}
+
+        def job(conn: sqlite3.Connection) -> list[Message]:
+            if not capabilities:
+                rows = conn.execute(_CLAIM_DIRECT, args).fetchall()
+            else:
+                cands = conn.execute(NEXT_DIRECT, args).fetchall()
+                for cap in capabilities:
+                    cands += conn.execute(NEXT_ANYCAST, {**args, "cap": cap}).fetchall()
+                if not cands:
+                    return []
+                cands.sort(key=lambda r: (-r[1], r[0]))
+                seqs = json.dumps([r[0] for r in cands[:limit]])
+                rows = conn.execute(_CLAIM_SEQS, {**args, "seqs": seqs}).fetchall()
+            msgs = [row_to_message(r) for r in rows]
+            msgs.sort(key=lambda m: (-m.priority, m.seq))
+            return msgs
+
+        return await self.engine.write(job)
+
+    async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
+        def job(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            done = [
+                (r[0], r[1])
+                for r in conn.execute(_ACK, {"ids": json.dumps(ids), "agent": agent_id, "now": now})
+            ]
+            if len(done) < len(ids):
+                # Acking twice is harmless; an unknown id or another agent's message is not
+                # (raising rolls this job back: a rejected Ack changes nothing).
+                changed = {mid for mid, _ in done}
+                _check_owner(conn, agent_id, [i for i in ids if i not in changed])
+            return done
+
+        return await self.engine.write(job)
+
+    async def nack_messages(
+        self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str
+    ) -> Changed:
+        args = _release_args(
+            now,
+            reason or ("rejected by the recipient" if reject else "nacked by the recipient"),
+            agent=agent_id,
+            ids=json.dumps(ids),
+            reject=int(reject),
+            deliver_after=now + delay_us if delay_us > 0 and not reject else None,
+        )
+
+        def job(conn: sqlite3.Connection) -> Changed:
+            out = _changed(conn.execute(_NACK, args).fetchall())
+            if len(out.ids) < len(ids):
+                changed = {mid for mid, _ in out.ids}
+                _check_owner(conn, agent_id, [i for i in ids if i not in changed])
+            return out
+
+        return await self.engine.write(job)
+
+    async def release_deliveries(
+        self, held: list[tuple[str, int]], now: int, reason: str, refund: bool
+    ) -> Changed:
+        args = _release_args(now, reason, held=json.dumps(held), refund=int(refund))
+        return await self.engine.write(lambda conn: _changed(conn.execute(_RELEASE_HELD, args).fetchall()))
+
+    async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> Changed:
+        args = _release_args(now, reason, before=delivered_before)
+        return await self.engine.write(lambda conn: _changed(conn.execute(_RELEASE_STALE, args).fetchall()))
+
     def _release_messages_of(self, conn: sqlite3.Connection, agent_id: str, now: int, reason: str) -> int:
         """Put the agent's delivered-but-unacked messages back to pending (same transaction as the caller)."""
-        return 0
+        rows = conn.execute(_RELEASE_AGENT, _release_args(now, reason, agent=agent_id)).fetchall()
+        return len(rows)
+
+    # -- repair and housekeeping -----------------------------------------------------------
+
+    async def requeue_messages(self, ids: list[str], now: int) -> Changed:
+        def job(conn: sqlite3.Connection) -> Changed:
+            rows = conn.execute(
+                f"SELECT message_id, status FROM a2a_messages WHERE {_IN_IDS}",  # noqa: S608
+                (json.dumps(ids),),
+            ).fetchall()
+            status = {r[0]: r[1] for r in rows}
+            for mid in ids:
+                if mid not in status:
+                    raise NotFound(f"message {mid!r} not found")
+                if status[mid] != "failed":
+                    raise FailedPrecondition(f"message {mid!r} is {status[mid]}, not failed (a dead letter)")
+            return _changed(
+                conn.execute(
+                    "UPDATE a2a_messages SET status = 'pending', attempt = 0, deliver_after = NULL,"
+                    " ack_deadline = NULL,"
+                    " recipient_id = CASE WHEN target_kind = 'anycast' THEN NULL ELSE recipient_id END"
+                    " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'failed'"
+                    " RETURNING message_id, attempt, status, recipient_id, target_capability, deliver_after",
+                    (json.dumps(ids),),
+                ).fetchall()
+            )
+
+        return await self.engine.write(job)
+
+    async def sweep_messages(self, now: int, purge_before: int, limit: int) -> SweepOutcome:
+        def job(conn: sqlite3.Connection) -> SweepOutcome:
+            lapsed = _changed(
+                conn.execute(_RELEASE_LAPSED, _release_args(now, "ack deadline passed", lim=limit)).fetchall()
+            )
+            expired = [(r[0], r[1]) for r in conn.execute(_EXPIRE, {"now": now, "lim": limit})]
+            purged = conn.execute(
+                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",  # noqa: S608
+                {"before": purge_before, "lim": limit},
+            ).rowcount
+            conn.execute(
+                "DELETE FROM message_sends WHERE (sender_id, idempotency_key) IN"
+                " (SELECT sender_id, idempotency_key FROM message_sends WHERE created_at < ? LIMIT ?)",
+                (purge_before, limit),
+            )
+            return SweepOutcome(lapsed, expired, purged)
+
+        return await self.engine.write(job)
+
+
+# -- the send job ------------------------------------------------------------------------------
+
+
+def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: bool) -> SendOutcome:
+    def field(i: int, name: str) -> str:
+        return f"messages[{i}].{name}" if batch else name
+
+    ids = {m.sender_id for m in msgs}
+    ids.update(m.target.agent_id for m in msgs if m.target.kind is TargetKind.DIRECT)  # type: ignore[misc]
+    live = {r[0] for r in conn.execute(_LIVE, (json.dumps(list(ids)),))}
+    capable: dict[str, bool] = {}
+    for i, m in enumerate(msgs):
+        if m.sender_id not in live:
+            raise NotFound(f"{field(i, 'sender_id')}: agent {m.sender_id!r} is not registered")
+        t = m.target
+        if t.kind is TargetKind.DIRECT and t.agent_id not in live:
+            raise NotFound(f"{field(i, 'target.agent_id')}: agent {t.agent_id!r} is not registered")
+        if t.kind is TargetKind.ANYCAST:
+            cap = t.capability or ""
+            if cap not in capable:
+                capable[cap] = conn.execute(_CAPABLE, (cap,)).fetchone() is not None
+            if not capable[cap]:
+                raise FailedPrecondition(
+                    f"{field(i, 'target.anycast.capability')}: no registered agent has capability {cap!r}"
+                )
+
+    results: list[SendResult] = []
+    wake: set[str] = set()
+    scheduled: list[tuple[int, str]] = []
+    rows: list[tuple[Any, ...]] = []  # direct and anycast rows, inserted together (in order)
+    for m in msgs:
+        if m.idempotency_key is not None:
+            prior = conn.execute(
+                "SELECT message_ids FROM message_sends WHERE sender_id = ? AND idempotency_key = ?",
+                (m.sender_id, m.idempotency_key),
+            ).fetchone()
+            if prior is not None:
+                results.append(SendResult(json.loads(prior[0]), duplicate=True))
+                continue
+        t = m.target
+        headers = json.dumps(m.headers) if m.headers else "{}"
+        if t.kind is TargetKind.BROADCAST:
+            if rows:  # keep enqueue order within the request
+                conn.executemany(_INSERT, rows)
+                rows = []
+            send_id = new_id()
+            copies = conn.execute(
+                _BROADCAST,
+                {
+                    "send_id": send_id,
+                    "sender": m.sender_id,
+                    "cap": t.capability,
+                    "type": m.message_type,
+                    "payload": m.payload,
+                    "ctype": m.content_type,
+                    "prio": m.priority,
+                    "corr": m.correlation_id,
+                    "conv": m.conversation_id,
+                    "headers": headers,
+                    "key": m.idempotency_key,
+                    "max": m.max_attempts,
+                    "now": now,
+                    "after": m.deliver_after,
+                    "expires": m.expires_at,
+                    "incl": int(t.include_sender),
+                },
+            ).fetchall()
+            copies.sort(key=lambda r: r[1])
+            message_ids = [r[0] for r in copies]
+            keys = [wake_key(r[1], None) for r in copies]
+        else:
+            send_id = new_id()
+            message_ids = [send_id]
+            recipient = t.agent_id if t.kind is TargetKind.DIRECT else None
+            keys = [wake_key(recipient, t.capability)]
+            rows.append(
+                (
+                    send_id,
+                    send_id,
+                    m.sender_id,
+                    recipient,
+                    t.kind.value,
+                    t.capability,
+                    m.message_type,
+                    m.payload,
+                    m.content_type,
+                    m.priority,
+                    m.correlation_id,
+                    m.conversation_id,
+                    headers,
+                    m.idempotency_key,
+                    m.max_attempts,
+                    now,
+                    m.deliver_after,
+                    m.expires_at,
+                )
+            )
+        if m.deliver_after is None:
+            wake.update(keys)
+        else:
+            scheduled.extend((m.deliver_after, k) for k in keys)
+        if m.idempotency_key is not None:
+            conn.execute(
+                "INSERT INTO message_sends (sender_id, idempotency_key, send_id, message_ids, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (m.sender_id, m.idempotency_key, send_id, json.dumps(message_ids), now),
+            )
+        results.append(SendResult(message_ids))
+    if rows:
+        if len(rows) == 1:
+            conn.execute(_INSERT, rows[0])
+        else:
+            conn.executemany(_INSERT, rows)
+    return SendOutcome(results, wake, scheduled)

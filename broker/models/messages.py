@@ -1,0 +1,254 @@
+"""Messages: what the mailbox stores and the inputs it accepts.
+
+``Send`` is the hottest path of the broker, so its input is checked by a plain
+function (``check_send``) rather than a pydantic model: a 14-field model costs
+about 4.4 us per message against 0.4 us here, which is 17 % of a core at the
+40,000 msgs/s ``SendBatch`` target. The rules and the error messages
+("field: rule") are the same as everywhere else. The colder inputs
+(subscription options, list filters, nacks) are pydantic ``Input`` models.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+from ..errors import InvalidArgument
+from .common import ID_PATTERN, Id, Input
+
+DEFAULT_PRIORITY = 5
+DEFAULT_MAX_ATTEMPTS = 5
+MAX_MAX_ATTEMPTS = 100
+MAX_TEXT = 128
+MAX_HEADERS = 64
+MAX_HEADER_VALUE = 512
+MAX_BATCH_SEND = 1000
+MAX_IDS = 10_000
+MAX_REASON = 1024
+
+_ID_RE = re.compile(ID_PATTERN)
+
+
+class MessageStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    PROCESSED = "processed"
+    FAILED = "failed"  # dead letter
+    EXPIRED = "expired"
+
+
+class TargetKind(enum.StrEnum):
+    DIRECT = "direct"
+    BROADCAST = "broadcast"
+    ANYCAST = "anycast"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Who receives a message: one agent, every agent (with a capability), or any one agent with one."""
+
+    kind: TargetKind
+    agent_id: str | None = None
+    capability: str | None = None
+    include_sender: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A validated send. Times are absolute microseconds (a TTL is resolved at validation)."""
+
+    sender_id: str
+    target: Target
+    message_type: str
+    payload: bytes
+    content_type: str
+    priority: int
+    correlation_id: str | None
+    conversation_id: str | None
+    deliver_after: int | None
+    expires_at: int | None
+    max_attempts: int
+    idempotency_key: str | None
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    message_ids: list[str]
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored copy of a message, as addressed to one recipient."""
+
+    seq: int
+    message_id: str
+    send_id: str
+    sender_id: str
+    recipient_id: str | None
+    target_kind: TargetKind
+    target_capability: str | None
+    message_type: str
+    payload: bytes
+    content_type: str
+    priority: int
+    correlation_id: str | None
+    conversation_id: str | None
+    headers: dict[str, str]
+    idempotency_key: str | None
+    status: MessageStatus
+    attempt: int
+    max_attempts: int
+    created_at: int
+    deliver_after: int | None
+    expires_at: int | None
+    delivered_at: int | None
+    ack_deadline: int | None
+    processed_at: int | None
+    last_error: str | None
+
+
+def _id(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > MAX_TEXT or not _ID_RE.match(value):
+        raise InvalidArgument(field, "must be 1-128 letters, digits or . _ : @ -")
+    return value
+
+
+def _text(value: str, field: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise InvalidArgument(field, f"must be at most {MAX_TEXT} characters")
+    return value
+
+
+def _capability(value: str, field: str, required: bool) -> str | None:
+    if not value:
+        if required:
+            raise InvalidArgument(field, "is required")
+        return None
+    return _text(value, field)
+
+
+def check_send(
+    *,
+    field: str,
+    now: int,
+    max_payload: int,
+    sender_id: str,
+    target: Target | None,
+    message_type: str = "",
+    payload: bytes = b"",
+    content_type: str = "",
+    priority: int | None = None,
+    correlation_id: str = "",
+    conversation_id: str = "",
+    deliver_after: int | None = None,
+    ttl_us: int | None = None,
+    expires_at: int | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str = "",
+    headers: dict[str, str] | None = None,
+) -> NewMessage:
+    """Validate one send; ``field`` prefixes every field name (e.g. ``messages[3].``)."""
+    _id(sender_id, field + "sender_id")
+    if target is None:
+        raise InvalidArgument(field + "target", "is required: set one of agent_id, broadcast, anycast")
+    if target.kind is TargetKind.DIRECT:
+        _id(target.agent_id or "", field + "target.agent_id")
+    elif target.kind is TargetKind.ANYCAST:
+        _capability(target.capability or "", field + "target.anycast.capability", True)
+    else:
+        _capability(target.capability or "", field + "target.broadcast.capability", False)
+    _text(message_type, field + "message_type")
+    if len(payload) > max_payload:
+        raise InvalidArgument(field + "payload", f"must be at most {max_payload} bytes (got {len(payload)})")
+    _text(content_type, field + "content_type")
+    if priority is None:
+        priority = DEFAULT_PRIORITY
+    elif not 0 <= priority <= 10:
+        raise InvalidArgument(field + "priority", "must be between 0 and 10")
+    _text(correlation_id, field + "correlation_id")
+    _text(conversation_id, field + "conversation_id")
+    _text(idempotency_key, field + "idempotency_key")
+    if max_attempts is None:
+        max_attempts = DEFAULT_MAX_ATTEMPTS
+    elif not 1 <= max_attempts <= MAX_MAX_ATTEMPTS:
+        raise InvalidArgument(field + "max_attempts", f"must be between 1 and {MAX_MAX_ATTEMPTS}")
+    if ttl_us is not None:
+        if ttl_us <= 0:
+            raise InvalidArgument(field + "ttl", "must be positive")
+        expires_at = now + ttl_us
+    if deliver_after is not None and deliver_after <= now:
+        deliver_after = None  # due already: deliverable at once
+    if expires_at is not None and deliver_after is not None and expires_at <= deliver_after:
+        raise InvalidArgument(field + "expires_at", "must be after deliver_after")
+    if headers:
+        if len(headers) > MAX_HEADERS:
+            raise InvalidArgument(field + "headers", f"at most {MAX_HEADERS} entries")
+        for k, v in headers.items():
+            if not 1 <= len(k) <= MAX_TEXT:
+                raise InvalidArgument(field + "headers", f"keys must be 1-{MAX_TEXT} characters")
+            if len(v) > MAX_HEADER_VALUE:
+                raise InvalidArgument(
+                    field + "headers", f"values must be at most {MAX_HEADER_VALUE} characters"
+                )
+    return NewMessage(
+        sender_id,
+        target,
+        message_type,
+        payload,
+        content_type,
+        priority,
+        correlation_id or None,
+        conversation_id or None,
+        deliver_after,
+        expires_at,
+        max_attempts,
+        idempotency_key or None,
+        headers or {},
+    )
+
+
+def check_ids(ids: list[str], field: str = "message_ids") -> list[str]:
+    """1-10000 message ids, each well formed; duplicates folded (order kept)."""
+    if not ids:
+        raise InvalidArgument(field, "at least one id is required")
+    if len(ids) > MAX_IDS:
+        raise InvalidArgument(field, f"at most {MAX_IDS} ids")
+    for i, value in enumerate(ids):
+        if not value or len(value) > MAX_TEXT or not _ID_RE.match(value):
+            raise InvalidArgument(f"{field}[{i}]", "must be 1-128 letters, digits or . _ : @ -")
+    return list(dict.fromkeys(ids))
+
+
+class SubscribeInput(Input):
+    agent_id: Id
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 100
+    ack_deadline_us: Annotated[int, Field(ge=1_000_000, le=3_600_000_000)]
+    max_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class NackInput(Input):
+    agent_id: Id
+    message_ids: list[str]
+    delay_us: Annotated[int, Field(ge=0, le=7 * 24 * 3_600_000_000)] = 0
+    reject: bool = False
+    reason: Annotated[str, Field(max_length=MAX_REASON)] = ""
+
+
+class MessageFilter(Input):
+    conversation_id: str | None = None
+    correlation_id: str | None = None
+    sender_id: str | None = None
+    recipient_id: str | None = None
+    status: MessageStatus | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    page_size: int = 100
+    after_seq: int | None = None  # decoded page token

@@ -1,0 +1,122 @@
+"""Rows of ``a2a_messages`` <-> domain values, and the reads (get, list, due scan)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import TYPE_CHECKING
+
+from ...errors import NotFound
+from ...models.messages import Message, MessageFilter, MessageStatus, TargetKind
+
+if TYPE_CHECKING:
+    from .engine import SqliteEngine
+
+COLUMNS = (
+    "seq, message_id, send_id, sender_id, recipient_id, target_kind, target_capability, message_type,"
+    " payload, content_type, priority, correlation_id, conversation_id, headers, idempotency_key, status,"
+    " attempt, max_attempts, created_at, deliver_after, expires_at, delivered_at, ack_deadline,"
+    " processed_at, last_error"
+)
+_KIND = {k.value: k for k in TargetKind}
+_STATUS = {s.value: s for s in MessageStatus}
+
+
+def row_to_message(r: sqlite3.Row | tuple) -> Message:  # type: ignore[type-arg]
+    headers = r[13]
+    return Message(
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        _KIND[r[5]],
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        {} if headers == "{}" else json.loads(headers),
+        r[14],
+        _STATUS[r[15]],
+        r[16],
+        r[17],
+        r[18],
+        r[19],
+        r[20],
+        r[21],
+        r[22],
+        r[23],
+        r[24],
+    )
+
+
+def wake_key(recipient_id: str | None, capability: str | None) -> str:
+    """The Signals key that wakes whoever may take a pending copy."""
+    return f"a:{recipient_id}" if recipient_id is not None else f"c:{capability}"
+
+
+class MessageReads:
+    engine: SqliteEngine
+
+    async def get_message(self, message_id: str) -> Message:
+        def job(conn: sqlite3.Connection) -> Message:
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM a2a_messages WHERE message_id = ?",  # noqa: S608
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"message {message_id!r} not found")
+            return row_to_message(row)
+
+        return await self.engine.read(job)
+
+    async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
+        where: list[str] = []
+        args: list[object] = []
+        for column in ("conversation_id", "correlation_id", "sender_id", "recipient_id"):
+            value = getattr(flt, column)
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.status is not None:
+            where.append("status = ?")
+            args.append(flt.status.value)
+        if flt.created_after is not None:
+            where.append("created_at >= ?")
+            args.append(flt.created_after)
+        if flt.created_before is not None:
+            where.append("created_at < ?")
+            args.append(flt.created_before)
+        if flt.after_seq is not None:
+            where.append("seq > ?")
+            args.append(flt.after_seq)
+        sql = f"SELECT {COLUMNS} FROM a2a_messages"  # noqa: S608
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(flt.page_size + 1)
+
+        def job(conn: sqlite3.Connection) -> tuple[list[Message], int | None]:
+            rows = conn.execute(sql, args).fetchall()
+            msgs = [row_to_message(r) for r in rows[: flt.page_size]]
+            more = len(rows) > flt.page_size
+            return msgs, (msgs[-1].seq if more else None)
+
+        return await self.engine.read(job)
+
+    async def due_scheduled(self, after: int, upto: int) -> set[str]:
+        """Wake keys of pending copies whose deliver-after time fell in (after, upto]."""
+
+        def job(conn: sqlite3.Connection) -> set[str]:
+            rows = conn.execute(
+                "SELECT DISTINCT recipient_id, target_capability FROM a2a_messages"
+                " WHERE deliver_after IS NOT NULL AND status = 'pending'"
+                " AND deliver_after > ? AND deliver_after <= ?",
+                (after, upto),
+            ).fetchall()
+            return {wake_key(r[0], r[1]) for r in rows}
+
+        return await self.engine.read(job)
