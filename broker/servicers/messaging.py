@@ -15,13 +15,13 @@ from ..models.messages import (
     Message,
     MessageFilter,
     MessageStatus,
-    NackInput,
     NewMessage,
-    SubscribeInput,
     Target,
     TargetKind,
     check_ids,
+    check_nack,
     check_send,
+    check_subscribe,
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
@@ -148,13 +148,11 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SubscribeResponse]:
-        inp = SubscribeInput(
-            agent_id=request.agent_id,
-            max_in_flight=request.max_in_flight or 100,
-            ack_deadline_us=_us(request.ack_deadline)
-            if request.HasField("ack_deadline")
-            else self._ack_deadline_us,
-            max_batch=request.max_batch or 100,
+        inp = check_subscribe(
+            request.agent_id,
+            request.max_in_flight,
+            _us(request.ack_deadline) if request.HasField("ack_deadline") else self._ack_deadline_us,
+            request.max_batch,
         )
         sub = await self.mailbox.subscribe(inp)
         # However the call ends (even cancelled while the generator is suspended), release at once.
@@ -173,12 +171,12 @@ class MessagingServicer(pb_grpc.MessagingServicer):
 
     @rpc
     async def Nack(self, request: pb.NackRequest, context: grpc.aio.ServicerContext) -> pb.NackResponse:
-        inp = NackInput(
-            agent_id=request.agent_id,
-            message_ids=check_ids(list(request.message_ids)),
-            delay_us=_us(request.delay) if request.HasField("delay") else 0,
-            reject=request.reject,
-            reason=request.reason,
+        inp = check_nack(
+            request.agent_id,
+            list(request.message_ids),
+            _us(request.delay) if request.HasField("delay") else 0,
+            request.reject,
+            request.reason,
         )
         requeued, dead = await self.mailbox.nack(inp)
         return pb.NackResponse(requeued=requeued, dead_lettered=dead)

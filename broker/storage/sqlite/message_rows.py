@@ -18,6 +18,11 @@ COLUMNS = (
     " attempt, max_attempts, created_at, deliver_after, expires_at, delivered_at, ack_deadline,"
     " processed_at, last_error"
 )
+DUE_SCHEDULED = (
+    "SELECT DISTINCT recipient_id, target_capability FROM a2a_messages"
+    " WHERE deliver_after IS NOT NULL AND status = 'pending'"
+    " AND deliver_after > :before AND deliver_after <= :now"
+)
 _KIND = {k.value: k for k in TargetKind}
 _STATUS = {s.value: s for s in MessageStatus}
 
@@ -111,12 +116,7 @@ class MessageReads:
         """Wake keys of pending copies whose deliver-after time fell in (after, upto]."""
 
         def job(conn: sqlite3.Connection) -> set[str]:
-            rows = conn.execute(
-                "SELECT DISTINCT recipient_id, target_capability FROM a2a_messages"
-                " WHERE deliver_after IS NOT NULL AND status = 'pending'"
-                " AND deliver_after > ? AND deliver_after <= ?",
-                (after, upto),
-            ).fetchall()
+            rows = conn.execute(DUE_SCHEDULED, {"before": after, "now": upto}).fetchall()
             return {wake_key(r[0], r[1]) for r in rows}
 
         return await self.engine.read(job)

@@ -71,7 +71,8 @@ _CLAIM_SEQS = _CLAIM.format("SELECT value FROM json_each(:seqs)")
 _ACK = (
     "UPDATE a2a_messages SET status = 'processed', processed_at = :now, finished_at = :now,"
     " ack_deadline = NULL"
-    " WHERE message_id IN (SELECT value FROM json_each(:ids)) AND recipient_id = :agent"
+    # "+recipient_id": look rows up by id (unique index), never by recipient (all its messages).
+    " WHERE message_id IN (SELECT value FROM json_each(:ids)) AND +recipient_id = :agent"
     " AND (status = 'delivered' OR (status = 'pending' AND attempt > 0))"
     " RETURNING message_id, attempt"
 )
@@ -118,10 +119,13 @@ _RELEASE_HELD = _release_sql(
     "seq IN (SELECT m.seq FROM json_each(:held) j JOIN a2a_messages m"
     " ON m.message_id = j.value ->> 0 AND m.attempt = j.value ->> 1 WHERE m.status = 'delivered')"
 )
-_RELEASE_AGENT = _release_sql("recipient_id = :agent")
+_RELEASE_AGENT = _release_sql(
+    "seq IN (SELECT seq FROM a2a_messages INDEXED BY idx_messages_delivered_to"
+    " WHERE recipient_id = :agent AND status = 'delivered')"
+)
 _RELEASE_STALE = _release_sql("delivered_at < :before")
 _RELEASE_LAPSED = _release_sql(f"seq IN ({LAPSED})")
-_NACK = _release_sql("recipient_id = :agent AND message_id IN (SELECT value FROM json_each(:ids))")
+_NACK = _release_sql("+recipient_id = :agent AND message_id IN (SELECT value FROM json_each(:ids))")
 
 
 def new_id() -> str:
