@@ -23,7 +23,7 @@ from broker.pb import (
 from . import _convert as c
 from . import models as m
 from ._stream import Stream
-from .errors import BrokerRpcError, from_grpc
+from .errors import UnavailableError, from_grpc
 from .retry import RETRYABLE_CODES, RetryConfig
 
 ADDRESS_ENV = "A2A_BROKER_ADDRESS"
@@ -498,33 +498,29 @@ class BrokerClient:
             req.include_snapshot = True
         return self._stream("tasks", "Watch", req, lambda r: [c.task_event(r)])
 
-    async def wait_for_task(self, task_id: str, timeout: float | None = None, poll: float = 0.5) -> m.Task:
+    async def wait_for_task(self, task_id: str, timeout: float | None = None) -> m.Task:
         """Wait until a task is finished (completed, failed or cancelled) and return it.
 
-        Follows the task's Watch stream, re-reading the task on each event (and
-        every ``poll`` seconds, in case the stream is interrupted).
+        Follows the task's Watch stream (with a snapshot first, so nothing is
+        missed between reading and watching); reconnects if the broker restarts.
+        Raises ``TimeoutError`` after ``timeout`` seconds, NotFoundError for an
+        unknown task.
         """
 
         async def wait() -> m.Task:
             while True:
-                t = await self.get_task(task_id)
-                if t.status.finished:
-                    return t
-                stream = self.watch_tasks(task_id=task_id)
                 try:
-                    async with asyncio.timeout(poll):
+                    async with self.watch_tasks(task_id=task_id, include_snapshot=True) as stream:
                         async for ev in stream:
+                            if ev.transition.task_id != task_id:
+                                continue
                             if ev.task is not None and ev.task.status.finished:
                                 return ev.task
-                            if ev.transition.to_status.finished:
-                                break
-                except TimeoutError:
-                    pass
-                except BrokerRpcError:
-                    # e.g. the stream broke: fall back to polling.
-                    await asyncio.sleep(poll)
-                finally:
-                    await stream.aclose()
+                            if ev.task is None and ev.transition.to_status.finished:
+                                return await self.get_task(task_id)
+                except UnavailableError:
+                    pass  # broker restarting: watch again
+                await asyncio.sleep(0.5)
 
         return await asyncio.wait_for(wait(), timeout)
 

@@ -113,6 +113,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="exit once the --task (or --subtree root) is completed, failed or cancelled",
     )
+    w.add_argument("--snapshot", action="store_true", help="first print each task of the scope as it is now")
     w.add_argument("--count", type=int, default=None, help="exit after this many events")
     w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
     w.set_defaults(func=runner(_watch))
@@ -363,36 +364,39 @@ async def _cancel(client: BrokerClient, ns: argparse.Namespace) -> int:
 async def _watch(client: BrokerClient, ns: argparse.Namespace) -> int:
     if ns.until_finished and ns.session:
         raise UsageError("--until-finished needs --task or --subtree")
-    stream = client.watch_tasks(task_id=ns.task, subtree_root_id=ns.subtree, session_id=ns.session)
     target = ns.task or ns.subtree
-    if ns.until_finished:
-        # Connected first, so that a transition after this read is seen on the stream.
-        await stream.wait_connected()
-        t = await client.get_task(target)
-        if t.status.finished:
-            await stream.aclose()
-            _print_event_task(ns, t)
-            return 0
+    # --until-finished needs the current state first (a snapshot), so that a task that
+    # finished before the watch started is noticed and nothing falls in between.
+    stream = client.watch_tasks(
+        task_id=ns.task,
+        subtree_root_id=ns.subtree,
+        session_id=ns.session,
+        include_snapshot=ns.snapshot or ns.until_finished,
+    )
     ev: TaskEvent
     async for ev in limited(stream, ns.count, ns.timeout):
         tr = ev.transition
-        if ns.json:
-            print_json(ev, line=True)
-        else:
-            frm = tr.from_status.value if tr.from_status != TaskStatus.UNSPECIFIED else "-"
-            title = f"  {short(ev.task.title, 30)}" if ev.task else ""
-            print(
-                f"{when(tr.time)}  {tr.task_id}  {frm} -> {tr.to_status.value}  attempt={tr.attempt}"
-                f"  actor={tr.actor or '-'}{title}" + (f"  ({short(tr.reason, 60)})" if tr.reason else ""),
-                flush=True,
-            )
-        if ns.until_finished and tr.task_id == target and tr.to_status.finished:
+        status = ev.task.status if ev.task is not None else tr.to_status
+        done = ns.until_finished and tr.task_id == target and status.finished
+        # Snapshot events are shown with --snapshot, or when the target had already finished.
+        if ns.snapshot or not ev.snapshot or done:
+            _print_event(ns, ev)
+        if done:
             break
     return 0
 
 
-def _print_event_task(ns: argparse.Namespace, t: Task) -> None:
+def _print_event(ns: argparse.Namespace, ev: TaskEvent) -> None:
+    tr = ev.transition
     if ns.json:
-        print_json({"task": t}, line=True)
-    else:
-        print(f"{t.task_id} already {t.status.value}", flush=True)
+        print_json(ev, line=True)
+        return
+    frm = tr.from_status.value if tr.from_status != TaskStatus.UNSPECIFIED else "-"
+    title = f"  {short(ev.task.title, 30)}" if ev.task else ""
+    print(
+        f"{when(tr.time)}  {tr.task_id}  {frm} -> {tr.to_status.value}  attempt={tr.attempt}"
+        f"  actor={tr.actor or '-'}{title}"
+        + (f"  ({short(tr.reason, 60)})" if tr.reason else "")
+        + ("  [snapshot]" if ev.snapshot else ""),
+        flush=True,
+    )
