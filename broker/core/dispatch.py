@@ -69,6 +69,7 @@ class Dispatcher:
         self.signals = Signals()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._caps: dict[str, tuple[str, ...]] = {}
+        self.lease_attempts = 0  # lease jobs run (tests check that waiting does not poll)
 
     # ------------------------------------------------------------ announcing
 
@@ -91,6 +92,7 @@ class Dispatcher:
     # ------------------------------------------------------------ leasing
 
     async def _lease(self, agent_id: str, max_n: int) -> LeaseResult:
+        self.lease_attempts += 1
         res = await self.storage.lease_tasks(agent_id, max_n, now_us())
         self._caps[agent_id] = res.capabilities
         return res

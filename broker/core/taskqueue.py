@@ -215,9 +215,7 @@ class TaskQueue:
     async def sweep(self) -> None:
         """Lease expiry, due retry backoffs, deadline urgency, retention."""
         now = now_us()
-        self.announce(await self.storage.expire_leases(now))
-        self.announce(await self.storage.release_backoffs(now))
-        await self.storage.refresh_urgency(now)
+        self.announce(await self.storage.sweep_tasks(now))
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_purge >= PURGE_EVERY_S:
             self._last_purge = loop.time()

@@ -59,14 +59,12 @@ class TaskStore(Protocol):
     async def cancel_task(self, inp: CancelInput, now: int) -> tuple[list[str], Changes]:
         """Cancel a task (and with cascade its descendants) and hard dependents; return the ids."""
 
-    async def expire_leases(self, now: int, limit: int = 500) -> Changes:
-        """End every lapsed lease as a failed attempt."""
+    async def sweep_tasks(self, now: int, limit: int = 500) -> Changes:
+        """One transaction: end lapsed leases as failed attempts (up to ``limit``), make tasks
+        whose retry backoff is over leasable, re-rank ready tasks whose deadline urgency stepped up."""
 
     async def release_backoffs(self, now: int) -> Changes:
         """Make ready tasks whose retry backoff is over leasable."""
-
-    async def refresh_urgency(self, now: int) -> int:
-        """Re-rank ready tasks whose deadline urgency stepped up; return how many."""
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
         """Delete finished tasks older than the retention period (leaves first)."""

@@ -9,12 +9,6 @@ CREATE TABLE capability_sets (
     -- Canonical JSON array: sorted, without duplicates ("[]" for no requirement).
     caps      TEXT NOT NULL UNIQUE CHECK (json_valid(caps) AND json_type(caps) = 'array')
 );
--- Which sets need a capability: List by capability.
-CREATE TABLE capability_set_members (
-    capability TEXT NOT NULL,
-    capset_id  INTEGER NOT NULL REFERENCES capability_sets (capset_id),
-    PRIMARY KEY (capability, capset_id)
-) WITHOUT ROWID;
 
 CREATE TABLE tasks (
     seq                   INTEGER PRIMARY KEY AUTOINCREMENT,   -- submission order
@@ -96,15 +90,23 @@ CREATE INDEX idx_tasks_path ON tasks (path);
 CREATE INDEX idx_tasks_parent ON tasks (parent_id, seq) WHERE parent_id IS NOT NULL;
 CREATE INDEX idx_tasks_session ON tasks (session_id, seq) WHERE session_id IS NOT NULL;
 CREATE INDEX idx_tasks_status ON tasks (status, seq);
-CREATE INDEX idx_tasks_capset ON tasks (capset_id, seq);
 CREATE INDEX idx_tasks_retention ON tasks (finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
 
+-- One row per (tag, task) and per (required capability, task), keyed by the
+-- task's seq: List by tag or capability walks one of these in page order.
 CREATE TABLE task_tags (
-    tag     TEXT NOT NULL,
-    task_id TEXT NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,
-    PRIMARY KEY (tag, task_id)
+    tag TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES tasks (seq) ON DELETE CASCADE,
+    PRIMARY KEY (tag, seq)
 ) WITHOUT ROWID;
-CREATE INDEX idx_task_tags_task ON task_tags (task_id);
+CREATE INDEX idx_task_tags_seq ON task_tags (seq);
+
+CREATE TABLE task_capabilities (
+    capability TEXT NOT NULL,
+    seq        INTEGER NOT NULL REFERENCES tasks (seq) ON DELETE CASCADE,
+    PRIMARY KEY (capability, seq)
+) WITHOUT ROWID;
+CREATE INDEX idx_task_capabilities_seq ON task_capabilities (seq);
 
 CREATE TABLE task_dependencies (
     dependent_id    TEXT NOT NULL REFERENCES tasks (task_id) ON DELETE CASCADE,

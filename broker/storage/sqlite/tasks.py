@@ -117,14 +117,19 @@ class TaskOps:
     async def cancel_task(self, inp: CancelInput, now: int) -> tuple[list[str], Changes]:
         return await self._write(now, lambda tx: (lease.cancel_job(tx, inp), tx.changes))
 
-    async def expire_leases(self, now: int, limit: int = 500) -> Changes:
-        return await self._write(now, lambda tx: (lease.expire_leases_job(tx, limit), tx.changes)[1])
+    async def sweep_tasks(self, now: int, limit: int = 500) -> Changes:
+        """One job: lapsed leases end as failed attempts, due backoffs end, urgency is refreshed."""
+
+        def job(tx: TaskTx) -> Changes:
+            lease.expire_leases_job(tx, limit)
+            lease.release_due_backoffs(tx)
+            lease.refresh_urgency_job(tx)
+            return tx.changes
+
+        return await self._write(now, job)
 
     async def release_backoffs(self, now: int) -> Changes:
         return await self._write(now, lambda tx: (lease.release_due_backoffs(tx), tx.changes)[1])
-
-    async def refresh_urgency(self, now: int) -> int:
-        return await self._write(now, lease.refresh_urgency_job)
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
         return await self.engine.write(lambda conn: lease.purge_job(conn, finished_before, limit))

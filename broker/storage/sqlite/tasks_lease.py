@@ -28,6 +28,9 @@ from .tasks_rows import (
     DUE_BACKOFF_SQL,
     EXPIRED_LEASES_SQL,
     FINISHED_SQL,
+    HOLDER_RUNNING_SQL,
+    NEXT_READY_SQL,
+    URGENCY_WINDOW_SQL,
     Capsets,
     deps_of,
     load_task,
@@ -78,12 +81,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     release_due_backoffs(tx)
     candidates: list[tuple[float, int, str]] = []
     for cid in capsets.covered_by(conn, caps):
-        candidates += conn.execute(
-            "SELECT dispatch_rank, seq, task_id FROM tasks"
-            " WHERE capset_id = ? AND status = 'ready' AND in_backoff = 0"
-            " ORDER BY dispatch_rank DESC, seq LIMIT ?",
-            (cid, n),
-        ).fetchall()
+        candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
     candidates.sort(key=lambda c: (-c[0], c[1]))
     out: list[Assignment] = []
     for _, _, task_id in candidates[:n]:
@@ -162,9 +160,7 @@ def expire_leases_job(tx: TaskTx, limit: int) -> int:
 
 def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
     """The agent is gone: its running tasks are requeued at once (the attempt counts)."""
-    rows = tx.conn.execute(
-        "SELECT * FROM tasks WHERE assigned_agent_id = ? AND status = 'running' ORDER BY seq", (agent_id,)
-    ).fetchall()
+    rows = tx.conn.execute(HOLDER_RUNNING_SQL, (agent_id,)).fetchall()
     for r in rows:
         tx.changes.cancellations.append((agent_id, Cancellation(r["task_id"], r["attempt"], reason)))
         tx.end_attempt(r, reason, BROKER, backoff=False)
@@ -174,11 +170,7 @@ def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
 def refresh_urgency_job(tx: TaskTx) -> int:
     """Re-rank ready tasks whose deadline urgency moved up a step since it was stored."""
     horizon = tx.now + int(tx.policy.urgency_horizon_s * 1_000_000)
-    rows = tx.conn.execute(
-        "SELECT task_id, priority, deadline, urgency, created_at FROM tasks"
-        " WHERE status = 'ready' AND deadline IS NOT NULL AND deadline < ?",
-        (horizon,),
-    ).fetchall()
+    rows = tx.conn.execute(URGENCY_WINDOW_SQL, (horizon,)).fetchall()
     changed = 0
     for r in rows:
         u = tx.policy.urgency(r["deadline"], tx.now)

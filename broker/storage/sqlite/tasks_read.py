@@ -5,37 +5,66 @@ from __future__ import annotations
 import sqlite3
 
 from ...errors import NotFound
-from ...models.tasks import FINISHED, TaskEvent, TaskFilter, TaskStatus, Transition, TreeSummary, WatchScope
+from ...models.tasks import (
+    FINISHED,
+    Task,
+    TaskEvent,
+    TaskFilter,
+    TaskStatus,
+    Transition,
+    TreeSummary,
+    WatchScope,
+)
 from .tasks_rows import SUBTREE_SQL, load_task, load_tasks, row_to_transition, subtree_bounds
 
 
-def list_tasks(conn: sqlite3.Connection, flt: TaskFilter) -> tuple[list, int | None]:
+def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
+    """One page of tasks matching every filter, in submission order.
+
+    A capability or tag filter drives the query from its (value, seq) table
+    (CROSS JOIN keeps that order), which is already in page order; the other
+    filters have an index ending in seq.
+    """
     where: list[str] = []
     args: list[object] = []
+    source = "tasks t"
+    order = "t.seq"
+    if flt.capability:
+        source = "task_capabilities x CROSS JOIN tasks t ON t.seq = x.seq"
+        where.append("x.capability = ?")
+        args.append(flt.capability)
+        order = "x.seq"
+    elif flt.tag:
+        source = "task_tags x CROSS JOIN tasks t ON t.seq = x.seq"
+        where.append("x.tag = ?")
+        args.append(flt.tag)
+        order = "x.seq"
+    if flt.tag and flt.capability:
+        where.append("t.seq IN (SELECT seq FROM task_tags WHERE tag = ?)")
+        args.append(flt.tag)
     if flt.status is not None:
         where.append("t.status = ?")
         args.append(flt.status.value)
     if flt.session_id:
         where.append("t.session_id = ?")
         args.append(flt.session_id)
-    if flt.capability:
-        where.append("t.capset_id IN (SELECT capset_id FROM capability_set_members WHERE capability = ?)")
-        args.append(flt.capability)
     if flt.agent_id:
         where.append("t.assigned_agent_id = ?")
         args.append(flt.agent_id)
-    if flt.tag:
-        where.append("t.task_id IN (SELECT task_id FROM task_tags WHERE tag = ?)")
-        args.append(flt.tag)
     if flt.parent_id:
         where.append("t.parent_id = ?")
         args.append(flt.parent_id)
     if flt.after is not None:
-        where.append("t.seq > ?")
+        where.append(f"{order} > ?")
         args.append(flt.after)
     cond = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT t.* FROM tasks t {cond} ORDER BY t.seq LIMIT ?"  # noqa: S608 - fixed fragments only
+    sql = f"SELECT t.* FROM {source} {cond} ORDER BY {order} LIMIT ?"  # noqa: S608 - fixed fragments only
     args.append(flt.page_size + 1)
+    return sql, args
+
+
+def list_tasks(conn: sqlite3.Connection, flt: TaskFilter) -> tuple[list[Task], int | None]:
+    sql, args = list_tasks_sql(flt)
     rows = conn.execute(sql, args).fetchall()
     tasks = load_tasks(conn, rows[: flt.page_size])
     more = len(rows) > flt.page_size

@@ -15,21 +15,35 @@ FINISHED_SQL = "('completed', 'failed', 'cancelled')"
 # The next ready tasks of one capability set, best first. Served by
 # idx_tasks_ready: an equality on capset_id then the index order, no sort.
 NEXT_READY_SQL = (
-    "SELECT dispatch_rank, seq, task_id FROM tasks"
+    "SELECT dispatch_rank, seq, task_id FROM tasks INDEXED BY idx_tasks_ready"
     " WHERE capset_id = ? AND status = 'ready' AND in_backoff = 0"
     " ORDER BY dispatch_rank DESC, seq LIMIT ?"
 )
 # Dependents of a task (idx_task_dependencies_prerequisite).
 DEPENDENTS_SQL = "SELECT dependent_id, dep_type FROM task_dependencies WHERE prerequisite_id = ?"
 # Leases that lapsed (idx_tasks_lease).
+# INDEXED BY: without statistics the planner would rather take idx_tasks_status
+# (status = ?) and sort; a hot query's plan is not left to chance.
 EXPIRED_LEASES_SQL = (
-    "SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
+    "SELECT * FROM tasks INDEXED BY idx_tasks_lease"
+    " WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
 )
 # A subtree by materialized path (idx_tasks_path): every path starting with the prefix.
 SUBTREE_SQL = "SELECT * FROM tasks WHERE path >= ? AND path < ? ORDER BY path"
 # Retry backoffs that are due (idx_tasks_backoff).
 DUE_BACKOFF_SQL = (
-    "SELECT task_id, capset_id FROM tasks WHERE status = 'ready' AND in_backoff = 1 AND next_attempt_at <= ?"
+    "SELECT task_id, capset_id FROM tasks INDEXED BY idx_tasks_backoff"
+    " WHERE status = 'ready' AND in_backoff = 1 AND next_attempt_at <= ?"
+)
+# A departed agent's running tasks (idx_tasks_agent).
+HOLDER_RUNNING_SQL = (
+    "SELECT * FROM tasks INDEXED BY idx_tasks_agent"
+    " WHERE assigned_agent_id = ? AND status = 'running' ORDER BY seq"
+)
+# Ready tasks inside the deadline-urgency horizon (idx_tasks_deadline).
+URGENCY_WINDOW_SQL = (
+    "SELECT task_id, priority, deadline, urgency, created_at FROM tasks INDEXED BY idx_tasks_deadline"
+    " WHERE status = 'ready' AND deadline IS NOT NULL AND deadline < ?"
 )
 # Unfinished prerequisites of a task (primary key of task_dependencies, then tasks by id).
 UNFINISHED_PREREQS_SQL = (
@@ -66,15 +80,10 @@ class Capsets:
 
     def ensure(self, conn: sqlite3.Connection, caps: tuple[str, ...]) -> int:
         cid = capset_id_of(caps)
-        cur = conn.execute(
+        conn.execute(
             "INSERT OR IGNORE INTO capability_sets (capset_id, caps) VALUES (?, ?)",
             (cid, json.dumps(list(caps))),
         )
-        if cur.rowcount:
-            conn.executemany(
-                "INSERT OR IGNORE INTO capability_set_members (capability, capset_id) VALUES (?, ?)",
-                [(c, cid) for c in caps],
-            )
         return cid
 
     def covered_by(self, conn: sqlite3.Connection, agent_caps: tuple[str, ...]) -> list[int]:

@@ -154,9 +154,12 @@ def submit_job(
             "updated_at": now,
         }
         values["seq"] = conn.execute(_INSERT, values).lastrowid
+        seq = values["seq"]
         if spec.tags:
+            conn.executemany("INSERT INTO task_tags (tag, seq) VALUES (?, ?)", [(t, seq) for t in spec.tags])
+        if caps:
             conn.executemany(
-                "INSERT INTO task_tags (tag, task_id) VALUES (?, ?)", [(t, task_id) for t in spec.tags]
+                "INSERT INTO task_capabilities (capability, seq) VALUES (?, ?)", [(c, seq) for c in caps]
             )
         if deps:
             conn.executemany(

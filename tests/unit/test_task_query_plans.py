@@ -1,0 +1,136 @@
+"""Hot task-queue queries are served by indexes (EXPLAIN QUERY PLAN) on a migrated file with
+enough rows in every status that the planner has a real choice, with and without statistics."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from broker.models.tasks import TaskFilter, TaskStatus
+from broker.storage.sqlite.migrate import migrate
+from broker.storage.sqlite.tasks_read import list_tasks_sql
+from broker.storage.sqlite.tasks_rows import (
+    DEPENDENTS_SQL,
+    DUE_BACKOFF_SQL,
+    EXPIRED_LEASES_SQL,
+    HOLDER_RUNNING_SQL,
+    NEXT_READY_SQL,
+    SUBTREE_SQL,
+    UNFINISHED_PREREQS_SQL,
+    URGENCY_WINDOW_SQL,
+    capset_id_of,
+    subtree_bounds,
+)
+
+N = 20_000
+STATUSES = ["blocked", "ready", "ready", "running", "completed", "completed", "failed", "cancelled"]
+
+
+@pytest.fixture(scope="module", params=["analyzed", "no-statistics"])
+def conn(tmp_path_factory, request):
+    db = tmp_path_factory.mktemp("taskplans") / "plans.db"
+    migrate(str(db))
+    c = sqlite3.connect(db)
+    c.execute("DROP TRIGGER trg_tasks_insert")  # test data goes straight into every status
+    sets = [(), ("python",), ("gpu", "python"), ("rust",), ("go", "python")]
+    for caps in sets:
+        c.execute("INSERT INTO capability_sets VALUES (?, ?)", (capset_id_of(caps), json.dumps(list(caps))))
+    rows = []
+    for i in range(N):
+        status = STATUSES[i % len(STATUSES)]
+        root = f"t{(i // 50) * 50:06d}"
+        tid = f"t{i:06d}"
+        path = f"/{root}/" if tid == root else f"/{root}/{tid}/"
+        running = status == "running"
+        rows.append(
+            (
+                tid,
+                capset_id_of(sets[i % len(sets)]),
+                float(i % 11) - i / 1000,
+                root,
+                1 if tid != root else 0,
+                path,
+                status,
+                "a1" if running else None,
+                i if running else None,
+                i if status in ("completed", "failed", "cancelled") else None,
+                i if status == "ready" and i % 3 == 0 else None,
+                1 if status == "ready" and i % 3 == 0 else 0,
+                i if i % 4 == 0 else None,
+            )
+        )
+    c.executemany(
+        "INSERT INTO tasks (task_id, title, capset_id, dispatch_rank, root_id, level, path, lease_timeout_us,"
+        " status, assigned_agent_id, lease_expires_at, finished_at, next_attempt_at, in_backoff, deadline,"
+        " created_at, updated_at) VALUES (?, 't', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+        [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows],
+    )
+    c.executemany(
+        "INSERT INTO task_dependencies (dependent_id, prerequisite_id) VALUES (?, ?)",
+        [(f"t{i:06d}", f"t{i - 1:06d}") for i in range(1, N, 2)],
+    )
+    c.commit()
+    if request.param == "analyzed":
+        c.execute("ANALYZE")
+    yield c
+    c.close()
+
+
+def plan(conn, sql, args):
+    rows = conn.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
+    return " | ".join(r[3] for r in rows)
+
+
+def test_next_ready_task_for_a_capability_set_is_one_index_range_without_sorting(conn):
+    p = plan(conn, NEXT_READY_SQL, (capset_id_of(("python",)), 10))
+    assert "USING INDEX idx_tasks_ready (capset_id=?)" in p, p
+    assert "TEMP B-TREE" not in p, p
+
+
+def test_dependents_of_a_task_use_an_index(conn):
+    p = plan(conn, DEPENDENTS_SQL, ("t000010",))
+    assert "idx_task_dependencies_prerequisite (prerequisite_id=?)" in p, p
+
+
+def test_expired_leases_use_an_index(conn):
+    p = plan(conn, EXPIRED_LEASES_SQL, (500, 100))
+    assert "USING INDEX idx_tasks_lease (lease_expires_at<?)" in p, p
+    assert "TEMP B-TREE" not in p, p
+
+
+def test_subtree_by_path_is_a_range_scan(conn):
+    p = plan(conn, SUBTREE_SQL, subtree_bounds("/t000050/"))
+    assert "USING INDEX idx_tasks_path (path>? AND path<?)" in p, p
+    assert "TEMP B-TREE" not in p, p
+
+
+def test_other_sweeper_and_bookkeeping_queries_use_indexes(conn):
+    assert "idx_tasks_backoff" in plan(conn, DUE_BACKOFF_SQL, (100,))
+    assert "idx_tasks_agent" in plan(conn, HOLDER_RUNNING_SQL, ("a1",))
+    assert "idx_tasks_deadline" in plan(conn, URGENCY_WINDOW_SQL, (100,))
+    p = plan(conn, UNFINISHED_PREREQS_SQL, ("t000011",))
+    assert "SEARCH d USING PRIMARY KEY (dependent_id=?)" in p and "task_id=?" in p, p
+
+
+@pytest.mark.parametrize(
+    ("flt", "index"),
+    [
+        (TaskFilter(status=TaskStatus.READY), "idx_tasks_status"),
+        (TaskFilter(session_id="s"), "idx_tasks_session"),
+        (TaskFilter(agent_id="a1"), "idx_tasks_agent"),
+        (TaskFilter(parent_id="t000050"), "idx_tasks_parent"),
+        (TaskFilter(capability="python"), "SEARCH x USING PRIMARY KEY (capability=?"),
+        (TaskFilter(tag="x"), "SEARCH x USING PRIMARY KEY (tag=?"),
+        (
+            TaskFilter(tag="x", status=TaskStatus.READY, after=5),
+            "SEARCH x USING PRIMARY KEY (tag=? AND seq>?)",
+        ),
+    ],
+)
+def test_list_filters_use_indexes(conn, flt, index):
+    sql, args = list_tasks_sql(flt)
+    p = plan(conn, sql, args)
+    assert index in p, p
+    assert "SCAN t " not in p + " ", p
