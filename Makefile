@@ -29,8 +29,12 @@ ifneq ($(NODE_CLIENT),)
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 endif
 
+# pytest, then the Node.js client's tests (node's own runner; they start their own broker).
 test: $(STAMP) node
 	$(PY) -m pytest
+ifneq ($(NODE_CLIENT),)
+	cd clients/node && node --test
+endif
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check broker tests bench scripts

@@ -1,0 +1,199 @@
+// Agent: a Node.js agent in a few lines (the counterpart of the Python Worker).
+//
+//   const agent = new Agent({
+//     client, agentId: 'node-1', capabilities: ['translate'], capacity: 2,
+//     onMessage: async (msg) => { ... },          // resolves: acked; throws: nacked (redelivered)
+//     onTask: async (ctx) => ({ done: true }),     // resolves: completed with the value; throws: failed
+//   });
+//   await agent.start();  ...  await agent.stop();
+//
+// It registers, heartbeats, subscribes to its messages, listens for task
+// assignments (the broker pushes no more than `capacity` at once), extends each
+// task's lease while its handler runs, and aborts a handler (ctx.signal) when the
+// broker cancels its task or the lease is lost.
+
+import { grpc } from './grpc.js';
+import { decodePayload, toSeconds, toDate } from './values.js';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class Agent {
+  constructor({
+    client,
+    agentId,
+    capabilities = [],
+    capacity = 1,
+    onMessage,
+    onTask,
+    maxInFlight = 10,
+    name = '',
+    agentType = 'worker',
+    deregisterOnStop = true,
+    log = () => {},
+  }) {
+    if (!client || !agentId) throw new Error('client and agentId are required');
+    Object.assign(this, { client, agentId, capabilities, capacity, onMessage, onTask, maxInFlight, name, agentType });
+    this.deregisterOnStop = deregisterOnStop;
+    this.log = log;
+    this.running = new Map(); // taskId -> {attempt, abort: AbortController, reason}
+    this.pending = new Set(); // promises of handlers in progress
+    this.stats = { acked: 0, nacked: 0, completed: 0, failed: 0, cancelled: 0 };
+    this.stopping = false;
+    this.streams = [];
+  }
+
+  async start() {
+    const reg = await this.client.register({
+      agentId: this.agentId,
+      name: this.name,
+      agentType: this.agentType,
+      capabilities: this.capabilities,
+      maxConcurrentTasks: this.capacity,
+    });
+    const interval = toSeconds(reg.heartbeatInterval) ?? 10;
+    this.heartbeat = setInterval(() => {
+      this.client.heartbeat(this.agentId).catch((err) => this.log(`heartbeat failed: ${err.message}`));
+    }, Math.max(50, (interval * 1000) / 2));
+    if (this.onMessage) this.loops = [...(this.loops ?? []), this._loop('Subscribe', () => this._messages())];
+    if (this.onTask) this.loops = [...(this.loops ?? []), this._loop('Listen', () => this._tasks())];
+    return reg;
+  }
+
+  /** Take no new work, wait up to drainMs for running handlers, then deregister. */
+  async stop({ drainMs = 10000 } = {}) {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const s of this.streams) s.cancel();
+    const drained = Promise.allSettled([...this.pending]);
+    let timer;
+    await Promise.race([drained, new Promise((r) => (timer = setTimeout(r, drainMs)))]);
+    clearTimeout(timer); // a pending timer would keep the process alive
+    for (const r of this.running.values()) r.abort.abort(new Error('agent stopping'));
+    await Promise.allSettled(this.loops ?? []);
+    clearInterval(this.heartbeat);
+    if (this.deregisterOnStop) {
+      await this.client.deregister(this.agentId).catch((err) => this.log(`deregister failed: ${err.message}`));
+    }
+  }
+
+  async _loop(name, body) {
+    let delay = 100;
+    while (!this.stopping) {
+      try {
+        await body();
+        delay = 100;
+      } catch (err) {
+        if (this.stopping) return;
+        if (err.code === grpc.status.UNIMPLEMENTED) {
+          this.log(`broker does not offer ${name}: ${err.message}`);
+          return;
+        }
+        this.log(`${name} stream broke: ${err.message}; reconnecting`);
+      }
+      if (!this.stopping) await sleep(delay);
+      delay = Math.min(delay * 2, 3000);
+    }
+  }
+
+  _track(promise) {
+    this.pending.add(promise);
+    promise.finally(() => this.pending.delete(promise));
+  }
+
+  async _messages() {
+    const stream = this.client.subscribe(this.agentId, { maxInFlight: this.maxInFlight });
+    this.streams.push(stream);
+    for await (const msg of stream) {
+      if (this.stopping) break;
+      this._track(this._handleMessage(msg));
+    }
+  }
+
+  async _handleMessage(msg) {
+    msg.data = decodePayload(msg.payload, msg.contentType);
+    try {
+      await this.onMessage(msg);
+    } catch (err) {
+      this.stats.nacked++;
+      await this.client
+        .nack(this.agentId, msg.messageId, { reason: String(err?.message ?? err).slice(0, 1000) })
+        .catch((e) => this.log(`nack failed: ${e.message}`));
+      return;
+    }
+    await this.client.ack(this.agentId, msg.messageId).then(
+      () => this.stats.acked++,
+      (e) => this.log(`ack failed: ${e.message}`),
+    );
+  }
+
+  async _tasks() {
+    const stream = this.client.listen(this.agentId);
+    this.streams.push(stream);
+    for await (const ev of stream) {
+      for (const c of ev.cancellations) {
+        const r = this.running.get(c.taskId);
+        if (r && (!c.attempt || c.attempt === r.attempt)) {
+          r.reason = 'cancelled';
+          r.abort.abort(new Error(`cancelled by the broker: ${c.reason}`));
+        }
+      }
+      if (this.stopping) break;
+      for (const a of ev.assignments) this._track(this._runTask(a));
+    }
+  }
+
+  async _runTask({ task, attempt, leaseExpiresAt }) {
+    const taskId = task.taskId;
+    const abort = new AbortController();
+    const entry = { attempt, abort, reason: '' };
+    this.running.set(taskId, entry);
+    const spec = task.spec ?? {};
+    const ctx = {
+      task,
+      taskId,
+      attempt,
+      signal: abort.signal,
+      data: decodePayload(spec.payload, spec.contentType ?? ''),
+      progress: (progress, statusNote = '') =>
+        this.client.extendLease(taskId, this.agentId, attempt, { progress, statusNote }),
+    };
+    const leaseS = toSeconds(spec.leaseTimeout) ?? Math.max(1, (toDate(leaseExpiresAt) - Date.now()) / 1000 || 60);
+    const keeper = setInterval(() => {
+      this.client.extendLease(taskId, this.agentId, attempt).catch((err) => {
+        if (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.NOT_FOUND) {
+          entry.reason = 'lease lost';
+          abort.abort(new Error('lease lost'));
+        }
+      });
+    }, Math.max(100, (leaseS * 1000) / 3));
+    try {
+      const aborted = new Promise((_, reject) => {
+        abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });
+      });
+      aborted.catch(() => {});
+      let result;
+      try {
+        result = await Promise.race([this.onTask(ctx), aborted]);
+      } catch (err) {
+        if (entry.reason) {
+          if (entry.reason === 'cancelled') this.stats.cancelled++;
+          return;
+        }
+        this.stats.failed++;
+        await this.client
+          .fail(taskId, this.agentId, attempt, String(err?.message ?? err).slice(0, 1000) || 'error', {
+            nonRetryable: Boolean(err?.nonRetryable),
+          })
+          .catch((e) => this.log(`fail of ${taskId} refused: ${e.message}`));
+        return;
+      }
+      await this.client.complete(taskId, this.agentId, attempt, result ?? Buffer.alloc(0)).then(
+        () => this.stats.completed++,
+        (e) => this.log(`complete of ${taskId} refused: ${e.message}`),
+      );
+    } finally {
+      clearInterval(keeper);
+      if (this.running.get(taskId) === entry) this.running.delete(taskId);
+    }
+  }
+}

@@ -1,0 +1,326 @@
+// a2a-broker client for Node.js: promise-based calls for every RPC of
+// AgentRegistry, Messaging and TaskQueue, using @grpc/grpc-js and the .proto
+// files of the repository's protos/ directory (loaded at run time, never copied).
+//
+// Request and response objects are the protos' messages with camelCase field
+// names (agentId, maxConcurrentTasks...), enums as their names
+// ("TASK_STATUS_RUNNING"), 64-bit integers as strings, bytes as Buffers, and
+// Timestamp/Duration as {seconds, nanos}; see the helpers below to build them.
+
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as protoLoader from '@grpc/proto-loader';
+
+import { grpc } from './grpc.js';
+import { duration, encodePayload } from './values.js';
+
+export { grpc };
+export { Agent } from './agent.js';
+export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds } from './values.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The repository's protos/ directory (the .proto files are loaded from there). */
+export const PROTO_DIR = process.env.A2A_BROKER_PROTO_DIR ?? path.resolve(here, '..', '..', '..', 'protos');
+export const PROTO_FILES = ['a2a/broker/v1/agents.proto', 'a2a/broker/v1/messaging.proto', 'a2a/broker/v1/tasks.proto'];
+export const DEFAULT_ADDRESS = '127.0.0.1:50051';
+
+let cached;
+
+/** Load the protos once; returns the `a2a.broker.v1` package (service constructors, enums). */
+export function loadProtos(protoDir = PROTO_DIR) {
+  if (cached && cached.dir === protoDir) return cached.pkg;
+  const definition = protoLoader.loadSync(PROTO_FILES, {
+    includeDirs: [protoDir],
+    keepCase: false,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(definition).a2a.broker.v1;
+  cached = { dir: protoDir, pkg };
+  return pkg;
+}
+
+// ------------------------------------------------------------------ errors
+
+const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([name, code]) => [code, name]));
+
+/** Every failed call rejects with a BrokerError carrying the gRPC status code. */
+export class BrokerError extends Error {
+  constructor(code, details, method = '') {
+    super(`${CODE_NAMES[code] ?? code}: ${details}`);
+    this.name = 'BrokerError';
+    this.code = code;
+    this.codeName = CODE_NAMES[code] ?? String(code);
+    this.details = details;
+    this.method = method;
+  }
+
+  get retryable() {
+    return this.code === grpc.status.UNAVAILABLE;
+  }
+}
+
+function toBrokerError(err, method) {
+  if (err instanceof BrokerError) return err;
+  return new BrokerError(err.code ?? grpc.status.UNKNOWN, err.details ?? err.message, method);
+}
+
+// Calls safe to repeat, retried on UNAVAILABLE (sends and submits only with an idempotency key).
+const SAFE = new Set([
+  'GetAgent', 'ListAgents', 'Heartbeat', 'GetMessage', 'ListMessages', 'Ack', 'Get', 'List', 'GetTree',
+  'GetHistory', 'ExtendLease',
+]);
+
+// ------------------------------------------------------------------ client
+
+/**
+ * A client for one broker.
+ *
+ * @param {string} [address] host:port (default $A2A_BROKER_ADDRESS or 127.0.0.1:50051)
+ * @param {object} [options] {timeoutMs = 30000, retries = 4, credentials, protoDir}
+ */
+export class BrokerClient {
+  constructor(address = process.env.A2A_BROKER_ADDRESS || DEFAULT_ADDRESS, options = {}) {
+    const pkg = loadProtos(options.protoDir);
+    const creds = options.credentials ?? grpc.credentials.createInsecure();
+    const channelOptions = { 'grpc.max_receive_message_length': -1 };
+    this.address = address;
+    this.timeoutMs = options.timeoutMs ?? 30000;
+    this.retries = options.retries ?? 4;
+    this.agents = new pkg.AgentRegistry(address, creds, channelOptions);
+    // Share one channel between the three services.
+    const channelOverride = this.agents.getChannel();
+    this.messaging = new pkg.Messaging(address, creds, { channelOverride });
+    this.tasks = new pkg.TaskQueue(address, creds, { channelOverride });
+  }
+
+  close() {
+    this.agents.close();
+  }
+
+  async _unary(stub, method, request, { safe = SAFE.has(method), timeoutMs = this.timeoutMs } = {}) {
+    let delay = 100;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise((resolve, reject) => {
+          const deadline = timeoutMs ? new Date(Date.now() + timeoutMs) : Infinity;
+          stub[method](request, { deadline }, (err, resp) => (err ? reject(err) : resolve(resp)));
+        });
+      } catch (err) {
+        if (safe && err.code === grpc.status.UNAVAILABLE && attempt < this.retries) {
+          await new Promise((r) => setTimeout(r, delay * (1 + Math.random() * 0.2)));
+          delay = Math.min(delay * 2, 2000);
+          continue;
+        }
+        throw toBrokerError(err, method);
+      }
+    }
+  }
+
+  /**
+   * A server stream as an async iterable: `for await (const item of stream)`.
+   * `stream.cancel()` ends it; errors reject the iteration with a BrokerError
+   * (a cancel by this side just ends it).
+   */
+  _stream(stub, method, request) {
+    const call = stub[method](request);
+    let cancelled = false;
+    const iterable = {
+      call,
+      cancel() {
+        cancelled = true;
+        call.cancel();
+      },
+      async *[Symbol.asyncIterator]() {
+        try {
+          for await (const item of call) yield item;
+        } catch (err) {
+          if (cancelled && err.code === grpc.status.CANCELLED) return;
+          throw toBrokerError(err, method);
+        } finally {
+          if (!cancelled) {
+            cancelled = true;
+            call.cancel();
+          }
+        }
+      },
+    };
+    return iterable;
+  }
+
+  // ---------------------------------------------------------------- agents
+
+  /** Register (or update) an agent: {agentId, maxConcurrentTasks, capabilities, name, agentType, labels...}. */
+  register(request) {
+    return this._unary(this.agents, 'Register', request, { safe: Boolean(request.agentId) });
+  }
+
+  heartbeat(agentId, { status, freeCapacity } = {}) {
+    const req = { agentId, status: status ?? 'AGENT_STATUS_UNSPECIFIED' };
+    if (freeCapacity !== undefined) req.freeCapacity = freeCapacity;
+    return this._unary(this.agents, 'Heartbeat', req);
+  }
+
+  deregister(agentId) {
+    return this._unary(this.agents, 'Deregister', { agentId });
+  }
+
+  getAgent(agentId) {
+    return this._unary(this.agents, 'GetAgent', { agentId });
+  }
+
+  listAgents(filter = {}) {
+    return this._unary(this.agents, 'ListAgents', filter);
+  }
+
+  watchAgents(request = {}) {
+    return this._stream(this.agents, 'WatchAgents', request);
+  }
+
+  // ---------------------------------------------------------------- messaging
+
+  /**
+   * Send one message. `to` is an agent id, or {broadcast: {capability}} / {anycast: {capability}}.
+   * `payload` is a Buffer, a string or a JSON-able value. Other fields as in SendRequest
+   * (messageType, priority, correlationId, ttl: duration(s), idempotencyKey...).
+   */
+  send(senderId, to, payload, fields = {}) {
+    return this._unary(this.messaging, 'Send', sendRequest(senderId, to, payload, fields), {
+      safe: Boolean(fields.idempotencyKey),
+    });
+  }
+
+  /** Send many messages in one transaction: [{senderId, to, payload, ...fields}]. */
+  sendBatch(messages) {
+    const reqs = messages.map(({ senderId, to, payload, ...fields }) => sendRequest(senderId, to, payload, fields));
+    const safe = reqs.length > 0 && reqs.every((r) => r.idempotencyKey);
+    return this._unary(this.messaging, 'SendBatch', { messages: reqs }, { safe });
+  }
+
+  /**
+   * The agent's messages as an async iterable of single Message objects (each
+   * SubscribeResponse may carry several). Ack them with ack().
+   */
+  subscribe(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0 } = {}) {
+    const req = { agentId, maxInFlight, maxBatch };
+    if (ackDeadlineSeconds !== undefined) req.ackDeadline = duration(ackDeadlineSeconds);
+    const inner = this._stream(this.messaging, 'Subscribe', req);
+    return {
+      call: inner.call,
+      cancel: () => inner.cancel(),
+      async *[Symbol.asyncIterator]() {
+        for await (const resp of inner) yield* resp.messages;
+      },
+    };
+  }
+
+  ack(agentId, messageIds) {
+    return this._unary(this.messaging, 'Ack', { agentId, messageIds: [].concat(messageIds) });
+  }
+
+  nack(agentId, messageIds, { delaySeconds, reject = false, reason = '' } = {}) {
+    const req = { agentId, messageIds: [].concat(messageIds), reject, reason };
+    if (delaySeconds !== undefined) req.delay = duration(delaySeconds);
+    return this._unary(this.messaging, 'Nack', req);
+  }
+
+  getMessage(messageId) {
+    return this._unary(this.messaging, 'GetMessage', { messageId });
+  }
+
+  listMessages(filter = {}) {
+    return this._unary(this.messaging, 'ListMessages', filter);
+  }
+
+  requeue(messageIds) {
+    return this._unary(this.messaging, 'Requeue', { messageIds: [].concat(messageIds) });
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  /** Submit a task: a TaskSpec ({title, payload, requiredCapabilities, ...}); payload is encoded like send's. */
+  submit(spec) {
+    const task = taskSpec(spec);
+    return this._unary(this.tasks, 'Submit', { task }, { safe: Boolean(task.idempotencyKey) });
+  }
+
+  /** Submit a DAG: [{key, task: TaskSpec, dependsOnKeys: [{key, type}], parentKey}]. */
+  submitGraph(nodes) {
+    const reqNodes = nodes.map((n) => ({ ...n, task: taskSpec(n.task) }));
+    const safe = reqNodes.length > 0 && reqNodes.every((n) => n.task.idempotencyKey);
+    return this._unary(this.tasks, 'SubmitGraph', { nodes: reqNodes }, { safe });
+  }
+
+  claim(agentId, { maxTasks = 1, waitSeconds } = {}) {
+    const req = { agentId, maxTasks };
+    let timeoutMs = this.timeoutMs;
+    if (waitSeconds !== undefined) {
+      req.wait = duration(waitSeconds);
+      timeoutMs += waitSeconds * 1000;
+    }
+    return this._unary(this.tasks, 'Claim', req, { timeoutMs });
+  }
+
+  /** Assignments and cancellations pushed to the agent (async iterable of ListenResponse). */
+  listen(agentId) {
+    return this._stream(this.tasks, 'Listen', { agentId });
+  }
+
+  extendLease(taskId, agentId, attempt, { progress, statusNote = '', extensionSeconds } = {}) {
+    const req = { taskId, agentId, attempt, statusNote };
+    if (progress !== undefined) req.progress = progress;
+    if (extensionSeconds !== undefined) req.extension = duration(extensionSeconds);
+    return this._unary(this.tasks, 'ExtendLease', req);
+  }
+
+  complete(taskId, agentId, attempt, result, resultContentType = '') {
+    const [bytes, contentType] = encodePayload(result, resultContentType);
+    return this._unary(this.tasks, 'Complete', {
+      taskId, agentId, attempt, result: bytes, resultContentType: contentType,
+    });
+  }
+
+  fail(taskId, agentId, attempt, error, { nonRetryable = false } = {}) {
+    return this._unary(this.tasks, 'Fail', { taskId, agentId, attempt, error, nonRetryable });
+  }
+
+  cancel(taskId, { cascade = false, reason = '', actor = '' } = {}) {
+    return this._unary(this.tasks, 'Cancel', { taskId, cascade, reason, actor });
+  }
+
+  getTask(taskId) {
+    return this._unary(this.tasks, 'Get', { taskId });
+  }
+
+  listTasks(filter = {}) {
+    return this._unary(this.tasks, 'List', filter);
+  }
+
+  getTree(taskId) {
+    return this._unary(this.tasks, 'GetTree', { taskId });
+  }
+
+  getHistory(taskId) {
+    return this._unary(this.tasks, 'GetHistory', { taskId });
+  }
+
+  /** State-change events: watchTasks({taskId} | {subtreeRootId} | {sessionId}, includeSnapshot?). */
+  watchTasks(scope) {
+    return this._stream(this.tasks, 'Watch', scope);
+  }
+}
+
+function sendRequest(senderId, to, payload, fields) {
+  const [bytes, contentType] = encodePayload(payload, fields.contentType);
+  const target = typeof to === 'string' ? { agentId: to } : to;
+  return { ...fields, senderId, target, payload: bytes, contentType };
+}
+
+function taskSpec(spec) {
+  const [bytes, contentType] = encodePayload(spec.payload, spec.contentType);
+  return { ...spec, payload: bytes, contentType };
+}
