@@ -79,6 +79,11 @@ class TaskContext:
         return self.task.task_id
 
     @property
+    def client(self) -> BrokerClient:
+        """The worker's client, e.g. to read prerequisites' results or send messages."""
+        return self._worker.client
+
+    @property
     def payload(self) -> bytes:
         return self.task.spec.payload if isinstance(self.task.spec.payload, bytes) else b""
 
