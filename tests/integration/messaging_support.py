@@ -61,8 +61,12 @@ class Sub:
             self._queue.put_nowait(grpc.StatusCode.CANCELLED)
 
     @classmethod
-    async def open(cls, stubs: Any, agent_id: str, timeout: float = 5.0, **kw: Any) -> Sub:
-        call = stubs.messaging.Subscribe(pb.SubscribeRequest(agent_id=agent_id, **kw))
+    async def open(
+        cls, stubs: Any, agent_id: str, timeout: float = 5.0, wait_for_ready: bool | None = None, **kw: Any
+    ) -> Sub:
+        call = stubs.messaging.Subscribe(
+            pb.SubscribeRequest(agent_id=agent_id, **kw), wait_for_ready=wait_for_ready
+        )
         await asyncio.wait_for(call.initial_metadata(), timeout)
         return cls(call)
 
