@@ -404,7 +404,10 @@ class Worker:
         assert self.on_task is not None
         handler = asyncio.create_task(self.on_task(ctx), name=f"task:{a.task.task_id}")
         self._running[a.task.task_id] = _Running(ctx, handler)
-        self.stats.max_concurrent_tasks = max(self.stats.max_concurrent_tasks, len(self._running))
+        # Handlers still working (a finished one may still be sending its Complete, and the
+        # broker may already have pushed the next task into the capacity that freed).
+        busy = sum(1 for r in self._running.values() if not r.handler.done())
+        self.stats.max_concurrent_tasks = max(self.stats.max_concurrent_tasks, busy)
         runner = asyncio.create_task(self._run_task(ctx, handler), name=f"lease:{a.task.task_id}")
         self._task_runners.add(runner)
         runner.add_done_callback(self._task_runners.discard)
