@@ -125,3 +125,8 @@ async def test_messages_list_get_dead_letters_requeue(broker, client):
     assert (await client.get_message(mid)).status == MessageStatus.PENDING
     r = await cli(broker.address, "messages", "requeue", mid, "--json")
     assert r.rc == 1 and "FAILED_PRECONDITION" in r.err
+    async with client.subscribe("bob") as stream:
+        m = await stream.__anext__()
+        await client.nack("bob", m.message_id, reject=True, reason="still broken")
+    r = await cli(broker.address, "messages", "requeue", mid, "--json")
+    assert (r.rc, json.loads(r.out)) == (0, {"requeued": 1})

@@ -144,6 +144,10 @@ async def test_graph_tree_history_cancel(broker, client, tmp_path):
     assert (await client.get_task(ids["pay"])).status == TaskStatus.CANCELLED
     r = await cli(broker.address, "tasks", "cancel", ids["plan"])
     assert r.rc == 1 and "FAILED_PRECONDITION" in r.err
+    lone = (await client.submit("lone")).task.task_id
+    r = await cli(broker.address, "tasks", "cancel", lone, "--reason", "not needed")
+    assert (r.rc, r.out.splitlines()) == (0, ["cancelled 1 task", f"  {lone}"])
+    assert (await client.get_task(lone)).last_error == "not needed"
 
 
 async def test_watch(broker, client):

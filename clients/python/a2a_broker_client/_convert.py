@@ -363,5 +363,5 @@ def task_event(e: tasks_pb2.TaskEvent) -> m.TaskEvent:
     return m.TaskEvent(
         transition=transition(e.transition),
         task=task(e.task) if e.HasField("task") else None,
-        snapshot=bool(getattr(e, "snapshot", False)),
+        snapshot=e.snapshot,
     )
