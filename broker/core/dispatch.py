@@ -120,9 +120,7 @@ class Dispatcher:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
-                try:
-                    await asyncio.wait_for(ev.wait(), remaining)
-                except TimeoutError:
+                if not await _wait(ev, remaining):
                     return []
             finally:
                 self.signals.disarm(keys, ev)
@@ -148,10 +146,7 @@ class Dispatcher:
                         yield res.assignments, cancels
                     if res.free > 0 and len(res.assignments) == LISTEN_BATCH:
                         continue  # a full batch: more may be waiting
-                    try:
-                        await asyncio.wait_for(ev.wait(), IDLE_RECHECK_S)
-                    except TimeoutError:
-                        pass
+                    await _wait(ev, IDLE_RECHECK_S)
                 finally:
                     self.signals.disarm(keys, ev)
                 keys = keys_for(agent_id, res.capabilities)
@@ -161,3 +156,23 @@ class Dispatcher:
                 boxes.discard(inbox)
                 if not boxes:
                     del self._inboxes[agent_id]
+
+
+async def _wait(ev: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``ev`` at most ``timeout`` seconds; True if it was set. (A timer that sets
+    the event costs less than wait_for's extra task, and this runs once per lease.)"""
+    if ev.is_set():
+        return True
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        ev.set()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        await ev.wait()
+    finally:
+        timer.cancel()
+    return not fired

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.protobuf import duration_pb2, timestamp_pb2
+
 from ..errors import InvalidArgument
 from ..models.tasks import (
     MAX_LEASE_US,
@@ -15,7 +17,7 @@ from ..models.tasks import (
     Transition,
 )
 from ..pb import tasks_pb2 as pb
-from .convert import dict_to_struct, enum_value, struct_to_dict, ts, ts_us
+from .convert import dict_to_struct, enum_value, struct_to_dict, ts_us
 
 STATUS_TO_PB = {s: getattr(pb, f"TASK_STATUS_{s.name}") for s in TaskStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
@@ -100,6 +102,14 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
     return out
 
 
+def _ts(us: int | None) -> timestamp_pb2.Timestamp | None:
+    return None if us is None else timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
+
+
+def _dur(us: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=us // US, nanos=(us % US) * 1000)
+
+
 def spec_out(t: Task) -> pb.TaskSpec:
     msg = pb.TaskSpec(
         title=t.title,
@@ -108,19 +118,21 @@ def spec_out(t: Task) -> pb.TaskSpec:
         content_type=t.content_type,
         required_capabilities=t.required_capabilities,
         priority=t.priority,
+        deadline=_ts(t.deadline),
         parent_id=t.parent_id or "",
         depends_on=[pb.Dependency(task_id=d.task_id, type=DEP_TO_PB[d.type]) for d in t.depends_on],
-        retry=pb.RetryPolicy(max_retries=t.max_retries, multiplier=t.backoff_multiplier),
+        retry=pb.RetryPolicy(
+            max_retries=t.max_retries,
+            initial_backoff=_dur(t.backoff_initial_us),
+            multiplier=t.backoff_multiplier,
+            max_backoff=_dur(t.backoff_max_us),
+        ),
+        lease_timeout=_dur(t.lease_timeout_us),
         session_id=t.session_id or "",
         tags=t.tags,
         idempotency_key=t.idempotency_key or "",
         submitted_by=t.submitted_by,
     )
-    msg.retry.initial_backoff.FromMicroseconds(t.backoff_initial_us)
-    msg.retry.max_backoff.FromMicroseconds(t.backoff_max_us)
-    msg.lease_timeout.FromMicroseconds(t.lease_timeout_us)
-    if t.deadline is not None:
-        msg.deadline.CopyFrom(ts(t.deadline))
     if t.metadata:
         msg.metadata.CopyFrom(dict_to_struct(t.metadata))
     return msg
@@ -137,17 +149,17 @@ def task_out(t: Task, calculated_priority: float) -> pb.Task:
         path=t.path,
         attempt=t.attempt,
         assigned_agent_id=t.assigned_agent_id or "",
-        lease_expires_at=ts(t.lease_expires_at),
+        lease_expires_at=_ts(t.lease_expires_at),
         progress=t.progress,
         status_note=t.status_note,
         result=t.result or b"",
         result_content_type=t.result_content_type,
         last_error=t.last_error,
-        next_attempt_at=ts(t.next_attempt_at),
-        created_at=ts(t.created_at),
-        updated_at=ts(t.updated_at),
-        started_at=ts(t.started_at),
-        finished_at=ts(t.finished_at),
+        next_attempt_at=_ts(t.next_attempt_at),
+        created_at=_ts(t.created_at),
+        updated_at=_ts(t.updated_at),
+        started_at=_ts(t.started_at),
+        finished_at=_ts(t.finished_at),
     )
 
 
@@ -158,14 +170,16 @@ def transition_out(tr: Transition) -> pb.TaskTransition:
         to_status=STATUS_TO_PB[tr.to_status],
         reason=tr.reason,
         actor=tr.actor,
-        time=ts(tr.at),
+        time=_ts(tr.at),
         attempt=tr.attempt,
     )
 
 
 def assignment_out(a: Assignment, calculated_priority: float) -> pb.Assignment:
     return pb.Assignment(
-        task=task_out(a.task, calculated_priority), attempt=a.attempt, lease_expires_at=ts(a.lease_expires_at)
+        task=task_out(a.task, calculated_priority),
+        attempt=a.attempt,
+        lease_expires_at=_ts(a.lease_expires_at),
     )
 
 

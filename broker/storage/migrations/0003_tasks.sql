@@ -34,6 +34,10 @@ CREATE TABLE tasks (
     level                 INTEGER NOT NULL DEFAULT 0 CHECK (level >= 0),
     -- Materialized path of ids from the root: "/root/child/" (ids hold no "/").
     path                  TEXT NOT NULL,
+    -- The prerequisites as submitted, [[task_id, "hard"|"soft"], ...]: a copy of
+    -- this task's task_dependencies rows (they never change), so reading a task
+    -- is one row, not a row and a query.
+    depends_on            TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(depends_on)),
     -- Longest chain of prerequisites below this task (0: none).
     dep_depth             INTEGER NOT NULL DEFAULT 0 CHECK (dep_depth >= 0),
     max_retries           INTEGER NOT NULL DEFAULT 3 CHECK (max_retries BETWEEN 0 AND 100),

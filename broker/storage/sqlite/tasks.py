@@ -80,7 +80,13 @@ class TaskOps:
         return TaskTx(conn, now, self.task_policy, self._task_capture(), self.task_rng)
 
     async def _write(self, now: int, fn: Callable[[TaskTx], T]) -> T:
-        return await self.engine.write(lambda conn: fn(self._tx(conn, now)))
+        def job(conn: sqlite3.Connection) -> T:
+            tx = self._tx(conn, now)
+            out = fn(tx)
+            tx.flush()
+            return out
+
+        return await self.engine.write(job)
 
     # ------------------------------------------------------------ writes
 
@@ -142,6 +148,7 @@ class TaskOps:
         """
         tx = self._tx(conn, now)
         ids = lease.requeue_of_job(tx, agent_id, reason)
+        tx.flush()
         with self._gone_lock:
             self._gone_changes[agent_id] = tx.changes  # replaces a leftover of a rolled-back job
         return ids

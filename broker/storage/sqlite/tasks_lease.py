@@ -32,7 +32,6 @@ from .tasks_rows import (
     NEXT_READY_SQL,
     URGENCY_WINDOW_SQL,
     Capsets,
-    deps_of,
     load_task,
     row_to_task,
 )
@@ -87,7 +86,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     for _, _, task_id in candidates[:n]:
         row = conn.execute(_LEASE, (agent_id, now, now, now, task_id)).fetchone()
         tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, f"leased to {agent_id}", agent_id)
-        task = row_to_task(row, deps_of(conn, task_id))
+        task = row_to_task(row)
         if tx.capture:
             tx.changes.tasks[task_id] = task
         out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
@@ -126,7 +125,16 @@ def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
 def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
     row = held(tx, inp)
     tx.complete(row, inp.result, inp.result_content_type, inp.agent_id)
-    return tx.changes.tasks.get(inp.task_id) or load_task(tx.conn, inp.task_id)
+    done = {
+        "status": "completed",
+        "lease_expires_at": None,
+        "result": inp.result,
+        "result_content_type": inp.result_content_type,
+        "progress": 100,
+        "finished_at": tx.now,
+        "updated_at": tx.now,
+    }
+    return tx.changes.tasks.get(inp.task_id) or row_to_task(dict(zip(row.keys(), row, strict=True)) | done)
 
 
 def fail_job(tx: TaskTx, inp: FailInput) -> Task:

@@ -66,7 +66,7 @@ def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
 def list_tasks(conn: sqlite3.Connection, flt: TaskFilter) -> tuple[list[Task], int | None]:
     sql, args = list_tasks_sql(flt)
     rows = conn.execute(sql, args).fetchall()
-    tasks = load_tasks(conn, rows[: flt.page_size])
+    tasks = load_tasks(rows[: flt.page_size])
     more = len(rows) > flt.page_size
     return tasks, (tasks[-1].seq if more else None)
 
@@ -74,7 +74,7 @@ def list_tasks(conn: sqlite3.Connection, flt: TaskFilter) -> tuple[list[Task], i
 def tree(conn: sqlite3.Connection, task_id: str) -> TreeSummary:
     root = load_task(conn, task_id)
     rows = conn.execute(SUBTREE_SQL, subtree_bounds(root.path)).fetchall()
-    tasks = load_tasks(conn, rows)
+    tasks = load_tasks(rows)
     counts: dict[TaskStatus, int] = {}
     total = 0.0
     for t in tasks:
@@ -111,7 +111,7 @@ def scope_snapshot(conn: sqlite3.Connection, scope: WatchScope, value: str, limi
             "SELECT * FROM tasks WHERE session_id = ? ORDER BY seq LIMIT ?", (value, limit)
         ).fetchall()
     out = []
-    for task in load_tasks(conn, rows):
+    for task in load_tasks(rows):
         last = conn.execute(
             "SELECT * FROM task_state_history WHERE task_id = ? ORDER BY id DESC LIMIT 1", (task.task_id,)
         ).fetchone()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from typing import Any
 
 from ...errors import NotFound
 from ...models.tasks import Dependency, DepType, Task, TaskStatus, Transition
@@ -108,7 +109,16 @@ class Capsets:
         return self.by_id.get(capset_id)
 
 
-def row_to_task(row: sqlite3.Row, deps: list[sqlite3.Row] | tuple[()] = ()) -> Task:
+_STATUS = {s.value: s for s in TaskStatus}
+_DEP = {d.value: d for d in DepType}
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
+    deps = row["depends_on"]
     return Task(
         task_id=row["task_id"],
         seq=row["seq"],
@@ -116,7 +126,7 @@ def row_to_task(row: sqlite3.Row, deps: list[sqlite3.Row] | tuple[()] = ()) -> T
         task_type=row["task_type"],
         payload=row["payload"],
         content_type=row["content_type"],
-        required_capabilities=tuple(json.loads(row["required_capabilities"])),
+        required_capabilities=_strings(row["required_capabilities"]),
         priority=row["priority"],
         deadline=row["deadline"],
         urgency=row["urgency"],
@@ -125,18 +135,18 @@ def row_to_task(row: sqlite3.Row, deps: list[sqlite3.Row] | tuple[()] = ()) -> T
         root_id=row["root_id"],
         level=row["level"],
         path=row["path"],
-        depends_on=tuple(Dependency(d[0], DepType(d[1])) for d in deps),
+        depends_on=() if deps == "[]" else tuple(Dependency(d[0], _DEP[d[1]]) for d in json.loads(deps)),
         max_retries=row["max_retries"],
         backoff_initial_us=row["backoff_initial_us"],
         backoff_multiplier=row["backoff_multiplier"],
         backoff_max_us=row["backoff_max_us"],
         lease_timeout_us=row["lease_timeout_us"],
         session_id=row["session_id"],
-        tags=tuple(json.loads(row["tags"])),
-        metadata=json.loads(row["metadata"]),
+        tags=_strings(row["tags"]),
+        metadata={} if row["metadata"] == "{}" else json.loads(row["metadata"]),
         idempotency_key=row["idempotency_key"],
         submitted_by=row["submitted_by"] or "",
-        status=TaskStatus(row["status"]),
+        status=_STATUS[row["status"]],
         attempt=row["attempt"],
         assigned_agent_id=row["assigned_agent_id"],
         lease_expires_at=row["lease_expires_at"],
@@ -153,21 +163,15 @@ def row_to_task(row: sqlite3.Row, deps: list[sqlite3.Row] | tuple[()] = ()) -> T
     )
 
 
-def deps_of(conn: sqlite3.Connection, task_id: str) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT prerequisite_id, dep_type FROM task_dependencies WHERE dependent_id = ?", (task_id,)
-    ).fetchall()
-
-
 def load_task(conn: sqlite3.Connection, task_id: str) -> Task:
     row = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     if row is None:
         raise NotFound(f"task {task_id!r} not found")
-    return row_to_task(row, deps_of(conn, task_id))
+    return row_to_task(row)
 
 
-def load_tasks(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Task]:
-    return [row_to_task(r, deps_of(conn, r["task_id"])) for r in rows]
+def load_tasks(rows: list[sqlite3.Row]) -> list[Task]:
+    return [row_to_task(r) for r in rows]
 
 
 def row_to_transition(row: sqlite3.Row) -> Transition:

@@ -23,11 +23,13 @@ def new_task_id(now: int) -> str:
 
 _INSERT = (
     "INSERT INTO tasks (task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
-    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, dep_depth, max_retries,"
+    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on, dep_depth,"
+    " max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
     " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at)"
     " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
-    " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :dep_depth,"
+    " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :depends_on,"
+    " :dep_depth,"
     " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
     " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
     " :created_at, :updated_at)"
@@ -127,7 +129,7 @@ def submit_job(
             "task_type": spec.task_type,
             "payload": spec.payload,
             "content_type": spec.content_type,
-            "required_capabilities": json.dumps(list(caps)),
+            "required_capabilities": _json_list(caps),
             "capset_id": capsets.ensure(conn, caps),
             "priority": spec.priority,
             "deadline": spec.deadline,
@@ -137,6 +139,7 @@ def submit_job(
             "root_id": root_id,
             "level": level,
             "path": path,
+            "depends_on": json.dumps([[pid, t.value] for pid, t in deps]) if deps else "[]",
             "dep_depth": dep_depth,
             "max_retries": spec.max_retries,
             "backoff_initial_us": spec.backoff_initial_us,
@@ -144,8 +147,8 @@ def submit_job(
             "backoff_max_us": spec.backoff_max_us,
             "lease_timeout_us": spec.lease_timeout_us or default_lease_us,
             "session_id": spec.session_id,
-            "tags": json.dumps(list(spec.tags)),
-            "metadata": json.dumps(spec.metadata),
+            "tags": _json_list(spec.tags),
+            "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
             "idempotency_key": spec.idempotency_key,
             "idempotency_fingerprint": spec.fingerprint() if spec.idempotency_key else None,
             "submitted_by": spec.submitted_by or None,
@@ -176,7 +179,7 @@ def submit_job(
         tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)  # type: ignore[arg-type]
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
-        task = _built(values, deps)
+        task = _built(values)
         if tx.capture:
             tx.changes.tasks[task_id] = task
         tasks.append(task)
@@ -184,20 +187,25 @@ def submit_job(
     return SubmitResult(tasks, duplicate, by_key, tx.changes)
 
 
-def _built(values: dict[str, Any], deps: list[tuple[str, DepType]]) -> Task:
+def _json_list(values: tuple[str, ...] | list[str]) -> str:
+    return json.dumps(list(values)) if values else "[]"
+
+
+def _built(values: dict[str, Any]) -> Task:
     """The stored task, from the values just inserted (no read back)."""
-    row = {
-        **values,
-        "attempt": 0,
-        "assigned_agent_id": None,
-        "lease_expires_at": None,
-        "progress": 0,
-        "status_note": None,
-        "result": None,
-        "result_content_type": None,
-        "last_error": None,
-        "next_attempt_at": None,
-        "started_at": None,
-        "finished_at": None,
-    }
-    return row_to_task(row, [(pid, t.value) for pid, t in deps])  # type: ignore[arg-type]
+    return row_to_task(values | _FRESH)
+
+
+_FRESH: dict[str, Any] = {
+    "attempt": 0,
+    "assigned_agent_id": None,
+    "lease_expires_at": None,
+    "progress": 0,
+    "status_note": None,
+    "result": None,
+    "result_content_type": None,
+    "last_error": None,
+    "next_attempt_at": None,
+    "started_at": None,
+    "finished_at": None,
+}

@@ -36,6 +36,7 @@ class TaskTx:
         self.capture = capture
         self.rng = rng
         self.changes = Changes()
+        self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
 
     # ------------------------------------------------------------ recording
 
@@ -49,18 +50,27 @@ class TaskTx:
         attempt: int | None = None,
     ) -> None:
         att = row["attempt"] if attempt is None else attempt
-        self.conn.execute(
-            "INSERT INTO task_state_history (task_id, from_status, to_status, reason, actor, attempt, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now),
+        self._history.append(
+            (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
         )
         self.changes.transitions.append(
             Transition(row["task_id"], frm, to, reason, actor, self.now, att, row["path"], row["session_id"])
         )
 
+    def flush(self) -> None:
+        """Write the transitions recorded so far (one statement for the whole job)."""
+        if self._history:
+            self.conn.executemany(
+                "INSERT INTO task_state_history (task_id, from_status, to_status, reason, actor, attempt, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._history,
+            )
+            self._history.clear()
+
     def snapshot(self, task_id: str) -> None:
         """Keep the task as it is now for watchers (only when someone watches)."""
         if self.capture:
+            self.flush()
             self.changes.tasks[task_id] = load_task(self.conn, task_id)
 
     def ready_caps(self, row: sqlite3.Row) -> None:
