@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 from ..clock import now_us
 from ..errors import FailedPrecondition
@@ -64,8 +65,12 @@ class Inbox:
 
 
 class Dispatcher:
-    def __init__(self, storage: Storage) -> None:
+    """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background."""
+
+    def __init__(self, storage: Storage, announce: Announce, spawn: Callable[[Any], None]) -> None:
         self.storage = storage
+        self.announce = announce
+        self.spawn = spawn
         self.signals = Signals()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._caps: dict[str, tuple[str, ...]] = {}
@@ -92,10 +97,31 @@ class Dispatcher:
     # ------------------------------------------------------------ leasing
 
     async def _lease(self, agent_id: str, max_n: int) -> LeaseResult:
+        """Lease and announce. If the caller is cancelled (its stream or call went away)
+        while the lease commits, the tasks it got are handed back instead of waiting
+        out their lease: nobody was told about them."""
         self.lease_attempts += 1
-        res = await self.storage.lease_tasks(agent_id, max_n, now_us())
+        job = asyncio.ensure_future(self.storage.lease_tasks(agent_id, max_n, now_us()))
+        try:
+            res = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            job.add_done_callback(lambda f: self._undelivered(agent_id, f))
+            raise
         self._caps[agent_id] = res.capabilities
+        self.announce(res.changes)
         return res
+
+    def _undelivered(self, agent_id: str, job: asyncio.Future[LeaseResult]) -> None:
+        if job.cancelled() or job.exception() is not None:
+            return
+        res = job.result()
+        self.announce(res.changes)
+        if res.assignments:
+            leases = [(a.task.task_id, a.attempt) for a in res.assignments]
+            self.spawn(self._return(agent_id, leases))
+
+    async def _return(self, agent_id: str, leases: list[tuple[str, int]]) -> None:
+        self.announce(await self.storage.return_leases(agent_id, leases, now_us()))
 
     async def _known_caps(self, agent_id: str) -> tuple[str, ...]:
         caps = self._caps.get(agent_id)
@@ -104,7 +130,7 @@ class Dispatcher:
             self._caps[agent_id] = caps
         return caps
 
-    async def claim(self, agent_id: str, max_n: int, wait_s: float, on_lease: Announce) -> list[Assignment]:
+    async def claim(self, agent_id: str, max_n: int, wait_s: float) -> list[Assignment]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         keys = keys_for(agent_id, await self._known_caps(agent_id))
@@ -112,7 +138,6 @@ class Dispatcher:
             ev = self.signals.arm(keys)
             try:
                 res = await self._lease(agent_id, max_n)
-                on_lease(res.changes)
                 if res.agent_status == "offline":
                     raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
                 if res.assignments:
@@ -126,9 +151,7 @@ class Dispatcher:
                 self.signals.disarm(keys, ev)
             keys = keys_for(agent_id, res.capabilities)
 
-    async def listen(
-        self, agent_id: str, on_lease: Announce
-    ) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
+    async def listen(self, agent_id: str) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
         agent = await self.storage.get_agent(agent_id)
         if agent.status.value == "offline":
             raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
@@ -140,7 +163,6 @@ class Dispatcher:
                 ev = self.signals.arm(keys)
                 try:
                     res = await self._lease(agent_id, LISTEN_BATCH)
-                    on_lease(res.changes)
                     cancels = inbox.drain()
                     if res.assignments or cancels:
                         yield res.assignments, cancels

@@ -55,7 +55,7 @@ class TaskQueue:
         self.settings = settings
         self.policy = storage.task_policy
         self.events: Feed[TaskEvent] = Feed()
-        self.dispatch = Dispatcher(storage)
+        self.dispatch = Dispatcher(storage, self.announce, self._spawn)
         storage.set_task_capture(lambda: self.events.watchers > 0)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
@@ -140,10 +140,10 @@ class TaskQueue:
     # ------------------------------------------------------------ working
 
     async def claim(self, inp: ClaimInput) -> list[Assignment]:
-        return await self.dispatch.claim(inp.agent_id, inp.max_tasks, inp.wait_s, self.announce)
+        return await self.dispatch.claim(inp.agent_id, inp.max_tasks, inp.wait_s)
 
     def listen(self, agent_id: str) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
-        return self.dispatch.listen(agent_id, self.announce)
+        return self.dispatch.listen(agent_id)
 
     async def extend_lease(self, inp: ExtendInput) -> int:
         return await self.storage.extend_lease(inp, now_us())

@@ -47,6 +47,10 @@ class TaskStore(Protocol):
         """Lease up to max_n ready tasks the agent covers, best first, within its free capacity
         (and its reported free capacity); none while it is in maintenance or offline."""
 
+    async def return_leases(self, agent_id: str, leases: list[tuple[str, int]], now: int) -> Changes:
+        """Hand back leases (task id, attempt) that never reached the agent: ready again,
+        the attempt not counted. Leases that moved on since are left alone."""
+
     async def extend_lease(self, inp: ExtendInput, now: int) -> int:
         """Extend the lease ``inp`` names; return the new expiry. FailedPrecondition when stale."""
 

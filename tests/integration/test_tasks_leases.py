@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -255,3 +256,47 @@ async def test_watch_streams_the_transitions_of_a_subtree_and_a_session(stubs):
 
     await refused(next_within(stubs.tasks.Watch(pb.WatchTasksRequest(task_id="t-none"))), Code.NOT_FOUND)
     await refused(next_within(stubs.tasks.Watch(pb.WatchTasksRequest())), Code.INVALID_ARGUMENT)
+
+
+async def test_a_lease_that_commits_after_the_listen_stream_ended_is_handed_back(stubs, broker):
+    await register(stubs, "w", capacity=1)
+    t = await submit(stubs, "t")
+    committed, release = asyncio.Event(), asyncio.Event()
+    real = broker.storage.lease_tasks
+
+    async def slow_lease(agent_id: str, n: int, now: int):
+        res = await real(agent_id, n, now)  # the lease is committed ...
+        committed.set()
+        await release.wait()  # ... but the answer is late
+        return res
+
+    broker.storage.lease_tasks = slow_lease
+    try:
+        stream = stubs.tasks.Listen(pb.ListenRequest(agent_id="w"))
+        reading = asyncio.ensure_future(stream.read())
+        await asyncio.wait_for(committed.wait(), 5)
+        assert await status(stubs, t.task_id) == "running"
+        stream.cancel()  # the agent goes away before it hears of the task
+
+        async def stream_gone() -> bool:
+            return broker.tasks.dispatch.listening("w") == 0
+
+        await eventually(stream_gone, what="the broker to see the stream end")
+    finally:
+        del broker.storage.lease_tasks
+        release.set()
+
+    async def handed_back() -> bool:
+        return await status(stubs, t.task_id) == "ready"
+
+    await eventually(handed_back, what="the undelivered lease to be handed back")
+    got = await get(stubs, t.task_id)
+    assert got.attempt == 0 and await agent_count(stubs, "w") == 0
+    assert (await history(stubs, t.task_id))[-1][:3] == (
+        "running",
+        "ready",
+        "lease not delivered: the agent's call ended",
+    )
+    (a,) = await claim(stubs, "w")
+    assert a.attempt == 1
+    reading.cancel()

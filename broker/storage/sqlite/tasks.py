@@ -111,6 +111,11 @@ class TaskOps:
         _ = self.task_policy, self._capsets
         return await self._write(now, lambda tx: lease.lease_job(tx, self._capsets, agent_id, max_n))
 
+    async def return_leases(self, agent_id: str, leases: list[tuple[str, int]], now: int) -> Changes:
+        return await self._write(
+            now, lambda tx: (lease.return_leases_job(tx, agent_id, leases), tx.changes)[1]
+        )
+
     async def extend_lease(self, inp: ExtendInput, now: int) -> int:
         return await self._write(now, lambda tx: lease.extend_job(tx, inp))
 

@@ -93,6 +93,28 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
 
 
+def return_leases_job(tx: TaskTx, agent_id: str, leases: list[tuple[str, int]]) -> None:
+    """Leases nobody was told about go back to ready, and their attempt is not counted:
+    the attempt number (the fencing token) was never handed out."""
+    for task_id, attempt in leases:
+        row = tx.fetch(task_id)
+        if row is None or row["status"] != "running" or row["assigned_agent_id"] != agent_id:
+            continue
+        if row["attempt"] != attempt:
+            continue
+        tx.conn.execute(
+            "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
+            " attempt = attempt - 1, started_at = NULL, updated_at = ? WHERE task_id = ?",
+            (tx.now, task_id),
+        )
+        tx.changes.released.add(agent_id)
+        tx.ready_caps(row)
+        tx.record(
+            row, TaskStatus.RUNNING, TaskStatus.READY, "lease not delivered: the agent's call ended", BROKER
+        )
+        tx.snapshot(task_id)
+
+
 def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
     """The task, if ``ref`` names its current lease; else FAILED_PRECONDITION (nothing changed)."""
     row = tx.fetch(ref.task_id)
