@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, StorageUnavailable
 from ..models.agents import Agent, AgentGone
 from ..models.tasks import (
     Assignment,
@@ -99,7 +99,10 @@ class TaskQueue:
         self._arm_backoff_timer()
 
     async def _release_backoffs(self) -> None:
-        self.announce(await self.storage.release_backoffs(now_us()))
+        try:
+            self.announce(await self.storage.release_backoffs(now_us()))
+        except StorageUnavailable as exc:  # e.g. shutting down: the sweeper catches up later
+            log.debug("backoff release skipped: %s", exc)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -217,7 +220,8 @@ class TaskQueue:
         now = now_us()
         self.announce(await self.storage.sweep_tasks(now))
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_purge >= PURGE_EVERY_S:
+        every = min(PURGE_EVERY_S, self.settings.task_retention_s / 10)
+        if loop.time() - self._last_purge >= every:
             self._last_purge = loop.time()
             purged = await self.storage.purge_tasks(now - s_to_us(self.settings.task_retention_s))
             if purged:

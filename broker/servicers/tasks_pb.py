@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from ..errors import InvalidArgument
 from ..models.tasks import (
@@ -106,42 +106,52 @@ def _ts(us: int | None) -> timestamp_pb2.Timestamp | None:
     return None if us is None else timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
 
 
-def _dur(us: int) -> duration_pb2.Duration:
-    return duration_pb2.Duration(seconds=us // US, nanos=(us % US) * 1000)
+def _set(field: Any, us: int) -> None:
+    # Filling sub-messages in place is about twice as fast as building them and
+    # passing them to the constructor (which copies them); Tasks go out by the
+    # thousand per second (Submit, every assignment, Complete).
+    field.seconds = us // US
+    field.nanos = (us % US) * 1000
 
 
-def spec_out(t: Task) -> pb.TaskSpec:
-    msg = pb.TaskSpec(
-        title=t.title,
-        task_type=t.task_type,
-        payload=t.payload,
-        content_type=t.content_type,
-        required_capabilities=t.required_capabilities,
-        priority=t.priority,
-        deadline=_ts(t.deadline),
-        parent_id=t.parent_id or "",
-        depends_on=[pb.Dependency(task_id=d.task_id, type=DEP_TO_PB[d.type]) for d in t.depends_on],
-        retry=pb.RetryPolicy(
-            max_retries=t.max_retries,
-            initial_backoff=_dur(t.backoff_initial_us),
-            multiplier=t.backoff_multiplier,
-            max_backoff=_dur(t.backoff_max_us),
-        ),
-        lease_timeout=_dur(t.lease_timeout_us),
-        session_id=t.session_id or "",
-        tags=t.tags,
-        idempotency_key=t.idempotency_key or "",
-        submitted_by=t.submitted_by,
-    )
+_TIMES = ("lease_expires_at", "next_attempt_at", "created_at", "updated_at", "started_at", "finished_at")
+
+
+def spec_into(s: pb.TaskSpec, t: Task) -> None:
+    s.title = t.title
+    s.task_type = t.task_type
+    s.payload = t.payload
+    s.content_type = t.content_type
+    if t.required_capabilities:
+        s.required_capabilities.extend(t.required_capabilities)
+    s.priority = t.priority
+    if t.deadline is not None:
+        _set(s.deadline, t.deadline)
+    if t.parent_id:
+        s.parent_id = t.parent_id
+    for d in t.depends_on:
+        s.depends_on.add(task_id=d.task_id, type=DEP_TO_PB[d.type])
+    r = s.retry
+    r.max_retries = t.max_retries
+    r.multiplier = t.backoff_multiplier
+    _set(r.initial_backoff, t.backoff_initial_us)
+    _set(r.max_backoff, t.backoff_max_us)
+    _set(s.lease_timeout, t.lease_timeout_us)
+    if t.session_id:
+        s.session_id = t.session_id
+    if t.tags:
+        s.tags.extend(t.tags)
     if t.metadata:
-        msg.metadata.CopyFrom(dict_to_struct(t.metadata))
-    return msg
+        s.metadata.CopyFrom(dict_to_struct(t.metadata))
+    if t.idempotency_key:
+        s.idempotency_key = t.idempotency_key
+    if t.submitted_by:
+        s.submitted_by = t.submitted_by
 
 
 def task_out(t: Task, calculated_priority: float) -> pb.Task:
-    return pb.Task(
+    msg = pb.Task(
         task_id=t.task_id,
-        spec=spec_out(t),
         status=STATUS_TO_PB[t.status],
         calculated_priority=calculated_priority,
         root_id=t.root_id,
@@ -149,18 +159,18 @@ def task_out(t: Task, calculated_priority: float) -> pb.Task:
         path=t.path,
         attempt=t.attempt,
         assigned_agent_id=t.assigned_agent_id or "",
-        lease_expires_at=_ts(t.lease_expires_at),
         progress=t.progress,
         status_note=t.status_note,
         result=t.result or b"",
         result_content_type=t.result_content_type,
         last_error=t.last_error,
-        next_attempt_at=_ts(t.next_attempt_at),
-        created_at=_ts(t.created_at),
-        updated_at=_ts(t.updated_at),
-        started_at=_ts(t.started_at),
-        finished_at=_ts(t.finished_at),
     )
+    for name in _TIMES:
+        value = getattr(t, name)
+        if value is not None:
+            _set(getattr(msg, name), value)
+    spec_into(msg.spec, t)
+    return msg
 
 
 def transition_out(tr: Transition) -> pb.TaskTransition:

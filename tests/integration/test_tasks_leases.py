@@ -14,6 +14,7 @@ from tests.conftest import eventually, next_within
 
 from .tasks_helpers import (
     agent_count,
+    all_tasks,
     claim,
     complete,
     duration,
@@ -300,3 +301,32 @@ async def test_a_lease_that_commits_after_the_listen_stream_ended_is_handed_back
     (a,) = await claim(stubs, "w")
     assert a.attempt == 1
     reading.cancel()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"task_retention_s": 0.0}])
+async def test_finished_tasks_are_purged_after_the_retention_period(stubs):
+    await register(stubs, "w", capacity=2)
+    parent = await submit(stubs, "parent")
+    child = await submit(stubs, "child", parent_id=parent.task_id)
+    keep = await submit(stubs, "keep")
+    leased = {a.task.spec.title: a for a in await claim(stubs, "w", n=2)}
+    assert set(leased) == {"parent", "child"}
+    await complete(stubs, leased["child"], "w")
+
+    async def purged() -> bool:
+        try:
+            await get(stubs, child.task_id)
+        except grpc.aio.AioRpcError as err:
+            return err.code() == Code.NOT_FOUND
+        return False
+
+    await eventually(purged, what="the finished child to be purged")
+    assert await status(stubs, parent.task_id) == "running"  # not finished: kept
+    assert await status(stubs, keep.task_id) == "ready"
+    await complete(stubs, leased["parent"], "w")
+
+    async def parent_purged() -> bool:
+        return not [t for t in await all_tasks(stubs) if t.task_id == parent.task_id]
+
+    await eventually(parent_purged, what="the finished parent to be purged")
+    assert [t.task_id for t in await all_tasks(stubs)] == [keep.task_id]
