@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
@@ -25,14 +26,17 @@ from ..errors import FailedPrecondition, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
 from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
 from ..storage.base import Storage
-from ..storage.message_store import Changed
+from ..storage.message_store import Changed, Claim, SendOutcome
 from .delivery import DueTimer, Subscription
-from .hub import Signals
 from .registry import Registry
 
 log = logging.getLogger("broker.mailbox")
 
-SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job short
+SWEEP_LIMIT = 5000
+# Send calls coalesce into at most this many write jobs in flight: a Send that arrives while they
+# are all committing joins the next group. One commit per group instead of one per few calls
+# (see _flush_sends).
+MAX_SEND_JOBS = 1  # rows per category per sweep round: keeps the write job short
 
 
 class Mailbox:
@@ -40,29 +44,130 @@ class Mailbox:
         self.storage = storage
         self.registry = registry
         self.settings = settings
-        self.signals = Signals()
+        # Wake-ups: key (a:<agent>, c:<capability>) -> streams. Not hub.Signals: a stream must
+        # know whether it was woken by a commit (claim again) or by its hand-off (no need).
+        self._watchers: dict[str, set[Subscription]] = {}
         self.started_at = now_us()
         self._streams: dict[str, set[Subscription]] = {}
         self._owner: dict[str, tuple[Subscription, int]] = {}  # message_id -> (stream, attempt)
         self._releases: set[asyncio.Task[None]] = set()
-        self._timer = DueTimer(self.signals.notify)
+        self._timer = DueTimer(self.notify)
         self._recovered = False
         self._recover_lock = asyncio.Lock()
         self._due_scanned = 0
         self._closing = False
+        self._sends: list[tuple[NewMessage, asyncio.Future[SendResult]]] = []
+        self._send_jobs = 0
+        self._send_tasks: set[asyncio.Task[None]] = set()
         registry.on_agent_gone(self._agent_gone)
 
     # -- sending ---------------------------------------------------------------------------
 
     async def send(self, msg: NewMessage) -> SendResult:
-        return (await self.send_batch([msg], batch=False))[0]
+        """One message. Concurrent Send calls are coalesced into shared write jobs (each message
+        still succeeds or fails on its own): see ``_flush_sends``."""
+        fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._sends.append((msg, fut))
+        if self._send_jobs < MAX_SEND_JOBS:
+            self._flush_sends()
+        return await fut
 
-    async def send_batch(self, msgs: list[NewMessage], batch: bool = True) -> list[SendResult]:
-        out = await self.storage.send_messages(msgs, now_us(), batch)
-        self.signals.notify_many(out.wake)
-        for due, key in out.scheduled:
+    def _flush_sends(self) -> None:
+        if not self._sends:
+            return
+        group, self._sends = self._sends, []
+        self._send_jobs += 1
+        task = asyncio.ensure_future(self._send_group(group))
+        self._send_tasks.add(task)
+        task.add_done_callback(self._send_tasks.discard)
+
+    async def _send_group(self, group: list[tuple[NewMessage, asyncio.Future[SendResult]]]) -> None:
+        msgs = [m for m, _ in group]
+        reserved = self._reserve(msgs)
+        try:
+            out = await self._store(msgs, False, reserved)
+        except BaseException as exc:
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, fut), res in zip(group, out.results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, SendResult):
+                    fut.set_result(res)
+                else:
+                    fut.set_exception(res)
+        finally:
+            self._send_jobs -= 1
+            self._flush_sends()  # what arrived meanwhile goes as the next group
+
+    async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
+        """A SendBatch: one job, all or nothing."""
+        out = await self._store(msgs, True, self._reserve(msgs))
+        return out.results  # type: ignore[return-value]  # batch mode raises instead of returning errors
+
+    def _reserve(self, msgs: list[NewMessage]) -> dict[str, Subscription]:
+        """Idle streams of the direct recipients, reserved for a hand-off claim in the send's
+        transaction (one per agent; its siblings are woken as usual if more is left)."""
+        out: dict[str, Subscription] = {}
+        for m in msgs:
+            agent = m.target.agent_id
+            if agent is None or agent in out or m.deliver_after is not None:
+                continue
+            for sub in self._streams.get(agent, ()):
+                if sub.idle and not sub.closed and sub.room > 0:
+                    out[agent] = sub
+                    break
+        return out
+
+    async def _store(
+        self, msgs: list[NewMessage], batch: bool, reserved: dict[str, Subscription]
+    ) -> SendOutcome:
+        handoff = {a: Claim(s.capabilities, s.room, s.ack_deadline_us) for a, s in reserved.items()}
+        futures = {a: s.reserve(handoff[a].limit) for a, s in reserved.items()}
+        try:
+            out = await self.storage.send_messages(msgs, now_us(), batch, handoff)
+        except BaseException:
+            for agent, fut in futures.items():
+                fut.set_result([])
+                reserved[agent].wake()  # claim for itself
+            raise
+        for agent, fut in futures.items():
+            sub = reserved[agent]
+            fut.set_result(out.claimed.get(agent, []))  # the stream adopts it (or its release does)
+            sub.event.set()
+            out.wake.discard(f"a:{agent}")  # it has them; if the claim was full it claims again
+        self._woken(out.wake, out.scheduled)
+        return out
+
+    def _woken(self, wake: set[str], scheduled: list[tuple[int, str]]) -> None:
+        self.notify_many(wake)
+        for due, key in scheduled:
             self._timer.add(due, key)
-        return out.results
+
+    def _watch(self, sub: Subscription) -> None:
+        for key in sub.keys:
+            self._watchers.setdefault(key, set()).add(sub)
+
+    def _unwatch(self, sub: Subscription) -> None:
+        for key in sub.keys:
+            subs = self._watchers.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._watchers[key]
+
+    def notify(self, key: str) -> None:
+        """Wake the streams watching ``key`` (``a:<agent>`` or ``c:<capability>``), after a commit."""
+        for sub in self._watchers.get(key, ()):
+            sub.wake()
+
+    def notify_many(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.notify(key)
 
     # -- delivering ------------------------------------------------------------------------
 
@@ -101,18 +206,17 @@ class Mailbox:
                 continue
             del self._owner[mid]
             sub = entry[0]
-            if sub.held.pop(mid, None) is not None:
-                sub.event.set()
+            if sub.held.pop(mid, None) is not None and sub.dirty:
+                sub.event.set()  # room in flight for what it could not take (else nothing new)
 
     def _changed(self, out: Changed) -> None:
         self._forget(out.ids)
-        self.signals.notify_many(out.wake)
-        for due, key in out.scheduled:
-            self._timer.add(due, key)
+        self._woken(out.wake, out.scheduled)
 
     def _drop(self, sub: Subscription, claim: asyncio.Future[list[Message]] | None) -> None:
         """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
         shutdown waits for it even when the stream was cancelled)."""
+        self._unwatch(sub)
         streams = self._streams.get(sub.agent_id)
         if streams is not None:
             streams.discard(sub)
@@ -160,8 +264,8 @@ class Mailbox:
                     del self._owner[mid]
             sub.held.clear()
             sub.stop(FailedPrecondition(why))
-        self.signals.notify(f"a:{agent.agent_id}")
-        self.signals.notify_many(f"c:{c}" for c in agent.capabilities)
+        self.notify(f"a:{agent.agent_id}")
+        self.notify_many(f"c:{c}" for c in agent.capabilities)
 
     # -- reading and repair ----------------------------------------------------------------
 
@@ -209,7 +313,7 @@ class Mailbox:
             )
         keys = await self.storage.due_scheduled(self._due_scanned, now)
         self._due_scanned = now
-        self.signals.notify_many(keys)
+        self.notify_many(keys)
 
     def shutdown(self) -> None:
         """Refuse new streams and end every stream (UNAVAILABLE: subscribe again later). Their

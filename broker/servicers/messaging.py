@@ -25,7 +25,7 @@ from ..models.messages import (
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
-from .convert import enum_value, ts, ts_us
+from .convert import enum_value, ts_us
 from .errors import rpc, stream_rpc
 
 STATUS_TO_PB = {
@@ -88,33 +88,57 @@ def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "
     )
 
 
-def message_to_pb(m: Message) -> pb.Message:
-    msg = pb.Message(
-        message_id=m.message_id,
-        send_id=m.send_id,
-        sender_id=m.sender_id,
-        recipient_id=m.recipient_id or "",
-        target_kind=KIND_TO_PB[m.target_kind],
-        target_capability=m.target_capability or "",
-        message_type=m.message_type,
-        payload=m.payload,
-        content_type=m.content_type,
-        priority=m.priority,
-        correlation_id=m.correlation_id or "",
-        conversation_id=m.conversation_id or "",
-        headers=m.headers,
-        idempotency_key=m.idempotency_key or "",
-        status=STATUS_TO_PB[m.status],
-        attempt=m.attempt,
-        max_attempts=m.max_attempts,
-        created_at=ts(m.created_at),
-        last_error=m.last_error or "",
-    )
+def _ts(us: int) -> dict[str, int]:
+    # A dict for a message field is built in C by the constructor: twice as fast as a Timestamp.
+    return {"seconds": us // 1_000_000, "nanos": us % 1_000_000 * 1000}
+
+
+def _pb_fields(m: Message) -> dict[str, object]:
+    kw: dict[str, object] = {
+        "message_id": m.message_id,
+        "send_id": m.send_id,
+        "sender_id": m.sender_id,
+        "target_kind": KIND_TO_PB[m.target_kind],
+        "message_type": m.message_type,
+        "payload": m.payload,
+        "content_type": m.content_type,
+        "priority": m.priority,
+        "status": STATUS_TO_PB[m.status],
+        "attempt": m.attempt,
+        "max_attempts": m.max_attempts,
+        "created_at": _ts(m.created_at),
+    }
+    if m.recipient_id is not None:
+        kw["recipient_id"] = m.recipient_id
+    if m.target_capability is not None:
+        kw["target_capability"] = m.target_capability
+    if m.correlation_id is not None:
+        kw["correlation_id"] = m.correlation_id
+    if m.conversation_id is not None:
+        kw["conversation_id"] = m.conversation_id
+    if m.headers:
+        kw["headers"] = m.headers
+    if m.idempotency_key is not None:
+        kw["idempotency_key"] = m.idempotency_key
+    if m.last_error is not None:
+        kw["last_error"] = m.last_error
     for name in ("deliver_after", "expires_at", "delivered_at", "ack_deadline", "processed_at"):
         value = getattr(m, name)
         if value is not None:
-            getattr(msg, name).FromMicroseconds(value)
-    return msg
+            kw[name] = _ts(value)
+    return kw
+
+
+def message_to_pb(m: Message) -> pb.Message:
+    return pb.Message(**_pb_fields(m))  # type: ignore[arg-type]
+
+
+def deliveries_to_pb(msgs: list[Message]) -> pb.SubscribeResponse:
+    resp = pb.SubscribeResponse()
+    add = resp.messages.add  # built in place: no copy into the repeated field
+    for m in msgs:
+        add(**_pb_fields(m))
+    return resp
 
 
 class MessagingServicer(pb_grpc.MessagingServicer):
@@ -161,7 +185,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         # is pushed on this stream (or a sibling stream of the same agent).
         await context.send_initial_metadata(())
         async for msgs in sub.deliveries():
-            yield pb.SubscribeResponse(messages=[message_to_pb(m) for m in msgs])
+            yield deliveries_to_pb(msgs)
 
     @rpc
     async def Ack(self, request: pb.AckRequest, context: grpc.aio.ServicerContext) -> pb.AckResponse:

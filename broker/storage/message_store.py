@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..errors import BrokerError
 from ..models.messages import Message, MessageFilter, NewMessage, SendResult
 
 
@@ -26,11 +27,21 @@ class Changed:
     dead: int = 0  # copies moved to FAILED (dead letters)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A claim to run in the same transaction as a send (hand-off to an idle subscriber)."""
+
+    capabilities: tuple[str, ...]
+    limit: int
+    ack_deadline_us: int
+
+
 @dataclass
 class SendOutcome:
-    results: list[SendResult]
+    results: list[SendResult | BrokerError]  # an error only for independent sends (batch=False)
     wake: set[str]
     scheduled: list[tuple[int, str]]
+    claimed: dict[str, list[Message]]  # agent id -> deliveries claimed by the hand-off
 
 
 @dataclass
@@ -41,9 +52,13 @@ class SweepOutcome:
 
 
 class MessageStore(Protocol):
-    async def send_messages(self, msgs: list[NewMessage], now: int, batch: bool = False) -> SendOutcome:
-        """Store sends (all or none); idempotent repeats return the first ids. ``batch`` names
-        fields in errors as ``messages[i].field``."""
+    async def send_messages(
+        self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Claim] | None = None
+    ) -> SendOutcome:
+        """Store sends; idempotent repeats return the first ids. ``batch``: all or none, errors
+        name fields ``messages[i].field``; otherwise each message stands alone and a refused one's
+        result is its error (Send calls coalesced into one job). ``handoff``: then claim for these
+        agents in the same transaction (as ``claim_messages`` would), saving a commit per delivery."""
 
     async def claim_messages(
         self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int

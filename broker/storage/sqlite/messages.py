@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ...errors import FailedPrecondition, NotFound, PermissionDenied
+from ...errors import BrokerError, FailedPrecondition, NotFound, PermissionDenied
 from ...models.messages import Message, NewMessage, SendResult, TargetKind
-from ..message_store import Changed, SendOutcome, SweepOutcome
+from ..message_store import Changed, Claim, SendOutcome, SweepOutcome
 from .message_rows import COLUMNS, MessageReads, row_to_message, wake_key
 
 if TYPE_CHECKING:
@@ -30,8 +31,9 @@ _FIELDS = (
 _INSERT = f"INSERT INTO a2a_messages ({_FIELDS}) VALUES ({', '.join('?' * 18)})"  # noqa: S608
 _BROADCAST = f"""
 INSERT INTO a2a_messages ({_FIELDS})
-SELECT lower(hex(randomblob(16))), :send_id, :sender, a.agent_id, 'broadcast', :cap, :type, :payload,
-       :ctype, :prio, :corr, :conv, :headers, :key, :max, :now, :after, :expires
+SELECT :send_id || '.' || row_number() OVER (ORDER BY a.agent_id), :send_id, :sender, a.agent_id,
+       'broadcast', :cap, :type, :payload, :ctype, :prio, :corr, :conv, :headers, :key, :max, :now,
+       :after, :expires
 FROM agents a
 WHERE a.status != 'deregistered' AND (:incl OR a.agent_id != :sender)
   AND (:cap IS NULL OR a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = :cap))
@@ -57,16 +59,20 @@ NEXT_ANYCAST = (
     "SELECT seq, priority FROM a2a_messages WHERE target_capability = :cap AND recipient_id IS NULL"
     f" AND status = 'pending' AND {_DUE} ORDER BY priority DESC, seq LIMIT :n"
 )
+# A direct claim does not SET recipient_id: SQLite rewrites every index holding a column that an
+# UPDATE sets, even to the same value (here three of them).
 _CLAIM = (
-    "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1, recipient_id = :agent,"
+    "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1,{}"
     " delivered_at = :now, ack_deadline = :deadline WHERE seq IN ({})"
     f" RETURNING {COLUMNS}"
 )
 _CLAIM_DIRECT = _CLAIM.format(
+    "",
     f"SELECT seq FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending' AND {_DUE}"
-    " ORDER BY priority DESC, seq LIMIT :n"
+    " ORDER BY priority DESC, seq LIMIT :n",
 )
-_CLAIM_SEQS = _CLAIM.format("SELECT value FROM json_each(:seqs)")
+_CLAIM_SEQS = _CLAIM.format("", "SELECT value FROM json_each(:seqs)")
+_CLAIM_ANYCAST_SEQS = _CLAIM.format(" recipient_id = :agent,", "SELECT value FROM json_each(:seqs)")
 
 _ACK = (
     "UPDATE a2a_messages SET status = 'processed', processed_at = :now, finished_at = :now,"
@@ -128,8 +134,51 @@ _RELEASE_LAPSED = _release_sql(f"seq IN ({LAPSED})")
 _NACK = _release_sql("+recipient_id = :agent AND message_id IN (SELECT value FROM json_each(:ids))")
 
 
+_last_stamp = 0
+
+
 def new_id() -> str:
-    return os.urandom(16).hex()
+    """32 hex digits: a strictly increasing microsecond stamp, then 64 random bits.
+
+    Increasing ids append at the right edge of the unique index, as seq does: random ids
+    (uuid4) scatter a batch of 100 inserts over ~100 index pages, every one of them written to
+    the WAL at the commit and again at the checkpoint.
+    """
+    global _last_stamp
+    stamp = max(time.time_ns() // 1000, _last_stamp + 1)
+    _last_stamp = stamp
+    return f"{stamp:016x}{os.urandom(8).hex()}"
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    capabilities: tuple[str, ...],
+    limit: int,
+    now: int,
+    ack_deadline: int,
+) -> list[Message]:
+    """Mark up to ``limit`` due copies for the agent delivered: its own, and anycast copies for its
+    capabilities, highest priority first, then enqueue order."""
+    args = {"agent": agent_id, "now": now, "n": limit, "deadline": ack_deadline}
+    if not capabilities:
+        rows = conn.execute(_CLAIM_DIRECT, args).fetchall()
+    else:
+        cands = [(-r[1], r[0], False) for r in conn.execute(NEXT_DIRECT, args)]
+        for cap in capabilities:
+            cands += [(-r[1], r[0], True) for r in conn.execute(NEXT_ANYCAST, {**args, "cap": cap})]
+        if not cands:
+            return []
+        cands.sort()
+        chosen = cands[:limit]
+        rows = []
+        for anycast, sql in ((False, _CLAIM_SEQS), (True, _CLAIM_ANYCAST_SEQS)):
+            seqs = [seq for _, seq, a in chosen if a is anycast]
+            if seqs:
+                rows += conn.execute(sql, {**args, "seqs": json.dumps(seqs)}).fetchall()
+    msgs = [row_to_message(r) for r in rows]
+    msgs.sort(key=lambda m: (-m.priority, m.seq))
+    return msgs
 
 
 def _changed(rows: Iterable[sqlite3.Row]) -> Changed:
@@ -172,9 +221,16 @@ class MessageOps(MessageReads):
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send_messages(self, msgs: list[NewMessage], now: int, batch: bool = False) -> SendOutcome:
+    async def send_messages(
+        self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Claim] | None = None
+    ) -> SendOutcome:
         def job(conn: sqlite3.Connection) -> SendOutcome:
-            return _send(conn, msgs, now, batch)
+            out = _send(conn, msgs, now, batch)
+            for agent_id, c in (handoff or {}).items():
+                out.claimed[agent_id] = _claim(
+                    conn, agent_id, c.capabilities, c.limit, now, now + c.ack_deadline_us
+                )
+            return out
 
         return await self.engine.write(job)
 
@@ -183,25 +239,9 @@ class MessageOps(MessageReads):
     async def claim_messages(
         self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int
     ) -> list[Message]:
-        args = {"agent": agent_id, "now": now, "n": limit, "deadline": ack_deadline}
-
-        def job(conn: sqlite3.Connection) -> list[Message]:
-            if not capabilities:
-                rows = conn.execute(_CLAIM_DIRECT, args).fetchall()
-            else:
-                cands = conn.execute(NEXT_DIRECT, args).fetchall()
-                for cap in capabilities:
-                    cands += conn.execute(NEXT_ANYCAST, {**args, "cap": cap}).fetchall()
-                if not cands:
-                    return []
-                cands.sort(key=lambda r: (-r[1], r[0]))
-                seqs = json.dumps([r[0] for r in cands[:limit]])
-                rows = conn.execute(_CLAIM_SEQS, {**args, "seqs": seqs}).fetchall()
-            msgs = [row_to_message(r) for r in rows]
-            msgs.sort(key=lambda m: (-m.priority, m.seq))
-            return msgs
-
-        return await self.engine.write(job)
+        return await self.engine.write(
+            lambda conn: _claim(conn, agent_id, capabilities, limit, now, ack_deadline)
+        )
 
     async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
         def job(conn: sqlite3.Connection) -> list[tuple[str, int]]:
@@ -304,7 +344,9 @@ class MessageOps(MessageReads):
 # -- the send job ------------------------------------------------------------------------------
 
 
-def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: bool) -> SendOutcome:
+def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> list[BrokerError | None]:
+    """Why each message cannot be sent (unknown agents, anycast nobody can take), or None."""
+
     def field(i: int, name: str) -> str:
         return f"messages[{i}].{name}" if batch else name
 
@@ -312,26 +354,40 @@ def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: boo
     ids.update(m.target.agent_id for m in msgs if m.target.kind is TargetKind.DIRECT)  # type: ignore[misc]
     live = {r[0] for r in conn.execute(_LIVE, (json.dumps(list(ids)),))}
     capable: dict[str, bool] = {}
+    errors: list[BrokerError | None] = []
     for i, m in enumerate(msgs):
-        if m.sender_id not in live:
-            raise NotFound(f"{field(i, 'sender_id')}: agent {m.sender_id!r} is not registered")
+        err: BrokerError | None = None
         t = m.target
-        if t.kind is TargetKind.DIRECT and t.agent_id not in live:
-            raise NotFound(f"{field(i, 'target.agent_id')}: agent {t.agent_id!r} is not registered")
-        if t.kind is TargetKind.ANYCAST:
+        if m.sender_id not in live:
+            err = NotFound(f"{field(i, 'sender_id')}: agent {m.sender_id!r} is not registered")
+        elif t.kind is TargetKind.DIRECT and t.agent_id not in live:
+            err = NotFound(f"{field(i, 'target.agent_id')}: agent {t.agent_id!r} is not registered")
+        elif t.kind is TargetKind.ANYCAST:
             cap = t.capability or ""
             if cap not in capable:
                 capable[cap] = conn.execute(_CAPABLE, (cap,)).fetchone() is not None
             if not capable[cap]:
-                raise FailedPrecondition(
+                err = FailedPrecondition(
                     f"{field(i, 'target.anycast.capability')}: no registered agent has capability {cap!r}"
                 )
+        if err is not None and batch:
+            raise err  # all or nothing
+        errors.append(err)
+    return errors
 
-    results: list[SendResult] = []
+
+def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: bool) -> SendOutcome:
+    """Store sends. ``batch``: all or nothing, fields named messages[i].x; otherwise each message
+    stands alone (coalesced Send calls) and its result may be the error that refused it."""
+    errors = _check(conn, msgs, batch)
+    results: list[SendResult | BrokerError] = []
     wake: set[str] = set()
     scheduled: list[tuple[int, str]] = []
     rows: list[tuple[Any, ...]] = []  # direct and anycast rows, inserted together (in order)
-    for m in msgs:
+    for m, err in zip(msgs, errors, strict=True):
+        if err is not None:
+            results.append(err)
+            continue
         if m.idempotency_key is not None:
             prior = conn.execute(
                 "SELECT message_ids FROM message_sends WHERE sender_id = ? AND idempotency_key = ?",
@@ -414,4 +470,4 @@ def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: boo
             conn.execute(_INSERT, rows[0])
         else:
             conn.executemany(_INSERT, rows)
-    return SendOutcome(results, wake, scheduled)
+    return SendOutcome(results, wake, scheduled, {})
