@@ -1,0 +1,267 @@
+"""Messaging benchmark (``make bench``; ``python -m bench messaging``).
+
+Each run starts a fresh broker (its own process, SQLite file, synchronous=FULL: every answered
+Send is on disk) and the bare gRPC echo server (bench/echo.py, which serves the same Messaging API
+from memory), and drives both with the same client code:
+
+- publish: ``Send`` with 64 calls in flight; ``SendBatch`` with batches of 100 (4 in flight);
+- drain: a subscriber takes a backlog of 20,000 and acks it (``Ack`` with each response's ids);
+- end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99.
+
+Figures are medians of 3 runs, each also given as a ratio of the echo server's figure in the same
+run. ``BENCH_BIG=1`` adds a 1,000,000-message backlog drain with the broker's peak memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from broker.pb import agents_pb2 as apb
+from broker.pb import agents_pb2_grpc, messaging_pb2_grpc
+from broker.pb import messaging_pb2 as pb
+
+from .common import (
+    Proc,
+    Report,
+    channel,
+    echo_baseline,
+    median,
+    percentile,
+    spawn_broker,
+    spawn_echo,
+    unary_rate,
+)
+
+RUNS = 3
+PAYLOAD = b"x" * 100
+SEND_CALLS = 6000
+SEND_IN_FLIGHT = 64
+BATCH = 100
+BATCH_MESSAGES = 100_000
+BATCH_IN_FLIGHT = 4
+DRAIN = 20_000
+DRAIN_IN_FLIGHT = 2000
+DRAIN_BATCH = 500
+E2E_RATE = 1000
+E2E_SECONDS = 3.0
+E2E_WARMUP = 300
+BIG = 1_000_000
+
+AGENTS = ["bench-sender", "sink-send", "sink-batch", "sink-drain", "sink-e2e", "sink-big"]
+
+
+def _req(to: str, payload: bytes = PAYLOAD) -> pb.SendRequest:
+    return pb.SendRequest(sender_id="bench-sender", target=pb.Target(agent_id=to), payload=payload)
+
+
+class Client:
+    def __init__(self, address: str, broker: bool) -> None:
+        self.ch = channel(address)
+        self.msg = messaging_pb2_grpc.MessagingStub(self.ch)
+        self.agents = agents_pb2_grpc.AgentRegistryStub(self.ch)
+        self.broker = broker
+
+    async def setup(self) -> None:
+        if self.broker:
+            for a in AGENTS:
+                await self.agents.Register(apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1))
+
+    async def close(self) -> None:
+        await self.ch.close()
+
+    async def send_rate(self) -> float:
+        req = _req("sink-send")
+        await self.msg.Send(req)
+        return await unary_rate(lambda: self.msg.Send(req), SEND_CALLS, SEND_IN_FLIGHT)
+
+    async def batch_rate(
+        self, to: str = "sink-batch", total: int = BATCH_MESSAGES, size: int = BATCH
+    ) -> float:
+        req = pb.SendBatchRequest(messages=[_req(to)] * size)
+        return size * await unary_rate(lambda: self.msg.SendBatch(req), total // size, BATCH_IN_FLIGHT)
+
+    async def drain_rate(self, agent: str, n: int, sample: Any = None) -> float:
+        """Subscribe and ack until ``n`` messages are acked; messages/s."""
+        call = self.msg.Subscribe(
+            pb.SubscribeRequest(agent_id=agent, max_in_flight=DRAIN_IN_FLIGHT, max_batch=DRAIN_BATCH)
+        )
+        acked = 0
+        done = asyncio.Event()
+        acks: set[asyncio.Task[None]] = set()
+
+        async def ack(ids: list[str]) -> None:
+            nonlocal acked
+            await self.msg.Ack(pb.AckRequest(agent_id=agent, message_ids=ids))
+            acked += len(ids)
+            if acked >= n:
+                done.set()
+
+        t0 = time.perf_counter()
+        received = 0
+        async for resp in call:
+            ids = [m.message_id for m in resp.messages]
+            received += len(ids)
+            t = asyncio.ensure_future(ack(ids))
+            acks.add(t)
+            t.add_done_callback(acks.discard)
+            if sample is not None:
+                sample()
+            if received >= n:
+                break
+        await asyncio.wait_for(done.wait(), 60)
+        elapsed = time.perf_counter() - t0
+        call.cancel()
+        return n / elapsed
+
+    async def e2e_latency(self) -> tuple[float, float]:
+        """p50, p99 in ms of send -> receive at E2E_RATE msgs/s (send time rides in the payload)."""
+        agent = "sink-e2e"
+        call = self.msg.Subscribe(pb.SubscribeRequest(agent_id=agent, max_in_flight=1000, max_batch=100))
+        await call.initial_metadata()
+        total = int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
+        lat: list[float] = []
+        got = 0
+        finished = asyncio.Event()
+
+        unacked: list[str] = []
+
+        async def acker() -> None:
+            # Acks go out every 5 ms with every id received meanwhile (as client libraries batch
+            # them): one Ack call per message would double the calls the benchmark measures.
+            while True:
+                await asyncio.sleep(0.005)
+                if unacked:
+                    ids = unacked[:]
+                    unacked.clear()
+                    await self.msg.Ack(pb.AckRequest(agent_id=agent, message_ids=ids))
+
+        async def receive() -> None:
+            nonlocal got
+            async for resp in call:
+                now = time.perf_counter_ns()
+                for m in resp.messages:
+                    (sent,) = struct.unpack("<q", m.payload[:8])
+                    lat.append((now - sent) / 1e6)
+                    unacked.append(m.message_id)
+                got += len(resp.messages)
+                if got >= total:
+                    finished.set()
+                    return
+
+        receiver = asyncio.ensure_future(receive())
+        acks = asyncio.ensure_future(acker())
+        sends: set[asyncio.Task[Any]] = set()
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+        for i in range(total):
+            delay = start + i / E2E_RATE - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            req = _req(agent, struct.pack("<q", time.perf_counter_ns()) + PAYLOAD[8:])
+            t = asyncio.ensure_future(self.msg.Send(req))
+            sends.add(t)
+            t.add_done_callback(sends.discard)
+        await asyncio.wait_for(finished.wait(), 30)
+        receiver.cancel()
+        acks.cancel()
+        call.cancel()
+        measured = lat[E2E_WARMUP:]
+        return percentile(measured, 50), percentile(measured, 99)
+
+
+async def _preload(c: Client, agent: str, n: int) -> float:
+    return await c.batch_rate(to=agent, total=n, size=1000)
+
+
+async def run_once(address: str, broker: bool) -> dict[str, float]:
+    c = Client(address, broker)
+    try:
+        await c.setup()
+        out: dict[str, float] = {}
+        out["send"] = await c.send_rate()
+        out["batch"] = await c.batch_rate()
+        await _preload(c, "sink-drain", DRAIN)
+        out["drain"] = await c.drain_rate("sink-drain", DRAIN)
+        out["p50"], out["p99"] = await c.e2e_latency()
+        return out
+    finally:
+        await c.close()
+
+
+async def run_big(proc: Proc) -> dict[str, float]:
+    c = Client(proc.address, True)
+    try:
+        await c.setup()
+        t0 = time.perf_counter()
+        await _preload(c, "sink-big", BIG)
+        preload_s = time.perf_counter() - t0
+        rss: list[float] = []
+        rate = await c.drain_rate("sink-big", BIG, sample=lambda: rss.append(proc.rss_mb()))
+        return {
+            "preload_per_s": BIG / preload_s,
+            "drain": rate,
+            "rss_max": max(rss),
+            "peak": proc.peak_rss_mb(),
+        }
+    finally:
+        await c.close()
+
+
+def main() -> None:
+    results: dict[str, list[float]] = {}
+    echo_results: dict[str, list[float]] = {}
+    base: dict[str, list[float]] = {}
+
+    def keep(into: dict[str, list[float]], fig: dict[str, float]) -> None:
+        for k, v in fig.items():
+            into.setdefault(k, []).append(v)
+
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:
+        for i in range(RUNS):
+            with spawn_echo() as echo:
+                keep(base, asyncio.run(echo_baseline(echo.address)))
+                keep(echo_results, asyncio.run(run_once(echo.address, broker=False)))
+            with spawn_broker(Path(tmp) / f"run{i}.db") as proc:
+                keep(results, asyncio.run(run_once(proc.address, broker=True)))
+            print(
+                f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
+                flush=True,
+            )
+        big = None
+        if os.environ.get("BENCH_BIG"):
+            with spawn_broker(Path(tmp) / "big.db") as proc:
+                big = asyncio.run(run_big(proc))
+
+    m = {k: median(v) for k, v in results.items()}
+    e = {k: median(v) for k, v in echo_results.items()}
+    b = {k: median(v) for k, v in base.items()}
+    r = Report(f"messaging (median of {RUNS} runs; broker with synchronous=FULL; payload {len(PAYLOAD)} B)")
+    r.note(
+        f"bare grpc.aio here: unary echo {b['unary_per_s']:,.0f} calls/s with {SEND_IN_FLIGHT} in flight,"
+        f" {b['round_trip_ms']:.2f} ms one in flight; server stream {b['stream_per_s']:,.0f} msgs/s"
+        " one per frame"
+    )
+    r.add(f"Send, {SEND_IN_FLIGHT} in flight", m["send"], "msgs/s", e["send"], ">= 80% of bare gRPC")
+    r.add(f"SendBatch, batches of {BATCH}", m["batch"], "msgs/s", e["batch"], ">= 40,000 msgs/s")
+    r.add(f"drain {DRAIN:,} (Subscribe + Ack)", m["drain"], "msgs/s", e["drain"], ">= 30,000 msgs/s")
+    r.add(f"end-to-end p50 at {E2E_RATE}/s", m["p50"], "ms", e["p50"], "<= 1.5 ms", lower_better=True)
+    r.add(f"end-to-end p99 at {E2E_RATE}/s", m["p99"], "ms", e["p99"], "<= 3 ms", lower_better=True)
+    r.note(f"Send vs bare unary echo (generic bytes): {m['send'] / b['unary_per_s']:.0%}")
+    r.note("each run: " + "; ".join(f"{k} " + ", ".join(f"{x:,.2f}" for x in v) for k, v in results.items()))
+    if big is not None:
+        r.add(f"drain {BIG:,} backlog", big["drain"], "msgs/s", None, f">= 80% of the {DRAIN:,} drain")
+        r.note(
+            f"  = {big['drain'] / m['drain']:.0%} of the {DRAIN:,} drain; broker RSS while draining "
+            f"<= {big['rss_max']:.0f} MiB, peak {big['peak']:.0f} MiB (target < 500 MB); "
+            f"preload {big['preload_per_s']:,.0f} msgs/s"
+        )
+    else:
+        r.note(f"(BENCH_BIG=1 adds the {BIG:,}-message backlog drain)")
+    r.print()
