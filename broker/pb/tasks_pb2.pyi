@@ -951,7 +951,7 @@ class ListTasksRequest(_message.Message):
     capability: _builtins.str
     """Tasks requiring this capability."""
     agent_id: _builtins.str
-    """Tasks leased to this agent."""
+    """Tasks leased to this agent: running, or finished while it held them."""
     tag: _builtins.str
     parent_id: _builtins.str
     page_size: _builtins.int

@@ -132,7 +132,12 @@ class TaskQueueServicer:
         """Claim leases up to `max_tasks` ready tasks the agent is able to run,
         within its free capacity, waiting up to `wait` when none is ready (a long
         poll, woken by new work). An empty answer means none arrived in time.
-        Errors: NOT_FOUND for an unknown agent.
+        Free capacity is max_concurrent_tasks minus the tasks the agent holds,
+        and at most the free capacity its last Heartbeat reported (each lease
+        spends one reported slot, each finished task gives one back). An agent in
+        MAINTENANCE gets no new tasks; BUSY is informational.
+        Errors: NOT_FOUND for an unknown agent; FAILED_PRECONDITION for an
+        OFFLINE agent (heartbeat first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -141,7 +146,10 @@ class TaskQueueServicer:
     def Listen(self, request, context):
         """Listen pushes task assignments to the agent as its free capacity allows
         (several per response when several are due), and tells it when one of its
-        running tasks is cancelled. Each assignment is a lease, as with Claim.
+        running tasks is cancelled or its lease lapsed. Each assignment is a
+        lease, as with Claim. Closing the stream does not end the leases (they
+        lapse unless extended). The stream ends with NOT_FOUND when the agent
+        deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,9 +157,10 @@ class TaskQueueServicer:
 
     def ExtendLease(self, request, context):
         """ExtendLease is a running task's heartbeat: it extends the lease and
-        optionally records progress. Errors: FAILED_PRECONDITION when the caller
-        no longer holds the lease for that attempt (lapsed, reassigned,
-        cancelled).
+        optionally records progress. A lapsed lease is lost when the broker's
+        sweeper ends it (that counts as a failed attempt). Errors:
+        FAILED_PRECONDITION when the caller no longer holds the lease for that
+        attempt (lapsed, reassigned, cancelled).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,18 +55,27 @@ class TaskQueueStub:
     """Claim leases up to `max_tasks` ready tasks the agent is able to run,
     within its free capacity, waiting up to `wait` when none is ready (a long
     poll, woken by new work). An empty answer means none arrived in time.
-    Errors: NOT_FOUND for an unknown agent.
+    Free capacity is max_concurrent_tasks minus the tasks the agent holds,
+    and at most the free capacity its last Heartbeat reported (each lease
+    spends one reported slot, each finished task gives one back). An agent in
+    MAINTENANCE gets no new tasks; BUSY is informational.
+    Errors: NOT_FOUND for an unknown agent; FAILED_PRECONDITION for an
+    OFFLINE agent (heartbeat first).
     """
     Listen: _grpc.UnaryStreamMultiCallable[_tasks_pb2.ListenRequest, _tasks_pb2.ListenResponse]
     """Listen pushes task assignments to the agent as its free capacity allows
     (several per response when several are due), and tells it when one of its
-    running tasks is cancelled. Each assignment is a lease, as with Claim.
+    running tasks is cancelled or its lease lapsed. Each assignment is a
+    lease, as with Claim. Closing the stream does not end the leases (they
+    lapse unless extended). The stream ends with NOT_FOUND when the agent
+    deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
     """
     ExtendLease: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]
     """ExtendLease is a running task's heartbeat: it extends the lease and
-    optionally records progress. Errors: FAILED_PRECONDITION when the caller
-    no longer holds the lease for that attempt (lapsed, reassigned,
-    cancelled).
+    optionally records progress. A lapsed lease is lost when the broker's
+    sweeper ends it (that counts as a failed attempt). Errors:
+    FAILED_PRECONDITION when the caller no longer holds the lease for that
+    attempt (lapsed, reassigned, cancelled).
     """
     Complete: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CompleteRequest, _tasks_pb2.CompleteResponse]
     """Complete finishes a leased task with a result. Dependents whose
@@ -123,18 +132,27 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """Claim leases up to `max_tasks` ready tasks the agent is able to run,
     within its free capacity, waiting up to `wait` when none is ready (a long
     poll, woken by new work). An empty answer means none arrived in time.
-    Errors: NOT_FOUND for an unknown agent.
+    Free capacity is max_concurrent_tasks minus the tasks the agent holds,
+    and at most the free capacity its last Heartbeat reported (each lease
+    spends one reported slot, each finished task gives one back). An agent in
+    MAINTENANCE gets no new tasks; BUSY is informational.
+    Errors: NOT_FOUND for an unknown agent; FAILED_PRECONDITION for an
+    OFFLINE agent (heartbeat first).
     """
     Listen: _aio.UnaryStreamMultiCallable[_tasks_pb2.ListenRequest, _tasks_pb2.ListenResponse]  # type: ignore[assignment]
     """Listen pushes task assignments to the agent as its free capacity allows
     (several per response when several are due), and tells it when one of its
-    running tasks is cancelled. Each assignment is a lease, as with Claim.
+    running tasks is cancelled or its lease lapsed. Each assignment is a
+    lease, as with Claim. Closing the stream does not end the leases (they
+    lapse unless extended). The stream ends with NOT_FOUND when the agent
+    deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
     """
     ExtendLease: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]  # type: ignore[assignment]
     """ExtendLease is a running task's heartbeat: it extends the lease and
-    optionally records progress. Errors: FAILED_PRECONDITION when the caller
-    no longer holds the lease for that attempt (lapsed, reassigned,
-    cancelled).
+    optionally records progress. A lapsed lease is lost when the broker's
+    sweeper ends it (that counts as a failed attempt). Errors:
+    FAILED_PRECONDITION when the caller no longer holds the lease for that
+    attempt (lapsed, reassigned, cancelled).
     """
     Complete: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CompleteRequest, _tasks_pb2.CompleteResponse]  # type: ignore[assignment]
     """Complete finishes a leased task with a result. Dependents whose
@@ -206,7 +224,12 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         """Claim leases up to `max_tasks` ready tasks the agent is able to run,
         within its free capacity, waiting up to `wait` when none is ready (a long
         poll, woken by new work). An empty answer means none arrived in time.
-        Errors: NOT_FOUND for an unknown agent.
+        Free capacity is max_concurrent_tasks minus the tasks the agent holds,
+        and at most the free capacity its last Heartbeat reported (each lease
+        spends one reported slot, each finished task gives one back). An agent in
+        MAINTENANCE gets no new tasks; BUSY is informational.
+        Errors: NOT_FOUND for an unknown agent; FAILED_PRECONDITION for an
+        OFFLINE agent (heartbeat first).
         """
 
     @_abc_1.abstractmethod
@@ -217,7 +240,10 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_tasks_pb2.ListenResponse], _abc.AsyncIterator[_tasks_pb2.ListenResponse]]:
         """Listen pushes task assignments to the agent as its free capacity allows
         (several per response when several are due), and tells it when one of its
-        running tasks is cancelled. Each assignment is a lease, as with Claim.
+        running tasks is cancelled or its lease lapsed. Each assignment is a
+        lease, as with Claim. Closing the stream does not end the leases (they
+        lapse unless extended). The stream ends with NOT_FOUND when the agent
+        deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
         """
 
     @_abc_1.abstractmethod
@@ -227,9 +253,10 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tasks_pb2.ExtendLeaseResponse, _abc.Awaitable[_tasks_pb2.ExtendLeaseResponse]]:
         """ExtendLease is a running task's heartbeat: it extends the lease and
-        optionally records progress. Errors: FAILED_PRECONDITION when the caller
-        no longer holds the lease for that attempt (lapsed, reassigned,
-        cancelled).
+        optionally records progress. A lapsed lease is lost when the broker's
+        sweeper ends it (that counts as a failed attempt). Errors:
+        FAILED_PRECONDITION when the caller no longer holds the lease for that
+        attempt (lapsed, reassigned, cancelled).
         """
 
     @_abc_1.abstractmethod
