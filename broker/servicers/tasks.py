@@ -8,7 +8,7 @@ import grpc
 
 from ..clock import now_us
 from ..core.taskqueue import TaskQueue
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.tasks import (
     CancelInput,
@@ -229,7 +229,10 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     async def _event(self, ev: TaskEvent) -> pb.TaskEvent:
         task = ev.task
         if task is None:  # no snapshot of that instant: send the task as it is now
-            task = await self.queue.get(ev.transition.task_id)
+            try:
+                task = await self.queue.get(ev.transition.task_id)
+            except NotFound:  # purged since: the transition alone
+                return pb.TaskEvent(transition=transition_out(ev.transition), snapshot=ev.snapshot)
         return pb.TaskEvent(
             transition=transition_out(ev.transition), task=self._task(task), snapshot=ev.snapshot
         )
