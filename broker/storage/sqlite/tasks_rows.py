@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 from typing import Any
 
 from ...errors import NotFound
@@ -70,14 +69,13 @@ class Capsets:
 
     Only the writer thread uses it. Sets are never deleted and their id is a
     function of their content, so the cache cannot go stale, only incomplete:
-    it is refreshed whenever the table's row count changes.
+    it is refreshed whenever the table's content changes.
     """
 
     def __init__(self) -> None:
         self.by_id: dict[int, tuple[str, ...]] = {}
-        self._count = 0
+        self._count: tuple[int, float] = (0, 0.0)
         self._covers: dict[tuple[str, ...], list[int]] = {}
-        self._lock = threading.Lock()
 
     def ensure(self, conn: sqlite3.Connection, caps: tuple[str, ...]) -> int:
         cid = capset_id_of(caps)
@@ -89,21 +87,22 @@ class Capsets:
 
     def covered_by(self, conn: sqlite3.Connection, agent_caps: tuple[str, ...]) -> list[int]:
         """Ids of the capability sets an agent with ``agent_caps`` is able to run."""
-        with self._lock:
-            (count,) = conn.execute("SELECT count(*) FROM capability_sets").fetchone()
-            if count != self._count:
-                self.by_id = {
-                    r[0]: tuple(json.loads(r[1]))
-                    for r in conn.execute("SELECT capset_id, caps FROM capability_sets")
-                }
-                self._count = count
-                self._covers.clear()
-            found = self._covers.get(agent_caps)
-            if found is None:
-                have = set(agent_caps)
-                found = [cid for cid, caps in self.by_id.items() if have.issuperset(caps)]
-                self._covers[agent_caps] = found
-            return found
+        # count and sum of the ids: any change of the table's content changes this
+        # (even a set added after another's insert was rolled back with its batch).
+        count = tuple(conn.execute("SELECT count(*), total(capset_id) FROM capability_sets").fetchone())
+        if count != self._count:
+            self.by_id = {
+                r[0]: tuple(json.loads(r[1]))
+                for r in conn.execute("SELECT capset_id, caps FROM capability_sets")
+            }
+            self._count = count
+            self._covers.clear()
+        found = self._covers.get(agent_caps)
+        if found is None:
+            have = set(agent_caps)
+            found = [cid for cid, caps in self.by_id.items() if have.issuperset(caps)]
+            self._covers[agent_caps] = found
+        return found
 
     def caps(self, capset_id: int) -> tuple[str, ...] | None:
         return self.by_id.get(capset_id)
