@@ -46,7 +46,7 @@ class TargetKind(enum.StrEnum):
     ANYCAST = "anycast"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Target:
     """Who receives a message: one agent, every agent (with a capability), or any one agent with one."""
 
@@ -56,7 +56,7 @@ class Target:
     include_sender: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewMessage:
     """A validated send. Times are absolute microseconds (a TTL is resolved at validation)."""
 
@@ -115,26 +115,19 @@ class Message:
     last_error: str | None
 
 
-def _id(value: str, field: str) -> str:
+_known_ids: set[str] = set()  # ids that passed the pattern (the regex is the costly check)
+
+
+def _id(value: str, prefix: str, name: str) -> None:
+    if value in _known_ids:
+        return
     if not value:
-        raise InvalidArgument(field, "is required")
+        raise InvalidArgument(prefix + name, "is required")
     if len(value) > MAX_TEXT or not _ID_RE.match(value):
-        raise InvalidArgument(field, "must be 1-128 letters, digits or . _ : @ -")
-    return value
-
-
-def _text(value: str, field: str) -> str:
-    if len(value) > MAX_TEXT:
-        raise InvalidArgument(field, f"must be at most {MAX_TEXT} characters")
-    return value
-
-
-def _capability(value: str, field: str, required: bool) -> str | None:
-    if not value:
-        if required:
-            raise InvalidArgument(field, "is required")
-        return None
-    return _text(value, field)
+        raise InvalidArgument(prefix + name, "must be 1-128 letters, digits or . _ : @ -")
+    if len(_known_ids) > 100_000:
+        _known_ids.clear()
+    _known_ids.add(value)
 
 
 def check_send(
@@ -157,27 +150,40 @@ def check_send(
     idempotency_key: str = "",
     headers: dict[str, str] | None = None,
 ) -> NewMessage:
-    """Validate one send; ``field`` prefixes every field name (e.g. ``messages[3].``)."""
-    _id(sender_id, field + "sender_id")
+    """Validate one send; ``field`` prefixes every field name in errors (e.g. ``messages[3].``).
+
+    Written for the common case to cost little (see the module docstring): names of fields are
+    only put together when one is wrong."""
+    _id(sender_id, field, "sender_id")
     if target is None:
         raise InvalidArgument(field + "target", "is required: set one of agent_id, broadcast, anycast")
-    if target.kind is TargetKind.DIRECT:
-        _id(target.agent_id or "", field + "target.agent_id")
-    elif target.kind is TargetKind.ANYCAST:
-        _capability(target.capability or "", field + "target.anycast.capability", True)
+    kind = target.kind
+    if kind is TargetKind.DIRECT:
+        _id(target.agent_id or "", field, "target.agent_id")
     else:
-        _capability(target.capability or "", field + "target.broadcast.capability", False)
-    _text(message_type, field + "message_type")
+        cap = target.capability or ""
+        name = "target.anycast.capability" if kind is TargetKind.ANYCAST else "target.broadcast.capability"
+        if not cap and kind is TargetKind.ANYCAST:
+            raise InvalidArgument(field + name, "is required")
+        if len(cap) > MAX_TEXT:
+            raise InvalidArgument(field + name, f"must be at most {MAX_TEXT} characters")
+    if (
+        len(message_type) > MAX_TEXT
+        or len(content_type) > MAX_TEXT
+        or len(correlation_id) > MAX_TEXT
+        or len(conversation_id) > MAX_TEXT
+        or len(idempotency_key) > MAX_TEXT
+    ):
+        texts = ("message_type", "content_type", "correlation_id", "conversation_id", "idempotency_key")
+        values = (message_type, content_type, correlation_id, conversation_id, idempotency_key)
+        name = next(n for n, v in zip(texts, values, strict=True) if len(v) > MAX_TEXT)
+        raise InvalidArgument(field + name, f"must be at most {MAX_TEXT} characters")
     if len(payload) > max_payload:
         raise InvalidArgument(field + "payload", f"must be at most {max_payload} bytes (got {len(payload)})")
-    _text(content_type, field + "content_type")
     if priority is None:
         priority = DEFAULT_PRIORITY
     elif not 0 <= priority <= 10:
         raise InvalidArgument(field + "priority", "must be between 0 and 10")
-    _text(correlation_id, field + "correlation_id")
-    _text(conversation_id, field + "conversation_id")
-    _text(idempotency_key, field + "idempotency_key")
     if max_attempts is None:
         max_attempts = DEFAULT_MAX_ATTEMPTS
     elif not 1 <= max_attempts <= MAX_MAX_ATTEMPTS:
@@ -243,7 +249,7 @@ def check_subscribe(
     agent_id: str, max_in_flight: int, ack_deadline_us: int, max_batch: int
 ) -> SubscribeInput:
     """Subscription options (0 for max_in_flight / max_batch means the default, 100)."""
-    _id(agent_id, "agent_id")
+    _id(agent_id, "", "agent_id")
     if not 0 <= max_in_flight <= MAX_IN_FLIGHT:
         raise InvalidArgument("max_in_flight", f"must be between 1 and {MAX_IN_FLIGHT} (0 means 100)")
     if not 1_000_000 <= ack_deadline_us <= 3_600_000_000:
@@ -263,7 +269,7 @@ class NackInput:
 
 
 def check_nack(agent_id: str, ids: list[str], delay_us: int, reject: bool, reason: str) -> NackInput:
-    _id(agent_id, "agent_id")
+    _id(agent_id, "", "agent_id")
     ids = check_ids(ids)
     if not 0 <= delay_us <= MAX_NACK_DELAY_US:
         raise InvalidArgument("delay", "must be between 0 and 7 days")

@@ -114,7 +114,11 @@ class Target(_message.Message):
 
     @_builtins.property
     def anycast(self) -> Global___Anycast:
-        """Anycast: one agent having the capability."""
+        """Anycast: one agent having the capability. The copy is taken by the
+        first subscriber with the capability that has room in flight (competing
+        consumers), so it never waits for a busy, silent or departed agent while
+        another could take it.
+        """
 
     def __init__(
         self,
@@ -234,7 +238,10 @@ class SendRequest(_message.Message):
     conversation_id: _builtins.str
     """Groups the messages of one conversation; at most 128 characters."""
     max_attempts: _builtins.int
-    """Deliveries before the message is dead-lettered, 1-100. Unset means 5."""
+    """Deliveries before the message is dead-lettered, 1-100. Unset means 5. A
+    delivery counts whether it ends in a lapsed ack deadline, a nack, the
+    stream ending or the agent going offline.
+    """
     idempotency_key: _builtins.str
     """Optional: a repeated key from the same sender returns the first send's
     message ids and stores nothing. At most 128 characters.
@@ -245,7 +252,9 @@ class SendRequest(_message.Message):
 
     @_builtins.property
     def deliver_after(self) -> _timestamp_pb2.Timestamp:
-        """Scheduled delivery: not delivered before this time."""
+        """Scheduled delivery: not delivered before this time. Unset or past: at
+        once.
+        """
 
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration: ...
@@ -415,7 +424,9 @@ class Message(_message.Message):
     PROCESSED_AT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
-    """Unique id of this copy. Ack, Nack, GetMessage and Requeue take it."""
+    """Unique id of this copy. Ack, Nack, GetMessage and Requeue take it. Ids
+    of one broker process increase with time.
+    """
     send_id: _builtins.str
     """Shared by all copies made by one Send (a broadcast makes several)."""
     sender_id: _builtins.str
@@ -445,7 +456,9 @@ class Message(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def deliver_after(self) -> _timestamp_pb2.Timestamp:
-        """Not delivered before this time (scheduled send, or a nack delay)."""
+        """Not delivered before this time (scheduled send, or a nack delay). Unset:
+        deliverable at once.
+        """
 
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -456,7 +469,9 @@ class Message(_message.Message):
         """While DELIVERED: when the delivery lapses and the message is redelivered."""
 
     @_builtins.property
-    def processed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def processed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the recipient acked it."""
+
     def __init__(
         self,
         *,

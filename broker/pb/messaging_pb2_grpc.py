@@ -110,8 +110,14 @@ class MessagingServicer:
         outstanding on one stream; when a backlog is waiting, one response carries
         several messages. Several streams of the same agent share its queue (each
         message goes to one of them). When a stream ends, its unacknowledged
-        messages are released for redelivery at once.
-        Errors: NOT_FOUND for an unknown agent.
+        messages are released for redelivery at once (the delivery counts as an
+        attempt, except when the broker itself shut down).
+        The response headers (initial metadata) are sent once the subscription is
+        live: anything committed after them is pushed to it.
+        Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
+        FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
+        deliveries are released) or deregisters, and with UNAVAILABLE when it
+        shuts down: heartbeat, then subscribe again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,8 +125,11 @@ class MessagingServicer:
 
     def Ack(self, request, context):
         """Ack marks delivered messages processed. Acking a message twice is
-        harmless. Errors: NOT_FOUND for an unknown id; PERMISSION_DENIED for a
-        message addressed to another agent. A rejected Ack changes nothing.
+        harmless, and so is acking one that expired meanwhile; a late ack of a
+        message already released for redelivery (but not yet redelivered) still
+        marks it processed. Errors: NOT_FOUND for an unknown id;
+        PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
+        changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

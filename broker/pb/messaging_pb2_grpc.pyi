@@ -59,13 +59,22 @@ class MessagingStub:
     outstanding on one stream; when a backlog is waiting, one response carries
     several messages. Several streams of the same agent share its queue (each
     message goes to one of them). When a stream ends, its unacknowledged
-    messages are released for redelivery at once.
-    Errors: NOT_FOUND for an unknown agent.
+    messages are released for redelivery at once (the delivery counts as an
+    attempt, except when the broker itself shut down).
+    The response headers (initial metadata) are sent once the subscription is
+    live: anything committed after them is pushed to it.
+    Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
+    FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
+    deliveries are released) or deregisters, and with UNAVAILABLE when it
+    shuts down: heartbeat, then subscribe again.
     """
     Ack: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.AckRequest, _messaging_pb2.AckResponse]
     """Ack marks delivered messages processed. Acking a message twice is
-    harmless. Errors: NOT_FOUND for an unknown id; PERMISSION_DENIED for a
-    message addressed to another agent. A rejected Ack changes nothing.
+    harmless, and so is acking one that expired meanwhile; a late ack of a
+    message already released for redelivery (but not yet redelivered) still
+    marks it processed. Errors: NOT_FOUND for an unknown id;
+    PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
+    changes nothing.
     """
     Nack: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.NackRequest, _messaging_pb2.NackResponse]
     """Nack hands delivered messages back: redelivered (optionally after a
@@ -109,13 +118,22 @@ class MessagingAsyncStub(MessagingStub):
     outstanding on one stream; when a backlog is waiting, one response carries
     several messages. Several streams of the same agent share its queue (each
     message goes to one of them). When a stream ends, its unacknowledged
-    messages are released for redelivery at once.
-    Errors: NOT_FOUND for an unknown agent.
+    messages are released for redelivery at once (the delivery counts as an
+    attempt, except when the broker itself shut down).
+    The response headers (initial metadata) are sent once the subscription is
+    live: anything committed after them is pushed to it.
+    Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
+    FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
+    deliveries are released) or deregisters, and with UNAVAILABLE when it
+    shuts down: heartbeat, then subscribe again.
     """
     Ack: _aio.UnaryUnaryMultiCallable[_messaging_pb2.AckRequest, _messaging_pb2.AckResponse]  # type: ignore[assignment]
     """Ack marks delivered messages processed. Acking a message twice is
-    harmless. Errors: NOT_FOUND for an unknown id; PERMISSION_DENIED for a
-    message addressed to another agent. A rejected Ack changes nothing.
+    harmless, and so is acking one that expired meanwhile; a late ack of a
+    message already released for redelivery (but not yet redelivered) still
+    marks it processed. Errors: NOT_FOUND for an unknown id;
+    PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
+    changes nothing.
     """
     Nack: _aio.UnaryUnaryMultiCallable[_messaging_pb2.NackRequest, _messaging_pb2.NackResponse]  # type: ignore[assignment]
     """Nack hands delivered messages back: redelivered (optionally after a
@@ -174,8 +192,14 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         outstanding on one stream; when a backlog is waiting, one response carries
         several messages. Several streams of the same agent share its queue (each
         message goes to one of them). When a stream ends, its unacknowledged
-        messages are released for redelivery at once.
-        Errors: NOT_FOUND for an unknown agent.
+        messages are released for redelivery at once (the delivery counts as an
+        attempt, except when the broker itself shut down).
+        The response headers (initial metadata) are sent once the subscription is
+        live: anything committed after them is pushed to it.
+        Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
+        FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
+        deliveries are released) or deregisters, and with UNAVAILABLE when it
+        shuts down: heartbeat, then subscribe again.
         """
 
     @_abc_1.abstractmethod
@@ -185,8 +209,11 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.AckResponse, _abc.Awaitable[_messaging_pb2.AckResponse]]:
         """Ack marks delivered messages processed. Acking a message twice is
-        harmless. Errors: NOT_FOUND for an unknown id; PERMISSION_DENIED for a
-        message addressed to another agent. A rejected Ack changes nothing.
+        harmless, and so is acking one that expired meanwhile; a late ack of a
+        message already released for redelivery (but not yet redelivered) still
+        marks it processed. Errors: NOT_FOUND for an unknown id;
+        PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
+        changes nothing.
         """
 
     @_abc_1.abstractmethod

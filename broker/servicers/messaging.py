@@ -47,13 +47,22 @@ def _us(d: object) -> int:
     return d.seconds * 1_000_000 + d.nanos // 1000  # type: ignore[attr-defined]
 
 
+_DIRECT: dict[str, Target] = {}
+
+
 def _target(req: pb.SendRequest) -> Target | None:
     if not req.HasField("target"):
         return None
     t = req.target
     which = t.WhichOneof("kind")
     if which == "agent_id":
-        return Target(TargetKind.DIRECT, agent_id=t.agent_id)
+        agent_id = t.agent_id
+        target = _DIRECT.get(agent_id)
+        if target is None:  # one Target per recipient, reused (never modified)
+            if len(_DIRECT) > 10_000:
+                _DIRECT.clear()
+            target = _DIRECT[agent_id] = Target(TargetKind.DIRECT, agent_id=agent_id)
+        return target
     if which == "broadcast":
         return Target(
             TargetKind.BROADCAST,

@@ -135,19 +135,20 @@ _NACK = _release_sql("+recipient_id = :agent AND message_id IN (SELECT value FRO
 
 
 _last_stamp = 0
+_PROCESS = os.urandom(8).hex()  # ids of two processes (brokers sharing a database) never meet
 
 
 def new_id() -> str:
-    """32 hex digits: a strictly increasing microsecond stamp, then 64 random bits.
+    """32 hex digits: a strictly increasing microsecond stamp, then this process's random tag.
 
     Increasing ids append at the right edge of the unique index, as seq does: random ids
     (uuid4) scatter a batch of 100 inserts over ~100 index pages, every one of them written to
-    the WAL at the commit and again at the checkpoint.
+    the WAL at the commit and again at the checkpoint. Called on the writer thread only.
     """
     global _last_stamp
     stamp = max(time.time_ns() // 1000, _last_stamp + 1)
     _last_stamp = stamp
-    return f"{stamp:016x}{os.urandom(8).hex()}"
+    return f"{stamp:016x}{_PROCESS}"
 
 
 def _claim(
