@@ -78,6 +78,15 @@ class Proc:
         self.stop()
         raise RuntimeError(f"{self.args} did not listen in time")
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system, all threads) the process has used so far."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         """Resident memory now (MiB)."""
         return _status_kb(self.pid, "VmRSS") / 1024

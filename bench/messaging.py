@@ -44,7 +44,7 @@ SEND_CALLS = 6000
 SEND_IN_FLIGHT = 64
 BATCH = 100
 BATCH_MESSAGES = 100_000
-BATCH_IN_FLIGHT = 4
+BATCH_IN_FLIGHT = 16
 DRAIN = 20_000
 DRAIN_IN_FLIGHT = 2000
 DRAIN_BATCH = 500
@@ -66,13 +66,24 @@ class Client:
         self.msg = messaging_pb2_grpc.MessagingStub(self.ch)
         self.agents = agents_pb2_grpc.AgentRegistryStub(self.ch)
         self.broker = broker
+        self._beat: asyncio.Future[None] | None = None
 
     async def setup(self) -> None:
         if self.broker:
             for a in AGENTS:
                 await self.agents.Register(apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1))
+            self._beat = asyncio.ensure_future(self._heartbeats())
+
+    async def _heartbeats(self) -> None:
+        # Agents that stop heartbeating go offline and lose their streams (a long run needs this).
+        while True:
+            await asyncio.sleep(5)
+            for a in AGENTS:
+                await self.agents.Heartbeat(apb.HeartbeatRequest(agent_id=a))
 
     async def close(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
         await self.ch.close()
 
     async def send_rate(self) -> float:
@@ -179,16 +190,25 @@ async def _preload(c: Client, agent: str, n: int) -> float:
     return await c.batch_rate(to=agent, total=n, size=1000)
 
 
-async def run_once(address: str, broker: bool) -> dict[str, float]:
-    c = Client(address, broker)
+async def run_once(proc: Proc, broker: bool) -> dict[str, float]:
+    """Every figure once; ``<name>_cpu_us``: the server's CPU (all threads) per message."""
+    c = Client(proc.address, broker)
+    out: dict[str, float] = {}
+
+    async def timed(name: str, n: int, coro: Any) -> Any:
+        cpu = proc.cpu_s()
+        value = await coro
+        out[name + "_cpu_us"] = (proc.cpu_s() - cpu) / n * 1e6
+        return value
+
     try:
         await c.setup()
-        out: dict[str, float] = {}
-        out["send"] = await c.send_rate()
-        out["batch"] = await c.batch_rate()
+        out["send"] = await timed("send", SEND_CALLS, c.send_rate())
+        out["batch"] = await timed("batch", BATCH_MESSAGES, c.batch_rate())
         await _preload(c, "sink-drain", DRAIN)
-        out["drain"] = await c.drain_rate("sink-drain", DRAIN)
-        out["p50"], out["p99"] = await c.e2e_latency()
+        out["drain"] = await timed("drain", DRAIN, c.drain_rate("sink-drain", DRAIN))
+        e2e_n = int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
+        out["p50"], out["p99"] = await timed("e2e", e2e_n, c.e2e_latency())
         return out
     finally:
         await c.close()
@@ -227,9 +247,9 @@ def main() -> None:
         for i in range(RUNS):
             with spawn_echo() as echo:
                 keep(base, asyncio.run(echo_baseline(echo.address)))
-                keep(echo_results, asyncio.run(run_once(echo.address, broker=False)))
+                keep(echo_results, asyncio.run(run_once(echo, broker=False)))
             with spawn_broker(Path(tmp) / f"run{i}.db") as proc:
-                keep(results, asyncio.run(run_once(proc.address, broker=True)))
+                keep(results, asyncio.run(run_once(proc, broker=True)))
             print(
                 f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
                 flush=True,
@@ -253,8 +273,22 @@ def main() -> None:
     r.add(f"drain {DRAIN:,} (Subscribe + Ack)", m["drain"], "msgs/s", e["drain"], ">= 30,000 msgs/s")
     r.add(f"end-to-end p50 at {E2E_RATE}/s", m["p50"], "ms", e["p50"], "<= 1.5 ms", lower_better=True)
     r.add(f"end-to-end p99 at {E2E_RATE}/s", m["p99"], "ms", e["p99"], "<= 3 ms", lower_better=True)
-    r.note(f"Send vs bare unary echo (generic bytes): {m['send'] / b['unary_per_s']:.0%}")
-    r.note("each run: " + "; ".join(f"{k} " + ", ".join(f"{x:,.2f}" for x in v) for k, v in results.items()))
+    r.note(f"Send vs the generic bytes unary echo: {m['send'] / b['unary_per_s']:.0%}")
+    r.note(
+        "server CPU per message (all threads; broker vs echo): "
+        + ", ".join(
+            f"{k} {m[k + '_cpu_us']:.0f} vs {e[k + '_cpu_us']:.0f} us"
+            for k in ("send", "batch", "drain", "e2e")
+        )
+    )
+    r.note(
+        "each run: "
+        + "; ".join(
+            f"{k} " + ", ".join(f"{x:,.2f}" for x in v)
+            for k, v in results.items()
+            if not k.endswith("_cpu_us")
+        )
+    )
     if big is not None:
         r.add(f"drain {BIG:,} backlog", big["drain"], "msgs/s", None, f">= 80% of the {DRAIN:,} drain")
         r.note(
