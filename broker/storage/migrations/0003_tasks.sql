@@ -38,6 +38,9 @@ CREATE TABLE tasks (
     -- this task's task_dependencies rows (they never change), so reading a task
     -- is one row, not a row and a query.
     depends_on            TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(depends_on)),
+    -- 1 once another task depends on this one: finishing a task without
+    -- dependents (most of them) skips the dependents look-up.
+    has_dependents        INTEGER NOT NULL DEFAULT 0 CHECK (has_dependents IN (0, 1)),
     -- Longest chain of prerequisites below this task (0: none).
     dep_depth             INTEGER NOT NULL DEFAULT 0 CHECK (dep_depth >= 0),
     max_retries           INTEGER NOT NULL DEFAULT 3 CHECK (max_retries BETWEEN 0 AND 100),

@@ -39,10 +39,18 @@ from .tasks_tx import BROKER, TaskTx
 
 LEASABLE = ("available", "busy")
 
+# Every statement is a round trip for the GIL between the writer thread and
+# the event loop, which dominated the writer's time under load: the chosen
+# tasks are leased with one statement.
 _LEASE = (
     "UPDATE tasks SET status = 'running', assigned_agent_id = ?, attempt = attempt + 1,"
     " lease_expires_at = ? + lease_timeout_us, started_at = ?, updated_at = ?, next_attempt_at = NULL,"
-    " progress = 0, status_note = NULL WHERE task_id = ? AND status = 'ready' RETURNING *"
+    " progress = 0, status_note = NULL WHERE task_id IN ({}) AND status = 'ready' RETURNING *"
+)
+_COMPLETE = (
+    "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = ?, result_content_type = ?,"
+    " progress = 100, finished_at = ?, updated_at = ?"
+    " WHERE task_id = ? AND status = 'running' AND assigned_agent_id = ? AND attempt = ? RETURNING *"
 )
 
 
@@ -82,9 +90,14 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     for cid in capsets.covered_by(conn, caps):
         candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
     candidates.sort(key=lambda c: (-c[0], c[1]))
+    chosen = [c[2] for c in candidates[:n]]
     out: list[Assignment] = []
-    for _, _, task_id in candidates[:n]:
-        row = conn.execute(_LEASE, (agent_id, now, now, now, task_id)).fetchone()
+    if not chosen:
+        return LeaseResult(out, free, caps, a["status"], tx.changes)
+    sql = _LEASE.format(", ".join("?" * len(chosen)))
+    rows = {r["task_id"]: r for r in conn.execute(sql, (agent_id, now, now, now, *chosen)).fetchall()}
+    for task_id in chosen:  # best first (RETURNING has no order)
+        row = rows[task_id]
         tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, f"leased to {agent_id}", agent_id)
         task = row_to_task(row)
         if tx.capture:
@@ -145,18 +158,15 @@ def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
 
 
 def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
-    row = held(tx, inp)
-    tx.complete(row, inp.result, inp.result_content_type, inp.agent_id)
-    done = {
-        "status": "completed",
-        "lease_expires_at": None,
-        "result": inp.result,
-        "result_content_type": inp.result_content_type,
-        "progress": 100,
-        "finished_at": tx.now,
-        "updated_at": tx.now,
-    }
-    return tx.changes.tasks.get(inp.task_id) or row_to_task(dict(zip(row.keys(), row, strict=True)) | done)
+    # One statement checks the lease and completes; only a refusal reads the
+    # task to say why (and changes nothing).
+    args = (inp.result, inp.result_content_type, tx.now, tx.now, inp.task_id, inp.agent_id, inp.attempt)
+    row = tx.conn.execute(_COMPLETE, args).fetchone()
+    if row is None:
+        held(tx, inp)  # raises the precise refusal
+        raise FailedPrecondition(f"task {inp.task_id}: the lease for attempt {inp.attempt} is over")
+    tx.completed(row, inp.agent_id)
+    return tx.changes.tasks.get(inp.task_id) or row_to_task(row)
 
 
 def fail_job(tx: TaskTx, inp: FailInput) -> Task:

@@ -23,13 +23,13 @@ def new_task_id(now: int) -> str:
 
 _INSERT = (
     "INSERT INTO tasks (task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
-    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on, dep_depth,"
-    " max_retries,"
+    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on,"
+    " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
     " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at)"
     " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
     " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :depends_on,"
-    " :dep_depth,"
+    " :has_dependents, :dep_depth,"
     " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
     " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
     " :created_at, :updated_at)"
@@ -46,6 +46,7 @@ def submit_job(
 ) -> SubmitResult:
     conn, now = tx.conn, tx.now
     by_key: dict[str, str] = {}
+    capset_ids: dict[tuple[str, ...], int] = {}
     tasks: list[Task] = []
     duplicate: list[bool] = []
     for node in nodes:
@@ -130,7 +131,7 @@ def submit_job(
             "payload": spec.payload,
             "content_type": spec.content_type,
             "required_capabilities": _json_list(caps),
-            "capset_id": capsets.ensure(conn, caps),
+            "capset_id": capset_ids.get(caps) or capset_ids.setdefault(caps, capsets.ensure(conn, caps)),
             "priority": spec.priority,
             "deadline": spec.deadline,
             "urgency": urgency,
@@ -140,6 +141,7 @@ def submit_job(
             "level": level,
             "path": path,
             "depends_on": json.dumps([[pid, t.value] for pid, t in deps]) if deps else "[]",
+            "has_dependents": 0,
             "dep_depth": dep_depth,
             "max_retries": spec.max_retries,
             "backoff_initial_us": spec.backoff_initial_us,
@@ -168,6 +170,10 @@ def submit_job(
             conn.executemany(
                 "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type) VALUES (?, ?, ?)",
                 [(task_id, pid, t.value) for pid, t in deps],
+            )
+            conn.executemany(
+                "UPDATE tasks SET has_dependents = 1 WHERE task_id = ? AND has_dependents = 0",
+                [(pid,) for pid, _ in deps],
             )
         actor = spec.submitted_by
         tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, "submitted", actor)  # type: ignore[arg-type]

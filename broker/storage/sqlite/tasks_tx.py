@@ -140,19 +140,17 @@ class TaskTx:
         )
         self.record(row, S.RUNNING, S.FAILED, reason, actor)
         self.snapshot(row["task_id"])
-        self.resolve_dependents(row["task_id"], S.FAILED, reason)
+        if row["has_dependents"]:
+            self.resolve_dependents(row["task_id"], S.FAILED, reason)
         return S.FAILED
 
-    def complete(self, row: sqlite3.Row, result: bytes, content_type: str, actor: str) -> None:
-        self.conn.execute(
-            "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = ?,"
-            " result_content_type = ?, progress = 100, finished_at = ?, updated_at = ? WHERE task_id = ?",
-            (result, content_type, self.now, self.now, row["task_id"]),
-        )
+    def completed(self, row: sqlite3.Row, actor: str) -> None:
+        """The effects of a completion the caller has just written (``row`` is the task after)."""
         self.changes.released.add(row["assigned_agent_id"])
         self.record(row, S.RUNNING, S.COMPLETED, "completed", actor)
         self.snapshot(row["task_id"])
-        self.resolve_dependents(row["task_id"], S.COMPLETED, "completed")
+        if row["has_dependents"]:
+            self.resolve_dependents(row["task_id"], S.COMPLETED, "completed")
 
     def cancel(self, row: sqlite3.Row, reason: str, actor: str) -> list[str]:
         """Cancel one unfinished task (ending its lease), then its hard dependents; return the ids."""
@@ -170,6 +168,8 @@ class TaskTx:
             self.changes.cancellations.append((agent, Cancellation(row["task_id"], row["attempt"], reason)))
         self.record(row, frm, S.CANCELLED, reason, actor)
         self.snapshot(row["task_id"])
+        if not row["has_dependents"]:
+            return [row["task_id"]]
         return [row["task_id"], *self.resolve_dependents(row["task_id"], S.CANCELLED, reason)]
 
     def cancel_subtree(self, root: sqlite3.Row, reason: str, actor: str) -> list[str]:
