@@ -29,6 +29,27 @@ _FIELDS = (
     " created_at, deliver_after, expires_at"
 )
 _INSERT = f"INSERT INTO a2a_messages ({_FIELDS}) VALUES ({', '.join('?' * 18)})"  # noqa: S608
+_ROW = f"({', '.join('?' * 18)})"
+_INSERT_CHUNKS = (128, 32, 8, 1)
+_INSERT_MANY = {
+    n: f"INSERT INTO a2a_messages ({_FIELDS}) VALUES {', '.join([_ROW] * n)}" for n in _INSERT_CHUNKS
+}  # noqa: S608
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows with multi-row VALUES statements, a few sizes (each prepared once).
+
+    Not executemany: it binds and steps row by row, releasing and retaking the GIL around every
+    step, and while the event loop thread is busy each retake waits (up to the 5 ms switch
+    interval). One statement per 128 rows: 72k rows/s against 42k alone, and far more under load.
+    """
+    i = 0
+    for n in _INSERT_CHUNKS:
+        while len(rows) - i >= n:
+            conn.execute(_INSERT_MANY[n], [v for r in rows[i : i + n] for v in r])
+            i += n
+
+
 _BROADCAST = f"""
 INSERT INTO a2a_messages ({_FIELDS})
 SELECT :send_id || '.' || row_number() OVER (ORDER BY a.agent_id), :send_id, :sender, a.agent_id,
@@ -401,7 +422,7 @@ def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: boo
         headers = json.dumps(m.headers) if m.headers else "{}"
         if t.kind is TargetKind.BROADCAST:
             if rows:  # keep enqueue order within the request
-                conn.executemany(_INSERT, rows)
+                _insert(conn, rows)
                 rows = []
             send_id = new_id()
             copies = conn.execute(
@@ -467,8 +488,5 @@ def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: boo
             )
         results.append(SendResult(message_ids))
     if rows:
-        if len(rows) == 1:
-            conn.execute(_INSERT, rows[0])
-        else:
-            conn.executemany(_INSERT, rows)
+        _insert(conn, rows)
     return SendOutcome(results, wake, scheduled, {})
