@@ -38,6 +38,7 @@ from ..models.tasks import (
     WatchScope,
 )
 from ..storage.base import Storage
+from .batching import CompleteBatcher
 from .dispatch import Dispatcher
 from .graph import plan_graph, plan_single
 from .hub import Feed, Watcher
@@ -56,6 +57,7 @@ class TaskQueue:
         self.policy = storage.task_policy
         self.events: Feed[TaskEvent] = Feed()
         self.dispatch = Dispatcher(storage, self.announce, self._spawn)
+        self.completions = CompleteBatcher(storage, self.announce, self._spawn)
         storage.set_task_capture(lambda: self.events.watchers > 0)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
@@ -154,9 +156,7 @@ class TaskQueue:
     async def complete(self, inp: CompleteInput) -> Task:
         if len(inp.result) > self.settings.max_payload_bytes:
             raise InvalidArgument("result", f"must be at most {self.settings.max_payload_bytes} bytes")
-        task, changes = await self.storage.complete_task(inp, now_us())
-        self.announce(changes)
-        return task
+        return await self.completions.complete(inp)
 
     async def fail(self, inp: FailInput) -> Task:
         task, changes = await self.storage.fail_task(inp, now_us())

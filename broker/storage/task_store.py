@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..core.priority import PriorityPolicy
+from ..errors import BrokerError
 from ..models.tasks import (
     CancelInput,
     Changes,
@@ -56,6 +57,12 @@ class TaskStore(Protocol):
 
     async def complete_task(self, inp: CompleteInput, now: int) -> tuple[Task, Changes]:
         """Complete the leased task; unblock dependents in the same transaction."""
+
+    async def complete_tasks(
+        self, inps: list[CompleteInput], now: int
+    ) -> tuple[list[Task | BrokerError], Changes]:
+        """Several Completes in one transaction, each judged on its own: a refused one
+        comes back as its error (having changed nothing) beside the others' tasks."""
 
     async def fail_task(self, inp: FailInput, now: int) -> tuple[Task, Changes]:
         """End the attempt: retry after backoff, or fail for good and cancel hard dependents."""

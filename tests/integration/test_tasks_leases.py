@@ -330,3 +330,22 @@ async def test_finished_tasks_are_purged_after_the_retention_period(stubs):
 
     await eventually(parent_purged, what="the finished parent to be purged")
     assert [t.task_id for t in await all_tasks(stubs)] == [keep.task_id]
+
+
+async def test_concurrent_completes_share_write_jobs_and_are_judged_one_by_one(stubs, broker):
+    await register(stubs, "w", capacity=20)
+    for i in range(20):
+        await submit(stubs, f"t{i}")
+    leased = await claim(stubs, "w", n=20)
+    before = broker.tasks.completions.batches
+    stale = pb.CompleteRequest(task_id=leased[0].task.task_id, agent_id="w", attempt=2)
+    calls = [stubs.tasks.Complete(stale)] + [
+        stubs.tasks.Complete(pb.CompleteRequest(task_id=a.task.task_id, agent_id="w", attempt=a.attempt))
+        for a in leased
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[0], grpc.aio.AioRpcError)
+    assert results[0].code() == Code.FAILED_PRECONDITION and "stale" in results[0].details()
+    assert all(r.task.status == pb.TASK_STATUS_COMPLETED for r in results[1:])
+    assert broker.tasks.completions.batches - before < len(calls)  # shared jobs
+    assert await agent_count(stubs, "w") == 0

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ...clock import s_to_us
 from ...core.priority import PriorityPolicy
+from ...errors import BrokerError
 from ...models.tasks import (
     CancelInput,
     Changes,
@@ -121,6 +122,11 @@ class TaskOps:
 
     async def complete_task(self, inp: CompleteInput, now: int) -> tuple[Task, Changes]:
         return await self._write(now, lambda tx: (lease.complete_job(tx, inp), tx.changes))
+
+    async def complete_tasks(
+        self, inps: list[CompleteInput], now: int
+    ) -> tuple[list[Task | BrokerError], Changes]:
+        return await self._write(now, lambda tx: (lease.complete_many_job(tx, inps), tx.changes))
 
     async def fail_task(self, inp: FailInput, now: int) -> tuple[Task, Changes]:
         return await self._write(now, lambda tx: (lease.fail_job(tx, inp), tx.changes))

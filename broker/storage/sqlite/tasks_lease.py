@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...errors import FailedPrecondition, NotFound
+from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.tasks import (
     Assignment,
     CancelInput,
@@ -167,6 +167,18 @@ def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
         raise FailedPrecondition(f"task {inp.task_id}: the lease for attempt {inp.attempt} is over")
     tx.completed(row, inp.agent_id)
     return tx.changes.tasks.get(inp.task_id) or row_to_task(row)
+
+
+def complete_many_job(tx: TaskTx, inps: list[CompleteInput]) -> list[Task | BrokerError]:
+    """Several Completes in one job; a refused one (checked before any change) does not
+    affect the others."""
+    out: list[Task | BrokerError] = []
+    for inp in inps:
+        try:
+            out.append(complete_job(tx, inp))
+        except BrokerError as exc:
+            out.append(exc)
+    return out
 
 
 def fail_job(tx: TaskTx, inp: FailInput) -> Task:

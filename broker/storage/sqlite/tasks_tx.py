@@ -18,6 +18,11 @@ from ...models.tasks import Cancellation, Changes, DepType, TaskStatus, Transiti
 from .tasks_rows import DEPENDENTS_SQL, UNFINISHED_PREREQS_SQL, load_task, subtree_bounds
 
 BROKER = "broker"
+_HISTORY_SQL = {
+    n: "INSERT INTO task_state_history (task_id, from_status, to_status, reason, actor, attempt, at) VALUES "
+    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n)
+    for n in range(1, 101)
+}
 S = TaskStatus
 
 
@@ -58,14 +63,14 @@ class TaskTx:
         )
 
     def flush(self) -> None:
-        """Write the transitions recorded so far (one statement for the whole job)."""
-        if self._history:
-            self.conn.executemany(
-                "INSERT INTO task_state_history (task_id, from_status, to_status, reason, actor, attempt, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                self._history,
-            )
-            self._history.clear()
+        """Write the transitions recorded so far: one multi-row INSERT per 100 rows. (Each
+        statement step hands the GIL to the event loop and waits to get it back, and
+        executemany steps once per row.)"""
+        rows = self._history
+        for i in range(0, len(rows), 100):
+            chunk = rows[i : i + 100]
+            self.conn.execute(_HISTORY_SQL[len(chunk)], [v for row in chunk for v in row])
+        rows.clear()
 
     def snapshot(self, task_id: str) -> None:
         """Keep the task as it is now for watchers (only when someone watches)."""
