@@ -32,7 +32,7 @@ ARGS = {
 HOT = {
     "next message for an agent": (messages.NEXT_DIRECT, "idx_messages_next"),
     "next anycast message for a capability": (messages.NEXT_ANYCAST, "idx_messages_anycast_next"),
-    "claim (mark the next messages delivered)": (messages._CLAIM_DIRECT, "idx_messages_next"),
+    "claim (the next messages, packed)": (messages.PICK_DIRECT, "idx_messages_next"),
     "ack-deadline scan": (messages.LAPSED, "idx_messages_ack_deadline"),
     "ack-deadline release": (messages._RELEASE_LAPSED, "idx_messages_ack_deadline"),
     "expiry scan": (messages.EXPIRING, "idx_messages_expiry"),
@@ -40,6 +40,7 @@ HOT = {
     "retention purge": (messages.PURGEABLE, "idx_messages_retention"),
     "release an agent's deliveries": (messages._RELEASE_AGENT, "idx_messages_delivered_to"),
     "ack by ids": (messages._ACK, "sqlite_autoindex_a2a_messages_1"),
+    "ackable by ids": (messages.ACK_PICK, "sqlite_autoindex_a2a_messages_1"),
     "nack by ids": (messages._NACK, "sqlite_autoindex_a2a_messages_1"),
     "release a stream's deliveries": (messages._RELEASE_HELD, "sqlite_autoindex_a2a_messages_1"),
     "scheduled messages come due": (message_rows.DUE_SCHEDULED, "idx_messages_scheduled"),

@@ -87,21 +87,35 @@ _CLAIM = (
     " delivered_at = :now, ack_deadline = :deadline WHERE seq IN ({})"
     f" RETURNING {COLUMNS}"
 )
-_CLAIM_DIRECT = _CLAIM.format(
-    "",
-    f"SELECT seq FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending' AND {_DUE}"
-    " ORDER BY priority DESC, seq LIMIT :n",
-)
 _CLAIM_SEQS = _CLAIM.format("", "SELECT value FROM json_each(:seqs)")
+# The direct claim in two single-step statements: rows come back packed in one JSON value (payload
+# in hex), then one UPDATE marks them. UPDATE ... RETURNING steps once per row, and each step
+# releases and retakes the GIL: under load every retake waits for the event loop thread.
+_PACKED = (
+    "json_group_array(json_array(seq, message_id, send_id, sender_id, recipient_id, target_kind,"
+    " target_capability, message_type, hex(payload), content_type, priority, correlation_id,"
+    " conversation_id, headers, idempotency_key, status, attempt, max_attempts, created_at,"
+    " deliver_after, expires_at, delivered_at, ack_deadline, processed_at, last_error))"
+)
+PICK_DIRECT = (
+    f"SELECT {_PACKED} FROM (SELECT * FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending'"
+    f" AND {_DUE} ORDER BY priority DESC, seq LIMIT :n)"
+)
+_MARK_DELIVERED = (
+    "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1, delivered_at = :now,"
+    " ack_deadline = :deadline WHERE seq IN (SELECT value FROM json_each(:seqs))"
+)
 _CLAIM_ANYCAST_SEQS = _CLAIM.format(" recipient_id = :agent,", "SELECT value FROM json_each(:seqs)")
 
+_ACKABLE = (
+    # "+recipient_id": look rows up by id (unique index), never by recipient (all its messages).
+    "message_id IN (SELECT value FROM json_each(:ids)) AND +recipient_id = :agent"
+    " AND (status = 'delivered' OR (status = 'pending' AND attempt > 0))"
+)
+ACK_PICK = f"SELECT json_group_array(json_array(message_id, attempt)) FROM a2a_messages WHERE {_ACKABLE}"
 _ACK = (
     "UPDATE a2a_messages SET status = 'processed', processed_at = :now, finished_at = :now,"
-    " ack_deadline = NULL"
-    # "+recipient_id": look rows up by id (unique index), never by recipient (all its messages).
-    " WHERE message_id IN (SELECT value FROM json_each(:ids)) AND +recipient_id = :agent"
-    " AND (status = 'delivered' OR (status = 'pending' AND attempt > 0))"
-    " RETURNING message_id, attempt"
+    f" ack_deadline = NULL WHERE {_ACKABLE}"
 )
 _IN_IDS = "message_id IN (SELECT value FROM json_each(?))"
 _OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"  # noqa: S608
@@ -184,7 +198,17 @@ def _claim(
     capabilities, highest priority first, then enqueue order."""
     args = {"agent": agent_id, "now": now, "n": limit, "deadline": ack_deadline}
     if not capabilities:
-        rows = conn.execute(_CLAIM_DIRECT, args).fetchall()
+        packed = json.loads(conn.execute(PICK_DIRECT, args).fetchone()[0])
+        if not packed:
+            return []
+        conn.execute(_MARK_DELIVERED, {**args, "seqs": json.dumps([r[0] for r in packed])})
+        for r in packed:  # as the UPDATE left them
+            r[8] = bytes.fromhex(r[8])
+            r[15] = "delivered"
+            r[16] += 1
+            r[21] = now
+            r[22] = ack_deadline
+        rows = packed
     else:
         cands = [(-r[1], r[0], False) for r in conn.execute(NEXT_DIRECT, args)]
         for cap in capabilities:
@@ -267,10 +291,11 @@ class MessageOps(MessageReads):
 
     async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
         def job(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            done = [
-                (r[0], r[1])
-                for r in conn.execute(_ACK, {"ids": json.dumps(ids), "agent": agent_id, "now": now})
-            ]
+            args = {"ids": json.dumps(ids), "agent": agent_id, "now": now}
+            # Two single-step statements rather than UPDATE ... RETURNING (see PICK_DIRECT).
+            done = [(r[0], r[1]) for r in json.loads(conn.execute(ACK_PICK, args).fetchone()[0])]
+            if done:
+                conn.execute(_ACK, args)
             if len(done) < len(ids):
                 # Acking twice is harmless; an unknown id or another agent's message is not
                 # (raising rolls this job back: a rejected Ack changes nothing).
