@@ -1,37 +1,34 @@
 """TaskQueue benchmark (``make bench`` / ``python -m bench tasks``).
 
 What it measures, each as the median of 3 runs on a fresh broker (a
-subprocess with the default settings, so synchronous=FULL):
+subprocess, synchronous=FULL), beside a bare grpc.aio echo server measured in
+the same run (bench/common.py, bench/echo.py), so each figure also reads as a
+ratio on whatever machine runs it:
 
 - whole cycle: 10 worker agents of capacity 10 hold a Listen stream each and
   Complete every assignment at once; 10,000 tasks are submitted (SubmitGraph
   batches of 100 independent tasks) while they work. Rate = tasks / time from
   the first submit to the last Complete answered. Target >= 1,500 tasks/s.
+  Also the broker's CPU per task (all its threads), which depends less on
+  what else the machine is doing than the rate does.
 - hand-off: pairs P -> D submitted one at a time; the time from calling
   Complete(P) to D's assignment arriving on the Listen stream. Target p50 <= 5 ms.
-- baseline: a bare grpc.aio unary echo (server in a subprocess too, 32 callers),
-  so the cycle rate can be read as a ratio on this machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import grpc
 
+from bench.common import Report, echo_baseline, median, percentile, spawn_broker, spawn_echo
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, tasks_pb2_grpc
 from broker.pb import tasks_pb2 as pb
 
-ROOT = Path(__file__).resolve().parent.parent
 RUNS = 3
 TASKS = 10_000
 WORKERS = 10
@@ -39,123 +36,8 @@ CAPACITY = 10
 BATCH = 100
 SUBMITTERS = 2
 HANDOFFS = 300
-ECHO_SECONDS = 2.0
-ECHO_CALLERS = 32
 TARGET_RATE = 1500
 TARGET_HANDOFF_MS = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start listening in time")
-
-
-def start(
-    args: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
-) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb") if log else subprocess.DEVNULL,
-    )
-    wait_listening(proc, port)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-# ---------------------------------------------------------------- echo baseline
-
-
-async def _echo_server(port: int) -> None:
-    async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return request
-
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
-    )
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
-
-
-async def _echo_rate(address: str) -> float:
-    async with grpc.aio.insecure_channel(address) as channel:
-        call = channel.unary_unary("/bench.Echo/Echo")
-        await call(b"warm-up")
-        count = 0
-        stop_at = time.perf_counter() + ECHO_SECONDS
-
-        async def caller() -> None:
-            nonlocal count
-            payload = b"x" * 64
-            while time.perf_counter() < stop_at:
-                await call(payload)
-                count += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(caller() for _ in range(ECHO_CALLERS)))
-        return count / (time.perf_counter() - t0)
-
-
-def echo_baseline() -> float:
-    port = free_port()
-    proc = start(["-m", "bench.tasks", "--echo-server", str(port)], port)
-    try:
-        return asyncio.run(_echo_rate(f"127.0.0.1:{port}"))
-    finally:
-        stop(proc)
-
-
-# ---------------------------------------------------------------- broker runs
-
-
-class Broker:
-    def __init__(self) -> None:
-        self.dir = tempfile.TemporaryDirectory(prefix="a2a-bench-")
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        env = {
-            "A2A_BROKER_ADDRESS": self.address,
-            "A2A_BROKER_DB": str(Path(self.dir.name) / "bench.db"),
-            "A2A_BROKER_LOG_LEVEL": "WARNING",
-            "A2A_BROKER_LOG_FORMAT": "text",
-        }
-        self.log = Path(self.dir.name) / "broker.log"
-        self.proc = start(["-m", "broker", "serve"], self.port, env, self.log)
-
-    def close(self) -> None:
-        stop(self.proc)
-        errors = self.log.read_text(errors="replace").strip()
-        if errors:
-            print(f"  broker log:\n{errors[-3000:]}")
-        self.dir.cleanup()
 
 
 async def _register(channel: grpc.aio.Channel, prefix: str, n: int) -> list[str]:
@@ -268,50 +150,60 @@ async def _handoff(address: str) -> list[float]:
         return latencies
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+def one_run() -> tuple[float, float, list[float]]:
+    """(tasks/s, broker CPU us per task, hand-off latencies ms) on a fresh broker."""
+    with tempfile.TemporaryDirectory(prefix="a2a-bench-tasks-") as tmp:
+        with spawn_broker(Path(tmp) / "bench.db") as broker:
+            cpu0 = broker.cpu_s()
+            rate = asyncio.run(_cycle(broker.address))
+            cpu_us = (broker.cpu_s() - cpu0) / TASKS * 1e6
+            latencies = asyncio.run(_handoff(broker.address))
+    return rate, cpu_us, latencies
 
 
 def main() -> None:
-    print("[bench] tasks: whole cycle and hand-off latency (broker subprocess, synchronous=FULL)")
     t_start = time.perf_counter()
-    echo = [echo_baseline() for _ in range(RUNS)]
-    rates, p50s, p99s = [], [], []
+    echo, rates, cpus, p50s, p99s = [], [], [], [], []
     for run in range(RUNS):
-        broker = Broker()
-        try:
-            rate = asyncio.run(_cycle(broker.address))
-            lat = asyncio.run(_handoff(broker.address))
-        finally:
-            broker.close()
+        with spawn_echo() as server:
+            echo.append(asyncio.run(echo_baseline(server.address)))
+        rate, cpu_us, lat = one_run()
         rates.append(rate)
-        p50s.append(percentile(lat, 0.50))
-        p99s.append(percentile(lat, 0.99))
+        cpus.append(cpu_us)
+        p50s.append(percentile(lat, 50))
+        p99s.append(percentile(lat, 99))
         print(
-            f"  run {run + 1}: cycle {rate:,.0f} tasks/s, hand-off p50 {p50s[-1]:.2f} ms"
-            f" p99 {p99s[-1]:.2f} ms, echo {echo[run]:,.0f} calls/s"
+            f"  [tasks] run {run + 1}: cycle {rate:,.0f} tasks/s ({cpu_us:,.0f} us broker CPU per task),"
+            f" hand-off p50 {p50s[-1]:.2f} ms p99 {p99s[-1]:.2f} ms,"
+            f" echo {echo[-1]['unary_per_s']:,.0f} calls/s",
+            flush=True,
         )
-    echo_m, rate_m = statistics.median(echo), statistics.median(rates)
-    p50_m, p99_m = statistics.median(p50s), statistics.median(p99s)
-    ok_rate = "met" if rate_m >= TARGET_RATE else "NOT met"
-    ok_lat = "met" if p50_m <= TARGET_HANDOFF_MS else "NOT met"
-    print(
-        f"  echo baseline (grpc.aio unary, {ECHO_CALLERS} callers): {echo_m:,.0f} calls/s (median of {RUNS})"
+    unary = median([e["unary_per_s"] for e in echo])
+    rtt = median([e["round_trip_ms"] for e in echo])
+    rate_m, p50_m = median(rates), median(p50s)
+    report = Report(f"TaskQueue (medians of {RUNS} runs; broker subprocess, synchronous=FULL)")
+    report.add(
+        f"whole cycle, {TASKS:,} tasks, {WORKERS} workers x capacity {CAPACITY}",
+        rate_m,
+        "tasks/s",
+        unary,
+        f">= {TARGET_RATE:,}: {'met' if rate_m >= TARGET_RATE else 'NOT met'}",
     )
-    print(
-        f"  whole cycle ({TASKS:,} tasks, {WORKERS} workers x capacity {CAPACITY}): {rate_m:,.0f} tasks/s"
-        f" (median of {RUNS}) = {rate_m / echo_m:.2f} x echo; target >= {TARGET_RATE:,}: {ok_rate}"
+    report.add("broker CPU per task (all threads)", median(cpus), "us")
+    report.add(
+        f"hand-off Complete -> dependent on Listen, p50 ({HANDOFFS} pairs)",
+        p50_m,
+        "ms",
+        rtt,
+        f"p50 <= {TARGET_HANDOFF_MS:g} ms: {'met' if p50_m <= TARGET_HANDOFF_MS else 'NOT met'}",
+        lower_better=True,
     )
-    print(
-        f"  hand-off Complete -> dependent on Listen ({HANDOFFS} pairs): p50 {p50_m:.2f} ms,"
-        f" p99 {p99_m:.2f} ms (medians of {RUNS}); target p50 <= {TARGET_HANDOFF_MS:g} ms: {ok_lat}"
-    )
-    print(f"  ({time.perf_counter() - t_start:.0f} s)")
+    report.add("hand-off p99", median(p99s), "ms", rtt, lower_better=True)
+    report.add("bare gRPC unary echo (64 in flight)", unary, "calls/s")
+    report.add("bare gRPC unary round trip (1 in flight)", rtt, "ms")
+    report.note(f"({time.perf_counter() - t_start:.0f} s)")
+    report.print()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--echo-server":
-        asyncio.run(_echo_server(int(sys.argv[2])))
-    else:
-        main()
+    main()
