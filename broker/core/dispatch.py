@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from ..clock import now_us
-from ..errors import FailedPrecondition
+from ..errors import FailedPrecondition, NotFound
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
 from ..storage.base import Storage
 from .hub import Signals
@@ -162,7 +162,12 @@ class Dispatcher:
             while True:
                 ev = self.signals.arm(keys)
                 try:
-                    res = await self._lease(agent_id, LISTEN_BATCH)
+                    try:
+                        res = await self._lease(agent_id, LISTEN_BATCH)
+                    except NotFound:  # deregistered: say what it lost, then end
+                        if inbox.items:
+                            yield [], inbox.drain()
+                        raise
                     cancels = inbox.drain()
                     if res.assignments or cancels:
                         yield res.assignments, cancels

@@ -349,3 +349,19 @@ async def test_concurrent_completes_share_write_jobs_and_are_judged_one_by_one(s
     assert all(r.task.status == pb.TASK_STATUS_COMPLETED for r in results[1:])
     assert broker.tasks.completions.batches - before < len(calls)  # shared jobs
     assert await agent_count(stubs, "w") == 0
+
+
+async def test_listen_ends_with_not_found_when_the_agent_deregisters(stubs):
+    await register(stubs, "w", capacity=1)
+    t = await submit(stubs, "t")
+    stream = stubs.tasks.Listen(pb.ListenRequest(agent_id="w"))
+    first = await next_within(stream)
+    assert [a.task.task_id for a in first.assignments] == [t.task_id]
+    await stubs.agents.Deregister(apb.DeregisterRequest(agent_id="w"))
+    told: list[str] = []
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        while True:
+            told += [c.task_id for c in (await next_within(stream)).cancellations]
+    assert err.value.code() == Code.NOT_FOUND
+    assert await status(stubs, t.task_id) == "ready"
+    assert told == [t.task_id]  # told to stop before the stream ends
