@@ -1,17 +1,20 @@
 """Delivery machinery of the mailbox: one ``Subscription`` per Subscribe stream, and a timer
 that wakes subscribers when scheduled messages come due.
 
-A subscription's loop claims up to ``min(max_batch, max_in_flight - held)`` due messages in one
-write job and hands them out as one batch. ``dirty`` says that something may have become
-deliverable since the last claim started (a commit for its agent or capabilities, an ack freeing
-room, a scheduled time): it is set by ``wake()`` and cleared *when a claim starts*, so a commit
-that lands between a claim and the sleep is never missed, and a stream with nothing new does
-not claim again for nothing. A full batch means more may wait: the next claim starts at once,
-while the batch is being sent (the writer thread works while the event loop serializes).
+A subscription hands out batches of claimed messages: each claim marks up to its room
+(``min(max_batch, max_in_flight - held - claims in flight)``) due messages delivered in one
+write job. Claims in flight are kept in order and handed out in that order, so their batches
+keep the priority and enqueue order the database gave them.
 
-Hand-off: a Send to an agent whose stream sits idle claims for that stream in the Send's own
-transaction (the mailbox reserves the stream, see ``Mailbox._reserve``): one commit per message
-instead of two, which is most of the end-to-end latency.
+Two kinds of claims:
+- its own, started when ``dirty`` (set by ``wake()``: a commit for its agent or capabilities,
+  a scheduled time, room freed by acks for what it could not take) and cleared when the claim
+  starts, so a commit that lands between a claim and the sleep is never missed, and a stream
+  with nothing new does not claim for nothing. A full batch means more may wait: the next
+  claim starts at once, while the batch is sent;
+- hand-offs: a Send to its agent claims for it inside the Send's own transaction (the mailbox
+  reserves room on the stream, see ``Mailbox._reserve``): one commit per message instead of two,
+  under load as much as when idle. That is most of the end-to-end latency.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -31,9 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("broker.mailbox")
 
+Claim = asyncio.Future[list[Message]]
+
 
 class Subscription:
-    """One Subscribe stream: what it holds (delivered, not yet acked) and when to look again."""
+    """One Subscribe stream: what it holds (delivered, not yet acked), its claims in flight."""
 
     def __init__(self, mailbox: Mailbox, inp: SubscribeInput, capabilities: tuple[str, ...]) -> None:
         self.mailbox = mailbox
@@ -44,20 +50,18 @@ class Subscription:
         self.ack_deadline_us = inp.ack_deadline_us
         self.keys = [f"a:{inp.agent_id}", *(f"c:{c}" for c in capabilities)]
         self.held: dict[str, int] = {}  # message_id -> the attempt delivered on this stream
+        self.claims: deque[tuple[Claim, int]] = deque()  # in flight, in order: (future, limit)
+        self._claiming = 0  # sum of the limits of the claims in flight
         self.event = asyncio.Event()  # wakes the loop; ``dirty`` says whether to claim
         self.dirty = True  # look at once: the backlog
-        self.idle = False  # asleep with room, nothing in flight: a Send may hand off to it
         self.ended: BrokerError | None = None  # set when the broker ends the stream
         self.refund = False  # give the attempt back on release (the broker ended the stream)
         self.closed = False
-        self._claim: asyncio.Future[list[Message]] | None = None  # in flight, released if we end
-        self.handoff: asyncio.Future[list[Message]] | None = None  # a Send claiming for us
-        self._want = 0
         mailbox._watch(self)
 
     @property
     def room(self) -> int:
-        return min(self.max_batch, self.max_in_flight - len(self.held))
+        return min(self.max_batch, self.max_in_flight - len(self.held) - self._claiming)
 
     def wake(self) -> None:
         """Something may be deliverable: look again."""
@@ -71,61 +75,63 @@ class Subscription:
             self.refund = refund
         self.event.set()
 
-    def reserve(self, limit: int) -> asyncio.Future[list[Message]]:
-        """A Send will claim up to ``limit`` for this stream in its transaction (see module doc)."""
-        self.dirty = False  # as when a claim starts: later commits wake us again
-        self.idle = False
-        self._want = limit
-        self.handoff = self._claim = asyncio.get_running_loop().create_future()
-        return self.handoff
+    def reserve(self) -> tuple[Claim, int]:
+        """Room for a claim that a Send runs in its own transaction (see the module doc)."""
+        limit = self.room
+        self.dirty = False  # as when a claim starts: the Send's claim sees every earlier commit
+        fut: Claim = asyncio.get_running_loop().create_future()
+        self._add(fut, limit)
+        self.event.set()
+        return fut, limit
 
-    def _start_claim(self) -> asyncio.Future[list[Message]] | None:
+    def _add(self, fut: Claim, limit: int) -> None:
+        self.claims.append((fut, limit))
+        self._claiming += limit
+
+    def _start_claim(self) -> None:
         want = self.room
         if want <= 0:
-            return None
+            return
         self.dirty = False
         now = now_us()
-        self._want = want
-        self._claim = asyncio.ensure_future(
-            self.mailbox.storage.claim_messages(
-                self.agent_id, self.capabilities, want, now, now + self.ack_deadline_us
-            )
+        self._add(
+            asyncio.ensure_future(
+                self.mailbox.storage.claim_messages(
+                    self.agent_id, self.capabilities, want, now, now + self.ack_deadline_us
+                )
+            ),
+            want,
         )
-        return self._claim
 
     async def deliveries(self) -> AsyncIterator[list[Message]]:
         """Batches of delivered messages, until the stream is ended or the client goes away."""
-        claim: asyncio.Future[list[Message]] | None = None
         try:
             while True:
                 if self.ended is not None:
                     raise self.ended
-                if claim is None and self.handoff is not None:
-                    claim, self.handoff = self.handoff, None
-                if claim is None and self.dirty:
-                    claim = self._start_claim()
-                if claim is None:
+                if not self.claims and self.dirty:
+                    self._start_claim()
+                if not self.claims:
                     self.event.clear()
-                    if not (self.dirty and self.room > 0) and self.handoff is None and self.ended is None:
-                        self.idle = self.room > 0
+                    if not (self.dirty and self.room > 0) and not self.claims and self.ended is None:
                         await self.event.wait()
-                        self.idle = False
                     continue
+                fut, limit = self.claims[0]
                 # Shielded: a claim committed after the client left must still be released.
-                msgs = await asyncio.shield(claim)
-                full = len(msgs) == self._want
-                claim = self._claim = None
+                msgs = await asyncio.shield(fut)
+                self.claims.popleft()
+                self._claiming -= limit
                 if not msgs:
                     continue
                 self.mailbox._hold(self, msgs)
                 if self.ended is not None:
                     raise self.ended  # end() releases them
-                if full:
-                    self.dirty = True
-                    claim = self._start_claim()  # more may be waiting: claim while this batch is sent
+                if len(msgs) == limit:
+                    self.dirty = True  # more may be waiting: claim while this batch is sent
+                    if not self.claims:
+                        self._start_claim()
                 yield msgs
         finally:
-            self.idle = False
             self.end()
 
     def end(self) -> None:
@@ -133,8 +139,7 @@ class Subscription:
         if self.closed:
             return
         self.closed = True
-        self.idle = False
-        self.mailbox._drop(self, self._claim)
+        self.mailbox._drop(self, [fut for fut, _ in self.claims])
 
 
 class DueTimer:

@@ -110,36 +110,33 @@ class Mailbox:
         return out.results  # type: ignore[return-value]  # batch mode raises instead of returning errors
 
     def _reserve(self, msgs: list[NewMessage]) -> dict[str, Subscription]:
-        """Idle streams of the direct recipients, reserved for a hand-off claim in the send's
-        transaction (one per agent; its siblings are woken as usual if more is left)."""
+        """For each direct recipient, the stream with the most room: the send will claim for it
+        in its own transaction (a hand-off). Its siblings are woken as usual if more is left."""
         out: dict[str, Subscription] = {}
         for m in msgs:
             agent = m.target.agent_id
             if agent is None or agent in out or m.deliver_after is not None:
                 continue
-            for sub in self._streams.get(agent, ()):
-                if sub.idle and not sub.closed and sub.room > 0:
-                    out[agent] = sub
-                    break
+            best = max(self._streams.get(agent, ()), key=lambda s: s.room, default=None)
+            if best is not None and not best.closed and best.ended is None and best.room > 0:
+                out[agent] = best
         return out
 
     async def _store(
         self, msgs: list[NewMessage], batch: bool, reserved: dict[str, Subscription]
     ) -> SendOutcome:
-        handoff = {a: Claim(s.capabilities, s.room, s.ack_deadline_us) for a, s in reserved.items()}
-        futures = {a: s.reserve(handoff[a].limit) for a, s in reserved.items()}
+        claims = {a: s.reserve() for a, s in reserved.items()}
+        handoff = {a: Claim(s.capabilities, claims[a][1], s.ack_deadline_us) for a, s in reserved.items()}
         try:
             out = await self.storage.send_messages(msgs, now_us(), batch, handoff)
         except BaseException:
-            for agent, fut in futures.items():
+            for agent, (fut, _) in claims.items():
                 fut.set_result([])
                 reserved[agent].wake()  # claim for itself
             raise
-        for agent, fut in futures.items():
-            sub = reserved[agent]
-            fut.set_result(out.claimed.get(agent, []))  # the stream adopts it (or its release does)
-            sub.event.set()
-            out.wake.discard(f"a:{agent}")  # it has them; if the claim was full it claims again
+        for agent, (fut, _) in claims.items():
+            fut.set_result(out.claimed.get(agent, []))  # the stream hands them out (or releases them)
+            out.wake.discard(f"a:{agent}")  # it has them; if its claim was full it claims again
         self._woken(out.wake, out.scheduled)
         return out
 
@@ -213,7 +210,7 @@ class Mailbox:
         self._forget(out.ids)
         self._woken(out.wake, out.scheduled)
 
-    def _drop(self, sub: Subscription, claim: asyncio.Future[list[Message]] | None) -> None:
+    def _drop(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
         """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
         shutdown waits for it even when the stream was cancelled)."""
         self._unwatch(sub)
@@ -222,14 +219,14 @@ class Mailbox:
             streams.discard(sub)
             if not streams:
                 del self._streams[sub.agent_id]
-        if not sub.held and claim is None:
+        if not sub.held and not claims:
             return
-        task = asyncio.ensure_future(self._release(sub, claim))
+        task = asyncio.ensure_future(self._release(sub, claims))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
-    async def _release(self, sub: Subscription, claim: asyncio.Future[list[Message]] | None) -> None:
-        if claim is not None:
+    async def _release(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
+        for claim in claims:  # claims still in flight when the stream ended: theirs too
             try:
                 self._hold(sub, await claim)
             except Exception:  # the claim failed: it holds nothing
