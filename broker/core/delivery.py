@@ -128,7 +128,7 @@ class Subscription:
                     raise self.ended  # end() releases them
                 if len(msgs) == limit:
                     self.dirty = True  # more may be waiting: claim while this batch is sent
-                    if not self.claims:
+                    while len(self.claims) < 2 and self.room > 0:  # one queued behind the other
                         self._start_claim()
                 yield msgs
         finally:

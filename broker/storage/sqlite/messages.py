@@ -98,8 +98,8 @@ _PACKED = (
     " deliver_after, expires_at, delivered_at, ack_deadline, processed_at, last_error))"
 )
 PICK_DIRECT = (
-    f"SELECT {_PACKED} FROM (SELECT * FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending'"
-    f" AND {_DUE} ORDER BY priority DESC, seq LIMIT :n)"
+    f"SELECT json_group_array(seq), {_PACKED} FROM (SELECT * FROM a2a_messages"
+    f" WHERE recipient_id = :agent AND status = 'pending' AND {_DUE} ORDER BY priority DESC, seq LIMIT :n)"
 )
 _MARK_DELIVERED = (
     "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1, delivered_at = :now,"
@@ -186,6 +186,33 @@ def new_id() -> str:
     return f"{stamp:016x}{_PROCESS}"
 
 
+class Claimed:
+    """What a claim job hands back: raw rows, turned into Messages on the event loop's thread
+    (``messages()``) so that the single writer thread spends its time on SQL only."""
+
+    __slots__ = ("packed", "rows", "now", "ack_deadline")
+
+    def __init__(self, packed: str | None, rows: list[Any], now: int, ack_deadline: int) -> None:
+        self.packed = packed  # one JSON array of rows as they were before the claim
+        self.rows = rows  # or rows as the claim left them
+        self.now = now
+        self.ack_deadline = ack_deadline
+
+    def messages(self) -> list[Message]:
+        rows = self.rows
+        if self.packed is not None:
+            rows = json.loads(self.packed)
+            for r in rows:  # as the UPDATE left them
+                r[8] = bytes.fromhex(r[8])
+                r[15] = "delivered"
+                r[16] += 1
+                r[21] = self.now
+                r[22] = self.ack_deadline
+        msgs = [row_to_message(r) for r in rows]
+        msgs.sort(key=lambda m: (-m.priority, m.seq))
+        return msgs
+
+
 def _claim(
     conn: sqlite3.Connection,
     agent_id: str,
@@ -193,38 +220,27 @@ def _claim(
     limit: int,
     now: int,
     ack_deadline: int,
-) -> list[Message]:
+) -> Claimed:
     """Mark up to ``limit`` due copies for the agent delivered: its own, and anycast copies for its
     capabilities, highest priority first, then enqueue order."""
     args = {"agent": agent_id, "now": now, "n": limit, "deadline": ack_deadline}
     if not capabilities:
-        packed = json.loads(conn.execute(PICK_DIRECT, args).fetchone()[0])
-        if not packed:
-            return []
-        conn.execute(_MARK_DELIVERED, {**args, "seqs": json.dumps([r[0] for r in packed])})
-        for r in packed:  # as the UPDATE left them
-            r[8] = bytes.fromhex(r[8])
-            r[15] = "delivered"
-            r[16] += 1
-            r[21] = now
-            r[22] = ack_deadline
-        rows = packed
-    else:
-        cands = [(-r[1], r[0], False) for r in conn.execute(NEXT_DIRECT, args)]
-        for cap in capabilities:
-            cands += [(-r[1], r[0], True) for r in conn.execute(NEXT_ANYCAST, {**args, "cap": cap})]
-        if not cands:
-            return []
-        cands.sort()
-        chosen = cands[:limit]
-        rows = []
-        for anycast, sql in ((False, _CLAIM_SEQS), (True, _CLAIM_ANYCAST_SEQS)):
-            seqs = [seq for _, seq, a in chosen if a is anycast]
-            if seqs:
-                rows += conn.execute(sql, {**args, "seqs": json.dumps(seqs)}).fetchall()
-    msgs = [row_to_message(r) for r in rows]
-    msgs.sort(key=lambda m: (-m.priority, m.seq))
-    return msgs
+        seqs, packed = conn.execute(PICK_DIRECT, args).fetchone()
+        if seqs != "[]":
+            conn.execute(_MARK_DELIVERED, {**args, "seqs": seqs})
+            return Claimed(packed, [], now, ack_deadline)
+        return Claimed(None, [], now, ack_deadline)
+    cands = [(-r[1], r[0], False) for r in conn.execute(NEXT_DIRECT, args)]
+    for cap in capabilities:
+        cands += [(-r[1], r[0], True) for r in conn.execute(NEXT_ANYCAST, {**args, "cap": cap})]
+    cands.sort()
+    chosen = cands[:limit]
+    rows = []
+    for anycast, sql in ((False, _CLAIM_SEQS), (True, _CLAIM_ANYCAST_SEQS)):
+        picked = [seq for _, seq, a in chosen if a is anycast]
+        if picked:
+            rows += conn.execute(sql, {**args, "seqs": json.dumps(picked)}).fetchall()
+    return Claimed(None, rows, now, ack_deadline)
 
 
 def _changed(rows: Iterable[sqlite3.Row]) -> Changed:
@@ -270,24 +286,27 @@ class MessageOps(MessageReads):
     async def send_messages(
         self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Claim] | None = None
     ) -> SendOutcome:
-        def job(conn: sqlite3.Connection) -> SendOutcome:
+        def job(conn: sqlite3.Connection) -> tuple[SendOutcome, dict[str, Claimed]]:
             out = _send(conn, msgs, now, batch)
-            for agent_id, c in (handoff or {}).items():
-                out.claimed[agent_id] = _claim(
-                    conn, agent_id, c.capabilities, c.limit, now, now + c.ack_deadline_us
-                )
-            return out
+            claims = {
+                agent_id: _claim(conn, agent_id, c.capabilities, c.limit, now, now + c.ack_deadline_us)
+                for agent_id, c in (handoff or {}).items()
+            }
+            return out, claims
 
-        return await self.engine.write(job)
+        out, claims = await self.engine.write(job)
+        out.claimed = {agent_id: c.messages() for agent_id, c in claims.items()}
+        return out
 
     # -- delivering ------------------------------------------------------------------------
 
     async def claim_messages(
         self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int
     ) -> list[Message]:
-        return await self.engine.write(
+        claimed = await self.engine.write(
             lambda conn: _claim(conn, agent_id, capabilities, limit, now, ack_deadline)
         )
+        return claimed.messages()
 
     async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
         def job(conn: sqlite3.Connection) -> list[tuple[str, int]]:
