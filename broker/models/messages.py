@@ -75,10 +75,11 @@ class NewMessage:
     headers: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendResult:
     message_ids: list[str]
     duplicate: bool = False
+    recipients: list[str] | None = None  # of a broadcast's copies (storage's wake-ups), in id order
 
 
 @dataclass(slots=True)

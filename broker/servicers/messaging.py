@@ -172,10 +172,14 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         msgs = [
             send_from_pb(r, now, self._max_payload, f"messages[{i}].") for i, r in enumerate(request.messages)
         ]
-        results = await self.mailbox.send_batch(msgs)
-        return pb.SendBatchResponse(
-            results=[pb.SendResponse(message_ids=r.message_ids, duplicate=r.duplicate) for r in results]
-        )
+        resp = pb.SendBatchResponse()
+        add = resp.results.add  # built in place: no copy into the repeated field
+        for r in await self.mailbox.send_batch(msgs):
+            if r.duplicate:
+                add(message_ids=r.message_ids, duplicate=True)
+            else:
+                add(message_ids=r.message_ids)
+        return resp
 
     @stream_rpc
     async def Subscribe(

@@ -37,17 +37,8 @@ _INSERT_MANY = {
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert rows with multi-row VALUES statements, a few sizes (each prepared once).
-
-    Not executemany: it binds and steps row by row, releasing and retaking the GIL around every
-    step, and while the event loop thread is busy each retake waits (up to the 5 ms switch
-    interval). One statement per 128 rows: 72k rows/s against 42k alone, and far more under load.
-    """
-    i = 0
-    for n in _INSERT_CHUNKS:
-        while len(rows) - i >= n:
-            conn.execute(_INSERT_MANY[n], [v for r in rows[i : i + n] for v in r])
-            i += n
+    for sql, params in _chunks(rows):
+        conn.execute(sql, params)
 
 
 _BROADCAST = f"""
@@ -178,7 +169,7 @@ def new_id() -> str:
 
     Increasing ids append at the right edge of the unique index, as seq does: random ids
     (uuid4) scatter a batch of 100 inserts over ~100 index pages, every one of them written to
-    the WAL at the commit and again at the checkpoint. Called on the writer thread only.
+    the WAL at the commit and again at the checkpoint. Called on the event loop's thread only.
     """
     global _last_stamp
     stamp = max(time.time_ns() // 1000, _last_stamp + 1)
@@ -286,15 +277,18 @@ class MessageOps(MessageReads):
     async def send_messages(
         self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Claim] | None = None
     ) -> SendOutcome:
-        def job(conn: sqlite3.Connection) -> tuple[SendOutcome, dict[str, Claimed]]:
-            out = _send(conn, msgs, now, batch)
+        prep = _Prepared(msgs, now)  # here, on the loop thread: the writer thread does SQL only
+
+        def job(conn: sqlite3.Connection) -> tuple[list[SendResult | BrokerError] | None, dict[str, Claimed]]:
+            stored = _send(conn, msgs, prep, now, batch)
             claims = {
                 agent_id: _claim(conn, agent_id, c.capabilities, c.limit, now, now + c.ack_deadline_us)
                 for agent_id, c in (handoff or {}).items()
             }
-            return out, claims
+            return stored, claims
 
-        out, claims = await self.engine.write(job)
+        stored, claims = await self.engine.write(job)
+        out = _outcome(msgs, prep, stored)
         out.claimed = {agent_id: c.messages() for agent_id, c in claims.items()}
         return out
 
@@ -442,15 +436,82 @@ def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> lis
     return errors
 
 
-def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: bool) -> SendOutcome:
+class _Prepared:
+    """The part of a send that needs no database, done on the event loop's thread before the job:
+    ids, rows, and (when every message is a plain insert) the insert statements' parameters."""
+
+    __slots__ = ("send_ids", "headers", "rows", "chunks")
+
+    def __init__(self, msgs: list[NewMessage], now: int) -> None:
+        self.send_ids = [new_id() for _ in msgs]
+        self.headers = [json.dumps(m.headers) if m.headers else "{}" for m in msgs]
+        self.rows: list[tuple[Any, ...] | None] = []
+        plain = True
+        for m, send_id, headers in zip(msgs, self.send_ids, self.headers, strict=True):
+            t = m.target
+            if t.kind is TargetKind.BROADCAST:
+                self.rows.append(None)
+                plain = False
+                continue
+            plain = plain and m.idempotency_key is None
+            self.rows.append(
+                (
+                    send_id,
+                    send_id,
+                    m.sender_id,
+                    t.agent_id if t.kind is TargetKind.DIRECT else None,
+                    t.kind.value,
+                    t.capability,
+                    m.message_type,
+                    m.payload,
+                    m.content_type,
+                    m.priority,
+                    m.correlation_id,
+                    m.conversation_id,
+                    headers,
+                    m.idempotency_key,
+                    m.max_attempts,
+                    now,
+                    m.deliver_after,
+                    m.expires_at,
+                )
+            )
+        self.chunks = _chunks(self.rows) if plain else None  # type: ignore[arg-type]
+
+
+def _chunks(rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any]]]:
+    """Multi-row VALUES statements for rows, a few sizes (each prepared once by SQLite).
+
+    Not executemany: it binds and steps row by row, releasing and retaking the GIL around every
+    step, and while the event loop thread is busy each retake waits (up to the 5 ms switch
+    interval). One statement per 128 rows: 72k rows/s against 42k alone, and far more under load.
+    """
+    out = []
+    i = 0
+    for n in _INSERT_CHUNKS:
+        while len(rows) - i >= n:
+            out.append((_INSERT_MANY[n], [v for r in rows[i : i + n] for v in r]))
+            i += n
+    return out
+
+
+def _send(
+    conn: sqlite3.Connection, msgs: list[NewMessage], prep: _Prepared, now: int, batch: bool
+) -> list[SendResult | BrokerError] | None:
     """Store sends. ``batch``: all or nothing, fields named messages[i].x; otherwise each message
-    stands alone (coalesced Send calls) and its result may be the error that refused it."""
+    stands alone (coalesced Send calls) and its result may be the error that refused it.
+    Returns None when every message was inserted as prepared (the common case: the results are
+    then built on the loop thread), else the result of each message."""
     errors = _check(conn, msgs, batch)
+    if prep.chunks is not None and not any(errors):
+        for sql, params in prep.chunks:
+            conn.execute(sql, params)
+        return None
     results: list[SendResult | BrokerError] = []
-    wake: set[str] = set()
-    scheduled: list[tuple[int, str]] = []
     rows: list[tuple[Any, ...]] = []  # direct and anycast rows, inserted together (in order)
-    for m, err in zip(msgs, errors, strict=True):
+    for m, err, send_id, row, headers in zip(
+        msgs, errors, prep.send_ids, prep.rows, prep.headers, strict=True
+    ):
         if err is not None:
             results.append(err)
             continue
@@ -463,12 +524,10 @@ def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: boo
                 results.append(SendResult(json.loads(prior[0]), duplicate=True))
                 continue
         t = m.target
-        headers = json.dumps(m.headers) if m.headers else "{}"
-        if t.kind is TargetKind.BROADCAST:
+        if row is None:  # broadcast: a copy per recipient, made by SQL
             if rows:  # keep enqueue order within the request
                 _insert(conn, rows)
                 rows = []
-            send_id = new_id()
             copies = conn.execute(
                 _BROADCAST,
                 {
@@ -491,46 +550,41 @@ def _send(conn: sqlite3.Connection, msgs: list[NewMessage], now: int, batch: boo
                 },
             ).fetchall()
             copies.sort(key=lambda r: r[1])
-            message_ids = [r[0] for r in copies]
-            keys = [wake_key(r[1], None) for r in copies]
+            result = SendResult([r[0] for r in copies])
+            result.recipients = [r[1] for r in copies]
         else:
-            send_id = new_id()
-            message_ids = [send_id]
-            recipient = t.agent_id if t.kind is TargetKind.DIRECT else None
-            keys = [wake_key(recipient, t.capability)]
-            rows.append(
-                (
-                    send_id,
-                    send_id,
-                    m.sender_id,
-                    recipient,
-                    t.kind.value,
-                    t.capability,
-                    m.message_type,
-                    m.payload,
-                    m.content_type,
-                    m.priority,
-                    m.correlation_id,
-                    m.conversation_id,
-                    headers,
-                    m.idempotency_key,
-                    m.max_attempts,
-                    now,
-                    m.deliver_after,
-                    m.expires_at,
-                )
-            )
-        if m.deliver_after is None:
-            wake.update(keys)
-        else:
-            scheduled.extend((m.deliver_after, k) for k in keys)
+            rows.append(row)
+            result = SendResult([send_id])
         if m.idempotency_key is not None:
             conn.execute(
                 "INSERT INTO message_sends (sender_id, idempotency_key, send_id, message_ids, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (m.sender_id, m.idempotency_key, send_id, json.dumps(message_ids), now),
+                (m.sender_id, m.idempotency_key, send_id, json.dumps(result.message_ids), now),
             )
-        results.append(SendResult(message_ids))
+        results.append(result)
     if rows:
         _insert(conn, rows)
-    return SendOutcome(results, wake, scheduled, {})
+    return results
+
+
+def _outcome(
+    msgs: list[NewMessage], prep: _Prepared, stored: list[SendResult | BrokerError] | None
+) -> SendOutcome:
+    """Results and wake-ups of a send job, put together on the loop thread."""
+    if stored is None:
+        stored = [SendResult([send_id]) for send_id in prep.send_ids]
+    wake: set[str] = set()
+    scheduled: list[tuple[int, str]] = []
+    for m, res in zip(msgs, stored, strict=True):
+        if not isinstance(res, SendResult) or res.duplicate:
+            continue
+        t = m.target
+        if t.kind is TargetKind.BROADCAST:
+            keys = [wake_key(r, None) for r in res.recipients or ()]
+        else:
+            keys = [wake_key(t.agent_id if t.kind is TargetKind.DIRECT else None, t.capability)]
+        if m.deliver_after is None:
+            wake.update(keys)
+        else:
+            scheduled.extend((m.deliver_after, k) for k in keys)
+    return SendOutcome(stored, wake, scheduled, {})
