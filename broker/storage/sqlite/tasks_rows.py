@@ -104,9 +104,6 @@ class Capsets:
             self._covers[agent_caps] = found
         return found
 
-    def caps(self, capset_id: int) -> tuple[str, ...] | None:
-        return self.by_id.get(capset_id)
-
 
 _STATUS = {s.value: s for s in TaskStatus}
 _DEP = {d.value: d for d in DepType}
