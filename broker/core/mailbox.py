@@ -134,9 +134,11 @@ class Mailbox:
                 fut.set_result([])
                 reserved[agent].wake()  # claim for itself
             raise
-        for agent, (fut, _) in claims.items():
-            fut.set_result(out.claimed.get(agent, []))  # the stream hands them out (or releases them)
-            out.wake.discard(f"a:{agent}")  # it has them; if its claim was full it claims again
+        for agent, (fut, limit) in claims.items():
+            got = out.claimed.get(agent, [])
+            fut.set_result(got)  # the stream hands them out (or releases them)
+            if len(got) < limit:
+                out.wake.discard(f"a:{agent}")  # it took everything: nobody else need look
         self._woken(out.wake, out.scheduled)
         return out
 

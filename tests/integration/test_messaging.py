@@ -133,6 +133,22 @@ async def test_streams_of_one_agent_share_its_queue(pair):
     s2.cancel()
 
 
+async def test_a_batch_larger_than_one_streams_room_reaches_its_siblings(pair):
+    stubs = pair
+    s1 = await Sub.open(stubs, "bob", max_in_flight=5)
+    s2 = await Sub.open(stubs, "bob", max_in_flight=5)
+    # Let both finish their first (empty) look at the backlog: idle streams are the case under
+    # test (the batch's hand-off fills one; the other must still be woken).
+    await asyncio.sleep(0.3)
+    r = await stubs.messaging.SendBatch(
+        pb.SendBatchRequest(messages=[pb.SendRequest(sender_id="alice", target=to("bob")) for _ in range(10)])
+    )
+    got = [m.message_id for m in await s1.take(5) + await s2.take(5)]  # no acks needed
+    assert sorted(got) == sorted(res.message_ids[0] for res in r.results)
+    s1.cancel()
+    s2.cancel()
+
+
 async def test_ack_of_another_agents_message_is_refused_and_changes_nothing(pair):
     stubs = pair
     await register(stubs, "carol")
