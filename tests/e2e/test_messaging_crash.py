@@ -28,6 +28,7 @@ async def test_sigkill_loses_no_acknowledged_message(broker_process, tmp_path):
     def progress() -> None:
         if len(sent) >= TARGET and len(acked) >= TARGET // 2:
             ready.set()
+
     try:
         await register(stubs, "alice")
         await register(stubs, "bob")
