@@ -66,6 +66,11 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteResponse.FromString,
                 _registered_method=True)
+        self.CompleteBatch = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/CompleteBatch',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteBatchRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteBatchResponse.FromString,
+                _registered_method=True)
         self.Fail = channel.unary_unary(
                 '/a2a.broker.v1.TaskQueue/Fail',
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.FailRequest.SerializeToString,
@@ -176,6 +181,19 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompleteBatch(self, request, context):
+        """CompleteBatch finishes several leased tasks in one call: what a worker
+        finished since its last call, so a busy worker pays one round trip for a
+        batch instead of one per task (as Ack takes many message ids). Each item
+        is judged on its own, exactly as by Complete: an item that Complete would
+        refuse (stale lease, unknown task...) is refused alone, with its status in
+        its result, and changes nothing; the others complete.
+        Errors (whole call): INVALID_ARGUMENT for an empty or oversized batch.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Fail(self, request, context):
         """Fail ends the current attempt with an error. With retries left (and
         unless `non_retryable`), the task becomes READY again after its backoff;
@@ -265,6 +283,11 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.Complete,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteResponse.SerializeToString,
+            ),
+            'CompleteBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteBatch,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteBatchRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteBatchResponse.SerializeToString,
             ),
             'Fail': grpc.unary_unary_rpc_method_handler(
                     servicer.Fail,
@@ -465,6 +488,33 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/Complete',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/CompleteBatch',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteBatchRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CompleteBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

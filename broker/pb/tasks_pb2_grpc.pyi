@@ -83,6 +83,15 @@ class TaskQueueStub:
     Errors: FAILED_PRECONDITION from anyone but the current lease holder for
     the current attempt.
     """
+    CompleteBatch: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CompleteBatchRequest, _tasks_pb2.CompleteBatchResponse]
+    """CompleteBatch finishes several leased tasks in one call: what a worker
+    finished since its last call, so a busy worker pays one round trip for a
+    batch instead of one per task (as Ack takes many message ids). Each item
+    is judged on its own, exactly as by Complete: an item that Complete would
+    refuse (stale lease, unknown task...) is refused alone, with its status in
+    its result, and changes nothing; the others complete.
+    Errors (whole call): INVALID_ARGUMENT for an empty or oversized batch.
+    """
     Fail: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.FailRequest, _tasks_pb2.FailResponse]
     """Fail ends the current attempt with an error. With retries left (and
     unless `non_retryable`), the task becomes READY again after its backoff;
@@ -159,6 +168,15 @@ class TaskQueueAsyncStub(TaskQueueStub):
     prerequisites are now all done become READY in the same transaction.
     Errors: FAILED_PRECONDITION from anyone but the current lease holder for
     the current attempt.
+    """
+    CompleteBatch: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CompleteBatchRequest, _tasks_pb2.CompleteBatchResponse]  # type: ignore[assignment]
+    """CompleteBatch finishes several leased tasks in one call: what a worker
+    finished since its last call, so a busy worker pays one round trip for a
+    batch instead of one per task (as Ack takes many message ids). Each item
+    is judged on its own, exactly as by Complete: an item that Complete would
+    refuse (stale lease, unknown task...) is refused alone, with its status in
+    its result, and changes nothing; the others complete.
+    Errors (whole call): INVALID_ARGUMENT for an empty or oversized batch.
     """
     Fail: _aio.UnaryUnaryMultiCallable[_tasks_pb2.FailRequest, _tasks_pb2.FailResponse]  # type: ignore[assignment]
     """Fail ends the current attempt with an error. With retries left (and
@@ -269,6 +287,21 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         prerequisites are now all done become READY in the same transaction.
         Errors: FAILED_PRECONDITION from anyone but the current lease holder for
         the current attempt.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteBatch(
+        self,
+        request: _tasks_pb2.CompleteBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.CompleteBatchResponse, _abc.Awaitable[_tasks_pb2.CompleteBatchResponse]]:
+        """CompleteBatch finishes several leased tasks in one call: what a worker
+        finished since its last call, so a busy worker pays one round trip for a
+        batch instead of one per task (as Ack takes many message ids). Each item
+        is judged on its own, exactly as by Complete: an item that Complete would
+        refuse (stale lease, unknown task...) is refused alone, with its status in
+        its result, and changes nothing; the others complete.
+        Errors (whole call): INVALID_ARGUMENT for an empty or oversized batch.
         """
 
     @_abc_1.abstractmethod

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+from pydantic import ValidationError
 
 from ..clock import now_us
 from ..core.taskqueue import TaskQueue
@@ -26,7 +28,7 @@ from ..models.tasks import (
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
 from .convert import dur_s, ts
-from .errors import rpc, stream_rpc
+from .errors import rpc, status_of, stream_rpc, validation_message
 from .tasks_pb import (
     MAX_LEASE_US,
     STATUS_TO_PB,
@@ -40,6 +42,8 @@ from .tasks_pb import (
     task_out,
     transition_out,
 )
+
+MAX_COMPLETE_BATCH = 1000
 
 _WATCH_SCOPES = {
     "task_id": WatchScope.TASK,
@@ -144,6 +148,43 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
             result_content_type=request.result_content_type,
         )
         return pb.CompleteResponse(task=self._task(await self.queue.complete(inp)))
+
+    @rpc
+    async def CompleteBatch(
+        self, request: pb.CompleteBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompleteBatchResponse:
+        if not 1 <= len(request.items) <= MAX_COMPLETE_BATCH:
+            raise InvalidArgument("items", f"must hold 1 to {MAX_COMPLETE_BATCH} completions")
+        limit = self.queue.settings.max_payload_bytes
+        inputs = []
+        # Malformed items refuse the whole call before anything changes.
+        for i, item in enumerate(request.items):
+            field = f"items[{i}]"
+            try:
+                inp = CompleteInput(
+                    task_id=item.task_id,
+                    agent_id=item.agent_id,
+                    attempt=item.attempt,
+                    result=item.result,
+                    result_content_type=item.result_content_type,
+                )
+            except ValidationError as exc:
+                raise InvalidArgument(field, validation_message(exc)) from None
+            if len(inp.result) > limit:
+                raise InvalidArgument(f"{field}.result", f"must be at most {limit} bytes")
+            inputs.append(inp)
+        # Each item is then judged on its own; concurrent completions share one write job.
+        outcomes = await asyncio.gather(*(self.queue.complete(i) for i in inputs), return_exceptions=True)
+        results = []
+        for out in outcomes:
+            if isinstance(out, BaseException):
+                if not isinstance(out, Exception):
+                    raise out
+                code, message = status_of(out)
+                results.append(pb.CompleteResult(code=code.value[0], message=message))
+            else:
+                results.append(pb.CompleteResult(code=0, task=self._task(out)))
+        return pb.CompleteBatchResponse(results=results)
 
     @rpc
     async def Fail(self, request: pb.FailRequest, context: grpc.aio.ServicerContext) -> pb.FailResponse:

@@ -284,6 +284,16 @@ export class BrokerClient {
     });
   }
 
+  // items: [{ taskId, agentId, attempt, result?, resultContentType? }]. Resolves to one
+  // { code, message, task } per item (code 0: completed); a refused item changes nothing.
+  completeBatch(items) {
+    const reqs = items.map(({ taskId, agentId, attempt, result, resultContentType = '' }) => {
+      const [bytes, contentType] = encodePayload(result, resultContentType);
+      return { taskId, agentId, attempt, result: bytes, resultContentType: contentType };
+    });
+    return this._unary(this.tasks, 'CompleteBatch', { items: reqs });
+  }
+
   fail(taskId, agentId, attempt, error, { nonRetryable = false } = {}) {
     return this._unary(this.tasks, 'Fail', { taskId, agentId, attempt, error, nonRetryable });
   }

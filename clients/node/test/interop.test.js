@@ -97,6 +97,27 @@ test('a Node agent claims a task submitted from Python and completes it; Python 
   assert.deepEqual(seen, { status: 'completed', result: { sum: 5 }, attempt: 1, agent: 'node-1' });
 });
 
+test('completeBatch from Node: each item judged on its own', { timeout: 60000 }, async () => {
+  await client.register({ agentId: 'node-batch', capabilities: ['batch'], maxConcurrentTasks: 2 });
+  const ids = [];
+  for (const n of [1, 2]) {
+    const { task_id: id } = await pyside(broker.address, 'submit', `batch ${n}`, 'batch', JSON.stringify({ n }));
+    ids.push(id);
+  }
+  const claimed = await client.claim('node-batch', { maxTasks: 2, waitSeconds: 10 });
+  assert.equal(claimed.assignments.length, 2);
+  const [first, second] = claimed.assignments;
+  const out = await client.completeBatch([
+    { taskId: first.task.taskId, agentId: 'node-batch', attempt: first.attempt, result: { ok: 1 } },
+    { taskId: second.task.taskId, agentId: 'node-batch', attempt: second.attempt + 1 },
+  ]);
+  assert.equal(out.results[0].code, grpc.status.OK);
+  assert.equal(out.results[0].task.status, 'TASK_STATUS_COMPLETED');
+  assert.equal(out.results[1].code, grpc.status.FAILED_PRECONDITION);
+  const stillRunning = await client.getTask(second.task.taskId);
+  assert.equal(stillRunning.status, 'TASK_STATUS_RUNNING');
+});
+
 test('the Agent helper handles pushed messages and tasks', { timeout: 60000 }, async () => {
   const messages = [];
   let gotMessage;

@@ -23,8 +23,10 @@ from broker.pb import (
 from . import _convert as c
 from . import models as m
 from ._stream import Stream
-from .errors import UnavailableError, from_grpc
+from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
 from .retry import RETRYABLE_CODES, RetryConfig
+
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 ADDRESS_ENV = "A2A_BROKER_ADDRESS"
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -407,6 +409,29 @@ class BrokerClient:
             result_content_type=content_type,
         )
         return c.task((await self._unary("tasks", "Complete", req, safe=False)).task)
+
+    async def complete_batch(self, items: Sequence[m.Completion]) -> list[m.Task | BrokerRpcError]:
+        """Finish several leased tasks in one call. Each item is judged on its own: its entry in the
+        answer is the completed task, or the error Complete would have raised for it."""
+        reqs = []
+        for item in items:
+            payload, content_type = m.encode_payload(item.result, item.result_content_type)
+            reqs.append(
+                tasks_pb2.CompleteRequest(
+                    task_id=item.task_id,
+                    agent_id=item.agent_id,
+                    attempt=item.attempt,
+                    result=payload,
+                    result_content_type=content_type,
+                )
+            )
+        resp = await self._unary(
+            "tasks", "CompleteBatch", tasks_pb2.CompleteBatchRequest(items=reqs), safe=False
+        )
+        return [
+            c.task(r.task) if r.code == 0 else error_for(_STATUS_BY_VALUE[r.code], r.message, "CompleteBatch")
+            for r in resp.results
+        ]
 
     async def fail(
         self, task_id: str, agent_id: str, attempt: int, error: str, *, non_retryable: bool = False

@@ -396,6 +396,17 @@ class Assignment:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """One item of :meth:`BrokerClient.complete_batch`."""
+
+    task_id: str
+    agent_id: str
+    attempt: int
+    result: Any = b""
+    result_content_type: str = ""
+
+
+@dataclass(frozen=True)
 class Cancellation:
     task_id: str
     attempt: int
