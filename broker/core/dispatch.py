@@ -152,6 +152,8 @@ class Dispatcher:
             keys = keys_for(agent_id, res.capabilities)
 
     async def listen(self, agent_id: str) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
+        """Assignments and cancellations for the agent's Listen stream. The first item is empty:
+        it marks the stream live (every later cancellation and new task will reach it)."""
         agent = await self.storage.get_agent(agent_id)
         if agent.status.value == "offline":
             raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
@@ -159,6 +161,7 @@ class Dispatcher:
         self._inboxes.setdefault(agent_id, set()).add(inbox)
         keys = keys_for(agent_id, agent.capabilities)
         try:
+            yield [], []  # live: cancellations for this agent now reach the stream
             while True:
                 ev = self.signals.arm(keys)
                 try:

@@ -154,7 +154,8 @@ class TaskQueueServicer:
         running tasks is cancelled or its lease lapsed. Each assignment is a
         lease, as with Claim. Closing the stream does not end the leases (they
         lapse unless extended). The stream ends with NOT_FOUND when the agent
-        deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
+        deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
+        response headers (initial metadata) are sent once the stream is live.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -68,7 +68,8 @@ class TaskQueueStub:
     running tasks is cancelled or its lease lapsed. Each assignment is a
     lease, as with Claim. Closing the stream does not end the leases (they
     lapse unless extended). The stream ends with NOT_FOUND when the agent
-    deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
+    deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
+    response headers (initial metadata) are sent once the stream is live.
     """
     ExtendLease: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]
     """ExtendLease is a running task's heartbeat: it extends the lease and
@@ -154,7 +155,8 @@ class TaskQueueAsyncStub(TaskQueueStub):
     running tasks is cancelled or its lease lapsed. Each assignment is a
     lease, as with Claim. Closing the stream does not end the leases (they
     lapse unless extended). The stream ends with NOT_FOUND when the agent
-    deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
+    deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
+    response headers (initial metadata) are sent once the stream is live.
     """
     ExtendLease: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]  # type: ignore[assignment]
     """ExtendLease is a running task's heartbeat: it extends the lease and
@@ -261,7 +263,8 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         running tasks is cancelled or its lease lapsed. Each assignment is a
         lease, as with Claim. Closing the stream does not end the leases (they
         lapse unless extended). The stream ends with NOT_FOUND when the agent
-        deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent.
+        deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
+        response headers (initial metadata) are sent once the stream is live.
         """
 
     @_abc_1.abstractmethod

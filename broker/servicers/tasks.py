@@ -108,6 +108,10 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         stream = self.queue.listen(agent_id)
         try:
             async for assignments, cancellations in stream:
+                if not assignments and not cancellations:
+                    # The stream is live: response headers tell the client so.
+                    await context.send_initial_metadata(())
+                    continue
                 now = now_us()
                 yield pb.ListenResponse(
                     assignments=[

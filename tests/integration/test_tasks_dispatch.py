@@ -180,3 +180,15 @@ async def test_listen_hands_a_dependent_over_when_its_prerequisite_completes(stu
     second = await next_within(stream)
     assert [x.task.task_id for x in second.assignments] == [b.task_id]
     stream.cancel()
+
+
+async def test_listen_headers_arrive_once_live_then_new_work_is_pushed(stubs):
+    await stubs.agents.Register(apb.RegisterRequest(agent_id="live", max_concurrent_tasks=1))
+    stream = stubs.tasks.Listen(pb.ListenRequest(agent_id="live"))
+    try:
+        await asyncio.wait_for(stream.initial_metadata(), 5)
+        sub = await stubs.tasks.Submit(pb.SubmitRequest(task=pb.TaskSpec(title="after headers")))
+        resp = await next_within(stream)
+        assert [a.task.task_id for a in resp.assignments] == [sub.task.task_id]
+    finally:
+        stream.cancel()
