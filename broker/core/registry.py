@@ -37,7 +37,8 @@ class Registry:
         # Called (after commit) for every agent that goes offline or deregisters;
         # the mailbox and task queue hook in here to wake streams and publish events.
         self._gone_listeners: list[GoneListener] = []
-        # Called (after commit) when an agent comes (back) online, e.g. to start delivering to it.
+        # Called (after commit) when an agent comes (back) online or reports a new status or free
+        # capacity: it may take work now.
         self._online_listeners: list[Callable[[Agent], None]] = []
 
     def on_agent_gone(self, listener: GoneListener) -> None:
@@ -69,6 +70,8 @@ class Registry:
         elif before.status != agent.status:
             self._publish(AgentEventType.UPDATED, agent, now)
             self._came_online(agent)  # e.g. back from maintenance: may take tasks again
+        elif before.reported_free_capacity != agent.reported_free_capacity:
+            self._came_online(agent)  # reported more room: its Listen stream may take work now
         return agent
 
     async def deregister(self, agent_id: str) -> AgentGone:

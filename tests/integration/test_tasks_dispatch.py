@@ -192,3 +192,23 @@ async def test_listen_headers_arrive_once_live_then_new_work_is_pushed(stubs):
         assert [a.task.task_id for a in resp.assignments] == [sub.task.task_id]
     finally:
         stream.cancel()
+
+
+async def test_heartbeat_reporting_room_wakes_the_listen_stream(stubs, monkeypatch):
+    import broker.core.dispatch as dispatch
+
+    monkeypatch.setattr(dispatch, "IDLE_RECHECK_S", 60.0)  # only a wake-up can deliver in time
+    await stubs.agents.Register(apb.RegisterRequest(agent_id="busy", max_concurrent_tasks=2))
+    await stubs.agents.Heartbeat(apb.HeartbeatRequest(agent_id="busy", free_capacity=0))
+    stream = stubs.tasks.Listen(pb.ListenRequest(agent_id="busy"))
+    try:
+        await asyncio.wait_for(stream.initial_metadata(), 5)
+        sub = await stubs.tasks.Submit(pb.SubmitRequest(task=pb.TaskSpec(title="waits for room")))
+        read = asyncio.ensure_future(stream.read())
+        done, _ = await asyncio.wait({read}, timeout=0.3)
+        assert not done, "pushed although the agent reported no free capacity"
+        await stubs.agents.Heartbeat(apb.HeartbeatRequest(agent_id="busy", free_capacity=1))
+        resp = await asyncio.wait_for(read, 10)
+        assert [a.task.task_id for a in resp.assignments] == [sub.task.task_id]
+    finally:
+        stream.cancel()
