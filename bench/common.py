@@ -228,12 +228,18 @@ class Report:
         unit: str,
         baseline: float | None = None,
         target: str = "",
-        lower_better=False,
+        lower_better: bool = False,
+        ratio_of_runs: float | None = None,
     ) -> None:
+        """``ratio_of_runs``: value / baseline taken per run, then the median (steadier than the
+        ratio of the medians when the machine's load changes between runs)."""
         ratio = ""
-        if baseline:
-            r = (baseline / value) if lower_better else (value / baseline)
-            ratio = f"{r:.0%} of bare gRPC" if not lower_better else f"bare gRPC is {r:.0%} of this"
+        if baseline or ratio_of_runs:
+            r = ratio_of_runs if ratio_of_runs is not None else value / baseline  # type: ignore[operator]
+            if lower_better:
+                ratio = f"bare gRPC is {1 / r:.0%} of this"
+            else:
+                ratio = f"{r:.0%} of bare gRPC"
         fmt = f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
         self.rows.append((name, f"{fmt} {unit}", ratio, target))
 
