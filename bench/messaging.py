@@ -259,23 +259,28 @@ def main() -> None:
         for k, v in fig.items():
             into.setdefault(k, []).append(v)
 
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:
-        for i in range(RUNS):
-            with spawn_echo() as echo, spawn_broker(Path(tmp) / f"run{i}.db") as proc:
-                keep(base, asyncio.run(echo_baseline(echo.address)))
-                e_fig, b_fig = asyncio.run(run_pair(echo, proc))
-                keep(echo_results, e_fig)
-                keep(results, b_fig)
-                keep(ratios, {k: b_fig[k] / e_fig[k] for k in ("send", "batch", "drain", "p50", "p99")})
-            print(
-                f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
-                flush=True,
-            )
-        big = None
-        if os.environ.get("BENCH_BIG"):
-            with spawn_broker(Path(tmp) / "big.db") as proc:
-                big = asyncio.run(run_big(proc))
+    async def measure() -> dict[str, float] | None:
+        # One event loop for the whole suite: grpc.aio's poller stays bound to the first loop it
+        # saw, and a second asyncio.run() leaves it calling into a closed one.
+        t_start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:
+            for i in range(RUNS):
+                with spawn_echo() as echo, spawn_broker(Path(tmp) / f"run{i}.db") as proc:
+                    keep(base, await echo_baseline(echo.address))
+                    e_fig, b_fig = await run_pair(echo, proc)
+                    keep(echo_results, e_fig)
+                    keep(results, b_fig)
+                    keep(ratios, {k: b_fig[k] / e_fig[k] for k in ("send", "batch", "drain", "p50", "p99")})
+                print(
+                    f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
+                    flush=True,
+                )
+            if os.environ.get("BENCH_BIG"):
+                with spawn_broker(Path(tmp) / "big.db") as proc:
+                    return await run_big(proc)
+        return None
+
+    big = asyncio.run(measure())
 
     m = {k: median(v) for k, v in results.items()}
     e = {k: median(v) for k, v in echo_results.items()}
