@@ -108,6 +108,23 @@ async def test_nack_redelivers_at_once_after_a_delay_or_dead_letters_on_reject(p
     await sub.nothing(0.2)
 
 
+async def test_nack_of_another_agents_or_an_unknown_message_is_refused(pair):
+    stubs = pair
+    await register(stubs, "carol")
+    mid = await send(stubs, "alice", "bob")
+    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(60))
+    await sub.one()
+    for agent, ids, code in [
+        ("carol", [mid], grpc.StatusCode.PERMISSION_DENIED),
+        ("bob", [mid, "nosuch"], grpc.StatusCode.NOT_FOUND),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stubs.messaging.Nack(pb.NackRequest(agent_id=agent, message_ids=ids, reject=True))
+        assert err.value.code() == code
+    assert (await get(stubs, mid)).status == pb.MESSAGE_STATUS_DELIVERED  # nothing changed
+    sub.cancel()
+
+
 async def test_ended_stream_releases_its_deliveries_at_once(pair):
     stubs = pair
     mid = await send(stubs, "alice", "bob")
