@@ -37,8 +37,8 @@ ifneq ($(NODE_CLIENT),)
 endif
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check broker tests bench scripts
-	$(VENV)/bin/ruff format --check broker tests bench scripts
+	$(VENV)/bin/ruff check broker tests bench scripts clients/python examples
+	$(VENV)/bin/ruff format --check broker tests bench scripts clients/python examples
 
 bench: $(STAMP)
 	$(PY) -m bench
