@@ -52,6 +52,16 @@ _WATCH_SCOPES = {
 }
 
 
+def _complete_input(req: pb.CompleteRequest) -> CompleteInput:
+    return CompleteInput(
+        task_id=req.task_id,
+        agent_id=req.agent_id,
+        attempt=req.attempt,
+        result=req.result,
+        result_content_type=req.result_content_type,
+    )
+
+
 class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     def __init__(self, queue: TaskQueue) -> None:
         self.queue = queue
@@ -144,14 +154,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteResponse:
-        inp = CompleteInput(
-            task_id=request.task_id,
-            agent_id=request.agent_id,
-            attempt=request.attempt,
-            result=request.result,
-            result_content_type=request.result_content_type,
-        )
-        return pb.CompleteResponse(task=self._task(await self.queue.complete(inp)))
+        return pb.CompleteResponse(task=self._task(await self.queue.complete(_complete_input(request))))
 
     @rpc
     async def CompleteBatch(
@@ -165,13 +168,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         for i, item in enumerate(request.items):
             field = f"items[{i}]"
             try:
-                inp = CompleteInput(
-                    task_id=item.task_id,
-                    agent_id=item.agent_id,
-                    attempt=item.attempt,
-                    result=item.result,
-                    result_content_type=item.result_content_type,
-                )
+                inp = _complete_input(item)
             except ValidationError as exc:
                 raise InvalidArgument(field, validation_message(exc)) from None
             if len(inp.result) > limit:
