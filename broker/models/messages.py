@@ -28,6 +28,7 @@ MAX_IDS = 10_000
 MAX_REASON = 1024
 MAX_IN_FLIGHT = 10_000
 MAX_NACK_DELAY_US = 7 * 24 * 3_600_000_000
+MAX_TIME_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, the end of the Timestamp range
 
 _ID_RE = re.compile(ID_PATTERN)
 
@@ -192,9 +193,13 @@ def check_send(
     if ttl_us is not None:
         if ttl_us <= 0:
             raise InvalidArgument(field + "ttl", "must be positive")
+        if ttl_us > MAX_TIME_US - now:
+            raise InvalidArgument(field + "ttl", "must end before the year 10000")
         expires_at = now + ttl_us
-    elif expires_at is not None and expires_at <= now:
-        raise InvalidArgument(field + "expires_at", "must be in the future")
+    elif expires_at is not None and not now < expires_at <= MAX_TIME_US:
+        raise InvalidArgument(field + "expires_at", "must be in the future, before the year 10000")
+    if deliver_after is not None and deliver_after > MAX_TIME_US:
+        raise InvalidArgument(field + "deliver_after", "must be before the year 10000")
     if deliver_after is not None and deliver_after <= now:
         deliver_after = None  # due already: deliverable at once
     if expires_at is not None and deliver_after is not None and expires_at <= deliver_after:

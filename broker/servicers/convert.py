@@ -16,11 +16,20 @@ def ts(us: int | None) -> timestamp_pb2.Timestamp | None:
     return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
 
 
-def ts_us(msg: Any, field: str) -> int | None:
-    """The Timestamp field of msg in microseconds, or None when unset."""
+# The range a Timestamp may hold (0001-01-01 to 9999-12-31): beyond it the microseconds no longer
+# fit SQLite's 64-bit integers.
+MIN_TS_SECONDS = -62_135_596_800
+MAX_TS_SECONDS = 253_402_300_799
+
+
+def ts_us(msg: Any, field: str, name: str | None = None) -> int | None:
+    """The Timestamp field of msg in microseconds, or None when unset; InvalidArgument (naming
+    ``name``, by default ``field``) outside the Timestamp range."""
     if not msg.HasField(field):
         return None
     t = getattr(msg, field)
+    if not MIN_TS_SECONDS <= t.seconds <= MAX_TS_SECONDS:
+        raise InvalidArgument(name or field, "must be a valid Timestamp (years 1 to 9999)")
     return t.seconds * 1_000_000 + t.nanos // 1000
 
 

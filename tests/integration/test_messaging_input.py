@@ -3,6 +3,7 @@ their filters; retention."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -193,3 +194,40 @@ async def test_list_filters_and_pages(pair):
             await stubs.messaging.ListMessages(req)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert err.value.details().startswith(field), err.value.details()
+
+
+FAR = 10**15  # seconds: beyond year 9999, the end of the Timestamp range
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"ttl": duration_pb2.Duration(seconds=10**17)}, "ttl"),
+        ({"expires_at": timestamp_pb2.Timestamp(seconds=FAR)}, "expires_at"),
+        ({"deliver_after": timestamp_pb2.Timestamp(seconds=FAR)}, "deliver_after"),
+    ],
+)
+async def test_out_of_range_time_is_invalid_and_does_not_fail_concurrent_sends(pair, kw, field):
+    # Sends arriving together share one write job: a bad one must be refused on its own
+    # (INVALID_ARGUMENT naming the field), not fail its neighbours' sends with INTERNAL.
+    goods = [pair.messaging.Send(ok(payload=b"fine")) for _ in range(20)]
+    results = await asyncio.gather(pair.messaging.Send(ok(**kw)), *goods, return_exceptions=True)
+    bad = results[0]
+    assert isinstance(bad, grpc.aio.AioRpcError), bad
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.details().startswith(field + ":"), bad.details()
+    assert all(isinstance(r, pb.SendResponse) for r in results[1:]), results[1:]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pair.messaging.SendBatch(pb.SendBatchRequest(messages=[ok(), ok(**kw)]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("messages[1]." + field + ":"), err.value.details()
+    assert await stored(pair) == 20
+
+
+async def test_out_of_range_list_filter_is_invalid(pair):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pair.messaging.ListMessages(
+            pb.ListMessagesRequest(created_after=timestamp_pb2.Timestamp(seconds=FAR))
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("created_after:"), err.value.details()
