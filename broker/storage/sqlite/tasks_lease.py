@@ -50,7 +50,8 @@ _LEASE = (
 _COMPLETE = (
     "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = ?, result_content_type = ?,"
     " progress = 100, finished_at = ?, updated_at = ?"
-    " WHERE task_id = ? AND status = 'running' AND assigned_agent_id = ? AND attempt = ? RETURNING *"
+    " WHERE task_id = ? AND status = 'running' AND assigned_agent_id = ? AND attempt = ?"
+    " AND lease_expires_at >= ? RETURNING *"
 )
 
 
@@ -143,6 +144,9 @@ def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
         raise FailedPrecondition(
             f"task {ref.task_id}: attempt {ref.attempt} is stale; the current attempt is {row['attempt']}"
         )
+    if row["lease_expires_at"] < tx.now:
+        # Lapsed: the sweeper will end it as a failed attempt (expiry is "< now" there too).
+        raise FailedPrecondition(f"task {ref.task_id}: the lease for attempt {ref.attempt} has lapsed")
     return row
 
 
@@ -160,7 +164,16 @@ def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
 def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
     # One statement checks the lease and completes; only a refusal reads the
     # task to say why (and changes nothing).
-    args = (inp.result, inp.result_content_type, tx.now, tx.now, inp.task_id, inp.agent_id, inp.attempt)
+    args = (
+        inp.result,
+        inp.result_content_type,
+        tx.now,
+        tx.now,
+        inp.task_id,
+        inp.agent_id,
+        inp.attempt,
+        tx.now,
+    )
     row = tx.conn.execute(_COMPLETE, args).fetchone()
     if row is None:
         held(tx, inp)  # raises the precise refusal
