@@ -214,7 +214,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         self, request: pb.ListTasksRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTasksResponse:
         token = decode_page_token(request.page_token, 1)
-        if token is not None and not isinstance(token[0], int):
+        if token is not None and (type(token[0]) is not int or not 0 <= token[0] < 2**63):
             raise InvalidArgument("page_token", "is not a token this broker issued")
         flt = TaskFilter(
             status=status_filter(request.status, "status"),

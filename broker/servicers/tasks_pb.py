@@ -51,6 +51,13 @@ def status_filter(value: int, where: str) -> TaskStatus | None:
     return PB_TO_STATUS.get(value) if value else None
 
 
+def _metadata(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
+    try:
+        return struct_to_dict(msg, "metadata")
+    except ValueError:  # NaN or infinity: a Struct that has no JSON form
+        raise InvalidArgument(where, "numbers must be finite (no NaN or infinity)") from None
+
+
 def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
     """A TaskSpec as the fields of TaskSpecInput (validated by pydantic after)."""
     out: dict[str, Any] = {
@@ -59,7 +66,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
         "payload": msg.payload,
         "content_type": msg.content_type,
         "required_capabilities": list(msg.required_capabilities),
-        "deadline": ts_us(msg, "deadline"),
+        "deadline": ts_us(msg, "deadline", f"{where}.deadline"),
         "parent_id": msg.parent_id or None,
         "depends_on": [
             {"task_id": d.task_id, "type": dep_type(d.type, f"{where}.depends_on[{i}].type")}
@@ -75,7 +82,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
         ),
         "session_id": msg.session_id or None,
         "tags": list(msg.tags),
-        "metadata": struct_to_dict(msg, "metadata"),
+        "metadata": _metadata(msg, f"{where}.metadata"),
         "idempotency_key": msg.idempotency_key or None,
         "submitted_by": msg.submitted_by,
     }

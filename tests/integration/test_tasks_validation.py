@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from google.protobuf.struct_pb2 import Struct, Value
+from google.protobuf.timestamp_pb2 import Timestamp
 
+from broker.models.common import encode_page_token
 from broker.pb import tasks_pb2 as pb
 
 from .tasks_helpers import all_tasks, claim, duration, refused, register, spec, submit
@@ -58,6 +61,13 @@ BAD_SPECS = [
     (with_(payload=b"x" * (1024 * 1024 + 1)), Code.INVALID_ARGUMENT, "task.payload"),
     (with_(idempotency_key="k" * 129), Code.INVALID_ARGUMENT, "task.idempotency_key"),
     (with_(session_id="s" * 129), Code.INVALID_ARGUMENT, "task.session_id"),
+    (with_(deadline=Timestamp(seconds=2**62)), Code.INVALID_ARGUMENT, "task.deadline"),
+    (with_(deadline=Timestamp(seconds=-(2**62))), Code.INVALID_ARGUMENT, "task.deadline"),
+    (
+        with_(metadata=Struct(fields={"x": Value(number_value=float("nan"))})),
+        Code.INVALID_ARGUMENT,
+        "task.metadata",
+    ),
 ]
 
 
@@ -109,6 +119,11 @@ async def test_bad_worker_calls(stubs):
         (stubs.tasks.Get(pb.GetTaskRequest(task_id="t-no")), Code.NOT_FOUND, "t-no"),
         (stubs.tasks.List(pb.ListTasksRequest(status=42)), Code.INVALID_ARGUMENT, "status"),
         (stubs.tasks.List(pb.ListTasksRequest(page_size=5000)), Code.INVALID_ARGUMENT, "page_size"),
+        (
+            stubs.tasks.List(pb.ListTasksRequest(page_token=encode_page_token(2**70))),
+            Code.INVALID_ARGUMENT,
+            "page_token",
+        ),
         (stubs.tasks.GetTree(pb.GetTreeRequest(task_id="t-no")), Code.NOT_FOUND, "t-no"),
     ]
     for call, code, field in cases:
