@@ -117,7 +117,7 @@ class TaskQueue:
             log.error("background task work failed: %r", task.exception())
 
     def _agent_gone(self, gone: AgentGone) -> None:
-        self.announce(self.storage.take_requeue_changes(gone.agent.agent_id))
+        self.announce(self.storage.take_requeue_changes(gone.agent.agent_id, gone.requeued_tasks))
         self.dispatch.wake_agent(gone.agent.agent_id)
 
     def _agent_online(self, agent: Agent) -> None:

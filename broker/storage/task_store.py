@@ -80,7 +80,7 @@ class TaskStore(Protocol):
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
         """Delete finished tasks older than the retention period (leaves first)."""
 
-    def take_requeue_changes(self, agent_id: str) -> Changes:
+    def take_requeue_changes(self, agent_id: str, requeued: list[str]) -> Changes:
         """What requeueing a departed agent's tasks changed (after the registry's commit)."""
 
     async def get_task(self, task_id: str) -> Task: ...

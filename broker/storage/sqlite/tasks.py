@@ -63,7 +63,7 @@ class TaskOps:
         return Capsets()
 
     @cached_property
-    def _gone_changes(self) -> dict[str, Changes]:
+    def _gone_changes(self) -> dict[tuple[str, tuple[str, ...]], Changes]:
         return {}
 
     @cached_property
@@ -155,18 +155,22 @@ class TaskOps:
         """Requeue the agent's running tasks (same transaction as the caller); return their ids.
 
         What changed is kept for ``take_requeue_changes``, which the task queue
-        calls once the registry has committed and tells it the agent is gone.
+        calls once the registry has committed and tells it the agent is gone. It
+        is keyed by the requeued ids too: two departures of one agent (offline,
+        then deregistered) can both commit before the first one's listeners run,
+        and the second (which requeues nothing) must not hide the first's changes.
         """
         tx = self._tx(conn, now)
         ids = lease.requeue_of_job(tx, agent_id, reason)
         tx.flush()
         with self._gone_lock:
-            self._gone_changes[agent_id] = tx.changes  # replaces a leftover of a rolled-back job
+            # Replaces an identical leftover of a rolled-back job.
+            self._gone_changes[(agent_id, tuple(ids))] = tx.changes
         return ids
 
-    def take_requeue_changes(self, agent_id: str) -> Changes:
+    def take_requeue_changes(self, agent_id: str, requeued: list[str]) -> Changes:
         with self._gone_lock:
-            return self._gone_changes.pop(agent_id, None) or Changes()
+            return self._gone_changes.pop((agent_id, tuple(requeued)), None) or Changes()
 
     # ------------------------------------------------------------ reads
 
