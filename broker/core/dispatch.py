@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from ..clock import now_us
-from ..errors import FailedPrecondition
+from ..errors import FailedPrecondition, StorageUnavailable
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
 from ..storage.base import Storage
 from .hub import Signals
@@ -38,6 +38,7 @@ LISTEN_BATCH = 100
 # A waiting stream looks again this often even without a wake-up: heartbeat-
 # reported capacity and other brokers' commits (shared database) do not notify.
 IDLE_RECHECK_S = 1.0
+SHUTTING_DOWN = "the broker is shutting down; listen again"
 
 
 def agent_key(agent_id: str) -> str:
@@ -75,6 +76,27 @@ class Dispatcher:
         self._inboxes: dict[str, set[Inbox]] = {}
         self._caps: dict[str, tuple[str, ...]] = {}
         self.lease_attempts = 0  # lease jobs run (tests check that waiting does not poll)
+        # Wake-ups of every waiting Claim and Listen, so that shutdown can end them.
+        self._armed: set[asyncio.Event] = set()
+        self._closing = False
+
+    def shutdown(self) -> None:
+        """End every Listen stream (UNAVAILABLE) and answer every waiting Claim (no tasks) now,
+        rather than letting them hold a graceful stop for its whole grace period."""
+        self._closing = True
+        for ev in self._armed:
+            ev.set()
+
+    def _arm(self, keys: list[str]) -> asyncio.Event:
+        ev = self.signals.arm(keys)
+        self._armed.add(ev)
+        if self._closing:
+            ev.set()
+        return ev
+
+    def _disarm(self, keys: list[str], ev: asyncio.Event) -> None:
+        self.signals.disarm(keys, ev)
+        self._armed.discard(ev)
 
     # ------------------------------------------------------------ announcing
 
@@ -135,7 +157,9 @@ class Dispatcher:
         deadline = loop.time() + wait_s
         keys = keys_for(agent_id, await self._known_caps(agent_id))
         while True:
-            ev = self.signals.arm(keys)
+            if self._closing:
+                return []
+            ev = self._arm(keys)
             try:
                 res = await self._lease(agent_id, max_n)
                 if res.agent_status == "offline":
@@ -148,12 +172,14 @@ class Dispatcher:
                 if not await _wait(ev, remaining):
                     return []
             finally:
-                self.signals.disarm(keys, ev)
+                self._disarm(keys, ev)
             keys = keys_for(agent_id, res.capabilities)
 
     async def listen(self, agent_id: str) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
         """Assignments and cancellations for the agent's Listen stream. The first item is empty:
         it marks the stream live (every later cancellation and new task will reach it)."""
+        if self._closing:
+            raise StorageUnavailable(SHUTTING_DOWN)
         agent = await self.storage.get_agent(agent_id)
         if agent.status.value == "offline":
             raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
@@ -163,7 +189,9 @@ class Dispatcher:
         try:
             yield [], []  # live: cancellations for this agent now reach the stream
             while True:
-                ev = self.signals.arm(keys)
+                if self._closing:
+                    raise StorageUnavailable(SHUTTING_DOWN)
+                ev = self._arm(keys)
                 try:
                     # A deregistered agent's lease raises NotFound: the stream ends there.
                     # (Its requeued tasks' cancellations are not sent first: the client
@@ -176,7 +204,7 @@ class Dispatcher:
                         continue  # a full batch: more may be waiting
                     await _wait(ev, IDLE_RECHECK_S)
                 finally:
-                    self.signals.disarm(keys, ev)
+                    self._disarm(keys, ev)
                 keys = keys_for(agent_id, res.capabilities)
         finally:
             boxes = self._inboxes.get(agent_id)

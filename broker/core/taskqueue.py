@@ -213,6 +213,10 @@ class TaskQueue:
             raise
         return watcher, snapshot
 
+    def shutdown(self) -> None:
+        """A graceful stop: end Listen streams and waiting Claims now (see Dispatcher.shutdown)."""
+        self.dispatch.shutdown()
+
     # ------------------------------------------------------------ sweeping
 
     async def sweep(self) -> None:
