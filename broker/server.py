@@ -56,6 +56,7 @@ class Broker:
         await self.health.enter_graceful_shutdown()
         await self.sweeper.stop()
         self.mailbox.shutdown()  # ends Subscribe streams now rather than after the grace period
+        self.registry.shutdown()  # and WatchAgents streams
         self.tasks.shutdown()  # ends Listen streams and waiting Claims now, likewise
         await self.server.stop(grace)
         await self.mailbox.close()  # waits for their deliveries to be released before storage closes

@@ -73,11 +73,22 @@ class Feed(Generic[E]):
     def __init__(self, maxsize: int = 10_000) -> None:
         self._maxsize = maxsize
         self._watchers: set[Watcher[E]] = set()
+        self._closed: Exception | None = None
 
     def watch(self, accept: Callable[[E], bool] | None = None) -> Watcher[E]:
         w: Watcher[E] = Watcher(self, accept, self._maxsize)
-        self._watchers.add(w)
+        if self._closed is not None:
+            w._end(self._closed)
+        else:
+            self._watchers.add(w)
         return w
+
+    def close(self, error: Exception) -> None:
+        """End every watcher (its next ``get`` raises ``error``, after what it was already given),
+        and every later one at once."""
+        self._closed = error
+        for w in list(self._watchers):
+            w._end(error)
 
     def publish(self, event: E) -> None:
         for w in list(self._watchers):
@@ -95,7 +106,7 @@ class Watcher(Generic[E]):
     def __init__(self, feed: Feed[E], accept: Callable[[E], bool] | None, maxsize: int) -> None:
         self._feed = feed
         self._accept = accept
-        self._queue: asyncio.Queue[E | Overflow] = asyncio.Queue()
+        self._queue: asyncio.Queue[E | Exception] = asyncio.Queue()
         self._maxsize = maxsize
         self._overflowed = False
 
@@ -109,11 +120,18 @@ class Watcher(Generic[E]):
             return
         self._queue.put_nowait(event)
 
+    def _end(self, error: Exception) -> None:
+        if not self._overflowed:
+            self._overflowed = True
+            self._queue.put_nowait(error)
+        self._feed._drop(self)
+
     async def get(self) -> E:
         item = await self._queue.get()
-        if isinstance(item, Overflow):
+        if isinstance(item, Exception):
+            self._queue.put_nowait(item)  # and again on every later get
             raise item
-        return item
+        return item  # type: ignore[return-value]
 
     def close(self) -> None:
         self._feed._drop(self)

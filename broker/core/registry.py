@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..errors import StorageUnavailable
 from ..models.agents import (
     LIVE_STATUSES,
     Agent,
@@ -80,6 +81,10 @@ class Registry:
         self._publish(AgentEventType.DEREGISTERED, gone.agent, now)
         await self._tell_gone(gone)
         return gone
+
+    def shutdown(self) -> None:
+        """End every WatchAgents stream (UNAVAILABLE: watch again later) and refuse new ones."""
+        self.events.close(StorageUnavailable("the broker is shutting down; watch again"))
 
     async def get(self, agent_id: str) -> Agent:
         return await self.storage.get_agent(agent_id)

@@ -159,3 +159,25 @@ async def test_watch_filters_by_agent_id(stubs):
         assert ev.agent.agent_id == "b"
     finally:
         stream.cancel()
+
+
+async def test_shutdown_ends_watch_streams_at_once(tmp_path):
+    # A graceful stop ends WatchAgents streams with UNAVAILABLE (watch again elsewhere) at once,
+    # rather than holding the shutdown for the whole grace period and then cancelling them.
+    from broker.server import start_server
+    from tests.conftest import make_settings, stubs_for
+
+    b = await start_server(make_settings(tmp_path))
+    stubs = stubs_for(b.address)
+    try:
+        call = stubs.agents.WatchAgents(pb.WatchAgentsRequest())
+        await asyncio.wait_for(call.initial_metadata(), 5)
+        stop = asyncio.ensure_future(b.stop(15.0))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await next_within(call, 5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in err.value.details(), err.value.details()
+        await asyncio.wait_for(asyncio.shield(stop), 5)  # not the 15 s grace
+    finally:
+        await stop  # bounded by the grace
+        await stubs.channel.close()
