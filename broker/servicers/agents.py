@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ..core.registry import Registry
+from ..errors import InvalidArgument
 from ..models.agents import (
     Agent,
     AgentEvent,
@@ -131,6 +132,8 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
         self, request: pb.ListAgentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAgentsResponse:
         token = decode_page_token(request.page_token, 1)
+        if token is not None and not isinstance(token[0], str):
+            raise InvalidArgument("page_token", "is not a token this broker issued")
         flt = AgentFilter(
             status=_status_filter(request.status, "status"),
             agent_type=request.agent_type,

@@ -229,7 +229,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         self, request: pb.ListMessagesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListMessagesResponse:
         token = decode_page_token(request.page_token, 1)
-        if token is not None and not isinstance(token[0], int):
+        if token is not None and (type(token[0]) is not int or not 0 <= token[0] < 2**63):
             raise InvalidArgument("page_token", "is not a token this broker issued")
         status = enum_value(pb.MessageStatus, request.status, "status")
         flt = MessageFilter(

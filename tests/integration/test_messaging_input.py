@@ -224,6 +224,16 @@ async def test_out_of_range_time_is_invalid_and_does_not_fail_concurrent_sends(p
     assert await stored(pair) == 20
 
 
+@pytest.mark.parametrize("part", [10**30, "x", None])
+async def test_well_encoded_but_foreign_page_token_is_invalid(pair, part):
+    from broker.models.common import encode_page_token
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pair.messaging.ListMessages(pb.ListMessagesRequest(page_token=encode_page_token(part)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("page_token:"), err.value.details()
+
+
 async def test_out_of_range_list_filter_is_invalid(pair):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await pair.messaging.ListMessages(

@@ -89,6 +89,14 @@ async def test_bad_page_token_and_size(stubs):
     await assert_invalid(stubs.agents.ListAgents(pb.ListAgentsRequest(page_size=5000)), "page_size")
 
 
+@pytest.mark.parametrize("part", [[1], 10**30, None])
+async def test_well_encoded_but_foreign_page_token(stubs, part):
+    from broker.models.common import encode_page_token
+
+    token = encode_page_token(part)
+    await assert_invalid(stubs.agents.ListAgents(pb.ListAgentsRequest(page_token=token)), "page_token")
+
+
 async def test_request_over_size_limit_is_refused(stubs, broker):
     too_big = broker.settings.max_request_bytes + 1
     with pytest.raises(grpc.aio.AioRpcError) as err:
