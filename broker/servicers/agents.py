@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -61,6 +62,13 @@ def agent_to_pb(a: Agent) -> pb.Agent:
     return msg
 
 
+def _metadata(request: pb.RegisterRequest) -> dict[str, Any]:
+    try:
+        return struct_to_dict(request, "metadata")
+    except ValueError:  # NaN or infinity: a Struct that has no JSON form
+        raise InvalidArgument("metadata", "numbers must be finite (no NaN or infinity)") from None
+
+
 def _status_filter(value: int, field: str) -> AgentStatus | None:
     enum_value(pb.AgentStatus, value, field)
     return PB_TO_STATUS.get(value)
@@ -85,7 +93,7 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
             max_concurrent_tasks=request.max_concurrent_tasks,
             endpoint=request.endpoint,
             labels=dict(request.labels),
-            metadata=struct_to_dict(request, "metadata"),
+            metadata=_metadata(request),
         )
         agent, created = await self.registry.register(inp)
         return pb.RegisterResponse(

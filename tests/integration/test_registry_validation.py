@@ -105,3 +105,13 @@ async def test_request_over_size_limit_is_refused(stubs, broker):
         )
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     await assert_no_agents(stubs)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+async def test_non_finite_metadata_number(stubs, value):
+    # JSON has no NaN or Infinity: refused naming the field, not an internal error.
+    meta = struct_pb2.Struct()
+    meta.update({"nested": {"x": value}})
+    req = pb.RegisterRequest(agent_id="a", max_concurrent_tasks=1, metadata=meta)
+    await assert_invalid(stubs.agents.Register(req), "metadata")
+    await assert_no_agents(stubs)
