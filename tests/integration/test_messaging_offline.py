@@ -90,11 +90,47 @@ async def test_retention_purges_processed_and_expired_but_keeps_dead_letters(stu
 async def test_idempotency_keys_are_kept_as_long_as_messages(stubs):
     await register(stubs, "alice")
     await register(stubs, "bob")
-    first = await send(stubs, "alice", "bob", idempotency_key="k")
-    assert await send(stubs, "alice", "bob", idempotency_key="k") == first
+    ttl = duration_pb2.Duration(nanos=100_000_000)
+    first = await send(stubs, "alice", "bob", idempotency_key="k", ttl=ttl)
+    assert await send(stubs, "alice", "bob", idempotency_key="k", ttl=ttl) == first
 
     async def key_forgotten():
-        return await send(stubs, "alice", "bob", idempotency_key="k") != first
+        return await send(stubs, "alice", "bob", idempotency_key="k", ttl=ttl) != first
 
-    # Past the retention period the key is purged with its record; a new send is a new message.
+    # The message expires; past the retention period it is purged, and its key with it: a new
+    # send is a new message.
     await eventually(key_forgotten, what="idempotency key purged")
+
+
+async def test_idempotency_key_outlives_retention_while_its_message_is_kept(stubs, broker):
+    # The (sender, key) record is kept as long as its message: a pending message older than the
+    # retention period still makes a retry with the same key a duplicate, not a second copy.
+    await register(stubs, "alice")
+    await register(stubs, "bob")
+    first = await stubs.messaging.Send(
+        pb.SendRequest(sender_id="alice", target=pb.Target(agent_id="bob"), idempotency_key="k")
+    )
+    # A message that expires at once, then is purged by retention: when it is gone, retention
+    # has run over everything sent before it.
+    gone = await send(stubs, "alice", "bob", ttl=duration_pb2.Duration(nanos=50_000_000))
+
+    async def purged() -> bool:
+        try:
+            await get(stubs, gone)
+        except grpc.aio.AioRpcError as err:
+            return err.code() == grpc.StatusCode.NOT_FOUND
+        return False
+
+    await eventually(purged, timeout=10, what="the expired message purged")
+    rounds = broker.sweeper.rounds
+    await eventually(lambda: _true(broker.sweeper.rounds >= rounds + 2), what="two more sweeps")
+    again = await stubs.messaging.Send(
+        pb.SendRequest(sender_id="alice", target=pb.Target(agent_id="bob"), idempotency_key="k")
+    )
+    assert again.duplicate and list(again.message_ids) == list(first.message_ids)
+    listed = await stubs.messaging.ListMessages(pb.ListMessagesRequest(sender_id="alice"))
+    assert [m.message_id for m in listed.messages] == list(first.message_ids)
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -331,15 +331,20 @@ class MessageOps(MessageReads):
                 conn.execute(_RELEASE_LAPSED, _release_args(now, "ack deadline passed", lim=limit)).fetchall()
             )
             expired = [(r[0], r[1]) for r in conn.execute(_EXPIRE, {"now": now, "lim": limit})]
-            purged = conn.execute(
-                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",  # noqa: S608
-                {"before": purge_before, "lim": limit},
-            ).rowcount
+            purge = {"before": purge_before, "lim": limit}
+            # An idempotency record goes with its message (with the first purged copy of a
+            # broadcast), not by its own age: a message still pending or dead-lettered past the
+            # retention period keeps its key.
             conn.execute(
                 "DELETE FROM message_sends WHERE (sender_id, idempotency_key) IN"
-                " (SELECT sender_id, idempotency_key FROM message_sends WHERE created_at < ? LIMIT ?)",
-                (purge_before, limit),
+                f" (SELECT sender_id, idempotency_key FROM a2a_messages WHERE seq IN ({PURGEABLE})"
+                " AND idempotency_key IS NOT NULL)",
+                purge,
             )
+            purged = conn.execute(
+                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",  # noqa: S608
+                purge,
+            ).rowcount
             return SweepOutcome(lapsed, expired, purged)
 
         return await self.engine.write(job)
