@@ -86,3 +86,19 @@ async def test_write_after_close_is_unavailable(tmp_path):
     await e.close()
     with pytest.raises(StorageUnavailable):
         await e.write(lambda c: None)
+
+
+async def test_write_while_closing_is_unavailable_not_stuck(tmp_path):
+    # A write that arrives after close() queued its stop (e.g. a stream's release late in a
+    # shutdown) is refused at once; before, it sat behind the stop and never resolved.
+    e = SqliteEngine(str(tmp_path / "c.db"))
+    await e.open()
+    await e.write(lambda c: c.execute("CREATE TABLE t (k TEXT, v INTEGER)"))
+    first = asyncio.ensure_future(e.write(insert("a", 1)))
+    closing = asyncio.ensure_future(e.close())
+    await asyncio.sleep(0)  # close() has queued its stop and waits for the writer
+    assert not closing.done()
+    with pytest.raises(StorageUnavailable):
+        await asyncio.wait_for(e.write(insert("b", 2)), 5)
+    assert await asyncio.wait_for(first, 5) == "a"  # queued before the stop: committed
+    await asyncio.wait_for(closing, 5)

@@ -78,6 +78,7 @@ class SqliteEngine:
         self._reader_cycle: itertools.cycle[aiosqlite.Connection] | None = None
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.jobs = 0  # write jobs run
 
@@ -95,6 +96,7 @@ class SqliteEngine:
         self._task = asyncio.create_task(self._writer_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
+        self._closing = True  # a write from now on would queue behind the stop, never to run
         if self._task is not None:
             await self._queue.put(_STOP)
             await self._task
@@ -107,7 +109,7 @@ class SqliteEngine:
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn in a write transaction shared with other jobs; return after the commit."""
-        if self._task is None:
+        if self._task is None or self._closing:
             raise StorageUnavailable("storage is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((fn, fut))
