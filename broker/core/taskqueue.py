@@ -214,8 +214,9 @@ class TaskQueue:
         return watcher, snapshot
 
     def shutdown(self) -> None:
-        """A graceful stop: end Listen streams and waiting Claims now (see Dispatcher.shutdown)."""
+        """A graceful stop: end Listen streams, waiting Claims and Watch streams now."""
         self.dispatch.shutdown()
+        self.events.close(StorageUnavailable("the broker is shutting down; watch again"))
 
     # ------------------------------------------------------------ sweeping
 

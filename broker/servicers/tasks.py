@@ -261,6 +261,8 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         value = check_id(getattr(request, which), which)
         watcher, snapshot = await self.queue.watch(_WATCH_SCOPES[which], value)
         with watcher:
+            # Response headers tell the client the watch is live: no later change is missed.
+            await context.send_initial_metadata(())
             if request.include_snapshot:
                 for ev in snapshot:
                     yield await self._event(ev)

@@ -18,6 +18,7 @@ from .tasks_helpers import duration, register
 async def test_shutdown_ends_listen_streams_and_claim_long_polls_at_once(tmp_path):
     b = await start_server(make_settings(tmp_path))
     stubs = stubs_for(b.address)
+    stop = None
     try:
         await register(stubs, "w", capacity=1)
         await register(stubs, "c", capacity=1)
@@ -40,3 +41,27 @@ async def test_shutdown_ends_listen_streams_and_claim_long_polls_at_once(tmp_pat
         await asyncio.wait_for(stop, 5)  # not the 30 s grace
     finally:
         await stubs.channel.close()
+        if stop is not None and not stop.done():
+            await b.server.stop(0)  # a regression fails here and now instead of hanging the suite
+            await asyncio.wait_for(stop, 10)
+
+
+async def test_shutdown_ends_task_watch_streams_at_once(tmp_path):
+    b = await start_server(make_settings(tmp_path))
+    stubs = stubs_for(b.address)
+    stop = None
+    try:
+        sub = await stubs.tasks.Submit(pb.SubmitRequest(task=pb.TaskSpec(title="watched")))
+        watch = stubs.tasks.Watch(pb.WatchTasksRequest(task_id=sub.task.task_id))
+        await asyncio.wait_for(watch.initial_metadata(), 5)
+        stop = asyncio.ensure_future(b.stop(30.0))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await next_within(watch, 5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in (err.value.details() or ""), err.value.details()
+        await asyncio.wait_for(stop, 5)  # not the 30 s grace
+    finally:
+        await stubs.channel.close()
+        if stop is not None and not stop.done():
+            await b.server.stop(0)  # a regression fails here and now instead of hanging the suite
+            await asyncio.wait_for(stop, 10)
