@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["messaging", "tasks"]
+SUITES = ["engine", "messaging", "tasks"]
 
 
 def main(argv: list[str]) -> int:
