@@ -51,7 +51,10 @@ def main() -> None:
     many = median([r for r, _ in results[64]])
     per_commit = median([j for _, j in results[64]])
     print(f"  1 write in flight    {one:10,.0f} durable writes/s")
-    print(f"  64 writes in flight  {many:10,.0f} durable writes/s  ({many / one:.1f}x; {per_commit:.1f} jobs/commit)")
+    print(
+        f"  64 writes in flight  {many:10,.0f} durable writes/s"
+        f"  ({many / one:.1f}x; {per_commit:.1f} jobs/commit)"
+    )
 
 
 if __name__ == "__main__":
