@@ -77,7 +77,8 @@ async def test_committed_writes_survive_reopen(engine, tmp_path):
         assert await e2.read(count) == 50
     finally:
         await e2.close()
-    await engine.open()  # so the fixture can close it
+    await engine.open()  # reopened, it takes writes again (and the fixture closes it)
+    assert await engine.write(insert("after-reopen", 1)) == "after-reopen"
 
 
 async def test_write_after_close_is_unavailable(tmp_path):

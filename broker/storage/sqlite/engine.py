@@ -93,6 +93,7 @@ class SqliteEngine:
             await r.execute("PRAGMA query_only=ON")
             self._readers.append(r)
         self._reader_cycle = itertools.cycle(self._readers)
+        self._closing = False
         self._task = asyncio.create_task(self._writer_loop(), name="sqlite-writer")
 
     async def close(self) -> None:
