@@ -332,3 +332,32 @@ def _retries(n: int, backoff: float = 1.0) -> Any:
     from a2a_broker_client import RetryPolicy
 
     return RetryPolicy(max_retries=n, initial_backoff=backoff, max_backoff=backoff)
+
+
+async def test_stop_during_an_ack_call_still_acks(client, start_worker):
+    # stop() ends the ack loop; an Ack call it cuts short must be sent again by the final flush.
+    handled = asyncio.Event()
+    ack_started = asyncio.Event()
+
+    async def on_message(msg: Message) -> None:
+        handled.set()
+
+    w = await start_worker("acker", on_message=on_message)
+    real_ack = w.client.ack
+    calls = 0
+
+    async def slow_first_ack(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            ack_started.set()
+            await asyncio.Event().wait()  # never answers: only cancellation ends it
+        return await real_ack(*args, **kwargs)
+
+    w.client.ack = slow_first_ack  # type: ignore[method-assign]
+    mid = (await client.send("sender", "acker", "hi")).message_id
+    await wait_for(handled, what="message handled")
+    await wait_for(ack_started, what="the ack call")
+    await w.stop(drain_timeout=2)
+    assert calls == 2
+    assert (await client.get_message(mid)).status == MessageStatus.PROCESSED

@@ -371,6 +371,11 @@ class Worker:
         try:
             await self.client.ack(self.agent_id, ids)
             self.stats.messages_acked += len(ids)
+        except asyncio.CancelledError:
+            # Cancelled mid-call (stop() ends the ack loop): not known to have landed, so the
+            # final flush sends these again; acking twice is harmless.
+            self._pending_acks[:0] = ids
+            raise
         except BrokerRpcError as exc:
             log.warning("worker %s: ack of %d messages failed: %s", self.agent_id, len(ids), exc)
 
