@@ -20,14 +20,9 @@ class Sweeper:
         self.jobs = jobs
         self.rounds = 0
         self._task: asyncio.Task[None] | None = None
-        self._kick = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="sweeper")
-
-    def kick(self) -> None:
-        """Run a round now instead of waiting for the period (used by tests and shutdown)."""
-        self._kick.set()
 
     async def run_once(self) -> None:
         for name, job in self.jobs:
@@ -39,11 +34,7 @@ class Sweeper:
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._kick.wait(), self.period_s)
-            except TimeoutError:
-                pass
-            self._kick.clear()
+            await asyncio.sleep(self.period_s)
             await self.run_once()
 
     async def stop(self) -> None:

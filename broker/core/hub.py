@@ -16,8 +16,9 @@ E = TypeVar("E")
 class Signals:
     """Wake-ups keyed by a string (an agent id, a capability...).
 
-    A waiter calls ``arm(keys)`` *before* it looks for work, then ``wait`` if it
-    found none: a notify that lands between the look and the wait is not lost.
+    A waiter calls ``arm(keys)`` *before* it looks for work, then awaits the
+    returned event if it found none, and ``disarm``s it after: a notify that lands
+    between the look and the wait is not lost.
     """
 
     def __init__(self) -> None:
@@ -44,19 +45,6 @@ class Signals:
     def notify_many(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.notify(key)
-
-    async def wait(self, keys: list[str], timeout: float | None, look: Callable[[], object]) -> None:
-        """Helper for simple loops: arm, call ``look`` (sync), wait if it returned falsy."""
-        ev = self.arm(keys)
-        try:
-            if look():
-                return
-            try:
-                await asyncio.wait_for(ev.wait(), timeout)
-            except TimeoutError:
-                pass
-        finally:
-            self.disarm(keys, ev)
 
 
 class Overflow(Exception):
