@@ -74,6 +74,8 @@ class NewMessage:
     max_attempts: int
     idempotency_key: str | None
     headers: dict[str, str]
+    # Refuse unless a registered agent would receive it now (else it waits for its recipient).
+    require_recipient: bool = False
 
 
 @dataclass(slots=True)
@@ -115,6 +117,8 @@ class Message:
     ack_deadline: int | None
     processed_at: int | None
     last_error: str | None
+    # Pending with nobody to go to (recipient or capability not registered): set by reads only.
+    awaiting_recipient: bool = False
 
 
 _known_ids: set[str] = set()  # ids that passed the pattern (the regex is the costly check)
@@ -151,6 +155,7 @@ def check_send(
     max_attempts: int | None = None,
     idempotency_key: str = "",
     headers: dict[str, str] | None = None,
+    require_recipient: bool = False,
 ) -> NewMessage:
     """Validate one send; ``field`` prefixes every field name in errors (e.g. ``messages[3].``).
 
@@ -228,6 +233,7 @@ def check_send(
         max_attempts,
         idempotency_key or None,
         headers or {},
+        require_recipient,
     )
 
 

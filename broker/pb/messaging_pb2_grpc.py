@@ -86,10 +86,17 @@ class MessagingServicer:
         """Send stores one message (one copy per recipient for a broadcast) and
         answers once it is committed. A repeated `idempotency_key` from the same
         sender answers with the first send's ids and stores nothing new.
-        Errors: NOT_FOUND for an unknown sender or recipient; INVALID_ARGUMENT for
-        a malformed field (priority outside 0-10, payload over the size limit,
-        negative TTL...); FAILED_PRECONDITION for an anycast with no agent having
-        the capability.
+        A recipient need not exist yet: a direct send to an agent id that is not
+        registered, or an anycast to a capability no registered agent has, is
+        stored and waits (subject to its expiry) until such an agent registers
+        and subscribes; ListMessages shows it with `awaiting_recipient` set. A
+        broadcast is copied to the agents registered at send time only (none:
+        accepted with no copies). Set `require_recipient` to be refused instead.
+        Errors: NOT_FOUND for an unknown sender (or, with `require_recipient`, an
+        unknown recipient); INVALID_ARGUMENT for a malformed field (priority
+        outside 0-10, payload over the size limit, negative TTL...);
+        FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
+        that no registered agent would receive.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

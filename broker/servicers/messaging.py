@@ -94,6 +94,7 @@ def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "
         max_attempts=req.max_attempts if req.HasField("max_attempts") else None,
         idempotency_key=req.idempotency_key,
         headers=dict(req.headers) if req.headers else None,
+        require_recipient=req.require_recipient,
     )
 
 
@@ -131,6 +132,8 @@ def _pb_fields(m: Message) -> dict[str, object]:
         kw["idempotency_key"] = m.idempotency_key
     if m.last_error is not None:
         kw["last_error"] = m.last_error
+    if m.awaiting_recipient:
+        kw["awaiting_recipient"] = True
     for name in ("deliver_after", "expires_at", "delivered_at", "ack_deadline", "processed_at"):
         value = getattr(m, name)
         if value is not None:

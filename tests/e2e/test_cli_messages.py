@@ -58,8 +58,10 @@ async def test_send_table_json_and_targets(broker, client):
     again = await cli(broker.address, *args)
     assert again.out.splitlines() == [first.out.strip(), "(duplicate: nothing new stored)"]
 
-    r = await cli(broker.address, "send", "--from", "alice", "--to", "nobody", "x")
+    r = await cli(broker.address, "send", "--from", "alice", "--to", "nobody", "x", "--require-recipient")
     assert r.rc == 1 and "NOT_FOUND" in r.err and r.out == ""
+    r = await cli(broker.address, "send", "--from", "alice", "--to", "nobody", "x")  # waits for it
+    assert r.rc == 0 and (await client.get_message(r.out.strip())).awaiting_recipient
     r = await cli(broker.address, "send", "--from", "alice", "--to", "bob", "x", "--priority", "11")
     assert r.rc == 1 and "INVALID_ARGUMENT" in r.err and "priority" in r.err
     r = await cli(broker.address, "send", "--from", "alice", "x")  # no target

@@ -116,9 +116,11 @@ async def test_nack_dead_letter_and_requeue(client):
 
 async def test_errors_name_the_problem(client):
     with pytest.raises(NotFoundError):
-        await client.send("alice", "nobody", "x")
+        await client.send("alice", "nobody", "x", require_recipient=True)
     with pytest.raises(NotFoundError):
         await client.send("nobody", "bob", "x")
+    waiting = await client.send("alice", "later", "x")  # not registered yet: it waits
+    assert (await client.get_message(waiting.message_id)).awaiting_recipient
     with pytest.raises(InvalidArgumentError) as info:
         await client.send("alice", "bob", "x", priority=11)
     assert "priority" in info.value.details

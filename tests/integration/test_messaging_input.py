@@ -46,7 +46,11 @@ BAD_SENDS = [
         "target.anycast.capability",
     ),
     (ok(payload=b"x" * (MIB + 1)), grpc.StatusCode.INVALID_ARGUMENT, "payload"),
-    (pb.SendRequest(sender_id="alice", target=to("ghost")), grpc.StatusCode.NOT_FOUND, "target.agent_id"),
+    (
+        pb.SendRequest(sender_id="alice", target=to("ghost"), require_recipient=True),
+        grpc.StatusCode.NOT_FOUND,
+        "target.agent_id",
+    ),
     (pb.SendRequest(sender_id="ghost", target=to("bob")), grpc.StatusCode.NOT_FOUND, "sender_id"),
     (pb.SendRequest(target=to("bob")), grpc.StatusCode.INVALID_ARGUMENT, "sender_id"),
     (ok(max_attempts=0), grpc.StatusCode.INVALID_ARGUMENT, "max_attempts"),
@@ -73,13 +77,15 @@ async def test_payload_at_the_limit_is_accepted(pair):
     assert await stored(pair) == 1
 
 
-async def test_deregistered_recipient_is_not_found(pair):
+async def test_deregistered_recipient_is_not_found_when_the_send_requires_it(pair):
     from broker.pb import agents_pb2 as apb
 
     await pair.agents.Deregister(apb.DeregisterRequest(agent_id="bob"))
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await send(pair, "alice", "bob")
+        await send(pair, "alice", "bob", require_recipient=True)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    mid = await send(pair, "alice", "bob")  # without it: stored, waiting for bob to come back
+    assert (await get(pair, mid)).awaiting_recipient
 
 
 async def test_batch_with_one_bad_message_stores_none(pair):
@@ -87,7 +93,7 @@ async def test_batch_with_one_bad_message_stores_none(pair):
     for bad, code, field in [
         (ok(priority=11), grpc.StatusCode.INVALID_ARGUMENT, "messages[1].priority"),
         (
-            pb.SendRequest(sender_id="alice", target=to("ghost")),
+            pb.SendRequest(sender_id="alice", target=to("ghost"), require_recipient=True),
             grpc.StatusCode.NOT_FOUND,
             "messages[1].target",
         ),
@@ -99,6 +105,14 @@ async def test_batch_with_one_bad_message_stores_none(pair):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await pair.messaging.SendBatch(pb.SendBatchRequest())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "messages" in err.value.details()
+    assert await stored(pair) == 0
+    anycast = pb.SendRequest(
+        sender_id="alice", target=pb.Target(anycast=pb.Anycast(capability="none")), require_recipient=True
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pair.messaging.SendBatch(pb.SendBatchRequest(messages=[good, anycast]))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.value.details().startswith("messages[1].target.anycast.capability"), err.value.details()
     assert await stored(pair) == 0
     r = await pair.messaging.SendBatch(pb.SendBatchRequest(messages=[good] * 3))
     assert len(r.results) == 3 and await stored(pair) == 3

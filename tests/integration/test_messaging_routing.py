@@ -121,10 +121,10 @@ async def test_anycast_released_by_one_agent_goes_to_another(stubs):
     s2.cancel()
 
 
-async def test_anycast_with_no_capable_agent_is_refused(stubs):
+async def test_anycast_with_no_capable_agent_is_refused_when_the_send_requires_one(stubs):
     await register(stubs, "boss")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await send(stubs, "boss", pb.Target(anycast=pb.Anycast(capability="nobody")))
+        await send(stubs, "boss", pb.Target(anycast=pb.Anycast(capability="nobody")), require_recipient=True)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "target.anycast.capability" in err.value.details()
 

@@ -58,6 +58,34 @@ def row_to_message(r: sqlite3.Row | tuple) -> Message:  # type: ignore[type-arg]
     )
 
 
+_REGISTERED = (
+    "SELECT agent_id FROM agents WHERE agent_id IN (SELECT value FROM json_each(?))"
+    " AND status != 'deregistered'"
+)
+_CAPABILITIES = (
+    "SELECT DISTINCT c.capability FROM agent_capabilities c JOIN agents a ON a.agent_id = c.agent_id"
+    " WHERE c.capability IN (SELECT value FROM json_each(?)) AND a.status != 'deregistered'"
+)
+
+
+def mark_awaiting(conn: sqlite3.Connection, msgs: list[Message]) -> list[Message]:
+    """Set ``awaiting_recipient`` on the pending copies that nobody registered could take: their
+    direct recipient is not a registered agent, or no registered agent has their capability."""
+    waiting = [m for m in msgs if m.status is MessageStatus.PENDING]
+    if not waiting:
+        return msgs
+    agents = {m.recipient_id for m in waiting if m.recipient_id is not None}
+    caps = {m.target_capability for m in waiting if m.recipient_id is None}
+    live = {r[0] for r in conn.execute(_REGISTERED, (json.dumps(sorted(agents)),))} if agents else set()
+    capable = {r[0] for r in conn.execute(_CAPABILITIES, (json.dumps(sorted(caps)),))} if caps else set()
+    for m in waiting:
+        if m.recipient_id is not None:
+            m.awaiting_recipient = m.recipient_id not in live
+        else:
+            m.awaiting_recipient = m.target_capability not in capable
+    return msgs
+
+
 def wake_key(recipient_id: str | None, capability: str | None) -> str:
     """The Signals key that wakes whoever may take a pending copy."""
     return f"a:{recipient_id}" if recipient_id is not None else f"c:{capability}"
@@ -74,7 +102,7 @@ class MessageReads:
             ).fetchone()
             if row is None:
                 raise NotFound(f"message {message_id!r} not found")
-            return row_to_message(row)
+            return mark_awaiting(conn, [row_to_message(row)])[0]
 
         return await self.engine.read(job)
 
@@ -106,7 +134,7 @@ class MessageReads:
 
         def job(conn: sqlite3.Connection) -> tuple[list[Message], int | None]:
             rows = conn.execute(sql, args).fetchall()
-            msgs = [row_to_message(r) for r in rows[: flt.page_size]]
+            msgs = mark_awaiting(conn, [row_to_message(r) for r in rows[: flt.page_size]])
             more = len(rows) > flt.page_size
             return msgs, (msgs[-1].seq if more else None)
 

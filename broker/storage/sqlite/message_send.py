@@ -1,9 +1,10 @@
 """Sending messages on SQLite: the send job and what is prepared for it.
 
-A send job checks that the agents exist (one SELECT for all), then inserts with multi-row VALUES
-statements; a broadcast makes its copies with one INSERT ... SELECT over the agents. Everything
-that needs no database (ids, rows, parameters, results, wake-up keys) is done on the event
-loop's thread, before or after the job: the single writer thread is the serial stage.
+A send job checks that the senders exist (one SELECT for all; recipients only for a send that
+requires them: otherwise a message waits for a recipient that has not registered yet), then
+inserts with multi-row VALUES statements; a broadcast makes its copies with one INSERT ... SELECT
+over the agents. Everything that needs no database (ids, rows, parameters, results, wake-up keys)
+is done on the event loop's thread, before or after the job: the single writer thread is the serial stage.
 """
 
 from __future__ import annotations
@@ -74,14 +75,21 @@ def new_id() -> str:
     return f"{stamp:016x}{_PROCESS}"
 
 
+def _field(i: int, name: str, batch: bool) -> str:
+    return f"messages[{i}].{name}" if batch else name
+
+
 def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> list[BrokerError | None]:
-    """Why each message cannot be sent (unknown agents, anycast nobody can take), or None."""
-
-    def field(i: int, name: str) -> str:
-        return f"messages[{i}].{name}" if batch else name
-
+    """Why each message cannot be sent, or None: an unknown sender; and, only for a send that sets
+    ``require_recipient``, a direct recipient not registered or an anycast nobody can take (without
+    it such a message is stored and waits for its recipient). A broadcast's recipients are checked
+    when its copies are made (``store_sends``)."""
     ids = {m.sender_id for m in msgs}
-    ids.update(m.target.agent_id for m in msgs if m.target.kind is TargetKind.DIRECT)  # type: ignore[misc]
+    ids.update(
+        m.target.agent_id  # type: ignore[misc]
+        for m in msgs
+        if m.require_recipient and m.target.kind is TargetKind.DIRECT
+    )
     live = {r[0] for r in conn.execute(_LIVE, (json.dumps(list(ids)),))}
     capable: dict[str, bool] = {}
     errors: list[BrokerError | None] = []
@@ -89,16 +97,22 @@ def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> lis
         err: BrokerError | None = None
         t = m.target
         if m.sender_id not in live:
-            err = NotFound(f"{field(i, 'sender_id')}: agent {m.sender_id!r} is not registered")
+            err = NotFound(f"{_field(i, 'sender_id', batch)}: agent {m.sender_id!r} is not registered")
+        elif not m.require_recipient:
+            pass
         elif t.kind is TargetKind.DIRECT and t.agent_id not in live:
-            err = NotFound(f"{field(i, 'target.agent_id')}: agent {t.agent_id!r} is not registered")
+            err = NotFound(
+                f"{_field(i, 'target.agent_id', batch)}: agent {t.agent_id!r} is not registered"
+                " (require_recipient is set)"
+            )
         elif t.kind is TargetKind.ANYCAST:
             cap = t.capability or ""
             if cap not in capable:
                 capable[cap] = conn.execute(_CAPABLE, (cap,)).fetchone() is not None
             if not capable[cap]:
                 err = FailedPrecondition(
-                    f"{field(i, 'target.anycast.capability')}: no registered agent has capability {cap!r}"
+                    f"{_field(i, 'target.anycast.capability', batch)}: no registered agent has capability"
+                    f" {cap!r} (require_recipient is set)"
                 )
         if err is not None and batch:
             raise err  # all or nothing
@@ -179,8 +193,8 @@ def store_sends(
         return None
     results: list[SendResult | BrokerError] = []
     rows: list[tuple[Any, ...]] = []  # direct and anycast rows, inserted together (in order)
-    for m, err, send_id, row, headers in zip(
-        msgs, errors, prep.send_ids, prep.rows, prep.headers, strict=True
+    for i, (m, err, send_id, row, headers) in enumerate(
+        zip(msgs, errors, prep.send_ids, prep.rows, prep.headers, strict=True)
     ):
         if err is not None:
             results.append(err)
@@ -219,6 +233,15 @@ def store_sends(
                     "incl": int(t.include_sender),
                 },
             ).fetchall()
+            if not copies and m.require_recipient:
+                err = FailedPrecondition(
+                    f"{_field(i, 'target.broadcast', batch)}: no registered agent would receive it"
+                    " (require_recipient is set)"
+                )
+                if batch:
+                    raise err
+                results.append(err)
+                continue
             copies.sort(key=lambda r: r[1])
             result = SendResult([r[0] for r in copies])
             result.recipients = [r[1] for r in copies]

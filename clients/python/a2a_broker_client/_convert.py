@@ -158,6 +158,7 @@ def send_request(o: m.OutgoingMessage) -> messaging_pb2.SendRequest:
         conversation_id=o.conversation_id,
         idempotency_key=o.idempotency_key,
         headers=o.headers,
+        require_recipient=o.require_recipient,
     )
     if o.priority is not None:
         req.priority = o.priority
@@ -202,6 +203,7 @@ def message(x: messaging_pb2.Message) -> m.Message:
         ack_deadline=to_datetime(x, "ack_deadline"),
         processed_at=to_datetime(x, "processed_at"),
         last_error=x.last_error,
+        awaiting_recipient=x.awaiting_recipient,
     )
 
 

@@ -221,6 +221,8 @@ class BrokerClient:
         sender_id: str,
         to: m.Target | str,
         payload: Any = b"",
+        *,
+        require_recipient: bool = False,
         **options: Any,
     ) -> m.SendResult:
         """Send one message; answers once it is committed.
@@ -229,10 +231,15 @@ class BrokerClient:
             sender_id: the sending agent (must be registered).
             to: a recipient agent id, or a :class:`Target` (broadcast, anycast).
             payload: bytes, str (UTF-8 text) or any JSON-able value.
+            require_recipient: refuse (``NotFoundError`` / ``FailedPreconditionError``) unless a
+                registered agent would receive it now. By default a message to an agent id or a
+                capability not registered yet is stored and waits for it.
             **options: the other fields of :class:`OutgoingMessage`
                 (``message_type``, ``priority``, ``ttl``, ``idempotency_key``...).
         """
-        out = m.OutgoingMessage(sender_id=sender_id, to=to, payload=payload, **options)
+        out = m.OutgoingMessage(
+            sender_id=sender_id, to=to, payload=payload, require_recipient=require_recipient, **options
+        )
         req = c.send_request(out)
         resp = await self._unary("messaging", "Send", req, safe=bool(out.idempotency_key))
         return c.send_result(resp)

@@ -204,6 +204,9 @@ class OutgoingMessage:
     max_attempts: int | None = None
     idempotency_key: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    # Refuse (NotFound / FailedPrecondition) unless a registered agent would receive it now;
+    # by default a message to an agent or capability not registered yet waits for it.
+    require_recipient: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,8 @@ class Message:
     ack_deadline: datetime | None = None
     processed_at: datetime | None = None
     last_error: str = ""
+    # Pending with nobody registered to take it (recipient or capability not registered yet).
+    awaiting_recipient: bool = False
 
     @property
     def data(self) -> Any:

@@ -94,6 +94,12 @@ def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--idempotency-key", default="", help="a repeat with the same key stores nothing new")
     p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
+    p.add_argument(
+        "--require-recipient",
+        action="store_true",
+        help="refuse unless a registered agent would receive it now"
+        " (by default a message to an agent or capability not registered yet waits for it)",
+    )
     p.set_defaults(func=runner(_send))
 
 
@@ -159,6 +165,7 @@ async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
         max_attempts=ns.max_attempts,
         idempotency_key=ns.idempotency_key,
         headers=headers,
+        require_recipient=ns.require_recipient,
     )
     if ns.json:
         print_json(res)
