@@ -44,6 +44,15 @@ SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job sho
 MAX_SEND_JOBS = 1
 
 
+def _settle(fut: asyncio.Future[SendResult], res: SendResult | BaseException) -> None:
+    if fut.done():
+        return
+    if isinstance(res, SendResult):
+        fut.set_result(res)
+    else:
+        fut.set_exception(res)
+
+
 class Mailbox:
     def __init__(self, storage: Storage, registry: Registry, settings: Settings) -> None:
         self.storage = storage
@@ -88,26 +97,37 @@ class Mailbox:
 
     async def _send_group(self, group: list[tuple[NewMessage, asyncio.Future[SendResult]]]) -> None:
         msgs = [m for m, _ in group]
-        reserved = self._reserve(msgs)
         try:
-            out = await self._store(msgs, False, reserved)
+            try:
+                out = await self._store(msgs, False, self._reserve(msgs))
+            except Exception as exc:
+                if len(group) == 1:
+                    raise
+                # A job shared by several Send calls failed as a whole (a row the database refused,
+                # or a storage fault): one request's content must not fail the others, so each is
+                # written again in a job of its own (the engine isolates each job in a savepoint).
+                log.warning("coalesced send of %d messages failed (%s); retrying each alone", len(group), exc)
+                await asyncio.gather(*(self._send_alone(m, fut) for m, fut in group))
+            else:
+                for (_, fut), res in zip(group, out.results, strict=True):
+                    _settle(fut, res)
         except BaseException as exc:
             for _, fut in group:
                 if not fut.done():
                     fut.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
-        else:
-            for (_, fut), res in zip(group, out.results, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(res, SendResult):
-                    fut.set_result(res)
-                else:
-                    fut.set_exception(res)
         finally:
             self._send_jobs -= 1
             self._flush_sends()  # what arrived meanwhile goes as the next group
+
+    async def _send_alone(self, msg: NewMessage, fut: asyncio.Future[SendResult]) -> None:
+        try:
+            out = await self._store([msg], False, self._reserve([msg]))
+        except Exception as exc:
+            _settle(fut, exc)
+        else:
+            _settle(fut, out.results[0])
 
     async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
         """A SendBatch: one job, all or nothing."""
