@@ -55,11 +55,18 @@ class Broker:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.sweeper.stop()
-        self.mailbox.shutdown()  # ends Subscribe streams now rather than after the grace period
+        # Ends Subscribe streams now rather than after the grace period, and refuses new Sends
+        # (UNAVAILABLE, nothing stored). The streams' deliveries stay held until mailbox.close(),
+        # so that an Ack answered OK during the grace period sticks.
+        self.mailbox.shutdown()
         self.registry.shutdown()  # and WatchAgents streams
         self.tasks.shutdown()  # ends Listen streams and waiting Claims now, likewise
+        # Sends already accepted commit and are answered before the server cancels anything:
+        # a Send ends OK or UNAVAILABLE, never CANCELLED.
+        await self.mailbox.drain(grace)
         await self.server.stop(grace)
-        await self.mailbox.close()  # waits for their deliveries to be released before storage closes
+        # Releases every delivery still held (a stream blocked in a write too), before storage closes.
+        await self.mailbox.close()
         await self.storage.close()
         log.info("broker stopped")
 

@@ -42,6 +42,8 @@ SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job sho
 # are all committing joins the next group. The writer's fixed cost per commit (~300 us of CPU
 # here) was what limited 64-in-flight Sends, not the inserts.
 MAX_SEND_JOBS = 1
+# At shutdown, the server stops once no Send has come in for this long (see Mailbox.drain).
+SEND_QUIET_S = 0.1
 
 
 def _settle(fut: asyncio.Future[SendResult], res: SendResult | BaseException) -> None:
@@ -69,7 +71,10 @@ class Mailbox:
         self._recovered = False
         self._recover_lock = asyncio.Lock()
         self._due_scanned = 0
-        self._closing = False
+        self._closing = False  # shutdown began: no new sends or streams; releases wait for close()
+        self._released = False  # close() began: held deliveries are handed back, acks are refused
+        self._last_send = 0.0  # loop time of the last Send call (see drain)
+        self._deferred: list[tuple[Subscription, list[asyncio.Future[list[Message]]]]] = []
         self._sends: list[tuple[NewMessage, asyncio.Future[SendResult]]] = []
         self._send_jobs = 0
         self._send_tasks: set[asyncio.Task[None]] = set()
@@ -80,7 +85,10 @@ class Mailbox:
     async def send(self, msg: NewMessage) -> SendResult:
         """One message. Concurrent Send calls are coalesced into shared write jobs (each message
         still succeeds or fails on its own): see ``_flush_sends``."""
-        fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._last_send = loop.time()
+        self._check_open()
+        fut: asyncio.Future[SendResult] = loop.create_future()
         self._sends.append((msg, fut))
         if self._send_jobs < MAX_SEND_JOBS:
             self._flush_sends()
@@ -131,6 +139,8 @@ class Mailbox:
 
     async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
         """A SendBatch: one job, all or nothing."""
+        self._last_send = asyncio.get_running_loop().time()
+        self._check_open()
         out = await self._store(msgs, True, self._reserve(msgs))
         return out.results  # type: ignore[return-value]  # batch mode raises instead of returning errors
 
@@ -205,9 +215,20 @@ class Mailbox:
         self._streams.setdefault(agent.agent_id, set()).add(sub)
         return sub
 
+    def _check_open(self) -> None:
+        if self._closing:
+            raise StorageUnavailable("the broker is shutting down; nothing was stored, send again")
+
     async def ack(self, agent_id: str, ids: list[str]) -> int:
+        """An ack answered OK sticks. During shutdown the deliveries stay held until ``close()``
+        (so acks in the grace period count); once they are handed back, an ack that may have come
+        too late is refused (UNAVAILABLE: ack again, or expect the message again)."""
+        if self._released:
+            raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         done = await self.storage.ack_messages(agent_id, ids, now_us())
         self._forget(done)
+        if self._released and len(done) < len(ids):
+            raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         return len(done)
 
     async def nack(self, inp: NackInput) -> tuple[int, int]:
@@ -248,6 +269,12 @@ class Mailbox:
                 del self._streams[sub.agent_id]
         if not sub.held and not claims:
             return
+        if self._closing and not self._released:
+            self._deferred.append((sub, claims))  # close() releases it, after the acks of the grace
+            return
+        self._spawn_release(sub, claims)
+
+    def _spawn_release(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
         task = asyncio.ensure_future(self._release(sub, claims))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
@@ -340,16 +367,47 @@ class Mailbox:
         self.notify_many(keys)
 
     def shutdown(self) -> None:
-        """Refuse new streams and end every stream (UNAVAILABLE: subscribe again later). Their
-        deliveries are released with the attempt given back: the broker, not the agent, failed."""
+        """Refuse new sends and streams, and end every stream (UNAVAILABLE: subscribe again
+        later). Their deliveries stay held until ``close()``, so that an ack sent meanwhile (in the
+        server's grace period) still counts; then they are released with the attempt given back:
+        the broker, not the agent, failed."""
         self._closing = True
         for subs in list(self._streams.values()):
             for sub in list(subs):
                 sub.stop(StorageUnavailable("the broker is shutting down; subscribe again"), refund=True)
 
+    async def drain(self, timeout: float, quiet: float = SEND_QUIET_S) -> None:
+        """Wait (bounded by ``timeout``) until the Send calls already accepted have committed and
+        been answered, and no Send has come in for ``quiet`` seconds (each refused UNAVAILABLE
+        meanwhile). Then the server may stop: a call that reaches a stopping server before its
+        handler runs is answered CANCELLED by gRPC itself, which a sender must not see."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            left = deadline - loop.time()
+            if self._send_tasks:
+                await asyncio.wait(list(self._send_tasks), timeout=left)
+            elif self._sends:
+                await asyncio.sleep(0)
+            elif (idle := loop.time() - self._last_send) < quiet:
+                await asyncio.sleep(min(quiet - idle, left))
+            else:
+                return
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Shut down, then wait (bounded) until every ended stream's release has committed."""
+        """After the server stopped: release every delivery still held (streams that ended during
+        the shutdown, and streams still open, e.g. blocked in a write when the grace ended), wait
+        (bounded) until those releases committed, before storage closes."""
         self.shutdown()
+        self._released = True
+        for subs in list(self._streams.values()):
+            for sub in list(subs):
+                sub.stop(StorageUnavailable("the broker is shutting down; subscribe again"), refund=True)
+                sub.refund = True
+                sub.end()  # forgets it and releases what it holds (a later end() does nothing)
+        deferred, self._deferred = self._deferred, []
+        for sub, claims in deferred:
+            self._spawn_release(sub, claims)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._releases and loop.time() < deadline:

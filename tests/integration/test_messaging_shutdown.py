@@ -1,0 +1,153 @@
+"""Shutdown of the messaging side: an Ack answered OK sticks across the restart (or the Ack is
+refused UNAVAILABLE), in-flight Sends end OK or UNAVAILABLE, and deliveries are released before
+storage closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from broker.pb import messaging_pb2 as pb
+from broker.pb import messaging_pb2_grpc as pb_grpc
+from broker.server import start_server
+
+from ..conftest import make_settings, stubs_for
+from .messaging_support import Sub, register, send
+
+
+async def test_an_ack_answered_ok_during_shutdown_sticks_after_the_restart(tmp_path):
+    settings = make_settings(tmp_path, shutdown_grace_s=2.0)
+    b = await start_server(settings)
+    stubs = stubs_for(b.address)
+    n = 50
+    try:
+        await register(stubs, "alice")
+        await register(stubs, "bob")
+        ids = [await send(stubs, "alice", "bob", b"m%d" % i) for i in range(n)]
+        sub = await Sub.open(stubs, "bob", ack_deadline={"seconds": 3600})
+        got = [m.message_id for m in await sub.take(n)]
+        assert sorted(got) == sorted(ids)
+
+        async def ack_one(mid: str) -> grpc.StatusCode:
+            try:
+                await stubs.messaging.Ack(pb.AckRequest(agent_id="bob", message_ids=[mid]), timeout=10)
+            except grpc.aio.AioRpcError as err:
+                return err.code()
+            return grpc.StatusCode.OK
+
+        stop = asyncio.ensure_future(b.stop())
+        outcomes: dict[str, grpc.StatusCode] = {}
+        for mid in got:  # one Ack after the other, from before the stop began until it refuses them
+            outcomes[mid] = await ack_one(mid)
+        await asyncio.wait_for(stop, 15)
+        sub.cancel()
+    finally:
+        await stubs.channel.close()
+    assert set(outcomes.values()) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, outcomes
+
+    b = await start_server(settings)
+    stubs = stubs_for(b.address)
+    try:
+        for mid, code in outcomes.items():
+            m = await stubs.messaging.GetMessage(pb.GetMessageRequest(message_id=mid))
+            if code == grpc.StatusCode.OK:
+                assert m.status == pb.MESSAGE_STATUS_PROCESSED, (mid, m)
+            else:
+                assert m.status == pb.MESSAGE_STATUS_PENDING and m.attempt == 0, (mid, m)
+    finally:
+        await stubs.channel.close()
+        await b.stop(0.2)
+
+
+async def test_sends_in_flight_at_shutdown_end_ok_or_unavailable_and_only_ok_ones_are_stored(tmp_path):
+    settings = make_settings(tmp_path, shutdown_grace_s=2.0)
+    b = await start_server(settings)
+    stubs = stubs_for(b.address)
+    codes: list[grpc.StatusCode] = []
+    stored: list[str] = []
+    started = asyncio.Event()
+    try:
+        await register(stubs, "alice")
+        await register(stubs, "bob")
+
+        async def sender(k: int) -> None:
+            i = 0
+            while True:
+                try:
+                    r = await stubs.messaging.Send(
+                        pb.SendRequest(
+                            sender_id="alice", target=pb.Target(agent_id="bob"), payload=b"%d" % i
+                        ),
+                        timeout=10,
+                    )
+                except grpc.aio.AioRpcError as err:
+                    codes.append(err.code())
+                    return
+                codes.append(grpc.StatusCode.OK)
+                stored.append(r.message_ids[0])
+                i += 1
+                if len(stored) >= 100:
+                    started.set()
+
+        senders = [asyncio.ensure_future(sender(k)) for k in range(20)]
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(b.stop(), 15)
+        await asyncio.wait_for(asyncio.gather(*senders), 15)
+    finally:
+        await stubs.channel.close()
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, set(codes)
+
+    b = await start_server(settings)
+    stubs = stubs_for(b.address)
+    try:
+        r = await stubs.messaging.ListMessages(pb.ListMessagesRequest(page_size=1000))
+        ids = [m.message_id for m in r.messages]
+        while r.next_page_token:
+            r = await stubs.messaging.ListMessages(
+                pb.ListMessagesRequest(page_size=1000, page_token=r.next_page_token)
+            )
+            ids += [m.message_id for m in r.messages]
+        assert sorted(ids) == sorted(stored)
+    finally:
+        await stubs.channel.close()
+        await b.stop(0.2)
+
+
+async def test_a_stream_blocked_in_a_write_at_the_end_of_the_grace_has_its_deliveries_released(
+    tmp_path, caplog
+):
+    import sqlite3
+
+    settings = make_settings(tmp_path, shutdown_grace_s=0.3)
+    b = await start_server(settings)
+    stubs = stubs_for(b.address)
+    try:
+        await register(stubs, "alice")
+        await register(stubs, "bob")
+        for _ in range(40):
+            await send(stubs, "alice", "bob", b"x" * (512 * 1024))
+        # Subscribed, never read, on a channel that keeps its flow-control window at 64 KiB:
+        # the broker's writes block.
+        slow = grpc.aio.insecure_channel(b.address, options=[("grpc.http2.bdp_probe", 0)])
+        call = pb_grpc.MessagingStub(slow).Subscribe(pb.SubscribeRequest(agent_id="bob", max_batch=1))
+        await asyncio.wait_for(call.initial_metadata(), 5)
+
+        async def delivered() -> int:
+            r = await stubs.messaging.ListMessages(
+                pb.ListMessagesRequest(status=pb.MESSAGE_STATUS_DELIVERED, page_size=1000)
+            )
+            return len(r.messages)
+
+        from ..conftest import eventually
+
+        await eventually(delivered, what="deliveries on the stream")
+        await asyncio.wait_for(b.stop(), 15)
+        call.cancel()
+        await slow.close()
+    finally:
+        await stubs.channel.close()
+    assert "could not release" not in caplog.text
+    with sqlite3.connect(settings.db) as conn:
+        rows = conn.execute("SELECT status, attempt, count(*) FROM a2a_messages GROUP BY 1, 2").fetchall()
+    assert rows == [("pending", 0, 40)], rows
