@@ -56,6 +56,7 @@ class Subscription:
         self.dirty = True  # look at once: the backlog
         self.ended: BrokerError | None = None  # set when the broker ends the stream
         self.refund = False  # give the attempt back on release (the broker ended the stream)
+        self.sending: list[Message] = []  # in the response being written (not yet transmitted)
         self.closed = False
         mailbox._watch(self)
 

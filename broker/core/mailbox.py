@@ -292,15 +292,29 @@ class Mailbox:
                 del self._owner[mid]
         if not held:
             return
-        reason = "broker shut down before the ack" if sub.refund else "subscription ended before the ack"
-        try:
-            out = await self.storage.release_deliveries(held, now_us(), reason, sub.refund)
-        except Exception:
-            log.exception(
-                "could not release %d deliveries of %s; the ack deadline will", len(held), sub.agent_id
-            )
-            return
-        self._changed(out)
+        # Deliveries whose response was never written (the stream ended during the write) were
+        # not transmitted: their attempt is given back, as when the broker shut down.
+        unsent = {m.message_id for m in sub.sending}
+        sub.sending = []
+        groups = [
+            ([h for h in held if h[0] in unsent], True, "not transmitted before the subscription ended"),
+            (
+                [h for h in held if h[0] not in unsent],
+                sub.refund,
+                "broker shut down before the ack" if sub.refund else "subscription ended before the ack",
+            ),
+        ]
+        for group, refund, reason in groups:
+            if not group:
+                continue
+            try:
+                out = await self.storage.release_deliveries(group, now_us(), reason, refund)
+            except Exception:
+                log.exception(
+                    "could not release %d deliveries of %s; the ack deadline will", len(group), sub.agent_id
+                )
+                continue
+            self._changed(out)
 
     def _agent_gone(self, gone: AgentGone) -> None:
         """Called after the commit that released the agent's deliveries: end its streams."""

@@ -27,6 +27,9 @@ MAX_BATCH_SEND = 1000
 MAX_IDS = 10_000
 MAX_REASON = 1024
 MAX_IN_FLIGHT = 10_000
+DEFAULT_RESPONSE_BYTES = 4 * 1024 * 1024  # gRPC's default receive limit
+MIN_RESPONSE_BYTES = 1024
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # the server's own send limit (broker/server.py)
 MAX_NACK_DELAY_US = 7 * 24 * 3_600_000_000
 MAX_TIME_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z, the end of the Timestamp range
 
@@ -255,12 +258,14 @@ class SubscribeInput:
     max_in_flight: int
     ack_deadline_us: int
     max_batch: int
+    max_response_bytes: int = DEFAULT_RESPONSE_BYTES
 
 
 def check_subscribe(
-    agent_id: str, max_in_flight: int, ack_deadline_us: int, max_batch: int
+    agent_id: str, max_in_flight: int, ack_deadline_us: int, max_batch: int, max_response_bytes: int = 0
 ) -> SubscribeInput:
-    """Subscription options (0 for max_in_flight / max_batch means the default, 100)."""
+    """Subscription options (0 for max_in_flight / max_batch means the default, 100; for
+    max_response_bytes, 4 MiB)."""
     _id(agent_id, "", "agent_id")
     if not 0 <= max_in_flight <= MAX_IN_FLIGHT:
         raise InvalidArgument("max_in_flight", f"must be between 1 and {MAX_IN_FLIGHT} (0 means 100)")
@@ -268,7 +273,19 @@ def check_subscribe(
         raise InvalidArgument("ack_deadline", "must be between 1 s and 1 h")
     if not 0 <= max_batch <= MAX_BATCH_SEND:
         raise InvalidArgument("max_batch", f"must be between 1 and {MAX_BATCH_SEND} (0 means 100)")
-    return SubscribeInput(agent_id, max_in_flight or 100, ack_deadline_us, max_batch or 100)
+    if max_response_bytes and not MIN_RESPONSE_BYTES <= max_response_bytes <= MAX_RESPONSE_BYTES:
+        raise InvalidArgument(
+            "max_response_bytes",
+            f"must be between {MIN_RESPONSE_BYTES} and {MAX_RESPONSE_BYTES}"
+            f" (0 means {DEFAULT_RESPONSE_BYTES})",
+        )
+    return SubscribeInput(
+        agent_id,
+        max_in_flight or 100,
+        ack_deadline_us,
+        max_batch or 100,
+        max_response_bytes or DEFAULT_RESPONSE_BYTES,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -533,6 +533,7 @@ class SubscribeRequest(_message.Message):
     MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     ACK_DEADLINE_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     """Required: the subscribing agent (must be registered)."""
     max_in_flight: _builtins.int
@@ -541,6 +542,11 @@ class SubscribeRequest(_message.Message):
     """
     max_batch: _builtins.int
     """Most messages in one response, 1-1000. 0 means 100."""
+    max_response_bytes: _builtins.int
+    """Most bytes in one response (as serialized), 1 KiB to 64 MiB: set it to
+    the client's gRPC receive limit. 0 means 4 MiB (gRPC's default limit).
+    A single message larger than this is still sent, alone in its response.
+    """
     @_builtins.property
     def ack_deadline(self) -> _duration_pb2.Duration:
         """How long the subscriber has to ack each delivery, 1 s to 1 h. Unset
@@ -554,10 +560,11 @@ class SubscribeRequest(_message.Message):
         max_in_flight: _builtins.int = ...,
         ack_deadline: _duration_pb2.Duration | None = ...,
         max_batch: _builtins.int = ...,
+        max_response_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "agent_id", b"agent_id", "max_batch", b"max_batch", "max_in_flight", b"max_in_flight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "agent_id", b"agent_id", "max_batch", b"max_batch", "max_in_flight", b"max_in_flight", "max_response_bytes", b"max_response_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -153,6 +153,33 @@ def deliveries_to_pb(msgs: list[Message]) -> pb.SubscribeResponse:
     return resp
 
 
+def _framed(size: int) -> int:
+    """Bytes of one repeated-message entry of ``size`` bytes: tag, length varint, body."""
+    return 1 + max(1, (size.bit_length() + 6) // 7) + size
+
+
+def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.SubscribeResponse, list[Message]]]:
+    """Responses of at most ``max_bytes`` each (serialized), in order; a message larger than that
+    goes alone. One response in the common case (checked on the whole first)."""
+    resp = deliveries_to_pb(msgs)
+    if resp.ByteSize() <= max_bytes:
+        return [(resp, msgs)]
+    out: list[tuple[pb.SubscribeResponse, list[Message]]] = []
+    chunk: list[pb.Message] = []
+    chunk_msgs: list[Message] = []
+    size = 0
+    for m, x in zip(msgs, resp.messages, strict=True):
+        n = _framed(x.ByteSize())
+        if chunk and size + n > max_bytes:
+            out.append((pb.SubscribeResponse(messages=chunk), chunk_msgs))
+            chunk, chunk_msgs, size = [], [], 0
+        chunk.append(x)
+        chunk_msgs.append(m)
+        size += n
+    out.append((pb.SubscribeResponse(messages=chunk), chunk_msgs))
+    return out
+
+
 class MessagingServicer(pb_grpc.MessagingServicer):
     def __init__(self, mailbox: Mailbox) -> None:
         self.mailbox = mailbox
@@ -193,6 +220,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             request.max_in_flight,
             _us(request.ack_deadline) if request.HasField("ack_deadline") else self._ack_deadline_us,
             request.max_batch,
+            request.max_response_bytes,
         )
         sub = await self.mailbox.subscribe(inp)
         # However the call ends (even cancelled while the generator is suspended), release at once.
@@ -201,7 +229,12 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         # is pushed on this stream (or a sibling stream of the same agent).
         await context.send_initial_metadata(())
         async for msgs in sub.deliveries():
-            yield deliveries_to_pb(msgs)
+            for resp, sent in split_deliveries(msgs, inp.max_response_bytes):
+                # Until the write completes (the generator resumes), these are not transmitted:
+                # if the stream ends meanwhile, their attempt is given back.
+                sub.sending = sent
+                yield resp
+                sub.sending = []
 
     @rpc
     async def Ack(self, request: pb.AckRequest, context: grpc.aio.ServicerContext) -> pb.AckResponse:
