@@ -7,7 +7,8 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 from ..errors import InvalidArgument
 
@@ -17,6 +18,11 @@ _ID_RE = re.compile(ID_PATTERN)
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=128)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+# No string a request carries may hold a NUL: SQLite's length() (and so every CHECK on a text
+# column) stops at the first one, and C clients would see a truncated value.
+NUL = "\x00"
+NUL_RULE = "must not contain NUL (\\x00) characters"
 
 MAX_JSON_BYTES = 64 * 1024
 DEFAULT_PAGE_SIZE = 100
@@ -46,10 +52,29 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 
 
+def has_nul(value: Any) -> bool:
+    """Whether a string, or any string inside lists and dicts (keys too), holds a NUL."""
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 class Input(BaseModel):
-    """Base of every validated request: frozen, unknown fields refused."""
+    """Base of every validated request: frozen, unknown fields refused, and no string anywhere
+    in it (lists, labels, metadata included) holding a NUL."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if has_nul(value):
+            raise PydanticCustomError("nul", NUL_RULE)
+        return value
 
 
 def page_size(value: int, field: str = "page_size") -> int:
@@ -84,6 +109,6 @@ def check_id(value: str, field: str) -> str:
         raise InvalidArgument(field, "is required")
     if len(value) > 128:
         raise InvalidArgument(field, "must be at most 128 characters")
-    if not _ID_RE.match(value):
+    if not _ID_RE.fullmatch(value):
         raise InvalidArgument(field, "may contain only letters, digits and . _ : @ -")
     return value
