@@ -25,17 +25,42 @@ NUL = "\x00"
 NUL_RULE = "must not contain NUL (\\x00) characters"
 
 MAX_JSON_BYTES = 64 * 1024
+# Struct fields (metadata) nest at most this deep: the top object is level 1, and each object or
+# list inside adds one. protobuf parsers refuse messages nested deeper than 100 (Python, C++) and a
+# Struct level costs three (Struct, map entry, Value), inside the responses that carry it: 20
+# leaves room for every reader, whatever wraps the Struct.
+MAX_JSON_DEPTH = 20
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
 
-def _json_size(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_JSON_BYTES:
-        raise ValueError(f"must be at most {MAX_JSON_BYTES} bytes as JSON")
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether objects and lists nest deeper than ``limit`` levels (the outermost is level 1)."""
+    if isinstance(value, dict):
+        children: Any = value.values()
+    elif isinstance(value, (list, tuple)):
+        children = value
+    else:
+        return False
+    if limit < 1:
+        return True
+    return any(json_depth_exceeds(v, limit - 1) for v in children)
+
+
+def _json_limits(value: dict[str, Any]) -> dict[str, Any]:
+    if json_depth_exceeds(value, MAX_JSON_DEPTH):
+        raise PydanticCustomError(
+            "json_depth", "must nest at most {limit} levels of objects and lists", {"limit": MAX_JSON_DEPTH}
+        )
+    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_JSON_BYTES:
+        raise PydanticCustomError(
+            "json_size", "must be at most {limit} bytes as JSON", {"limit": MAX_JSON_BYTES}
+        )
     return value
 
 
-JsonObject = Annotated[dict[str, Any], AfterValidator(_json_size)]
+# A Struct field (metadata): limited in depth and size, so that every reader can parse it back.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_limits)]
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
