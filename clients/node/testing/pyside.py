@@ -26,8 +26,9 @@ def main(address: str, command: str, *args: str) -> object:
             return {"status": m.status.value, "attempt": m.attempt, "payload": m.data}
         if command == "submit":
             title, capability, payload = args
-            res = c.submit(title, payload=json.loads(payload), required_capabilities=[capability],
-                           submitted_by="python")
+            res = c.submit(
+                title, payload=json.loads(payload), required_capabilities=[capability], submitted_by="python"
+            )
             return {"task_id": res.task.task_id}
         if command == "wait-task":
             t = c.wait_for_task(args[0], timeout=float(args[1]))

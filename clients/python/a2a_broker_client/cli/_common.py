@@ -187,11 +187,14 @@ def fields_table(pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 time (UTC when no offset is given)."""
+    """An ISO 8601 time (UTC when no offset is given); an argparse ``type``, so a bad value is a
+    usage error (exit 2)."""
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"not an ISO 8601 time: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-01-31T12:00:00Z or 2026-01-31)"
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
