@@ -12,6 +12,7 @@ from typing import Any, NoReturn, get_args
 
 from pydantic import ValidationError
 
+from . import __version__
 from .config import Settings
 from .errors import BrokerError
 
@@ -25,7 +26,8 @@ def _add_serve(sub: Any) -> None:
         "serve",
         help="run the broker",
         description="Run the broker. Every flag can also be set by the environment variable shown.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Exit codes: 0 after a clean shutdown, 1 when the broker cannot start (port in use, "
+        "storage unusable), 2 for a bad flag or setting.",
     )
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -38,9 +40,17 @@ def _add_serve(sub: Any) -> None:
             dest=name,
             default=None,
             choices=choices,
-            help=f"{field.description} [env {Settings.env_name(name)}; default {field.default}]",
+            help=_setting_help(name),
         )
     p.set_defaults(func=_serve)
+
+
+def _setting_help(name: str) -> str:
+    """A setting's description, its variable and its default (once; none when it is derived)."""
+    field = Settings.model_fields[name]
+    default = "" if field.default is None else f"; default {field.default}"
+    text = f"{field.description} [env {Settings.env_name(name)}{default}]"
+    return text.replace("%", "%%")
 
 
 def _serve(ns: argparse.Namespace) -> int:
@@ -117,6 +127,13 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     # Subcommand parsers are made by the same class (argparse's default parser_class).
     parser = Parser(prog="a2a-broker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False,
+        help="client commands: print JSON instead of a table (also accepted after the subcommand)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     try:

@@ -37,7 +37,8 @@ class Settings(BaseModel):
     address: str = Field("127.0.0.1:50051", description="host:port to listen on (port 0: any free port)")
     db: str = Field(
         "./data/broker.db",
-        description="storage: a file path, a sqlite:///path URL (postgresql:// once that backend lands)",
+        description="storage: a SQLite file path, or a URL as SQLAlchemy writes it: sqlite:///relative/path, "
+        "sqlite:////absolute/path (postgresql:// once that backend lands)",
     )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "FULL", description="SQLite synchronous pragma; FULL makes every yes survive a power cut"
@@ -86,19 +87,24 @@ class Settings(BaseModel):
     @field_validator("db")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        if "://" not in value:
-            return value
-        scheme = value.split("://", 1)[0].lower()
+        from .errors import BrokerError
+        from .storage import sqlite_path
+
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
         if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
             raise PydanticCustomError(
                 "db", "the PostgreSQL backend is not available yet; use a SQLite path or a sqlite:///path URL"
             )
-        if scheme != "sqlite":
+        if scheme not in ("", "sqlite"):
             raise PydanticCustomError(
                 "db",
-                "unknown scheme {scheme!r}: use a SQLite path or a sqlite:///path URL",
+                "unknown scheme '{scheme}': use a SQLite path or a sqlite:///path URL",
                 {"scheme": scheme},
             )
+        try:
+            sqlite_path(value)
+        except BrokerError as exc:
+            raise PydanticCustomError("db", "{problem}", {"problem": exc.message}) from None
         return value
 
     @model_validator(mode="after")
