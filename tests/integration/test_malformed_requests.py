@@ -72,3 +72,16 @@ async def test_a_valid_request_still_works_beside_the_check(stubs):
 
     resp = await stubs.agents.Register(pb.RegisterRequest(agent_id="fine", max_concurrent_tasks=1))
     assert resp.agent.agent_id == "fine"
+
+
+async def test_malformed_bytes_on_a_request_stream_are_invalid_argument(stubs, caplog):
+    caplog.set_level(logging.DEBUG)
+    call = stubs.channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        request_serializer=None,
+        response_deserializer=None,
+    )(iter([GARBAGE]))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await asyncio.wait_for(call.read(), 5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert_no_traceback(caplog)
