@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 import sys
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 
 from pydantic import ValidationError
 
+from . import __version__
 from .config import Settings
+from .errors import BrokerError
+
+EXIT_OK = 0
+EXIT_START_FAILED = 1  # serve: the broker could not start (port in use, storage unusable)
+EXIT_USAGE = 2  # a bad flag, argument or setting
 
 
 def _add_serve(sub: Any) -> None:
@@ -18,7 +26,8 @@ def _add_serve(sub: Any) -> None:
         "serve",
         help="run the broker",
         description="Run the broker. Every flag can also be set by the environment variable shown.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Exit codes: 0 after a clean shutdown, 1 when the broker cannot start (port in use, "
+        "storage unusable), 2 for a bad flag or setting.",
     )
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
@@ -31,9 +40,17 @@ def _add_serve(sub: Any) -> None:
             dest=name,
             default=None,
             choices=choices,
-            help=f"{field.description} [env {Settings.env_name(name)}; default {field.default}]",
+            help=_setting_help(name),
         )
     p.set_defaults(func=_serve)
+
+
+def _setting_help(name: str) -> str:
+    """A setting's description, its variable and its default (once; none when it is derived)."""
+    field = Settings.model_fields[name]
+    default = "" if field.default is None else f"; default {field.default}"
+    text = f"{field.description} [env {Settings.env_name(name)}{default}]"
+    return text.replace("%", "%%")
 
 
 def _serve(ns: argparse.Namespace) -> int:
@@ -50,20 +67,73 @@ def _serve(ns: argparse.Namespace) -> int:
                 f"a2a-broker: --{name.replace('_', '-')} / {Settings.env_name(name)}: {err['msg']}",
                 file=sys.stderr,
             )
-        return 2
+        return EXIT_USAGE
+    busy = _listen_problem(settings.address)
+    if busy:
+        return _cannot_start(busy)
     setup_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
-        print(f"a2a-broker: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    except RuntimeError as exc:  # grpc could not bind after all (the check below raced)
+        if "Failed to bind" not in str(exc):
+            raise
+        return _cannot_start(f"cannot listen on {settings.address}; {_FIX_ADDRESS}")
+    except (OSError, BrokerError) as exc:
+        return _cannot_start(str(exc))
+    return EXIT_OK
+
+
+_FIX_ADDRESS = f"stop the other process or choose another with --address / {Settings.env_name('address')}"
+
+
+def _listen_problem(address: str) -> str | None:
+    """Why the broker could not listen on ``address`` (a port in use, a host not of this machine),
+    found before storage is opened; None when it can (or the check does not apply)."""
+    host, _, port = address.rpartition(":")
+    if address.startswith("unix:") or port == "0":
+        return None
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, ValueError) as exc:
+        return f"cannot listen on {address}: {getattr(exc, 'strerror', None) or exc}; check --address"
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+            try:
+                s.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return f"cannot listen on {address}: the port is in use; {_FIX_ADDRESS}"
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"cannot listen on {address}: not an address of this machine; check --address"
+    return None
+
+
+def _cannot_start(message: str) -> int:
+    print(f"a2a-broker: {message}", file=sys.stderr)
+    return EXIT_START_FAILED
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the problem, and where to look), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="a2a-broker", description=__doc__)
+    # Subcommand parsers are made by the same class (argparse's default parser_class).
+    parser = Parser(prog="a2a-broker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False,
+        help="client commands: print JSON instead of a table (also accepted after the subcommand)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     try:

@@ -10,9 +10,23 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 ENV_PREFIX = "A2A_BROKER_"
+
+
+def address_problem(address: str, allow_port_0: bool = False) -> str | None:
+    """What is wrong with a ``host:port`` address (``[v6]:port`` too), or None."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or host.endswith(":") and not host.startswith("["):
+        return f"{address!r} needs a port: HOST:PORT, e.g. 127.0.0.1:50051"
+    if host.startswith("[") != host.endswith("]"):
+        return f"{address!r} needs a port: HOST:PORT, e.g. [::1]:50051"
+    if not port.isdigit() or not (0 if allow_port_0 else 1) <= int(port) <= 65535:
+        low = 0 if allow_port_0 else 1
+        return f"the port of {address!r} must be a number from {low} to 65535"
+    return None
 
 
 class Settings(BaseModel):
@@ -23,7 +37,8 @@ class Settings(BaseModel):
     address: str = Field("127.0.0.1:50051", description="host:port to listen on (port 0: any free port)")
     db: str = Field(
         "./data/broker.db",
-        description="storage: a file path, a sqlite:///path URL (postgresql:// once that backend lands)",
+        description="storage: a SQLite file path, or a URL as SQLAlchemy writes it: sqlite:///relative/path, "
+        "sqlite:////absolute/path (postgresql:// once that backend lands)",
     )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "FULL", description="SQLite synchronous pragma; FULL makes every yes survive a power cut"
@@ -58,6 +73,39 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(5.0, ge=0, description="time given to in-flight calls on shutdown")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["json", "text"] = Field("json", description="structured JSON lines or plain text")
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value.startswith("unix:"):
+            return value
+        problem = address_problem(value, allow_port_0=True)
+        if problem:
+            raise PydanticCustomError("address", problem)
+        return value
+
+    @field_validator("db")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        from .errors import BrokerError
+        from .storage import sqlite_path
+
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+            raise PydanticCustomError(
+                "db", "the PostgreSQL backend is not available yet; use a SQLite path or a sqlite:///path URL"
+            )
+        if scheme not in ("", "sqlite"):
+            raise PydanticCustomError(
+                "db",
+                "unknown scheme '{scheme}': use a SQLite path or a sqlite:///path URL",
+                {"scheme": scheme},
+            )
+        try:
+            sqlite_path(value)
+        except BrokerError as exc:
+            raise PydanticCustomError("db", "{problem}", {"problem": exc.message}) from None
+        return value
 
     @model_validator(mode="after")
     def _default_liveness(self) -> Settings:

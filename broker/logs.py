@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -36,3 +37,36 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class Throttled:
+    """At most one log line per ``period_s`` for a kind of event that can come in floods (e.g.
+    refused malformed requests); the next line says how many were left out in between."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        period_s: float = 10.0,
+        level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.period_s = period_s
+        self.level = level
+        self.clock = clock
+        self._next = float("-inf")
+        self._suppressed = 0
+
+    def log(self, msg: str, *args: object) -> bool:
+        """Log ``msg`` now, or count it as suppressed; True when it was logged."""
+        now = self.clock()
+        if now < self._next:
+            self._suppressed += 1
+            return False
+        if self._suppressed:
+            msg += " (%d more like it in the last %.0f s not logged)"
+            args = (*args, self._suppressed, self.period_s)
+        self._suppressed = 0
+        self._next = now + self.period_s
+        self.logger.log(self.level, msg, *args)
+        return True

@@ -17,6 +17,7 @@ from .core.registry import Registry
 from .core.taskqueue import TaskQueue
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from .servicers.agents import AgentRegistryServicer
+from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
 from .servicers.tasks import TaskQueueServicer
 from .storage import Storage, open_storage
@@ -80,11 +81,12 @@ async def start_server(settings: Settings) -> Broker:
         tasks = TaskQueue(storage, registry, settings)
 
         server = grpc.aio.server(
+            interceptors=[MalformedRequests()],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", max(settings.max_request_bytes, 64 * 1024 * 1024)),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         agents_pb2_grpc.add_AgentRegistryServicer_to_server(AgentRegistryServicer(registry), server)
         messaging_pb2_grpc.add_MessagingServicer_to_server(MessagingServicer(mailbox), server)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidArgument
-from .common import ID_PATTERN, Input
+from .common import ID_PATTERN, NUL, NUL_RULE, Input
 
 DEFAULT_PRIORITY = 5
 DEFAULT_MAX_ATTEMPTS = 5
@@ -132,7 +132,7 @@ def _id(value: str, prefix: str, name: str) -> None:
         return
     if not value:
         raise InvalidArgument(prefix + name, "is required")
-    if len(value) > MAX_TEXT or not _ID_RE.match(value):
+    if len(value) > MAX_TEXT or not _ID_RE.fullmatch(value):
         raise InvalidArgument(prefix + name, "must be 1-128 letters, digits or . _ : @ -")
     if len(_known_ids) > 100_000:
         _known_ids.clear()
@@ -177,6 +177,8 @@ def check_send(
             raise InvalidArgument(field + name, "is required")
         if len(cap) > MAX_TEXT:
             raise InvalidArgument(field + name, f"must be at most {MAX_TEXT} characters")
+        if NUL in cap:
+            raise InvalidArgument(field + name, NUL_RULE)
     if (
         len(message_type) > MAX_TEXT
         or len(content_type) > MAX_TEXT
@@ -188,6 +190,17 @@ def check_send(
         values = (message_type, content_type, correlation_id, conversation_id, idempotency_key)
         name = next(n for n, v in zip(texts, values, strict=True) if len(v) > MAX_TEXT)
         raise InvalidArgument(field + name, f"must be at most {MAX_TEXT} characters")
+    if (
+        NUL in message_type
+        or NUL in content_type
+        or NUL in correlation_id
+        or NUL in conversation_id
+        or NUL in idempotency_key
+    ):
+        texts = ("message_type", "content_type", "correlation_id", "conversation_id", "idempotency_key")
+        values = (message_type, content_type, correlation_id, conversation_id, idempotency_key)
+        name = next(n for n, v in zip(texts, values, strict=True) if NUL in v)
+        raise InvalidArgument(field + name, NUL_RULE)
     if len(payload) > max_payload:
         raise InvalidArgument(field + "payload", f"must be at most {max_payload} bytes (got {len(payload)})")
     if priority is None:
@@ -222,6 +235,8 @@ def check_send(
                 raise InvalidArgument(
                     field + "headers", f"values must be at most {MAX_HEADER_VALUE} characters"
                 )
+            if NUL in k or NUL in v:
+                raise InvalidArgument(field + "headers", NUL_RULE)
     return NewMessage(
         sender_id,
         target,
@@ -247,7 +262,7 @@ def check_ids(ids: list[str], field: str = "message_ids") -> list[str]:
     if len(ids) > MAX_IDS:
         raise InvalidArgument(field, f"at most {MAX_IDS} ids")
     for i, value in enumerate(ids):
-        if not value or len(value) > MAX_TEXT or not _ID_RE.match(value):
+        if not value or len(value) > MAX_TEXT or not _ID_RE.fullmatch(value):
             raise InvalidArgument(f"{field}[{i}]", "must be 1-128 letters, digits or . _ : @ -")
     return list(dict.fromkeys(ids))
 
@@ -304,6 +319,8 @@ def check_nack(agent_id: str, ids: list[str], delay_us: int, reject: bool, reaso
         raise InvalidArgument("delay", "must be between 0 and 7 days")
     if len(reason) > MAX_REASON:
         raise InvalidArgument("reason", f"must be at most {MAX_REASON} characters")
+    if NUL in reason:
+        raise InvalidArgument("reason", NUL_RULE)
     return NackInput(agent_id, ids, delay_us, reject, reason)
 
 

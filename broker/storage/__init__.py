@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import TYPE_CHECKING
 
 from ..errors import BrokerError
@@ -12,16 +14,30 @@ if TYPE_CHECKING:
 
 __all__ = ["Storage", "open_storage", "sqlite_path"]
 
+log = logging.getLogger("broker.storage")
+
 
 def sqlite_path(url: str) -> str | None:
-    """The file path of a SQLite URL or bare path, or None for another scheme."""
-    if url.startswith("sqlite:///"):
-        return url[len("sqlite:///") :] or ":memory:"
+    """The file path of a SQLite URL or bare path, or None for another scheme.
+
+    As SQLAlchemy reads them: ``sqlite:///data/broker.db`` is relative to the working directory,
+    ``sqlite:////var/lib/broker.db`` absolute, ``sqlite://`` (or ``sqlite:///:memory:``) in memory.
+    """
     if url.startswith("sqlite://"):
-        return url[len("sqlite://") :] or ":memory:"
+        rest = url[len("sqlite://") :]
+        if rest and not rest.startswith("/"):
+            raise BrokerError(
+                f"{url!r} names a host, which SQLite has none of: write sqlite:///relative/path "
+                "or sqlite:////absolute/path"
+            )
+        return rest[1:] or ":memory:"
     if "://" in url:
         return None
     return url
+
+
+def _absolute(path: str) -> str:
+    return path if path == ":memory:" else os.path.abspath(path)
 
 
 async def open_storage(settings: Settings) -> Storage:
@@ -31,6 +47,8 @@ async def open_storage(settings: Settings) -> Storage:
     if path is not None:
         from .sqlite import SqliteStorage
 
+        where = _absolute(path)
+        log.info("opening SQLite database %s", where, extra={"path": where})
         storage = SqliteStorage(path, settings)
         await storage.open()
         return storage

@@ -42,8 +42,43 @@ def common_options() -> argparse.ArgumentParser:
         default=None,
         help=f"broker host:port [env {ADDRESS_ENV}; default {default_address()}]",
     )
-    g.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    # SUPPRESS: unset here, so that `a2a-broker --json agents list` (the flag before the
+    # subcommand, set by the top parser) is not overwritten by this parser's default.
+    g.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of a table"
+    )
     return p
+
+
+# gRPC target schemes passed through as they are (everything else must be HOST:PORT).
+_TARGET_SCHEMES = ("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:", "vsock:")
+
+
+def address_problem(address: str) -> str | None:
+    """What is wrong with a broker address (HOST:PORT, [v6]:PORT or a gRPC target URI), or None.
+
+    Without this, gRPC reads a bare host as port 443."""
+    if address.startswith(_TARGET_SCHEMES):
+        return None
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or (host.endswith(":") and not host.startswith("[")):
+        return f"the address {address!r} needs a port: HOST:PORT, e.g. 127.0.0.1:50051"
+    if host.startswith("[") != host.endswith("]"):
+        return f"the address {address!r} needs a port: HOST:PORT, e.g. [::1]:50051"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"the port of {address!r} must be a number from 1 to 65535"
+    return None
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
 
 
 Command = Callable[[BrokerClient, argparse.Namespace], Awaitable[int | None]]
@@ -54,6 +89,13 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
 
     def run(ns: argparse.Namespace) -> int:
         address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
+        problem = address_problem(address)
+        if problem:
+            source = "--address" if ns.address else ADDRESS_ENV
+            error(f"{source}: {problem}")
+            return EXIT_USAGE
+        if not hasattr(ns, "json"):
+            ns.json = False
 
         async def main() -> int | None:
             async with BrokerClient(address, retry=CLI_RETRY) as client:
@@ -187,11 +229,14 @@ def fields_table(pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 time (UTC when no offset is given)."""
+    """An ISO 8601 time (UTC when no offset is given); an argparse ``type``, so a bad value is a
+    usage error (exit 2)."""
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"not an ISO 8601 time: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-01-31T12:00:00Z or 2026-01-31)"
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 

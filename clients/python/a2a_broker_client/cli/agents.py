@@ -7,7 +7,7 @@ from typing import Any
 
 from ..client import BrokerClient
 from ..models import Agent, AgentEvent, AgentStatus
-from ._common import fields_table, limited, print_json, runner, table, when
+from ._common import fields_table, limited, positive_int, print_json, runner, table, when
 
 STATUSES = [s.value for s in AgentStatus if s is not AgentStatus.UNSPECIFIED]
 
@@ -20,7 +20,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--status", choices=STATUSES, help="only agents in this status")
     ls.add_argument("--type", dest="agent_type", default="", help="only agents of this type")
     ls.add_argument("--capability", default="", help="only agents having this capability")
-    ls.add_argument("--limit", type=int, default=1000, help="show at most this many (default 1000)")
+    ls.add_argument("--limit", type=positive_int, default=1000, help="show at most this many (default 1000)")
     ls.set_defaults(func=runner(_list))
 
     get = s.add_parser("get", parents=[common], help="show one agent")
@@ -38,14 +38,14 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     w.add_argument("--capability", default="", help="only agents having this capability")
     w.add_argument("--snapshot", action="store_true", help="first print the current agents (as registered)")
-    w.add_argument("--count", type=int, default=None, help="exit after this many events")
+    w.add_argument("--count", type=positive_int, default=None, help="exit after this many events")
     w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
     w.set_defaults(func=runner(_watch))
 
     r = s.add_parser("register", parents=[common], help="register (or update) an agent")
     r.add_argument("agent_id")
     r.add_argument("--capability", dest="capabilities", action="append", default=[], help="repeatable")
-    r.add_argument("--capacity", type=int, default=1, help="max concurrent tasks (default 1)")
+    r.add_argument("--capacity", type=positive_int, default=1, help="max concurrent tasks (default 1)")
     r.add_argument("--type", dest="agent_type", default="worker")
     r.add_argument("--name", default="")
     r.set_defaults(func=runner(_register))

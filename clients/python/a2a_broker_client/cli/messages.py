@@ -15,6 +15,7 @@ from ._common import (
     parse_time,
     payload_text,
     payload_value,
+    positive_int,
     print_json,
     read_payload,
     runner,
@@ -59,7 +60,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--correlation", default="", help="with this correlation id")
     p.add_argument("--since", type=parse_time, help="created at or after (ISO 8601, UTC by default)")
     p.add_argument("--until", type=parse_time, help="created before (ISO 8601)")
-    p.add_argument("--limit", type=int, default=100, help="show at most this many (default 100)")
+    p.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
 
 
 def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -112,7 +113,7 @@ def _add_subscribe(sub: Any, common: argparse.ArgumentParser) -> None:
         "(unless --no-ack). Runs until Ctrl-C, --count or --timeout.",
     )
     p.add_argument("agent_id")
-    p.add_argument("--count", type=int, default=None, help="exit after this many messages")
+    p.add_argument("--count", type=positive_int, default=None, help="exit after this many messages")
     p.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
     p.add_argument("--max-in-flight", type=int, default=0, help="unacked messages outstanding (default 100)")
     p.add_argument("--ack-deadline", type=float, default=None, help="seconds to ack each (default 30)")

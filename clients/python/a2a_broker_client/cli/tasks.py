@@ -24,6 +24,7 @@ from ._common import (
     limited,
     parse_time,
     payload_text,
+    positive_int,
     print_json,
     read_payload,
     runner,
@@ -81,7 +82,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--agent", default="", help="tasks leased to this agent")
     ls.add_argument("--tag", default="")
     ls.add_argument("--parent", default="")
-    ls.add_argument("--limit", type=int, default=100, help="show at most this many (default 100)")
+    ls.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
     ls.set_defaults(func=runner(_list))
 
     tr = s.add_parser("tree", parents=[common], help="show a task and its descendants")
@@ -114,7 +115,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="exit once the --task (or --subtree root) is completed, failed or cancelled",
     )
     w.add_argument("--snapshot", action="store_true", help="first print each task of the scope as it is now")
-    w.add_argument("--count", type=int, default=None, help="exit after this many events")
+    w.add_argument("--count", type=positive_int, default=None, help="exit after this many events")
     w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
     w.set_defaults(func=runner(_watch))
 
