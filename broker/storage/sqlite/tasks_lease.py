@@ -224,11 +224,12 @@ def expire_leases_job(tx: TaskTx, limit: int) -> int:
 
 
 def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
-    """The agent is gone: its running tasks are requeued at once (the attempt counts)."""
+    """The agent is gone: its running tasks are requeued at once. A departure is not a failure:
+    the attempt number has risen, but no retry is spent (``TaskTx.depart``)."""
     rows = tx.conn.execute(HOLDER_RUNNING_SQL, (agent_id,)).fetchall()
     for r in rows:
         tx.changes.cancellations.append((agent_id, Cancellation(r["task_id"], r["attempt"], reason)))
-        tx.end_attempt(r, reason, BROKER, backoff=False)
+        tx.depart(r, reason)
     return [r["task_id"] for r in rows]
 
 
