@@ -58,5 +58,9 @@ class StorageUnavailable(BrokerError):
     """The storage backend failed; nothing was changed. Retry later."""
 
 
+class StorageLocked(BrokerError):
+    """The database is in use by another broker process."""
+
+
 class MigrationError(BrokerError):
     """A schema migration failed; the database was left as it was."""

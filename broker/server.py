@@ -72,6 +72,22 @@ class Broker:
         log.info("broker stopped")
 
 
+def keepalive_options(settings: Settings) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive: an open Subscribe or Listen stream keeps its agent online (see
+    ``Registry``), so the server pings every connection and drops one whose peer stops answering;
+    the dead peer's streams then end, and its agents go offline a liveness timeout later."""
+    every_ms = max(1000, int(settings.liveness_timeout * 1000 / 3))
+    return [
+        ("grpc.keepalive_time_ms", every_ms),  # ping each connection this often
+        ("grpc.keepalive_timeout_ms", every_ms),  # and close it if the ping is not answered in time
+        ("grpc.http2.ping_timeout_ms", every_ms),  # (grpc core times keepalive pings out by this too)
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),  # a quiet stream is pinged for as long as it lasts
+        # Clients may send their own keepalive pings as often as every 5 s without a GOAWAY.
+        ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ]
+
+
 async def start_server(settings: Settings) -> Broker:
     """Open storage, build the services, bind, and start serving."""
     storage = await open_storage(settings)
@@ -86,6 +102,7 @@ async def start_server(settings: Settings) -> Broker:
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", max(settings.max_request_bytes, 64 * 1024 * 1024)),
                 ("grpc.so_reuseport", 0),
+                *keepalive_options(settings),
             ],
         )
         agents_pb2_grpc.add_AgentRegistryServicer_to_server(AgentRegistryServicer(registry), server)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ..clock import now_us
 from ..errors import FailedPrecondition, StorageUnavailable
@@ -33,6 +33,15 @@ from .hub import Signals
 log = logging.getLogger("broker.tasks")
 
 Announce = Callable[[Changes], None]
+
+
+class Liveness(Protocol):
+    """Told of each Listen stream's start and end (``Registry``: an open stream is a sign of life)."""
+
+    def stream_opened(self, agent_id: str) -> None: ...
+
+    def stream_closed(self, agent_id: str) -> None: ...
+
 
 LISTEN_BATCH = 100
 # A waiting stream looks again this often even without a wake-up: heartbeat-
@@ -68,8 +77,11 @@ class Inbox:
 class Dispatcher:
     """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background."""
 
-    def __init__(self, storage: Storage, announce: Announce, spawn: Callable[[Any], None]) -> None:
+    def __init__(
+        self, storage: Storage, announce: Announce, spawn: Callable[[Any], None], liveness: Liveness
+    ) -> None:
         self.storage = storage
+        self.liveness = liveness  # told when a Listen stream opens and ends (a sign of life)
         self.announce = announce
         self.spawn = spawn
         self.signals = Signals()
@@ -186,6 +198,7 @@ class Dispatcher:
         inbox = Inbox()
         self._inboxes.setdefault(agent_id, set()).add(inbox)
         keys = keys_for(agent_id, agent.capabilities)
+        self.liveness.stream_opened(agent_id)
         try:
             yield [], []  # live: cancellations for this agent now reach the stream
             while True:
@@ -207,6 +220,7 @@ class Dispatcher:
                     self._disarm(keys, ev)
                 keys = keys_for(agent_id, res.capabilities)
         finally:
+            self.liveness.stream_closed(agent_id)
             boxes = self._inboxes.get(agent_id)
             if boxes is not None:
                 boxes.discard(inbox)

@@ -213,6 +213,7 @@ class Mailbox:
         await self._recover()
         sub = Subscription(self, inp, agent.capabilities)
         self._streams.setdefault(agent.agent_id, set()).add(sub)
+        self.registry.stream_opened(agent.agent_id)  # an open stream is a sign of life
         return sub
 
     def _check_open(self) -> None:
@@ -261,6 +262,7 @@ class Mailbox:
     def _drop(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
         """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
         shutdown waits for it even when the stream was cancelled)."""
+        self.registry.stream_closed(sub.agent_id)
         self._unwatch(sub)
         streams = self._streams.get(sub.agent_id)
         if streams is not None:

@@ -41,6 +41,12 @@ class Registry:
         # Called (after commit) when an agent comes (back) online or reports a new status or free
         # capacity: it may take work now.
         self._online_listeners: list[Callable[[Agent], None]] = []
+        # Signs of life storage does not hold: open Subscribe/Listen streams per agent (a stream
+        # the transport keeps alive, with HTTP/2 keepalive pings, is as good as heartbeats), and
+        # the time of the last one not recorded (a stream ended; a heartbeat refused because
+        # storage failed: the broker's fault, not the agent's). The sweep respects both.
+        self._streams: dict[str, int] = {}
+        self._seen: dict[str, int] = {}
 
     def on_agent_gone(self, listener: GoneListener) -> None:
         self._gone_listeners.append(listener)
@@ -62,9 +68,24 @@ class Registry:
             self._came_online(agent)
         return agent, before is None
 
+    def stream_opened(self, agent_id: str) -> None:
+        """A Subscribe or Listen stream of the agent is open: it is alive until the stream ends."""
+        self._streams[agent_id] = self._streams.get(agent_id, 0) + 1
+
+    def stream_closed(self, agent_id: str) -> None:
+        """The stream ended: the liveness timeout runs from now."""
+        n = self._streams.pop(agent_id, 0) - 1
+        if n > 0:
+            self._streams[agent_id] = n
+        self._seen[agent_id] = now_us()
+
     async def heartbeat(self, inp: HeartbeatInput) -> Agent:
         now = now_us()
-        agent, before = await self.storage.heartbeat(inp.agent_id, inp.status, inp.free_capacity, now)
+        try:
+            agent, before = await self.storage.heartbeat(inp.agent_id, inp.status, inp.free_capacity, now)
+        except StorageUnavailable:
+            self._seen[inp.agent_id] = now  # refused by the broker's fault: it still counts
+            raise
         if before.status == AgentStatus.OFFLINE:
             self._publish(AgentEventType.ONLINE, agent, now)
             self._came_online(agent)
@@ -93,9 +114,13 @@ class Registry:
         return await self.storage.list_agents(flt)
 
     async def sweep(self) -> list[AgentGone]:
-        """Mark agents silent past the liveness timeout offline (one transaction)."""
+        """Mark agents silent past the liveness timeout offline (one transaction). Silent means no
+        heartbeat stored, no open stream and no sign of life seen since (``_seen``)."""
         now = now_us()
-        gone = await self.storage.mark_offline(now - s_to_us(self.settings.liveness_timeout), now)
+        cutoff = now - s_to_us(self.settings.liveness_timeout)
+        self._seen = {a: t for a, t in self._seen.items() if t >= cutoff}
+        alive = {**self._seen, **dict.fromkeys(self._streams, now)}
+        gone = await self.storage.mark_offline(cutoff, now, alive)
         for g in gone:
             log.info(
                 "agent offline",

@@ -56,7 +56,7 @@ class TaskQueue:
         self.settings = settings
         self.policy = storage.task_policy
         self.events: Feed[TaskEvent] = Feed()
-        self.dispatch = Dispatcher(storage, self.announce, self._spawn)
+        self.dispatch = Dispatcher(storage, self.announce, self._spawn, registry)
         self.completions = CompleteBatcher(storage, self.announce, self._spawn)
         storage.set_task_capture(lambda: self.events.watchers > 0)
         registry.on_agent_gone(self._agent_gone)

@@ -7,6 +7,7 @@ either happens whole or not at all, and returns only once durable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, RegisterInput
@@ -32,8 +33,12 @@ class AgentStore(Protocol):
     async def list_agents(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
         """One page of agents by id; the second item is the last id when more may follow."""
 
-    async def mark_offline(self, heartbeat_before: int, now: int) -> list[AgentGone]:
-        """Mark every live agent whose last heartbeat is older than ``heartbeat_before`` offline."""
+    async def mark_offline(
+        self, heartbeat_before: int, now: int, alive: Mapping[str, int] | None = None
+    ) -> list[AgentGone]:
+        """Mark every live agent whose last heartbeat is older than ``heartbeat_before`` offline,
+        except those in ``alive`` (agent id -> time last seen alive), whose last heartbeat
+        becomes that time instead."""
 
 
 class Storage(AgentStore, MessageStore, TaskStore, Protocol):

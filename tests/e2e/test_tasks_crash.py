@@ -88,7 +88,10 @@ async def test_graph_statuses_and_history_survive_sigkill(tmp_path, broker_proce
         # The restarted broker carries on: the running lease can still be completed.
         done = await s2.tasks.Complete(pb.CompleteRequest(task_id=ids["root"], agent_id="w", attempt=1))
         assert done.task.status == pb.TASK_STATUS_COMPLETED
+        # A retry of that Complete is answered the same (idempotent); another attempt is refused.
+        again = await s2.tasks.Complete(pb.CompleteRequest(task_id=ids["root"], agent_id="w", attempt=1))
+        assert again.task.status == pb.TASK_STATUS_COMPLETED
         with pytest.raises(grpc.aio.AioRpcError):
-            await s2.tasks.Complete(pb.CompleteRequest(task_id=ids["root"], agent_id="w", attempt=1))
+            await s2.tasks.Complete(pb.CompleteRequest(task_id=ids["root"], agent_id="w", attempt=2))
     finally:
         await s2.channel.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import lock
 from .agents import AgentOps
 from .engine import SqliteEngine
 from .messages import MessageOps
@@ -23,6 +25,7 @@ class SqliteStorage(AgentOps, MessageOps, TaskOps):
     def __init__(self, path: str, settings: Settings) -> None:
         self.path = path
         self.settings = settings
+        self._lock: int | None = None  # the file lock's descriptor while open (one broker per file)
         self.engine = SqliteEngine(
             path,
             synchronous=settings.sqlite_synchronous,
@@ -32,8 +35,23 @@ class SqliteStorage(AgentOps, MessageOps, TaskOps):
         )
 
     async def open(self) -> None:
-        await asyncio.to_thread(migrate, self.path)
-        await self.engine.open()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock = lock.acquire(self.path)  # before anything touches the file
+        try:
+            await asyncio.to_thread(migrate, self.path)
+            await self.engine.open()
+        except BaseException:
+            self._unlock()
+            raise
 
     async def close(self) -> None:
-        await self.engine.close()
+        try:
+            await self.engine.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            lock.release(self._lock)
+            self._lock = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ...errors import FailedPrecondition, InvalidArgument, NotFound
@@ -197,12 +198,23 @@ class AgentOps:
 
         return await self.engine.read(job)
 
-    async def mark_offline(self, heartbeat_before: int, now: int) -> list[AgentGone]:
+    async def mark_offline(
+        self, heartbeat_before: int, now: int, alive: Mapping[str, int] | None = None
+    ) -> list[AgentGone]:
+        alive = alive or {}
+
         def job(conn: sqlite3.Connection) -> list[AgentGone]:
             rows = conn.execute(LIVENESS_SCAN_SQL, (heartbeat_before,)).fetchall()
             out = []
             for row in rows:
                 agent = row_to_agent(row)
+                seen = alive.get(agent.agent_id)
+                if seen is not None and seen >= heartbeat_before:
+                    # Alive by other signs (an open stream...): recorded as its last heartbeat.
+                    conn.execute(
+                        "UPDATE agents SET last_heartbeat_at = ? WHERE agent_id = ?", (seen, agent.agent_id)
+                    )
+                    continue
                 conn.execute(
                     "UPDATE agents SET status = 'offline', updated_at = ? WHERE agent_id = ?",
                     (now, agent.agent_id),

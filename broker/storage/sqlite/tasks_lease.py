@@ -176,10 +176,38 @@ def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
     )
     row = tx.conn.execute(_COMPLETE, args).fetchone()
     if row is None:
+        done = tx.fetch(inp.task_id)
+        if done is not None and _completed_by(done, inp):
+            return row_to_task(done)  # a retry of a Complete that committed: the same answer
         held(tx, inp)  # raises the precise refusal
         raise FailedPrecondition(f"task {inp.task_id}: the lease for attempt {inp.attempt} is over")
     tx.completed(row, inp.agent_id)
     return tx.changes.tasks.get(inp.task_id) or row_to_task(row)
+
+
+def _completed_by(row: sqlite3.Row, inp: CompleteInput) -> bool:
+    """Whether this very Complete (holder, attempt, result) is what completed the task."""
+    return (
+        row["status"] == "completed"
+        and row["assigned_agent_id"] == inp.agent_id
+        and row["attempt"] == inp.attempt
+        and bytes(row["result"] or b"") == inp.result
+        and (row["result_content_type"] or "") == inp.result_content_type
+    )
+
+
+def _failed_by(tx: TaskTx, inp: FailInput) -> bool:
+    """Whether this very Fail (holder, attempt, error, retryable or not) already ended its attempt."""
+    last = tx.conn.execute(
+        "SELECT reason, actor FROM task_state_history WHERE task_id = ? AND attempt = ?"
+        " AND from_status = 'running' ORDER BY id DESC LIMIT 1",
+        (inp.task_id, inp.attempt),
+    ).fetchone()
+    if last is None or last["actor"] != inp.agent_id:
+        return False
+    reason: str = last["reason"]
+    final = reason.endswith("; not retryable")
+    return reason.startswith(f"attempt {inp.attempt} failed: {inp.error}; ") and final == inp.non_retryable
 
 
 def complete_many_job(tx: TaskTx, inps: list[CompleteInput]) -> list[Task | BrokerError]:
@@ -195,7 +223,12 @@ def complete_many_job(tx: TaskTx, inps: list[CompleteInput]) -> list[Task | Brok
 
 
 def fail_job(tx: TaskTx, inp: FailInput) -> Task:
-    row = held(tx, inp)
+    try:
+        row = held(tx, inp)
+    except FailedPrecondition:
+        if _failed_by(tx, inp):  # a retry of a Fail that committed: the task as it is now
+            return load_task(tx.conn, inp.task_id)
+        raise
     tx.end_attempt(row, inp.error, inp.agent_id, retryable=not inp.non_retryable)
     return tx.changes.tasks.get(inp.task_id) or load_task(tx.conn, inp.task_id)
 
@@ -224,11 +257,12 @@ def expire_leases_job(tx: TaskTx, limit: int) -> int:
 
 
 def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
-    """The agent is gone: its running tasks are requeued at once (the attempt counts)."""
+    """The agent is gone: its running tasks are requeued at once. A departure is not a failure:
+    the attempt number has risen, but no retry is spent (``TaskTx.depart``)."""
     rows = tx.conn.execute(HOLDER_RUNNING_SQL, (agent_id,)).fetchall()
     for r in rows:
         tx.changes.cancellations.append((agent_id, Cancellation(r["task_id"], r["attempt"], reason)))
-        tx.end_attempt(r, reason, BROKER, backoff=False)
+        tx.depart(r, reason)
     return [r["task_id"] for r in rows]
 
 

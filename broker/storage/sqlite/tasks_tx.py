@@ -99,24 +99,19 @@ class TaskTx:
         self.ready_caps(row)
         self.snapshot(row["task_id"])
 
-    def end_attempt(
-        self, row: sqlite3.Row, error: str, actor: str, *, retryable: bool = True, backoff: bool = True
-    ) -> TaskStatus:
-        """A running attempt failed (Fail, lease expiry, holder gone): retry or fail for good."""
+    def end_attempt(self, row: sqlite3.Row, error: str, actor: str, *, retryable: bool = True) -> TaskStatus:
+        """A running attempt failed (Fail, lease expiry): retry or fail for good."""
         attempt = row["attempt"]
         agent = row["assigned_agent_id"]
         self.changes.released.add(agent)
-        if retryable and attempt <= row["max_retries"]:
-            delay = (
-                backoff_us(
-                    attempt,
-                    row["backoff_initial_us"],
-                    row["backoff_multiplier"],
-                    row["backoff_max_us"],
-                    self.rng,
-                )
-                if backoff
-                else 0
+        failures = attempt - row["departures"]  # attempts that failed; departures spend no retry
+        if retryable and failures <= row["max_retries"]:
+            delay = backoff_us(
+                failures,
+                row["backoff_initial_us"],
+                row["backoff_multiplier"],
+                row["backoff_max_us"],
+                self.rng,
             )
             next_at = self.now + delay if delay > 0 else None
             urgency = self.policy.urgency(row["deadline"], self.now)
@@ -148,6 +143,23 @@ class TaskTx:
         if row["has_dependents"]:
             self.resolve_dependents(row["task_id"], S.FAILED, reason)
         return S.FAILED
+
+    def depart(self, row: sqlite3.Row, reason: str) -> None:
+        """The holder of a running attempt left (offline, deregistered): the task goes back to
+        ready at once. Not a failure: the attempt number has risen, but no retry is spent."""
+        self.changes.released.add(row["assigned_agent_id"])
+        urgency = self.policy.urgency(row["deadline"], self.now)
+        rank = self.policy.rank(row["priority"], urgency, row["created_at"])
+        self.conn.execute(
+            "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
+            " last_error = ?, next_attempt_at = NULL, in_backoff = 0, urgency = ?, dispatch_rank = ?,"
+            " departures = departures + 1, updated_at = ? WHERE task_id = ?",
+            (reason, urgency, rank, self.now, row["task_id"]),
+        )
+        self.ready_caps(row)
+        why = f"attempt {row['attempt']} ended: {reason}; requeued, no retry spent"
+        self.record(row, S.RUNNING, S.READY, why, BROKER)
+        self.snapshot(row["task_id"])
 
     def completed(self, row: sqlite3.Row, actor: str) -> None:
         """The effects of a completion the caller has just written (``row`` is the task after)."""
