@@ -45,4 +45,5 @@ def test_serve_on_a_locked_file_exits_with_the_message(tmp_path, broker_process)
     with pytest.raises(RuntimeError) as err:
         second.start()
     assert "exited with" in str(err.value) and "in use by another broker" in str(err.value)
+    assert "Traceback" not in str(err.value)
     first.terminate()
