@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from ..clock import now_us
 from ..errors import FailedPrecondition, StorageUnavailable
+from ..models.agents import Agent
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
 from ..storage.base import Storage
 from .hub import Signals
@@ -37,6 +38,8 @@ Announce = Callable[[Changes], None]
 
 class Liveness(Protocol):
     """Told of each Listen stream's start and end (``Registry``: an open stream is a sign of life)."""
+
+    async def revive(self, agent_id: str) -> Agent: ...
 
     def stream_opened(self, agent_id: str) -> None: ...
 
@@ -192,9 +195,7 @@ class Dispatcher:
         it marks the stream live (every later cancellation and new task will reach it)."""
         if self._closing:
             raise StorageUnavailable(SHUTTING_DOWN)
-        agent = await self.storage.get_agent(agent_id)
-        if agent.status.value == "offline":
-            raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
+        agent = await self.liveness.revive(agent_id)
         inbox = Inbox()
         self._inboxes.setdefault(agent_id, set()).add(inbox)
         keys = keys_for(agent_id, agent.capabilities)

@@ -209,7 +209,7 @@ class Mailbox:
         """A live subscription (armed for wake-ups); iterate ``deliveries()`` for messages."""
         if self._closing:
             raise StorageUnavailable("the broker is shutting down")
-        agent = await self.registry.get(inp.agent_id)
+        agent = await self.registry.revive(inp.agent_id)
         await self._recover()
         sub = Subscription(self, inp, agent.capabilities)
         self._streams.setdefault(agent.agent_id, set()).add(sub)

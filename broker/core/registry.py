@@ -68,6 +68,14 @@ class Registry:
             self._came_online(agent)
         return agent, before is None
 
+    async def revive(self, agent_id: str) -> Agent:
+        """The agent, brought back online as a heartbeat would if it was offline: a stream about to
+        open is a sign of life (an agent may subscribe long after it registered)."""
+        agent = await self.get(agent_id)
+        if agent.status == AgentStatus.OFFLINE:
+            agent = await self.heartbeat(HeartbeatInput(agent_id=agent_id))
+        return agent
+
     def stream_opened(self, agent_id: str) -> None:
         """A Subscribe or Listen stream of the agent is open: it is alive until the stream ends."""
         self._streams[agent_id] = self._streams.get(agent_id, 0) + 1

@@ -16,6 +16,7 @@ from broker.pb import tasks_pb2 as tpb
 from tests.conftest import ROOT, eventually, next_within
 
 from .messaging_support import Sub, register, send
+from .tasks_helpers import submit
 
 LIVENESS_S = 0.3
 
@@ -126,3 +127,27 @@ async def test_stream_of_a_peer_that_stops_answering_ends_and_its_agent_goes_off
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_a_stream_opened_by_an_offline_agent_brings_it_back_online(stubs, broker):
+    """An agent may subscribe (or listen) long after it registered: the stream is its sign of life,
+    as a heartbeat would be, and messages and tasks reach it."""
+    await register(stubs, "alice")
+    await register(stubs, "bob")
+    await stubs.agents.Register(apb.RegisterRequest(agent_id="w", max_concurrent_tasks=1))
+    for agent_id in ("bob", "w"):
+        await offline_after_stream_ends(stubs, agent_id)  # silent: offline after the timeout
+    sub = await Sub.open(stubs, "bob")
+    listen = stubs.tasks.Listen(tpb.ListenRequest(agent_id="w"))
+    try:
+        await asyncio.wait_for(listen.initial_metadata(), 5)
+        assert await status_of(stubs, "bob") == apb.AGENT_STATUS_AVAILABLE
+        assert await status_of(stubs, "w") == apb.AGENT_STATUS_AVAILABLE
+        await send(stubs, "alice", "bob", b"welcome back")
+        assert (await sub.one()).payload == b"welcome back"
+        await submit(stubs)
+        got = await next_within(listen, 5)
+        assert len(got.assignments) == 1
+    finally:
+        sub.cancel()
+        listen.cancel()
