@@ -11,7 +11,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from broker.pb import (
+from . import _convert as c
+from . import models as m
+from ._stream import Stream
+from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
+from .pb import (
     agents_pb2,
     agents_pb2_grpc,
     messaging_pb2,
@@ -19,11 +23,6 @@ from broker.pb import (
     tasks_pb2,
     tasks_pb2_grpc,
 )
-
-from . import _convert as c
-from . import models as m
-from ._stream import Stream
-from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
 from .retry import RETRYABLE_CODES, RetryConfig
 
 _STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
