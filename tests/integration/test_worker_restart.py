@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from a2a_broker_client import BrokerClient, BrokerRpcError, TaskContext, TaskStatus, Worker
 
-from tests.conftest import BrokerProcess, free_port
+from tests.conftest import BrokerProcess, eventually, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,12 @@ async def test_completion_made_while_the_broker_is_down_lands_after_restart(brok
             t = await client.wait_for_task(tid, timeout=20)
             assert t.status == TaskStatus.COMPLETED and t.result_data == {"attempt": 1}
             assert t.attempt == 1 and runs == [1]  # completed by the first run, not run again
-            assert w.stats.tasks_completed == 1 and not w.stats.errors
+
+            async def counted() -> bool:  # the worker sees the answer a moment after the broker commits
+                return w.stats.tasks_completed == 1
+
+            await eventually(counted, timeout=10, what="the worker to count its completion")
+            assert not w.stats.errors
         finally:
             await w.stop(drain_timeout=2)
 

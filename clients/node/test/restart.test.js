@@ -85,6 +85,10 @@ test('a completion made while the broker is down lands after it restarts', { tim
   const done = await waitForTask(client, task.taskId, 'TASK_STATUS_COMPLETED');
   assert.equal(done.attempt, 1);
   assert.deepEqual(runs, [1]); // completed by the first run, not run again
+  // The agent sees the answer a moment after the broker commits.
+  for (const deadline = Date.now() + 10000; agent.stats.completed !== 1 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
   assert.equal(agent.stats.completed, 1);
   await agent.stop({ drainMs: 2000 });
 });
