@@ -16,6 +16,10 @@ import { grpc } from './grpc.js';
 import { decodePayload, toSeconds, toDate } from './values.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// The broker is away (down, restarting, or not answering in time): worth trying again.
+const BROKER_AWAY = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+// Without a known lease expiry, how long a finished task's Complete/Fail is retried.
+const DEFAULT_FINISH_WINDOW_MS = 60000;
 
 export class Agent {
   constructor({
@@ -42,14 +46,9 @@ export class Agent {
     this.streams = [];
   }
 
+  /** Register (waiting for the broker if it is not up yet, saying so once), then start the loops. */
   async start() {
-    const reg = await this.client.register({
-      agentId: this.agentId,
-      name: this.name,
-      agentType: this.agentType,
-      capabilities: this.capabilities,
-      maxConcurrentTasks: this.capacity,
-    });
+    const reg = await this._register();
     const interval = toSeconds(reg.heartbeatInterval) ?? 10;
     this.heartbeat = setInterval(() => {
       this.client.heartbeat(this.agentId).catch((err) => this.log(`heartbeat failed: ${err.message}`));
@@ -57,6 +56,62 @@ export class Agent {
     if (this.onMessage) this.loops = [...(this.loops ?? []), this._loop('Subscribe', () => this._messages())];
     if (this.onTask) this.loops = [...(this.loops ?? []), this._loop('Listen', () => this._tasks())];
     return reg;
+  }
+
+  async _register() {
+    let delay = 100;
+    let said = false;
+    for (;;) {
+      try {
+        const reg = await this.client.register({
+          agentId: this.agentId,
+          name: this.name,
+          agentType: this.agentType,
+          capabilities: this.capabilities,
+          maxConcurrentTasks: this.capacity,
+        });
+        if (said) this.log(`the broker at ${this.client.address} is up`);
+        return reg;
+      } catch (err) {
+        if (!BROKER_AWAY.has(err.code) || this.stopping) throw err;
+        if (!said) this.log(`waiting for the broker at ${this.client.address} (${err.message})`);
+        said = true;
+        await this._pause(delay);
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  }
+
+  /** Back off for `ms`, meanwhile nudging the channel to reconnect. */
+  async _pause(ms) {
+    const started = Date.now();
+    await this.client.waitReady(ms);
+    await sleep(Math.max(0, ms - (Date.now() - started)));
+  }
+
+  /**
+   * Complete or Fail a task, retrying while the broker is away until the lease would lapse
+   * (the broker answers OK to a repeated Complete of an attempt that already committed).
+   */
+  async _finish(what, lease, call) {
+    let delay = 100;
+    let said = false;
+    for (;;) {
+      try {
+        await call();
+        return true;
+      } catch (err) {
+        const left = lease.expiresMs - Date.now();
+        if (!BROKER_AWAY.has(err.code) || left <= 0) {
+          this.log(`${what} refused: ${err.message}`);
+          return false;
+        }
+        if (!said) this.log(`${what} not acknowledged (${err.codeName}); retrying for up to ${Math.round(left / 1000)} s`);
+        said = true;
+        await this._pause(Math.min(delay, left));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
   }
 
   /** Take no new work, wait up to drainMs for running handlers, then deregister. */
@@ -148,18 +203,25 @@ export class Agent {
     const entry = { attempt, abort, reason: '' };
     this.running.set(taskId, entry);
     const spec = task.spec ?? {};
+    const leaseS = toSeconds(spec.leaseTimeout) ?? Math.max(1, (toDate(leaseExpiresAt) - Date.now()) / 1000 || 60);
+    // When the lease lapses, as last heard from the broker.
+    const lease = { expiresMs: toDate(leaseExpiresAt)?.getTime() || Date.now() + (leaseS * 1000 || DEFAULT_FINISH_WINDOW_MS) };
+    const extend = async (fields) => {
+      const resp = await this.client.extendLease(taskId, this.agentId, attempt, fields);
+      const expires = toDate(resp?.leaseExpiresAt)?.getTime();
+      if (expires) lease.expiresMs = expires;
+      return resp;
+    };
     const ctx = {
       task,
       taskId,
       attempt,
       signal: abort.signal,
       data: decodePayload(spec.payload, spec.contentType ?? ''),
-      progress: (progress, statusNote = '') =>
-        this.client.extendLease(taskId, this.agentId, attempt, { progress, statusNote }),
+      progress: (progress, statusNote = '') => extend({ progress, statusNote }),
     };
-    const leaseS = toSeconds(spec.leaseTimeout) ?? Math.max(1, (toDate(leaseExpiresAt) - Date.now()) / 1000 || 60);
     const keeper = setInterval(() => {
-      this.client.extendLease(taskId, this.agentId, attempt).catch((err) => {
+      extend().catch((err) => {
         if (err.code === grpc.status.FAILED_PRECONDITION || err.code === grpc.status.NOT_FOUND) {
           entry.reason = 'lease lost';
           abort.abort(new Error('lease lost'));
@@ -179,18 +241,19 @@ export class Agent {
           if (entry.reason === 'cancelled') this.stats.cancelled++;
           return;
         }
+        clearInterval(keeper);
         this.stats.failed++;
-        await this.client
-          .fail(taskId, this.agentId, attempt, String(err?.message ?? err).slice(0, 1000) || 'error', {
-            nonRetryable: Boolean(err?.nonRetryable),
-          })
-          .catch((e) => this.log(`fail of ${taskId} refused: ${e.message}`));
+        const error = String(err?.message ?? err).slice(0, 1000) || 'error';
+        await this._finish(`fail of ${taskId}`, lease, () =>
+          this.client.fail(taskId, this.agentId, attempt, error, { nonRetryable: Boolean(err?.nonRetryable) }),
+        );
         return;
       }
-      await this.client.complete(taskId, this.agentId, attempt, result ?? Buffer.alloc(0)).then(
-        () => this.stats.completed++,
-        (e) => this.log(`complete of ${taskId} refused: ${e.message}`),
+      clearInterval(keeper);
+      const ok = await this._finish(`complete of ${taskId}`, lease, () =>
+        this.client.complete(taskId, this.agentId, attempt, result ?? Buffer.alloc(0)),
       );
+      if (ok) this.stats.completed++;
     } finally {
       clearInterval(keeper);
       if (this.running.get(taskId) === entry) this.running.delete(taskId);

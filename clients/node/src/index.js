@@ -81,13 +81,20 @@ const SAFE = new Set([
  * A client for one broker.
  *
  * @param {string} [address] host:port (default $A2A_BROKER_ADDRESS or 127.0.0.1:50051)
- * @param {object} [options] {timeoutMs = 30000, retries = 4, credentials, protoDir}
+ * @param {object} [options] {timeoutMs = 30000, retries = 4, credentials, protoDir, channelOptions}
  */
 export class BrokerClient {
   constructor(address = process.env.A2A_BROKER_ADDRESS || DEFAULT_ADDRESS, options = {}) {
     const pkg = loadProtos(options.protoDir);
     const creds = options.credentials ?? grpc.credentials.createInsecure();
-    const channelOptions = { 'grpc.max_receive_message_length': -1 };
+    // gRPC's reconnect backoff grows to 120 s by default: after a broker restart the channel
+    // would refuse every call long after the broker is back. Reconnect within a second.
+    const channelOptions = {
+      'grpc.max_receive_message_length': -1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      ...(options.channelOptions ?? {}),
+    };
     this.address = address;
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.retries = options.retries ?? 4;
@@ -100,6 +107,17 @@ export class BrokerClient {
 
   close() {
     this.agents.close();
+  }
+
+  /** Wait up to `ms` for the channel to be connected (connecting if idle); resolves true once it is. */
+  waitReady(ms) {
+    return new Promise((resolve) => {
+      try {
+        this.agents.waitForReady(new Date(Date.now() + ms), (err) => resolve(!err));
+      } catch {
+        resolve(false); // closed
+      }
+    });
   }
 
   async _unary(stub, method, request, { safe = SAFE.has(method), timeoutMs = this.timeoutMs } = {}) {

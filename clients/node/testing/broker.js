@@ -36,10 +36,16 @@ function canConnect(port) {
   });
 }
 
-/** Start a broker; resolves to {address, stop()} once it accepts connections. */
-export async function startBroker({ timeoutMs = 20000 } = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'a2a-node-test-'));
-  const port = await freePort();
+/** A free port on 127.0.0.1 (e.g. to start a broker there later). */
+export { freePort };
+
+/**
+ * Start a broker; resolves to {address, port, dir, stop(), kill()} once it accepts connections.
+ * Pass {port, dir} to start one where a killed broker was (same port, same database).
+ */
+export async function startBroker({ timeoutMs = 20000, port: wanted, dir: reuse } = {}) {
+  const dir = reuse ?? fs.mkdtempSync(path.join(os.tmpdir(), 'a2a-node-test-'));
+  const port = wanted ?? (await freePort());
   const address = `127.0.0.1:${port}`;
   let stderr = '';
   const proc = spawn(PYTHON, ['-m', 'broker', 'serve'], {
@@ -69,6 +75,15 @@ export async function startBroker({ timeoutMs = 20000 } = {}) {
   }
   return {
     address,
+    port,
+    dir,
+    /** SIGKILL, keeping the database for a restart. */
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
+    },
     get stderr() {
       return stderr;
     },

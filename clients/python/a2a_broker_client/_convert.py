@@ -7,9 +7,8 @@ from typing import Any, TypeVar
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
-from broker.pb import agents_pb2, messaging_pb2, tasks_pb2
-
 from . import models as m
+from .pb import agents_pb2, messaging_pb2, tasks_pb2
 
 E = TypeVar("E", bound=m.enum.StrEnum)
 

@@ -11,7 +11,11 @@ from typing import Any, TypeVar
 
 import grpc
 
-from broker.pb import (
+from . import _convert as c
+from . import models as m
+from ._stream import Stream
+from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
+from .pb import (
     agents_pb2,
     agents_pb2_grpc,
     messaging_pb2,
@@ -19,11 +23,6 @@ from broker.pb import (
     tasks_pb2,
     tasks_pb2_grpc,
 )
-
-from . import _convert as c
-from . import models as m
-from ._stream import Stream
-from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
 from .retry import RETRYABLE_CODES, RetryConfig
 
 _STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
@@ -32,6 +31,15 @@ ADDRESS_ENV = "A2A_BROKER_ADDRESS"
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 T = TypeVar("T")
 _UNSET: Any = object()
+
+
+# gRPC's own reconnect backoff grows to 120 s: after a broker restart a channel would sit in
+# TRANSIENT_FAILURE (every call failing at once with UNAVAILABLE) long after the broker is back.
+DEFAULT_CHANNEL_OPTIONS: dict[str, Any] = {
+    "grpc.max_receive_message_length": -1,
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+}
 
 
 def default_address() -> str:
@@ -75,7 +83,9 @@ class BrokerClient:
         self.address = address or default_address()
         self.timeout = timeout
         self.retry = retry or RetryConfig()
-        self._options = [("grpc.max_receive_message_length", -1), *channel_options]
+        options = dict(DEFAULT_CHANNEL_OPTIONS)
+        options.update(dict(channel_options))
+        self._options = list(options.items())
         self._channel: grpc.aio.Channel | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -87,6 +97,17 @@ class BrokerClient:
             self._agents = agents_pb2_grpc.AgentRegistryStub(self._channel)
             self._messaging = messaging_pb2_grpc.MessagingStub(self._channel)
             self._tasks = tasks_pb2_grpc.TaskQueueStub(self._channel)
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the channel to be connected (connecting if idle);
+        True once it is. Useful after UNAVAILABLE, before trying a call again."""
+        self._ensure()
+        assert self._channel is not None
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
     async def close(self) -> None:
         """Close the channel (ending any open streams)."""

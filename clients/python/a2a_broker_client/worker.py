@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client import BrokerClient
-from .errors import BrokerRpcError, FailedPreconditionError, NotFoundError, UnimplementedError
+from .errors import (
+    BrokerRpcError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    NotFoundError,
+    UnavailableError,
+    UnimplementedError,
+)
 from .models import Assignment, Message, Task
 from .retry import RetryConfig
 
@@ -44,9 +51,15 @@ TaskHandler = Callable[["TaskContext"], Awaitable[Any]]
 
 # Reconnecting streams after the broker went away: quick at first, then every few seconds.
 RECONNECT = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=3.0)
-# Complete/Fail are not retried by the client (not idempotent); the worker may retry them on
-# UNAVAILABLE because a repeat that already applied is refused harmlessly (FAILED_PRECONDITION).
-FINISH_RETRY = RetryConfig(max_attempts=6, initial_backoff=0.2, multiplier=2.0, max_backoff=3.0)
+# Complete/Fail are not retried by the client (not idempotent); the worker retries them on
+# UNAVAILABLE or DEADLINE_EXCEEDED until the task's lease would lapse (a broker restart must not
+# lose a finished task's result): the broker answers OK to a repeated Complete of an attempt
+# that already committed, and a stale one is refused harmlessly (FAILED_PRECONDITION).
+FINISH_RETRY = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=1.0)
+# Waiting for the broker at start: quick at first, then every couple of seconds.
+CONNECT_RETRY = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=2.0)
+# Without a known lease expiry, how long a finished task's Complete/Fail is retried.
+DEFAULT_FINISH_WINDOW = 60.0
 MAX_ERROR_CHARS = 1000
 
 
@@ -73,6 +86,14 @@ class TaskContext:
         self.cancel_reason = ""
         self._progress: int | None = None
         self._note = ""
+        # When the lease lapses (epoch seconds), as last heard from the broker.
+        expires = assignment.task.lease_expires_at
+        if expires is not None:
+            self._lease_expires = expires.timestamp()
+        else:
+            self._lease_expires = time.time() + (
+                float(assignment.task.spec.lease_timeout or 0) or DEFAULT_FINISH_WINDOW
+            )
 
     @property
     def task_id(self) -> str:
@@ -204,7 +225,7 @@ class Worker:
         if self._started:
             return
         self._started = True
-        await self._register()
+        await self._register(wait=True)
         self._background.append(
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.agent_id}:heartbeat")
         )
@@ -287,15 +308,42 @@ class Worker:
 
     # ------------------------------------------------------------ registration
 
-    async def _register(self) -> None:
-        reg = await self.client.register(
-            self.agent_id,
-            max_concurrent_tasks=self.capacity,
-            capabilities=self.capabilities,
-            **self._registration,  # type: ignore[arg-type]
-        )
+    async def _register(self, *, wait: bool = False) -> None:
+        """Register; with ``wait``, until the broker is reachable (backing off, saying so once)."""
+        delays = CONNECT_RETRY.delays()
+        said = False
+        while True:
+            try:
+                reg = await self.client.register(
+                    self.agent_id,
+                    max_concurrent_tasks=self.capacity,
+                    capabilities=self.capabilities,
+                    **self._registration,  # type: ignore[arg-type]
+                )
+                break
+            except (UnavailableError, DeadlineExceededError) as exc:
+                if not wait:
+                    raise
+                if not said:
+                    log.warning(
+                        "worker %s: waiting for the broker at %s (%s: %s)",
+                        self.agent_id,
+                        self.client.address,
+                        exc.code_name,
+                        exc.details,
+                    )
+                    said = True
+                await self._pause(next(delays))
+        if said:
+            log.info("worker %s: the broker at %s is up", self.agent_id, self.client.address)
         self.heartbeat_interval = reg.heartbeat_interval or self.heartbeat_interval
         self._liveness = reg.liveness_timeout or 3 * self.heartbeat_interval
+
+    async def _pause(self, delay: float) -> None:
+        """Back off for ``delay`` seconds, meanwhile nudging the channel to reconnect."""
+        started = time.monotonic()
+        await self.client.wait_ready(delay)
+        await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -463,6 +511,7 @@ class Worker:
 
     async def _finish(self, ctx: TaskContext, how: str, **kwargs: Any) -> None:
         delays = FINISH_RETRY.delays()
+        said = False
         while True:
             try:
                 if how == "complete":
@@ -481,13 +530,34 @@ class Worker:
             except FailedPreconditionError as exc:
                 log.warning("worker %s: task %s: lease no longer ours: %s", self.agent_id, ctx.task_id, exc)
                 return
-            except BrokerRpcError as exc:
-                delay = next(delays, None) if exc.retryable else None
-                if delay is None:
-                    log.error("worker %s: could not %s task %s: %s", self.agent_id, how, ctx.task_id, exc)
+            except (UnavailableError, DeadlineExceededError) as exc:
+                # The broker is away (or restarting): keep trying while the lease is ours.
+                left = ctx._lease_expires - time.time()
+                if left <= 0:
+                    log.error(
+                        "worker %s: could not %s task %s before its lease lapsed: %s",
+                        self.agent_id,
+                        how,
+                        ctx.task_id,
+                        exc,
+                    )
                     self.stats.errors.append(f"{how} {ctx.task_id}: {exc}")
                     return
-                await asyncio.sleep(delay)
+                if not said:
+                    log.warning(
+                        "worker %s: %s of task %s not acknowledged (%s); retrying for up to %.0fs",
+                        self.agent_id,
+                        how,
+                        ctx.task_id,
+                        exc.code_name,
+                        left,
+                    )
+                    said = True
+                await self._pause(min(next(delays), left))
+            except BrokerRpcError as exc:
+                log.error("worker %s: could not %s task %s: %s", self.agent_id, how, ctx.task_id, exc)
+                self.stats.errors.append(f"{how} {ctx.task_id}: {exc}")
+                return
 
     def _lease_period(self, ctx: TaskContext, expires_at: Any = None) -> float:
         lease = ctx.task.spec.lease_timeout
@@ -515,9 +585,11 @@ class Worker:
                 period = max(0.1, period / 2)
 
     async def _extend(self, ctx: TaskContext) -> None:
-        await self.client.extend_lease(
+        expires = await self.client.extend_lease(
             ctx.task_id, self.agent_id, ctx.attempt, progress=ctx._progress, status_note=ctx._note
         )
+        if expires is not None:
+            ctx._lease_expires = expires.timestamp()
 
 
 async def _cancel(task: asyncio.Task[Any] | None) -> None:
