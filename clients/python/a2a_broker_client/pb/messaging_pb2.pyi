@@ -219,6 +219,7 @@ class SendRequest(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
+    REQUIRE_RECIPIENT_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
     """Required: the sending agent's id (must be registered)."""
     message_type: _builtins.str
@@ -245,6 +246,12 @@ class SendRequest(_message.Message):
     idempotency_key: _builtins.str
     """Optional: a repeated key from the same sender returns the first send's
     message ids and stores nothing. At most 128 characters.
+    """
+    require_recipient: _builtins.bool
+    """Refuse the send unless a registered agent would receive it now: NOT_FOUND
+    for a direct recipient that is not registered, FAILED_PRECONDITION for an
+    anycast or broadcast that no registered agent matches. Unset (the
+    default): the message is stored and waits for its recipient.
     """
     @_builtins.property
     def target(self) -> Global___Target:
@@ -281,10 +288,11 @@ class SendRequest(_message.Message):
         max_attempts: _builtins.int | None = ...,
         idempotency_key: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        require_recipient: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "max_attempts", b"max_attempts", "priority", b"priority", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "sender_id", b"sender_id", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "require_recipient", b"require_recipient", "sender_id", b"sender_id", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
@@ -423,6 +431,7 @@ class Message(_message.Message):
     ACK_DEADLINE_FIELD_NUMBER: _builtins.int
     PROCESSED_AT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    AWAITING_RECIPIENT_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     """Unique id of this copy. Ack, Nack, GetMessage and Requeue take it. Ids
     of one broker process increase with time.
@@ -449,6 +458,13 @@ class Message(_message.Message):
     last_error: _builtins.str
     """Why the last delivery failed, or why the message was dead-lettered or
     expired.
+    """
+    awaiting_recipient: _builtins.bool
+    """True while a PENDING copy has nobody to go to: its direct recipient is
+    not a registered agent (never registered, or deregistered), or no
+    registered agent has its anycast capability. It is delivered once such
+    an agent registers and subscribes (unless it expires first). Set by
+    GetMessage and ListMessages; always false on a Subscribe delivery.
     """
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
@@ -499,10 +515,11 @@ class Message(_message.Message):
         ack_deadline: _timestamp_pb2.Timestamp | None = ...,
         processed_at: _timestamp_pb2.Timestamp | None = ...,
         last_error: _builtins.str = ...,
+        awaiting_recipient: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "processed_at", b"processed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -516,6 +533,7 @@ class SubscribeRequest(_message.Message):
     MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
     ACK_DEADLINE_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
+    MAX_RESPONSE_BYTES_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     """Required: the subscribing agent (must be registered)."""
     max_in_flight: _builtins.int
@@ -524,6 +542,11 @@ class SubscribeRequest(_message.Message):
     """
     max_batch: _builtins.int
     """Most messages in one response, 1-1000. 0 means 100."""
+    max_response_bytes: _builtins.int
+    """Most bytes in one response (as serialized), 1 KiB to 64 MiB: set it to
+    the client's gRPC receive limit. 0 means 4 MiB (gRPC's default limit).
+    A single message larger than this is still sent, alone in its response.
+    """
     @_builtins.property
     def ack_deadline(self) -> _duration_pb2.Duration:
         """How long the subscriber has to ack each delivery, 1 s to 1 h. Unset
@@ -537,10 +560,11 @@ class SubscribeRequest(_message.Message):
         max_in_flight: _builtins.int = ...,
         ack_deadline: _duration_pb2.Duration | None = ...,
         max_batch: _builtins.int = ...,
+        max_response_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "agent_id", b"agent_id", "max_batch", b"max_batch", "max_in_flight", b"max_in_flight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "agent_id", b"agent_id", "max_batch", b"max_batch", "max_in_flight", b"max_in_flight", "max_response_bytes", b"max_response_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

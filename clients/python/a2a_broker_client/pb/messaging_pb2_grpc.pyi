@@ -41,12 +41,20 @@ class MessagingStub:
     def __new__(cls, channel: _aio.Channel) -> MessagingAsyncStub: ...
     Send: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SendRequest, _messaging_pb2.SendResponse]
     """Send stores one message (one copy per recipient for a broadcast) and
-    answers once it is committed. A repeated `idempotency_key` from the same
+    answers once it is committed. A Send to a broker that is shutting down
+    is refused with UNAVAILABLE and stores nothing. A repeated `idempotency_key` from the same
     sender answers with the first send's ids and stores nothing new.
-    Errors: NOT_FOUND for an unknown sender or recipient; INVALID_ARGUMENT for
-    a malformed field (priority outside 0-10, payload over the size limit,
-    negative TTL...); FAILED_PRECONDITION for an anycast with no agent having
-    the capability.
+    A recipient need not exist yet: a direct send to an agent id that is not
+    registered, or an anycast to a capability no registered agent has, is
+    stored and waits (subject to its expiry) until such an agent registers
+    and subscribes; ListMessages shows it with `awaiting_recipient` set. A
+    broadcast is copied to the agents registered at send time only (none:
+    accepted with no copies). Set `require_recipient` to be refused instead.
+    Errors: NOT_FOUND for an unknown sender (or, with `require_recipient`, an
+    unknown recipient); INVALID_ARGUMENT for a malformed field (priority
+    outside 0-10, payload over the size limit, negative TTL...);
+    FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
+    that no registered agent would receive.
     """
     SendBatch: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SendBatchRequest, _messaging_pb2.SendBatchResponse]
     """SendBatch stores many messages in one transaction: all or none. Each
@@ -60,7 +68,9 @@ class MessagingStub:
     several messages. Several streams of the same agent share its queue (each
     message goes to one of them). When a stream ends, its unacknowledged
     messages are released for redelivery at once (the delivery counts as an
-    attempt, except when the broker itself shut down).
+    attempt, except when the broker itself shut down: then they stay held
+    through the shutdown's grace period, so that acks sent meanwhile count,
+    and are released, the attempt given back, before the broker exits).
     The response headers (initial metadata) are sent once the subscription is
     live: anything committed after them is pushed to it.
     Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
@@ -72,7 +82,9 @@ class MessagingStub:
     """Ack marks delivered messages processed. Acking a message twice is
     harmless, and so is acking one that expired meanwhile; a late ack of a
     message already released for redelivery (but not yet redelivered) still
-    marks it processed. Errors: NOT_FOUND for an unknown id;
+    marks it processed. An Ack answered OK sticks; one the broker cannot
+    commit because it is shutting down is refused with UNAVAILABLE (the
+    message will be delivered again). Errors: NOT_FOUND for an unknown id;
     PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
     changes nothing.
     """
@@ -100,12 +112,20 @@ class MessagingAsyncStub(MessagingStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Send: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendRequest, _messaging_pb2.SendResponse]  # type: ignore[assignment]
     """Send stores one message (one copy per recipient for a broadcast) and
-    answers once it is committed. A repeated `idempotency_key` from the same
+    answers once it is committed. A Send to a broker that is shutting down
+    is refused with UNAVAILABLE and stores nothing. A repeated `idempotency_key` from the same
     sender answers with the first send's ids and stores nothing new.
-    Errors: NOT_FOUND for an unknown sender or recipient; INVALID_ARGUMENT for
-    a malformed field (priority outside 0-10, payload over the size limit,
-    negative TTL...); FAILED_PRECONDITION for an anycast with no agent having
-    the capability.
+    A recipient need not exist yet: a direct send to an agent id that is not
+    registered, or an anycast to a capability no registered agent has, is
+    stored and waits (subject to its expiry) until such an agent registers
+    and subscribes; ListMessages shows it with `awaiting_recipient` set. A
+    broadcast is copied to the agents registered at send time only (none:
+    accepted with no copies). Set `require_recipient` to be refused instead.
+    Errors: NOT_FOUND for an unknown sender (or, with `require_recipient`, an
+    unknown recipient); INVALID_ARGUMENT for a malformed field (priority
+    outside 0-10, payload over the size limit, negative TTL...);
+    FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
+    that no registered agent would receive.
     """
     SendBatch: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendBatchRequest, _messaging_pb2.SendBatchResponse]  # type: ignore[assignment]
     """SendBatch stores many messages in one transaction: all or none. Each
@@ -119,7 +139,9 @@ class MessagingAsyncStub(MessagingStub):
     several messages. Several streams of the same agent share its queue (each
     message goes to one of them). When a stream ends, its unacknowledged
     messages are released for redelivery at once (the delivery counts as an
-    attempt, except when the broker itself shut down).
+    attempt, except when the broker itself shut down: then they stay held
+    through the shutdown's grace period, so that acks sent meanwhile count,
+    and are released, the attempt given back, before the broker exits).
     The response headers (initial metadata) are sent once the subscription is
     live: anything committed after them is pushed to it.
     Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
@@ -131,7 +153,9 @@ class MessagingAsyncStub(MessagingStub):
     """Ack marks delivered messages processed. Acking a message twice is
     harmless, and so is acking one that expired meanwhile; a late ack of a
     message already released for redelivery (but not yet redelivered) still
-    marks it processed. Errors: NOT_FOUND for an unknown id;
+    marks it processed. An Ack answered OK sticks; one the broker cannot
+    commit because it is shutting down is refused with UNAVAILABLE (the
+    message will be delivered again). Errors: NOT_FOUND for an unknown id;
     PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
     changes nothing.
     """
@@ -162,12 +186,20 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.SendResponse, _abc.Awaitable[_messaging_pb2.SendResponse]]:
         """Send stores one message (one copy per recipient for a broadcast) and
-        answers once it is committed. A repeated `idempotency_key` from the same
+        answers once it is committed. A Send to a broker that is shutting down
+        is refused with UNAVAILABLE and stores nothing. A repeated `idempotency_key` from the same
         sender answers with the first send's ids and stores nothing new.
-        Errors: NOT_FOUND for an unknown sender or recipient; INVALID_ARGUMENT for
-        a malformed field (priority outside 0-10, payload over the size limit,
-        negative TTL...); FAILED_PRECONDITION for an anycast with no agent having
-        the capability.
+        A recipient need not exist yet: a direct send to an agent id that is not
+        registered, or an anycast to a capability no registered agent has, is
+        stored and waits (subject to its expiry) until such an agent registers
+        and subscribes; ListMessages shows it with `awaiting_recipient` set. A
+        broadcast is copied to the agents registered at send time only (none:
+        accepted with no copies). Set `require_recipient` to be refused instead.
+        Errors: NOT_FOUND for an unknown sender (or, with `require_recipient`, an
+        unknown recipient); INVALID_ARGUMENT for a malformed field (priority
+        outside 0-10, payload over the size limit, negative TTL...);
+        FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
+        that no registered agent would receive.
         """
 
     @_abc_1.abstractmethod
@@ -193,7 +225,9 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         several messages. Several streams of the same agent share its queue (each
         message goes to one of them). When a stream ends, its unacknowledged
         messages are released for redelivery at once (the delivery counts as an
-        attempt, except when the broker itself shut down).
+        attempt, except when the broker itself shut down: then they stay held
+        through the shutdown's grace period, so that acks sent meanwhile count,
+        and are released, the attempt given back, before the broker exits).
         The response headers (initial metadata) are sent once the subscription is
         live: anything committed after them is pushed to it.
         Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
@@ -211,7 +245,9 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         """Ack marks delivered messages processed. Acking a message twice is
         harmless, and so is acking one that expired meanwhile; a late ack of a
         message already released for redelivery (but not yet redelivered) still
-        marks it processed. Errors: NOT_FOUND for an unknown id;
+        marks it processed. An Ack answered OK sticks; one the broker cannot
+        commit because it is shutting down is refused with UNAVAILABLE (the
+        message will be delivered again). Errors: NOT_FOUND for an unknown id;
         PERMISSION_DENIED for a message addressed to another agent. A rejected Ack
         changes nothing.
         """
