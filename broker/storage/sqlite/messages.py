@@ -13,7 +13,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ...errors import BrokerError, FailedPrecondition, NotFound, PermissionDenied
+from ...domain import messages as rules
+from ...errors import BrokerError
 from ...models.messages import Message, NewMessage, SendResult
 from ..message_store import Changed, Claim, SendOutcome, SweepOutcome
 from .message_rows import COLUMNS, MessageReads, row_to_message, wake_key
@@ -22,23 +23,20 @@ from .message_send import PreparedSends, send_outcome, store_sends
 if TYPE_CHECKING:
     from .engine import SqliteEngine
 
-# Due: deliverable now (scheduled time reached, not expired).
-_DUE = "(deliver_after IS NULL OR deliver_after <= :now) AND (expires_at IS NULL OR expires_at > :now)"
+# The rules (due, claim order, release, expiry, retention, acks) are in broker/domain/messages.py.
+_DUE = rules.DUE_SQL
+_ORDER = rules.CLAIM_ORDER_SQL
 NEXT_DIRECT = (
     "SELECT seq, priority FROM a2a_messages WHERE recipient_id = :agent AND status = 'pending'"
-    f" AND {_DUE} ORDER BY priority DESC, seq LIMIT :n"
+    f" AND {_DUE} ORDER BY {_ORDER} LIMIT :n"
 )
 NEXT_ANYCAST = (
     "SELECT seq, priority FROM a2a_messages WHERE target_capability = :cap AND recipient_id IS NULL"
-    f" AND status = 'pending' AND {_DUE} ORDER BY priority DESC, seq LIMIT :n"
+    f" AND status = 'pending' AND {_DUE} ORDER BY {_ORDER} LIMIT :n"
 )
 # A direct claim does not SET recipient_id: SQLite rewrites every index holding a column that an
 # UPDATE sets, even to the same value (here three of them).
-_CLAIM = (
-    "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1,{}"
-    " delivered_at = :now, ack_deadline = :deadline WHERE seq IN ({})"
-    f" RETURNING {COLUMNS}"
-)
+_CLAIM = f"UPDATE a2a_messages SET {rules.DELIVER_SQL}{{}} WHERE seq IN ({{}}) RETURNING {COLUMNS}"
 _CLAIM_SEQS = _CLAIM.format("", "SELECT value FROM json_each(:seqs)")
 # The direct claim in two single-step statements: rows come back packed in one JSON value (payload
 # in hex), then one UPDATE marks them. UPDATE ... RETURNING steps once per row, and each step
@@ -51,63 +49,45 @@ _PACKED = (
 )
 PICK_DIRECT = (
     f"SELECT json_group_array(seq), {_PACKED} FROM (SELECT * FROM a2a_messages"
-    f" WHERE recipient_id = :agent AND status = 'pending' AND {_DUE} ORDER BY priority DESC, seq LIMIT :n)"
+    f" WHERE recipient_id = :agent AND status = 'pending' AND {_DUE} ORDER BY {_ORDER} LIMIT :n)"
 )
 _MARK_DELIVERED = (
-    "UPDATE a2a_messages SET status = 'delivered', attempt = attempt + 1, delivered_at = :now,"
-    " ack_deadline = :deadline WHERE seq IN (SELECT value FROM json_each(:seqs))"
+    f"UPDATE a2a_messages SET {rules.DELIVER_SQL} WHERE seq IN (SELECT value FROM json_each(:seqs))"
 )
-_CLAIM_ANYCAST_SEQS = _CLAIM.format(" recipient_id = :agent,", "SELECT value FROM json_each(:seqs)")
+_CLAIM_ANYCAST_SEQS = _CLAIM.format(", recipient_id = :agent", "SELECT value FROM json_each(:seqs)")
 
 _ACKABLE = (
     # "+recipient_id": look rows up by id (unique index), never by recipient (all its messages).
-    "message_id IN (SELECT value FROM json_each(:ids)) AND +recipient_id = :agent"
-    " AND (status = 'delivered' OR (status = 'pending' AND attempt > 0))"
+    f"message_id IN (SELECT value FROM json_each(:ids)) AND +recipient_id = :agent AND {rules.ACKABLE_SQL}"
 )
 ACK_PICK = f"SELECT json_group_array(json_array(message_id, attempt)) FROM a2a_messages WHERE {_ACKABLE}"
-_ACK = (
-    "UPDATE a2a_messages SET status = 'processed', processed_at = :now, finished_at = :now,"
-    f" ack_deadline = NULL WHERE {_ACKABLE}"
-)
+_ACK = f"UPDATE a2a_messages SET {rules.ACK_SQL} WHERE {_ACKABLE}"  # noqa: S608
 _IN_IDS = "message_id IN (SELECT value FROM json_each(?))"
 _OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"  # noqa: S608
 
-LAPSED = (
-    "SELECT seq FROM a2a_messages WHERE status = 'delivered' AND ack_deadline <= :now"
-    " ORDER BY ack_deadline LIMIT :lim"
-)
-EXPIRING = (
-    "SELECT seq FROM a2a_messages WHERE expires_at IS NOT NULL AND status IN ('pending', 'delivered')"
-    " AND expires_at <= :now LIMIT :lim"
-)
-PURGEABLE = (
-    "SELECT seq FROM a2a_messages WHERE status IN ('processed', 'expired')"
-    " AND finished_at < :before LIMIT :lim"
-)
+LAPSED = f"SELECT seq FROM a2a_messages WHERE {rules.LAPSED_SQL} ORDER BY ack_deadline LIMIT :lim"  # noqa: S608
+EXPIRING = f"SELECT seq FROM a2a_messages WHERE {rules.EXPIRED_SQL} LIMIT :lim"  # noqa: S608
+PURGEABLE = f"SELECT seq FROM a2a_messages WHERE {rules.PURGEABLE_SQL} LIMIT :lim"  # noqa: S608
 _EXPIRE = (
-    "UPDATE a2a_messages SET status = 'expired', finished_at = :now, ack_deadline = NULL,"
-    f" last_error = 'expired before it was processed' WHERE seq IN ({EXPIRING})"
+    f"UPDATE a2a_messages SET {rules.EXPIRE_SQL} WHERE seq IN ({EXPIRING})"  # noqa: S608
     " RETURNING message_id, attempt"
 )
 
 
 def _release_sql(where: str) -> str:
-    """Hand deliveries back: PENDING again (anycast copies back to the pool), or FAILED past the
-    last attempt or when rejected. ``:refund`` gives the attempt back (the broker's own fault)."""
-    dead = "(:reject OR attempt - :refund >= max_attempts)"
+    """Hand deliveries back (``rules.release``, set-based)."""
     return f"""
-UPDATE a2a_messages SET
-    status = CASE WHEN {dead} THEN 'failed' ELSE 'pending' END,
-    attempt = attempt - :refund,
-    recipient_id = CASE WHEN target_kind = 'anycast' AND NOT {dead} THEN NULL ELSE recipient_id END,
-    deliver_after = :deliver_after,
-    ack_deadline = NULL,
-    last_error = substr(:reason || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, 2048)
+UPDATE a2a_messages SET {rules.RELEASE_SQL}
 WHERE status = 'delivered' AND {where}
 RETURNING message_id, attempt + :refund, status, recipient_id, target_capability, deliver_after
 """  # noqa: S608
 
 
+_REQUEUE = (
+    f"UPDATE a2a_messages SET {rules.REQUEUE_SQL}"  # noqa: S608
+    " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'failed'"
+    " RETURNING message_id, attempt, status, recipient_id, target_capability, deliver_after"
+)
 _RELEASE_HELD = _release_sql(
     "seq IN (SELECT m.seq FROM json_each(:held) j JOIN a2a_messages m"
     " ON m.message_id = j.value ->> 0 AND m.attempt = j.value ->> 1 WHERE m.status = 'delivered')"
@@ -137,10 +117,10 @@ class Claimed:
         rows = self.rows
         if self.packed is not None:
             rows = json.loads(self.packed)
-            for r in rows:  # as the UPDATE left them
+            for r in rows:  # as the UPDATE left them (rules.DELIVER_SQL)
                 r[8] = bytes.fromhex(r[8])
                 r[15] = "delivered"
-                r[16] += 1
+                r[16] = rules.delivered_attempt(r[16])
                 r[21] = self.now
                 r[22] = self.ack_deadline
         msgs = [row_to_message(r) for r in rows]
@@ -165,14 +145,13 @@ def _claim(
             conn.execute(_MARK_DELIVERED, {**args, "seqs": seqs})
             return Claimed(packed, [], now, ack_deadline)
         return Claimed(None, [], now, ack_deadline)
-    cands = [(-r[1], r[0], False) for r in conn.execute(NEXT_DIRECT, args)]
-    for cap in capabilities:
-        cands += [(-r[1], r[0], True) for r in conn.execute(NEXT_ANYCAST, {**args, "cap": cap})]
-    cands.sort()
-    chosen = cands[:limit]
+    direct, anycast = rules.pick_claims(
+        conn.execute(NEXT_DIRECT, args).fetchall(),
+        [conn.execute(NEXT_ANYCAST, {**args, "cap": cap}).fetchall() for cap in capabilities],
+        limit,
+    )
     rows = []
-    for anycast, sql in ((False, _CLAIM_SEQS), (True, _CLAIM_ANYCAST_SEQS)):
-        picked = [seq for _, seq, a in chosen if a is anycast]
+    for picked, sql in ((direct, _CLAIM_SEQS), (anycast, _CLAIM_ANYCAST_SEQS)):
         if picked:
             rows += conn.execute(sql, {**args, "seqs": json.dumps(picked)}).fetchall()
     return Claimed(None, rows, now, ack_deadline)
@@ -194,10 +173,15 @@ def _changed(rows: Iterable[sqlite3.Row]) -> Changed:
     return out
 
 
-def _release_args(now: int, reason: str, **kw: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {"now": now, "reason": reason, "refund": 0, "reject": 0, "deliver_after": None}
-    args.update(kw)
-    return args
+def _release_args(
+    now: int,
+    reason: str,
+    refund: bool = False,
+    reject: bool = False,
+    deliver_after: int | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
+    return {"now": now, **rules.release_params(reason, refund, reject, deliver_after), **kw}
 
 
 def _check_owner(conn: sqlite3.Connection, agent_id: str, ids: list[str]) -> list[sqlite3.Row]:
@@ -206,10 +190,9 @@ def _check_owner(conn: sqlite3.Connection, agent_id: str, ids: list[str]) -> lis
     found = {r[0]: r for r in rows}
     for mid in ids:
         r = found.get(mid)
-        if r is None:
-            raise NotFound(f"message {mid!r} not found")
-        if r[1] is not None and r[1] != agent_id:
-            raise PermissionDenied(f"message {mid!r} is addressed to another agent, not {agent_id!r}")
+        err = rules.ack_refusal(mid, r is not None, r[1] if r is not None else None, agent_id)
+        if err is not None:
+            raise err
     return rows
 
 
@@ -267,11 +250,11 @@ class MessageOps(MessageReads):
     ) -> Changed:
         args = _release_args(
             now,
-            reason or ("rejected by the recipient" if reject else "nacked by the recipient"),
+            rules.nack_reason(reason, reject),
+            reject=reject,
+            deliver_after=rules.redeliver_after(now, delay_us, reject),
             agent=agent_id,
             ids=json.dumps(ids),
-            reject=int(reject),
-            deliver_after=now + delay_us if delay_us > 0 and not reject else None,
         )
 
         def job(conn: sqlite3.Connection) -> Changed:
@@ -286,7 +269,7 @@ class MessageOps(MessageReads):
     async def release_deliveries(
         self, held: list[tuple[str, int]], now: int, reason: str, refund: bool
     ) -> Changed:
-        args = _release_args(now, reason, held=json.dumps(held), refund=int(refund))
+        args = _release_args(now, reason, refund=refund, held=json.dumps(held))
         return await self.engine.write(lambda conn: _changed(conn.execute(_RELEASE_HELD, args).fetchall()))
 
     async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> Changed:
@@ -308,27 +291,19 @@ class MessageOps(MessageReads):
             ).fetchall()
             status = {r[0]: r[1] for r in rows}
             for mid in ids:
-                if mid not in status:
-                    raise NotFound(f"message {mid!r} not found")
-                if status[mid] != "failed":
-                    raise FailedPrecondition(f"message {mid!r} is {status[mid]}, not failed (a dead letter)")
-            return _changed(
-                conn.execute(
-                    "UPDATE a2a_messages SET status = 'pending', attempt = 0, deliver_after = NULL,"
-                    " ack_deadline = NULL,"
-                    " recipient_id = CASE WHEN target_kind = 'anycast' THEN NULL ELSE recipient_id END"
-                    " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'failed'"
-                    " RETURNING message_id, attempt, status, recipient_id, target_capability, deliver_after",
-                    (json.dumps(ids),),
-                ).fetchall()
-            )
+                err = rules.requeue_refusal(mid, status.get(mid))
+                if err is not None:
+                    raise err
+            return _changed(conn.execute(_REQUEUE, (json.dumps(ids),)).fetchall())
 
         return await self.engine.write(job)
 
     async def sweep_messages(self, now: int, purge_before: int, limit: int) -> SweepOutcome:
         def job(conn: sqlite3.Connection) -> SweepOutcome:
             lapsed = _changed(
-                conn.execute(_RELEASE_LAPSED, _release_args(now, "ack deadline passed", lim=limit)).fetchall()
+                conn.execute(
+                    _RELEASE_LAPSED, _release_args(now, rules.ACK_DEADLINE_PASSED, lim=limit)
+                ).fetchall()
             )
             expired = [(r[0], r[1]) for r in conn.execute(_EXPIRE, {"now": now, "lim": limit})]
             purge = {"before": purge_before, "lim": limit}

@@ -1,0 +1,1 @@
+"""Pure rules of the broker: no I/O, no asyncio, no SQL execution; each module owns one concern."""
