@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from ..clock import now_us
 from ..errors import BrokerError
 from ..models.messages import Message, SubscribeInput
+from .wakeups import subscriber_keys
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
@@ -48,7 +49,7 @@ class Subscription:
         self.max_in_flight = inp.max_in_flight
         self.max_batch = inp.max_batch
         self.ack_deadline_us = inp.ack_deadline_us
-        self.keys = [f"a:{inp.agent_id}", *(f"c:{c}" for c in capabilities)]
+        self.keys = subscriber_keys(inp.agent_id, capabilities)
         self.held: dict[str, int] = {}  # message_id -> the attempt delivered on this stream
         self.claims: deque[tuple[Claim, int]] = deque()  # in flight, in order: (future, limit)
         self._claiming = 0  # sum of the limits of the claims in flight
@@ -58,7 +59,7 @@ class Subscription:
         self.refund = False  # give the attempt back on release (the broker ended the stream)
         self.sending: list[Message] = []  # in the response being written (not yet transmitted)
         self.closed = False
-        mailbox._watch(self)
+        mailbox.wakeups.watch(self.keys, self.wake)
 
     @property
     def room(self) -> int:

@@ -2,14 +2,8 @@
 
 Nothing here polls in a loop. A waiter arms its wake-up keys *before* it tries
 to lease, then sleeps until one is notified (after a commit) or an idle
-re-check is due:
-
-- ``ready:<capability>``: a task needing that capability became leasable. A
-  task notifies only the smallest of its (sorted) required capabilities; an
-  agent able to run it has that one too, so it armed that key. ``ready:*`` is
-  for tasks needing nothing.
-- ``agent:<id>``: the agent's capacity was released, it was told of a
-  cancellation, or its status changed.
+re-check is due. The keys (``ready:<capability>``, ``agent:<id>``) are spelled
+in ``wakeups.py``.
 
 Every lease is one write job that checks the free capacity, picks the tasks
 and marks them running atomically, so concurrent Claims (or Listen streams)
@@ -21,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from ..clock import now_us
@@ -29,7 +23,7 @@ from ..errors import FailedPrecondition, StorageUnavailable
 from ..models.agents import Agent
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
 from ..storage.base import Storage
-from .hub import Signals
+from .wakeups import Wakeups, agent_key, keys_for, ready_key
 
 log = logging.getLogger("broker.tasks")
 
@@ -51,18 +45,6 @@ LISTEN_BATCH = 100
 # reported capacity and other brokers' commits (shared database) do not notify.
 IDLE_RECHECK_S = 1.0
 SHUTTING_DOWN = "the broker is shutting down; listen again"
-
-
-def agent_key(agent_id: str) -> str:
-    return f"agent:{agent_id}"
-
-
-def ready_key(caps: tuple[str, ...]) -> str:
-    return f"ready:{caps[0]}" if caps else "ready:*"
-
-
-def keys_for(agent_id: str, caps: Iterable[str]) -> list[str]:
-    return [agent_key(agent_id), "ready:*", *(f"ready:{c}" for c in caps)]
 
 
 class Inbox:
@@ -87,7 +69,7 @@ class Dispatcher:
         self.liveness = liveness  # told when a Listen stream opens and ends (a sign of life)
         self.announce = announce
         self.spawn = spawn
-        self.signals = Signals()
+        self.signals = Wakeups()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._caps: dict[str, tuple[str, ...]] = {}
         self.lease_attempts = 0  # lease jobs run (tests check that waiting does not poll)

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain.messages import Audience
 from ..errors import FailedPrecondition, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
 from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
@@ -34,6 +34,7 @@ from ..storage.base import Storage
 from ..storage.message_store import Changed, Claim, SendOutcome
 from .delivery import DueTimer, Subscription
 from .registry import Registry
+from .wakeups import Wakeups, audience_key, subscriber_keys
 
 log = logging.getLogger("broker.mailbox")
 
@@ -60,14 +61,13 @@ class Mailbox:
         self.storage = storage
         self.registry = registry
         self.settings = settings
-        # Wake-ups: key (a:<agent>, c:<capability>) -> streams. Not hub.Signals: a stream must
-        # know whether it was woken by a commit (claim again) or by its hand-off (no need).
-        self._watchers: dict[str, set[Subscription]] = {}
+        # Subscriptions wait on inbox:<agent> and pool:<capability> (see wakeups.py).
+        self.wakeups = Wakeups()
         self.started_at = now_us()
         self._streams: dict[str, set[Subscription]] = {}
         self._owner: dict[str, tuple[Subscription, int]] = {}  # message_id -> (stream, attempt)
         self._releases: set[asyncio.Task[None]] = set()
-        self._timer = DueTimer(self.notify)
+        self._timer = DueTimer(self.wakeups.notify)
         self._recovered = False
         self._recover_lock = asyncio.Lock()
         self._due_scanned = 0
@@ -173,35 +173,16 @@ class Mailbox:
             got = out.claimed.get(agent, [])
             fut.set_result(got)  # the stream hands them out (or releases them)
             if len(got) < limit:
-                out.wake.discard(f"a:{agent}")  # it took everything: nobody else need look
+                out.wake.discard(Audience(agent, None))  # it took everything: nobody else need look
         self._woken(out.wake, out.scheduled)
         return out
 
-    def _woken(self, wake: set[str], scheduled: list[tuple[int, str]]) -> None:
-        self.notify_many(wake)
-        for due, key in scheduled:
-            self._timer.add(due, key)
-
-    def _watch(self, sub: Subscription) -> None:
-        for key in sub.keys:
-            self._watchers.setdefault(key, set()).add(sub)
-
-    def _unwatch(self, sub: Subscription) -> None:
-        for key in sub.keys:
-            subs = self._watchers.get(key)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del self._watchers[key]
-
-    def notify(self, key: str) -> None:
-        """Wake the streams watching ``key`` (``a:<agent>`` or ``c:<capability>``), after a commit."""
-        for sub in self._watchers.get(key, ()):
-            sub.wake()
-
-    def notify_many(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.notify(key)
+    def _woken(self, wake: set[Audience], scheduled: list[tuple[int, Audience]]) -> None:
+        """After a commit: wake the streams that may take the copies now, and later those due later."""
+        for whom in wake:
+            self.wakeups.notify(audience_key(whom))
+        for due, whom in scheduled:
+            self._timer.add(due, audience_key(whom))
 
     # -- delivering ------------------------------------------------------------------------
 
@@ -263,7 +244,7 @@ class Mailbox:
         """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
         shutdown waits for it even when the stream was cancelled)."""
         self.registry.stream_closed(sub.agent_id)
-        self._unwatch(sub)
+        self.wakeups.unwatch(sub.keys, sub.wake)
         streams = self._streams.get(sub.agent_id)
         if streams is not None:
             streams.discard(sub)
@@ -331,8 +312,7 @@ class Mailbox:
                     del self._owner[mid]
             sub.held.clear()
             sub.stop(FailedPrecondition(why))
-        self.notify(f"a:{agent.agent_id}")
-        self.notify_many(f"c:{c}" for c in agent.capabilities)
+        self.wakeups.notify_all(subscriber_keys(agent.agent_id, agent.capabilities))
 
     # -- reading and repair ----------------------------------------------------------------
 
@@ -378,9 +358,9 @@ class Mailbox:
                 "mailbox sweep",
                 extra={"lapsed": len(out.lapsed.ids), "expired": len(out.expired), "purged": out.purged},
             )
-        keys = await self.storage.due_scheduled(self._due_scanned, now)
+        due = await self.storage.due_scheduled(self._due_scanned, now)
         self._due_scanned = now
-        self.notify_many(keys)
+        self._woken(due, [])
 
     def shutdown(self) -> None:
         """Refuse new sends and streams, and end every stream (UNAVAILABLE: subscribe again

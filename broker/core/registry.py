@@ -21,7 +21,7 @@ from ..models.agents import (
     RegisterInput,
 )
 from ..storage.base import Storage
-from .hub import Feed
+from .feeds import Feed
 
 log = logging.getLogger("broker.registry")
 

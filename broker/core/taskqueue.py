@@ -40,8 +40,8 @@ from ..models.tasks import (
 from ..storage.base import Storage
 from .batching import CompleteBatcher
 from .dispatch import Dispatcher
+from .feeds import Feed, Watcher
 from .graph import plan_graph, plan_single
-from .hub import Feed, Watcher
 from .registry import Registry
 
 log = logging.getLogger("broker.tasks")

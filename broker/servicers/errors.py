@@ -18,7 +18,7 @@ import grpc
 from pydantic import ValidationError
 
 from .. import errors as e
-from ..core.hub import Overflow
+from ..core.feeds import Overflow
 
 log = logging.getLogger("broker.rpc")
 

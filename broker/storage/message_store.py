@@ -1,10 +1,9 @@
 """The messaging part of the Storage protocol.
 
 Each operation is one transaction. Operations that change which copies are
-deliverable return what the core needs to wake subscribers *after* the
-commit: Signals keys (``a:<agent>`` for an agent's copies, ``c:<capability>``
-for anycast copies no agent holds) and the deliver-after times of copies that
-are not due yet.
+deliverable return whom they concern, for the core to wake *after* the commit:
+the ``Audience`` of each such copy (its agent, or for an anycast copy no agent
+holds, its capability), now or at its deliver-after time.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..domain.messages import Audience
 from ..errors import BrokerError
 from ..models.messages import Message, MessageFilter, NewMessage, SendResult
 
@@ -21,8 +21,8 @@ class Changed:
     """Copies that changed state in one transaction, and whom to wake for them."""
 
     ids: list[tuple[str, int]] = field(default_factory=list)  # (message_id, attempt) of each copy changed
-    wake: set[str] = field(default_factory=set)  # keys to notify now
-    scheduled: list[tuple[int, str]] = field(default_factory=list)  # (due time, key) for later
+    wake: set[Audience] = field(default_factory=set)  # whom to wake now
+    scheduled: list[tuple[int, Audience]] = field(default_factory=list)  # (due time, whom) for later
     requeued: int = 0  # copies now pending again
     dead: int = 0  # copies moved to FAILED (dead letters)
 
@@ -39,8 +39,8 @@ class Claim:
 @dataclass
 class SendOutcome:
     results: list[SendResult | BrokerError]  # an error only for independent sends (batch=False)
-    wake: set[str]
-    scheduled: list[tuple[int, str]]
+    wake: set[Audience]
+    scheduled: list[tuple[int, Audience]]
     claimed: dict[str, list[Message]]  # agent id -> deliveries claimed by the hand-off
 
 
@@ -94,5 +94,5 @@ class MessageStore(Protocol):
     async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         """One page in enqueue order; the second item is the last seq when more may follow."""
 
-    async def due_scheduled(self, after: int, upto: int) -> set[str]:
-        """Wake keys of pending copies whose deliver-after time fell in (after, upto]."""
+    async def due_scheduled(self, after: int, upto: int) -> set[Audience]:
+        """Audiences of pending copies whose deliver-after time fell in (after, upto]."""

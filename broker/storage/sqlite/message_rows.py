@@ -6,6 +6,7 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING
 
+from ...domain.messages import Audience, audience
 from ...errors import NotFound
 from ...models.messages import Message, MessageFilter, MessageStatus, TargetKind
 
@@ -86,11 +87,6 @@ def mark_awaiting(conn: sqlite3.Connection, msgs: list[Message]) -> list[Message
     return msgs
 
 
-def wake_key(recipient_id: str | None, capability: str | None) -> str:
-    """The Signals key that wakes whoever may take a pending copy."""
-    return f"a:{recipient_id}" if recipient_id is not None else f"c:{capability}"
-
-
 class MessageReads:
     engine: SqliteEngine
 
@@ -140,11 +136,11 @@ class MessageReads:
 
         return await self.engine.read(job)
 
-    async def due_scheduled(self, after: int, upto: int) -> set[str]:
-        """Wake keys of pending copies whose deliver-after time fell in (after, upto]."""
+    async def due_scheduled(self, after: int, upto: int) -> set[Audience]:
+        """Audiences of pending copies whose deliver-after time fell in (after, upto]."""
 
-        def job(conn: sqlite3.Connection) -> set[str]:
+        def job(conn: sqlite3.Connection) -> set[Audience]:
             rows = conn.execute(DUE_SCHEDULED, {"before": after, "now": upto}).fetchall()
-            return {wake_key(r[0], r[1]) for r in rows}
+            return {audience(r[0], r[1]) for r in rows}
 
         return await self.engine.read(job)

@@ -15,10 +15,10 @@ import sqlite3
 import time
 from typing import Any
 
+from ...domain.messages import Audience, audience
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.messages import NewMessage, SendResult, TargetKind
 from ..message_store import SendOutcome
-from .message_rows import wake_key
 
 _FIELDS = (
     "message_id, send_id, sender_id, recipient_id, target_kind, target_capability, message_type, payload,"
@@ -263,21 +263,21 @@ def store_sends(
 def send_outcome(
     msgs: list[NewMessage], prep: PreparedSends, stored: list[SendResult | BrokerError] | None
 ) -> SendOutcome:
-    """Results and wake-ups of a send job, put together on the loop thread."""
+    """Results and audiences of a send job, put together on the loop thread."""
     if stored is None:
         stored = [SendResult([send_id]) for send_id in prep.send_ids]
-    wake: set[str] = set()
-    scheduled: list[tuple[int, str]] = []
+    wake: set[Audience] = set()
+    scheduled: list[tuple[int, Audience]] = []
     for m, res in zip(msgs, stored, strict=True):
         if not isinstance(res, SendResult) or res.duplicate:
             continue
         t = m.target
         if t.kind is TargetKind.BROADCAST:
-            keys = [wake_key(r, None) for r in res.recipients or ()]
+            whom = [Audience(r, None) for r in res.recipients or ()]
         else:
-            keys = [wake_key(t.agent_id if t.kind is TargetKind.DIRECT else None, t.capability)]
+            whom = [audience(t.agent_id if t.kind is TargetKind.DIRECT else None, t.capability)]
         if m.deliver_after is None:
-            wake.update(keys)
+            wake.update(whom)
         else:
-            scheduled.extend((m.deliver_after, k) for k in keys)
+            scheduled.extend((m.deliver_after, w) for w in whom)
     return SendOutcome(stored, wake, scheduled, {})

@@ -17,7 +17,7 @@ from ...domain import messages as rules
 from ...errors import BrokerError
 from ...models.messages import Message, NewMessage, SendResult
 from ..message_store import Changed, Claim, SendOutcome, SweepOutcome
-from .message_rows import COLUMNS, MessageReads, row_to_message, wake_key
+from .message_rows import COLUMNS, MessageReads, row_to_message
 from .message_send import PreparedSends, send_outcome, store_sends
 
 if TYPE_CHECKING:
@@ -163,11 +163,11 @@ def _changed(rows: Iterable[sqlite3.Row]) -> Changed:
         out.ids.append((message_id, attempt))
         if status == "pending":
             out.requeued += 1
-            key = wake_key(recipient, capability)
+            whom = rules.audience(recipient, capability)
             if after is None:
-                out.wake.add(key)
+                out.wake.add(whom)
             else:
-                out.scheduled.append((after, key))
+                out.scheduled.append((after, whom))
         else:
             out.dead += 1
     return out

@@ -1,50 +1,17 @@
-"""In-process notification: wake-ups for waiting streams, and event feeds for watchers.
+"""Event feeds: fan-out of committed changes to watchers (WatchTasks, agent events), each with
+a bounded queue. (Wake-ups of waiting streams are in ``wakeups.py``.)
 
-Both are signalled only after the change they announce has committed, so a
-woken reader always finds it in the database.
+Events are published only after the change they announce has committed, so a
+watcher always finds it in the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 E = TypeVar("E")
-
-
-class Signals:
-    """Wake-ups keyed by a string (an agent id, a capability...).
-
-    A waiter calls ``arm(keys)`` *before* it looks for work, then awaits the
-    returned event if it found none, and ``disarm``s it after: a notify that lands
-    between the look and the wait is not lost.
-    """
-
-    def __init__(self) -> None:
-        self._events: dict[str, set[asyncio.Event]] = {}
-
-    def arm(self, keys: Iterable[str]) -> asyncio.Event:
-        ev = asyncio.Event()
-        for key in keys:
-            self._events.setdefault(key, set()).add(ev)
-        return ev
-
-    def disarm(self, keys: Iterable[str], ev: asyncio.Event) -> None:
-        for key in keys:
-            waiters = self._events.get(key)
-            if waiters is not None:
-                waiters.discard(ev)
-                if not waiters:
-                    del self._events[key]
-
-    def notify(self, key: str) -> None:
-        for ev in self._events.get(key, ()):
-            ev.set()
-
-    def notify_many(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.notify(key)
 
 
 class Overflow(Exception):

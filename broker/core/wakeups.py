@@ -1,0 +1,106 @@
+"""Wake-ups of waiting streams and calls: the one registry, and the one vocabulary of its keys.
+
+Storage reports what changed (agent ids, capabilities, ``Audience``s of pending messages);
+the service layer turns that into keys with the helpers below and notifies them after the
+commit, so a woken reader always finds the change in the database. Keys are ``kind:name``:
+
+- ``agent:<id>``: tasks: the agent's capacity was released, it was told of a cancellation, or
+  its status changed;
+- ``ready:<capability>``: tasks: a task needing that capability became leasable (``ready:*``:
+  a task needing none). A task notifies only the smallest of its (sorted) capabilities: an
+  agent able to run it has that one too;
+- ``inbox:<id>``: messages: a copy for the agent became deliverable;
+- ``pool:<capability>``: messages: an anycast copy for the capability, held by no agent,
+  became deliverable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from ..domain.messages import Audience
+
+Wake = Callable[[], None]
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+def agent_key(agent_id: str) -> str:
+    """Tasks: the agent may lease again, or has news (cancellations, status)."""
+    return f"agent:{agent_id}"
+
+
+def ready_key(caps: tuple[str, ...]) -> str:
+    """Tasks: a task needing ``caps`` (sorted) became leasable."""
+    return f"ready:{caps[0]}" if caps else "ready:*"
+
+
+def keys_for(agent_id: str, caps: Iterable[str]) -> list[str]:
+    """What a task leaser (Claim, Listen) of the agent waits on."""
+    return [agent_key(agent_id), "ready:*", *(f"ready:{c}" for c in caps)]
+
+
+def inbox_key(agent_id: str) -> str:
+    """Messages: a copy for the agent became deliverable."""
+    return f"inbox:{agent_id}"
+
+
+def pool_key(capability: str | None) -> str:
+    """Messages: an anycast copy for the capability became deliverable to any agent with it."""
+    return f"pool:{capability}"
+
+
+def audience_key(audience: Audience) -> str:
+    """Messages: the key of whoever may take a pending copy."""
+    agent_id, capability = audience
+    return inbox_key(agent_id) if agent_id is not None else pool_key(capability)
+
+
+def subscriber_keys(agent_id: str, capabilities: Iterable[str]) -> list[str]:
+    """What a message subscriber of the agent waits on."""
+    return [inbox_key(agent_id), *(pool_key(c) for c in capabilities)]
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+
+class Wakeups:
+    """Wake-ups keyed by the strings above.
+
+    A waiter registers a callback (``watch``), or arms an ``asyncio.Event`` (``arm``): *before*
+    it looks for work, then awaits the event if it found none, and ``disarm``s it after: a notify
+    that lands between the look and the wait is not lost. A callback lets a waiter learn *that*
+    a commit woke it (a message stream claims again only then).
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, set[Wake]] = {}  # key -> callbacks of its waiters
+
+    def watch(self, keys: Iterable[str], wake: Wake) -> None:
+        for key in keys:
+            self._events.setdefault(key, set()).add(wake)
+
+    def unwatch(self, keys: Iterable[str], wake: Wake) -> None:
+        for key in keys:
+            waiters = self._events.get(key)
+            if waiters is not None:
+                waiters.discard(wake)
+                if not waiters:
+                    del self._events[key]
+
+    def arm(self, keys: Iterable[str]) -> asyncio.Event:
+        ev = asyncio.Event()
+        self.watch(keys, ev.set)
+        return ev
+
+    def disarm(self, keys: Iterable[str], ev: asyncio.Event) -> None:
+        self.unwatch(keys, ev.set)
+
+    def notify(self, key: str) -> None:
+        for wake in self._events.get(key, ()):
+            wake()
+
+    def notify_all(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.notify(key)
