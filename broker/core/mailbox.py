@@ -7,7 +7,7 @@ holds at once), which streams to wake for which agent or capability, and the
 timer for scheduled messages. Everything it learns from storage it learns after
 the commit.
 
-Concurrent Send calls share write jobs (``_flush_sends``), and a send claims for
+Concurrent Send calls share write jobs (see coalescer.py), and a send claims for
 a subscribed recipient in its own transaction (a hand-off, see delivery.py):
 a delivered message costs one commit, not two.
 
@@ -27,11 +27,12 @@ import logging
 from ..clock import now_us, s_to_us
 from ..config import Settings
 from ..domain.messages import Audience
-from ..errors import FailedPrecondition, StorageUnavailable
+from ..errors import BrokerError, FailedPrecondition, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
 from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
 from ..storage.base import Storage
 from ..storage.message_store import Changed, Claim, SendOutcome
+from .coalescer import Coalescer
 from .delivery import DueTimer, Subscription
 from .registry import Registry
 from .wakeups import Wakeups, audience_key, subscriber_keys
@@ -45,15 +46,6 @@ SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job sho
 MAX_SEND_JOBS = 1
 # At shutdown, the server stops once no Send has come in for this long (see Mailbox.drain).
 SEND_QUIET_S = 0.1
-
-
-def _settle(fut: asyncio.Future[SendResult], res: SendResult | BaseException) -> None:
-    if fut.done():
-        return
-    if isinstance(res, SendResult):
-        fut.set_result(res)
-    else:
-        fut.set_exception(res)
 
 
 class Mailbox:
@@ -75,67 +67,22 @@ class Mailbox:
         self._released = False  # close() began: held deliveries are handed back, acks are refused
         self._last_send = 0.0  # loop time of the last Send call (see drain)
         self._deferred: list[tuple[Subscription, list[asyncio.Future[list[Message]]]]] = []
-        self._sends: list[tuple[NewMessage, asyncio.Future[SendResult]]] = []
-        self._send_jobs = 0
-        self._send_tasks: set[asyncio.Task[None]] = set()
+        self._sends: Coalescer[NewMessage, SendResult] = Coalescer(
+            self._send_group, what="send", max_jobs=MAX_SEND_JOBS
+        )
         registry.on_agent_gone(self._agent_gone)
 
     # -- sending ---------------------------------------------------------------------------
 
     async def send(self, msg: NewMessage) -> SendResult:
         """One message. Concurrent Send calls are coalesced into shared write jobs (each message
-        still succeeds or fails on its own): see ``_flush_sends``."""
-        loop = asyncio.get_running_loop()
-        self._last_send = loop.time()
+        still succeeds or fails on its own: see coalescer.py)."""
+        self._last_send = asyncio.get_running_loop().time()
         self._check_open()
-        fut: asyncio.Future[SendResult] = loop.create_future()
-        self._sends.append((msg, fut))
-        if self._send_jobs < MAX_SEND_JOBS:
-            self._flush_sends()
-        return await fut
+        return await self._sends.submit(msg)
 
-    def _flush_sends(self) -> None:
-        if not self._sends:
-            return
-        group, self._sends = self._sends, []
-        self._send_jobs += 1
-        task = asyncio.ensure_future(self._send_group(group))
-        self._send_tasks.add(task)
-        task.add_done_callback(self._send_tasks.discard)
-
-    async def _send_group(self, group: list[tuple[NewMessage, asyncio.Future[SendResult]]]) -> None:
-        msgs = [m for m, _ in group]
-        try:
-            try:
-                out = await self._store(msgs, False, self._reserve(msgs))
-            except Exception as exc:
-                if len(group) == 1:
-                    raise
-                # A job shared by several Send calls failed as a whole (a row the database refused,
-                # or a storage fault): one request's content must not fail the others, so each is
-                # written again in a job of its own (the engine isolates each job in a savepoint).
-                log.warning("coalesced send of %d messages failed (%s); retrying each alone", len(group), exc)
-                await asyncio.gather(*(self._send_alone(m, fut) for m, fut in group))
-            else:
-                for (_, fut), res in zip(group, out.results, strict=True):
-                    _settle(fut, res)
-        except BaseException as exc:
-            for _, fut in group:
-                if not fut.done():
-                    fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._send_jobs -= 1
-            self._flush_sends()  # what arrived meanwhile goes as the next group
-
-    async def _send_alone(self, msg: NewMessage, fut: asyncio.Future[SendResult]) -> None:
-        try:
-            out = await self._store([msg], False, self._reserve([msg]))
-        except Exception as exc:
-            _settle(fut, exc)
-        else:
-            _settle(fut, out.results[0])
+    async def _send_group(self, msgs: list[NewMessage]) -> list[SendResult | BrokerError]:
+        return (await self._store(msgs, False, self._reserve(msgs))).results
 
     async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
         """A SendBatch: one job, all or nothing."""
@@ -381,9 +328,9 @@ class Mailbox:
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             left = deadline - loop.time()
-            if self._send_tasks:
-                await asyncio.wait(list(self._send_tasks), timeout=left)
-            elif self._sends:
+            if self._sends.jobs:
+                await asyncio.wait(list(self._sends.jobs), timeout=left)
+            elif self._sends.pending:
                 await asyncio.sleep(0)
             elif (idle := loop.time() - self._last_send) < quiet:
                 await asyncio.sleep(min(quiet - idle, left))

@@ -38,7 +38,7 @@ from ..models.tasks import (
     WatchScope,
 )
 from ..storage.base import Storage
-from .batching import CompleteBatcher
+from .completions import CompleteBatcher
 from .dispatch import Dispatcher
 from .feeds import Feed, Watcher
 from .graph import plan_graph, plan_single
@@ -57,7 +57,7 @@ class TaskQueue:
         self.policy = storage.task_policy
         self.events: Feed[TaskEvent] = Feed()
         self.dispatch = Dispatcher(storage, self.announce, self._spawn, registry)
-        self.completions = CompleteBatcher(storage, self.announce, self._spawn)
+        self.completions = CompleteBatcher(storage, self.announce)
         storage.set_task_capture(lambda: self.events.watchers > 0)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)

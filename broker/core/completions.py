@@ -1,0 +1,47 @@
+"""Concurrent Complete calls, coalesced into shared write jobs (see coalescer.py).
+
+Completions are the one write every task makes, so they are gathered. Each Complete is still
+judged on its own: a stale lease refuses that one item (storage checks before it changes
+anything). If a shared job fails as a whole (a storage fault), each item is retried in a job of
+its own (``complete_task``), so one bad item cannot fail the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..clock import now_us
+from ..errors import BrokerError
+from ..models.tasks import Changes, CompleteInput, Task
+from ..storage.base import Storage
+from .coalescer import Coalescer
+
+
+class CompleteBatcher:
+    """``complete(inp)``: one Complete, written with the others in flight; ``announce`` is told
+    of every committed change."""
+
+    def __init__(self, storage: Storage, announce: Callable[[Changes], None]) -> None:
+        self.storage = storage
+        self.announce = announce
+        self._coalescer: Coalescer[CompleteInput, Task] = Coalescer(
+            self._write, write_one=self._write_one, what="Complete"
+        )
+
+    @property
+    def batches(self) -> int:
+        """Shared write jobs used (for tests and benchmarks)."""
+        return self._coalescer.batches
+
+    async def complete(self, inp: CompleteInput) -> Task:
+        return await self._coalescer.submit(inp)
+
+    async def _write(self, inps: list[CompleteInput]) -> list[Task | BrokerError]:
+        results, changes = await self.storage.complete_tasks(inps, now_us())
+        self.announce(changes)
+        return results
+
+    async def _write_one(self, inp: CompleteInput) -> Task:
+        task, changes = await self.storage.complete_task(inp, now_us())
+        self.announce(changes)
+        return task
