@@ -1,4 +1,6 @@
-"""Messaging rules: durable sends, push delivery with acks, redelivery, dead letters, expiry.
+"""The messaging service: durable sends, push delivery with acks, redelivery, dead letters,
+expiry, and the wake-ups after each commit. The rules of a copy's life (due, claim order, dead
+letters, expiry, retention) are in broker/domain/messages.py; subscriptions in subscriptions.py.
 
 The database holds every message copy and its state; this object holds only
 what is about live streams: which subscription holds which delivery (so an
@@ -8,7 +10,7 @@ timer for scheduled messages. Everything it learns from storage it learns after
 the commit.
 
 Concurrent Send calls share write jobs (see coalescer.py), and a send claims for
-a subscribed recipient in its own transaction (a hand-off, see delivery.py):
+a subscribed recipient in its own transaction (a hand-off, see subscriptions.py):
 a delivered message costs one commit, not two.
 
 Anycast copies are stored once with no recipient and taken by the first
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
@@ -31,11 +34,11 @@ from ..errors import BrokerError, FailedPrecondition, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
 from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
 from ..storage.base import Storage
-from ..storage.message_store import Changed, Claim, SendOutcome
+from ..storage.message_store import Handoff, MessageChanges, SendOutcome
 from .coalescer import Coalescer
-from .delivery import DueTimer, Subscription
 from .registry import Registry
-from .wakeups import Wakeups, audience_key, subscriber_keys
+from .subscriptions import ClaimInFlight, Subscription
+from .wakeups import DueTimer, Wakeups, audience_key, subscriber_keys
 
 log = logging.getLogger("broker.mailbox")
 
@@ -66,7 +69,7 @@ class Mailbox:
         self._closing = False  # shutdown began: no new sends or streams; releases wait for close()
         self._released = False  # close() began: held deliveries are handed back, acks are refused
         self._last_send = 0.0  # loop time of the last Send call (see drain)
-        self._deferred: list[tuple[Subscription, list[asyncio.Future[list[Message]]]]] = []
+        self._deferred: list[tuple[Subscription, list[ClaimInFlight]]] = []
         self._sends: Coalescer[NewMessage, SendResult] = Coalescer(
             self._send_group, what="send", max_jobs=MAX_SEND_JOBS
         )
@@ -108,7 +111,7 @@ class Mailbox:
         self, msgs: list[NewMessage], batch: bool, reserved: dict[str, Subscription]
     ) -> SendOutcome:
         claims = {a: s.reserve() for a, s in reserved.items()}
-        handoff = {a: Claim(s.capabilities, claims[a][1], s.ack_deadline_us) for a, s in reserved.items()}
+        handoff = {a: Handoff(s.capabilities, claims[a][1], s.ack_deadline_us) for a, s in reserved.items()}
         try:
             out = await self.storage.send_messages(msgs, now_us(), batch, handoff)
         except BaseException:
@@ -140,6 +143,7 @@ class Mailbox:
         agent = await self.registry.revive(inp.agent_id)
         await self._recover()
         sub = Subscription(self, inp, agent.capabilities)
+        self.wakeups.watch(sub.keys, sub.wake)
         self._streams.setdefault(agent.agent_id, set()).add(sub)
         self.registry.stream_opened(agent.agent_id)  # an open stream is a sign of life
         return sub
@@ -167,7 +171,14 @@ class Mailbox:
         self._changed(out)
         return out.requeued, out.dead
 
-    def _hold(self, sub: Subscription, msgs: list[Message]) -> None:
+    def claim(self, sub: Subscription, limit: int) -> Awaitable[list[Message]]:
+        """A subscription's own claim (one write job)."""
+        now = now_us()
+        return self.storage.claim_messages(
+            sub.agent_id, sub.capabilities, limit, now, now + sub.ack_deadline_us
+        )
+
+    def hold(self, sub: Subscription, msgs: list[Message]) -> None:
         for m in msgs:
             sub.held[m.message_id] = m.attempt
             self._owner[m.message_id] = (sub, m.attempt)
@@ -183,11 +194,11 @@ class Mailbox:
             if sub.held.pop(mid, None) is not None and sub.dirty:
                 sub.event.set()  # room in flight for what it could not take (else nothing new)
 
-    def _changed(self, out: Changed) -> None:
+    def _changed(self, out: MessageChanges) -> None:
         self._forget(out.ids)
         self._woken(out.wake, out.scheduled)
 
-    def _drop(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
+    def stream_ended(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
         """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
         shutdown waits for it even when the stream was cancelled)."""
         self.registry.stream_closed(sub.agent_id)
@@ -204,15 +215,15 @@ class Mailbox:
             return
         self._spawn_release(sub, claims)
 
-    def _spawn_release(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
+    def _spawn_release(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
         task = asyncio.ensure_future(self._release(sub, claims))
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
 
-    async def _release(self, sub: Subscription, claims: list[asyncio.Future[list[Message]]]) -> None:
+    async def _release(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
         for claim in claims:  # claims still in flight when the stream ended: theirs too
             try:
-                self._hold(sub, await claim)
+                self.hold(sub, await claim)
             except Exception:  # the claim failed: it holds nothing
                 pass
         held = list(sub.held.items())

@@ -17,8 +17,10 @@ commit, so a woken reader always finds the change in the database. Keys are ``ki
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Callable, Iterable
 
+from ..clock import now_us
 from ..domain.messages import Audience
 
 Wake = Callable[[], None]
@@ -104,3 +106,52 @@ class Wakeups:
     def notify_all(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.notify(key)
+
+
+class DueTimer:
+    """Wake-ups at a time: calls ``fire(key)`` when each (due time, key) comes due; one sleeping
+    task for all (scheduled messages).
+
+    At most ``cap`` entries are kept: beyond that the sweeper's scan of the
+    scheduled index wakes subscribers instead (within one sweeper period).
+    """
+
+    def __init__(self, fire: Callable[[str], None], cap: int = 100_000) -> None:
+        self._fire = fire
+        self._cap = cap
+        self._heap: list[tuple[int, str]] = []
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, due_us: int, key: str) -> None:
+        if len(self._heap) >= self._cap:
+            return
+        heapq.heappush(self._heap, (due_us, key))
+        if self._heap[0][0] == due_us:
+            self._changed.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="mailbox-due-timer")
+
+    async def _run(self) -> None:
+        while True:
+            self._changed.clear()
+            now = now_us()
+            fired: set[str] = set()
+            while self._heap and self._heap[0][0] <= now:
+                fired.add(heapq.heappop(self._heap)[1])
+            for key in fired:
+                self._fire(key)
+            timeout = (self._heap[0][0] - now) / 1e6 + 0.001 if self._heap else None
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

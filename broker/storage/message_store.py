@@ -17,7 +17,7 @@ from ..models.messages import Message, MessageFilter, NewMessage, SendResult
 
 
 @dataclass
-class Changed:
+class MessageChanges:
     """Copies that changed state in one transaction, and whom to wake for them."""
 
     ids: list[tuple[str, int]] = field(default_factory=list)  # (message_id, attempt) of each copy changed
@@ -28,7 +28,7 @@ class Changed:
 
 
 @dataclass(frozen=True)
-class Claim:
+class Handoff:
     """A claim to run in the same transaction as a send (hand-off to an idle subscriber)."""
 
     capabilities: tuple[str, ...]
@@ -46,14 +46,14 @@ class SendOutcome:
 
 @dataclass
 class SweepOutcome:
-    lapsed: Changed  # deliveries past their ack deadline, released (or dead-lettered)
+    lapsed: MessageChanges  # deliveries past their ack deadline, released (or dead-lettered)
     expired: list[tuple[str, int]]  # (message_id, attempt) of copies that became EXPIRED
     purged: int  # final copies deleted by retention
 
 
 class MessageStore(Protocol):
     async def send_messages(
-        self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Claim] | None = None
+        self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Handoff] | None = None
     ) -> SendOutcome:
         """Store sends; idempotent repeats return the first ids. ``batch``: all or none, errors
         name fields ``messages[i].field``; otherwise each message stands alone and a refused one's
@@ -71,18 +71,18 @@ class MessageStore(Protocol):
 
     async def nack_messages(
         self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str
-    ) -> Changed:
+    ) -> MessageChanges:
         """Hand deliveries back for redelivery (after ``delay_us``) or dead-letter them."""
 
     async def release_deliveries(
         self, held: list[tuple[str, int]], now: int, reason: str, refund: bool
-    ) -> Changed:
+    ) -> MessageChanges:
         """Release (message_id, attempt) deliveries that are still outstanding at that attempt."""
 
-    async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> Changed:
+    async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> MessageChanges:
         """Release every delivery made before ``delivered_before`` (streams of a previous process)."""
 
-    async def requeue_messages(self, ids: list[str], now: int) -> Changed:
+    async def requeue_messages(self, ids: list[str], now: int) -> MessageChanges:
         """Put dead letters back to pending with fresh attempts. All-or-nothing."""
 
     async def sweep_messages(self, now: int, purge_before: int, limit: int) -> SweepOutcome:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from broker.clock import now_us
-from broker.core.delivery import DueTimer
+from broker.core.wakeups import DueTimer
 from broker.errors import InvalidArgument
 from broker.models.messages import (
     Target,

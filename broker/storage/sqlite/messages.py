@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...domain import messages as rules
 from ...errors import BrokerError
 from ...models.messages import Message, NewMessage, SendResult
-from ..message_store import Changed, Claim, SendOutcome, SweepOutcome
+from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
 from .message_rows import COLUMNS, MessageReads, row_to_message
 from .message_send import PreparedSends, send_outcome, store_sends
 
@@ -157,8 +157,8 @@ def _claim(
     return Claimed(None, rows, now, ack_deadline)
 
 
-def _changed(rows: Iterable[sqlite3.Row]) -> Changed:
-    out = Changed()
+def _changed(rows: Iterable[sqlite3.Row]) -> MessageChanges:
+    out = MessageChanges()
     for message_id, attempt, status, recipient, capability, after in rows:
         out.ids.append((message_id, attempt))
         if status == "pending":
@@ -202,7 +202,7 @@ class MessageOps(MessageReads):
     # -- sending ---------------------------------------------------------------------------
 
     async def send_messages(
-        self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Claim] | None = None
+        self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Handoff] | None = None
     ) -> SendOutcome:
         prep = PreparedSends(msgs, now)  # here, on the loop thread: the writer thread does SQL only
 
@@ -247,7 +247,7 @@ class MessageOps(MessageReads):
 
     async def nack_messages(
         self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str
-    ) -> Changed:
+    ) -> MessageChanges:
         args = _release_args(
             now,
             rules.nack_reason(reason, reject),
@@ -257,7 +257,7 @@ class MessageOps(MessageReads):
             ids=json.dumps(ids),
         )
 
-        def job(conn: sqlite3.Connection) -> Changed:
+        def job(conn: sqlite3.Connection) -> MessageChanges:
             out = _changed(conn.execute(_NACK, args).fetchall())
             if len(out.ids) < len(ids):
                 changed = {mid for mid, _ in out.ids}
@@ -268,11 +268,11 @@ class MessageOps(MessageReads):
 
     async def release_deliveries(
         self, held: list[tuple[str, int]], now: int, reason: str, refund: bool
-    ) -> Changed:
+    ) -> MessageChanges:
         args = _release_args(now, reason, refund=refund, held=json.dumps(held))
         return await self.engine.write(lambda conn: _changed(conn.execute(_RELEASE_HELD, args).fetchall()))
 
-    async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> Changed:
+    async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> MessageChanges:
         args = _release_args(now, reason, before=delivered_before)
         return await self.engine.write(lambda conn: _changed(conn.execute(_RELEASE_STALE, args).fetchall()))
 
@@ -283,8 +283,8 @@ class MessageOps(MessageReads):
 
     # -- repair and housekeeping -----------------------------------------------------------
 
-    async def requeue_messages(self, ids: list[str], now: int) -> Changed:
-        def job(conn: sqlite3.Connection) -> Changed:
+    async def requeue_messages(self, ids: list[str], now: int) -> MessageChanges:
+        def job(conn: sqlite3.Connection) -> MessageChanges:
             rows = conn.execute(
                 f"SELECT message_id, status FROM a2a_messages WHERE {_IN_IDS}",  # noqa: S608
                 (json.dumps(ids),),

@@ -1,5 +1,5 @@
-"""Delivery machinery of the mailbox: one ``Subscription`` per Subscribe stream, and a timer
-that wakes subscribers when scheduled messages come due.
+"""Message subscriptions: one ``Subscription`` per Subscribe stream, which claims due messages
+for its agent and hands them out in batches, within its flow-control room.
 
 A subscription hands out batches of claimed messages: each claim marks up to its room
 (``min(max_batch, max_in_flight - held - claims in flight)``) due messages delivered in one
@@ -20,30 +20,36 @@ Two kinds of claims:
 from __future__ import annotations
 
 import asyncio
-import heapq
-import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol
 
-from ..clock import now_us
 from ..errors import BrokerError
 from ..models.messages import Message, SubscribeInput
 from .wakeups import subscriber_keys
 
-if TYPE_CHECKING:
-    from .mailbox import Mailbox
+ClaimInFlight = asyncio.Future[list[Message]]
 
-log = logging.getLogger("broker.mailbox")
 
-Claim = asyncio.Future[list[Message]]
+class Keeper(Protocol):
+    """What a subscription works with (the mailbox): it claims through it, and tells it what it
+    holds and when it ends."""
+
+    def claim(self, sub: Subscription, limit: int) -> Awaitable[list[Message]]:
+        """Claim up to ``limit`` due messages for the subscription (one write job)."""
+
+    def hold(self, sub: Subscription, msgs: list[Message]) -> None:
+        """The subscription now holds these deliveries (until acked or released)."""
+
+    def stream_ended(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
+        """The stream is over: release what it holds, and what its claims in flight will hold."""
 
 
 class Subscription:
     """One Subscribe stream: what it holds (delivered, not yet acked), its claims in flight."""
 
-    def __init__(self, mailbox: Mailbox, inp: SubscribeInput, capabilities: tuple[str, ...]) -> None:
-        self.mailbox = mailbox
+    def __init__(self, keeper: Keeper, inp: SubscribeInput, capabilities: tuple[str, ...]) -> None:
+        self.keeper = keeper
         self.agent_id = inp.agent_id
         self.capabilities = capabilities
         self.max_in_flight = inp.max_in_flight
@@ -51,7 +57,7 @@ class Subscription:
         self.ack_deadline_us = inp.ack_deadline_us
         self.keys = subscriber_keys(inp.agent_id, capabilities)
         self.held: dict[str, int] = {}  # message_id -> the attempt delivered on this stream
-        self.claims: deque[tuple[Claim, int]] = deque()  # in flight, in order: (future, limit)
+        self.claims: deque[tuple[ClaimInFlight, int]] = deque()  # in flight, in order: (future, limit)
         self._claiming = 0  # sum of the limits of the claims in flight
         self.event = asyncio.Event()  # wakes the loop; ``dirty`` says whether to claim
         self.dirty = True  # look at once: the backlog
@@ -59,7 +65,6 @@ class Subscription:
         self.refund = False  # give the attempt back on release (the broker ended the stream)
         self.sending: list[Message] = []  # in the response being written (not yet transmitted)
         self.closed = False
-        mailbox.wakeups.watch(self.keys, self.wake)
 
     @property
     def room(self) -> int:
@@ -77,16 +82,16 @@ class Subscription:
             self.refund = refund
         self.event.set()
 
-    def reserve(self) -> tuple[Claim, int]:
+    def reserve(self) -> tuple[ClaimInFlight, int]:
         """Room for a claim that a Send runs in its own transaction (see the module doc)."""
         limit = self.room
         self.dirty = False  # as when a claim starts: the Send's claim sees every earlier commit
-        fut: Claim = asyncio.get_running_loop().create_future()
+        fut: ClaimInFlight = asyncio.get_running_loop().create_future()
         self._add(fut, limit)
         self.event.set()
         return fut, limit
 
-    def _add(self, fut: Claim, limit: int) -> None:
+    def _add(self, fut: ClaimInFlight, limit: int) -> None:
         self.claims.append((fut, limit))
         self._claiming += limit
 
@@ -95,15 +100,7 @@ class Subscription:
         if want <= 0:
             return
         self.dirty = False
-        now = now_us()
-        self._add(
-            asyncio.ensure_future(
-                self.mailbox.storage.claim_messages(
-                    self.agent_id, self.capabilities, want, now, now + self.ack_deadline_us
-                )
-            ),
-            want,
-        )
+        self._add(asyncio.ensure_future(self.keeper.claim(self, want)), want)
 
     async def deliveries(self) -> AsyncIterator[list[Message]]:
         """Batches of delivered messages, until the stream is ended or the client goes away."""
@@ -125,7 +122,7 @@ class Subscription:
                 self._claiming -= limit
                 if not msgs:
                     continue
-                self.mailbox._hold(self, msgs)
+                self.keeper.hold(self, msgs)
                 if self.ended is not None:
                     raise self.ended  # end() releases them
                 if len(msgs) == limit:
@@ -141,52 +138,4 @@ class Subscription:
         if self.closed:
             return
         self.closed = True
-        self.mailbox._drop(self, [fut for fut, _ in self.claims])
-
-
-class DueTimer:
-    """Calls ``fire(key)`` when each (due time, key) comes due; one sleeping task for all.
-
-    At most ``cap`` entries are kept: beyond that the sweeper's scan of the
-    scheduled index wakes subscribers instead (within one sweeper period).
-    """
-
-    def __init__(self, fire: Callable[[str], None], cap: int = 100_000) -> None:
-        self._fire = fire
-        self._cap = cap
-        self._heap: list[tuple[int, str]] = []
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, due_us: int, key: str) -> None:
-        if len(self._heap) >= self._cap:
-            return
-        heapq.heappush(self._heap, (due_us, key))
-        if self._heap[0][0] == due_us:
-            self._changed.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mailbox-due-timer")
-
-    async def _run(self) -> None:
-        while True:
-            self._changed.clear()
-            now = now_us()
-            fired: set[str] = set()
-            while self._heap and self._heap[0][0] <= now:
-                fired.add(heapq.heappop(self._heap)[1])
-            for key in fired:
-                self._fire(key)
-            timeout = (self._heap[0][0] - now) / 1e6 + 0.001 if self._heap else None
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            except TimeoutError:
-                pass
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        self.keeper.stream_ended(self, [fut for fut, _ in self.claims])
