@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from ..errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+_V = TypeVar("_V", bound=int)
 
 
 def ts(us: int | None) -> timestamp_pb2.Timestamp | None:
@@ -59,8 +64,9 @@ def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return s
 
 
-def enum_value(enum_cls: Any, value: int, field: str) -> int:
-    """Refuse enum numbers the proto does not define (proto3 keeps unknown values)."""
+def enum_value(enum_cls: _EnumTypeWrapper[_V], value: int, field: str) -> _V:
+    """Refuse enum numbers the proto does not define (proto3 keeps unknown values); the value,
+    typed as the enum's."""
     if value not in enum_cls.values():
         raise InvalidArgument(field, f"unknown value {value}")
-    return value
+    return cast(_V, value)

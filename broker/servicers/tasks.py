@@ -71,7 +71,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
 
     @rpc
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
-        inp = SubmitInput(task=spec_in(request.task, "task"))
+        inp = SubmitInput.model_validate({"task": spec_in(request.task, "task")})
         task, duplicate = await self.queue.submit(inp.task)
         return pb.SubmitResponse(task=self._task(task), duplicate=duplicate)
 
@@ -93,7 +93,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
                     "parent_key": n.parent_key or None,
                 }
             )
-        inp = SubmitGraphInput(nodes=nodes)
+        inp = SubmitGraphInput.model_validate({"nodes": nodes})
         res = await self.queue.submit_graph(inp.nodes)
         now = now_us()
         return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])

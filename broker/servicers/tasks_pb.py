@@ -42,13 +42,11 @@ def _duration(msg: Any, field: str, where: str, lo_us: int, hi_us: int, rule: st
 
 
 def dep_type(value: int, where: str) -> DepType:
-    enum_value(pb.DependencyType, value, where)
-    return PB_TO_DEP[value]
+    return PB_TO_DEP[enum_value(pb.DependencyType, value, where)]
 
 
 def status_filter(value: int, where: str) -> TaskStatus | None:
-    enum_value(pb.TaskStatus, value, where)
-    return PB_TO_STATUS.get(value) if value else None
+    return PB_TO_STATUS.get(enum_value(pb.TaskStatus, value, where)) if value else None
 
 
 def _metadata(msg: pb.TaskSpec, where: str) -> dict[str, Any]:

@@ -113,9 +113,11 @@ class TaskOps:
         return await self._write(now, lambda tx: lease.lease_job(tx, self._capsets, agent_id, max_n))
 
     async def return_leases(self, agent_id: str, leases: list[tuple[str, int]], now: int) -> Changes:
-        return await self._write(
-            now, lambda tx: (lease.return_leases_job(tx, agent_id, leases), tx.changes)[1]
-        )
+        def job(tx: TaskTx) -> Changes:
+            lease.return_leases_job(tx, agent_id, leases)
+            return tx.changes
+
+        return await self._write(now, job)
 
     async def extend_lease(self, inp: ExtendInput, now: int) -> int:
         return await self._write(now, lambda tx: lease.extend_job(tx, inp))
