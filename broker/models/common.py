@@ -16,6 +16,8 @@ ID_PATTERN = r"^[A-Za-z0-9._:@\-]+$"
 _ID_RE = re.compile(ID_PATTERN)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+# What an agent offers and a task or anycast message requires: a non-empty name, compared exactly.
+Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 ShortText = Annotated[str, StringConstraints(max_length=128)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
@@ -32,6 +34,11 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 20
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+
+
+def fold(values: list[str]) -> list[str]:
+    """A list meant as a set (capabilities, tags), in one canonical form: sorted, each once."""
+    return sorted(set(values))
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:

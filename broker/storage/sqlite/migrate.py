@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...clock import now_us
 from ...errors import MigrationError
 
 log = logging.getLogger("broker.storage.migrate")
@@ -157,7 +158,7 @@ def migrate(path: str, directory: Path = MIGRATIONS_DIR) -> MigrationReport:
                 _check_foreign_keys(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (m.version, m.name, time.time_ns() // 1000),
+                    (m.version, m.name, now_us()),
                 )
             conn.execute("COMMIT")
         except Exception as exc:
