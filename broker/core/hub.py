@@ -42,10 +42,6 @@ class Signals:
         for ev in self._events.get(key, ()):
             ev.set()
 
-    def notify_many(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.notify(key)
-
 
 class Overflow(Exception):
     """A watcher fell too far behind and was dropped."""
@@ -119,7 +115,7 @@ class Watcher(Generic[E]):
         if isinstance(item, Exception):
             self._queue.put_nowait(item)  # and again on every later get
             raise item
-        return item  # type: ignore[return-value]
+        return item
 
     def close(self) -> None:
         self._feed._drop(self)

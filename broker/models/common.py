@@ -18,8 +18,6 @@ _ID_RE = re.compile(ID_PATTERN)
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 # What an agent offers and a task or anycast message requires: a non-empty name, compared exactly.
 Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-ShortText = Annotated[str, StringConstraints(max_length=128)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 # No string a request carries may hold a NUL: SQLite's length() (and so every CHECK on a text
 # column) stops at the first one, and C clients would see a truncated value.

@@ -303,14 +303,6 @@ class Changes:
     # Task snapshots after the change, captured only when someone watches.
     tasks: dict[str, Task] = field(default_factory=dict)
 
-    def merge(self, other: Changes) -> None:
-        self.transitions += other.transitions
-        self.ready |= other.ready
-        self.released |= other.released
-        self.cancellations += other.cancellations
-        self.backoff_until += other.backoff_until
-        self.tasks.update(other.tasks)
-
 
 @dataclass(frozen=True)
 class SubmitResult:

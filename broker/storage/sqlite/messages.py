@@ -70,7 +70,7 @@ _ACK = (
     f" ack_deadline = NULL WHERE {_ACKABLE}"
 )
 _IN_IDS = "message_id IN (SELECT value FROM json_each(?))"
-_OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"  # noqa: S608
+_OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"
 
 LAPSED = (
     "SELECT seq FROM a2a_messages WHERE status = 'delivered' AND ack_deadline <= :now"
@@ -105,7 +105,7 @@ UPDATE a2a_messages SET
     last_error = substr(:reason || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, 2048)
 WHERE status = 'delivered' AND {where}
 RETURNING message_id, attempt + :refund, status, recipient_id, target_capability, deliver_after
-"""  # noqa: S608
+"""
 
 
 _RELEASE_HELD = _release_sql(
@@ -303,7 +303,7 @@ class MessageOps(MessageReads):
     async def requeue_messages(self, ids: list[str], now: int) -> Changed:
         def job(conn: sqlite3.Connection) -> Changed:
             rows = conn.execute(
-                f"SELECT message_id, status FROM a2a_messages WHERE {_IN_IDS}",  # noqa: S608
+                f"SELECT message_id, status FROM a2a_messages WHERE {_IN_IDS}",
                 (json.dumps(ids),),
             ).fetchall()
             status = {r[0]: r[1] for r in rows}
@@ -342,7 +342,7 @@ class MessageOps(MessageReads):
                 purge,
             )
             purged = conn.execute(
-                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",  # noqa: S608
+                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",
                 purge,
             ).rowcount
             return SweepOutcome(lapsed, expired, purged)

@@ -70,12 +70,12 @@ class TaskOps:
     def _gone_lock(self) -> threading.Lock:
         return threading.Lock()
 
-    _task_capture: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
+    _task_capture: Callable[[], bool] = staticmethod(lambda: False)
     task_rng: random.Random | None = None
 
     def set_task_capture(self, capture: Callable[[], bool]) -> None:
         """``capture()`` says whether task snapshots are wanted (someone watches)."""
-        self._task_capture = capture  # type: ignore[method-assign]
+        self._task_capture = capture
 
     def _tx(self, conn: sqlite3.Connection, now: int) -> TaskTx:
         return TaskTx(conn, now, self.task_policy, self._task_capture(), self.task_rng)
