@@ -29,16 +29,19 @@ ifneq ($(NODE_CLIENT),)
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 endif
 
-# pytest, then the Node.js client's tests (node's own runner; they start their own broker).
-test: $(STAMP) node
+# lint (CI runs only `make test`), pytest, then the Node.js client's tests (node's own runner;
+# they start their own broker).
+test: $(STAMP) node lint
 	$(PY) -m pytest
 ifneq ($(NODE_CLIENT),)
 	cd clients/node && node --test
 endif
 
+# ruff (style and likely bugs), then mypy over broker/ and the Python client ([tool.mypy] files).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check broker tests bench scripts clients/python examples
 	$(VENV)/bin/ruff format --check broker tests bench scripts clients/python examples
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m bench

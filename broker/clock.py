@@ -17,7 +17,3 @@ def now_us() -> int:
 
 def s_to_us(seconds: float) -> int:
     return int(round(seconds * US_PER_S))
-
-
-def us_to_s(us: int) -> float:
-    return us / US_PER_S

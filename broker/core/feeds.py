@@ -86,7 +86,7 @@ class Watcher(Generic[E]):
         if isinstance(item, Exception):
             self._queue.put_nowait(item)  # and again on every later get
             raise item
-        return item  # type: ignore[return-value]
+        return item
 
     def close(self) -> None:
         self._feed._drop(self)

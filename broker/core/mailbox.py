@@ -24,6 +24,7 @@ would strand messages on an agent that stops reading.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Awaitable
 
@@ -280,7 +281,7 @@ class Mailbox:
     async def list(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         return await self.storage.list_messages(flt)
 
-    async def requeue(self, ids: list[str]) -> int:
+    async def requeue(self, ids: builtins.list[str]) -> int:
         out = await self.storage.requeue_messages(ids, now_us())
         self._changed(out)
         return out.requeued

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -121,7 +122,7 @@ class Registry:
     async def list(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
         return await self.storage.list_agents(flt)
 
-    async def sweep(self) -> list[AgentGone]:
+    async def sweep(self) -> builtins.list[AgentGone]:
         """Mark agents silent past the liveness timeout offline (one transaction). Silent means no
         heartbeat stored, no open stream and no sign of life seen since (``_seen``)."""
         now = now_us()

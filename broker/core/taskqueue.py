@@ -10,9 +10,11 @@ in ``graph.py``; Claim and Listen in ``dispatch.py``.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import heapq
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
@@ -106,8 +108,8 @@ class TaskQueue:
         except StorageUnavailable as exc:  # e.g. shutting down: the sweeper catches up later
             log.debug("backoff release skipped: %s", exc)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._bg.add(task)
         task.add_done_callback(self._bg_done)
 
@@ -179,13 +181,15 @@ class TaskQueue:
     async def tree(self, task_id: str) -> TreeSummary:
         return await self.storage.task_tree(task_id)
 
-    async def history(self, task_id: str) -> list[Transition]:
+    async def history(self, task_id: str) -> builtins.list[Transition]:
         return await self.storage.task_history(task_id)
 
     def calculated_priority(self, task: Task, now: int | None = None) -> float:
         return self.policy.calculated(task.dispatch_rank, now_us() if now is None else now)
 
-    async def watch(self, scope: WatchScope, value: str) -> tuple[Watcher[TaskEvent], list[TaskEvent]]:
+    async def watch(
+        self, scope: WatchScope, value: str
+    ) -> tuple[Watcher[TaskEvent], builtins.list[TaskEvent]]:
         """A watcher for the scope, subscribed *before* the snapshot is read so that no
         change falls between the two; the caller closes the watcher."""
         if scope == WatchScope.TASK:

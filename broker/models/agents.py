@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from .common import Id, Input, JsonObject, Labels
+from .common import Capability, Id, Input, JsonObject, Labels, fold
 
 MAX_CAPABILITIES = 256
 
@@ -69,18 +69,11 @@ class AgentGone:
     requeued_tasks: list[str] = field(default_factory=list)
 
 
-Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-
-
-def _fold(caps: list[str]) -> list[str]:
-    return sorted(set(caps))
-
-
 class RegisterInput(Input):
     agent_id: Id | None = None
     name: Annotated[str, StringConstraints(max_length=256)] = ""
     agent_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "worker"
-    capabilities: Annotated[list[Capability], Field(max_length=MAX_CAPABILITIES), AfterValidator(_fold)] = []
+    capabilities: Annotated[list[Capability], Field(max_length=MAX_CAPABILITIES), AfterValidator(fold)] = []
     max_concurrent_tasks: Annotated[int, Field(ge=1, le=10000)]
     endpoint: Annotated[str, StringConstraints(max_length=512)] = ""
     labels: Labels = {}

@@ -16,8 +16,8 @@ ID_PATTERN = r"^[A-Za-z0-9._:@\-]+$"
 _ID_RE = re.compile(ID_PATTERN)
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
-ShortText = Annotated[str, StringConstraints(max_length=128)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# What an agent offers and a task or anycast message requires: a non-empty name, compared exactly.
+Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 # No string a request carries may hold a NUL: SQLite's length() (and so every CHECK on a text
 # column) stops at the first one, and C clients would see a truncated value.
@@ -32,6 +32,11 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 20
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+
+
+def fold(values: list[str]) -> list[str]:
+    """A list meant as a set (capabilities, tags), in one canonical form: sorted, each once."""
+    return sorted(set(values))
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:

@@ -9,15 +9,15 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from .common import Id, Input, JsonObject
+from ..clock import US_PER_S
+from .common import Capability, Id, Input, JsonObject, fold
 
 MAX_REQUIRED_CAPABILITIES = 64
 MAX_TAGS = 32
 MAX_GRAPH_NODES = 1000
 MAX_CLAIM = 1000
-US = 1_000_000
-MIN_LEASE_US = 1 * US
-MAX_LEASE_US = 24 * 3600 * US
+MIN_LEASE_US = 1 * US_PER_S
+MAX_LEASE_US = 24 * 3600 * US_PER_S
 
 
 class TaskStatus(enum.StrEnum):
@@ -53,12 +53,7 @@ class DepType(enum.StrEnum):
 
 # ---------------------------------------------------------------- inputs
 
-Capability = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-def _fold(values: list[str]) -> list[str]:
-    return sorted(set(values))
 
 
 class DependencyInput(Input):
@@ -84,19 +79,19 @@ class TaskSpecInput(Input):
     payload: bytes = b""
     content_type: Annotated[str, StringConstraints(max_length=128)] = ""
     required_capabilities: Annotated[
-        list[Capability], Field(max_length=MAX_REQUIRED_CAPABILITIES), AfterValidator(_fold)
+        list[Capability], Field(max_length=MAX_REQUIRED_CAPABILITIES), AfterValidator(fold)
     ] = []
     priority: Annotated[int, Field(ge=0, le=10)] = 5
     deadline: int | None = None
     parent_id: Id | None = None
     depends_on: Annotated[list[DependencyInput], AfterValidator(_unique_prereqs)] = []
     max_retries: Annotated[int, Field(ge=0, le=100)] = 3
-    backoff_initial_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 1 * US
+    backoff_initial_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 1 * US_PER_S
     backoff_multiplier: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
-    backoff_max_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 300 * US
+    backoff_max_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 300 * US_PER_S
     lease_timeout_us: Annotated[int, Field(ge=MIN_LEASE_US, le=MAX_LEASE_US)] | None = None
     session_id: Id | None = None
-    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_fold)] = []
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(fold)] = []
     metadata: JsonObject = {}
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
@@ -307,14 +302,6 @@ class Changes:
     backoff_until: list[int] = field(default_factory=list)
     # Task snapshots after the change, captured only when someone watches.
     tasks: dict[str, Task] = field(default_factory=dict)
-
-    def merge(self, other: Changes) -> None:
-        self.transitions += other.transitions
-        self.ready |= other.ready
-        self.released |= other.released
-        self.cancellations += other.cancellations
-        self.backoff_until += other.backoff_until
-        self.tasks.update(other.tasks)
 
 
 @dataclass(frozen=True)

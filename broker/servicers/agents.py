@@ -70,8 +70,7 @@ def _metadata(request: pb.RegisterRequest) -> dict[str, Any]:
 
 
 def _status_filter(value: int, field: str) -> AgentStatus | None:
-    enum_value(pb.AgentStatus, value, field)
-    return PB_TO_STATUS.get(value)
+    return PB_TO_STATUS.get(enum_value(pb.AgentStatus, value, field))
 
 
 class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):

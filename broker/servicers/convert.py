@@ -1,19 +1,44 @@
-"""Conversions between protobuf well-known types and the broker's plain values."""
+"""The one place protobuf values become the broker's plain values and back.
+
+Times (Timestamp) and durations (Duration) become integer microseconds (the
+broker's unit: ``broker/clock.py``), a Struct a dict, an enum number its
+checked, typed value. Servicers and their ``*_pb`` helpers call these; none
+spells the arithmetic again.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
+from ..clock import US_PER_S, s_to_us
 from ..errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+_V = TypeVar("_V", bound=int)
 
 
 def ts(us: int | None) -> timestamp_pb2.Timestamp | None:
     """Microseconds since the epoch -> Timestamp (None stays unset)."""
     if us is None:
         return None
-    return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+    return timestamp_pb2.Timestamp(seconds=us // US_PER_S, nanos=(us % US_PER_S) * 1000)
+
+
+def ts_fields(us: int) -> dict[str, int]:
+    """Microseconds -> the fields of a Timestamp or Duration, for a message constructor: the
+    constructor builds the sub-message from a dict in C, twice as fast as from a Timestamp."""
+    return {"seconds": us // US_PER_S, "nanos": us % US_PER_S * 1000}
+
+
+def set_us(field: Any, us: int) -> None:
+    """Fill a Timestamp or Duration sub-message in place with microseconds: about twice as fast
+    as building one and passing it to the constructor (which copies it)."""
+    field.seconds = us // US_PER_S
+    field.nanos = (us % US_PER_S) * 1000
 
 
 # The range a Timestamp may hold (0001-01-01 to 9999-12-31): beyond it the microseconds no longer
@@ -30,13 +55,22 @@ def ts_us(msg: Any, field: str, name: str | None = None) -> int | None:
     t = getattr(msg, field)
     if not MIN_TS_SECONDS <= t.seconds <= MAX_TS_SECONDS:
         raise InvalidArgument(name or field, "must be a valid Timestamp (years 1 to 9999)")
-    return t.seconds * 1_000_000 + t.nanos // 1000
+    return t.seconds * US_PER_S + t.nanos // 1000
 
 
 def dur(seconds: float) -> duration_pb2.Duration:
+    """Seconds -> Duration (whole microseconds)."""
     d = duration_pb2.Duration()
-    d.FromMicroseconds(int(round(seconds * 1_000_000)))
+    d.FromMicroseconds(s_to_us(seconds))
     return d
+
+
+def dur_us(msg: Any, field: str) -> int | None:
+    """The Duration field of msg in whole microseconds, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    d = getattr(msg, field)
+    return d.seconds * US_PER_S + d.nanos // 1000
 
 
 def dur_s(msg: Any, field: str) -> float | None:
@@ -48,19 +82,22 @@ def dur_s(msg: Any, field: str) -> float | None:
 
 
 def struct_to_dict(msg: Any, field: str) -> dict[str, Any]:
+    """The Struct field of msg as a dict ({} when unset)."""
     if not msg.HasField(field):
         return {}
     return json_format.MessageToDict(getattr(msg, field))
 
 
 def dict_to_struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    """A JSON-like dict -> Struct."""
     s = struct_pb2.Struct()
     s.update(value)
     return s
 
 
-def enum_value(enum_cls: Any, value: int, field: str) -> int:
-    """Refuse enum numbers the proto does not define (proto3 keeps unknown values)."""
+def enum_value(enum_cls: _EnumTypeWrapper[_V], value: int, field: str) -> _V:
+    """Refuse enum numbers the proto does not define (proto3 keeps unknown values); the value,
+    typed as the enum's."""
     if value not in enum_cls.values():
         raise InvalidArgument(field, f"unknown value {value}")
-    return value
+    return cast(_V, value)

@@ -31,7 +31,6 @@ STATUS: dict[type[e.BrokerError], grpc.StatusCode] = {
     e.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     e.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     e.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
-    e.MigrationError: grpc.StatusCode.UNAVAILABLE,
 }
 
 

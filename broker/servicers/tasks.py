@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 from pydantic import ValidationError
 
-from ..clock import now_us
+from ..clock import US_PER_S, now_us
 from ..core.taskqueue import TaskQueue
 from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
@@ -27,16 +27,14 @@ from ..models.tasks import (
 )
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
-from .convert import dur_s, ts
+from .convert import dur_s, dur_us, ts
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .tasks_pb import (
     MAX_LEASE_US,
     STATUS_TO_PB,
-    US,
     assignment_out,
     cancellation_out,
     dep_type,
-    dur_us,
     spec_in,
     status_filter,
     task_out,
@@ -71,7 +69,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
 
     @rpc
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
-        inp = SubmitInput(task=spec_in(request.task, "task"))
+        inp = SubmitInput.model_validate({"task": spec_in(request.task, "task")})
         task, duplicate = await self.queue.submit(inp.task)
         return pb.SubmitResponse(task=self._task(task), duplicate=duplicate)
 
@@ -93,7 +91,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
                     "parent_key": n.parent_key or None,
                 }
             )
-        inp = SubmitGraphInput(nodes=nodes)
+        inp = SubmitGraphInput.model_validate({"nodes": nodes})
         res = await self.queue.submit_graph(inp.nodes)
         now = now_us()
         return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])
@@ -137,7 +135,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         self, request: pb.ExtendLeaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExtendLeaseResponse:
         ext = dur_us(request, "extension")
-        if ext is not None and not US <= ext <= MAX_LEASE_US:
+        if ext is not None and not US_PER_S <= ext <= MAX_LEASE_US:
             raise InvalidArgument("extension", "must be between 1 s and 24 h")
         inp = ExtendInput(
             task_id=request.task_id,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
+from ..clock import US_PER_S
 from ..errors import InvalidArgument
 from ..models.tasks import (
     MAX_LEASE_US,
@@ -17,21 +16,12 @@ from ..models.tasks import (
     Transition,
 )
 from ..pb import tasks_pb2 as pb
-from .convert import dict_to_struct, enum_value, struct_to_dict, ts_us
+from .convert import dict_to_struct, dur_us, enum_value, set_us, struct_to_dict, ts, ts_us
 
 STATUS_TO_PB = {s: getattr(pb, f"TASK_STATUS_{s.name}") for s in TaskStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
 DEP_TO_PB = {DepType.HARD: pb.DEPENDENCY_TYPE_HARD, DepType.SOFT: pb.DEPENDENCY_TYPE_SOFT}
 PB_TO_DEP = {pb.DEPENDENCY_TYPE_UNSPECIFIED: DepType.HARD, **{v: k for k, v in DEP_TO_PB.items()}}
-US = 1_000_000
-
-
-def dur_us(msg: Any, field: str) -> int | None:
-    """A Duration field in whole microseconds, or None when unset."""
-    if not msg.HasField(field):
-        return None
-    d = getattr(msg, field)
-    return d.seconds * US + d.nanos // 1000
 
 
 def _duration(msg: Any, field: str, where: str, lo_us: int, hi_us: int, rule: str) -> int | None:
@@ -42,13 +32,11 @@ def _duration(msg: Any, field: str, where: str, lo_us: int, hi_us: int, rule: st
 
 
 def dep_type(value: int, where: str) -> DepType:
-    enum_value(pb.DependencyType, value, where)
-    return PB_TO_DEP[value]
+    return PB_TO_DEP[enum_value(pb.DependencyType, value, where)]
 
 
 def status_filter(value: int, where: str) -> TaskStatus | None:
-    enum_value(pb.TaskStatus, value, where)
-    return PB_TO_STATUS.get(value) if value else None
+    return PB_TO_STATUS.get(enum_value(pb.TaskStatus, value, where)) if value else None
 
 
 def _metadata(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
@@ -76,7 +64,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
             msg,
             "lease_timeout",
             f"{where}.lease_timeout",
-            1 * US,
+            US_PER_S,
             MAX_LEASE_US,
             "must be between 1 s and 24 h",
         ),
@@ -109,18 +97,8 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
     return out
 
 
-def _ts(us: int | None) -> timestamp_pb2.Timestamp | None:
-    return None if us is None else timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
-
-
-def _set(field: Any, us: int) -> None:
-    # Filling sub-messages in place is about twice as fast as building them and
-    # passing them to the constructor (which copies them); Tasks go out by the
-    # thousand per second (Submit, every assignment, Complete).
-    field.seconds = us // US
-    field.nanos = (us % US) * 1000
-
-
+# Tasks go out by the thousand per second (Submit, every assignment, Complete): their times are
+# filled in place (set_us), not built and copied.
 _TIMES = ("lease_expires_at", "next_attempt_at", "created_at", "updated_at", "started_at", "finished_at")
 
 
@@ -133,7 +111,7 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
         s.required_capabilities.extend(t.required_capabilities)
     s.priority = t.priority
     if t.deadline is not None:
-        _set(s.deadline, t.deadline)
+        set_us(s.deadline, t.deadline)
     if t.parent_id:
         s.parent_id = t.parent_id
     for d in t.depends_on:
@@ -141,9 +119,9 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
     r = s.retry
     r.max_retries = t.max_retries
     r.multiplier = t.backoff_multiplier
-    _set(r.initial_backoff, t.backoff_initial_us)
-    _set(r.max_backoff, t.backoff_max_us)
-    _set(s.lease_timeout, t.lease_timeout_us)
+    set_us(r.initial_backoff, t.backoff_initial_us)
+    set_us(r.max_backoff, t.backoff_max_us)
+    set_us(s.lease_timeout, t.lease_timeout_us)
     if t.session_id:
         s.session_id = t.session_id
     if t.tags:
@@ -175,7 +153,7 @@ def task_out(t: Task, calculated_priority: float) -> pb.Task:
     for name in _TIMES:
         value = getattr(t, name)
         if value is not None:
-            _set(getattr(msg, name), value)
+            set_us(getattr(msg, name), value)
     spec_into(msg.spec, t)
     return msg
 
@@ -187,7 +165,7 @@ def transition_out(tr: Transition) -> pb.TaskTransition:
         to_status=STATUS_TO_PB[tr.to_status],
         reason=tr.reason,
         actor=tr.actor,
-        time=_ts(tr.at),
+        time=ts(tr.at),
         attempt=tr.attempt,
     )
 
@@ -196,7 +174,7 @@ def assignment_out(a: Assignment, calculated_priority: float) -> pb.Assignment:
     return pb.Assignment(
         task=task_out(a.task, calculated_priority),
         attempt=a.attempt,
-        lease_expires_at=_ts(a.lease_expires_at),
+        lease_expires_at=ts(a.lease_expires_at),
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sqlite3
 
 import grpc
 
@@ -21,21 +20,33 @@ CAPS = ["x", "y"]
 SEED = int(os.environ.get("TASKS_RANDOM_SEED", "20261125"))
 
 
-def snapshot(db: str) -> list[tuple[str, int, int, int]]:
-    """(agent, count, running tasks held, capacity) for every agent, in one read transaction."""
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT a.agent_id, a.current_task_count,"
-            " (SELECT count(*) FROM tasks t WHERE t.assigned_agent_id = a.agent_id AND t.status = 'running'),"
-            " a.max_concurrent_tasks FROM agents a ORDER BY a.agent_id"
-        ).fetchall()
-    finally:
-        conn.close()
+async def _held(stubs, agent: str) -> set[tuple[str, int]]:
+    running = await all_tasks(stubs, agent_id=agent, status=pb.TASK_STATUS_RUNNING)
+    return {(t.task_id, t.attempt) for t in running}
 
 
-def consistent(db: str) -> None:
-    for agent, count, held, cap in snapshot(db):
+async def snapshot(stubs) -> list[tuple[str, int, int, int]]:
+    """(agent, count, running tasks held, capacity) for every agent, read through the API.
+
+    An agent's count is read between two reads of the leases it holds; the sweeper may end a lapsed
+    lease meanwhile, so the three are taken again until both reads of the leases agree (the count
+    moves in the same transaction as every lease and release)."""
+    out = []
+    agents = (await stubs.agents.ListAgents(apb.ListAgentsRequest(page_size=1000))).agents
+    for a in sorted(agents, key=lambda a: a.agent_id):
+        for _ in range(100):
+            before = await _held(stubs, a.agent_id)
+            agent = await stubs.agents.GetAgent(apb.GetAgentRequest(agent_id=a.agent_id))
+            if await _held(stubs, a.agent_id) == before:
+                break
+        else:
+            raise AssertionError(f"{a.agent_id}: leases kept changing")
+        out.append((a.agent_id, agent.current_task_count, len(before), agent.max_concurrent_tasks))
+    return out
+
+
+async def consistent(stubs) -> None:
+    for agent, count, held, cap in await snapshot(stubs):
         assert count == held, f"{agent}: current_task_count {count} but holds {held} running tasks"
         assert held <= cap, f"{agent}: holds {held} tasks with capacity {cap}"
 
@@ -142,29 +153,23 @@ class World:
             ), (kind, err.code(), err.details())
 
 
-async def test_random_operations_keep_every_capacity_count_exact(stubs, broker):
+async def test_random_operations_keep_every_capacity_count_exact(stubs):
     rng = random.Random(SEED)
     world = World(stubs, rng)
     for a in AGENTS:
         await world.register(a)
-    db = broker.settings.db
     for round_ in range(100):
         await asyncio.gather(*(world.op() for _ in range(rng.randint(1, 8))))
         if round_ % 10 == 9:
-            consistent(db)
-    consistent(db)
+            await consistent(stubs)
+    await consistent(stubs)
 
-    def short_leases_running() -> int:
-        conn = sqlite3.connect(db)
-        try:
-            return conn.execute(
-                "SELECT count(*) FROM tasks WHERE status = 'running' AND lease_timeout_us = 1000000"
-            ).fetchone()[0]
-        finally:
-            conn.close()
+    async def short_leases_running() -> int:
+        running = await all_tasks(stubs, status=pb.TASK_STATUS_RUNNING)
+        return sum(1 for t in running if t.spec.lease_timeout == duration(1.0))
 
     async def expired() -> bool:
-        return short_leases_running() == 0
+        return await short_leases_running() == 0
 
     # Make sure at least one lease lapses, whatever the random run left running.
     await stubs.agents.Register(
@@ -180,9 +185,9 @@ async def test_random_operations_keep_every_capacity_count_exact(stubs, broker):
         await stubs.tasks.Complete(
             pb.CompleteRequest(task_id=got.task.task_id, agent_id="ax", attempt=got.attempt)
         )
-    assert short_leases_running() > 0
+    assert await short_leases_running() > 0
     await eventually(expired, timeout=10, what="the 1 s leases to lapse")
-    consistent(db)
+    await consistent(stubs)
     # The same through the API, once nothing is in flight.
     for a in [*AGENTS, "ax"]:
         agent = await stubs.agents.GetAgent(apb.GetAgentRequest(agent_id=a))

@@ -43,7 +43,7 @@ def _configure(conn: sqlite3.Connection, synchronous: str, busy_timeout_ms: int)
 
 async def _run(aconn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
     # aiosqlite runs fn on the connection's own thread; one hop per call.
-    return await aconn._execute(fn, aconn._conn, *args)  # noqa: SLF001
+    return await aconn._execute(fn, aconn._conn, *args)
 
 
 def _wrap(exc: BaseException) -> BaseException:

@@ -28,7 +28,7 @@ _KIND = {k.value: k for k in TargetKind}
 _STATUS = {s.value: s for s in MessageStatus}
 
 
-def row_to_message(r: sqlite3.Row | tuple) -> Message:  # type: ignore[type-arg]
+def row_to_message(r: sqlite3.Row | tuple) -> Message:
     headers = r[13]
     return Message(
         r[0],
@@ -93,7 +93,7 @@ class MessageReads:
     async def get_message(self, message_id: str) -> Message:
         def job(conn: sqlite3.Connection) -> Message:
             row = conn.execute(
-                f"SELECT {COLUMNS} FROM a2a_messages WHERE message_id = ?",  # noqa: S608
+                f"SELECT {COLUMNS} FROM a2a_messages WHERE message_id = ?",
                 (message_id,),
             ).fetchone()
             if row is None:
@@ -122,7 +122,7 @@ class MessageReads:
         if flt.after_seq is not None:
             where.append("seq > ?")
             args.append(flt.after_seq)
-        sql = f"SELECT {COLUMNS} FROM a2a_messages"  # noqa: S608
+        sql = f"SELECT {COLUMNS} FROM a2a_messages"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq LIMIT ?"

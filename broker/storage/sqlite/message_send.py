@@ -25,12 +25,11 @@ _FIELDS = (
     " content_type, priority, correlation_id, conversation_id, headers, idempotency_key, max_attempts,"
     " created_at, deliver_after, expires_at"
 )
-_INSERT = f"INSERT INTO a2a_messages ({_FIELDS}) VALUES ({', '.join('?' * 18)})"  # noqa: S608
 _ROW = f"({', '.join('?' * 18)})"
 _INSERT_CHUNKS = (128, 32, 8, 1)
 _INSERT_MANY = {
     n: f"INSERT INTO a2a_messages ({_FIELDS}) VALUES {', '.join([_ROW] * n)}" for n in _INSERT_CHUNKS
-}  # noqa: S608
+}
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -48,7 +47,7 @@ WHERE a.status != 'deregistered' AND (:incl OR a.agent_id != :sender)
   AND (:cap IS NULL OR a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = :cap))
 ORDER BY a.agent_id
 RETURNING message_id, recipient_id
-"""  # noqa: S608
+"""
 _LIVE = (
     "SELECT agent_id FROM agents WHERE agent_id IN (SELECT value FROM json_each(?))"
     " AND status != 'deregistered'"

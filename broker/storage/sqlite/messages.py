@@ -61,16 +61,15 @@ _ACKABLE = (
     f"message_id IN (SELECT value FROM json_each(:ids)) AND +recipient_id = :agent AND {rules.ACKABLE_SQL}"
 )
 ACK_PICK = f"SELECT json_group_array(json_array(message_id, attempt)) FROM a2a_messages WHERE {_ACKABLE}"
-_ACK = f"UPDATE a2a_messages SET {rules.ACK_SQL} WHERE {_ACKABLE}"  # noqa: S608
+_ACK = f"UPDATE a2a_messages SET {rules.ACK_SQL} WHERE {_ACKABLE}"
 _IN_IDS = "message_id IN (SELECT value FROM json_each(?))"
-_OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"  # noqa: S608
+_OWNERS = f"SELECT message_id, recipient_id, status FROM a2a_messages WHERE {_IN_IDS}"
 
-LAPSED = f"SELECT seq FROM a2a_messages WHERE {rules.LAPSED_SQL} ORDER BY ack_deadline LIMIT :lim"  # noqa: S608
-EXPIRING = f"SELECT seq FROM a2a_messages WHERE {rules.EXPIRED_SQL} LIMIT :lim"  # noqa: S608
-PURGEABLE = f"SELECT seq FROM a2a_messages WHERE {rules.PURGEABLE_SQL} LIMIT :lim"  # noqa: S608
+LAPSED = f"SELECT seq FROM a2a_messages WHERE {rules.LAPSED_SQL} ORDER BY ack_deadline LIMIT :lim"
+EXPIRING = f"SELECT seq FROM a2a_messages WHERE {rules.EXPIRED_SQL} LIMIT :lim"
+PURGEABLE = f"SELECT seq FROM a2a_messages WHERE {rules.PURGEABLE_SQL} LIMIT :lim"
 _EXPIRE = (
-    f"UPDATE a2a_messages SET {rules.EXPIRE_SQL} WHERE seq IN ({EXPIRING})"  # noqa: S608
-    " RETURNING message_id, attempt"
+    f"UPDATE a2a_messages SET {rules.EXPIRE_SQL} WHERE seq IN ({EXPIRING}) RETURNING message_id, attempt"
 )
 
 
@@ -80,11 +79,11 @@ def _release_sql(where: str) -> str:
 UPDATE a2a_messages SET {rules.RELEASE_SQL}
 WHERE status = 'delivered' AND {where}
 RETURNING message_id, attempt + :refund, status, recipient_id, target_capability, deliver_after
-"""  # noqa: S608
+"""
 
 
 _REQUEUE = (
-    f"UPDATE a2a_messages SET {rules.REQUEUE_SQL}"  # noqa: S608
+    f"UPDATE a2a_messages SET {rules.REQUEUE_SQL}"
     " WHERE message_id IN (SELECT value FROM json_each(?)) AND status = 'failed'"
     " RETURNING message_id, attempt, status, recipient_id, target_capability, deliver_after"
 )
@@ -286,7 +285,7 @@ class MessageOps(MessageReads):
     async def requeue_messages(self, ids: list[str], now: int) -> MessageChanges:
         def job(conn: sqlite3.Connection) -> MessageChanges:
             rows = conn.execute(
-                f"SELECT message_id, status FROM a2a_messages WHERE {_IN_IDS}",  # noqa: S608
+                f"SELECT message_id, status FROM a2a_messages WHERE {_IN_IDS}",
                 (json.dumps(ids),),
             ).fetchall()
             status = {r[0]: r[1] for r in rows}
@@ -317,7 +316,7 @@ class MessageOps(MessageReads):
                 purge,
             )
             purged = conn.execute(
-                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",  # noqa: S608
+                f"DELETE FROM a2a_messages WHERE seq IN ({PURGEABLE})",
                 purge,
             ).rowcount
             return SweepOutcome(lapsed, expired, purged)

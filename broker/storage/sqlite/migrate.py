@@ -6,6 +6,19 @@ first pending migration changes a file that already holds a schema, the whole
 file is copied beside it (``<file>.bak-<from>-to-<to>-<time>``) with SQLite's
 online backup. All pending migrations run in one transaction; one that fails
 rolls them all back, so the file is left as it was, and the error names it.
+
+A migration may rebuild a table (SQLite cannot change a CHECK or drop a
+constraint in place) with the documented procedure: ``CREATE TABLE x_new``,
+copy the rows, ``DROP TABLE x``, ``ALTER TABLE x_new RENAME TO x``, recreate
+the indexes and triggers. For that, foreign keys are switched off around the
+transaction (the pragma is a no-op inside one, so it is set before BEGIN):
+dropping a table that others reference would otherwise fail, or fire their
+``ON DELETE CASCADE``. In their place, ``PRAGMA foreign_key_check`` runs after
+each migration, before COMMIT, and any dangling reference refuses the
+migration and rolls everything back. Foreign keys are switched on again after.
+``legacy_alter_table`` is on meanwhile, so that the RENAME leaves alone the
+triggers of other tables that name ``x`` (they refer to the rebuilt table);
+a migration that renames a table for good rewrites such triggers itself.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...clock import now_us
 from ...errors import MigrationError
 
 log = logging.getLogger("broker.storage.migrate")
@@ -101,6 +115,18 @@ def _backup(conn: sqlite3.Connection, path: str, frm: int, to: int) -> Path:
     return dest
 
 
+def _check_foreign_keys(conn: sqlite3.Connection) -> None:
+    """Refuse a migration that left a reference to a missing row (foreign keys are off)."""
+    problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        shown = "; ".join(
+            f"{table} row {rowid} references a missing {parent} row"
+            for table, rowid, parent, _ in problems[:3]
+        )
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise MigrationError(f"foreign key check failed: {shown}{more}")
+
+
 def migrate(path: str, directory: Path = MIGRATIONS_DIR) -> MigrationReport:
     """Bring the file at ``path`` up to the newest migration. Safe to run again."""
     migrations = load_migrations(directory)
@@ -121,19 +147,19 @@ def migrate(path: str, directory: Path = MIGRATIONS_DIR) -> MigrationReport:
         # All pending migrations run in one transaction: a failure anywhere
         # leaves the file exactly as it was before this start-up.
         current = None
+        conn.execute("PRAGMA foreign_keys=OFF")  # before BEGIN: inside a transaction it is a no-op
+        conn.execute("PRAGMA legacy_alter_table=ON")
         try:
             conn.execute("BEGIN IMMEDIATE")
             for m in pending:
                 current = m
                 for statement in split_statements(m.sql):
                     conn.execute(statement)
+                _check_foreign_keys(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (m.version, m.name, time.time_ns() // 1000),
+                    (m.version, m.name, now_us()),
                 )
-            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
-            if problems:
-                raise MigrationError(f"foreign key check failed: {problems[:3]}")
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -143,6 +169,9 @@ def migrate(path: str, directory: Path = MIGRATIONS_DIR) -> MigrationReport:
                 f"migration {name} failed and nothing was changed: {exc}"
                 + (f" (backup: {backup})" if backup else "")
             ) from exc
+        finally:
+            conn.execute("PRAGMA legacy_alter_table=OFF")
+            conn.execute("PRAGMA foreign_keys=ON")
         applied = [m.version for m in pending]
         for m in pending:
             log.info("applied migration %04d_%s", m.version, m.name)

@@ -70,12 +70,12 @@ class TaskOps:
     def _gone_lock(self) -> threading.Lock:
         return threading.Lock()
 
-    _task_capture: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
+    _task_capture: Callable[[], bool] = staticmethod(lambda: False)
     task_rng: random.Random | None = None
 
     def set_task_capture(self, capture: Callable[[], bool]) -> None:
         """``capture()`` says whether task snapshots are wanted (someone watches)."""
-        self._task_capture = capture  # type: ignore[method-assign]
+        self._task_capture = capture
 
     def _tx(self, conn: sqlite3.Connection, now: int) -> TaskTx:
         return TaskTx(conn, now, self.task_policy, self._task_capture(), self.task_rng)
@@ -113,9 +113,11 @@ class TaskOps:
         return await self._write(now, lambda tx: lease.lease_job(tx, self._capsets, agent_id, max_n))
 
     async def return_leases(self, agent_id: str, leases: list[tuple[str, int]], now: int) -> Changes:
-        return await self._write(
-            now, lambda tx: (lease.return_leases_job(tx, agent_id, leases), tx.changes)[1]
-        )
+        def job(tx: TaskTx) -> Changes:
+            lease.return_leases_job(tx, agent_id, leases)
+            return tx.changes
+
+        return await self._write(now, job)
 
     async def extend_lease(self, inp: ExtendInput, now: int) -> int:
         return await self._write(now, lambda tx: lease.extend_job(tx, inp))

@@ -58,7 +58,7 @@ def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
         where.append(f"{order} > ?")
         args.append(flt.after)
     cond = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT t.* FROM {source} {cond} ORDER BY {order} LIMIT ?"  # noqa: S608 - fixed fragments only
+    sql = f"SELECT t.* FROM {source} {cond} ORDER BY {order} LIMIT ?"
     args.append(flt.page_size + 1)
     return sql, args
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from . import models as m
 from .pb import agents_pb2, messaging_pb2, tasks_pb2
 
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
 E = TypeVar("E", bound=m.enum.StrEnum)
+V = TypeVar("V", bound=int)
 
 
 # ---------------------------------------------------------------- scalars
@@ -73,13 +77,14 @@ def to_enum(cls: type[E], pb_enum: Any, value: int) -> E:
         return cls("unspecified")
 
 
-def from_enum(pb_enum: Any, value: m.enum.StrEnum | str | None) -> int:
+def from_enum(pb_enum: _EnumTypeWrapper[V], value: m.enum.StrEnum | str | None) -> V:
     """The client's enum (or its string value) -> the proto enum number (None: unspecified)."""
+    unspecified = cast(V, 0)
     if value is None:
-        return 0
-    prefix = pb_enum.Name(0).removesuffix("UNSPECIFIED")
+        return unspecified
+    prefix = pb_enum.Name(unspecified).removesuffix("UNSPECIFIED")
     try:
-        return int(pb_enum.Value(prefix + str(value).upper()))
+        return pb_enum.Value(prefix + str(value).upper())
     except ValueError:
         raise ValueError(
             f"unknown value {value!r} (expected one of "
@@ -209,7 +214,7 @@ def message(x: messaging_pb2.Message) -> m.Message:
 # ---------------------------------------------------------------- tasks
 
 
-def dependency_type(value: m.DependencyType | str) -> int:
+def dependency_type(value: m.DependencyType | str) -> tasks_pb2.DependencyType.ValueType:
     return from_enum(tasks_pb2.DependencyType, value)
 
 

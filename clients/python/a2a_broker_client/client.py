@@ -546,9 +546,8 @@ class BrokerClient:
         ]
         if len(given) != 1:
             raise ValueError("give exactly one of task_id, subtree_root_id, session_id")
-        req = tasks_pb2.WatchTasksRequest(**dict(given))
-        if include_snapshot:
-            req.include_snapshot = True
+        req = tasks_pb2.WatchTasksRequest(include_snapshot=include_snapshot)
+        setattr(req, *given[0])
         return self._stream("tasks", "Watch", req, lambda r: [c.task_event(r)])
 
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> m.Task:

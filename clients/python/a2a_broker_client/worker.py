@@ -28,10 +28,11 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _convert as c
 from .client import BrokerClient
 from .errors import (
     BrokerRpcError,
@@ -47,7 +48,7 @@ from .retry import RetryConfig
 log = logging.getLogger("a2a_broker_client.worker")
 
 MessageHandler = Callable[[Message], Awaitable[Any]]
-TaskHandler = Callable[["TaskContext"], Awaitable[Any]]
+TaskHandler = Callable[["TaskContext"], Coroutine[Any, Any, Any]]
 
 # Reconnecting streams after the broker went away: quick at first, then every few seconds.
 RECONNECT = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=3.0)
@@ -92,7 +93,7 @@ class TaskContext:
             self._lease_expires = expires.timestamp()
         else:
             self._lease_expires = time.time() + (
-                float(assignment.task.spec.lease_timeout or 0) or DEFAULT_FINISH_WINDOW
+                c.seconds(assignment.task.spec.lease_timeout or 0) or DEFAULT_FINISH_WINDOW
             )
 
     @property
@@ -562,7 +563,7 @@ class Worker:
     def _lease_period(self, ctx: TaskContext, expires_at: Any = None) -> float:
         lease = ctx.task.spec.lease_timeout
         if lease:
-            return max(0.1, float(lease) / 3)
+            return max(0.1, c.seconds(lease) / 3)
         if expires_at is not None:
             remaining = expires_at.timestamp() - time.time()
             return max(0.1, remaining / 3)

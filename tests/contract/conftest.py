@@ -1,0 +1,49 @@
+"""The storage contract suite: one behaviour suite for the ``Storage`` protocol
+(broker/storage/base.py), run against every backend.
+
+Each test calls a backend directly (no server, no core): it opens a fresh store with ``store``,
+drives it with explicit times (every operation takes ``now``, so nothing waits on a clock) and
+checks what the protocol promises. A new backend joins by adding one entry to ``BACKENDS``: a
+function that opens an empty, migrated store of that kind in a temporary folder.
+
+Only the operations that stay in the protocol are exercised (register, heartbeat, mark_offline,
+send, claim, ack, nack, release, sweep, submit, lease, extend, complete, fail, cancel, list,
+history); wake-up keys, capture callbacks and other in-process plumbing are left out, since they
+are leaving the protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.config import Settings
+from broker.storage import Storage, open_storage
+from tests.conftest import make_settings
+
+
+async def _sqlite(tmp_path: Path, settings: Settings) -> Storage:
+    return await open_storage(settings)
+
+
+# backend name -> opener (a PostgreSQL backend adds its entry here).
+BACKENDS: dict[str, Callable[[Path, Settings], Awaitable[Storage]]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture
+def contract_settings() -> dict[str, Any]:
+    """Settings overrides for one test module (or test, by indirect parametrisation)."""
+    return {}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request, tmp_path: Path, contract_settings: dict[str, Any]) -> AsyncIterator[Storage]:
+    settings = make_settings(tmp_path, **contract_settings)
+    s = await BACKENDS[request.param](tmp_path, settings)
+    try:
+        yield s
+    finally:
+        await s.close()

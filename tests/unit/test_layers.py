@@ -1,0 +1,151 @@
+"""The layering of ``broker/``, checked over the ``import`` statements of every module (``ast``).
+
+From the bottom up:
+
+    models    plain values, inputs and their validation
+    domain    pure rules (no I/O, no asyncio, no SQL)
+    storage   persistence: loads and stores rows, runs the statements the rules decide
+    core      the services: wake-ups, streams, scheduling; calls storage and domain
+    servicers gRPC: protobuf in and out, errors to status codes (no layer below sees ``pb``)
+    server    composition: the server, the sweeper, the command line
+
+A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
+``logs``). Imports under ``if TYPE_CHECKING:`` count too: a type-only arrow that runs up still ties
+a lower layer to a higher one.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+BROKER = Path(__file__).resolve().parents[2] / "broker"
+
+# The layers that each layer must not import (module prefixes, dotted).
+SERVER = ("broker.server", "broker.sweeper", "broker.cli", "broker.__main__")
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "broker.models": ("broker.domain", "broker.storage", "broker.core", "broker.servicers", *SERVER),
+    "broker.domain": ("broker.storage", "broker.core", "broker.servicers", *SERVER),
+    "broker.storage": ("broker.core", "broker.servicers", *SERVER),
+    "broker.core": ("broker.servicers", *SERVER),
+    "broker.servicers": SERVER,
+}
+# The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
+WIRE = "broker.pb"
+BELOW_THE_WIRE = ("broker.models", "broker.domain", "broker.storage", "broker.core")
+
+# The domain layer is pure rules: no I/O, no event loop, no SQL, no threads.
+IMPURE = ("asyncio", "sqlite3", "aiosqlite", "grpc", "socket", "threading", "subprocess")
+
+# Known violations, each to be removed by the change that fixes it (never to be added to).
+ALLOWED: set[tuple[str, str]] = {
+    # storage builds the core's PriorityPolicy and calls its backoff: the rule moves to
+    # broker/domain/priority.py (issue 9, item 1); the integrator removes these entries then.
+    ("broker.storage.task_store", "broker.core.priority"),
+    ("broker.storage.sqlite.tasks", "broker.core.priority"),
+    ("broker.storage.sqlite.tasks_tx", "broker.core.priority"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(BROKER.parent).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def is_module(name: str) -> bool:
+    """Whether the dotted name is a module or package of the scanned tree."""
+    rel = Path(*name.split(".")[1:])
+    return (BROKER / rel).with_suffix(".py").is_file() or (BROKER / rel / "__init__.py").is_file()
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, absolute (relative imports resolved; in ``from x import y``,
+    ``x.y`` too when ``y`` is itself a module)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                origin = ".".join(base + ([node.module] if node.module else []))
+            else:
+                origin = node.module or ""
+            found.add(origin)
+            found.update(
+                f"{origin}.{alias.name}"
+                for alias in node.names
+                if within(origin, "broker") and is_module(f"{origin}.{alias.name}")
+            )
+    return found
+
+
+def within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def broker_modules() -> list[Path]:
+    return sorted(p for p in BROKER.rglob("*.py") if "pb" not in p.relative_to(BROKER).parts)
+
+
+def violations() -> set[tuple[str, str]]:
+    """(module, what it imports) for every import that runs up the layers or reaches the wire."""
+    out = set()
+    for path in broker_modules():
+        name = module_name(path)
+        banned = [p for layer, ps in FORBIDDEN.items() if within(name, layer) for p in ps]
+        if any(within(name, layer) for layer in BELOW_THE_WIRE):
+            banned.append(WIRE)
+        if within(name, "broker.domain"):
+            banned.extend(IMPURE)
+        out.update((name, imp) for imp in imports_of(path) if any(within(imp, b) for b in banned))
+    return out
+
+
+def test_every_layer_exists_and_is_scanned():
+    names = [module_name(p) for p in broker_modules()]
+    for layer in ("broker.models", "broker.storage", "broker.core", "broker.servicers", "broker.server"):
+        assert any(within(n, layer) for n in names), f"no module found for {layer}"
+
+
+def test_no_layer_imports_from_a_layer_above_it():
+    unexpected = sorted(violations() - ALLOWED)
+    assert not unexpected, "imports that run up the layers:\n" + "\n".join(
+        f"  {m} imports {imp}" for m, imp in unexpected
+    )
+
+
+def test_the_allow_list_holds_only_violations_that_still_exist():
+    stale = sorted(ALLOWED - violations())
+    assert not stale, f"fixed: remove from ALLOWED in tests/unit/test_layers.py: {stale}"
+
+
+def test_an_upward_import_is_caught(tmp_path, monkeypatch):
+    """The check itself works: a storage module importing a servicer (type-only) and protobuf,
+    a domain module importing asyncio and the core, are reported; domain -> models is fine."""
+    fake = tmp_path / "broker"
+    (fake / "storage").mkdir(parents=True)
+    (fake / "servicers").mkdir()
+    (fake / "storage" / "bad.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..servicers.convert import ts\n"
+        "from ..pb import tasks_pb2\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "BROKER", fake)
+    (fake / "domain").mkdir()
+    (fake / "domain" / "impure.py").write_text(
+        "import asyncio\nfrom ..core import hub\nfrom ..models import x\n"
+    )
+    assert violations() == {
+        ("broker.storage.bad", "broker.servicers.convert"),
+        ("broker.storage.bad", "broker.pb"),
+        ("broker.domain.impure", "asyncio"),
+        ("broker.domain.impure", "broker.core"),
+    }
