@@ -35,6 +35,11 @@ def _add_serve(sub: Any) -> None:
         args = get_args(field.annotation)
         if args and all(isinstance(a, str) for a in args):
             choices = list(args)
+        if field.annotation is bool:  # a switch: --insecure
+            p.add_argument(
+                flag, dest=name, default=None, action="store_const", const=True, help=_setting_help(name)
+            )
+            continue
         p.add_argument(
             flag,
             dest=name,
@@ -136,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    from .security.cli import add_tokens_command
+
+    add_tokens_command(sub)
     try:
         from a2a_broker_client.cli import add_client_commands
     except ImportError:

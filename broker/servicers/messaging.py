@@ -8,7 +8,7 @@ import grpc
 
 from ..clock import now_us
 from ..core.mailbox import Mailbox
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
     MAX_BATCH_SEND,
@@ -25,6 +25,7 @@ from ..models.messages import (
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
+from ..security.identity import may_read_message
 from .convert import enum_value, ts_us
 from .errors import rpc, stream_rpc
 
@@ -258,7 +259,11 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     async def GetMessage(
         self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.Message:
-        return message_to_pb(await self.mailbox.get(check_id(request.message_id, "message_id")))
+        message_id = check_id(request.message_id, "message_id")
+        m = await self.mailbox.get(message_id)
+        if not may_read_message(m.sender_id, m.recipient_id):  # answered as if it did not exist
+            raise NotFound(f"message {message_id!r} not found")
+        return message_to_pb(m)
 
     @rpc
     async def ListMessages(
