@@ -17,6 +17,7 @@ from .core.registry import Registry
 from .core.taskqueue import TaskQueue
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from .security import interceptors as security_interceptors
+from .security.tls import CertificateFiles, server_credentials
 from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
@@ -46,6 +47,7 @@ class Broker:
     tasks: TaskQueue
     sweeper: Sweeper
     health: health.aio.HealthServicer
+    tls: CertificateFiles | None = None  # reloaded on change or SIGHUP
 
     @property
     def address(self) -> str:
@@ -122,7 +124,12 @@ async def start_server(settings: Settings) -> Broker:
                 ),
                 server,
             )
-        port = server.add_insecure_port(settings.address)
+        tls = None
+        if settings.tls_cert and settings.tls_key:
+            tls = CertificateFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            port = server.add_secure_port(settings.address, server_credentials(tls))
+        else:
+            port = server.add_insecure_port(settings.address)
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
         await server.start()
@@ -137,7 +144,7 @@ async def start_server(settings: Settings) -> Broker:
     except BaseException:
         await storage.close()
         raise
-    broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer)
+    broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer, tls)
     log.info("broker serving", extra={"address": broker.address, "db": settings.db})
     return broker
 
@@ -149,6 +156,8 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if broker.tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, broker.tls.request_reload)
     print(f"a2a-broker listening on {broker.address} (db: {settings.db})", flush=True)
     await stop.wait()
     log.info("shutdown requested")
