@@ -15,8 +15,10 @@ from .config import Settings
 from .core.mailbox import Mailbox
 from .core.registry import Registry
 from .core.taskqueue import TaskQueue
+from .errors import BrokerError
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from .security import interceptors as security_interceptors
+from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
 from .security.tls import CertificateFiles, server_credentials
 from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
@@ -93,6 +95,11 @@ def keepalive_options(settings: Settings) -> list[tuple[str, int]]:
 
 async def start_server(settings: Settings) -> Broker:
     """Open storage, build the services, bind, and start serving."""
+    exposed = exposure_problem(settings)
+    if exposed and not settings.insecure:
+        raise BrokerError(f"refusing to start: {exposed}; add them, or pass --insecure to accept the risk")
+    if exposed:
+        warn(exposed)
     storage = await open_storage(settings)
     try:
         registry = Registry(storage, settings)
@@ -138,7 +145,16 @@ async def start_server(settings: Settings) -> Broker:
 
         sweeper = Sweeper(
             settings.sweeper_period_s,
-            [("registry", registry.sweep), ("mailbox", mailbox.sweep), ("tasks", tasks.sweep)],
+            [
+                ("registry", registry.sweep),
+                ("mailbox", mailbox.sweep),
+                ("tasks", tasks.sweep),
+                *(
+                    [("insecure-reminder", InsecureReminder(exposed, first_after_s=WARN_EVERY_S))]
+                    if exposed
+                    else []
+                ),
+            ],
         )
         sweeper.start()
     except BaseException:
