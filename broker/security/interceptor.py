@@ -29,6 +29,8 @@ from .quotas import Quotas
 
 log = logging.getLogger("broker.audit")
 
+_SENDS = ("/a2a.broker.v1.Messaging/Send", "/a2a.broker.v1.Messaging/SendBatch")
+
 
 class Authenticator(Protocol):
     async def authenticate(self, token: str) -> Identity: ...
@@ -125,6 +127,12 @@ class Security(grpc.aio.ServerInterceptor):
             wait = self.quotas.charge(who.subject, request.ByteSize())
             if wait:
                 await self._exhausted_abort(who, method, context, "calls or bytes per second", wait)
+            if method in _SENDS and self.quotas.max_pending:
+                for req in request.messages if method.endswith("Batch") else (request,):
+                    if req.target.WhichOneof("kind") == "agent_id":
+                        if not await self.quotas.admit_pending(req.target.agent_id):
+                            what = f"pending messages for {req.target.agent_id!r} ({self.quotas.max_pending})"
+                            await self._exhausted_abort(who, method, context, what, 1.0)
         CALLER.set(who)  # each call runs in its own task: nothing leaks to another call
         return who
 
@@ -140,6 +148,8 @@ class Security(grpc.aio.ServerInterceptor):
             self.quotas.refused[who.subject],
         )
         message = f"quota: {who.subject!r} is over its {what}; retry in {wait:.3f}s"
+        if what.startswith("pending"):
+            message = f"quota: the recipient holds too many {what}; retry in {wait:.3f}s"
         await context.abort(*_retry_status(message, wait))
 
     # -- wrapping --------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Each subject (a token's or certificate's agent id or prefix) has a token bucket of calls per
 second and one of request bytes per second (each holding up to two seconds' worth, for bursts),
-and a cap on the streams it holds open. A call beyond them is refused with RESOURCE_EXHAUSTED
+and a cap on the streams it holds open. A Send (or SendBatch) to an agent that already holds
+``quota_pending_messages`` pending messages is refused too (counted in storage at most once a
+second per recipient, and by the Sends admitted since). A call beyond them is refused with RESOURCE_EXHAUSTED
 and the delay after which a retry would pass (``google.rpc.RetryInfo`` in the status details,
 and ``retry-after-ms`` in the trailing metadata). Admins are not limited. Refusals are counted
 per subject (``refused``), and logged (rate-limited) by the security interceptor.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..config import Settings
@@ -35,7 +38,12 @@ class Bucket:
 
 
 class Quotas:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, count_pending: Callable[[str, int], Awaitable[int]] | None = None
+    ) -> None:
+        self.max_pending = settings.quota_pending_messages if count_pending else 0
+        self._count_pending = count_pending
+        self._pending: dict[str, tuple[int, float]] = {}  # recipient -> (pending, counted at)
         self.calls_per_s = settings.quota_calls_per_s
         self.bytes_per_s = settings.quota_bytes_per_s
         self.max_streams = settings.quota_streams
@@ -80,3 +88,19 @@ class Quotas:
         self._streams[subject] -= 1
         if self._streams[subject] <= 0:
             del self._streams[subject]
+
+    async def admit_pending(self, recipient: str) -> bool:
+        """Count one more message for ``recipient``; False when it already holds its cap."""
+        if not self.max_pending or self._count_pending is None:
+            return True
+        now = time.monotonic()
+        hit = self._pending.get(recipient)
+        if hit is None or now - hit[1] >= 1.0:
+            if len(self._pending) > 10_000:
+                self._pending.clear()
+            hit = (await self._count_pending(recipient, self.max_pending), now)
+        if hit[0] >= self.max_pending:
+            self._pending[recipient] = hit
+            return False
+        self._pending[recipient] = (hit[0] + 1, hit[1])
+        return True

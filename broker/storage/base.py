@@ -61,7 +61,12 @@ class TokenStore(Protocol):
         """One token by id, revoked and expired ones too; None when there is no such token."""
 
 
-class Storage(AgentStore, MessageStore, TaskStore, TokenStore, Protocol):
+class QuotaStore(Protocol):
+    async def count_pending(self, agent_id: str, limit: int) -> int:
+        """Pending messages held for ``agent_id``, counted up to ``limit`` (the pending quota)."""
+
+
+class Storage(AgentStore, MessageStore, TaskStore, TokenStore, QuotaStore, Protocol):
     """Everything the broker needs from a backend."""
 
     async def open(self) -> None: ...

@@ -132,3 +132,28 @@ async def test_request_bytes_per_second_are_limited(limited: Broker) -> None:
         assert "bytes" in (err.value.details() or "")
     finally:
         await a.channel.close()
+
+
+async def test_sends_to_an_agent_holding_too_many_pending_messages_are_refused(tmp_path: Path) -> None:
+    b = await start_server(make_settings(tmp_path, auth="token", quota_pending_messages=3))
+    try:
+        a, _ = await _agent(b, "a1"), await _agent(b, "slow")
+        other = await _agent(b, "fast")
+        send = mpb.SendRequest(sender_id="a1", target=mpb.Target(agent_id="slow"), payload=b"x")
+        for _ in range(3):
+            await a.messaging.Send(send, timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await a.messaging.Send(send, timeout=5)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "pending messages for 'slow'" in (err.value.details() or "")
+        batch = mpb.SendBatchRequest(messages=[send])
+        with pytest.raises(grpc.aio.AioRpcError):
+            await a.messaging.SendBatch(batch, timeout=5)
+        # Another recipient is not affected.
+        await a.messaging.Send(
+            mpb.SendRequest(sender_id="a1", target=mpb.Target(agent_id="fast"), payload=b"x"), timeout=5
+        )
+        await other.channel.close()
+        await a.channel.close()
+    finally:
+        await b.stop(0.2)

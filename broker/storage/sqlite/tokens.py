@@ -53,8 +53,22 @@ def revoke_token(conn: sqlite3.Connection, token_id: str, now: int) -> bool:
     return cur.rowcount > 0
 
 
+def count_pending(conn: sqlite3.Connection, agent_id: str, limit: int) -> int:
+    # Walks the partial index idx_messages_next (pending copies by recipient), at most limit rows.
+    return conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM a2a_messages WHERE recipient_id = ? AND status = 'pending'"
+        " LIMIT ?)",
+        (agent_id, limit),
+    ).fetchone()[0]
+
+
 class TokenOps:
+    """TokenStore and QuotaStore: what the security layer reads."""
+
     engine: SqliteEngine
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         return await self.engine.read(lambda conn: fetch_token(conn, token_id))
+
+    async def count_pending(self, agent_id: str, limit: int) -> int:
+        return await self.engine.read(lambda conn: count_pending(conn, agent_id, limit))
