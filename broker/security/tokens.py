@@ -76,6 +76,8 @@ class TokenAuthenticator:
         self._fetch = fetch
         self._cache_s = cache_s
         self._marker = marker
+        if marker is not None and not os.path.exists(marker):
+            touch_marker(marker.removesuffix(".tokens-changed"))  # a stat that fails costs more
         self._marker_mtime: int | None = self._mtime()
         # token -> (identity, trusted until (monotonic), token expiry (epoch µs) or None)
         self._cache: dict[str, tuple[Identity, float, int | None]] = {}
