@@ -67,7 +67,10 @@ def _serve(ns: argparse.Namespace) -> int:
         settings = Settings.load(overrides)
     except ValidationError as exc:
         for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule between settings (e.g. --tls-cert needs --tls-key)
+                print(f"a2a-broker: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+                continue
+            name = str(err["loc"][0])
             print(
                 f"a2a-broker: --{name.replace('_', '-')} / {Settings.env_name(name)}: {err['msg']}",
                 file=sys.stderr,

@@ -145,11 +145,11 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("tls_cert and tls_key go together: give both or neither")
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither")
         if self.tls_client_ca and not self.tls_cert:
-            raise ValueError("tls_client_ca needs tls_cert and tls_key (mTLS is TLS first)")
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
         if self.auth == "jwt" and not (self.jwt_key_file or self.jwt_jwks_file):
-            raise ValueError("auth jwt needs jwt_key_file or jwt_jwks_file")
+            raise ValueError("--auth jwt needs --jwt-key-file or --jwt-jwks-file")
         return self
 
     @property

@@ -72,3 +72,19 @@ async def test_database_and_lock_files_are_created_owner_only(tmp_path: Path) ->
             assert mode & 0o077 == 0, f"{name} is {oct(mode)}"
     finally:
         await b.stop(0.2)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["--tls-client-ca", "ca.pem"], "--tls-client-ca needs --tls-cert and --tls-key"),
+        (["--auth", "jwt"], "--auth jwt needs --jwt-key-file or --jwt-jwks-file"),
+    ],
+)
+def test_incomplete_security_settings_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    assert main(["serve", "--db", str(tmp_path / "b.db"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"a2a-broker: {says}") and err.count("\n") == 1, err
