@@ -37,4 +37,6 @@ def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerIn
         from .jwt_auth import JwtAuthenticator
 
         authenticator = JwtAuthenticator(settings)
-    return [Security(authenticator, mtls, Quotas(settings, storage.count_pending))]
+    return [
+        Security(authenticator, mtls, Quotas(settings, storage.count_pending), storage.conversation_starter)
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -48,10 +49,28 @@ def check_subject(subject: str) -> str:
 CALLER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("a2a_broker_caller", default=None)
 
 
-def may_read_message(sender_id: str | None, recipient_id: str | None) -> bool:
-    """Whether the caller may see a message: its sender or recipient, or an admin. Others are
-    answered as if the message did not exist (NOT_FOUND), so ids cannot be probed."""
+async def may_read_message(
+    sender_id: str | None,
+    recipient_id: str | None,
+    conversation_id: str | None,
+    starter: Callable[[str], Awaitable[str | None]],
+) -> bool:
+    """Whether the caller may see a message: its sender or recipient, an orchestrator that
+    started its conversation (sent its oldest message; ``starter`` finds who did), or an admin.
+    Others are answered as if the message did not exist (NOT_FOUND), so ids cannot be probed."""
     who = CALLER.get()
     if who is None or who.role is Role.ADMIN:
         return True
-    return bool(sender_id and who.owns(sender_id)) or bool(recipient_id and who.owns(recipient_id))
+    if bool(sender_id and who.owns(sender_id)) or bool(recipient_id and who.owns(recipient_id)):
+        return True
+    return await started_by_caller(who, conversation_id, starter)
+
+
+async def started_by_caller(
+    who: Identity, conversation_id: str | None, starter: Callable[[str], Awaitable[str | None]]
+) -> bool:
+    """An orchestrator may read the conversations it started."""
+    if who.role is not Role.ORCHESTRATOR or not conversation_id:
+        return False
+    first = await starter(conversation_id)
+    return first is not None and who.owns(first)

@@ -23,8 +23,8 @@ from grpc_status import rpc_status
 
 from ..errors import Unauthenticated
 from ..logs import Throttled
-from .identity import CALLER, Identity, Role
-from .policy import OPEN_PREFIXES, POLICY, REFLECTION_PREFIX, Denied, Rule, check
+from .identity import CALLER, Identity, Role, started_by_caller
+from .policy import OPEN_PREFIXES, POLICY, REFLECTION_PREFIX, Denied, Rule, check, started_field
 from .quotas import Quotas
 
 log = logging.getLogger("broker.audit")
@@ -52,8 +52,15 @@ def certificate_identity(context: grpc.aio.ServicerContext) -> Identity | None:
 
 
 class Security(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticator: Authenticator | None, mtls: bool, quotas: Quotas | None) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator | None,
+        mtls: bool,
+        quotas: Quotas | None,
+        starter: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
         self.authenticator = authenticator
+        self.starter = starter  # who started a conversation (policy rules with ``started``)
         self.mtls = mtls
         self.quotas = quotas
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
@@ -112,7 +119,14 @@ class Security(grpc.aio.ServerInterceptor):
         try:
             if rule is None:
                 raise Denied(f"{method} is not in the authorization policy")
-            check(method, rule, who, request)
+            try:
+                check(method, rule, who, request)
+            except Denied:
+                conversation = started_field(rule, who, request)
+                if conversation is None or self.starter is None:
+                    raise
+                if not await started_by_caller(who, conversation, self.starter):
+                    raise
         except Denied as exc:
             self._denied.log(
                 "permission denied: %s (%s) called %s from %s: %s",

@@ -6,12 +6,15 @@ token's subject is that agent id, or a prefix of it ending in ``*``):
 
 * ``"agent_id"``: the field must name the caller;
 * ``"messages[].sender_id"``: so must that field of every item of a repeated field;
-* ``"sender_id|recipient_id"``: at least one of the fields must name the caller.
+* ``"sender_id|recipient_id"``: at least one of the fields must name the caller;
+* ``started="conversation_id"``: failing that, an orchestrator may name a conversation it started
+  (it sent the oldest message kept in it), looked up in storage by the interceptor.
 
 Two checks need the stored resource rather than the request, and live in the service layer
 (through ``identity.CALLER``): ``GetMessage`` answers NOT_FOUND for a message the caller neither
-sent nor received, and the lease rules (``Complete``, ``Fail``, ``ExtendLease``, ``Ack``,
-``Nack``) already refuse an agent that does not hold the lease or the delivery it names.
+sent nor received (nor, for an orchestrator, started the conversation of), and the lease rules
+(``Complete``, ``Fail``, ``ExtendLease``, ``Ack``, ``Nack``) already refuse an agent that does not
+hold the lease or the delivery it names.
 
 Calls outside the table are refused (PERMISSION_DENIED), except health checks (always open)
 and reflection (open when served).
@@ -35,6 +38,7 @@ REFLECTION_PREFIX = "/grpc.reflection."
 class Rule:
     roles: frozenset[Role]
     own: str = ""  # the request field(s) naming the acting agent (see the module docstring)
+    started: str = ""  # or: the field naming a conversation an orchestrator started (sent first)
 
 
 _AGENTS = "/a2a.broker.v1.AgentRegistry/"
@@ -55,8 +59,8 @@ POLICY: dict[str, Rule] = {
     _MSG + "Subscribe": Rule(ANY, "agent_id"),
     _MSG + "Ack": Rule(ANY, "agent_id"),
     _MSG + "Nack": Rule(ANY, "agent_id"),
-    _MSG + "GetMessage": Rule(ANY),  # sender or recipient only: checked in the servicer (NOT_FOUND)
-    _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id"),
+    _MSG + "GetMessage": Rule(ANY),  # sender, recipient or conversation starter: in the servicer
+    _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
     _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
     # Task queue: orchestrators submit, cancel, read and watch; any agent works its own leases.
     _TASKS + "Submit": Rule(TASKS),
@@ -99,3 +103,10 @@ def check(method: str, rule: Rule, who: Identity, request: object) -> None:
         return
     if not who.owns(getattr(request, rule.own)):
         raise Denied(f"{rule.own}: must be {who.subject!r}, the caller (acting as another agent)")
+
+
+def started_field(rule: Rule, who: Identity, request: object) -> str | None:
+    """The conversation id to look up when ``check`` refused an orchestrator a ``started`` rule."""
+    if not rule.started or who.role is not Role.ORCHESTRATOR:
+        return None
+    return getattr(request, rule.started) or None

@@ -261,7 +261,11 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     ) -> pb.Message:
         message_id = check_id(request.message_id, "message_id")
         m = await self.mailbox.get(message_id)
-        if not may_read_message(m.sender_id, m.recipient_id):  # answered as if it did not exist
+        storage = self.mailbox.storage
+        if not await may_read_message(
+            m.sender_id, m.recipient_id, m.conversation_id, storage.conversation_starter
+        ):
+            # answered as if it did not exist
             raise NotFound(f"message {message_id!r} not found")
         return message_to_pb(m)
 

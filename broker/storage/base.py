@@ -61,12 +61,17 @@ class TokenStore(Protocol):
         """One token by id, revoked and expired ones too; None when there is no such token."""
 
 
-class QuotaStore(Protocol):
+class SecurityStore(Protocol):
+    """What the security layer reads beside tokens."""
+
     async def count_pending(self, agent_id: str, limit: int) -> int:
         """Pending messages held for ``agent_id``, counted up to ``limit`` (the pending quota)."""
 
+    async def conversation_starter(self, conversation_id: str) -> str | None:
+        """The sender of the oldest message kept in a conversation (None: no such message)."""
 
-class Storage(AgentStore, MessageStore, TaskStore, TokenStore, QuotaStore, Protocol):
+
+class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, Protocol):
     """Everything the broker needs from a backend."""
 
     async def open(self) -> None: ...

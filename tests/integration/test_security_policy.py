@@ -285,3 +285,44 @@ async def test_each_rpc_is_allowed_or_refused_by_role_and_ownership(
                     await caller.channel.close()
     finally:
         await admin.channel.close()
+
+
+async def test_orchestrator_reads_the_conversations_it_started_and_no_others(
+    secured: tuple[Broker, Path],
+) -> None:
+    broker, db = secured
+    admin = authed_stubs(broker.address, issue(db, "root", "admin"))
+    orch = authed_stubs(broker.address, issue(db, "planner", "orchestrator"))
+    agent = authed_stubs(broker.address, issue(db, "w1"))
+    try:
+        for a in ("planner", "w1", "w2"):
+            await admin.agents.Register(apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1))
+
+        async def send(stubs: Stubs, sender: str, to: str, conversation: str) -> str:
+            req = mpb.SendRequest(
+                sender_id=sender, target=mpb.Target(agent_id=to), payload=b"x", conversation_id=conversation
+            )
+            return (await stubs.messaging.Send(req)).message_ids[0]
+
+        await send(orch, "planner", "w1", "plan-1")  # planner starts plan-1
+        reply = await send(agent, "w1", "w2", "plan-1")  # between two workers, in planner's conversation
+        await send(admin, "w1", "w2", "chat-9")  # a conversation planner did not start
+        other = await send(admin, "w2", "w1", "chat-9")
+
+        listed = await orch.messaging.ListMessages(mpb.ListMessagesRequest(conversation_id="plan-1"))
+        assert len(listed.messages) == 2
+        got = await orch.messaging.GetMessage(mpb.GetMessageRequest(message_id=reply))
+        assert got.payload == b"x"
+        assert (
+            await call(orch, "Messaging/ListMessages", mpb.ListMessagesRequest(conversation_id="chat-9"))
+            == PD
+        )
+        assert await call(orch, "Messaging/GetMessage", mpb.GetMessageRequest(message_id=other)) == NF
+        # An agent does not get this: only its own messages.
+        assert (
+            await call(agent, "Messaging/ListMessages", mpb.ListMessagesRequest(conversation_id="plan-1"))
+            == PD
+        )
+    finally:
+        for s in (admin, orch, agent):
+            await s.channel.close()
