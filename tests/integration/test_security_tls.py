@@ -10,7 +10,7 @@ import grpc
 
 from broker.pb import agents_pb2 as apb
 from broker.server import start_server
-from tests.conftest import make_settings
+from tests.conftest import eventually, make_settings
 
 from .security_support import authed_stubs, issue
 from .tls_support import CA, write_server_files
@@ -99,3 +99,27 @@ async def test_sighup_reload_rereads_the_files(tmp_path: Path) -> None:
         assert b.tls.loads == 2
     finally:
         await b.stop(0.2)
+
+
+async def test_sighup_reloads_certificates_in_a_running_broker_process(
+    tmp_path: Path, broker_process
+) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    old_ca, new_ca = CA("old"), CA("new")
+    files = write_server_files(tmp_path, old_ca)
+    proc = broker_process(A2A_BROKER_TLS_CERT=files["tls_cert"], A2A_BROKER_TLS_KEY=files["tls_key"])
+    proc.start()
+    assert await _register(proc.address, grpc.ssl_channel_credentials(old_ca.pem), "a1") == "OK"
+    stamps = {n: os.stat(tmp_path / n) for n in ("server.pem", "server.key")}
+    write_server_files(tmp_path, new_ca)
+    for n, st in stamps.items():  # the old modification times: only the signal can tell
+        os.utime(tmp_path / n, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGHUP)  # without a handler, SIGHUP would end the broker
+
+    async def served_with_new() -> bool:  # the loop handles the signal soon, not at once
+        return await _register(proc.address, grpc.ssl_channel_credentials(new_ca.pem), "a1") == "OK"
+
+    await eventually(served_with_new, timeout=10, what="the new certificate after SIGHUP")
+    assert proc.proc.poll() is None
