@@ -6,7 +6,8 @@ from memory), and drives both with the same client code:
 
 - publish: ``Send`` with 64 calls in flight; ``SendBatch`` with batches of 100 (8 in flight);
 - drain: a subscriber takes a backlog of 20,000 and acks it (``Ack`` with each response's ids);
-- end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99.
+- end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99;
+- the cost of security: Send and drain with ``--auth token`` against ``--auth none``, back to back.
 
 Figures are medians of 3 runs, each also given as a ratio of the echo server's figure in the same
 run. ``BENCH_BIG=1`` adds a 1,000,000-message backlog drain with the broker's peak memory.
@@ -60,18 +61,43 @@ def _req(to: str, payload: bytes = PAYLOAD) -> pb.SendRequest:
     return pb.SendRequest(sender_id="bench-sender", target=pb.Target(agent_id=to), payload=payload)
 
 
+def issue_tokens(db: Path) -> dict[str, str]:
+    """An agent token for each bench agent, written on the database before the broker starts."""
+    from contextlib import closing
+
+    from broker.security.cli import open_db
+    from broker.security.tokens import new_secret
+    from broker.storage.base import TokenRecord
+    from broker.storage.sqlite import tokens as store
+
+    out = {}
+    with closing(open_db(str(db))) as conn:
+        for a in AGENTS:
+            token_id, token, digest = new_secret()
+            store.insert_token(conn, TokenRecord(token_id, digest, a, "agent", time.time_ns() // 1000))
+            out[a] = token
+    return out
+
+
 class Client:
-    def __init__(self, address: str, broker: bool) -> None:
+    def __init__(self, address: str, broker: bool, tokens: dict[str, str] | None = None) -> None:
         self.ch = channel(address)
         self.msg = messaging_pb2_grpc.MessagingStub(self.ch)
         self.agents = agents_pb2_grpc.AgentRegistryStub(self.ch)
         self.broker = broker
         self._beat: asyncio.Future[None] | None = None
+        # --auth token: each agent's calls carry its own token (None: no metadata at all).
+        self._md = {a: (("authorization", f"Bearer {t}"),) for a, t in (tokens or {}).items()}
+
+    def md(self, agent: str) -> Any:
+        return self._md.get(agent)
 
     async def setup(self) -> None:
         if self.broker:
             for a in AGENTS:
-                await self.agents.Register(apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1))
+                await self.agents.Register(
+                    apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1), metadata=self.md(a)
+                )
             self._beat = asyncio.ensure_future(self._heartbeats())
 
     async def _heartbeats(self) -> None:
@@ -79,7 +105,7 @@ class Client:
         while True:
             await asyncio.sleep(5)
             for a in AGENTS:
-                await self.agents.Heartbeat(apb.HeartbeatRequest(agent_id=a))
+                await self.agents.Heartbeat(apb.HeartbeatRequest(agent_id=a), metadata=self.md(a))
 
     async def close(self) -> None:
         if self._beat is not None:
@@ -88,19 +114,25 @@ class Client:
 
     async def send_rate(self) -> float:
         req = _req("sink-send")
-        await self.msg.Send(req)
-        return await unary_rate(lambda: self.msg.Send(req), SEND_CALLS, SEND_IN_FLIGHT)
+        md = self.md("bench-sender")
+        await self.msg.Send(req, metadata=md)
+        return await unary_rate(lambda: self.msg.Send(req, metadata=md), SEND_CALLS, SEND_IN_FLIGHT)
 
     async def batch_rate(
         self, to: str = "sink-batch", total: int = BATCH_MESSAGES, size: int = BATCH
     ) -> float:
         req = pb.SendBatchRequest(messages=[_req(to)] * size)
-        return size * await unary_rate(lambda: self.msg.SendBatch(req), total // size, BATCH_IN_FLIGHT)
+        md = self.md("bench-sender")
+        return size * await unary_rate(
+            lambda: self.msg.SendBatch(req, metadata=md), total // size, BATCH_IN_FLIGHT
+        )
 
     async def drain_rate(self, agent: str, n: int, sample: Any = None) -> float:
         """Subscribe and ack until ``n`` messages are acked; messages/s."""
+        md = self.md(agent)
         call = self.msg.Subscribe(
-            pb.SubscribeRequest(agent_id=agent, max_in_flight=DRAIN_IN_FLIGHT, max_batch=DRAIN_BATCH)
+            pb.SubscribeRequest(agent_id=agent, max_in_flight=DRAIN_IN_FLIGHT, max_batch=DRAIN_BATCH),
+            metadata=md,
         )
         acked = 0
         done = asyncio.Event()
@@ -108,7 +140,7 @@ class Client:
 
         async def ack(ids: list[str]) -> None:
             nonlocal acked
-            await self.msg.Ack(pb.AckRequest(agent_id=agent, message_ids=ids))
+            await self.msg.Ack(pb.AckRequest(agent_id=agent, message_ids=ids), metadata=md)
             acked += len(ids)
             if acked >= n:
                 done.set()
@@ -133,7 +165,10 @@ class Client:
     async def e2e_latency(self) -> tuple[float, float]:
         """p50, p99 in ms of send -> receive at E2E_RATE msgs/s (send time rides in the payload)."""
         agent = "sink-e2e"
-        call = self.msg.Subscribe(pb.SubscribeRequest(agent_id=agent, max_in_flight=1000, max_batch=100))
+        md = self.md(agent)
+        call = self.msg.Subscribe(
+            pb.SubscribeRequest(agent_id=agent, max_in_flight=1000, max_batch=100), metadata=md
+        )
         await call.initial_metadata()
         total = int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
         lat: list[float] = []
@@ -150,7 +185,7 @@ class Client:
                 if unacked:
                     ids = unacked[:]
                     unacked.clear()
-                    await self.msg.Ack(pb.AckRequest(agent_id=agent, message_ids=ids))
+                    await self.msg.Ack(pb.AckRequest(agent_id=agent, message_ids=ids), metadata=md)
 
         async def receive() -> None:
             nonlocal got
@@ -175,7 +210,7 @@ class Client:
             if delay > 0:
                 await asyncio.sleep(delay)
             req = _req(agent, struct.pack("<q", time.perf_counter_ns()) + PAYLOAD[8:])
-            t = asyncio.ensure_future(self.msg.Send(req))
+            t = asyncio.ensure_future(self.msg.Send(req, metadata=self.md("bench-sender")))
             sends.add(t)
             t.add_done_callback(sends.discard)
         await asyncio.wait_for(finished.wait(), 30)
@@ -230,6 +265,33 @@ async def run_pair(echo: Proc, broker: Proc) -> tuple[dict[str, float], dict[str
         await cb.close()
 
 
+AUTH_PHASES = ("send", "drain")
+
+
+async def run_auth_pair(tmp: Path, i: int) -> dict[str, float]:
+    """Send and drain against a broker with ``--auth token`` and one with ``--auth none``, back to
+    back: the ratios are the cost of authentication and authorization (issue 11's budget: 10%).
+    The calls-per-second quota is off in both (it would measure the quota, not the checks)."""
+    out: dict[str, float] = {}
+    for auth in ("none", "token"):
+        db = Path(tmp) / f"auth-{auth}-{i}.db"
+        tokens = issue_tokens(db) if auth == "token" else None
+        with spawn_broker(db, A2A_BROKER_AUTH=auth, A2A_BROKER_QUOTA_CALLS_PER_S="0") as proc:
+            c = Client(proc.address, True, tokens)
+            fig: dict[str, float] = {}
+            try:
+                await c.setup()
+                for phase in AUTH_PHASES:
+                    await _phase(c, proc, phase, fig)
+            finally:
+                await c.close()
+        for k in AUTH_PHASES:
+            out[f"{k}_{auth}"] = fig[k]
+    for k in AUTH_PHASES:
+        out[f"{k}_auth_ratio"] = out[f"{k}_token"] / out[f"{k}_none"]
+    return out
+
+
 async def run_big(proc: Proc) -> dict[str, float]:
     c = Client(proc.address, True)
     try:
@@ -254,6 +316,7 @@ def main() -> None:
     echo_results: dict[str, list[float]] = {}
     base: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}  # broker / echo, per run
+    auth: dict[str, list[float]] = {}  # --auth token vs --auth none, per run
 
     def keep(into: dict[str, list[float]], fig: dict[str, float]) -> None:
         for k, v in fig.items():
@@ -271,6 +334,7 @@ def main() -> None:
                     keep(echo_results, e_fig)
                     keep(results, b_fig)
                     keep(ratios, {k: b_fig[k] / e_fig[k] for k in ("send", "batch", "drain", "p50", "p99")})
+                keep(auth, await run_auth_pair(Path(tmp), i))
                 print(
                     f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
                     flush=True,
@@ -327,6 +391,14 @@ def main() -> None:
         + "; ratios are medians of the per-run ratios"
     )
     r.note(f"Send vs the generic bytes unary echo: {m['send'] / b['unary_per_s']:.0%}")
+    a = {k: median(v) for k, v in auth.items()}
+    r.note(
+        "--auth token vs --auth none (issue 11: >= 90%): "
+        + ", ".join(
+            f"{k} {a[k + '_token']:,.0f} vs {a[k + '_none']:,.0f} msgs/s ({a[k + '_auth_ratio']:.0%})"
+            for k in AUTH_PHASES
+        )
+    )
     r.note(
         "server CPU per message (all threads; broker vs echo): "
         + ", ".join(

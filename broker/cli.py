@@ -35,6 +35,11 @@ def _add_serve(sub: Any) -> None:
         args = get_args(field.annotation)
         if args and all(isinstance(a, str) for a in args):
             choices = list(args)
+        if field.annotation is bool:  # a switch: --insecure
+            p.add_argument(
+                flag, dest=name, default=None, action="store_const", const=True, help=_setting_help(name)
+            )
+            continue
         p.add_argument(
             flag,
             dest=name,
@@ -62,7 +67,10 @@ def _serve(ns: argparse.Namespace) -> int:
         settings = Settings.load(overrides)
     except ValidationError as exc:
         for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule between settings (e.g. --tls-cert needs --tls-key)
+                print(f"a2a-broker: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+                continue
+            name = str(err["loc"][0])
             print(
                 f"a2a-broker: --{name.replace('_', '-')} / {Settings.env_name(name)}: {err['msg']}",
                 file=sys.stderr,
@@ -136,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    from .security.cli import add_tokens_command
+
+    add_tokens_command(sub)
     try:
         from a2a_broker_client.cli import add_client_commands
     except ImportError:

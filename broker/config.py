@@ -71,6 +71,41 @@ class Settings(BaseModel):
         3600.0, gt=0, description="how long before its deadline a task's urgency starts rising"
     )
     shutdown_grace_s: float = Field(5.0, ge=0, description="time given to in-flight calls on shutdown")
+    # -- security (broker/security/) --------------------------------------------------------
+    auth: Literal["none", "token", "jwt"] = Field(
+        "none", description="how callers prove who they are: none, broker-issued tokens, or JWTs"
+    )
+    auth_cache_s: float = Field(
+        5.0, ge=0, description="how long a verified token is trusted before it is checked again"
+    )
+    jwt_key_file: str | None = Field(None, description="jwt: a PEM public key (or HMAC secret) file")
+    jwt_jwks_file: str | None = Field(None, description="jwt: a JWKS file (keys chosen by the token's kid)")
+    jwt_issuer: str | None = Field(None, description="jwt: the required iss claim")
+    jwt_audience: str | None = Field(None, description="jwt: the required aud claim")
+    jwt_algorithms: str = Field("RS256,ES256,EdDSA", description="jwt: accepted algorithms, comma-separated")
+    jwt_subject_claim: str = Field("sub", description="jwt: the claim naming the agent id (or id prefix*)")
+    jwt_role_claim: str = Field("role", description="jwt: the claim naming the role (default agent)")
+    reflection: bool | None = Field(
+        None, description="serve gRPC reflection (default: on with --auth none, off otherwise)"
+    )
+    tls_cert: str | None = Field(None, description="PEM certificate chain: serve TLS (reloaded on change)")
+    tls_key: str | None = Field(None, description="PEM private key of --tls-cert")
+    tls_client_ca: str | None = Field(
+        None, description="PEM CA bundle: require client certificates (mTLS); the subject CN names the agent"
+    )
+    insecure: bool = Field(
+        False, description="allow a non-loopback address without authentication and TLS (warns hourly)"
+    )
+    quota_calls_per_s: float = Field(
+        1000.0, ge=0, description="calls per second per subject (bursts of twice that; 0: no limit)"
+    )
+    quota_bytes_per_s: float = Field(
+        64 * 1024 * 1024.0, ge=0, description="request bytes per second per subject (0: no limit)"
+    )
+    quota_streams: int = Field(100, ge=0, description="open streams per subject (0: no limit)")
+    quota_pending_messages: int = Field(
+        100_000, ge=0, description="pending messages held for one agent before Sends to it are refused"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["json", "text"] = Field("json", description="structured JSON lines or plain text")
 
@@ -106,6 +141,20 @@ class Settings(BaseModel):
         except BrokerError as exc:
             raise PydanticCustomError("db", "{problem}", {"problem": exc.message}) from None
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
+        if self.auth == "jwt" and not (self.jwt_key_file or self.jwt_jwks_file):
+            raise ValueError("--auth jwt needs --jwt-key-file or --jwt-jwks-file")
+        return self
+
+    @property
+    def reflection_on(self) -> bool:
+        return self.auth == "none" and not self.tls_client_ca if self.reflection is None else self.reflection
 
     @model_validator(mode="after")
     def _default_liveness(self) -> Settings:

@@ -15,7 +15,11 @@ from .config import Settings
 from .core.mailbox import Mailbox
 from .core.registry import Registry
 from .core.taskqueue import TaskQueue
+from .errors import BrokerError
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from .security import interceptors as security_interceptors
+from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
+from .security.tls import CertificateFiles, server_credentials
 from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
@@ -45,6 +49,7 @@ class Broker:
     tasks: TaskQueue
     sweeper: Sweeper
     health: health.aio.HealthServicer
+    tls: CertificateFiles | None = None  # reloaded on change or SIGHUP
 
     @property
     def address(self) -> str:
@@ -90,6 +95,11 @@ def keepalive_options(settings: Settings) -> list[tuple[str, int]]:
 
 async def start_server(settings: Settings) -> Broker:
     """Open storage, build the services, bind, and start serving."""
+    exposed = exposure_problem(settings)
+    if exposed and not settings.insecure:
+        raise BrokerError(f"refusing to start: {exposed}; add them, or pass --insecure to accept the risk")
+    if exposed:
+        warn(exposed)
     storage = await open_storage(settings)
     try:
         registry = Registry(storage, settings)
@@ -97,7 +107,8 @@ async def start_server(settings: Settings) -> Broker:
         tasks = TaskQueue(storage, registry, settings)
 
         server = grpc.aio.server(
-            interceptors=[MalformedRequests()],
+            # MalformedRequests first: bytes that do not parse are refused before anything else.
+            interceptors=[MalformedRequests(), *security_interceptors(settings, storage)],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", max(settings.max_request_bytes, 64 * 1024 * 1024)),
@@ -111,15 +122,21 @@ async def start_server(settings: Settings) -> Broker:
 
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (
-                *SERVICE_NAMES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        port = server.add_insecure_port(settings.address)
+        if settings.reflection_on:
+            reflection.enable_server_reflection(
+                (
+                    *SERVICE_NAMES,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
+                server,
+            )
+        tls = None
+        if settings.tls_cert and settings.tls_key:
+            tls = CertificateFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            port = server.add_secure_port(settings.address, server_credentials(tls))
+        else:
+            port = server.add_insecure_port(settings.address)
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
         await server.start()
@@ -128,13 +145,22 @@ async def start_server(settings: Settings) -> Broker:
 
         sweeper = Sweeper(
             settings.sweeper_period_s,
-            [("registry", registry.sweep), ("mailbox", mailbox.sweep), ("tasks", tasks.sweep)],
+            [
+                ("registry", registry.sweep),
+                ("mailbox", mailbox.sweep),
+                ("tasks", tasks.sweep),
+                *(
+                    [("insecure-reminder", InsecureReminder(exposed, first_after_s=WARN_EVERY_S))]
+                    if exposed
+                    else []
+                ),
+            ],
         )
         sweeper.start()
     except BaseException:
         await storage.close()
         raise
-    broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer)
+    broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer, tls)
     log.info("broker serving", extra={"address": broker.address, "db": settings.db})
     return broker
 
@@ -146,6 +172,8 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if broker.tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, broker.tls.request_reload)
     print(f"a2a-broker listening on {broker.address} (db: {settings.db})", flush=True)
     await stop.wait()
     log.info("shutdown requested")

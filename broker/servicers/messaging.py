@@ -8,7 +8,7 @@ import grpc
 
 from ..clock import now_us, s_to_us
 from ..core.mailbox import Mailbox
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
     MAX_BATCH_SEND,
@@ -25,6 +25,7 @@ from ..models.messages import (
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
+from ..security.identity import may_read_message
 from .convert import dur_us, enum_value, ts_fields, ts_us
 from .errors import rpc, stream_rpc
 
@@ -250,7 +251,15 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     async def GetMessage(
         self, request: pb.GetMessageRequest, context: grpc.aio.ServicerContext
     ) -> pb.Message:
-        return message_to_pb(await self.mailbox.get(check_id(request.message_id, "message_id")))
+        message_id = check_id(request.message_id, "message_id")
+        m = await self.mailbox.get(message_id)
+        storage = self.mailbox.storage
+        if not await may_read_message(
+            m.sender_id, m.recipient_id, m.conversation_id, storage.conversation_starter
+        ):
+            # answered as if it did not exist
+            raise NotFound(f"message {message_id!r} not found")
+        return message_to_pb(m)
 
     @rpc
     async def ListMessages(

@@ -8,6 +8,7 @@ either happens whole or not at all, and returns only once durable.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, RegisterInput
@@ -41,7 +42,36 @@ class AgentStore(Protocol):
         becomes that time instead."""
 
 
-class Storage(AgentStore, MessageStore, TaskStore, Protocol):
+@dataclass(frozen=True)
+class TokenRecord:
+    """An issued access token as stored: never its secret, only the secret's SHA-256 digest."""
+
+    token_id: str
+    secret_hash: str
+    subject: str
+    role: str
+    created_at: int  # microseconds since the epoch, as every time the storage keeps
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    note: str = ""
+
+
+class TokenStore(Protocol):
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        """One token by id, revoked and expired ones too; None when there is no such token."""
+
+
+class SecurityStore(Protocol):
+    """What the security layer reads beside tokens."""
+
+    async def count_pending(self, agent_id: str, limit: int) -> int:
+        """Pending messages held for ``agent_id``, counted up to ``limit`` (the pending quota)."""
+
+    async def conversation_starter(self, conversation_id: str) -> str | None:
+        """The sender of the oldest message kept in a conversation (None: no such message)."""
+
+
+class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, Protocol):
     """Everything the broker needs from a backend."""
 
     async def open(self) -> None: ...

@@ -12,6 +12,7 @@ from .engine import SqliteEngine
 from .messages import MessageOps
 from .migrate import migrate
 from .tasks import TaskOps
+from .tokens import TokenOps
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStorage"]
 
 
-class SqliteStorage(AgentOps, MessageOps, TaskOps):
+class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps):
     """Implements ``broker.storage.Storage`` on one SQLite file."""
 
     def __init__(self, path: str, settings: Settings) -> None:
@@ -38,6 +39,7 @@ class SqliteStorage(AgentOps, MessageOps, TaskOps):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._lock = lock.acquire(self.path)  # before anything touches the file
+            lock.create_private(self.path)
         try:
             await asyncio.to_thread(migrate, self.path)
             await self.engine.open()

@@ -23,7 +23,7 @@ def lock_path(path: str) -> str:
 def acquire(path: str) -> int:
     """Lock the database file ``path`` for this process; return the lock's file descriptor."""
     lock = lock_path(path)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -40,4 +40,15 @@ def acquire(path: str) -> int:
 
 def release(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def create_private(path: str) -> None:
+    """Create the database file owner-only (0600) if it does not exist yet; SQLite gives its
+    -wal and -shm files the same permissions."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
     os.close(fd)

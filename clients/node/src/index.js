@@ -7,6 +7,7 @@
 // ("TASK_STATUS_RUNNING"), 64-bit integers as strings, bytes as Buffers, and
 // Timestamp/Duration as {seconds, nanos}; see the helpers below to build them.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,18 +76,54 @@ const SAFE = new Set([
   'GetHistory', 'ExtendLease',
 ]);
 
+// ------------------------------------------------------------------ security
+
+/** Token and TLS settings from the options, else the environment. */
+export function resolveSecurity(options = {}, env = process.env) {
+  const token = options.token ?? (env.A2A_BROKER_TOKEN || undefined);
+  const ca = options.ca ?? (env.A2A_BROKER_CA || undefined);
+  const clientCert = options.clientCert ?? (env.A2A_BROKER_CLIENT_CERT || undefined);
+  const clientKey = options.clientKey ?? (env.A2A_BROKER_CLIENT_KEY || undefined);
+  if (Boolean(clientCert) !== Boolean(clientKey)) {
+    throw new Error('a client certificate and its key go together: give both or neither');
+  }
+  const tls = options.tls ?? (['1', 'true', 'yes'].includes((env.A2A_BROKER_TLS ?? '').toLowerCase()) || Boolean(ca || clientCert));
+  const read = (file) => (file ? fs.readFileSync(file) : null);
+  const credentials = tls
+    ? grpc.credentials.createSsl(read(ca), read(clientKey), read(clientCert))
+    : grpc.credentials.createInsecure();
+  return { token, credentials };
+}
+
+/** A client interceptor adding `authorization: Bearer <token>` to every call. */
+function bearer(token) {
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
 // ------------------------------------------------------------------ client
 
 /**
  * A client for one broker.
  *
  * @param {string} [address] host:port (default $A2A_BROKER_ADDRESS or 127.0.0.1:50051)
- * @param {object} [options] {timeoutMs = 30000, retries = 4, credentials, protoDir, channelOptions}
+ * @param {object} [options] {timeoutMs = 30000, retries = 4, credentials, protoDir, channelOptions,
+ *   token, tls, ca, clientCert, clientKey}: `token` is sent as `authorization: Bearer <token>`
+ *   (default $A2A_BROKER_TOKEN); `ca`, `clientCert`, `clientKey` are PEM file paths (default
+ *   $A2A_BROKER_CA, $A2A_BROKER_CLIENT_CERT, $A2A_BROKER_CLIENT_KEY); TLS is on when any is set,
+ *   or with `tls: true` / $A2A_BROKER_TLS=1 (the system's roots trusted when no CA is given).
  */
 export class BrokerClient {
   constructor(address = process.env.A2A_BROKER_ADDRESS || DEFAULT_ADDRESS, options = {}) {
     const pkg = loadProtos(options.protoDir);
-    const creds = options.credentials ?? grpc.credentials.createInsecure();
+    const security = resolveSecurity(options);
+    const creds = options.credentials ?? security.credentials;
+    const interceptors = security.token ? [bearer(security.token)] : [];
     // gRPC's reconnect backoff grows to 120 s by default: after a broker restart the channel
     // would refuse every call long after the broker is back. Reconnect within a second.
     const channelOptions = {
@@ -98,11 +135,11 @@ export class BrokerClient {
     this.address = address;
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.retries = options.retries ?? 4;
-    this.agents = new pkg.AgentRegistry(address, creds, channelOptions);
+    this.agents = new pkg.AgentRegistry(address, creds, { ...channelOptions, interceptors });
     // Share one channel between the three services.
     const channelOverride = this.agents.getChannel();
-    this.messaging = new pkg.Messaging(address, creds, { channelOverride });
-    this.tasks = new pkg.TaskQueue(address, creds, { channelOverride });
+    this.messaging = new pkg.Messaging(address, creds, { channelOverride, interceptors });
+    this.tasks = new pkg.TaskQueue(address, creds, { channelOverride, interceptors });
   }
 
   close() {

@@ -43,7 +43,7 @@ export { freePort };
  * Start a broker; resolves to {address, port, dir, stop(), kill()} once it accepts connections.
  * Pass {port, dir} to start one where a killed broker was (same port, same database).
  */
-export async function startBroker({ timeoutMs = 20000, port: wanted, dir: reuse } = {}) {
+export async function startBroker({ timeoutMs = 20000, port: wanted, dir: reuse, env: extraEnv = {} } = {}) {
   const dir = reuse ?? fs.mkdtempSync(path.join(os.tmpdir(), 'a2a-node-test-'));
   const port = wanted ?? (await freePort());
   const address = `127.0.0.1:${port}`;
@@ -57,6 +57,7 @@ export async function startBroker({ timeoutMs = 20000, port: wanted, dir: reuse 
       A2A_BROKER_SWEEPER_PERIOD_S: '0.1',
       A2A_BROKER_SQLITE_SYNCHRONOUS: 'NORMAL',
       A2A_BROKER_LOG_FORMAT: 'text',
+      ...extraEnv,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -24,6 +24,7 @@ from .pb import (
     tasks_pb2_grpc,
 )
 from .retry import RETRYABLE_CODES, RetryConfig
+from .security import Security
 
 _STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -70,6 +71,12 @@ class BrokerClient:
             Long polls (``claim(wait=...)``) get their wait on top.
         retry: backoff for safe calls; ``RetryConfig(max_attempts=1)`` disables it.
         channel_options: extra gRPC channel options.
+        token: bearer token for a broker with ``--auth`` (default ``$A2A_BROKER_TOKEN``).
+        tls: connect with TLS (default: on when a CA or client certificate is given, or
+            ``$A2A_BROKER_TLS=1``; the system's roots are trusted when no CA is).
+        ca: PEM file of the CA to trust (default ``$A2A_BROKER_CA``).
+        client_cert, client_key: PEM files of a client certificate for mutual TLS
+            (default ``$A2A_BROKER_CLIENT_CERT`` / ``$A2A_BROKER_CLIENT_KEY``).
     """
 
     def __init__(
@@ -79,8 +86,14 @@ class BrokerClient:
         timeout: float | None = 30.0,
         retry: RetryConfig | None = None,
         channel_options: Sequence[tuple[str, Any]] = (),
+        token: str | None = None,
+        tls: bool | None = None,
+        ca: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         self.address = address or default_address()
+        self.security = Security.resolve(token, tls, ca, client_cert, client_key)
         self.timeout = timeout
         self.retry = retry or RetryConfig()
         options = dict(DEFAULT_CHANNEL_OPTIONS)
@@ -93,7 +106,7 @@ class BrokerClient:
     def _ensure(self) -> None:
         # Created lazily so that the channel binds to the running event loop.
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=self._options)
+            self._channel = self.security.channel(self.address, self._options)
             self._agents = agents_pb2_grpc.AgentRegistryStub(self._channel)
             self._messaging = messaging_pb2_grpc.MessagingStub(self._channel)
             self._tasks = tasks_pb2_grpc.TaskQueueStub(self._channel)

@@ -158,6 +158,9 @@ class Worker:
         capacity: most tasks held at once (``max_concurrent_tasks``).
         address: broker address (default ``$A2A_BROKER_ADDRESS`` or 127.0.0.1:50051).
         client: an existing client to use instead (not closed by the worker).
+        token, ca, client_cert, client_key: credentials for a secured broker, as for
+            :class:`BrokerClient` (defaults from ``$A2A_BROKER_TOKEN``, ``$A2A_BROKER_CA``,
+            ``$A2A_BROKER_CLIENT_CERT``, ``$A2A_BROKER_CLIENT_KEY``).
         max_in_flight: most messages handled at once.
         ack_deadline: seconds to handle a message before it is redelivered (broker default 30).
         drain_timeout: on stop, seconds to let running handlers finish.
@@ -183,6 +186,10 @@ class Worker:
         agent_type: str = "worker",
         labels: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        token: str | None = None,
+        ca: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         if not agent_id:
             raise ValueError("agent_id is required")
@@ -201,7 +208,9 @@ class Worker:
             name=name, agent_type=agent_type, labels=dict(labels or {}), metadata=dict(metadata or {})
         )
         self._own_client = client is None
-        self.client = client or BrokerClient(address)
+        self.client = client or BrokerClient(
+            address, token=token, ca=ca, client_cert=client_cert, client_key=client_key
+        )
         self.stats = WorkerStats()
         self.heartbeat_interval = 10.0
         self.ready = asyncio.Event()

@@ -17,6 +17,7 @@ from typing import Any
 from ..client import ADDRESS_ENV, BrokerClient, default_address
 from ..errors import BrokerRpcError, DeadlineExceededError, UnavailableError
 from ..retry import RetryConfig
+from ..security import CA_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV
 
 # Exit codes scripts can rely on (documented in clients/python/README.md).
 EXIT_OK = 0
@@ -42,6 +43,12 @@ def common_options() -> argparse.ArgumentParser:
         default=None,
         help=f"broker host:port [env {ADDRESS_ENV}; default {default_address()}]",
     )
+    g.add_argument("--token", default=None, help=f"bearer token [env {TOKEN_ENV}]")
+    g.add_argument("--ca", default=None, help=f"PEM CA file to trust; turns TLS on [env {CA_ENV}]")
+    g.add_argument(
+        "--client-cert", default=None, help=f"PEM client certificate (mTLS) [env {CLIENT_CERT_ENV}]"
+    )
+    g.add_argument("--client-key", default=None, help=f"PEM key of --client-cert [env {CLIENT_KEY_ENV}]")
     # SUPPRESS: unset here, so that `a2a-broker --json agents list` (the flag before the
     # subcommand, set by the top parser) is not overwritten by this parser's default.
     g.add_argument(
@@ -98,7 +105,14 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
             ns.json = False
 
         async def main() -> int | None:
-            async with BrokerClient(address, retry=CLI_RETRY) as client:
+            async with BrokerClient(
+                address,
+                retry=CLI_RETRY,
+                token=ns.token,
+                ca=ns.ca,
+                client_cert=ns.client_cert,
+                client_key=ns.client_key,
+            ) as client:
                 return await command(client, ns)
 
         try:

@@ -1,0 +1,42 @@
+"""Security: who may call (authentication), what they may do (``policy.py``, the one table),
+how much (quotas), over what (TLS). ``interceptors`` assembles it for ``start_server``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .identity import CALLER, Identity, Role, may_read_message
+
+if TYPE_CHECKING:
+    import grpc
+
+    from ..config import Settings
+    from ..storage import Storage
+
+__all__ = ["CALLER", "Identity", "Role", "interceptors", "may_read_message"]
+
+
+def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerInterceptor]:
+    """The security interceptor for these settings; none at all with ``--auth none`` and no
+    client certificates (development on loopback: nothing to check, nothing to pay)."""
+    mtls = bool(settings.tls_client_ca)
+    if settings.auth == "none" and not mtls:
+        return []
+    from .interceptor import Authenticator, Security
+    from .quotas import Quotas
+
+    authenticator: Authenticator | None = None
+    if settings.auth == "token":
+        from ..storage import sqlite_path
+        from .tokens import TokenAuthenticator, marker_path
+
+        path = sqlite_path(settings.db)
+        marker = marker_path(path) if path and path != ":memory:" else None
+        authenticator = TokenAuthenticator(storage.get_token, settings.auth_cache_s, marker)
+    elif settings.auth == "jwt":
+        from .jwt_auth import JwtAuthenticator
+
+        authenticator = JwtAuthenticator(settings)
+    return [
+        Security(authenticator, mtls, Quotas(settings, storage.count_pending), storage.conversation_starter)
+    ]

@@ -1,0 +1,147 @@
+"""``a2a-broker tokens create|list|revoke``: manage access tokens on the database file.
+
+It opens the SQLite file directly (a second connection beside a running broker's, which WAL
+allows; it does not take the broker's ``<db>.lock``), so the first admin token can be made
+before any broker runs. Revocations reach a running broker at once (see ``tokens.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sqlite3
+import sys
+import time
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import Settings
+from ..storage import sqlite_path
+from ..storage.base import TokenRecord
+from ..storage.sqlite import tokens as store
+from .identity import Role, check_subject
+from .tokens import new_secret, touch_marker
+
+_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def add_tokens_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "tokens",
+        help="manage access tokens (--auth token) on the database file",
+        description=__doc__,
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help=f"the broker's database (default ${Settings.env_name('db')}, else "
+        f"{Settings.model_fields['db'].default})",
+    )
+    tsub = p.add_subparsers(dest="tokens_command", required=True)
+    c = tsub.add_parser("create", help="issue a token; its secret is printed once, and stored nowhere")
+    c.add_argument("--agent", help="the subject: an agent id, or an id prefix ending in * (a fleet)")
+    c.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
+    c.add_argument("--expires", help="lifetime, e.g. 3600, 90m, 12h, 30d, 2w (default: never)")
+    c.add_argument("--note", default="", help="a free note (who it is for)")
+    c.set_defaults(func=_create)
+    lst = tsub.add_parser("list", help="list tokens (never their secrets)")
+    lst.set_defaults(func=_list)
+    r = tsub.add_parser("revoke", help="revoke a token by id (refused at once by a running broker)")
+    r.add_argument("token_id")
+    r.set_defaults(func=_revoke)
+
+
+def _db_path(ns: argparse.Namespace) -> str:
+    url = ns.db or os.environ.get(Settings.env_name("db")) or Settings.model_fields["db"].default
+    path = sqlite_path(url)
+    if path is None or path == ":memory:":
+        raise SystemExit(f"a2a-broker tokens: --db must name a SQLite file (got {url!r})")
+    return path
+
+
+def open_db(path: str) -> sqlite3.Connection:
+    """The database, created owner-only if new and migrated; no broker lock taken."""
+    from ..storage.sqlite.lock import create_private
+    from ..storage.sqlite.migrate import migrate
+
+    create_private(path)
+    migrate(path)
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def parse_duration(text: str) -> int:
+    m = _DURATION.match(text.strip().lower())
+    if not m or int(m.group(1)) <= 0:
+        raise SystemExit(f"a2a-broker tokens: --expires {text!r}: a positive number of s, m, h, d or w")
+    return int(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def _create(ns: argparse.Namespace) -> int:
+    role = Role(ns.role)
+    if not ns.agent and role is not Role.ADMIN:
+        raise SystemExit("a2a-broker tokens create: --agent is needed for the roles agent and orchestrator")
+    try:
+        subject = check_subject(ns.agent or "admin")
+    except ValueError as exc:
+        raise SystemExit(f"a2a-broker tokens create: --agent: {exc}") from None
+    now = time.time_ns() // 1000
+    expires = now + parse_duration(ns.expires) * 1_000_000 if ns.expires else None
+    token_id, token, secret_hash = new_secret()
+    rec = TokenRecord(token_id, secret_hash, subject, role.value, now, expires, None, ns.note)
+    with closing(open_db(_db_path(ns))) as conn:
+        store.insert_token(conn, rec)
+    if ns.json:
+        print(json.dumps({**_row(rec), "token": token}))
+    else:
+        print(f"token {token_id} for {subject} ({role.value}); keep this secret, it is not shown again:")
+        print(token)
+    return 0
+
+
+def _when(us: int | None) -> str:
+    return "-" if us is None else datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row(rec: TokenRecord) -> dict[str, Any]:
+    return {
+        "token_id": rec.token_id,
+        "subject": rec.subject,
+        "role": rec.role,
+        "created_at": _when(rec.created_at),
+        "expires_at": _when(rec.expires_at),
+        "revoked_at": _when(rec.revoked_at),
+        "note": rec.note,
+    }
+
+
+def _list(ns: argparse.Namespace) -> int:
+    with closing(open_db(_db_path(ns))) as conn:
+        rows = [_row(r) for r in store.list_tokens(conn)]
+    if ns.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'ID':<14}{'SUBJECT':<24}{'ROLE':<14}{'EXPIRES':<22}{'REVOKED':<22}NOTE")
+    for r in rows:
+        print(
+            f"{r['token_id']:<14}{r['subject']:<24}{r['role']:<14}{r['expires_at']:<22}{r['revoked_at']:<22}"
+            f"{r['note']}"
+        )
+    return 0
+
+
+def _revoke(ns: argparse.Namespace) -> int:
+    path = _db_path(ns)
+    with closing(open_db(path)) as conn:
+        found = store.revoke_token(conn, ns.token_id, time.time_ns() // 1000)
+    if not found:
+        print(f"a2a-broker tokens revoke: no token {ns.token_id!r}", file=sys.stderr)
+        return 1
+    touch_marker(path)
+    print(f"revoked {ns.token_id}")
+    return 0

@@ -1,0 +1,76 @@
+"""Who is calling: the identity an authenticated call carries, and the context variable that
+makes it visible to the service layer for the few checks that need the resource itself.
+
+A subject is an agent id (``worker-7``) or, ending in ``*``, an id prefix for a fleet
+(``workers-*`` acts as every agent whose id starts with ``workers-``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"  # acts only as its own subject
+    ORCHESTRATOR = "orchestrator"  # an agent that may also submit, cancel, read and watch tasks
+    ADMIN = "admin"  # everything
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    subject: str
+    role: Role
+    via: str = "token"  # token, jwt or mtls (for the audit log)
+
+    def owns(self, agent_id: str) -> bool:
+        """True when this identity may act as ``agent_id``."""
+        if self.role is Role.ADMIN:
+            return True
+        subject = self.subject
+        if subject.endswith("*"):
+            return len(agent_id) >= len(subject) and agent_id.startswith(subject[:-1])
+        return agent_id == subject
+
+
+def check_subject(subject: str) -> str:
+    """A subject as tokens carry it: an id, or an id prefix ending in ``*`` (not ``*`` alone)."""
+    subject = subject.strip()
+    if not subject or subject == "*" or "*" in subject[:-1] or len(subject) > 128:
+        raise ValueError(
+            f"subject {subject!r}: an agent id, or an id prefix ending in '*' (1-128 characters)"
+        )
+    return subject
+
+
+# The identity of the call being served; None when authentication is off (everything allowed).
+CALLER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("a2a_broker_caller", default=None)
+
+
+async def may_read_message(
+    sender_id: str | None,
+    recipient_id: str | None,
+    conversation_id: str | None,
+    starter: Callable[[str], Awaitable[str | None]],
+) -> bool:
+    """Whether the caller may see a message: its sender or recipient, an orchestrator that
+    started its conversation (sent its oldest message; ``starter`` finds who did), or an admin.
+    Others are answered as if the message did not exist (NOT_FOUND), so ids cannot be probed."""
+    who = CALLER.get()
+    if who is None or who.role is Role.ADMIN:
+        return True
+    if bool(sender_id and who.owns(sender_id)) or bool(recipient_id and who.owns(recipient_id)):
+        return True
+    return await started_by_caller(who, conversation_id, starter)
+
+
+async def started_by_caller(
+    who: Identity, conversation_id: str | None, starter: Callable[[str], Awaitable[str | None]]
+) -> bool:
+    """An orchestrator may read the conversations it started."""
+    if who.role is not Role.ORCHESTRATOR or not conversation_id:
+        return False
+    first = await starter(conversation_id)
+    return first is not None and who.owns(first)

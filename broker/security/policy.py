@@ -1,0 +1,112 @@
+"""The whole authorization policy: one table of RPC x role x ownership rule.
+
+Read it row by row: who may call the RPC at all (``roles``), and which request fields name the
+agent the caller acts as (``own``). A caller other than an admin must own every such field (its
+token's subject is that agent id, or a prefix of it ending in ``*``):
+
+* ``"agent_id"``: the field must name the caller;
+* ``"messages[].sender_id"``: so must that field of every item of a repeated field;
+* ``"sender_id|recipient_id"``: at least one of the fields must name the caller;
+* ``started="conversation_id"``: failing that, an orchestrator may name a conversation it started
+  (it sent the oldest message kept in it), looked up in storage by the interceptor.
+
+Two checks need the stored resource rather than the request, and live in the service layer
+(through ``identity.CALLER``): ``GetMessage`` answers NOT_FOUND for a message the caller neither
+sent nor received (nor, for an orchestrator, started the conversation of), and the lease rules
+(``Complete``, ``Fail``, ``ExtendLease``, ``Ack``, ``Nack``) already refuse an agent that does not
+hold the lease or the delivery it names.
+
+Calls outside the table are refused (PERMISSION_DENIED), except health checks (always open)
+and reflection (open when served).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .identity import Identity, Role
+
+ANY = frozenset({Role.AGENT, Role.ORCHESTRATOR, Role.ADMIN})
+TASKS = frozenset({Role.ORCHESTRATOR, Role.ADMIN})
+ADMIN = frozenset({Role.ADMIN})
+
+OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+REFLECTION_PREFIX = "/grpc.reflection."
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    roles: frozenset[Role]
+    own: str = ""  # the request field(s) naming the acting agent (see the module docstring)
+    started: str = ""  # or: the field naming a conversation an orchestrator started (sent first)
+
+
+_AGENTS = "/a2a.broker.v1.AgentRegistry/"
+_MSG = "/a2a.broker.v1.Messaging/"
+_TASKS = "/a2a.broker.v1.TaskQueue/"
+
+POLICY: dict[str, Rule] = {
+    # Agent registry: an agent registers, heartbeats and deregisters itself; the directory is public.
+    _AGENTS + "Register": Rule(ANY, "agent_id"),
+    _AGENTS + "Heartbeat": Rule(ANY, "agent_id"),
+    _AGENTS + "Deregister": Rule(ANY, "agent_id"),
+    _AGENTS + "GetAgent": Rule(ANY),
+    _AGENTS + "ListAgents": Rule(ANY),
+    _AGENTS + "WatchAgents": Rule(ANY),
+    # Messaging: send as yourself, receive and settle your own deliveries, read what you sent or got.
+    _MSG + "Send": Rule(ANY, "sender_id"),
+    _MSG + "SendBatch": Rule(ANY, "messages[].sender_id"),
+    _MSG + "Subscribe": Rule(ANY, "agent_id"),
+    _MSG + "Ack": Rule(ANY, "agent_id"),
+    _MSG + "Nack": Rule(ANY, "agent_id"),
+    _MSG + "GetMessage": Rule(ANY),  # sender, recipient or conversation starter: in the servicer
+    _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
+    _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
+    # Task queue: orchestrators submit, cancel, read and watch; any agent works its own leases.
+    _TASKS + "Submit": Rule(TASKS),
+    _TASKS + "SubmitGraph": Rule(TASKS),
+    _TASKS + "Cancel": Rule(TASKS),
+    _TASKS + "Get": Rule(TASKS),
+    _TASKS + "List": Rule(TASKS),
+    _TASKS + "GetTree": Rule(TASKS),
+    _TASKS + "GetHistory": Rule(TASKS),
+    _TASKS + "Watch": Rule(TASKS),
+    _TASKS + "Claim": Rule(ANY, "agent_id"),
+    _TASKS + "Listen": Rule(ANY, "agent_id"),
+    _TASKS + "ExtendLease": Rule(ANY, "agent_id"),
+    _TASKS + "Complete": Rule(ANY, "agent_id"),
+    _TASKS + "CompleteBatch": Rule(ANY, "items[].agent_id"),
+    _TASKS + "Fail": Rule(ANY, "agent_id"),
+}
+
+
+class Denied(Exception):
+    """The caller may not make this call; the message says why (no secrets in it)."""
+
+
+def check(method: str, rule: Rule, who: Identity, request: object) -> None:
+    """Raise Denied unless ``who`` may call ``method`` (ruled by ``rule``) with ``request``."""
+    if who.role not in rule.roles:
+        raise Denied(f"{method.rsplit('/', 1)[-1]} needs the role {' or '.join(sorted(rule.roles))}")
+    if not rule.own or who.role is Role.ADMIN:
+        return
+    if "|" in rule.own:
+        names = rule.own.split("|")
+        if not any(who.owns(getattr(request, n)) for n in names if getattr(request, n)):
+            raise Denied(f"{' or '.join(names)}: must name {who.subject!r}, the caller")
+        return
+    if "[]." in rule.own:
+        repeated, name = rule.own.split("[].")
+        for i, item in enumerate(getattr(request, repeated)):
+            if not who.owns(getattr(item, name)):
+                raise Denied(f"{repeated}[{i}].{name}: must be {who.subject!r}, the caller")
+        return
+    if not who.owns(getattr(request, rule.own)):
+        raise Denied(f"{rule.own}: must be {who.subject!r}, the caller (acting as another agent)")
+
+
+def started_field(rule: Rule, who: Identity, request: object) -> str | None:
+    """The conversation id to look up when ``check`` refused an orchestrator a ``started`` rule."""
+    if not rule.started or who.role is not Role.ORCHESTRATOR:
+        return None
+    return getattr(request, rule.started) or None

@@ -1,0 +1,86 @@
+"""Access tokens in the SQLite file (table ``tokens``, migration 0006).
+
+The functions take a ``sqlite3`` connection, so that the ``a2a-broker tokens`` command can
+manage tokens on the database file directly (without the broker's file lock: SQLite lets a
+second connection write while the broker runs), and the broker reads them through its engine.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..base import TokenRecord
+from .engine import SqliteEngine
+
+_COLUMNS = "token_id, secret_hash, subject, role, created_at, expires_at, revoked_at, note"
+
+
+def _record(row: tuple[object, ...]) -> TokenRecord:
+    return TokenRecord(*row)  # type: ignore[arg-type]
+
+
+def insert_token(conn: sqlite3.Connection, rec: TokenRecord) -> None:
+    conn.execute(
+        f"INSERT INTO tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.token_id,
+            rec.secret_hash,
+            rec.subject,
+            rec.role,
+            rec.created_at,
+            rec.expires_at,
+            rec.revoked_at,
+            rec.note,
+        ),
+    )
+
+
+def fetch_token(conn: sqlite3.Connection, token_id: str) -> TokenRecord | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
+    return None if row is None else _record(tuple(row))
+
+
+def list_tokens(conn: sqlite3.Connection) -> list[TokenRecord]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_at, token_id").fetchall()
+    return [_record(tuple(r)) for r in rows]
+
+
+def revoke_token(conn: sqlite3.Connection, token_id: str, now: int) -> bool:
+    """Revoke a token; False when there is no such token (revoking twice is fine)."""
+    cur = conn.execute(
+        "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE token_id = ?", (now, token_id)
+    )
+    return cur.rowcount > 0
+
+
+def count_pending(conn: sqlite3.Connection, agent_id: str, limit: int) -> int:
+    # Walks the partial index idx_messages_next (pending copies by recipient), at most limit rows.
+    return conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM a2a_messages WHERE recipient_id = ? AND status = 'pending'"
+        " LIMIT ?)",
+        (agent_id, limit),
+    ).fetchone()[0]
+
+
+def conversation_starter(conn: sqlite3.Connection, conversation_id: str) -> str | None:
+    # The first entry of idx_messages_conversation (conversation_id, seq).
+    row = conn.execute(
+        "SELECT sender_id FROM a2a_messages WHERE conversation_id = ? ORDER BY seq LIMIT 1",
+        (conversation_id,),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+class TokenOps:
+    """TokenStore and SecurityStore: what the security layer reads."""
+
+    engine: SqliteEngine
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        return await self.engine.read(lambda conn: fetch_token(conn, token_id))
+
+    async def count_pending(self, agent_id: str, limit: int) -> int:
+        return await self.engine.read(lambda conn: count_pending(conn, agent_id, limit))
+
+    async def conversation_starter(self, conversation_id: str) -> str | None:
+        return await self.engine.read(lambda conn: conversation_starter(conn, conversation_id))

@@ -1,0 +1,69 @@
+"""Helpers for the security tests: issuing tokens on a broker's database, and stubs that send
+them as ``authorization: Bearer`` metadata."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
+from broker.security.cli import open_db
+from broker.security.tokens import new_secret
+from broker.storage.base import TokenRecord
+from broker.storage.sqlite import tokens as store
+from tests.conftest import Stubs
+
+
+def issue(db: str | Path, subject: str, role: str = "agent", expires_in_s: float | None = None) -> str:
+    """Create a token on the database file, as ``a2a-broker tokens create`` does; return it."""
+    now = time.time_ns() // 1000
+    expires = now + int(expires_in_s * 1_000_000) if expires_in_s is not None else None
+    token_id, token, secret_hash = new_secret()
+    with closing(open_db(str(db))) as conn:
+        store.insert_token(conn, TokenRecord(token_id, secret_hash, subject, role, now, expires))
+    return token
+
+
+class _Bearer:
+    def __init__(self, token: str) -> None:
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def _details(self, d: Any) -> Any:
+        return grpc.aio.ClientCallDetails(
+            d.method, d.timeout, (*(d.metadata or ()), *self.metadata), d.credentials, d.wait_for_ready
+        )
+
+
+class _BearerUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _BearerStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
+    # (grpc.aio files an interceptor under the first kind it is, so one class per kind)
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+def stubs_with(channel: grpc.aio.Channel) -> Stubs:
+    return Stubs(
+        channel,
+        agents_pb2_grpc.AgentRegistryStub(channel),
+        messaging_pb2_grpc.MessagingStub(channel),
+        tasks_pb2_grpc.TaskQueueStub(channel),
+    )
+
+
+def authed_stubs(
+    address: str, token: str | None, credentials: grpc.ChannelCredentials | None = None
+) -> Stubs:
+    interceptors: Any = [_BearerUnary(token), _BearerStream(token)] if token else None
+    if credentials is None:
+        channel = grpc.aio.insecure_channel(address, interceptors=interceptors)
+    else:
+        channel = grpc.aio.secure_channel(address, credentials, interceptors=interceptors)
+    return stubs_with(channel)

@@ -1,0 +1,328 @@
+"""Authorization: every RPC x each role x own/other resource, against a real broker with
+``--auth token``. Allowed calls succeed; refused ones get the right status and change nothing
+(the whole state is read back through an admin token and compared)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from broker.pb import agents_pb2 as apb
+from broker.pb import messaging_pb2 as mpb
+from broker.pb import tasks_pb2 as tpb
+from broker.security.policy import POLICY
+from broker.server import Broker, start_server
+from tests.conftest import Stubs, make_settings, next_within
+
+from .security_support import authed_stubs, issue
+
+OK, PD, NF = "OK", "PERMISSION_DENIED", "NOT_FOUND"
+
+# RPC -> (agent acting as itself, agent naming another, orchestrator itself, orchestrator other).
+# Admins may do everything.
+EXPECTED: dict[str, tuple[str, str, str, str]] = {
+    "AgentRegistry/Register": (OK, PD, OK, PD),
+    "AgentRegistry/Heartbeat": (OK, PD, OK, PD),
+    "AgentRegistry/Deregister": (OK, PD, OK, PD),
+    "AgentRegistry/GetAgent": (OK, OK, OK, OK),
+    "AgentRegistry/ListAgents": (OK, OK, OK, OK),
+    "AgentRegistry/WatchAgents": (OK, OK, OK, OK),
+    "Messaging/Send": (OK, PD, OK, PD),
+    "Messaging/SendBatch": (OK, PD, OK, PD),
+    "Messaging/Subscribe": (OK, PD, OK, PD),
+    "Messaging/Ack": (OK, PD, OK, PD),
+    "Messaging/Nack": (OK, PD, OK, PD),
+    "Messaging/GetMessage": (OK, NF, OK, NF),
+    "Messaging/ListMessages": (OK, PD, OK, PD),
+    "Messaging/Requeue": (PD, PD, PD, PD),
+    "TaskQueue/Submit": (PD, PD, OK, OK),
+    "TaskQueue/SubmitGraph": (PD, PD, OK, OK),
+    "TaskQueue/Cancel": (PD, PD, OK, OK),
+    "TaskQueue/Get": (PD, PD, OK, OK),
+    "TaskQueue/List": (PD, PD, OK, OK),
+    "TaskQueue/GetTree": (PD, PD, OK, OK),
+    "TaskQueue/GetHistory": (PD, PD, OK, OK),
+    "TaskQueue/Watch": (PD, PD, OK, OK),
+    "TaskQueue/Claim": (OK, PD, OK, PD),
+    "TaskQueue/Listen": (OK, PD, OK, PD),
+    "TaskQueue/ExtendLease": (OK, PD, OK, PD),
+    "TaskQueue/Complete": (OK, PD, OK, PD),
+    "TaskQueue/CompleteBatch": (OK, PD, OK, PD),
+    "TaskQueue/Fail": (OK, PD, OK, PD),
+}
+
+
+def test_every_rpc_of_every_service_is_in_the_policy_table_and_in_this_test() -> None:
+    served = {
+        f"/{svc.full_name}/{m.name}"
+        for mod in (apb, mpb, tpb)
+        for svc in mod.DESCRIPTOR.services_by_name.values()
+        for m in svc.methods
+    }
+    assert set(POLICY) == served
+    assert {f"/a2a.broker.v1.{k}" for k in EXPECTED} == served
+
+
+@dataclass
+class World:
+    """Agents ``me`` (the caller's subject), ``other`` and ``peer``, and an admin's stubs."""
+
+    admin: Stubs
+    me: str
+    other: str
+    peer: str
+    streams: list[Any] = field(default_factory=list)
+
+    def cap(self, agent: str) -> str:
+        return f"cap-{agent}"
+
+    async def message_to(self, target: str, deliver: bool = False) -> str:
+        res = await self.admin.messaging.Send(
+            mpb.SendRequest(sender_id=self.peer, target=mpb.Target(agent_id=target), payload=b"secret")
+        )
+        mid = res.message_ids[0]
+        if deliver:  # delivered to target on a stream kept open until the case ends
+            sub = self.admin.messaging.Subscribe(mpb.SubscribeRequest(agent_id=target))
+            self.streams.append(sub)
+            got = await next_within(sub)
+            assert [m.message_id for m in got.messages] == [mid]
+        return mid
+
+    async def dead_letter(self, target: str) -> str:
+        mid = await self.message_to(target, deliver=True)
+        await self.admin.messaging.Nack(mpb.NackRequest(agent_id=target, message_ids=[mid], reject=True))
+        return mid
+
+    async def task(self) -> str:
+        spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(self.peer)])
+        return (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id
+
+    async def leased_to(self, target: str) -> tuple[str, int]:
+        spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(target)])
+        tid = (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id
+        got = await self.admin.tasks.Claim(tpb.ClaimRequest(agent_id=target, max_tasks=1))
+        a = got.assignments[0]
+        assert a.task.task_id == tid
+        return tid, a.attempt
+
+
+Build = Callable[[World, str], Awaitable[Any]]  # (world, agent id the request names) -> request
+
+
+async def _complete(w: World, t: str) -> tpb.CompleteRequest:
+    tid, attempt = await w.leased_to(t)
+    return tpb.CompleteRequest(task_id=tid, agent_id=t, attempt=attempt, result=b"done")
+
+
+BUILD: dict[str, Build] = {
+    "AgentRegistry/Register": lambda w, t: _now(
+        apb.RegisterRequest(
+            agent_id=t, endpoint="http://taken-over", capabilities=[w.cap(t)], max_concurrent_tasks=5
+        )
+    ),
+    "AgentRegistry/Heartbeat": lambda w, t: _now(
+        apb.HeartbeatRequest(agent_id=t, status=apb.AGENT_STATUS_MAINTENANCE)
+    ),
+    "AgentRegistry/Deregister": lambda w, t: _now(apb.DeregisterRequest(agent_id=t)),
+    "AgentRegistry/GetAgent": lambda w, t: _now(apb.GetAgentRequest(agent_id=t)),
+    "AgentRegistry/ListAgents": lambda w, t: _now(apb.ListAgentsRequest()),
+    "AgentRegistry/WatchAgents": lambda w, t: _now(
+        apb.WatchAgentsRequest(agent_ids=[t], include_snapshot=True)
+    ),
+    "Messaging/Send": lambda w, t: _now(
+        mpb.SendRequest(sender_id=t, target=mpb.Target(agent_id=w.peer), payload=b"spoofed")
+    ),
+    "Messaging/SendBatch": lambda w, t: _now(
+        mpb.SendBatchRequest(
+            messages=[mpb.SendRequest(sender_id=t, target=mpb.Target(agent_id=w.peer), payload=b"x")]
+        )
+    ),
+    "Messaging/Subscribe": lambda w, t: _now(mpb.SubscribeRequest(agent_id=t)),
+    "Messaging/Ack": lambda w, t: _then(
+        w.message_to(t, True), lambda m: mpb.AckRequest(agent_id=t, message_ids=[m])
+    ),
+    "Messaging/Nack": lambda w, t: _then(
+        w.message_to(t, True), lambda m: mpb.NackRequest(agent_id=t, message_ids=[m], reject=True)
+    ),
+    "Messaging/GetMessage": lambda w, t: _then(
+        w.message_to(t), lambda m: mpb.GetMessageRequest(message_id=m)
+    ),
+    "Messaging/ListMessages": lambda w, t: _now(mpb.ListMessagesRequest(recipient_id=t)),
+    "Messaging/Requeue": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.RequeueRequest(message_ids=[m])),
+    "TaskQueue/Submit": lambda w, t: _now(
+        tpb.SubmitRequest(task=tpb.TaskSpec(title="x", required_capabilities=["z"]))
+    ),
+    "TaskQueue/SubmitGraph": lambda w, t: _now(
+        tpb.SubmitGraphRequest(
+            nodes=[tpb.GraphNode(key="a", task=tpb.TaskSpec(title="x", required_capabilities=["z"]))]
+        )
+    ),
+    "TaskQueue/Cancel": lambda w, t: _then(w.task(), lambda i: tpb.CancelRequest(task_id=i)),
+    "TaskQueue/Get": lambda w, t: _then(w.task(), lambda i: tpb.GetTaskRequest(task_id=i)),
+    "TaskQueue/List": lambda w, t: _now(tpb.ListTasksRequest()),
+    "TaskQueue/GetTree": lambda w, t: _then(w.task(), lambda i: tpb.GetTreeRequest(task_id=i)),
+    "TaskQueue/GetHistory": lambda w, t: _then(w.task(), lambda i: tpb.GetHistoryRequest(task_id=i)),
+    "TaskQueue/Watch": lambda w, t: _then(
+        w.task(), lambda i: tpb.WatchTasksRequest(task_id=i, include_snapshot=True)
+    ),
+    "TaskQueue/Claim": lambda w, t: _then(w.task(), lambda i: tpb.ClaimRequest(agent_id=t, max_tasks=1)),
+    "TaskQueue/Listen": lambda w, t: _now(tpb.ListenRequest(agent_id=t)),
+    "TaskQueue/ExtendLease": lambda w, t: _then(
+        w.leased_to(t), lambda ta: tpb.ExtendLeaseRequest(task_id=ta[0], agent_id=t, attempt=ta[1])
+    ),
+    "TaskQueue/Complete": _complete,
+    "TaskQueue/CompleteBatch": lambda w, t: _then(
+        _complete(w, t), lambda r: tpb.CompleteBatchRequest(items=[r])
+    ),
+    "TaskQueue/Fail": lambda w, t: _then(
+        w.leased_to(t), lambda ta: tpb.FailRequest(task_id=ta[0], agent_id=t, attempt=ta[1], error="no")
+    ),
+}
+
+
+async def _now(value: Any) -> Any:
+    return value
+
+
+async def _then(first: Awaitable[Any], make: Callable[[Any], Any]) -> Any:
+    return make(await first)
+
+
+def _stub_method(stubs: Stubs, rpc: str) -> Any:
+    service, method = rpc.split("/")
+    stub = {"AgentRegistry": stubs.agents, "Messaging": stubs.messaging, "TaskQueue": stubs.tasks}[service]
+    return getattr(stub, method)
+
+
+async def call(stubs: Stubs, rpc: str, request: Any) -> str:
+    """The status the call ends with: OK, or the error code's name. A stream is OK once its
+    first response (or its initial metadata) arrives."""
+    fn = _stub_method(stubs, rpc)
+    try:
+        result = fn(request, timeout=5)
+        if isinstance(result, grpc.aio.UnaryStreamCall):
+            try:
+                await asyncio.wait_for(result.initial_metadata(), 5)
+                await asyncio.sleep(0)
+                if result.done():
+                    code = await result.code()
+                    return code.name
+            finally:
+                result.cancel()
+            return OK
+        resp = await result
+        if rpc == "TaskQueue/CompleteBatch":  # the call succeeds; each item has its own status
+            assert [r.code for r in resp.results] == [0], resp
+        return OK
+    except grpc.aio.AioRpcError as exc:
+        return exc.code().name
+
+
+async def snapshot(admin: Stubs) -> Any:
+    """Everything a refused call might have changed, read back through the admin."""
+    agents = await admin.agents.ListAgents(apb.ListAgentsRequest(page_size=1000))
+    msgs = await admin.messaging.ListMessages(mpb.ListMessagesRequest(page_size=1000))
+    tasks = await admin.tasks.List(tpb.ListTasksRequest(page_size=1000))
+    return (
+        sorted((a.agent_id, a.status, a.endpoint, tuple(a.capabilities)) for a in agents.agents),
+        sorted((m.message_id, m.sender_id, m.status, m.attempt) for m in msgs.messages),
+        sorted((t.task_id, t.status, t.attempt, t.assigned_agent_id) for t in tasks.tasks),
+    )
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[tuple[Broker, Path]]:
+    db = tmp_path / "broker.db"
+    b = await start_server(make_settings(tmp_path, auth="token", quota_calls_per_s=0))
+    try:
+        yield b, db
+    finally:
+        await b.stop(0.2)
+
+
+_ids = itertools.count()
+
+
+@pytest.mark.parametrize("rpc", sorted(EXPECTED))
+async def test_each_rpc_is_allowed_or_refused_by_role_and_ownership(
+    secured: tuple[Broker, Path], rpc: str
+) -> None:
+    broker, db = secured
+    admin = authed_stubs(broker.address, issue(db, "root", "admin"))
+    agent_row, orch_row = EXPECTED[rpc][:2], EXPECTED[rpc][2:]
+    try:
+        for role, expected in (("agent", agent_row), ("orchestrator", orch_row), ("admin", (OK, OK))):
+            for whose, want in zip(("own", "other"), expected, strict=True):
+                n = next(_ids)
+                w = World(admin, f"me-{n}", f"other-{n}", f"peer-{n}")
+                for agent in (w.me, w.other, w.peer):
+                    await admin.agents.Register(
+                        apb.RegisterRequest(
+                            agent_id=agent,
+                            endpoint="http://original",
+                            capabilities=[w.cap(agent)],
+                            max_concurrent_tasks=5,
+                        )
+                    )
+                caller = authed_stubs(broker.address, issue(db, w.me, role))
+                try:
+                    request = await BUILD[rpc](w, w.me if whose == "own" else w.other)
+                    before = await snapshot(admin)
+                    got = await call(caller, rpc, request)
+                    assert got == want, f"{rpc} by {role} on its {whose}: {got}, expected {want}"
+                    if want != OK:
+                        assert await snapshot(admin) == before, f"{rpc} by {role} on {whose} changed state"
+                finally:
+                    for s in w.streams:
+                        s.cancel()
+                    await caller.channel.close()
+    finally:
+        await admin.channel.close()
+
+
+async def test_orchestrator_reads_the_conversations_it_started_and_no_others(
+    secured: tuple[Broker, Path],
+) -> None:
+    broker, db = secured
+    admin = authed_stubs(broker.address, issue(db, "root", "admin"))
+    orch = authed_stubs(broker.address, issue(db, "planner", "orchestrator"))
+    agent = authed_stubs(broker.address, issue(db, "w1"))
+    try:
+        for a in ("planner", "w1", "w2"):
+            await admin.agents.Register(apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1))
+
+        async def send(stubs: Stubs, sender: str, to: str, conversation: str) -> str:
+            req = mpb.SendRequest(
+                sender_id=sender, target=mpb.Target(agent_id=to), payload=b"x", conversation_id=conversation
+            )
+            return (await stubs.messaging.Send(req)).message_ids[0]
+
+        await send(orch, "planner", "w1", "plan-1")  # planner starts plan-1
+        reply = await send(agent, "w1", "w2", "plan-1")  # between two workers, in planner's conversation
+        await send(admin, "w1", "w2", "chat-9")  # a conversation planner did not start
+        other = await send(admin, "w2", "w1", "chat-9")
+
+        listed = await orch.messaging.ListMessages(mpb.ListMessagesRequest(conversation_id="plan-1"))
+        assert len(listed.messages) == 2
+        got = await orch.messaging.GetMessage(mpb.GetMessageRequest(message_id=reply))
+        assert got.payload == b"x"
+        assert (
+            await call(orch, "Messaging/ListMessages", mpb.ListMessagesRequest(conversation_id="chat-9"))
+            == PD
+        )
+        assert await call(orch, "Messaging/GetMessage", mpb.GetMessageRequest(message_id=other)) == NF
+        # An agent does not get this: only its own messages.
+        assert (
+            await call(agent, "Messaging/ListMessages", mpb.ListMessagesRequest(conversation_id="plan-1"))
+            == PD
+        )
+    finally:
+        for s in (admin, orch, agent):
+            await s.channel.close()
