@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain.submission import plan_graph, plan_single
 from ..errors import InvalidArgument, StorageUnavailable
 from ..models.agents import Agent, AgentGone
 from ..models.tasks import (
@@ -40,7 +41,6 @@ from ..models.tasks import (
 from ..storage.base import Storage
 from .batching import CompleteBatcher
 from .dispatch import Dispatcher
-from .graph import plan_graph, plan_single
 from .hub import Feed, Watcher
 from .registry import Registry
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..core.priority import PriorityPolicy
+from ..domain.priority import PriorityPolicy
 from ..errors import BrokerError
 from ..models.tasks import (
     CancelInput,

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 
 from ...clock import s_to_us
-from ...core.priority import PriorityPolicy
+from ...domain.priority import PriorityPolicy
 from ...errors import BrokerError
 from ...models.tasks import (
     CancelInput,

@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from ...domain.submission import fingerprint
 from ...errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus
 from .tasks_rows import Capsets, load_task, row_to_task
@@ -57,7 +58,7 @@ def submit_job(
                 (spec.idempotency_key,),
             ).fetchone()
             if found is not None:
-                if found[1] != spec.fingerprint():
+                if found[1] != fingerprint(spec):
                     raise AlreadyExists(
                         f"{node.where}.idempotency_key: {spec.idempotency_key!r} was used for another task"
                         f" ({found[0]}) with a different spec"
@@ -152,7 +153,7 @@ def submit_job(
             "tags": _json_list(spec.tags),
             "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
             "idempotency_key": spec.idempotency_key,
-            "idempotency_fingerprint": spec.fingerprint() if spec.idempotency_key else None,
+            "idempotency_fingerprint": fingerprint(spec) if spec.idempotency_key else None,
             "submitted_by": spec.submitted_by or None,
             "status": status.value,
             "created_at": now,

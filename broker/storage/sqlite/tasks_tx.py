@@ -13,7 +13,8 @@ import json
 import random
 import sqlite3
 
-from ...core.priority import PriorityPolicy, backoff_us
+from ...domain.priority import PriorityPolicy
+from ...domain.retry import backoff_us
 from ...models.tasks import Cancellation, Changes, DepType, TaskStatus, Transition
 from .tasks_rows import DEPENDENTS_SQL, UNFINISHED_PREREQS_SQL, load_task, subtree_bounds
 

@@ -1,4 +1,4 @@
-"""The calculated-priority and backoff arithmetic (broker/core/priority.py)."""
+"""The calculated-priority and backoff arithmetic (broker/domain/priority.py, retry.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from broker.core.priority import PriorityPolicy, backoff_us
+from broker.domain.priority import PriorityPolicy
+from broker.domain.retry import backoff_us
 
 US = 1_000_000
 P = PriorityPolicy(aging_s=300, urgency_weight=10, urgency_horizon_s=3600)
