@@ -48,11 +48,6 @@ def check_current(
         raise err
 
 
-def is_lapsed(expires_at: int, now: int) -> bool:
-    """A running task's lease has lapsed (the sweeper ends it as a failed attempt)."""
-    return expires_at < now
-
-
 def extended_until(now: int, extension_us: int | None, lease_timeout_us: int) -> int:
     """The new expiry of an extended lease: the requested extension, else the task's lease timeout."""
     return now + (extension_us or lease_timeout_us)
