@@ -78,12 +78,19 @@ class Inbox:
 
 
 class Dispatcher:
-    """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background."""
+    """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background;
+    ``watched`` says whether writes should return task snapshots."""
 
     def __init__(
-        self, storage: Storage, announce: Announce, spawn: Callable[[Any], None], liveness: Liveness
+        self,
+        storage: Storage,
+        announce: Announce,
+        spawn: Callable[[Any], None],
+        liveness: Liveness,
+        watched: Callable[[], bool] = lambda: False,
     ) -> None:
         self.storage = storage
+        self.watched = watched  # whether writes should return task snapshots (someone watches)
         self.liveness = liveness  # told when a Listen stream opens and ends (a sign of life)
         self.announce = announce
         self.spawn = spawn
@@ -158,7 +165,7 @@ class Dispatcher:
             self.spawn(self._return(agent_id, leases))
 
     async def _return(self, agent_id: str, leases: list[tuple[str, int]]) -> None:
-        self.announce(await self.storage.return_leases(agent_id, leases, now_us()))
+        self.announce(await self.storage.return_leases(agent_id, leases, now_us(), snapshots=self.watched()))
 
     async def _known_caps(self, agent_id: str) -> tuple[str, ...]:
         caps = self._caps.get(agent_id)

@@ -1,10 +1,13 @@
-"""TaskQueue rules: submission, dispatch, leases, retries, cancellation, reading and watching.
+"""The task queue service: submission, leasing, completion, failure, cancellation, reading
+and watching, and telling everyone concerned once a change has committed.
 
-Storage does each change in one transaction and reports what changed; this
-layer announces it after the commit (wake-ups for Claim and Listen,
-cancellations to lease holders, events to watchers, timers for retry
-backoffs). The calculated-priority formula is in ``priority.py``; graph checks
-in ``graph.py``; Claim and Listen in ``dispatch.py``.
+Storage does each change in one transaction (applying the rules of
+``broker.domain``) and returns what changed; this layer decides whom to tell
+after the commit (wake-ups for Claim and Listen, cancellations to lease
+holders, events to watchers, timers for retry backoffs), and asks for task
+snapshots only while someone watches. The calculated-priority formula is in
+``domain/priority.py``; submission checks in ``domain/submission.py``; Claim
+and Listen in ``dispatch.py``.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain.priority import PriorityPolicy
 from ..domain.submission import plan_graph, plan_single
-from ..errors import InvalidArgument, StorageUnavailable
+from ..errors import BrokerError, InvalidArgument, StorageUnavailable
 from ..models.agents import Agent, AgentGone
 from ..models.tasks import (
     Assignment,
@@ -54,11 +59,12 @@ class TaskQueue:
         self.storage = storage
         self.registry = registry
         self.settings = settings
-        self.policy = storage.task_policy
+        self.policy = PriorityPolicy.from_settings(settings)
         self.events: Feed[TaskEvent] = Feed()
-        self.dispatch = Dispatcher(storage, self.announce, self._spawn, registry)
-        self.completions = CompleteBatcher(storage, self.announce, self._spawn)
-        storage.set_task_capture(lambda: self.events.watchers > 0)
+        self.dispatch = Dispatcher(storage, self.announce, self._spawn, registry, self.watched)
+        self.completions = CompleteBatcher(
+            cast(Storage, _Completions(storage, self.watched)), self.announce, self._spawn
+        )
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
         self._backoff_heap: list[int] = []
@@ -67,6 +73,10 @@ class TaskQueue:
         self._bg: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ announcing
+
+    def watched(self) -> bool:
+        """Whether writes should return task snapshots: someone watches tasks."""
+        return self.events.watchers > 0
 
     def announce(self, changes: Changes) -> None:
         """After a commit: wake leasers, tell holders, publish events, arm backoff timers."""
@@ -117,7 +127,7 @@ class TaskQueue:
             log.error("background task work failed: %r", task.exception())
 
     def _agent_gone(self, gone: AgentGone) -> None:
-        self.announce(self.storage.take_requeue_changes(gone.agent.agent_id, gone.requeued_tasks))
+        self.announce(gone.task_changes)
         self.dispatch.wake_agent(gone.agent.agent_id)
 
     def _agent_online(self, agent: Agent) -> None:
@@ -151,7 +161,9 @@ class TaskQueue:
         return self.dispatch.listen(agent_id)
 
     async def extend_lease(self, inp: ExtendInput) -> int:
-        return await self.storage.extend_lease(inp, now_us())
+        until, changes = await self.storage.extend_lease(inp, now_us())
+        self.announce(changes)
+        return until
 
     async def complete(self, inp: CompleteInput) -> Task:
         if len(inp.result) > self.settings.max_payload_bytes:
@@ -159,12 +171,12 @@ class TaskQueue:
         return await self.completions.complete(inp)
 
     async def fail(self, inp: FailInput) -> Task:
-        task, changes = await self.storage.fail_task(inp, now_us())
+        task, changes = await self.storage.fail_task(inp, now_us(), snapshots=self.watched())
         self.announce(changes)
         return task
 
     async def cancel(self, inp: CancelInput) -> list[str]:
-        ids, changes = await self.storage.cancel_task(inp, now_us())
+        ids, changes = await self.storage.cancel_task(inp, now_us(), snapshots=self.watched())
         self.announce(changes)
         return ids
 
@@ -223,7 +235,7 @@ class TaskQueue:
     async def sweep(self) -> None:
         """Lease expiry, due retry backoffs, deadline urgency, retention."""
         now = now_us()
-        self.announce(await self.storage.sweep_tasks(now))
+        self.announce(await self.storage.sweep_tasks(now, snapshots=self.watched()))
         loop = asyncio.get_running_loop()
         every = min(PURGE_EVERY_S, self.settings.task_retention_s / 10)
         if loop.time() - self._last_purge >= every:
@@ -231,3 +243,19 @@ class TaskQueue:
             purged = await self.storage.purge_tasks(now - s_to_us(self.settings.task_retention_s))
             if purged:
                 log.info("purged finished tasks", extra={"count": purged})
+
+
+class _Completions:
+    """The two Storage calls ``CompleteBatcher`` makes, asking for snapshots while someone watches."""
+
+    def __init__(self, storage: Storage, watched: Callable[[], bool]) -> None:
+        self._storage = storage
+        self._watched = watched
+
+    async def complete_tasks(
+        self, inps: list[CompleteInput], now: int
+    ) -> tuple[list[Task | BrokerError], Changes]:
+        return await self._storage.complete_tasks(inps, now, snapshots=self._watched())
+
+    async def complete_task(self, inp: CompleteInput, now: int) -> tuple[Task, Changes]:
+        return await self._storage.complete_task(inp, now, snapshots=self._watched())

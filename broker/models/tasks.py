@@ -287,7 +287,8 @@ class Changes:
     cancellations: list[tuple[str, Cancellation]] = field(default_factory=list)
     # Times at which retry backoffs end (wake-ups to schedule).
     backoff_until: list[int] = field(default_factory=list)
-    # Task snapshots after the change, captured only when someone watches.
+    # Tasks as they were right after the change: those built anyway (submitted, leased),
+    # and the others when the write was asked for snapshots (someone watches).
     tasks: dict[str, Task] = field(default_factory=dict)
 
 

@@ -104,8 +104,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
         row = rows[task_id]
         tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, reason, agent_id)
         task = row_to_task(row)
-        if tx.capture:
-            tx.changes.tasks[task_id] = task
+        tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
     return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
 

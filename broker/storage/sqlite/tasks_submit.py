@@ -168,8 +168,7 @@ def submit_job(
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
         task = _built(values)
-        if tx.capture:
-            tx.changes.tasks[task_id] = task
+        tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         tasks.append(task)
         duplicate.append(False)
     return SubmitResult(tasks, duplicate, by_key, tx.changes)

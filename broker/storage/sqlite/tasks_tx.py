@@ -35,13 +35,13 @@ class TaskTx:
         conn: sqlite3.Connection,
         now: int,
         policy: PriorityPolicy,
-        capture: bool,
+        snapshots: bool,
         rng: random.Random | None = None,
     ) -> None:
         self.conn = conn
         self.now = now
         self.policy = policy
-        self.capture = capture
+        self.snapshots = snapshots  # keep each changed task as it is after the change (Changes.tasks)
         self.rng = rng
         self.changes = Changes()
         self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
@@ -77,8 +77,8 @@ class TaskTx:
         rows.clear()
 
     def snapshot(self, task_id: str) -> None:
-        """Keep the task as it is now for watchers (only when someone watches)."""
-        if self.capture:
+        """Keep the task as it is now (only when the caller asked for snapshots: it costs a read)."""
+        if self.snapshots:
             self.flush()
             self.changes.tasks[task_id] = load_task(self.conn, task_id)
 
