@@ -7,7 +7,7 @@ after the commit (wake-ups for Claim and Listen, cancellations to lease
 holders, events to watchers, timers for retry backoffs), and asks for task
 snapshots only while someone watches. The calculated-priority formula is in
 ``domain/priority.py``; submission checks in ``domain/submission.py``; Claim
-and Listen in ``dispatch.py``.
+and Listen in ``leasing.py``.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from ..models.tasks import (
 )
 from ..storage.base import Storage
 from .batching import CompleteBatcher
-from .dispatch import Dispatcher
 from .hub import Feed, Watcher
+from .leasing import Leaser
 from .registry import Registry
 
 log = logging.getLogger("broker.tasks")
@@ -61,7 +61,8 @@ class TaskQueue:
         self.settings = settings
         self.policy = PriorityPolicy.from_settings(settings)
         self.events: Feed[TaskEvent] = Feed()
-        self.dispatch = Dispatcher(storage, self.announce, self._spawn, registry, self.watched)
+        # Claim and Listen (named ``dispatch``: it hands out the leases).
+        self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched)
         self.completions = CompleteBatcher(
             cast(Storage, _Completions(storage, self.watched)), self.announce, self._spawn
         )

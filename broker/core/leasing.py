@@ -1,4 +1,11 @@
-"""Handing work to agents: Claim (long poll) and Listen (push), and their wake-ups.
+"""Leasing tasks to agents: Claim (long poll) and Listen (push), and their wake-ups.
+
+Words, on the task side: a *lease* is one attempt at a task given to one agent
+(named by task, agent and attempt; ``broker.domain.leases`` says when it is
+current). *Claim* is only the RPC that leases now or waits up to ``wait_s``
+for work (``Leaser.claim``); *Listen* is the stream that leases whenever there
+is room. (The messaging side's "claim", which hands messages to a stream, is
+another thing.)
 
 Nothing here polls in a loop. A waiter arms its wake-up keys *before* it tries
 to lease, then sleeps until one is notified (after a commit) or an idle
@@ -77,7 +84,7 @@ class Inbox:
         return out
 
 
-class Dispatcher:
+class Leaser:
     """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background;
     ``watched`` says whether writes should return task snapshots."""
 
