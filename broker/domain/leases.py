@@ -39,6 +39,14 @@ def refusal(
     return None
 
 
+def still_holds(
+    status: TaskStatus, holder: str | None, attempt: int, agent_id: str, ref_attempt: int
+) -> bool:
+    """Whether the lease (``agent_id``, ``ref_attempt``) is still the task's, lapsed or not: a lease
+    handed back undelivered returns only then (one that moved on since is left alone)."""
+    return status == TaskStatus.RUNNING and holder == agent_id and attempt == ref_attempt
+
+
 def check_current(
     ref: LeaseRef, status: TaskStatus, holder: str | None, attempt: int, expires_at: int | None, now: int
 ) -> None:

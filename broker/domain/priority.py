@@ -19,7 +19,7 @@ urgency starts rising an hour before the deadline) and ``S`` = 20 (urgency
 moves in steps of W/20).
 
 Dispatch takes the highest calculated priority first, then the oldest
-(submission order). Aging adds the same amount to every task per second, so
+(submission order): ``best_first``. Aging adds the same amount to every task per second, so
 ordering by ``calculated(t)`` equals ordering by the time-invariant key::
 
     dispatch_rank = priority + urgency - created_at / A
@@ -87,3 +87,10 @@ class PriorityPolicy:
     def calculated(self, rank: float, now_us: int) -> float:
         """The calculated priority at ``now_us`` of a task with this rank."""
         return rank + now_us / (self.aging_s * US)
+
+
+def best_first(candidates: list[tuple[float, int, str]], n: int) -> list[str]:
+    """The ids of the ``n`` best of (dispatch rank, submission seq, task id) candidates, best
+    first: the highest rank, then the oldest."""
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    return [c[2] for c in candidates[:n]]

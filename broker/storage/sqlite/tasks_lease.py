@@ -15,6 +15,7 @@ import json
 import sqlite3
 
 from ...domain import capacity, leases, task_states
+from ...domain.priority import best_first
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.tasks import (
     Assignment,
@@ -92,8 +93,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     candidates: list[tuple[float, int, str]] = []
     for cid in capsets.covered_by(conn, caps):
         candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
-    candidates.sort(key=lambda c: (-c[0], c[1]))
-    chosen = [c[2] for c in candidates[:n]]
+    chosen = best_first(candidates, n)
     out: list[Assignment] = []
     if not chosen:
         return LeaseResult(out, free, caps, a["status"], tx.changes)
@@ -109,14 +109,14 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
 
 
-def return_leases_job(tx: TaskTx, agent_id: str, leases: list[tuple[str, int]]) -> None:
+def return_leases_job(tx: TaskTx, agent_id: str, returned: list[tuple[str, int]]) -> None:
     """Leases nobody was told about go back to ready, and their attempt is not counted:
     the attempt number (the fencing token) was never handed out."""
-    for task_id, attempt in leases:
+    for task_id, attempt in returned:
         row = tx.fetch(task_id)
-        if row is None or row["status"] != "running" or row["assigned_agent_id"] != agent_id:
-            continue
-        if row["attempt"] != attempt:
+        if row is None or not leases.still_holds(
+            TaskStatus(row["status"]), row["assigned_agent_id"], row["attempt"], agent_id, attempt
+        ):
             continue
         tx.conn.execute(
             "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"

@@ -44,3 +44,16 @@ def test_every_domain_module_imports_only_models_errors_and_the_standard_library
 def test_every_domain_module_says_what_it_owns():
     for path in DOMAIN.glob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name} has no docstring"
+
+
+def test_storage_imports_nothing_from_the_layers_above_it():
+    storage = DOMAIN.parent / "storage"
+    for path in sorted(storage.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                up = node.level and (mod.startswith(("core", "servicers")) or mod in ("server", "sweeper"))
+                assert not up and not mod.startswith(("broker.core", "broker.servicers")), (
+                    f"{path.relative_to(DOMAIN.parent)} imports {'.' * node.level}{mod}"
+                )

@@ -58,3 +58,10 @@ def test_a_repeated_fail_is_the_one_that_ended_its_attempt():
     final = FailInput(task_id="t", agent_id="a", attempt=2, error="boom", non_retryable=True)
     assert leases.failed_by(final, "attempt 2 failed: boom; not retryable", "a")
     assert not leases.failed_by(inp, "attempt 2 failed: boom; not retryable", "a")
+
+
+def test_an_undelivered_lease_is_handed_back_only_while_it_is_still_the_tasks():
+    assert leases.still_holds(S.RUNNING, "a", 2, "a", 2)
+    assert not leases.still_holds(S.RUNNING, "a", 3, "a", 2)
+    assert not leases.still_holds(S.RUNNING, "b", 2, "a", 2)
+    assert not leases.still_holds(S.READY, None, 2, "a", 2)
