@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from functools import partial
 
 from ...domain import dependencies, retry, task_states
 from ...domain.dependencies import Resolution
@@ -213,7 +214,7 @@ class TaskTx:
             if row is None:
                 continue
             fate = dependencies.dependent_after(
-                S(row["status"]), DepType(dep_type), outcome, lambda d=dep_id: self._unfinished_prereqs(d)
+                S(row["status"]), DepType(dep_type), outcome, partial(self._unfinished_prereqs, dep_id)
             )
             if fate is Resolution.CANCEL:
                 why = dependencies.cancelled_reason(task_id, outcome, reason)
