@@ -1,4 +1,5 @@
-"""An agent's free capacity: how many more tasks it may lease now.
+"""What an agent may lease now: how many tasks (its free capacity), and which (those whose
+required capabilities it has, every one of them).
 
 An agent holds at most ``max_concurrent_tasks`` running tasks. It may report
 less room in its heartbeats (``reported_free_capacity``, lowered by each lease
@@ -23,6 +24,12 @@ def free_capacity(status: str, max_concurrent: int, running: int, reported_free:
     if reported_free is not None:
         free = min(free, reported_free)
     return max(free, 0)
+
+
+def covers(agent_caps: set[str] | frozenset[str], required: tuple[str, ...]) -> bool:
+    """Whether an agent with ``agent_caps`` may run a task requiring ``required`` (all of them;
+    a task requiring nothing runs anywhere)."""
+    return agent_caps.issuperset(required)
 
 
 def lease_count(wanted: int, free: int) -> int:

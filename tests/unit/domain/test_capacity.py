@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.domain.capacity import free_capacity, lease_count
+from broker.domain.capacity import covers, free_capacity, lease_count
 
 
 def test_free_capacity_is_the_room_left_under_the_limit():
@@ -28,3 +28,10 @@ def test_a_lease_takes_what_was_asked_within_the_free_capacity():
     assert lease_count(10, 3) == 3
     assert lease_count(2, 3) == 2
     assert lease_count(5, 0) == 0
+
+
+def test_an_agent_runs_a_task_only_with_every_capability_it_requires():
+    assert covers({"gpu", "py"}, ("gpu",))
+    assert covers({"gpu", "py"}, ("gpu", "py"))
+    assert not covers({"py"}, ("gpu", "py"))
+    assert covers(set(), ())
