@@ -19,11 +19,14 @@ from .coalescer import Coalescer
 
 class CompleteBatcher:
     """``complete(inp)``: one Complete, written with the others in flight; ``announce`` is told
-    of every committed change."""
+    of every committed change (with task snapshots while ``watched()``)."""
 
-    def __init__(self, storage: Storage, announce: Callable[[Changes], None]) -> None:
+    def __init__(
+        self, storage: Storage, announce: Callable[[Changes], None], watched: Callable[[], bool]
+    ) -> None:
         self.storage = storage
         self.announce = announce
+        self.watched = watched  # whether task snapshots are wanted (someone watches)
         self._coalescer: Coalescer[CompleteInput, Task] = Coalescer(
             self._write, write_one=self._write_one, what="Complete"
         )
@@ -37,11 +40,11 @@ class CompleteBatcher:
         return await self._coalescer.submit(inp)
 
     async def _write(self, inps: list[CompleteInput]) -> list[Task | BrokerError]:
-        results, changes = await self.storage.complete_tasks(inps, now_us())
+        results, changes = await self.storage.complete_tasks(inps, now_us(), snapshots=self.watched())
         self.announce(changes)
         return results
 
     async def _write_one(self, inp: CompleteInput) -> Task:
-        task, changes = await self.storage.complete_task(inp, now_us())
+        task, changes = await self.storage.complete_task(inp, now_us(), snapshots=self.watched())
         self.announce(changes)
         return task

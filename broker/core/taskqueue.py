@@ -1,10 +1,13 @@
-"""TaskQueue rules: submission, dispatch, leases, retries, cancellation, reading and watching.
+"""The task queue service: submission, leasing, completion, failure, cancellation, reading
+and watching, and telling everyone concerned once a change has committed.
 
-Storage does each change in one transaction and reports what changed; this
-layer announces it after the commit (wake-ups for Claim and Listen,
-cancellations to lease holders, events to watchers, timers for retry
-backoffs). The calculated-priority formula is in ``priority.py``; graph checks
-in ``graph.py``; Claim and Listen in ``dispatch.py``.
+Storage does each change in one transaction (applying the rules of
+``broker.domain``) and returns what changed; this layer decides whom to tell
+after the commit (wake-ups for Claim and Listen, cancellations to lease
+holders, events to watchers, timers for retry backoffs), and asks for task
+snapshots only while someone watches. The calculated-priority formula is in
+``domain/priority.py``; submission checks in ``domain/submission.py``; Claim
+and Listen in ``leasing.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain.priority import PriorityPolicy
+from ..domain.submission import plan_graph, plan_single
 from ..errors import InvalidArgument, StorageUnavailable
 from ..models.agents import Agent, AgentGone
 from ..models.tasks import (
@@ -41,9 +46,8 @@ from ..models.tasks import (
 )
 from ..storage.base import Storage
 from .completions import CompleteBatcher
-from .dispatch import Dispatcher
 from .feeds import Feed, Watcher
-from .graph import plan_graph, plan_single
+from .leasing import Leaser
 from .registry import Registry
 
 log = logging.getLogger("broker.tasks")
@@ -56,11 +60,11 @@ class TaskQueue:
         self.storage = storage
         self.registry = registry
         self.settings = settings
-        self.policy = storage.task_policy
+        self.policy = PriorityPolicy.from_settings(settings)
         self.events: Feed[TaskEvent] = Feed()
-        self.dispatch = Dispatcher(storage, self.announce, self._spawn, registry)
-        self.completions = CompleteBatcher(storage, self.announce)
-        storage.set_task_capture(lambda: self.events.watchers > 0)
+        # Claim and Listen (named ``dispatch``: it hands out the leases).
+        self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched)
+        self.completions = CompleteBatcher(storage, self.announce, self.watched)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
         self._backoff_heap: list[int] = []
@@ -69,6 +73,10 @@ class TaskQueue:
         self._bg: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ announcing
+
+    def watched(self) -> bool:
+        """Whether writes should return task snapshots: someone watches tasks."""
+        return self.events.watchers > 0
 
     def announce(self, changes: Changes) -> None:
         """After a commit: wake leasers, tell holders, publish events, arm backoff timers."""
@@ -119,7 +127,7 @@ class TaskQueue:
             log.error("background task work failed: %r", task.exception())
 
     def _agent_gone(self, gone: AgentGone) -> None:
-        self.announce(self.storage.take_requeue_changes(gone.agent.agent_id, gone.requeued_tasks))
+        self.announce(gone.task_changes)
         self.dispatch.wake_agent(gone.agent.agent_id)
 
     def _agent_online(self, agent: Agent) -> None:
@@ -153,7 +161,9 @@ class TaskQueue:
         return self.dispatch.listen(agent_id)
 
     async def extend_lease(self, inp: ExtendInput) -> int:
-        return await self.storage.extend_lease(inp, now_us())
+        until, changes = await self.storage.extend_lease(inp, now_us())
+        self.announce(changes)
+        return until
 
     async def complete(self, inp: CompleteInput) -> Task:
         if len(inp.result) > self.settings.max_payload_bytes:
@@ -161,12 +171,12 @@ class TaskQueue:
         return await self.completions.complete(inp)
 
     async def fail(self, inp: FailInput) -> Task:
-        task, changes = await self.storage.fail_task(inp, now_us())
+        task, changes = await self.storage.fail_task(inp, now_us(), snapshots=self.watched())
         self.announce(changes)
         return task
 
     async def cancel(self, inp: CancelInput) -> list[str]:
-        ids, changes = await self.storage.cancel_task(inp, now_us())
+        ids, changes = await self.storage.cancel_task(inp, now_us(), snapshots=self.watched())
         self.announce(changes)
         return ids
 
@@ -227,7 +237,7 @@ class TaskQueue:
     async def sweep(self) -> None:
         """Lease expiry, due retry backoffs, deadline urgency, retention."""
         now = now_us()
-        self.announce(await self.storage.sweep_tasks(now))
+        self.announce(await self.storage.sweep_tasks(now, snapshots=self.watched()))
         loop = asyncio.get_running_loop()
         every = min(PURGE_EVERY_S, self.settings.task_retention_s / 10)
         if loop.time() - self._last_purge >= every:

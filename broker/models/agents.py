@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints
 
 from .common import Capability, Id, Input, JsonObject, Labels, fold
+from .tasks import Changes
 
 MAX_CAPABILITIES = 256
 
@@ -67,6 +68,8 @@ class AgentGone:
     reason: str
     released_messages: int = 0
     requeued_tasks: list[str] = field(default_factory=list)
+    # What requeueing those tasks changed, for the task queue to announce.
+    task_changes: Changes = field(default_factory=Changes)
 
 
 class RegisterInput(Input):

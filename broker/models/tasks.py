@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -31,19 +30,6 @@ class TaskStatus(enum.StrEnum):
 
 
 FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
-# The state machine (also enforced by a trigger in 0003_tasks.sql).
-TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.BLOCKED, TaskStatus.READY, TaskStatus.CANCELLED}),
-    TaskStatus.BLOCKED: frozenset({TaskStatus.READY, TaskStatus.CANCELLED}),
-    TaskStatus.READY: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
-    TaskStatus.RUNNING: frozenset(
-        {TaskStatus.READY, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
-    ),
-    TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
-    TaskStatus.CANCELLED: frozenset(),
-}
 
 
 class DepType(enum.StrEnum):
@@ -96,10 +82,6 @@ class TaskSpecInput(Input):
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
 
-    def fingerprint(self) -> str:
-        """Identifies the spec, to tell an idempotent retry from a clash of keys."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
-
 
 class SubmitInput(Input):
     task: TaskSpecInput
@@ -132,7 +114,7 @@ class SubmitGraphInput(Input):
 
 @dataclass(frozen=True)
 class PlannedNode:
-    """One task of a checked submission (broker/core/graph.py), in insertion
+    """One task of a checked submission (broker/domain/submission.py), in insertion
     order; ``where`` names it in error messages (e.g. "nodes[3].task")."""
 
     where: str
@@ -300,7 +282,8 @@ class Changes:
     cancellations: list[tuple[str, Cancellation]] = field(default_factory=list)
     # Times at which retry backoffs end (wake-ups to schedule).
     backoff_until: list[int] = field(default_factory=list)
-    # Task snapshots after the change, captured only when someone watches.
+    # Tasks as they were right after the change: those built anyway (submitted, leased),
+    # and the others when the write was asked for snapshots (someone watches).
     tasks: dict[str, Task] = field(default_factory=dict)
 
 

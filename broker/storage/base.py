@@ -26,7 +26,8 @@ class AgentStore(Protocol):
         """Record a heartbeat; return the agent after and before."""
 
     async def deregister_agent(self, agent_id: str, now: int) -> AgentGone:
-        """Mark an agent deregistered, releasing its messages and requeueing its tasks."""
+        """Mark an agent deregistered, releasing its messages and requeueing its tasks
+        (what the requeue changed comes back in ``AgentGone.task_changes``)."""
 
     async def get_agent(self, agent_id: str) -> Agent:
         """Read one agent (NotFound for unknown or deregistered)."""

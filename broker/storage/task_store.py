@@ -2,16 +2,20 @@
 
 Every write is one transaction that returns only once committed, and returns
 a ``Changes`` (transitions, newly leasable work, released capacity,
-cancellations) for the core to announce after the commit. Capacity counts on
-agents move in the same transaction as every lease and release.
+cancellations, backoffs) for the core to announce after the commit: storage
+tells nobody itself. Capacity counts on agents move in the same transaction as
+every lease and release. The rules a backend applies are ``broker.domain``'s.
+
+``snapshots=True`` asks a write to return, in ``Changes.tasks``, each task it
+changed as it was right after the change (watchers want them; reading them
+costs, so they are taken only when asked for). A departed agent's requeued
+tasks come back in ``AgentGone.task_changes`` (``AgentStore``), snapshots included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
-from ..core.priority import PriorityPolicy
 from ..errors import BrokerError
 from ..models.tasks import (
     CancelInput,
@@ -32,45 +36,48 @@ from ..models.tasks import (
 
 
 class TaskStore(Protocol):
-    @property
-    def task_policy(self) -> PriorityPolicy:
-        """The calculated-priority arithmetic this backend stores ranks with."""
-
-    def set_task_capture(self, capture: Callable[[], bool]) -> None:
-        """Register the test for whether writes should capture task snapshots (for watchers)."""
-
     async def submit_tasks(self, nodes: list[PlannedNode], now: int) -> SubmitResult:
-        """Check references and depth limits and store the tasks, all or none.
-        NotFound (parent, prerequisite), FailedPrecondition (hard prerequisite already failed),
-        ResourceExhausted (depth), AlreadyExists (idempotency key with another spec)."""
+        """Check references and depth limits (``domain.submission``) and store the tasks, all or
+        none. NotFound (parent, prerequisite), FailedPrecondition (hard prerequisite already
+        failed), ResourceExhausted (depth), AlreadyExists (idempotency key with another spec).
+        The changes include every new task's snapshot."""
 
     async def lease_tasks(self, agent_id: str, max_n: int, now: int) -> LeaseResult:
         """Lease up to max_n ready tasks the agent covers, best first, within its free capacity
-        (and its reported free capacity); none while it is in maintenance or offline."""
+        (``domain.capacity``); none while it is in maintenance or offline. The changes include
+        every leased task's snapshot."""
 
-    async def return_leases(self, agent_id: str, leases: list[tuple[str, int]], now: int) -> Changes:
+    async def return_leases(
+        self, agent_id: str, leases: list[tuple[str, int]], now: int, *, snapshots: bool = False
+    ) -> Changes:
         """Hand back leases (task id, attempt) that never reached the agent: ready again,
         the attempt not counted. Leases that moved on since are left alone."""
 
-    async def extend_lease(self, inp: ExtendInput, now: int) -> int:
+    async def extend_lease(self, inp: ExtendInput, now: int) -> tuple[int, Changes]:
         """Extend the lease ``inp`` names; return the new expiry. FailedPrecondition when stale."""
 
-    async def complete_task(self, inp: CompleteInput, now: int) -> tuple[Task, Changes]:
-        """Complete the leased task; unblock dependents in the same transaction."""
+    async def complete_task(
+        self, inp: CompleteInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Task, Changes]:
+        """Complete the leased task; unblock dependents in the same transaction. A repeat of the
+        Complete that completed it answers the same (``domain.leases.completed_by``)."""
 
     async def complete_tasks(
-        self, inps: list[CompleteInput], now: int
+        self, inps: list[CompleteInput], now: int, *, snapshots: bool = False
     ) -> tuple[list[Task | BrokerError], Changes]:
         """Several Completes in one transaction, each judged on its own: a refused one
         comes back as its error (having changed nothing) beside the others' tasks."""
 
-    async def fail_task(self, inp: FailInput, now: int) -> tuple[Task, Changes]:
-        """End the attempt: retry after backoff, or fail for good and cancel hard dependents."""
+    async def fail_task(self, inp: FailInput, now: int, *, snapshots: bool = False) -> tuple[Task, Changes]:
+        """End the attempt: retry after backoff, or fail for good and cancel hard dependents
+        (``domain.retry``, ``domain.dependencies``)."""
 
-    async def cancel_task(self, inp: CancelInput, now: int) -> tuple[list[str], Changes]:
+    async def cancel_task(
+        self, inp: CancelInput, now: int, *, snapshots: bool = False
+    ) -> tuple[list[str], Changes]:
         """Cancel a task (and with cascade its descendants) and hard dependents; return the ids."""
 
-    async def sweep_tasks(self, now: int, limit: int = 500) -> Changes:
+    async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         """One transaction: end lapsed leases as failed attempts (up to ``limit``), make tasks
         whose retry backoff is over leasable, re-rank ready tasks whose deadline urgency stepped up."""
 
@@ -79,9 +86,6 @@ class TaskStore(Protocol):
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
         """Delete finished tasks older than the retention period (leaves first)."""
-
-    def take_requeue_changes(self, agent_id: str, requeued: list[str]) -> Changes:
-        """What requeueing a departed agent's tasks changed (after the registry's commit)."""
 
     async def get_task(self, task_id: str) -> Task: ...
 

@@ -106,7 +106,9 @@ async def test_extend_moves_the_lease_and_refuses_a_stale_reference(store):
     await submit(store, spec("t"))
     (a,) = await lease(store, "w")
     ref = dict(task_id=a.task.task_id, agent_id="w")
-    until = await store.extend_lease(ExtendInput(**ref, attempt=1, progress=40, extension_us=120 * S), T0 + S)
+    until, _ = await store.extend_lease(
+        ExtendInput(**ref, attempt=1, progress=40, extension_us=120 * S), T0 + S
+    )
     assert until == T0 + 121 * S
     t = await store.get_task(a.task.task_id)
     assert t.lease_expires_at == until and t.progress == 40

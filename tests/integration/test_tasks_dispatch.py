@@ -195,7 +195,7 @@ async def test_listen_headers_arrive_once_live_then_new_work_is_pushed(stubs):
 
 
 async def test_heartbeat_reporting_room_wakes_the_listen_stream(stubs, monkeypatch):
-    import broker.core.dispatch as dispatch
+    import broker.core.leasing as dispatch
 
     monkeypatch.setattr(dispatch, "IDLE_RECHECK_S", 60.0)  # only a wake-up can deliver in time
     await stubs.agents.Register(apb.RegisterRequest(agent_id="busy", max_concurrent_tasks=2))

@@ -39,13 +39,9 @@ BELOW_THE_WIRE = ("broker.models", "broker.domain", "broker.storage", "broker.co
 IMPURE = ("asyncio", "sqlite3", "aiosqlite", "grpc", "socket", "threading", "subprocess")
 
 # Known violations, each to be removed by the change that fixes it (never to be added to).
-ALLOWED: set[tuple[str, str]] = {
-    # storage builds the core's PriorityPolicy and calls its backoff: the rule moves to
-    # broker/domain/priority.py (issue 9, item 1); the integrator removes these entries then.
-    ("broker.storage.task_store", "broker.core.priority"),
-    ("broker.storage.sqlite.tasks", "broker.core.priority"),
-    ("broker.storage.sqlite.tasks_tx", "broker.core.priority"),
-}
+# Known exceptions to the layer rule, each with its reason (none today: the priority rule that
+# storage imported from the core now lives in broker/domain/priority.py).
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

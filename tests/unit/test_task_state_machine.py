@@ -1,5 +1,5 @@
 """The database enforces the task state machine (trg_tasks_transition) exactly as
-broker.models.tasks.TRANSITIONS describes it, and running tasks keep their holder."""
+broker.domain.task_states.TRANSITIONS describes it, and running tasks keep their holder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from broker.models.tasks import TRANSITIONS, TaskStatus
+from broker.domain.task_states import TRANSITIONS
+from broker.models.tasks import TaskStatus
 from broker.storage.sqlite.migrate import migrate
 
 FINISHED = ("completed", "failed", "cancelled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -87,9 +88,9 @@ class AgentOps:
     # messages and tasks in the same transaction that marks it gone.
     def _release_all(self, conn: sqlite3.Connection, agent: Agent, now: int, reason: str) -> AgentGone:
         released = self._release_messages_of(conn, agent.agent_id, now, reason)  # type: ignore[attr-defined]
-        requeued = self._requeue_tasks_of(conn, agent.agent_id, now, reason)  # type: ignore[attr-defined]
+        requeued, changes = self._requeue_tasks_of(conn, agent.agent_id, now, reason)  # type: ignore[attr-defined]
         after = fetch_agent_any(conn, agent.agent_id)
-        return AgentGone(after, reason, released, requeued)
+        return AgentGone(after, reason, released, requeued, changes)
 
     async def register_agent(self, inp: RegisterInput, agent_id: str, now: int) -> tuple[Agent, Agent | None]:
         def job(conn: sqlite3.Connection) -> tuple[Agent, Agent | None]:
@@ -178,9 +179,7 @@ class AgentOps:
                 " WHERE agent_id = ?",
                 (now, agent_id),
             )
-            return AgentGone(
-                fetch_agent_any(conn, agent_id), gone.reason, gone.released_messages, gone.requeued_tasks
-            )
+            return dataclasses.replace(gone, agent=fetch_agent_any(conn, agent_id))
 
         return await self.engine.write(job)
 

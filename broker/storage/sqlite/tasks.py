@@ -4,19 +4,20 @@ The SQL lives in the ``tasks_*`` modules beside this one: ``tasks_submit``
 (Submit, SubmitGraph), ``tasks_lease`` (lease, extend, complete, fail, cancel,
 sweeper jobs), ``tasks_read`` (reads), ``tasks_tx`` (state changes, history,
 dependency resolution) and ``tasks_rows`` (row conversion, capability sets).
+The rules they apply are ``broker.domain``'s; every write returns the
+``Changes`` it made, and the core decides whom to tell.
 """
 
 from __future__ import annotations
 
 import random
 import sqlite3
-import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
 
 from ...clock import s_to_us
-from ...core.priority import PriorityPolicy
+from ...domain.priority import PriorityPolicy
 from ...errors import BrokerError
 from ...models.tasks import (
     CancelInput,
@@ -50,39 +51,27 @@ T = TypeVar("T")
 class TaskOps:
     engine: SqliteEngine
     settings: Settings
+    task_rng: random.Random | None = None  # the retry jitter's (tests may fix it)
 
-    # ------------------------------------------------------------ plumbing
+    # ------------------------------------------------------------ the write job
 
     @cached_property
-    def task_policy(self) -> PriorityPolicy:
-        s = self.settings
-        return PriorityPolicy(s.task_aging_s, s.task_urgency_weight, s.task_urgency_horizon_s)
+    def _priority(self) -> PriorityPolicy:
+        return PriorityPolicy.from_settings(self.settings)
 
     @cached_property
     def _capsets(self) -> Capsets:
         return Capsets()
 
-    @cached_property
-    def _gone_changes(self) -> dict[tuple[str, tuple[str, ...]], Changes]:
-        return {}
+    def _tx(self, conn: sqlite3.Connection, now: int, snapshots: bool) -> TaskTx:
+        return TaskTx(conn, now, self._priority, snapshots, self.task_rng)
 
-    @cached_property
-    def _gone_lock(self) -> threading.Lock:
-        return threading.Lock()
+    async def _write(self, now: int, fn: Callable[[TaskTx], T], snapshots: bool = False) -> T:
+        # Warm the cached properties before the job runs on the writer thread.
+        _ = self._priority, self._capsets
 
-    _task_capture: Callable[[], bool] = staticmethod(lambda: False)
-    task_rng: random.Random | None = None
-
-    def set_task_capture(self, capture: Callable[[], bool]) -> None:
-        """``capture()`` says whether task snapshots are wanted (someone watches)."""
-        self._task_capture = capture
-
-    def _tx(self, conn: sqlite3.Connection, now: int) -> TaskTx:
-        return TaskTx(conn, now, self.task_policy, self._task_capture(), self.task_rng)
-
-    async def _write(self, now: int, fn: Callable[[TaskTx], T]) -> T:
         def job(conn: sqlite3.Connection) -> T:
-            tx = self._tx(conn, now)
+            tx = self._tx(conn, now, snapshots)
             out = fn(tx)
             tx.flush()
             return out
@@ -94,8 +83,6 @@ class TaskOps:
     async def submit_tasks(self, nodes: list[PlannedNode], now: int) -> SubmitResult:
         """Check and store tasks in one transaction (all or none)."""
         s = self.settings
-        # Warm the policy before the job runs on the writer thread.
-        _ = self.task_policy, self._capsets
         return await self._write(
             now,
             lambda tx: submit_job(
@@ -109,34 +96,39 @@ class TaskOps:
 
     async def lease_tasks(self, agent_id: str, max_n: int, now: int) -> LeaseResult:
         """Lease up to ``max_n`` ready tasks the agent can run, within its free capacity."""
-        _ = self.task_policy, self._capsets
         return await self._write(now, lambda tx: lease.lease_job(tx, self._capsets, agent_id, max_n))
 
-    async def return_leases(self, agent_id: str, leases: list[tuple[str, int]], now: int) -> Changes:
+    async def return_leases(
+        self, agent_id: str, leases: list[tuple[str, int]], now: int, *, snapshots: bool = False
+    ) -> Changes:
         def job(tx: TaskTx) -> Changes:
             lease.return_leases_job(tx, agent_id, leases)
             return tx.changes
 
-        return await self._write(now, job)
+        return await self._write(now, job, snapshots)
 
-    async def extend_lease(self, inp: ExtendInput, now: int) -> int:
-        return await self._write(now, lambda tx: lease.extend_job(tx, inp))
+    async def extend_lease(self, inp: ExtendInput, now: int) -> tuple[int, Changes]:
+        return await self._write(now, lambda tx: (lease.extend_job(tx, inp), tx.changes))
 
-    async def complete_task(self, inp: CompleteInput, now: int) -> tuple[Task, Changes]:
-        return await self._write(now, lambda tx: (lease.complete_job(tx, inp), tx.changes))
+    async def complete_task(
+        self, inp: CompleteInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Task, Changes]:
+        return await self._write(now, lambda tx: (lease.complete_job(tx, inp), tx.changes), snapshots)
 
     async def complete_tasks(
-        self, inps: list[CompleteInput], now: int
+        self, inps: list[CompleteInput], now: int, *, snapshots: bool = False
     ) -> tuple[list[Task | BrokerError], Changes]:
-        return await self._write(now, lambda tx: (lease.complete_many_job(tx, inps), tx.changes))
+        return await self._write(now, lambda tx: (lease.complete_many_job(tx, inps), tx.changes), snapshots)
 
-    async def fail_task(self, inp: FailInput, now: int) -> tuple[Task, Changes]:
-        return await self._write(now, lambda tx: (lease.fail_job(tx, inp), tx.changes))
+    async def fail_task(self, inp: FailInput, now: int, *, snapshots: bool = False) -> tuple[Task, Changes]:
+        return await self._write(now, lambda tx: (lease.fail_job(tx, inp), tx.changes), snapshots)
 
-    async def cancel_task(self, inp: CancelInput, now: int) -> tuple[list[str], Changes]:
-        return await self._write(now, lambda tx: (lease.cancel_job(tx, inp), tx.changes))
+    async def cancel_task(
+        self, inp: CancelInput, now: int, *, snapshots: bool = False
+    ) -> tuple[list[str], Changes]:
+        return await self._write(now, lambda tx: (lease.cancel_job(tx, inp), tx.changes), snapshots)
 
-    async def sweep_tasks(self, now: int, limit: int = 500) -> Changes:
+    async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         """One job: lapsed leases end as failed attempts, due backoffs end, urgency is refreshed."""
 
         def job(tx: TaskTx) -> Changes:
@@ -145,34 +137,28 @@ class TaskOps:
             lease.refresh_urgency_job(tx)
             return tx.changes
 
-        return await self._write(now, job)
+        return await self._write(now, job, snapshots)
 
     async def release_backoffs(self, now: int) -> Changes:
-        return await self._write(now, lambda tx: (lease.release_due_backoffs(tx), tx.changes)[1])
+        def job(tx: TaskTx) -> Changes:
+            lease.release_due_backoffs(tx)
+            return tx.changes
+
+        return await self._write(now, job)
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
         return await self.engine.write(lambda conn: lease.purge_job(conn, finished_before, limit))
 
-    def _requeue_tasks_of(self, conn: sqlite3.Connection, agent_id: str, now: int, reason: str) -> list[str]:
-        """Requeue the agent's running tasks (same transaction as the caller); return their ids.
-
-        What changed is kept for ``take_requeue_changes``, which the task queue
-        calls once the registry has committed and tells it the agent is gone. It
-        is keyed by the requeued ids too: two departures of one agent (offline,
-        then deregistered) can both commit before the first one's listeners run,
-        and the second (which requeues nothing) must not hide the first's changes.
-        """
-        tx = self._tx(conn, now)
+    def _requeue_tasks_of(
+        self, conn: sqlite3.Connection, agent_id: str, now: int, reason: str
+    ) -> tuple[list[str], Changes]:
+        """Requeue the agent's running tasks (in the caller's transaction, AgentOps' departures);
+        return their ids and what changed, which travels back in ``AgentGone.task_changes``.
+        Departures are rare, so the changed tasks' snapshots are always taken."""
+        tx = self._tx(conn, now, snapshots=True)
         ids = lease.requeue_of_job(tx, agent_id, reason)
         tx.flush()
-        with self._gone_lock:
-            # Replaces an identical leftover of a rolled-back job.
-            self._gone_changes[(agent_id, tuple(ids))] = tx.changes
-        return ids
-
-    def take_requeue_changes(self, agent_id: str, requeued: list[str]) -> Changes:
-        with self._gone_lock:
-            return self._gone_changes.pop((agent_id, tuple(requeued)), None) or Changes()
+        return ids, tx.changes
 
     # ------------------------------------------------------------ reads
 

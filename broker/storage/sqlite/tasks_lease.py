@@ -1,9 +1,12 @@
 """Leases on SQLite: lease, extend, complete, fail, cancel, and the sweeper's jobs.
 
 Each function is one write job (run by ``SqliteEngine.write`` on the writer
-thread, in a transaction shared with other jobs). The capacity count on
-``agents`` is moved by triggers (0003_tasks.sql) in the same transaction as
-every lease and release.
+thread, in a transaction shared with other jobs). The rules are
+``broker.domain``'s (free capacity, whether a lease is current, repeated
+Complete/Fail, retry); the statements here load and store what they decide,
+set-based where many rows move at once. The capacity count on ``agents`` is
+moved by triggers (0003_tasks.sql) in the same transaction as every lease and
+release.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from ...domain import capacity, leases, task_states
+from ...domain.priority import best_first
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.tasks import (
     Assignment,
@@ -37,11 +42,11 @@ from .tasks_rows import (
 )
 from .tasks_tx import BROKER, TaskTx
 
-LEASABLE = ("available", "busy")
-
 # Every statement is a round trip for the GIL between the writer thread and
 # the event loop, which dominated the writer's time under load: the chosen
 # tasks are leased with one statement.
+# The lease check of _COMPLETE is ``domain.leases.refusal``'s, set-based: running,
+# this holder, this attempt, not lapsed (a refusal asks the rule why).
 _LEASE = (
     "UPDATE tasks SET status = 'running', assigned_agent_id = ?, attempt = attempt + 1,"
     " lease_expires_at = ? + lease_timeout_us, started_at = ?, updated_at = ?, next_attempt_at = NULL,"
@@ -78,43 +83,40 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     if a is None or a["status"] == "deregistered":
         raise NotFound(f"agent {agent_id!r} is not registered")
     caps = tuple(json.loads(a["capabilities"]))
-    free = a["max_concurrent_tasks"] - a["current_task_count"]
-    if a["reported_free_capacity"] is not None:
-        free = min(free, a["reported_free_capacity"])
-    if a["status"] not in LEASABLE:
-        free = 0
-    n = min(max_n, free)
+    free = capacity.free_capacity(
+        a["status"], a["max_concurrent_tasks"], a["current_task_count"], a["reported_free_capacity"]
+    )
+    n = capacity.lease_count(max_n, free)
     if n <= 0:
-        return LeaseResult([], max(free, 0), caps, a["status"], tx.changes)
+        return LeaseResult([], free, caps, a["status"], tx.changes)
     release_due_backoffs(tx)
     candidates: list[tuple[float, int, str]] = []
     for cid in capsets.covered_by(conn, caps):
         candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
-    candidates.sort(key=lambda c: (-c[0], c[1]))
-    chosen = [c[2] for c in candidates[:n]]
+    chosen = best_first(candidates, n)
     out: list[Assignment] = []
     if not chosen:
         return LeaseResult(out, free, caps, a["status"], tx.changes)
     sql = _LEASE.format(", ".join("?" * len(chosen)))
     rows = {r["task_id"]: r for r in conn.execute(sql, (agent_id, now, now, now, *chosen)).fetchall()}
+    reason = task_states.leased(agent_id)
     for task_id in chosen:  # best first (RETURNING has no order)
         row = rows[task_id]
-        tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, f"leased to {agent_id}", agent_id)
+        tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, reason, agent_id)
         task = row_to_task(row)
-        if tx.capture:
-            tx.changes.tasks[task_id] = task
+        tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
     return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
 
 
-def return_leases_job(tx: TaskTx, agent_id: str, leases: list[tuple[str, int]]) -> None:
+def return_leases_job(tx: TaskTx, agent_id: str, returned: list[tuple[str, int]]) -> None:
     """Leases nobody was told about go back to ready, and their attempt is not counted:
     the attempt number (the fencing token) was never handed out."""
-    for task_id, attempt in leases:
+    for task_id, attempt in returned:
         row = tx.fetch(task_id)
-        if row is None or row["status"] != "running" or row["assigned_agent_id"] != agent_id:
-            continue
-        if row["attempt"] != attempt:
+        if row is None or not leases.still_holds(
+            TaskStatus(row["status"]), row["assigned_agent_id"], row["attempt"], agent_id, attempt
+        ):
             continue
         tx.conn.execute(
             "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
@@ -123,9 +125,7 @@ def return_leases_job(tx: TaskTx, agent_id: str, leases: list[tuple[str, int]]) 
         )
         tx.changes.released.add(agent_id)
         tx.ready_caps(row)
-        tx.record(
-            row, TaskStatus.RUNNING, TaskStatus.READY, "lease not delivered: the agent's call ended", BROKER
-        )
+        tx.record(row, TaskStatus.RUNNING, TaskStatus.READY, task_states.UNDELIVERED, BROKER)
         tx.snapshot(task_id)
 
 
@@ -134,25 +134,20 @@ def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
     row = tx.fetch(ref.task_id)
     if row is None:
         raise NotFound(f"task {ref.task_id!r} not found")
-    if row["status"] != "running":
-        raise FailedPrecondition(
-            f"task {ref.task_id} is {row['status']}: the lease for attempt {ref.attempt} is over"
-        )
-    if row["assigned_agent_id"] != ref.agent_id:
-        raise FailedPrecondition(f"task {ref.task_id} is not leased to agent {ref.agent_id!r}")
-    if row["attempt"] != ref.attempt:
-        raise FailedPrecondition(
-            f"task {ref.task_id}: attempt {ref.attempt} is stale; the current attempt is {row['attempt']}"
-        )
-    if row["lease_expires_at"] < tx.now:
-        # Lapsed: the sweeper will end it as a failed attempt (expiry is "< now" there too).
-        raise FailedPrecondition(f"task {ref.task_id}: the lease for attempt {ref.attempt} has lapsed")
+    leases.check_current(
+        ref,
+        TaskStatus(row["status"]),
+        row["assigned_agent_id"],
+        row["attempt"],
+        row["lease_expires_at"],
+        tx.now,
+    )
     return row
 
 
 def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
     row = held(tx, inp)
-    until = tx.now + (inp.extension_us or row["lease_timeout_us"])
+    until = leases.extended_until(tx.now, inp.extension_us, row["lease_timeout_us"])
     tx.conn.execute(
         "UPDATE tasks SET lease_expires_at = ?, progress = coalesce(?, progress),"
         " status_note = coalesce(?, status_note), updated_at = ? WHERE task_id = ?",
@@ -186,28 +181,27 @@ def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
 
 
 def _completed_by(row: sqlite3.Row, inp: CompleteInput) -> bool:
-    """Whether this very Complete (holder, attempt, result) is what completed the task."""
-    return (
-        row["status"] == "completed"
-        and row["assigned_agent_id"] == inp.agent_id
-        and row["attempt"] == inp.attempt
-        and bytes(row["result"] or b"") == inp.result
-        and (row["result_content_type"] or "") == inp.result_content_type
+    return leases.completed_by(
+        inp,
+        TaskStatus(row["status"]),
+        row["assigned_agent_id"],
+        row["attempt"],
+        row["result"],
+        row["result_content_type"],
     )
 
 
 def _failed_by(tx: TaskTx, inp: FailInput) -> bool:
-    """Whether this very Fail (holder, attempt, error, retryable or not) already ended its attempt."""
+    """Whether this very Fail already ended its attempt, judged by the attempt's last
+    transition out of running (``domain.leases.failed_by``)."""
     last = tx.conn.execute(
         "SELECT reason, actor FROM task_state_history WHERE task_id = ? AND attempt = ?"
         " AND from_status = 'running' ORDER BY id DESC LIMIT 1",
         (inp.task_id, inp.attempt),
     ).fetchone()
-    if last is None or last["actor"] != inp.agent_id:
+    if last is None:
         return False
-    reason: str = last["reason"]
-    final = reason.endswith("; not retryable")
-    return reason.startswith(f"attempt {inp.attempt} failed: {inp.error}; ") and final == inp.non_retryable
+    return leases.failed_by(inp, last["reason"], last["actor"])
 
 
 def complete_many_job(tx: TaskTx, inps: list[CompleteInput]) -> list[Task | BrokerError]:
@@ -237,9 +231,9 @@ def cancel_job(tx: TaskTx, inp: CancelInput) -> list[str]:
     row = tx.fetch(inp.task_id)
     if row is None:
         raise NotFound(f"task {inp.task_id!r} not found")
-    if row["status"] in ("completed", "failed", "cancelled"):
+    if not task_states.cancellable(TaskStatus(row["status"])):
         raise FailedPrecondition(f"task {inp.task_id} is already {row['status']}")
-    reason = inp.reason or "cancelled"
+    reason = inp.reason or task_states.CANCELLED
     ids = tx.cancel(row, reason, inp.actor)
     if inp.cascade:
         ids += tx.cancel_subtree(row, reason, inp.actor)
@@ -250,7 +244,7 @@ def expire_leases_job(tx: TaskTx, limit: int) -> int:
     rows = tx.conn.execute(EXPIRED_LEASES_SQL, (tx.now, limit)).fetchall()
     for r in rows:
         agent = r["assigned_agent_id"]
-        reason = f"lease of agent {agent} expired"
+        reason = task_states.lease_expired(agent)
         tx.changes.cancellations.append((agent, Cancellation(r["task_id"], r["attempt"], reason)))
         tx.end_attempt(r, reason, BROKER)
     return len(rows)
@@ -268,7 +262,7 @@ def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
 
 def refresh_urgency_job(tx: TaskTx) -> int:
     """Re-rank ready tasks whose deadline urgency moved up a step since it was stored."""
-    horizon = tx.now + int(tx.policy.urgency_horizon_s * 1_000_000)
+    horizon = tx.policy.urgency_window_end(tx.now)
     rows = tx.conn.execute(URGENCY_WINDOW_SQL, (horizon,)).fetchall()
     changed = 0
     for r in rows:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
+from ...domain.capacity import covers
 from ...errors import NotFound
 from ...models.tasks import Dependency, DepType, Task, TaskStatus, Transition
 
@@ -100,7 +101,7 @@ class Capsets:
         found = self._covers.get(agent_caps)
         if found is None:
             have = set(agent_caps)
-            found = [cid for cid, caps in self.by_id.items() if have.issuperset(caps)]
+            found = [cid for cid, caps in self.by_id.items() if covers(have, caps)]
             self._covers[agent_caps] = found
         return found
 

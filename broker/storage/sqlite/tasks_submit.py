@@ -1,4 +1,9 @@
-"""Submit and SubmitGraph on SQLite: every check and insert in one write job."""
+"""Submit and SubmitGraph on SQLite: every check and insert in one write job.
+
+The checks are ``broker.domain.submission``'s (idempotency, depth,
+prerequisites) and the first status ``broker.domain.dependencies``'; this
+module reads what they need and stores the tasks.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import json
 import os
 from typing import Any
 
-from ...errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus
+from ...domain import dependencies, submission, task_states
+from ...errors import NotFound
+from ...models.tasks import PlannedNode, SubmitResult, Task, TaskStatus
 from .tasks_rows import Capsets, load_task, row_to_task
 from .tasks_tx import TaskTx
 
@@ -57,14 +63,10 @@ def submit_job(
                 (spec.idempotency_key,),
             ).fetchone()
             if found is not None:
-                if found[1] != spec.fingerprint():
-                    raise AlreadyExists(
-                        f"{node.where}.idempotency_key: {spec.idempotency_key!r} was used for another task"
-                        f" ({found[0]}) with a different spec"
-                    )
+                same = submission.idempotent_duplicate(node.where, spec, found[0], found[1])
                 if node.key is not None:
-                    by_key[node.key] = found[0]
-                tasks.append(load_task(conn, found[0]))
+                    by_key[node.key] = same
+                tasks.append(load_task(conn, same))
                 duplicate.append(True)
                 continue
         task_id = new_task_id(now)
@@ -79,12 +81,7 @@ def submit_job(
             ).fetchone()
             if parent is None:
                 raise NotFound(f"{node.where}.parent_id: task {parent_id!r} not found")
-            level = parent["level"] + 1
-            if level > max_depth:
-                raise ResourceExhausted(
-                    f"{node.where}.parent_id: the task would be at depth {level} of its tree;"
-                    f" at most {max_depth} levels are allowed"
-                )
+            level = submission.check_level(node.where, parent["level"], max_depth)
             root_id, path = parent["root_id"], f"{parent['path']}{task_id}/"
         else:
             level, root_id, path = 0, task_id, f"/{task_id}/"
@@ -94,26 +91,16 @@ def submit_job(
         unfinished, dep_depth = 0, 0
         seen: set[str] = set()
         for pid, dtype in deps:
-            if pid in seen:
-                raise InvalidArgument(f"{node.where}.depends_on", f"task {pid!r} is listed twice")
-            seen.add(pid)
+            submission.check_listed_once(node.where, pid, seen)
             p = conn.execute("SELECT status, dep_depth FROM tasks WHERE task_id = ?", (pid,)).fetchone()
             if p is None:
                 raise NotFound(f"{node.where}.depends_on: prerequisite task {pid!r} not found")
             status = TaskStatus(p["status"])
-            if dtype == DepType.HARD and status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
-                raise FailedPrecondition(
-                    f"{node.where}.depends_on: hard prerequisite {pid!r} is {status.value};"
-                    " it can never complete"
-                )
-            if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+            submission.check_prerequisite(node.where, pid, dtype, status)
+            if not task_states.is_finished(status):
                 unfinished += 1
             dep_depth = max(dep_depth, p["dep_depth"] + 1)
-        if dep_depth > max_depth:
-            raise ResourceExhausted(
-                f"{node.where}.depends_on: the chain of prerequisites would be {dep_depth} deep;"
-                f" at most {max_depth} are allowed"
-            )
+        submission.check_dep_depth(node.where, dep_depth, max_depth)
 
         if spec.session_id is not None:
             conn.execute(
@@ -122,7 +109,7 @@ def submit_job(
                 (spec.session_id, spec.submitted_by or None, now, now),
             )
         caps = tuple(spec.required_capabilities)
-        status = TaskStatus.BLOCKED if unfinished else TaskStatus.READY
+        status, reason = dependencies.initial_status(unfinished)
         urgency = tx.policy.urgency(spec.deadline, now) if status == TaskStatus.READY else 0.0
         values: dict[str, Any] = {
             "task_id": task_id,
@@ -152,7 +139,7 @@ def submit_job(
             "tags": _json_list(spec.tags),
             "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
             "idempotency_key": spec.idempotency_key,
-            "idempotency_fingerprint": spec.fingerprint() if spec.idempotency_key else None,
+            "idempotency_fingerprint": submission.fingerprint(spec) if spec.idempotency_key else None,
             "submitted_by": spec.submitted_by or None,
             "status": status.value,
             "created_at": now,
@@ -176,18 +163,12 @@ def submit_job(
                 [(pid,) for pid, _ in deps],
             )
         actor = spec.submitted_by
-        tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, "submitted", actor)  # type: ignore[arg-type]
-        reason = (
-            f"waiting for {unfinished} unfinished prerequisite(s)"
-            if unfinished
-            else "no unfinished prerequisites"
-        )
+        tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, task_states.SUBMITTED, actor)  # type: ignore[arg-type]
         tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)  # type: ignore[arg-type]
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
         task = _built(values)
-        if tx.capture:
-            tx.changes.tasks[task_id] = task
+        tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         tasks.append(task)
         duplicate.append(False)
     return SubmitResult(tasks, duplicate, by_key, tx.changes)

@@ -2,9 +2,10 @@
 
 ``TaskTx`` is what every task write job works through: it records each
 transition in ``task_state_history`` as it makes it, resolves dependencies in
-the same transaction (dependents unblocked, or cancelled when a hard
-prerequisite fails), and collects a ``Changes`` for the core to announce after
-the commit. It runs on the writer thread and never awaits.
+the same transaction, and collects a ``Changes`` for the core to announce after
+the commit. It runs on the writer thread and never awaits. What each change is
+(the next status, retry or failure, a dependent's fate, the rank) is decided by
+the pure rules of ``broker.domain``; this module stores it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from functools import partial
 
-from ...core.priority import PriorityPolicy, backoff_us
+from ...domain import dependencies, retry, task_states
+from ...domain.dependencies import Resolution
+from ...domain.priority import PriorityPolicy
 from ...models.tasks import Cancellation, Changes, DepType, TaskStatus, Transition
 from .tasks_rows import DEPENDENTS_SQL, UNFINISHED_PREREQS_SQL, load_task, subtree_bounds
 
@@ -32,13 +36,13 @@ class TaskTx:
         conn: sqlite3.Connection,
         now: int,
         policy: PriorityPolicy,
-        capture: bool,
+        snapshots: bool,
         rng: random.Random | None = None,
     ) -> None:
         self.conn = conn
         self.now = now
         self.policy = policy
-        self.capture = capture
+        self.snapshots = snapshots  # keep each changed task as it is after the change (Changes.tasks)
         self.rng = rng
         self.changes = Changes()
         self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
@@ -54,6 +58,7 @@ class TaskTx:
         actor: str,
         attempt: int | None = None,
     ) -> None:
+        task_states.check(frm, to)  # a bug otherwise (the trigger would refuse it too)
         att = row["attempt"] if attempt is None else attempt
         self._history.append(
             (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
@@ -73,8 +78,8 @@ class TaskTx:
         rows.clear()
 
     def snapshot(self, task_id: str) -> None:
-        """Keep the task as it is now for watchers (only when someone watches)."""
-        if self.capture:
+        """Keep the task as it is now (only when the caller asked for snapshots: it costs a read)."""
+        if self.snapshots:
             self.flush()
             self.changes.tasks[task_id] = load_task(self.conn, task_id)
 
@@ -88,8 +93,7 @@ class TaskTx:
 
     def make_ready(self, row: sqlite3.Row, reason: str) -> None:
         """blocked -> ready, with the urgency and rank of now."""
-        urgency = self.policy.urgency(row["deadline"], self.now)
-        rank = self.policy.rank(row["priority"], urgency, row["created_at"])
+        urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
         self.conn.execute(
             "UPDATE tasks SET status = 'ready', urgency = ?, dispatch_rank = ?, updated_at = ?"
             " WHERE task_id = ?",
@@ -100,22 +104,23 @@ class TaskTx:
         self.snapshot(row["task_id"])
 
     def end_attempt(self, row: sqlite3.Row, error: str, actor: str, *, retryable: bool = True) -> TaskStatus:
-        """A running attempt failed (Fail, lease expiry): retry or fail for good."""
-        attempt = row["attempt"]
-        agent = row["assigned_agent_id"]
-        self.changes.released.add(agent)
-        failures = attempt - row["departures"]  # attempts that failed; departures spend no retry
-        if retryable and failures <= row["max_retries"]:
-            delay = backoff_us(
-                failures,
-                row["backoff_initial_us"],
-                row["backoff_multiplier"],
-                row["backoff_max_us"],
-                self.rng,
-            )
-            next_at = self.now + delay if delay > 0 else None
-            urgency = self.policy.urgency(row["deadline"], self.now)
-            rank = self.policy.rank(row["priority"], urgency, row["created_at"])
+        """A running attempt failed (Fail, lease expiry): retry or fail for good (``domain.retry``)."""
+        self.changes.released.add(row["assigned_agent_id"])
+        out = retry.failed_attempt(
+            attempt=row["attempt"],
+            departures=row["departures"],
+            max_retries=row["max_retries"],
+            backoff_initial_us=row["backoff_initial_us"],
+            backoff_multiplier=row["backoff_multiplier"],
+            backoff_max_us=row["backoff_max_us"],
+            error=error,
+            retryable=retryable,
+            now=self.now,
+            rng=self.rng,
+        )
+        if out.retry:
+            next_at = out.next_attempt_at
+            urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
             self.conn.execute(
                 "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
                 " last_error = ?, next_attempt_at = ?, in_backoff = ?, urgency = ?, dispatch_rank = ?,"
@@ -123,33 +128,28 @@ class TaskTx:
                 (error, next_at, 1 if next_at else 0, urgency, rank, self.now, row["task_id"]),
             )
             if next_at:
-                reason = f"attempt {attempt} failed: {error}; retry in {delay / 1e6:.3f} s"
                 self.changes.backoff_until.append(next_at)
             else:
-                reason = f"attempt {attempt} failed: {error}; retry now"
                 self.ready_caps(row)
-            self.record(row, S.RUNNING, S.READY, reason, actor)
+            self.record(row, S.RUNNING, S.READY, out.reason, actor)
             self.snapshot(row["task_id"])
             return S.READY
-        why = "not retryable" if not retryable else f"no retries left ({row['max_retries']})"
-        reason = f"attempt {attempt} failed: {error}; {why}"
         self.conn.execute(
             "UPDATE tasks SET status = 'failed', lease_expires_at = NULL, last_error = ?,"
             " next_attempt_at = NULL, finished_at = ?, updated_at = ? WHERE task_id = ?",
             (error, self.now, self.now, row["task_id"]),
         )
-        self.record(row, S.RUNNING, S.FAILED, reason, actor)
+        self.record(row, S.RUNNING, S.FAILED, out.reason, actor)
         self.snapshot(row["task_id"])
         if row["has_dependents"]:
-            self.resolve_dependents(row["task_id"], S.FAILED, reason)
+            self.resolve_dependents(row["task_id"], S.FAILED, out.reason)
         return S.FAILED
 
     def depart(self, row: sqlite3.Row, reason: str) -> None:
         """The holder of a running attempt left (offline, deregistered): the task goes back to
         ready at once. Not a failure: the attempt number has risen, but no retry is spent."""
         self.changes.released.add(row["assigned_agent_id"])
-        urgency = self.policy.urgency(row["deadline"], self.now)
-        rank = self.policy.rank(row["priority"], urgency, row["created_at"])
+        urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
         self.conn.execute(
             "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
             " last_error = ?, next_attempt_at = NULL, in_backoff = 0, urgency = ?, dispatch_rank = ?,"
@@ -157,22 +157,21 @@ class TaskTx:
             (reason, urgency, rank, self.now, row["task_id"]),
         )
         self.ready_caps(row)
-        why = f"attempt {row['attempt']} ended: {reason}; requeued, no retry spent"
-        self.record(row, S.RUNNING, S.READY, why, BROKER)
+        self.record(row, S.RUNNING, S.READY, retry.departure_reason(row["attempt"], reason), BROKER)
         self.snapshot(row["task_id"])
 
     def completed(self, row: sqlite3.Row, actor: str) -> None:
         """The effects of a completion the caller has just written (``row`` is the task after)."""
         self.changes.released.add(row["assigned_agent_id"])
-        self.record(row, S.RUNNING, S.COMPLETED, "completed", actor)
+        self.record(row, S.RUNNING, S.COMPLETED, task_states.COMPLETED, actor)
         self.snapshot(row["task_id"])
         if row["has_dependents"]:
-            self.resolve_dependents(row["task_id"], S.COMPLETED, "completed")
+            self.resolve_dependents(row["task_id"], S.COMPLETED, task_states.COMPLETED)
 
     def cancel(self, row: sqlite3.Row, reason: str, actor: str) -> list[str]:
         """Cancel one unfinished task (ending its lease), then its hard dependents; return the ids."""
         frm = S(row["status"])
-        if frm in (S.COMPLETED, S.FAILED, S.CANCELLED):
+        if not task_states.cancellable(frm):
             return []
         self.conn.execute(
             "UPDATE tasks SET status = 'cancelled', lease_expires_at = NULL, last_error = ?,"
@@ -197,7 +196,7 @@ class TaskTx:
             (lo, hi, root["path"]),
         ).fetchall()
         out: list[str] = []
-        why = f"ancestor {root['task_id']} cancelled: {reason}"
+        why = task_states.ancestor_cancelled(root["task_id"], reason)
         for r in rows:
             fresh = self.fetch(r["task_id"])  # an earlier cancel here may have reached it already
             if fresh is not None:
@@ -207,16 +206,23 @@ class TaskTx:
     # ------------------------------------------------------------ dependencies
 
     def resolve_dependents(self, task_id: str, outcome: TaskStatus, reason: str) -> list[str]:
-        """A task finished: unblock dependents now free to run, cancel hard dependents of a
-        failure. Recursive through cancellations; returns the ids it cancelled."""
+        """A task finished: each dependent becomes what ``domain.dependencies`` says (ready,
+        cancelled, or unaffected). Recursive through cancellations; returns the ids it cancelled."""
         cancelled: list[str] = []
         for dep_id, dep_type in self.conn.execute(DEPENDENTS_SQL, (task_id,)).fetchall():
             row = self.fetch(dep_id)
-            if row is None or row["status"] not in ("blocked", "pending"):
+            if row is None:
                 continue
-            if dep_type == DepType.HARD and outcome != S.COMPLETED:
-                why = f"prerequisite {task_id} {outcome.value}: {reason}"
+            fate = dependencies.dependent_after(
+                S(row["status"]), DepType(dep_type), outcome, partial(self._unfinished_prereqs, dep_id)
+            )
+            if fate is Resolution.CANCEL:
+                why = dependencies.cancelled_reason(task_id, outcome, reason)
                 cancelled += self.cancel(row, why, BROKER)
-            elif self.conn.execute(UNFINISHED_PREREQS_SQL, (dep_id,)).fetchone()[0] == 0:
-                self.make_ready(row, "prerequisites finished")
+            elif fate is Resolution.READY:
+                self.make_ready(row, dependencies.PREREQUISITES_FINISHED)
         return cancelled
+
+    def _unfinished_prereqs(self, task_id: str) -> int:
+        n: int = self.conn.execute(UNFINISHED_PREREQS_SQL, (task_id,)).fetchone()[0]
+        return n

@@ -1,4 +1,4 @@
-"""Calculated priority and retry backoff: the task queue's arithmetic, in one place.
+"""Calculated priority: the order in which ready tasks are leased.
 
 Calculated priority
 -------------------
@@ -19,7 +19,7 @@ urgency starts rising an hour before the deadline) and ``S`` = 20 (urgency
 moves in steps of W/20).
 
 Dispatch takes the highest calculated priority first, then the oldest
-(submission order). Aging adds the same amount to every task per second, so
+(submission order): ``best_first``. Aging adds the same amount to every task per second, so
 ordering by ``calculated(t)`` equals ordering by the time-invariant key::
 
     dispatch_rank = priority + urgency - created_at / A
@@ -29,25 +29,25 @@ and the sweeper re-ranks the ready tasks whose step changed (and every state
 change recomputes it), so the stored rank is exact to within one step and one
 sweeper period. ``calculated_priority`` as reported is ``dispatch_rank + t / A``.
 
-Retry backoff
--------------
-The delay before retry ``n`` (1 for the first retry) is::
-
-    min(initial * multiplier ** (n - 1), max_backoff) * (1 + 0.2 * u),  u uniform in [0, 1)
-
-exponential, capped, with up to 20 % jitter so that tasks failed together do
-not all come back at once.
+The delay before a retry is ``retry.py``'s.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
+from typing import Protocol
 
 US = 1_000_000
 URGENCY_STEPS = 20
-JITTER = 0.2
+
+
+class PrioritySettings(Protocol):
+    """The settings the policy is made of (``broker.config.Settings`` has them)."""
+
+    task_aging_s: float
+    task_urgency_weight: float
+    task_urgency_horizon_s: float
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class PriorityPolicy:
     aging_s: float = 300.0
     urgency_weight: float = 10.0
     urgency_horizon_s: float = 3600.0
+
+    @classmethod
+    def from_settings(cls, s: PrioritySettings) -> PriorityPolicy:
+        return cls(s.task_aging_s, s.task_urgency_weight, s.task_urgency_horizon_s)
 
     def urgency(self, deadline_us: int | None, now_us: int) -> float:
         """Deadline urgency at ``now_us``, in steps of weight / URGENCY_STEPS."""
@@ -69,15 +73,24 @@ class PriorityPolicy:
         """The stored, time-invariant dispatch key (see the module docstring)."""
         return priority + urgency - created_at_us / (self.aging_s * US)
 
+    def ranked(
+        self, priority: int, deadline_us: int | None, created_at_us: int, now_us: int
+    ) -> tuple[float, float]:
+        """(urgency, rank) of a task as of ``now_us``: what a task becoming ready is stored with."""
+        urgency = self.urgency(deadline_us, now_us)
+        return urgency, self.rank(priority, urgency, created_at_us)
+
+    def urgency_window_end(self, now_us: int) -> int:
+        """Deadlines before this time give some urgency now (later ones none): the tasks to re-rank."""
+        return now_us + int(self.urgency_horizon_s * US)
+
     def calculated(self, rank: float, now_us: int) -> float:
         """The calculated priority at ``now_us`` of a task with this rank."""
         return rank + now_us / (self.aging_s * US)
 
 
-def backoff_us(
-    retry: int, initial_us: int, multiplier: float, max_us: int, rng: random.Random | None = None
-) -> int:
-    """Delay before retry number ``retry`` (1-based): exponential, capped, jittered."""
-    base = min(initial_us * multiplier ** max(0, retry - 1), float(max_us))
-    u = (rng or random).random()
-    return int(base * (1.0 + JITTER * u))
+def best_first(candidates: list[tuple[float, int, str]], n: int) -> list[str]:
+    """The ids of the ``n`` best of (dispatch rank, submission seq, task id) candidates, best
+    first: the highest rank, then the oldest."""
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    return [c[2] for c in candidates[:n]]

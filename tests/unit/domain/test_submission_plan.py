@@ -1,10 +1,10 @@
-"""Graph checks before storage (broker/core/graph.py): order, keys, cycles, limits."""
+"""Graph checks before storage (broker/domain/submission.py): order, keys, cycles, limits."""
 
 from __future__ import annotations
 
 import pytest
 
-from broker.core.graph import plan_graph, plan_single
+from broker.domain.submission import plan_graph, plan_single
 from broker.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from broker.models.tasks import GraphNodeInput, TaskSpecInput
 

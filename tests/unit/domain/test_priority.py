@@ -1,4 +1,4 @@
-"""The calculated-priority and backoff arithmetic (broker/core/priority.py)."""
+"""The calculated-priority and backoff arithmetic (broker/domain/priority.py, retry.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from broker.core.priority import PriorityPolicy, backoff_us
+from broker.domain.priority import PriorityPolicy, best_first
+from broker.domain.retry import backoff_us
 
 US = 1_000_000
 P = PriorityPolicy(aging_s=300, urgency_weight=10, urgency_horizon_s=3600)
@@ -57,3 +58,9 @@ def test_backoff_is_exponential_capped_and_jittered_by_at_most_twenty_percent():
     assert backoff_us(3, 0, 2.0, 60 * US, rng) == 0
     spread = {backoff_us(1, US, 2.0, 60 * US, rng) for _ in range(20)}
     assert len(spread) > 10
+
+
+def test_dispatch_takes_the_highest_rank_first_then_the_oldest():
+    cands = [(1.0, 5, "old-low"), (2.0, 9, "new-high"), (2.0, 3, "old-high"), (0.5, 1, "oldest-lowest")]
+    assert best_first(cands, 3) == ["old-high", "new-high", "old-low"]
+    assert best_first([], 3) == []

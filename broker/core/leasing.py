@@ -1,4 +1,11 @@
-"""Handing work to agents: Claim (long poll) and Listen (push), and their wake-ups.
+"""Leasing tasks to agents: Claim (long poll) and Listen (push), and their wake-ups.
+
+Words, on the task side: a *lease* is one attempt at a task given to one agent
+(named by task, agent and attempt; ``broker.domain.leases`` says when it is
+current). *Claim* is only the RPC that leases now or waits up to ``wait_s``
+for work (``Leaser.claim``); *Listen* is the stream that leases whenever there
+is room. (The messaging side's "claim", which hands messages to a stream, is
+another thing.)
 
 Nothing here polls in a loop. A waiter arms its wake-up keys *before* it tries
 to lease, then sleeps until one is notified (after a commit) or an idle
@@ -59,13 +66,20 @@ class Inbox:
         return out
 
 
-class Dispatcher:
-    """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background."""
+class Leaser:
+    """``announce`` publishes a committed change; ``spawn`` runs a coroutine in the background;
+    ``watched`` says whether writes should return task snapshots."""
 
     def __init__(
-        self, storage: Storage, announce: Announce, spawn: Callable[[Any], None], liveness: Liveness
+        self,
+        storage: Storage,
+        announce: Announce,
+        spawn: Callable[[Any], None],
+        liveness: Liveness,
+        watched: Callable[[], bool] = lambda: False,
     ) -> None:
         self.storage = storage
+        self.watched = watched  # whether writes should return task snapshots (someone watches)
         self.liveness = liveness  # told when a Listen stream opens and ends (a sign of life)
         self.announce = announce
         self.spawn = spawn
@@ -140,7 +154,7 @@ class Dispatcher:
             self.spawn(self._return(agent_id, leases))
 
     async def _return(self, agent_id: str, leases: list[tuple[str, int]]) -> None:
-        self.announce(await self.storage.return_leases(agent_id, leases, now_us()))
+        self.announce(await self.storage.return_leases(agent_id, leases, now_us(), snapshots=self.watched()))
 
     async def _known_caps(self, agent_id: str) -> tuple[str, ...]:
         caps = self._caps.get(agent_id)

@@ -1,0 +1,80 @@
+"""The task state machine: which transitions exist, and the reasons recorded for them.
+
+::
+
+    pending -> blocked | ready | cancelled     (submitted: waiting for prerequisites, or not)
+    blocked -> ready | cancelled               (prerequisites finished; or a hard one failed)
+    ready   -> running | cancelled             (leased)
+    running -> ready | completed | failed | cancelled
+               (retry, departure or undelivered lease; Complete; no retries left; Cancel)
+
+completed, failed and cancelled are final. Every transition is recorded in the
+task's history with a reason; the reasons of the decisions made elsewhere live
+with their rule (``retry``: a failed or departed attempt; ``dependencies``: a
+prerequisite ending; ``submission``: the first status). The database enforces
+the same graph with a trigger (0003_tasks.sql) as a second line of defence.
+"""
+
+from __future__ import annotations
+
+from ..models.tasks import FINISHED, TaskStatus
+
+S = TaskStatus
+
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    S.PENDING: frozenset({S.BLOCKED, S.READY, S.CANCELLED}),
+    S.BLOCKED: frozenset({S.READY, S.CANCELLED}),
+    S.READY: frozenset({S.RUNNING, S.CANCELLED}),
+    S.RUNNING: frozenset({S.READY, S.COMPLETED, S.FAILED, S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# A task is inserted in one of these (and recorded as coming from pending).
+INITIAL = frozenset({S.PENDING, S.BLOCKED, S.READY})
+
+
+class InvalidTransition(AssertionError):
+    """A write tried a transition the state machine does not have: a bug, never the caller's fault."""
+
+
+def allowed(frm: TaskStatus | None, to: TaskStatus) -> bool:
+    """Whether ``frm -> to`` is a transition (``None -> pending``: the submission itself)."""
+    if frm is None:
+        return to == S.PENDING
+    return to in TRANSITIONS[frm]
+
+
+def check(frm: TaskStatus | None, to: TaskStatus) -> None:
+    if not allowed(frm, to):
+        raise InvalidTransition(f"invalid task state transition {frm} -> {to}")
+
+
+def is_finished(status: TaskStatus) -> bool:
+    return status in FINISHED
+
+
+def cancellable(status: TaskStatus) -> bool:
+    """Cancel applies to every unfinished task."""
+    return S.CANCELLED in TRANSITIONS[status]
+
+
+# ---------------------------------------------------------------- reasons
+
+SUBMITTED = "submitted"
+COMPLETED = "completed"
+CANCELLED = "cancelled"  # a Cancel without a reason
+UNDELIVERED = "lease not delivered: the agent's call ended"
+
+
+def leased(agent_id: str) -> str:
+    return f"leased to {agent_id}"
+
+
+def lease_expired(agent_id: str) -> str:
+    return f"lease of agent {agent_id} expired"
+
+
+def ancestor_cancelled(ancestor_id: str, reason: str) -> str:
+    return f"ancestor {ancestor_id} cancelled: {reason}"
