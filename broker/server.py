@@ -67,8 +67,8 @@ class Broker:
         self.mailbox.shutdown()
         self.registry.shutdown()  # and WatchAgents streams
         self.tasks.shutdown()  # ends Listen streams and waiting Claims now, likewise
-        # Sends already accepted commit and are answered before the server cancels anything:
-        # a Send ends OK or UNAVAILABLE, never CANCELLED.
+        # Sends already accepted commit and are answered, and Sends and Acks stop arriving, before
+        # the server cancels anything: a Send or an Ack ends OK or UNAVAILABLE, never CANCELLED.
         await self.mailbox.drain(grace)
         await self.server.stop(grace)
         # Releases every delivery still held (a stream blocked in a write too), before storage closes.

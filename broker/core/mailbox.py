@@ -48,8 +48,8 @@ SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job sho
 # are all committing joins the next group. The writer's fixed cost per commit (~300 us of CPU
 # here) was what limited 64-in-flight Sends, not the inserts.
 MAX_SEND_JOBS = 1
-# At shutdown, the server stops once no Send has come in for this long (see Mailbox.drain).
-SEND_QUIET_S = 0.1
+# At shutdown, the server stops once no Send or Ack has come in for this long (see Mailbox.drain).
+CALLS_QUIET_S = 0.1
 
 
 class Mailbox:
@@ -69,7 +69,7 @@ class Mailbox:
         self._due_scanned = 0
         self._closing = False  # shutdown began: no new sends or streams; releases wait for close()
         self._released = False  # close() began: held deliveries are handed back, acks are refused
-        self._last_send = 0.0  # loop time of the last Send call (see drain)
+        self._last_call = 0.0  # loop time of the last Send or Ack call (see drain)
         self._deferred: list[tuple[Subscription, list[ClaimInFlight]]] = []
         self._sends: Coalescer[NewMessage, SendResult] = Coalescer(
             self._send_group, what="send", max_jobs=MAX_SEND_JOBS
@@ -81,7 +81,7 @@ class Mailbox:
     async def send(self, msg: NewMessage) -> SendResult:
         """One message. Concurrent Send calls are coalesced into shared write jobs (each message
         still succeeds or fails on its own: see coalescer.py)."""
-        self._last_send = asyncio.get_running_loop().time()
+        self._last_call = asyncio.get_running_loop().time()
         self._check_open()
         return await self._sends.submit(msg)
 
@@ -90,7 +90,7 @@ class Mailbox:
 
     async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
         """A SendBatch: one job, all or nothing."""
-        self._last_send = asyncio.get_running_loop().time()
+        self._last_call = asyncio.get_running_loop().time()
         self._check_open()
         out = await self._store(msgs, True, self._reserve(msgs))
         return out.results  # type: ignore[return-value]  # batch mode raises instead of returning errors
@@ -157,6 +157,7 @@ class Mailbox:
         """An ack answered OK sticks. During shutdown the deliveries stay held until ``close()``
         (so acks in the grace period count); once they are handed back, an ack that may have come
         too late is refused (UNAVAILABLE: ack again, or expect the message again)."""
+        self._last_call = asyncio.get_running_loop().time()
         if self._released:
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         done = await self.storage.ack_messages(agent_id, ids, now_us())
@@ -331,11 +332,12 @@ class Mailbox:
             for sub in list(subs):
                 sub.stop(StorageUnavailable("the broker is shutting down; subscribe again"), refund=True)
 
-    async def drain(self, timeout: float, quiet: float = SEND_QUIET_S) -> None:
+    async def drain(self, timeout: float, quiet: float = CALLS_QUIET_S) -> None:
         """Wait (bounded by ``timeout``) until the Send calls already accepted have committed and
-        been answered, and no Send has come in for ``quiet`` seconds (each refused UNAVAILABLE
-        meanwhile). Then the server may stop: a call that reaches a stopping server before its
-        handler runs is answered CANCELLED by gRPC itself, which a sender must not see."""
+        been answered, and no Send or Ack has come in for ``quiet`` seconds (Sends are refused
+        UNAVAILABLE meanwhile; Acks still count, their deliveries are held). Then the server may
+        stop: a call that reaches a stopping server before its handler runs is answered CANCELLED
+        by gRPC itself, which a sender or a subscriber acking must not see."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
@@ -344,7 +346,7 @@ class Mailbox:
                 await asyncio.wait(list(self._sends.jobs), timeout=left)
             elif self._sends.pending:
                 await asyncio.sleep(0)
-            elif (idle := loop.time() - self._last_send) < quiet:
+            elif (idle := loop.time() - self._last_call) < quiet:
                 await asyncio.sleep(min(quiet - idle, left))
             else:
                 return
