@@ -6,6 +6,7 @@ From the bottom up:
     domain    pure rules (no I/O, no asyncio, no SQL)
     storage   persistence: loads and stores rows, runs the statements the rules decide
     core      the services: wake-ups, streams, scheduling; calls storage and domain
+    security  who calls (authentication), what they may do (policy), quotas, TLS; beside the core
     servicers gRPC: protobuf in and out, errors to status codes (no layer below sees ``pb``)
     server    composition: the server, the sweeper, the command line
 
@@ -24,11 +25,20 @@ BROKER = Path(__file__).resolve().parents[2] / "broker"
 
 # The layers that each layer must not import (module prefixes, dotted).
 SERVER = ("broker.server", "broker.sweeper", "broker.cli", "broker.__main__")
+SECURITY = "broker.security"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "broker.models": ("broker.domain", "broker.storage", "broker.core", "broker.servicers", *SERVER),
-    "broker.domain": ("broker.storage", "broker.core", "broker.servicers", *SERVER),
-    "broker.storage": ("broker.core", "broker.servicers", *SERVER),
-    "broker.core": ("broker.servicers", *SERVER),
+    "broker.models": (
+        "broker.domain",
+        "broker.storage",
+        "broker.core",
+        SECURITY,
+        "broker.servicers",
+        *SERVER,
+    ),
+    "broker.domain": ("broker.storage", "broker.core", SECURITY, "broker.servicers", *SERVER),
+    "broker.storage": ("broker.core", SECURITY, "broker.servicers", *SERVER),
+    "broker.core": (SECURITY, "broker.servicers", *SERVER),
+    SECURITY: ("broker.core", "broker.servicers", *SERVER),
     "broker.servicers": SERVER,
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
