@@ -22,6 +22,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ..errors import Unauthenticated
+from ..interceptors import WrappingInterceptor
 from ..logs import Throttled
 from .identity import CALLER, Identity, Role, started_by_caller
 from .policy import OPEN_PREFIXES, POLICY, REFLECTION_PREFIX, Denied, Rule, check, started_field
@@ -51,7 +52,7 @@ def certificate_identity(context: grpc.aio.ServicerContext) -> Identity | None:
     return Identity(cn[0].decode(errors="replace"), role, "mtls")
 
 
-class Security(grpc.aio.ServerInterceptor):
+class Security(WrappingInterceptor):
     def __init__(
         self,
         authenticator: Authenticator | None,
@@ -59,34 +60,19 @@ class Security(grpc.aio.ServerInterceptor):
         quotas: Quotas | None,
         starter: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
+        super().__init__()
         self.authenticator = authenticator
         self.starter = starter  # who started a conversation (policy rules with ``started``)
         self.mtls = mtls
         self.quotas = quotas
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._unauthenticated = Throttled(log, 10.0)
         self._denied = Throttled(log, 10.0)
         self._exhausted = Throttled(log, 10.0)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method
-        try:
-            return self._handlers[method]
-        except KeyError:
-            pass
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def wrap(self, method: str, handler: Any) -> Any:
         if method.startswith(OPEN_PREFIXES) or method.startswith(REFLECTION_PREFIX):
-            wrapped = handler
-        else:
-            wrapped = self._wrap(method, POLICY.get(method), handler)
-        self._handlers[method] = wrapped
-        return wrapped
+            return handler
+        return self._wrap(method, POLICY.get(method), handler)
 
     # -- the checks ----------------------------------------------------------------------------
 

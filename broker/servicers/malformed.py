@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
+from ..interceptors import WrappingInterceptor
 from ..logs import Throttled
 
 log = logging.getLogger("broker.rpc")
@@ -30,28 +31,12 @@ class _Malformed:
         self.error = error
 
 
-class MalformedRequests(grpc.aio.ServerInterceptor):
+class MalformedRequests(WrappingInterceptor):
     def __init__(self, period_s: float = 10.0) -> None:
+        super().__init__()
         self.throttle = Throttled(log, period_s)
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method
-        try:
-            return self._handlers[method]
-        except KeyError:
-            pass
-        handler = await continuation(handler_call_details)
-        if handler is None:  # no such method (not cached: the names are the caller's to invent)
-            return handler
-        wrapped = self._handlers[method] = self._wrap(method, handler)
-        return wrapped
-
-    def _wrap(self, method: str, handler: Any) -> Any:
+    def wrap(self, method: str, handler: Any) -> Any:
         decode = handler.request_deserializer
         if decode is None:
             return handler
