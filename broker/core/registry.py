@@ -81,6 +81,10 @@ class Registry:
         """A Subscribe or Listen stream of the agent is open: it is alive until the stream ends."""
         self._streams[agent_id] = self._streams.get(agent_id, 0) + 1
 
+    def open_streams(self, agent_id: str) -> int:
+        """How many Subscribe and Listen streams of the agent are open now."""
+        return self._streams.get(agent_id, 0)
+
     def stream_closed(self, agent_id: str) -> None:
         """The stream ended: the liveness timeout runs from now."""
         n = self._streams.pop(agent_id, 0) - 1

@@ -99,6 +99,10 @@ class Wakeups:
     def disarm(self, keys: Iterable[str], ev: asyncio.Event) -> None:
         self.unwatch(keys, ev.set)
 
+    def watching(self, key: str) -> bool:
+        """Whether a waiter is armed or watching on ``key`` now."""
+        return key in self._events
+
     def notify(self, key: str) -> None:
         for wake in self._events.get(key, ()):
             wake()

@@ -31,7 +31,7 @@ async def test_cli_subscribe_outlives_several_liveness_timeouts(broker):
         try:
 
             async def streaming() -> bool:
-                return "bob" in broker.registry._streams
+                return broker.registry.open_streams("bob") > 0
 
             await eventually(streaming, timeout=20, what="the CLI's Subscribe stream")
             t0 = time.monotonic()

@@ -120,10 +120,10 @@ async def test_stream_of_a_peer_that_stops_answering_ends_and_its_agent_goes_off
     )
     try:
         assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"live\n"
-        assert broker.registry._streams.get("frozen") == 1
+        assert broker.registry.open_streams("frozen") == 1
         os.kill(proc.pid, signal.SIGSTOP)  # the process, its gRPC threads too, stops answering pings
         await offline_after_stream_ends(stubs, "frozen")
-        assert "frozen" not in broker.registry._streams
+        assert broker.registry.open_streams("frozen") == 0
     finally:
         proc.kill()
         await proc.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from broker.clock import now_us
+from broker.core.wakeups import agent_key
 from broker.pb import agents_pb2 as apb
 from broker.pb import tasks_pb2 as pb
 
@@ -27,7 +28,7 @@ async def test_requeue_of_an_offline_then_deregistered_agent_wakes_a_waiting_cla
     try:
 
         async def asleep() -> bool:
-            return dispatch.lease_attempts > before and dispatch.signals._events.get("agent:other")
+            return dispatch.lease_attempts > before and dispatch.signals.watching(agent_key("other"))
 
         await eventually(asleep, what="the Claim to wait")
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from broker.core.wakeups import agent_key
 from broker.pb import agents_pb2 as apb
 from broker.pb import tasks_pb2 as pb
 from tests.conftest import eventually, next_within
@@ -107,7 +108,7 @@ async def test_claim_is_a_long_poll_woken_by_new_work_not_a_busy_loop(stubs, bro
     signals = broker.tasks.dispatch.signals
 
     async def armed() -> bool:
-        return "agent:w" in signals._events
+        return signals.watching(agent_key("w"))
 
     await eventually(armed, what="the claim to wait")
     t0 = time.monotonic()
