@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sys
 
 import pytest
 from a2a_broker_client import BrokerClient
 
 import broker
-from tests.e2e.test_cli_agents import cli
+from tests.conftest import ROOT
+from tests.e2e.test_cli_agents import Run, cli, cli_env
 from tests.e2e.test_cli_errors import assert_one_line
 
 
@@ -70,3 +73,36 @@ async def test_a_server_address_without_a_port_is_refused(tmp_path):
     r = await cli(None, "serve", "--address", "0.0.0.0", "--db", str(tmp_path / "b.db"))
     assert r.rc == 2, r.err
     assert_one_line(r.err, "--address", "port")
+
+
+async def _client_cli(address: str | None, *args: str):
+    """``a2a-broker-client ARGS`` (the client package's own command, ``python -m a2a_broker_client``)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "a2a_broker_client",
+        *args,
+        env=cli_env(address),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def test_the_client_command_takes_the_same_global_options(broker, client):
+    """a2a-broker-client: --version, --json before the subcommand, one-line usage errors that
+    name the command, and messages under its own name."""
+    r = await _client_cli(None, "--version")
+    assert r.rc == 0 and re.fullmatch(r"a2a-broker-client \S+\n", r.out), (r.rc, r.out, r.err)
+    r = await _client_cli(broker.address, "--json", "agents", "list")
+    assert r.rc == 0, r.err
+    assert [a["agent_id"] for a in json.loads(r.out)] == ["alice"]
+    r = await _client_cli(broker.address, "agents", "list", "--limit", "0")
+    assert r.rc == 2
+    assert_one_line(r.err)
+    assert r.err.startswith("a2a-broker-client agents list: argument --limit")
+    r = await _client_cli(broker.address, "agents", "get", "nobody")
+    assert r.rc == 1
+    assert r.err.startswith("a2a-broker-client: the broker refused: NOT_FOUND"), r.err

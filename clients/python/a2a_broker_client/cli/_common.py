@@ -26,7 +26,7 @@ EXIT_USAGE = 2  # bad command line (argparse also uses 2)
 EXIT_UNREACHABLE = 3  # no broker at the address, or it answered UNAVAILABLE / did not answer in time
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
-PROG = "a2a-broker"
+PROG = "a2a-broker"  # the command that prints messages (a2a-broker-client sets its own name)
 CLI_RETRY = RetryConfig(max_attempts=3, initial_backoff=0.1, max_backoff=0.5)
 
 
