@@ -11,6 +11,7 @@ from ..core.mailbox import Mailbox
 from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
+    DEFAULT_RESPONSE_BYTES,
     MAX_BATCH_SEND,
     Message,
     MessageFilter,
@@ -143,6 +144,11 @@ def deliveries_to_pb(msgs: list[Message]) -> pb.SubscribeResponse:
     for m in msgs:
         add(**_pb_fields(m))
     return resp
+
+
+# A ListMessages page is cut short (the next page token follows the last message it holds) before
+# its messages pass this size: under gRPC's default 4 MiB receive limit, with room for the rest.
+LIST_MAX_BYTES = DEFAULT_RESPONSE_BYTES - 64 * 1024
 
 
 def _framed(size: int) -> int:
@@ -281,8 +287,18 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             after_seq=token[0] if token else None,
         )
         msgs, last = await self.mailbox.list(flt)
+        page: list[pb.Message] = []
+        size = 0
+        for i, m in enumerate(msgs):
+            x = message_to_pb(m)
+            size += _framed(x.ByteSize())
+            if page and size > LIST_MAX_BYTES:
+                # A page stays under a client's default receive limit: the rest is the next page.
+                last = msgs[i - 1].seq
+                break
+            page.append(x)
         return pb.ListMessagesResponse(
-            messages=[message_to_pb(m) for m in msgs],
+            messages=page,
             next_page_token=encode_page_token(last) if last is not None else "",
         )
 

@@ -92,3 +92,22 @@ async def test_a_delivery_whose_write_never_completed_is_released_without_spendi
     await slow.close()
     unsent = [m for m in pending if m.last_error.startswith("not transmitted")]
     assert unsent and all(m.attempt == 0 for m in unsent), pending
+
+
+async def test_a_list_page_of_large_messages_stays_within_the_default_receive_limit(stubs):
+    """ListMessages cuts a page short (with a next page token) before it passes 4 MiB, so a client
+    with gRPC's default receive limit can page through 1 MiB messages."""
+    await register(stubs, "alice")
+    await register(stubs, "bob")
+    big = b"x" * (1024 * 1024 - 1024)
+    sent = [await send(stubs, "alice", "bob", big) for _ in range(9)]
+    seen: list[str] = []
+    token, pages = "", 0
+    while True:
+        r = await stubs.messaging.ListMessages(pb.ListMessagesRequest(page_size=100, page_token=token))
+        pages += 1
+        assert 1 <= len(r.messages) <= 3
+        seen += [m.message_id for m in r.messages]
+        if not (token := r.next_page_token):
+            break
+    assert seen == sent and pages >= 3
