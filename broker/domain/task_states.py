@@ -60,6 +60,15 @@ def cancellable(status: TaskStatus) -> bool:
     return S.CANCELLED in TRANSITIONS[status]
 
 
+def cancel_scope(status: TaskStatus, cascade: bool) -> tuple[bool, bool] | None:
+    """What a Cancel of a task in ``status`` ends: (the task itself, its unfinished descendants),
+    or None when it ends nothing and is refused. A finished task is not cancelled again, but a
+    cascade still reaches its unfinished descendants (a finished parent's leftover children)."""
+    if cancellable(status):
+        return True, cascade
+    return (False, True) if cascade else None
+
+
 # ---------------------------------------------------------------- reasons
 
 SUBMITTED = "submitted"

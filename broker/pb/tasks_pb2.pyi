@@ -946,7 +946,9 @@ class CancelRequest(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     cascade: _builtins.bool
-    """Also cancel every unfinished descendant."""
+    """Also cancel every unfinished descendant (even when the task itself has
+    already finished).
+    """
     reason: _builtins.str
     actor: _builtins.str
     """Who cancels, recorded in the history."""

@@ -208,8 +208,11 @@ class TaskQueueServicer:
     def Cancel(self, request, context):
         """Cancel cancels a task that is not finished, optionally with all its
         descendants. A running task's holder is told on its Listen stream and its
-        lease ends. Hard dependents of a cancelled task are cancelled too.
-        Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished.
+        lease ends. Hard dependents of a cancelled task are cancelled too. With
+        `cascade`, a task already finished is left as it is and its unfinished
+        descendants are cancelled (a finished parent's leftover children).
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
+        (without `cascade`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -200,6 +200,32 @@ async def test_cancel_without_cascade_leaves_children(stubs):
     assert await status(stubs, child.task_id) == "ready"
 
 
+async def test_cancel_with_cascade_under_a_finished_root_cancels_its_unfinished_descendants(stubs):
+    """The root completed (a parent finishes before its children): a cascading Cancel still reaches
+    the children that have not finished, and leaves the root and finished children as they are.
+    Without cascade, a finished task is refused as before."""
+    await register(stubs, "w", capacity=5)
+    root = await submit(stubs, "root")
+    (a,) = await claim(stubs, "w")
+    assert a.task.task_id == root.task_id
+    done_child = await submit(stubs, "done", parent_id=root.task_id)
+    (d,) = await claim(stubs, "w")
+    await complete(stubs, d, "w")
+    await complete(stubs, a, "w")
+    open_child = await submit(stubs, "open", parent_id=root.task_id)
+    grandchild = await submit(stubs, "grandchild", parent_id=open_child.task_id)
+
+    await refused(stubs.tasks.Cancel(pb.CancelRequest(task_id=root.task_id)), Code.FAILED_PRECONDITION)
+    assert await status(stubs, open_child.task_id) == "ready"
+
+    resp = await stubs.tasks.Cancel(pb.CancelRequest(task_id=root.task_id, cascade=True, reason="stop"))
+    assert set(resp.cancelled_task_ids) == {open_child.task_id, grandchild.task_id}
+    assert await status(stubs, root.task_id) == "completed"
+    assert await status(stubs, done_child.task_id) == "completed"
+    assert await status(stubs, open_child.task_id) == "cancelled"
+    assert await status(stubs, grandchild.task_id) == "cancelled"
+
+
 async def test_history_of_a_retried_and_completed_task_is_exact(stubs):
     await register(stubs, "w", capacity=1)
     t = await submit(stubs, "t", retries=1, backoff=0.0, submitted_by="orch")

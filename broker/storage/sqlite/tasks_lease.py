@@ -231,11 +231,13 @@ def cancel_job(tx: TaskTx, inp: CancelInput) -> list[str]:
     row = tx.fetch(inp.task_id)
     if row is None:
         raise NotFound(f"task {inp.task_id!r} not found")
-    if not task_states.cancellable(TaskStatus(row["status"])):
+    scope = task_states.cancel_scope(TaskStatus(row["status"]), inp.cascade)
+    if scope is None:
         raise FailedPrecondition(f"task {inp.task_id} is already {row['status']}")
+    itself, descendants = scope
     reason = inp.reason or task_states.CANCELLED
-    ids = tx.cancel(row, reason, inp.actor)
-    if inp.cascade:
+    ids = tx.cancel(row, reason, inp.actor) if itself else []
+    if descendants:
         ids += tx.cancel_subtree(row, reason, inp.actor)
     return ids
 

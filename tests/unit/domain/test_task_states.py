@@ -46,3 +46,12 @@ def test_reasons_name_the_agent_and_the_ancestor():
     assert task_states.leased("a1") == "leased to a1"
     assert task_states.lease_expired("a1") == "lease of agent a1 expired"
     assert task_states.ancestor_cancelled("t-1", "stop") == "ancestor t-1 cancelled: stop"
+
+
+def test_cancel_scope_of_unfinished_and_finished_tasks():
+    for status in (S.PENDING, S.READY, S.RUNNING):
+        assert task_states.cancel_scope(status, cascade=False) == (True, False)
+        assert task_states.cancel_scope(status, cascade=True) == (True, True)
+    for status in (S.COMPLETED, S.FAILED, S.CANCELLED):
+        assert task_states.cancel_scope(status, cascade=False) is None
+        assert task_states.cancel_scope(status, cascade=True) == (False, True)

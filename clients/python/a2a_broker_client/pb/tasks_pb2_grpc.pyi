@@ -102,8 +102,11 @@ class TaskQueueStub:
     Cancel: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CancelRequest, _tasks_pb2.CancelResponse]
     """Cancel cancels a task that is not finished, optionally with all its
     descendants. A running task's holder is told on its Listen stream and its
-    lease ends. Hard dependents of a cancelled task are cancelled too.
-    Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished.
+    lease ends. Hard dependents of a cancelled task are cancelled too. With
+    `cascade`, a task already finished is left as it is and its unfinished
+    descendants are cancelled (a finished parent's leftover children).
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
+    (without `cascade`).
     """
     Get: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetTaskRequest, _tasks_pb2.Task]
     """Get reads one task. Errors: NOT_FOUND."""
@@ -189,8 +192,11 @@ class TaskQueueAsyncStub(TaskQueueStub):
     Cancel: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CancelRequest, _tasks_pb2.CancelResponse]  # type: ignore[assignment]
     """Cancel cancels a task that is not finished, optionally with all its
     descendants. A running task's holder is told on its Listen stream and its
-    lease ends. Hard dependents of a cancelled task are cancelled too.
-    Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished.
+    lease ends. Hard dependents of a cancelled task are cancelled too. With
+    `cascade`, a task already finished is left as it is and its unfinished
+    descendants are cancelled (a finished parent's leftover children).
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
+    (without `cascade`).
     """
     Get: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetTaskRequest, _tasks_pb2.Task]  # type: ignore[assignment]
     """Get reads one task. Errors: NOT_FOUND."""
@@ -327,8 +333,11 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_tasks_pb2.CancelResponse, _abc.Awaitable[_tasks_pb2.CancelResponse]]:
         """Cancel cancels a task that is not finished, optionally with all its
         descendants. A running task's holder is told on its Listen stream and its
-        lease ends. Hard dependents of a cancelled task are cancelled too.
-        Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished.
+        lease ends. Hard dependents of a cancelled task are cancelled too. With
+        `cascade`, a task already finished is left as it is and its unfinished
+        descendants are cancelled (a finished parent's leftover children).
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
+        (without `cascade`).
         """
 
     @_abc_1.abstractmethod
