@@ -111,6 +111,20 @@ def idempotent_duplicate(
     return found_id
 
 
+Place = tuple[str | None, list[tuple[str, DepType]]]  # a task's parent id and its prerequisites
+
+
+def check_same_place(where: str, spec: TaskSpecInput, found_id: str, place: Place, found: Place) -> None:
+    """An idempotent retry must also put the task in the same place: the same parent and the same
+    prerequisites (graph keys resolved to ids). Otherwise the key is reused for another task:
+    AlreadyExists."""
+    if place[0] != found[0] or set(place[1]) != set(found[1]):
+        raise AlreadyExists(
+            f"{where}.idempotency_key: {spec.idempotency_key!r} was used for a task ({found_id})"
+            " with a different parent or different prerequisites"
+        )
+
+
 def check_level(where: str, parent_level: int, max_depth: int) -> int:
     """The level of a child of a task at ``parent_level``; ResourceExhausted past ``max_depth``."""
     level = parent_level + 1

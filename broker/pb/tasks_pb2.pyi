@@ -204,8 +204,9 @@ class TaskSpec(_message.Message):
     characters.
     """
     idempotency_key: _builtins.str
-    """Optional: a repeated key returns the first task and stores nothing. At
-    most 128 characters.
+    """Optional: a repeated key returns the first task and stores nothing (a
+    different spec, parent or prerequisites under the same key:
+    ALREADY_EXISTS). At most 128 characters.
     """
     submitted_by: _builtins.str
     """Optional: who submits (an agent id or a name), recorded in the history."""

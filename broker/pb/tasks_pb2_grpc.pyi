@@ -49,7 +49,10 @@ class TaskQueueStub:
     """
     SubmitGraph: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.SubmitGraphRequest, _tasks_pb2.SubmitGraphResponse]
     """SubmitGraph stores a whole DAG in one transaction: all tasks or none.
-    Tasks refer to each other by client-side keys.
+    Tasks refer to each other by client-side keys. A node whose
+    `idempotency_key` matches a stored task is that task only if its spec,
+    its parent and its prerequisites (keys resolved to ids) are the same;
+    otherwise ALREADY_EXISTS and nothing of the graph is stored.
     """
     Claim: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ClaimRequest, _tasks_pb2.ClaimResponse]
     """Claim leases up to `max_tasks` ready tasks the agent is able to run,
@@ -139,7 +142,10 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """
     SubmitGraph: _aio.UnaryUnaryMultiCallable[_tasks_pb2.SubmitGraphRequest, _tasks_pb2.SubmitGraphResponse]  # type: ignore[assignment]
     """SubmitGraph stores a whole DAG in one transaction: all tasks or none.
-    Tasks refer to each other by client-side keys.
+    Tasks refer to each other by client-side keys. A node whose
+    `idempotency_key` matches a stored task is that task only if its spec,
+    its parent and its prerequisites (keys resolved to ids) are the same;
+    otherwise ALREADY_EXISTS and nothing of the graph is stored.
     """
     Claim: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ClaimRequest, _tasks_pb2.ClaimResponse]  # type: ignore[assignment]
     """Claim leases up to `max_tasks` ready tasks the agent is able to run,
@@ -238,7 +244,10 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tasks_pb2.SubmitGraphResponse, _abc.Awaitable[_tasks_pb2.SubmitGraphResponse]]:
         """SubmitGraph stores a whole DAG in one transaction: all tasks or none.
-        Tasks refer to each other by client-side keys.
+        Tasks refer to each other by client-side keys. A node whose
+        `idempotency_key` matches a stored task is that task only if its spec,
+        its parent and its prerequisites (keys resolved to ids) are the same;
+        otherwise ALREADY_EXISTS and nothing of the graph is stored.
         """
 
     @_abc_1.abstractmethod

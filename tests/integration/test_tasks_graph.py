@@ -184,6 +184,32 @@ async def test_idempotency_key_returns_the_first_task(stubs):
     assert len(await all_tasks(stubs)) == 1
 
 
+async def test_graph_idempotency_compares_the_parent_and_prerequisites_of_a_matched_node(stubs):
+    """A retried graph matches its first submission; a node whose key was used for a task with
+    another parent or other prerequisites is ALREADY_EXISTS, and nothing of that graph is stored."""
+    first = await graph(
+        stubs,
+        node("a", idempotency_key="ka"),
+        node("b", ["a"], idempotency_key="kb"),
+        node("c", parent="a", idempotency_key="kc"),
+    )
+    again = await graph(
+        stubs,
+        node("a", idempotency_key="ka"),
+        node("b", ["a"], idempotency_key="kb"),
+        node("c", parent="a", idempotency_key="kc"),
+    )
+    assert dict(again.task_ids) == dict(first.task_ids)
+    before = len(await all_tasks(stubs))
+    other_deps = graph(stubs, node("a", idempotency_key="ka"), node("b", idempotency_key="kb"))
+    assert "different parent or different prerequisites" in await refused(other_deps, Code.ALREADY_EXISTS)
+    other_parent = graph(
+        stubs, node("x"), node("a", idempotency_key="ka"), node("c", parent="x", idempotency_key="kc")
+    )
+    assert "nodes[2]" in await refused(other_parent, Code.ALREADY_EXISTS)
+    assert len(await all_tasks(stubs)) == before
+
+
 async def test_get_tree_counts_statuses_and_progress(stubs):
     await register(stubs, "w", capacity=5)
     g = await graph(

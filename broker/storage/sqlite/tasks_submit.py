@@ -14,7 +14,7 @@ from typing import Any
 
 from ...domain import dependencies, submission, task_states
 from ...errors import NotFound
-from ...models.tasks import PlannedNode, SubmitResult, Task, TaskStatus
+from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus
 from .tasks_rows import Capsets, load_task, row_to_task
 from .tasks_tx import TaskTx
 
@@ -57,13 +57,24 @@ def submit_job(
     duplicate: list[bool] = []
     for node in nodes:
         spec = node.spec
+        # The parent and the prerequisites, as ids (graph keys resolved).
+        parent_id = by_key[node.parent_key] if node.parent_key else spec.parent_id
+        deps = [(d.task_id, d.type) for d in spec.depends_on] + [(by_key[k], t) for k, t in node.dep_keys]
         if spec.idempotency_key is not None:
             found = conn.execute(
-                "SELECT task_id, idempotency_fingerprint FROM tasks WHERE idempotency_key = ?",
+                "SELECT task_id, idempotency_fingerprint, parent_id, depends_on FROM tasks"
+                " WHERE idempotency_key = ?",
                 (spec.idempotency_key,),
             ).fetchone()
             if found is not None:
                 same = submission.idempotent_duplicate(node.where, spec, found[0], found[1])
+                submission.check_same_place(
+                    node.where,
+                    spec,
+                    same,
+                    (parent_id, deps),
+                    (found["parent_id"], [(p, DepType(t)) for p, t in json.loads(found["depends_on"])]),
+                )
                 if node.key is not None:
                     by_key[node.key] = same
                 tasks.append(load_task(conn, same))
@@ -74,7 +85,6 @@ def submit_job(
             by_key[node.key] = task_id
 
         # The parent: the tree columns come from it.
-        parent_id = by_key[node.parent_key] if node.parent_key else spec.parent_id
         if parent_id is not None:
             parent = conn.execute(
                 "SELECT root_id, level, path FROM tasks WHERE task_id = ?", (parent_id,)
@@ -87,7 +97,6 @@ def submit_job(
             level, root_id, path = 0, task_id, f"/{task_id}/"
 
         # Prerequisites: they exist, a hard one has not failed, the chain is not too deep.
-        deps = [(d.task_id, d.type) for d in spec.depends_on] + [(by_key[k], t) for k, t in node.dep_keys]
         unfinished, dep_depth = 0, 0
         seen: set[str] = set()
         for pid, dtype in deps:

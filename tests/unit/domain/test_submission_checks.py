@@ -19,6 +19,21 @@ def test_the_same_key_and_spec_is_the_same_submission_and_another_spec_a_conflic
         submission.idempotent_duplicate("task", other, "t-1", fp)
 
 
+def test_a_matched_key_must_also_have_the_same_parent_and_prerequisites():
+    spec = TaskSpecInput(title="a", idempotency_key="k")
+    H, S = DepType.HARD, DepType.SOFT
+    place = ("p-1", [("t-1", H), ("t-2", S)])
+    submission.check_same_place("nodes[0]", spec, "t-9", place, ("p-1", [("t-2", S), ("t-1", H)]))
+    for found in (
+        ("p-2", place[1]),
+        (None, place[1]),
+        ("p-1", [("t-1", H)]),
+        ("p-1", [("t-1", S), ("t-2", S)]),
+    ):
+        with pytest.raises(AlreadyExists, match=r"nodes\[0\].idempotency_key: 'k' .*different parent"):
+            submission.check_same_place("nodes[0]", spec, "t-9", place, found)
+
+
 def test_a_tree_is_at_most_max_depth_levels_deep():
     assert submission.check_level("task", 1, 2) == 2
     with pytest.raises(ResourceExhausted, match="task.parent_id: the task would be at depth 3"):

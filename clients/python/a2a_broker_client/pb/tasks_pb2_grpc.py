@@ -127,7 +127,10 @@ class TaskQueueServicer:
 
     def SubmitGraph(self, request, context):
         """SubmitGraph stores a whole DAG in one transaction: all tasks or none.
-        Tasks refer to each other by client-side keys.
+        Tasks refer to each other by client-side keys. A node whose
+        `idempotency_key` matches a stored task is that task only if its spec,
+        its parent and its prerequisites (keys resolved to ids) are the same;
+        otherwise ALREADY_EXISTS and nothing of the graph is stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
