@@ -41,6 +41,7 @@ from ..models.tasks import (
     TaskFilter,
     TaskSpecInput,
     Transition,
+    TreeQuery,
     TreeSummary,
     WatchScope,
 )
@@ -188,8 +189,8 @@ class TaskQueue:
     async def list(self, flt: TaskFilter) -> tuple[list[Task], int | None]:
         return await self.storage.list_tasks(flt)
 
-    async def tree(self, task_id: str) -> TreeSummary:
-        return await self.storage.task_tree(task_id)
+    async def tree(self, q: TreeQuery) -> TreeSummary:
+        return await self.storage.task_tree(q)
 
     async def history(self, task_id: str) -> builtins.list[Transition]:
         return await self.storage.task_history(task_id)

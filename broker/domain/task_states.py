@@ -69,6 +69,16 @@ def cancel_scope(status: TaskStatus, cascade: bool) -> tuple[bool, bool] | None:
     return (False, True) if cascade else None
 
 
+def tree_progress(counts: dict[TaskStatus, int], running_progress: int) -> float:
+    """0-100 for a set of tasks: a finished task counts 100, a running one its reported progress
+    (``running_progress`` is their sum), any other 0."""
+    total = sum(counts.values())
+    if not total:
+        return 0.0
+    finished = sum(n for status, n in counts.items() if is_finished(status))
+    return (100.0 * finished + running_progress) / total
+
+
 # ---------------------------------------------------------------- reasons
 
 SUBMITTED = "submitted"

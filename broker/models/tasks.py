@@ -306,7 +306,19 @@ class LeaseResult:
 
 
 @dataclass(frozen=True)
+class TreeQuery:
+    """One page of a GetTree: tasks after ``after_path`` (path order), at most ``max_depth``
+    levels below the task (None: all)."""
+
+    task_id: str
+    page_size: int
+    after_path: str | None = None
+    max_depth: int | None = None
+
+
+@dataclass(frozen=True)
 class TreeSummary:
-    tasks: list[Task]
-    status_counts: dict[TaskStatus, int]
-    progress: float
+    tasks: list[Task]  # one page, in path order
+    status_counts: dict[TaskStatus, int]  # of the whole subtree
+    progress: float  # of the whole subtree
+    more: bool = False  # tasks follow this page

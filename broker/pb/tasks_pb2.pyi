@@ -1084,15 +1084,27 @@ class GetTreeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TASK_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MAX_DEPTH_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
+    page_size: _builtins.int
+    """1-1000 tasks per page (0: 1000). A page is also cut short before 4 MiB."""
+    page_token: _builtins.str
+    """From a previous response's `next_page_token`; empty for the first page."""
+    max_depth: _builtins.int
+    """Only descendants at most this many levels below the task (0: all)."""
     def __init__(
         self,
         *,
         task_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        max_depth: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_depth", b"max_depth", "page_size", b"page_size", "page_token", b"page_token", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1125,8 +1137,13 @@ class GetTreeResponse(_message.Message):
     TASKS_FIELD_NUMBER: _builtins.int
     STATUS_COUNTS_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     progress: _builtins.float
     """0-100: finished tasks count 100, running ones their reported progress."""
+    next_page_token: _builtins.str
+    """Empty on the last page. `status_counts` and `progress` are of the whole
+    subtree (every depth), on every page.
+    """
     @_builtins.property
     def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]:
         """The task first, then its descendants in path order."""
@@ -1141,10 +1158,11 @@ class GetTreeResponse(_message.Message):
         tasks: _abc.Iterable[Global___Task] | None = ...,
         status_counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         progress: _builtins.float = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "status_counts", b"status_counts", "tasks", b"tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "progress", b"progress", "status_counts", b"status_counts", "tasks", b"tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

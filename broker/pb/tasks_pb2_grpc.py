@@ -236,8 +236,10 @@ class TaskQueueServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTree(self, request, context):
-        """GetTree reads a task and all its descendants, with per-status counts and
-        overall progress.
+        """GetTree reads a task and its descendants in path order, one page at a
+        time (follow `next_page_token`), optionally only `max_depth` levels down,
+        with per-status counts and overall progress of the whole subtree.
+        Errors: NOT_FOUND; INVALID_ARGUMENT for a bad page size, depth or token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

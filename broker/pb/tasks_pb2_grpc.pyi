@@ -116,8 +116,10 @@ class TaskQueueStub:
     List: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ListTasksRequest, _tasks_pb2.ListTasksResponse]
     """List lists tasks matching every filter given, one page at a time."""
     GetTree: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetTreeRequest, _tasks_pb2.GetTreeResponse]
-    """GetTree reads a task and all its descendants, with per-status counts and
-    overall progress.
+    """GetTree reads a task and its descendants in path order, one page at a
+    time (follow `next_page_token`), optionally only `max_depth` levels down,
+    with per-status counts and overall progress of the whole subtree.
+    Errors: NOT_FOUND; INVALID_ARGUMENT for a bad page size, depth or token.
     """
     GetHistory: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetHistoryRequest, _tasks_pb2.GetHistoryResponse]
     """GetHistory reads a task's audit trail: every state transition, oldest
@@ -209,8 +211,10 @@ class TaskQueueAsyncStub(TaskQueueStub):
     List: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ListTasksRequest, _tasks_pb2.ListTasksResponse]  # type: ignore[assignment]
     """List lists tasks matching every filter given, one page at a time."""
     GetTree: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetTreeRequest, _tasks_pb2.GetTreeResponse]  # type: ignore[assignment]
-    """GetTree reads a task and all its descendants, with per-status counts and
-    overall progress.
+    """GetTree reads a task and its descendants in path order, one page at a
+    time (follow `next_page_token`), optionally only `max_depth` levels down,
+    with per-status counts and overall progress of the whole subtree.
+    Errors: NOT_FOUND; INVALID_ARGUMENT for a bad page size, depth or token.
     """
     GetHistory: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetHistoryRequest, _tasks_pb2.GetHistoryResponse]  # type: ignore[assignment]
     """GetHistory reads a task's audit trail: every state transition, oldest
@@ -371,8 +375,10 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         request: _tasks_pb2.GetTreeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tasks_pb2.GetTreeResponse, _abc.Awaitable[_tasks_pb2.GetTreeResponse]]:
-        """GetTree reads a task and all its descendants, with per-status counts and
-        overall progress.
+        """GetTree reads a task and its descendants in path order, one page at a
+        time (follow `next_page_token`), optionally only `max_depth` levels down,
+        with per-status counts and overall progress of the whole subtree.
+        Errors: NOT_FOUND; INVALID_ARGUMENT for a bad page size, depth or token.
         """
 
     @_abc_1.abstractmethod

@@ -8,9 +8,11 @@ spells the arithmetic again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from ..clock import US_PER_S, s_to_us
 from ..errors import InvalidArgument
@@ -101,3 +103,23 @@ def enum_value(enum_cls: _EnumTypeWrapper[_V], value: int, field: str) -> _V:
     if value not in enum_cls.values():
         raise InvalidArgument(field, f"unknown value {value}")
     return cast(_V, value)
+
+
+# A page of a list is cut short before its items pass this size: under gRPC's default 4 MiB
+# receive limit, with room for the rest of the response.
+PAGE_MAX_BYTES = 4 * 1024 * 1024 - 64 * 1024
+
+
+def framed_size(size: int) -> int:
+    """Bytes of one repeated-message entry of ``size`` bytes: tag, length varint, body."""
+    return 1 + max(1, (size.bit_length() + 6) // 7) + size
+
+
+def fitting(items: Sequence[Message], max_bytes: int = PAGE_MAX_BYTES) -> int:
+    """How many of ``items``, from the first, fit in ``max_bytes`` (always at least one)."""
+    size = 0
+    for i, x in enumerate(items):
+        size += framed_size(x.ByteSize())
+        if i and size > max_bytes:
+            return i
+    return len(items)

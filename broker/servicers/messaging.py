@@ -11,7 +11,6 @@ from ..core.mailbox import Mailbox
 from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
-    DEFAULT_RESPONSE_BYTES,
     MAX_BATCH_SEND,
     Message,
     MessageFilter,
@@ -27,7 +26,7 @@ from ..models.messages import (
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
 from ..security.identity import may_read_message
-from .convert import dur_us, enum_value, ts_fields, ts_us
+from .convert import dur_us, enum_value, fitting, framed_size, ts_fields, ts_us
 from .errors import rpc, stream_rpc
 
 STATUS_TO_PB = {
@@ -146,16 +145,6 @@ def deliveries_to_pb(msgs: list[Message]) -> pb.SubscribeResponse:
     return resp
 
 
-# A ListMessages page is cut short (the next page token follows the last message it holds) before
-# its messages pass this size: under gRPC's default 4 MiB receive limit, with room for the rest.
-LIST_MAX_BYTES = DEFAULT_RESPONSE_BYTES - 64 * 1024
-
-
-def _framed(size: int) -> int:
-    """Bytes of one repeated-message entry of ``size`` bytes: tag, length varint, body."""
-    return 1 + max(1, (size.bit_length() + 6) // 7) + size
-
-
 def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.SubscribeResponse, list[Message]]]:
     """Responses of at most ``max_bytes`` each (serialized), in order; a message larger than that
     goes alone. One response in the common case (checked on the whole first)."""
@@ -167,7 +156,7 @@ def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.Subsc
     chunk_msgs: list[Message] = []
     size = 0
     for m, x in zip(msgs, resp.messages, strict=True):
-        n = _framed(x.ByteSize())
+        n = framed_size(x.ByteSize())
         if chunk and size + n > max_bytes:
             out.append((pb.SubscribeResponse(messages=chunk), chunk_msgs))
             chunk, chunk_msgs, size = [], [], 0
@@ -287,16 +276,9 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             after_seq=token[0] if token else None,
         )
         msgs, last = await self.mailbox.list(flt)
-        page: list[pb.Message] = []
-        size = 0
-        for i, m in enumerate(msgs):
-            x = message_to_pb(m)
-            size += _framed(x.ByteSize())
-            if page and size > LIST_MAX_BYTES:
-                # A page stays under a client's default receive limit: the rest is the next page.
-                last = msgs[i - 1].seq
-                break
-            page.append(x)
+        page = [message_to_pb(m) for m in msgs]
+        if (n := fitting(page)) < len(page):  # under a client's default receive limit: the rest next
+            page, last = page[:n], msgs[n - 1].seq
         return pb.ListMessagesResponse(
             messages=page,
             next_page_token=encode_page_token(last) if last is not None else "",

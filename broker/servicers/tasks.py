@@ -23,11 +23,12 @@ from ..models.tasks import (
     Task,
     TaskEvent,
     TaskFilter,
+    TreeQuery,
     WatchScope,
 )
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
-from .convert import dur_s, dur_us, ts
+from .convert import dur_s, dur_us, fitting, ts
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .tasks_pb import (
     MAX_LEASE_US,
@@ -234,12 +235,28 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     async def GetTree(
         self, request: pb.GetTreeRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTreeResponse:
-        summary = await self.queue.tree(check_id(request.task_id, "task_id"))
+        token = decode_page_token(request.page_token, 1)
+        if token is not None and type(token[0]) is not str:
+            raise InvalidArgument("page_token", "is not a token this broker issued")
+        if request.max_depth < 0:
+            raise InvalidArgument("max_depth", "must be 0 (all levels) or more")
+        q = TreeQuery(
+            check_id(request.task_id, "task_id"),
+            page_size(request.page_size),
+            after_path=token[0] if token else None,
+            max_depth=request.max_depth or None,
+        )
+        summary = await self.queue.tree(q)
         now = now_us()
+        tasks = [self._task(t, now) for t in summary.tasks]
+        more = summary.more
+        if (n := fitting(tasks)) < len(tasks):  # under a client's default receive limit: the rest next
+            tasks, more = tasks[:n], True
         return pb.GetTreeResponse(
-            tasks=[self._task(t, now) for t in summary.tasks],
+            tasks=tasks,
             status_counts={pb.TaskStatus.Name(STATUS_TO_PB[s]): n for s, n in summary.status_counts.items()},
             progress=summary.progress,
+            next_page_token=encode_page_token(summary.tasks[len(tasks) - 1].path) if more else "",
         )
 
     @rpc

@@ -30,6 +30,7 @@ from ..models.tasks import (
     TaskEvent,
     TaskFilter,
     Transition,
+    TreeQuery,
     TreeSummary,
     WatchScope,
 )
@@ -92,7 +93,7 @@ class TaskStore(Protocol):
     async def list_tasks(self, flt: TaskFilter) -> tuple[list[Task], int | None]:
         """One page by submission order; the second item is the last seq when more may follow."""
 
-    async def task_tree(self, task_id: str) -> TreeSummary: ...
+    async def task_tree(self, q: TreeQuery) -> TreeSummary: ...
 
     async def task_history(self, task_id: str) -> list[Transition]: ...
 

@@ -17,6 +17,9 @@ from broker.storage.sqlite.tasks_rows import (
     EXPIRED_LEASES_SQL,
     HOLDER_RUNNING_SQL,
     NEXT_READY_SQL,
+    SUBTREE_COUNTS_SQL,
+    SUBTREE_PAGE_DEPTH_SQL,
+    SUBTREE_PAGE_SQL,
     SUBTREE_SQL,
     UNFINISHED_PREREQS_SQL,
     URGENCY_WINDOW_SQL,
@@ -104,6 +107,20 @@ def test_subtree_by_path_is_a_range_scan(conn):
     p = plan(conn, SUBTREE_SQL, subtree_bounds("/t000050/"))
     assert "USING INDEX idx_tasks_path (path>? AND path<?)" in p, p
     assert "TEMP B-TREE" not in p, p
+
+
+def test_get_tree_pages_and_counts_are_range_scans(conn):
+    """GetTree: a page after a path (optionally depth-limited) and the subtree's counts walk the
+    path index in order, with no sort."""
+    lo, hi = subtree_bounds("/t000050/")
+    for sql, args in (
+        (SUBTREE_PAGE_SQL, (lo, hi, "/t000050/t000060/", 100)),
+        (SUBTREE_PAGE_DEPTH_SQL, (lo, hi, "", 1, 100)),
+        (SUBTREE_COUNTS_SQL, (lo, hi)),
+    ):
+        p = plan(conn, sql, args)
+        assert "USING INDEX idx_tasks_path" in p, (sql, p)
+        assert "TEMP B-TREE FOR ORDER BY" not in p, (sql, p)
 
 
 def test_other_sweeper_and_bookkeeping_queries_use_indexes(conn):

@@ -32,6 +32,7 @@ from ...models.tasks import (
     TaskEvent,
     TaskFilter,
     Transition,
+    TreeQuery,
     TreeSummary,
     WatchScope,
 )
@@ -168,8 +169,8 @@ class TaskOps:
     async def list_tasks(self, flt: TaskFilter) -> tuple[list[Task], int | None]:
         return await self.engine.read(lambda conn: read.list_tasks(conn, flt))
 
-    async def task_tree(self, task_id: str) -> TreeSummary:
-        return await self.engine.read(lambda conn: read.tree(conn, task_id))
+    async def task_tree(self, q: TreeQuery) -> TreeSummary:
+        return await self.engine.read(lambda conn: read.tree(conn, q))
 
     async def task_history(self, task_id: str) -> list[Transition]:
         return await self.engine.read(lambda conn: read.history(conn, task_id))

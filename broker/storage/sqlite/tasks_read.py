@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import sqlite3
 
+from ...domain import task_states
 from ...errors import NotFound
 from ...models.tasks import (
-    FINISHED,
     Task,
     TaskEvent,
     TaskFilter,
     TaskStatus,
     Transition,
+    TreeQuery,
     TreeSummary,
     WatchScope,
 )
-from .tasks_rows import SUBTREE_SQL, load_task, load_tasks, row_to_transition, subtree_bounds
+from .tasks_rows import (
+    SUBTREE_COUNTS_SQL,
+    SUBTREE_PAGE_DEPTH_SQL,
+    SUBTREE_PAGE_SQL,
+    SUBTREE_SQL,
+    load_task,
+    load_tasks,
+    row_to_transition,
+    subtree_bounds,
+)
 
 
 def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
@@ -71,19 +81,28 @@ def list_tasks(conn: sqlite3.Connection, flt: TaskFilter) -> tuple[list[Task], i
     return tasks, (tasks[-1].seq if more else None)
 
 
-def tree(conn: sqlite3.Connection, task_id: str) -> TreeSummary:
-    root = load_task(conn, task_id)
-    rows = conn.execute(SUBTREE_SQL, subtree_bounds(root.path)).fetchall()
-    tasks = load_tasks(rows)
+def tree(conn: sqlite3.Connection, q: TreeQuery) -> TreeSummary:
+    root = load_task(conn, q.task_id)
+    lo, hi = subtree_bounds(root.path)
     counts: dict[TaskStatus, int] = {}
-    total = 0.0
-    for t in tasks:
-        counts[t.status] = counts.get(t.status, 0) + 1
-        if t.status in FINISHED:
-            total += 100
-        elif t.status == TaskStatus.RUNNING:
-            total += t.progress
-    return TreeSummary(tasks, counts, total / len(tasks) if tasks else 0.0)
+    running = 0
+    for status, n, progress in conn.execute(SUBTREE_COUNTS_SQL, (lo, hi)).fetchall():
+        counts[TaskStatus(status)] = n
+        if status == TaskStatus.RUNNING.value:
+            running = progress
+    sql, args = SUBTREE_PAGE_SQL, [lo, hi, q.after_path or "", q.page_size + 1]
+    if q.max_depth is not None:
+        sql, args = (
+            SUBTREE_PAGE_DEPTH_SQL,
+            [lo, hi, q.after_path or "", root.level + q.max_depth, q.page_size + 1],
+        )
+    rows = conn.execute(sql, args).fetchall()
+    return TreeSummary(
+        load_tasks(rows[: q.page_size]),
+        counts,
+        task_states.tree_progress(counts, running),
+        more=len(rows) > q.page_size,
+    )
 
 
 def history(conn: sqlite3.Connection, task_id: str) -> list[Transition]:

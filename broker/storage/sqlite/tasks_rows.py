@@ -31,6 +31,14 @@ EXPIRED_LEASES_SQL = (
 )
 # A subtree by materialized path (idx_tasks_path): every path starting with the prefix.
 SUBTREE_SQL = "SELECT * FROM tasks WHERE path >= ? AND path < ? ORDER BY path"
+# GetTree: the whole subtree's counts, then a page of it after a path (optionally depth-limited).
+SUBTREE_COUNTS_SQL = (
+    "SELECT status, count(*), sum(progress) FROM tasks WHERE path >= ? AND path < ? GROUP BY status"
+)
+SUBTREE_PAGE_SQL = "SELECT * FROM tasks WHERE path >= ? AND path < ? AND path > ? ORDER BY path LIMIT ?"
+SUBTREE_PAGE_DEPTH_SQL = (
+    "SELECT * FROM tasks WHERE path >= ? AND path < ? AND path > ? AND level <= ? ORDER BY path LIMIT ?"
+)
 # Retry backoffs that are due (idx_tasks_backoff).
 DUE_BACKOFF_SQL = (
     "SELECT task_id, capset_id FROM tasks INDEXED BY idx_tasks_backoff"

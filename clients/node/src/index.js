@@ -365,8 +365,17 @@ export class BrokerClient {
     return this._unary(this.tasks, 'List', filter);
   }
 
-  getTree(taskId) {
-    return this._unary(this.tasks, 'GetTree', { taskId });
+  /** The task and its descendants (`maxDepth` levels down; 0: all), every page of them. */
+  async getTree(taskId, { maxDepth = 0, pageSize = 1000 } = {}) {
+    const req = { taskId, pageSize, maxDepth };
+    const first = await this._unary(this.tasks, 'GetTree', req);
+    let page = first;
+    while (page.nextPageToken) {
+      page = await this._unary(this.tasks, 'GetTree', { ...req, pageToken: page.nextPageToken });
+      first.tasks.push(...page.tasks);
+    }
+    first.nextPageToken = '';
+    return first;
   }
 
   getHistory(taskId) {

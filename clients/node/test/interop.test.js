@@ -97,6 +97,19 @@ test('a Node agent claims a task submitted from Python and completes it; Python 
   assert.deepEqual(seen, { status: 'completed', result: { sum: 5 }, attempt: 1, agent: 'node-1' });
 });
 
+test('getTree from Node reads every page of a large subtree', { timeout: 60000 }, async () => {
+  const { task: root } = await client.submit({ title: 'tree root' });
+  const nodes = Array.from({ length: 250 }, (_, i) => ({ key: `c${i}`, task: { title: `c${i}`, parentId: root.taskId } }));
+  await client.submitGraph(nodes);
+  const tree = await client.getTree(root.taskId, { pageSize: 100 });
+  assert.equal(tree.tasks.length, 251); // three pages of 100
+  assert.equal(tree.tasks[0].taskId, root.taskId);
+  assert.equal(new Set(tree.tasks.map((t) => t.taskId)).size, 251);
+  assert.equal(tree.nextPageToken, '');
+  const shallow = await client.getTree(root.taskId, { maxDepth: 1 });
+  assert.equal(shallow.tasks.length, 251);
+});
+
 test('completeBatch from Node: each item judged on its own', { timeout: 60000 }, async () => {
   await client.register({ agentId: 'node-batch', capabilities: ['batch'], maxConcurrentTasks: 2 });
   const ids = [];

@@ -524,10 +524,18 @@ class BrokerClient:
         async for t in _pages(self.list_tasks, filters):
             yield t
 
-    async def get_tree(self, task_id: str) -> m.TaskTree:
-        return c.tree(
-            await self._unary("tasks", "GetTree", tasks_pb2.GetTreeRequest(task_id=task_id), safe=True)
-        )
+    async def get_tree(self, task_id: str, *, max_depth: int = 0) -> m.TaskTree:
+        """The task and its descendants (``max_depth`` levels down; 0: all), every page of them."""
+        req = tasks_pb2.GetTreeRequest(task_id=task_id, page_size=1000, max_depth=max_depth)
+        first = resp = await self._unary("tasks", "GetTree", req, safe=True)
+        tasks = list(resp.tasks)
+        while resp.next_page_token:
+            req.page_token = resp.next_page_token
+            resp = await self._unary("tasks", "GetTree", req, safe=True)
+            tasks += resp.tasks
+        del first.tasks[:]
+        first.tasks.extend(tasks)
+        return c.tree(first)
 
     async def get_history(self, task_id: str) -> list[m.TaskTransition]:
         resp = await self._unary(
