@@ -1089,7 +1089,7 @@ class GetTreeRequest(_message.Message):
     MAX_DEPTH_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     page_size: _builtins.int
-    """1-1000 tasks per page (0: 1000). A page is also cut short before 4 MiB."""
+    """1-1000 tasks per page (0: 100). A page is also cut short before 4 MiB."""
     page_token: _builtins.str
     """From a previous response's `next_page_token`; empty for the first page."""
     max_depth: _builtins.int
