@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import grpc
+from a2a_broker_client.security import bearer_interceptors
 
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.security.cli import open_db
@@ -28,27 +28,6 @@ def issue(db: str | Path, subject: str, role: str = "agent", expires_in_s: float
     return token
 
 
-class _Bearer:
-    def __init__(self, token: str) -> None:
-        self.metadata = (("authorization", f"Bearer {token}"),)
-
-    def _details(self, d: Any) -> Any:
-        return grpc.aio.ClientCallDetails(
-            d.method, d.timeout, (*(d.metadata or ()), *self.metadata), d.credentials, d.wait_for_ready
-        )
-
-
-class _BearerUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
-class _BearerStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
-    # (grpc.aio files an interceptor under the first kind it is, so one class per kind)
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-
 def stubs_with(channel: grpc.aio.Channel) -> Stubs:
     return Stubs(
         channel,
@@ -61,7 +40,7 @@ def stubs_with(channel: grpc.aio.Channel) -> Stubs:
 def authed_stubs(
     address: str, token: str | None, credentials: grpc.ChannelCredentials | None = None
 ) -> Stubs:
-    interceptors: Any = [_BearerUnary(token), _BearerStream(token)] if token else None
+    interceptors = bearer_interceptors(token) if token else None
     if credentials is None:
         channel = grpc.aio.insecure_channel(address, interceptors=interceptors)
     else:

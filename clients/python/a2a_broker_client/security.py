@@ -52,11 +52,17 @@ class Security:
         return cls(token or env.get(TOKEN_ENV) or None, tls, ca, cert, key)
 
     def channel(self, address: str, options: Sequence[tuple[str, Any]]) -> grpc.aio.Channel:
-        interceptors: Any = [_BearerUnary(self.token), _BearerStream(self.token)] if self.token else None
+        interceptors = bearer_interceptors(self.token) if self.token else None
         if not self.tls:
             return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
         creds = grpc.ssl_channel_credentials(_read(self.ca), _read(self.client_key), _read(self.client_cert))
         return grpc.aio.secure_channel(address, creds, options=options, interceptors=interceptors)
+
+
+def bearer_interceptors(token: str) -> list[Any]:
+    """Client interceptors that send ``authorization: Bearer <token>`` on every call (unary and
+    server-streaming), for a channel made by hand."""
+    return [_BearerUnary(token), _BearerStream(token)]
 
 
 def _read(path: str | None) -> bytes | None:
