@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 from a2a_broker_client.security import bearer_interceptors
 
+from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.security.cli import open_db
 from broker.security.tokens import new_secret
@@ -46,3 +47,20 @@ def authed_stubs(
     else:
         channel = grpc.aio.secure_channel(address, credentials, interceptors=interceptors)
     return stubs_with(channel)
+
+
+async def register_outcome(
+    address: str,
+    token: str | None,
+    agent_id: str = "a1",
+    credentials: grpc.ChannelCredentials | None = None,
+) -> str:
+    """Register ``agent_id`` on a fresh channel: "OK", or the refusal's status code name."""
+    stubs = authed_stubs(address, token, credentials)
+    try:
+        await stubs.agents.Register(apb.RegisterRequest(agent_id=agent_id, max_concurrent_tasks=1), timeout=5)
+        return "OK"
+    except grpc.aio.AioRpcError as exc:
+        return exc.code().name
+    finally:
+        await stubs.channel.close()

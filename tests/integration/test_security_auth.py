@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from broker.pb import agents_pb2 as apb
 from broker.server import Broker, start_server
 from tests.conftest import ROOT, make_settings
 
-from .security_support import authed_stubs, issue
+from .security_support import issue, register_outcome
 
 
 @pytest.fixture
@@ -36,14 +35,7 @@ async def token_broker(tmp_path: Path) -> AsyncIterator[Broker]:
 
 
 async def _register(address: str, token: str | None, agent_id: str = "a1") -> str:
-    stubs = authed_stubs(address, token)
-    try:
-        await stubs.agents.Register(apb.RegisterRequest(agent_id=agent_id, max_concurrent_tasks=1), timeout=5)
-        return "OK"
-    except grpc.aio.AioRpcError as exc:
-        return exc.code().name
-    finally:
-        await stubs.channel.close()
+    return await register_outcome(address, token, agent_id)
 
 
 async def test_missing_malformed_or_unknown_token_is_unauthenticated(token_broker: Broker) -> None:

@@ -8,25 +8,17 @@ from pathlib import Path
 
 import grpc
 
-from broker.pb import agents_pb2 as apb
 from broker.server import start_server
 from tests.conftest import eventually, make_settings
 
-from .security_support import authed_stubs, issue
+from .security_support import issue, register_outcome
 from .tls_support import CA, write_server_files
 
 
 async def _register(
     address: str, creds: grpc.ChannelCredentials | None, agent_id: str, token: str | None = None
 ) -> str:
-    stubs = authed_stubs(address, token, creds)
-    try:
-        await stubs.agents.Register(apb.RegisterRequest(agent_id=agent_id, max_concurrent_tasks=1), timeout=5)
-        return "OK"
-    except grpc.aio.AioRpcError as exc:
-        return exc.code().name
-    finally:
-        await stubs.channel.close()
+    return await register_outcome(address, token, agent_id, creds)
 
 
 async def test_tls_server_refuses_a_plaintext_client_and_serves_a_tls_one(tmp_path: Path) -> None:
