@@ -24,6 +24,9 @@ MAX_TEXT = 128
 MAX_HEADERS = 64
 MAX_HEADER_VALUE = 512
 MAX_BATCH_SEND = 1000
+# The most publishes one Publish stream holds unconfirmed (the broker reads no further until one is
+# confirmed): enough to fill the writer's commits, small enough to bound a stream's memory.
+PUBLISH_WINDOW = 1000
 MAX_IDS = 10_000
 MAX_REASON = 1024
 MAX_IN_FLIGHT = 10_000

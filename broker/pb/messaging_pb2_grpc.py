@@ -46,6 +46,11 @@ class MessagingStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SendBatchRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SendBatchResponse.FromString,
                 _registered_method=True)
+        self.Publish = channel.stream_stream(
+                '/a2a.broker.v1.Messaging/Publish',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PublishRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PublishResponse.FromString,
+                _registered_method=True)
         self.Subscribe = channel.unary_stream(
                 '/a2a.broker.v1.Messaging/Subscribe',
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeRequest.SerializeToString,
@@ -106,6 +111,25 @@ class MessagingServicer:
     def SendBatch(self, request, context):
         """SendBatch stores many messages in one transaction: all or none. Each
         result is at the index of its request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Publish(self, request_iterator, context):
+        """Publish is Send on one long-lived stream (publisher confirms): the client
+        writes PublishRequests, each a SendRequest with the client's sequence
+        number; the broker answers each with a PublishResponse once it is
+        committed, in the order the requests were written. Publishes in flight
+        share commits. Each entry is judged as Send would judge it: a refused
+        entry is answered with its status code and message and stores nothing,
+        and the stream goes on. Flow control: the response headers carry
+        `a2a-publish-window`, the most publishes the broker holds unconfirmed on
+        one stream; it reads no further request until one is confirmed, so a
+        client should keep at most that many unconfirmed. A stream cut before
+        its confirm may or may not have stored the entry: publish it again with
+        its `idempotency_key` to be sure it is stored once.
+        Errors of the stream itself: UNAVAILABLE when the broker shuts down.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -193,6 +217,11 @@ def add_MessagingServicer_to_server(servicer, server):
                     request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SendBatchRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SendBatchResponse.SerializeToString,
             ),
+            'Publish': grpc.stream_stream_rpc_method_handler(
+                    servicer.Publish,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PublishRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PublishResponse.SerializeToString,
+            ),
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeRequest.FromString,
@@ -279,6 +308,33 @@ class Messaging:
             '/a2a.broker.v1.Messaging/SendBatch',
             a2a_dot_broker_dot_v1_dot_messaging__pb2.SendBatchRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_messaging__pb2.SendBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Publish(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/a2a.broker.v1.Messaging/Publish',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.PublishRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.PublishResponse.FromString,
             options,
             channel_credentials,
             insecure,

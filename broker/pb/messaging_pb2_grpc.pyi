@@ -60,6 +60,21 @@ class MessagingStub:
     """SendBatch stores many messages in one transaction: all or none. Each
     result is at the index of its request.
     """
+    Publish: _grpc.StreamStreamMultiCallable[_messaging_pb2.PublishRequest, _messaging_pb2.PublishResponse]
+    """Publish is Send on one long-lived stream (publisher confirms): the client
+    writes PublishRequests, each a SendRequest with the client's sequence
+    number; the broker answers each with a PublishResponse once it is
+    committed, in the order the requests were written. Publishes in flight
+    share commits. Each entry is judged as Send would judge it: a refused
+    entry is answered with its status code and message and stores nothing,
+    and the stream goes on. Flow control: the response headers carry
+    `a2a-publish-window`, the most publishes the broker holds unconfirmed on
+    one stream; it reads no further request until one is confirmed, so a
+    client should keep at most that many unconfirmed. A stream cut before
+    its confirm may or may not have stored the entry: publish it again with
+    its `idempotency_key` to be sure it is stored once.
+    Errors of the stream itself: UNAVAILABLE when the broker shuts down.
+    """
     Subscribe: _grpc.UnaryStreamMultiCallable[_messaging_pb2.SubscribeRequest, _messaging_pb2.SubscribeResponse]
     """Subscribe streams an agent's messages: first its backlog, then new ones as
     they are committed, highest priority first and in send order within a
@@ -130,6 +145,21 @@ class MessagingAsyncStub(MessagingStub):
     SendBatch: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendBatchRequest, _messaging_pb2.SendBatchResponse]  # type: ignore[assignment]
     """SendBatch stores many messages in one transaction: all or none. Each
     result is at the index of its request.
+    """
+    Publish: _aio.StreamStreamMultiCallable[_messaging_pb2.PublishRequest, _messaging_pb2.PublishResponse]  # type: ignore[assignment]
+    """Publish is Send on one long-lived stream (publisher confirms): the client
+    writes PublishRequests, each a SendRequest with the client's sequence
+    number; the broker answers each with a PublishResponse once it is
+    committed, in the order the requests were written. Publishes in flight
+    share commits. Each entry is judged as Send would judge it: a refused
+    entry is answered with its status code and message and stores nothing,
+    and the stream goes on. Flow control: the response headers carry
+    `a2a-publish-window`, the most publishes the broker holds unconfirmed on
+    one stream; it reads no further request until one is confirmed, so a
+    client should keep at most that many unconfirmed. A stream cut before
+    its confirm may or may not have stored the entry: publish it again with
+    its `idempotency_key` to be sure it is stored once.
+    Errors of the stream itself: UNAVAILABLE when the broker shuts down.
     """
     Subscribe: _aio.UnaryStreamMultiCallable[_messaging_pb2.SubscribeRequest, _messaging_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Subscribe streams an agent's messages: first its backlog, then new ones as
@@ -210,6 +240,27 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_messaging_pb2.SendBatchResponse, _abc.Awaitable[_messaging_pb2.SendBatchResponse]]:
         """SendBatch stores many messages in one transaction: all or none. Each
         result is at the index of its request.
+        """
+
+    @_abc_1.abstractmethod
+    def Publish(
+        self,
+        request_iterator: _MaybeAsyncIterator[_messaging_pb2.PublishRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_messaging_pb2.PublishResponse], _abc.AsyncIterator[_messaging_pb2.PublishResponse]]:
+        """Publish is Send on one long-lived stream (publisher confirms): the client
+        writes PublishRequests, each a SendRequest with the client's sequence
+        number; the broker answers each with a PublishResponse once it is
+        committed, in the order the requests were written. Publishes in flight
+        share commits. Each entry is judged as Send would judge it: a refused
+        entry is answered with its status code and message and stores nothing,
+        and the stream goes on. Flow control: the response headers carry
+        `a2a-publish-window`, the most publishes the broker holds unconfirmed on
+        one stream; it reads no further request until one is confirmed, so a
+        client should keep at most that many unconfirmed. A stream cut before
+        its confirm may or may not have stored the entry: publish it again with
+        its `idempotency_key` to be sure it is stored once.
+        Errors of the stream itself: UNAVAILABLE when the broker shuts down.
         """
 
     @_abc_1.abstractmethod

@@ -49,6 +49,13 @@ def check_subject(subject: str) -> str:
 CALLER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("a2a_broker_caller", default=None)
 
 
+def may_act_as(agent_id: str) -> bool:
+    """Whether the caller may act as ``agent_id`` (checks the service layer makes per item, such
+    as each entry of a Publish stream)."""
+    who = CALLER.get()
+    return who is None or who.owns(agent_id)
+
+
 async def may_read_message(
     sender_id: str | None,
     recipient_id: str | None,

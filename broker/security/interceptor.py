@@ -123,7 +123,7 @@ class Security(WrappingInterceptor):
                 exc,
             )
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
-        if self.quotas is not None and who.role is not Role.ADMIN:
+        if self.quotas is not None and who.role is not Role.ADMIN and request is not None:
             wait = self.quotas.charge(who.subject, request.ByteSize())
             if wait:
                 await self._exhausted_abort(who, method, context, "calls or bytes per second", wait)
@@ -182,6 +182,25 @@ class Security(WrappingInterceptor):
                         quotas.close_stream(who.subject)  # type: ignore[union-attr]
 
             return handler._replace(unary_stream=stream)
+        if handler.stream_stream is not None and inspect.isasyncgenfunction(handler.stream_stream):
+            inner_bidi = handler.stream_stream
+            exhausted_bidi = self._exhausted_abort
+
+            # A request stream: who calls and in which role is checked once, at the start; what
+            # each entry names is checked by the service layer (``identity.may_act_as``).
+            async def bidi(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                who = await admit(method, rule, None, context)
+                counted = quotas is not None and who.role is not Role.ADMIN
+                if counted and not quotas.open_stream(who.subject):  # type: ignore[union-attr]
+                    await exhausted_bidi(who, method, context, f"{quotas.max_streams} open streams", 1.0)  # type: ignore[union-attr]
+                try:
+                    async for item in inner_bidi(requests, context):
+                        yield item
+                finally:
+                    if counted:
+                        quotas.close_stream(who.subject)  # type: ignore[union-attr]
+
+            return handler._replace(stream_stream=bidi)
 
         async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{method} is not served to clients")

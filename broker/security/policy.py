@@ -62,6 +62,7 @@ POLICY: dict[str, Rule] = {
     _MSG + "GetMessage": Rule(ANY),  # sender, recipient or conversation starter: in the servicer
     _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
     _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
+    _MSG + "Publish": Rule(ANY),  # each entry's sender_id must name the caller: in the servicer
     # Task queue: orchestrators submit, cancel, read and watch; any agent works its own leases.
     _TASKS + "Submit": Rule(TASKS),
     _TASKS + "SubmitGraph": Rule(TASKS),

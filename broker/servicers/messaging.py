@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
 from ..clock import now_us, s_to_us
 from ..core.mailbox import Mailbox
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
     MAX_BATCH_SEND,
+    PUBLISH_WINDOW,
     Message,
     MessageFilter,
     MessageStatus,
@@ -25,9 +27,9 @@ from ..models.messages import (
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
-from ..security.identity import may_read_message
+from ..security.identity import may_act_as, may_read_message
 from .convert import dur_us, enum_value, fitting, framed_size, ts_fields, ts_us
-from .errors import rpc, stream_rpc
+from .errors import rpc, status_of, stream_rpc
 
 STATUS_TO_PB = {
     MessageStatus.PENDING: pb.MESSAGE_STATUS_PENDING,
@@ -177,6 +179,47 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
         res = await self.mailbox.send(send_from_pb(request, now_us(), self._max_payload))
         return pb.SendResponse(message_ids=res.message_ids, duplicate=res.duplicate)
+
+    @stream_rpc
+    async def Publish(
+        self, requests: AsyncIterator[pb.PublishRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PublishResponse]:
+        """Publisher confirms: each entry is sent as Send would send it (sharing commits with the
+        others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed."""
+        await context.send_initial_metadata((("a2a-publish-window", str(PUBLISH_WINDOW)),))
+        window = asyncio.Semaphore(PUBLISH_WINDOW)
+        confirms: asyncio.Queue[asyncio.Future[pb.PublishResponse] | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for req in requests:
+                    await window.acquire()  # backpressure: no further read until a confirm
+                    confirms.put_nowait(asyncio.ensure_future(self._publish_one(req)))
+            finally:
+                confirms.put_nowait(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (confirm := await confirms.get()) is not None:
+                resp = await confirm
+                window.release()
+                yield resp
+            await reader  # a broken request stream ends the call with its error
+        finally:
+            reader.cancel()
+
+    async def _publish_one(self, req: pb.PublishRequest) -> pb.PublishResponse:
+        try:
+            if not may_act_as(req.message.sender_id):
+                who = req.message.sender_id
+                raise PermissionDenied(
+                    f"message.sender_id: {who!r} is not the caller (acting as another agent)"
+                )
+            res = await self.mailbox.send(send_from_pb(req.message, now_us(), self._max_payload, "message."))
+        except Exception as exc:
+            code, message = status_of(exc)
+            return pb.PublishResponse(sequence=req.sequence, code=code.value[0], error=message)
+        return pb.PublishResponse(sequence=req.sequence, message_ids=res.message_ids, duplicate=res.duplicate)
 
     @rpc
     async def SendBatch(

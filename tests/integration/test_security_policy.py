@@ -36,6 +36,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "AgentRegistry/WatchAgents": (OK, OK, OK, OK),
     "Messaging/Send": (OK, PD, OK, PD),
     "Messaging/SendBatch": (OK, PD, OK, PD),
+    "Messaging/Publish": (OK, PD, OK, PD),  # each entry's confirm carries its status
     "Messaging/Subscribe": (OK, PD, OK, PD),
     "Messaging/Ack": (OK, PD, OK, PD),
     "Messaging/Nack": (OK, PD, OK, PD),
@@ -144,6 +145,12 @@ BUILD: dict[str, Build] = {
             messages=[mpb.SendRequest(sender_id=t, target=mpb.Target(agent_id=w.peer), payload=b"x")]
         )
     ),
+    "Messaging/Publish": lambda w, t: _now(
+        mpb.PublishRequest(
+            sequence=1,
+            message=mpb.SendRequest(sender_id=t, target=mpb.Target(agent_id=w.peer), payload=b"spoofed"),
+        )
+    ),
     "Messaging/Subscribe": lambda w, t: _now(mpb.SubscribeRequest(agent_id=t)),
     "Messaging/Ack": lambda w, t: _then(
         w.message_to(t, True), lambda m: mpb.AckRequest(agent_id=t, message_ids=[m])
@@ -206,6 +213,10 @@ async def call(stubs: Stubs, rpc: str, request: Any) -> str:
     first response (or its initial metadata) arrives."""
     fn = _stub_method(stubs, rpc)
     try:
+        if rpc == "Messaging/Publish":  # one entry on the stream: its confirm says how it went
+            confirm = await fn(iter([request]), timeout=5).read()
+            codes = {c.value[0]: c for c in grpc.StatusCode}
+            return codes[confirm.code].name
         result = fn(request, timeout=5)
         if isinstance(result, grpc.aio.UnaryStreamCall):
             try:

@@ -61,8 +61,8 @@ class Security:
 
 def bearer_interceptors(token: str) -> list[Any]:
     """Client interceptors that send ``authorization: Bearer <token>`` on every call (unary and
-    server-streaming), for a channel made by hand."""
-    return [_BearerUnary(token), _BearerStream(token)]
+    server-streaming and bidirectional), for a channel made by hand."""
+    return [_BearerUnary(token), _BearerStream(token), _BearerBidi(token)]
 
 
 def _read(path: str | None) -> bytes | None:
@@ -91,3 +91,8 @@ class _BearerUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
 class _BearerStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
+
+
+class _BearerBidi(_Bearer, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._details(details), request_iterator)

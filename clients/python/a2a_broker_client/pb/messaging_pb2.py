@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x32\x61/broker/v1/messaging.proto\x12\ra2a.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x06Target\x12\x12\n\x08\x61gent_id\x18\x01 \x01(\tH\x00\x12-\n\tbroadcast\x18\x02 \x01(\x0b\x32\x18.a2a.broker.v1.BroadcastH\x00\x12)\n\x07\x61nycast\x18\x03 \x01(\x0b\x32\x16.a2a.broker.v1.AnycastH\x00\x42\x06\n\x04kind\"7\n\tBroadcast\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x16\n\x0einclude_sender\x18\x02 \x01(\x08\"\x1d\n\x07\x41nycast\x12\x12\n\ncapability\x18\x01 \x01(\t\"\xbc\x04\n\x0bSendRequest\x12\x11\n\tsender_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.a2a.broker.v1.Target\x12\x14\n\x0cmessage_type\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x15\n\x08priority\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x16\n\x0e\x63orrelation_id\x18\x07 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x08 \x01(\t\x12\x31\n\rdeliver_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x03ttl\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x30\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x19\n\x0cmax_attempts\x18\x0c \x01(\x05H\x02\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\r \x01(\t\x12\x38\n\x07headers\x18\x0e \x03(\x0b\x32\'.a2a.broker.v1.SendRequest.HeadersEntry\x12\x19\n\x11require_recipient\x18\x0f \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06\x65xpiryB\x0b\n\t_priorityB\x0f\n\r_max_attempts\"6\n\x0cSendResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"@\n\x10SendBatchRequest\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.a2a.broker.v1.SendRequest\"A\n\x11SendBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.a2a.broker.v1.SendResponse\"\xcf\x06\n\x07Message\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07send_id\x18\x02 \x01(\t\x12\x11\n\tsender_id\x18\x03 \x01(\t\x12\x14\n\x0crecipient_id\x18\x04 \x01(\t\x12.\n\x0btarget_kind\x18\x05 \x01(\x0e\x32\x19.a2a.broker.v1.TargetKind\x12\x19\n\x11target_capability\x18\x06 \x01(\t\x12\x14\n\x0cmessage_type\x18\x07 \x01(\t\x12\x0f\n\x07payload\x18\x08 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12\x16\n\x0e\x63orrelation_id\x18\x0b \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x0c \x01(\t\x12\x34\n\x07headers\x18\r \x03(\x0b\x32#.a2a.broker.v1.Message.HeadersEntry\x12\x17\n\x0fidempotency_key\x18\x0e \x01(\t\x12,\n\x06status\x18\x0f \x01(\x0e\x32\x1c.a2a.broker.v1.MessageStatus\x12\x0f\n\x07\x61ttempt\x18\x10 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x11 \x01(\x05\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdeliver_after\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61\x63k_deadline\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprocessed_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x18 \x01(\t\x12\x1a\n\x12\x61waiting_recipient\x18\x19 \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9b\x01\n\x10SubscribeRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12/\n\x0c\x61\x63k_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_batch\x18\x04 \x01(\x05\x12\x1a\n\x12max_response_bytes\x18\x05 \x01(\x05\"=\n\x11SubscribeResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.a2a.broker.v1.Message\"3\n\nAckRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\t\"\x1c\n\x0b\x41\x63kResponse\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x05\"~\n\x0bNackRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\t\x12(\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reject\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\"7\n\x0cNackResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x05\x12\x15\n\rdead_lettered\x18\x02 \x01(\x05\"\'\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xab\x02\n\x13ListMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x11\n\tsender_id\x18\x03 \x01(\t\x12\x14\n\x0crecipient_id\x18\x04 \x01(\t\x12,\n\x06status\x18\x05 \x01(\x0e\x32\x1c.a2a.broker.v1.MessageStatus\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"Y\n\x14ListMessagesResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.a2a.broker.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0eRequeueRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\"#\n\x0fRequeueResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x05*\xbe\x01\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MESSAGE_STATUS_PENDING\x10\x01\x12\x1c\n\x18MESSAGE_STATUS_DELIVERED\x10\x02\x12\x1c\n\x18MESSAGE_STATUS_PROCESSED\x10\x03\x12\x19\n\x15MESSAGE_STATUS_FAILED\x10\x04\x12\x1a\n\x16MESSAGE_STATUS_EXPIRED\x10\x05*u\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12TARGET_KIND_DIRECT\x10\x01\x12\x19\n\x15TARGET_KIND_BROADCAST\x10\x02\x12\x17\n\x13TARGET_KIND_ANYCAST\x10\x03\x32\xd8\x04\n\tMessaging\x12?\n\x04Send\x12\x1a.a2a.broker.v1.SendRequest\x1a\x1b.a2a.broker.v1.SendResponse\x12N\n\tSendBatch\x12\x1f.a2a.broker.v1.SendBatchRequest\x1a .a2a.broker.v1.SendBatchResponse\x12P\n\tSubscribe\x12\x1f.a2a.broker.v1.SubscribeRequest\x1a .a2a.broker.v1.SubscribeResponse0\x01\x12<\n\x03\x41\x63k\x12\x19.a2a.broker.v1.AckRequest\x1a\x1a.a2a.broker.v1.AckResponse\x12?\n\x04Nack\x12\x1a.a2a.broker.v1.NackRequest\x1a\x1b.a2a.broker.v1.NackResponse\x12\x46\n\nGetMessage\x12 .a2a.broker.v1.GetMessageRequest\x1a\x16.a2a.broker.v1.Message\x12W\n\x0cListMessages\x12\".a2a.broker.v1.ListMessagesRequest\x1a#.a2a.broker.v1.ListMessagesResponse\x12H\n\x07Requeue\x12\x1d.a2a.broker.v1.RequeueRequest\x1a\x1e.a2a.broker.v1.RequeueResponseBT\n\x10\x64\x65v.a2abroker.v1P\x01Z>github.com/a2a-broker/a2a-broker/gen/go/a2a/broker/v1;brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x32\x61/broker/v1/messaging.proto\x12\ra2a.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x06Target\x12\x12\n\x08\x61gent_id\x18\x01 \x01(\tH\x00\x12-\n\tbroadcast\x18\x02 \x01(\x0b\x32\x18.a2a.broker.v1.BroadcastH\x00\x12)\n\x07\x61nycast\x18\x03 \x01(\x0b\x32\x16.a2a.broker.v1.AnycastH\x00\x42\x06\n\x04kind\"7\n\tBroadcast\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x16\n\x0einclude_sender\x18\x02 \x01(\x08\"\x1d\n\x07\x41nycast\x12\x12\n\ncapability\x18\x01 \x01(\t\"\xbc\x04\n\x0bSendRequest\x12\x11\n\tsender_id\x18\x01 \x01(\t\x12%\n\x06target\x18\x02 \x01(\x0b\x32\x15.a2a.broker.v1.Target\x12\x14\n\x0cmessage_type\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x15\n\x08priority\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x16\n\x0e\x63orrelation_id\x18\x07 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x08 \x01(\t\x12\x31\n\rdeliver_after\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x03ttl\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x30\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12\x19\n\x0cmax_attempts\x18\x0c \x01(\x05H\x02\x88\x01\x01\x12\x17\n\x0fidempotency_key\x18\r \x01(\t\x12\x38\n\x07headers\x18\x0e \x03(\x0b\x32\'.a2a.broker.v1.SendRequest.HeadersEntry\x12\x19\n\x11require_recipient\x18\x0f \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06\x65xpiryB\x0b\n\t_priorityB\x0f\n\r_max_attempts\"6\n\x0cSendResponse\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"O\n\x0ePublishRequest\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12+\n\x07message\x18\x02 \x01(\x0b\x32\x1a.a2a.broker.v1.SendRequest\"h\n\x0fPublishResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x04 \x03(\t\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"@\n\x10SendBatchRequest\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.a2a.broker.v1.SendRequest\"A\n\x11SendBatchResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.a2a.broker.v1.SendResponse\"\xcf\x06\n\x07Message\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0f\n\x07send_id\x18\x02 \x01(\t\x12\x11\n\tsender_id\x18\x03 \x01(\t\x12\x14\n\x0crecipient_id\x18\x04 \x01(\t\x12.\n\x0btarget_kind\x18\x05 \x01(\x0e\x32\x19.a2a.broker.v1.TargetKind\x12\x19\n\x11target_capability\x18\x06 \x01(\t\x12\x14\n\x0cmessage_type\x18\x07 \x01(\t\x12\x0f\n\x07payload\x18\x08 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\t \x01(\t\x12\x10\n\x08priority\x18\n \x01(\x05\x12\x16\n\x0e\x63orrelation_id\x18\x0b \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x0c \x01(\t\x12\x34\n\x07headers\x18\r \x03(\x0b\x32#.a2a.broker.v1.Message.HeadersEntry\x12\x17\n\x0fidempotency_key\x18\x0e \x01(\t\x12,\n\x06status\x18\x0f \x01(\x0e\x32\x1c.a2a.broker.v1.MessageStatus\x12\x0f\n\x07\x61ttempt\x18\x10 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x11 \x01(\x05\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdeliver_after\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x61\x63k_deadline\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprocessed_at\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x18 \x01(\t\x12\x1a\n\x12\x61waiting_recipient\x18\x19 \x01(\x08\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9b\x01\n\x10SubscribeRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12/\n\x0c\x61\x63k_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_batch\x18\x04 \x01(\x05\x12\x1a\n\x12max_response_bytes\x18\x05 \x01(\x05\"=\n\x11SubscribeResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.a2a.broker.v1.Message\"3\n\nAckRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\t\"\x1c\n\x0b\x41\x63kResponse\x12\r\n\x05\x61\x63ked\x18\x01 \x01(\x05\"~\n\x0bNackRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x13\n\x0bmessage_ids\x18\x02 \x03(\t\x12(\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06reject\x18\x04 \x01(\x08\x12\x0e\n\x06reason\x18\x05 \x01(\t\"7\n\x0cNackResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x05\x12\x15\n\rdead_lettered\x18\x02 \x01(\x05\"\'\n\x11GetMessageRequest\x12\x12\n\nmessage_id\x18\x01 \x01(\t\"\xab\x02\n\x13ListMessagesRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrelation_id\x18\x02 \x01(\t\x12\x11\n\tsender_id\x18\x03 \x01(\t\x12\x14\n\x0crecipient_id\x18\x04 \x01(\t\x12,\n\x06status\x18\x05 \x01(\x0e\x32\x1c.a2a.broker.v1.MessageStatus\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"Y\n\x14ListMessagesResponse\x12(\n\x08messages\x18\x01 \x03(\x0b\x32\x16.a2a.broker.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0eRequeueRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\"#\n\x0fRequeueResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x05*\xbe\x01\n\rMessageStatus\x12\x1e\n\x1aMESSAGE_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16MESSAGE_STATUS_PENDING\x10\x01\x12\x1c\n\x18MESSAGE_STATUS_DELIVERED\x10\x02\x12\x1c\n\x18MESSAGE_STATUS_PROCESSED\x10\x03\x12\x19\n\x15MESSAGE_STATUS_FAILED\x10\x04\x12\x1a\n\x16MESSAGE_STATUS_EXPIRED\x10\x05*u\n\nTargetKind\x12\x1b\n\x17TARGET_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12TARGET_KIND_DIRECT\x10\x01\x12\x19\n\x15TARGET_KIND_BROADCAST\x10\x02\x12\x17\n\x13TARGET_KIND_ANYCAST\x10\x03\x32\xa6\x05\n\tMessaging\x12?\n\x04Send\x12\x1a.a2a.broker.v1.SendRequest\x1a\x1b.a2a.broker.v1.SendResponse\x12N\n\tSendBatch\x12\x1f.a2a.broker.v1.SendBatchRequest\x1a .a2a.broker.v1.SendBatchResponse\x12L\n\x07Publish\x12\x1d.a2a.broker.v1.PublishRequest\x1a\x1e.a2a.broker.v1.PublishResponse(\x01\x30\x01\x12P\n\tSubscribe\x12\x1f.a2a.broker.v1.SubscribeRequest\x1a .a2a.broker.v1.SubscribeResponse0\x01\x12<\n\x03\x41\x63k\x12\x19.a2a.broker.v1.AckRequest\x1a\x1a.a2a.broker.v1.AckResponse\x12?\n\x04Nack\x12\x1a.a2a.broker.v1.NackRequest\x1a\x1b.a2a.broker.v1.NackResponse\x12\x46\n\nGetMessage\x12 .a2a.broker.v1.GetMessageRequest\x1a\x16.a2a.broker.v1.Message\x12W\n\x0cListMessages\x12\".a2a.broker.v1.ListMessagesRequest\x1a#.a2a.broker.v1.ListMessagesResponse\x12H\n\x07Requeue\x12\x1d.a2a.broker.v1.RequeueRequest\x1a\x1e.a2a.broker.v1.RequeueResponseBT\n\x10\x64\x65v.a2abroker.v1P\x01Z>github.com/a2a-broker/a2a-broker/gen/go/a2a/broker/v1;brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDREQUEST_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_MESSAGE_HEADERSENTRY']._loaded_options = None
   _globals['_MESSAGE_HEADERSENTRY']._serialized_options = b'8\001'
-  _globals['_MESSAGESTATUS']._serialized_start=2943
-  _globals['_MESSAGESTATUS']._serialized_end=3133
-  _globals['_TARGETKIND']._serialized_start=3135
-  _globals['_TARGETKIND']._serialized_end=3252
+  _globals['_MESSAGESTATUS']._serialized_start=3130
+  _globals['_MESSAGESTATUS']._serialized_end=3320
+  _globals['_TARGETKIND']._serialized_start=3322
+  _globals['_TARGETKIND']._serialized_end=3439
   _globals['_TARGET']._serialized_start=113
   _globals['_TARGET']._serialized_end=239
   _globals['_BROADCAST']._serialized_start=241
@@ -55,36 +55,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDREQUEST_HEADERSENTRY']._serialized_end=862
   _globals['_SENDRESPONSE']._serialized_start=904
   _globals['_SENDRESPONSE']._serialized_end=958
-  _globals['_SENDBATCHREQUEST']._serialized_start=960
-  _globals['_SENDBATCHREQUEST']._serialized_end=1024
-  _globals['_SENDBATCHRESPONSE']._serialized_start=1026
-  _globals['_SENDBATCHRESPONSE']._serialized_end=1091
-  _globals['_MESSAGE']._serialized_start=1094
-  _globals['_MESSAGE']._serialized_end=1941
+  _globals['_PUBLISHREQUEST']._serialized_start=960
+  _globals['_PUBLISHREQUEST']._serialized_end=1039
+  _globals['_PUBLISHRESPONSE']._serialized_start=1041
+  _globals['_PUBLISHRESPONSE']._serialized_end=1145
+  _globals['_SENDBATCHREQUEST']._serialized_start=1147
+  _globals['_SENDBATCHREQUEST']._serialized_end=1211
+  _globals['_SENDBATCHRESPONSE']._serialized_start=1213
+  _globals['_SENDBATCHRESPONSE']._serialized_end=1278
+  _globals['_MESSAGE']._serialized_start=1281
+  _globals['_MESSAGE']._serialized_end=2128
   _globals['_MESSAGE_HEADERSENTRY']._serialized_start=816
   _globals['_MESSAGE_HEADERSENTRY']._serialized_end=862
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1944
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=2099
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=2101
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=2162
-  _globals['_ACKREQUEST']._serialized_start=2164
-  _globals['_ACKREQUEST']._serialized_end=2215
-  _globals['_ACKRESPONSE']._serialized_start=2217
-  _globals['_ACKRESPONSE']._serialized_end=2245
-  _globals['_NACKREQUEST']._serialized_start=2247
-  _globals['_NACKREQUEST']._serialized_end=2373
-  _globals['_NACKRESPONSE']._serialized_start=2375
-  _globals['_NACKRESPONSE']._serialized_end=2430
-  _globals['_GETMESSAGEREQUEST']._serialized_start=2432
-  _globals['_GETMESSAGEREQUEST']._serialized_end=2471
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=2474
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=2773
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2775
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2864
-  _globals['_REQUEUEREQUEST']._serialized_start=2866
-  _globals['_REQUEUEREQUEST']._serialized_end=2903
-  _globals['_REQUEUERESPONSE']._serialized_start=2905
-  _globals['_REQUEUERESPONSE']._serialized_end=2940
-  _globals['_MESSAGING']._serialized_start=3255
-  _globals['_MESSAGING']._serialized_end=3855
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=2131
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=2286
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=2288
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=2349
+  _globals['_ACKREQUEST']._serialized_start=2351
+  _globals['_ACKREQUEST']._serialized_end=2402
+  _globals['_ACKRESPONSE']._serialized_start=2404
+  _globals['_ACKRESPONSE']._serialized_end=2432
+  _globals['_NACKREQUEST']._serialized_start=2434
+  _globals['_NACKREQUEST']._serialized_end=2560
+  _globals['_NACKRESPONSE']._serialized_start=2562
+  _globals['_NACKRESPONSE']._serialized_end=2617
+  _globals['_GETMESSAGEREQUEST']._serialized_start=2619
+  _globals['_GETMESSAGEREQUEST']._serialized_end=2658
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=2661
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=2960
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2962
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=3051
+  _globals['_REQUEUEREQUEST']._serialized_start=3053
+  _globals['_REQUEUEREQUEST']._serialized_end=3090
+  _globals['_REQUEUERESPONSE']._serialized_start=3092
+  _globals['_REQUEUERESPONSE']._serialized_end=3127
+  _globals['_MESSAGING']._serialized_start=3442
+  _globals['_MESSAGING']._serialized_end=4120
 # @@protoc_insertion_point(module_scope)
