@@ -130,3 +130,22 @@ async def test_errors_name_the_problem(client):
         async for _ in client.subscribe("nobody"):
             pass
     assert (await client.list_messages(sender_id="nobody")).items == []
+
+
+async def test_publish_confirms_each_message_in_order_and_refuses_one_alone(client):
+    """BrokerClient.publish: one stream, a result per message in the order given; a refused
+    message carries its typed error and the others are stored."""
+
+    async def messages():
+        for i in range(500):
+            priority = 99 if i == 7 else None  # out of range: refused alone
+            yield OutgoingMessage("alice", "bob", {"i": i}, priority=priority)
+
+    results = [r async for r in client.publish(messages())]
+    assert [r.sequence for r in results] == list(range(1, 501))
+    bad = results[7]
+    assert not bad.ok and isinstance(bad.error, InvalidArgumentError) and "priority" in str(bad.error)
+    ok = [r for r in results if r.ok]
+    assert len(ok) == 499 and all(len(r.result.message_ids) == 1 for r in ok)
+    stored = await client.get_message(ok[-1].result.message_id)
+    assert stored.payload == b'{"i":499}'

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import grpc
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from . import models as m
+from .errors import error_for
 from .pb import agents_pb2, messaging_pb2, tasks_pb2
 
 if TYPE_CHECKING:
@@ -179,6 +181,15 @@ def send_request(o: m.OutgoingMessage) -> messaging_pb2.SendRequest:
 
 def send_result(r: messaging_pb2.SendResponse) -> m.SendResult:
     return m.SendResult(message_ids=tuple(r.message_ids), duplicate=r.duplicate)
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def publish_result(r: messaging_pb2.PublishResponse) -> m.PublishResult:
+    if r.code:
+        return m.PublishResult(r.sequence, error=error_for(_CODES[r.code], r.error, "messaging/Publish"))
+    return m.PublishResult(r.sequence, m.SendResult(message_ids=tuple(r.message_ids), duplicate=r.duplicate))
 
 
 def message(x: messaging_pb2.Message) -> m.Message:

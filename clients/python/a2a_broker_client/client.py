@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -284,6 +284,40 @@ class BrokerClient:
         safe = bool(messages) and all(o.idempotency_key for o in messages)
         resp = await self._unary("messaging", "SendBatch", req, safe=safe)
         return [c.send_result(r) for r in resp.results]
+
+    async def publish(
+        self, messages: Iterable[m.OutgoingMessage] | AsyncIterable[m.OutgoingMessage]
+    ) -> AsyncIterator[m.PublishResult]:
+        """Send messages on one Publish stream (publisher confirms): one :class:`PublishResult` per
+        message, in the order given, each once committed (a refused message is answered alone
+        and the others go on). At most the broker's window is kept unconfirmed. Far cheaper than
+        one :meth:`send` per message."""
+        self._ensure()
+        call = self._messaging.Publish()
+        writer: asyncio.Future[None] | None = None
+        try:
+            headers = dict(await call.initial_metadata() or ())
+            room = asyncio.Semaphore(int(headers.get("a2a-publish-window", "1000")))
+
+            async def write() -> None:
+                seq = 0
+                async for o in _aiter(messages):
+                    await room.acquire()
+                    seq += 1
+                    await call.write(messaging_pb2.PublishRequest(sequence=seq, message=c.send_request(o)))
+                await call.done_writing()
+
+            writer = asyncio.ensure_future(write())
+            async for resp in call:
+                room.release()
+                yield c.publish_result(resp)
+            await writer
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, "messaging/Publish") from exc
+        finally:
+            if writer is not None:
+                writer.cancel()
+            call.cancel()
 
     def subscribe(
         self,
@@ -607,3 +641,12 @@ async def _pages(list_fn: Callable[..., Any], filters: dict[str, Any]) -> AsyncI
         token = page.next_page_token
         if not token:
             return
+
+
+async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for x in items:
+            yield x
+    else:
+        for x in items:
+            yield x

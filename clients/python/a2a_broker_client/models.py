@@ -210,6 +210,21 @@ class OutgoingMessage:
 
 
 @dataclass(frozen=True)
+class PublishResult:
+    """The confirm of one message of :meth:`BrokerClient.publish`: its sequence number (1, 2, ...
+    in the order given) and either its :class:`SendResult` (stored) or the error Send would have
+    raised (nothing stored)."""
+
+    sequence: int
+    result: SendResult | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
 class SendResult:
     """Ids of the stored copies (one per recipient) and whether this was an idempotent repeat."""
 
