@@ -51,6 +51,13 @@ class EchoMessaging(pb_grpc.MessagingServicer):
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
         return pb.SendResponse(message_ids=[self._put(request)])
 
+    async def Publish(
+        self, request_iterator: AsyncIterator[pb.PublishRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PublishResponse]:
+        await context.send_initial_metadata((("a2a-publish-window", "1000"),))
+        async for req in request_iterator:
+            yield pb.PublishResponse(sequence=req.sequence, message_ids=[self._put(req.message)])
+
     async def SendBatch(
         self, request: pb.SendBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.SendBatchResponse:

@@ -4,7 +4,9 @@ Each run starts a fresh broker (its own process, SQLite file, synchronous=FULL: 
 Send is on disk) and the bare gRPC echo server (bench/echo.py, which serves the same Messaging API
 from memory), and drives both with the same client code:
 
-- publish: ``Send`` with 64 calls in flight; ``SendBatch`` with batches of 100 (8 in flight);
+- publish: ``Send`` with 64 calls in flight; a ``Publish`` stream (one message per frame, each
+  confirmed after commit, the broker's window respected); ``SendBatch`` with batches of 100 (8 in
+  flight);
 - drain: a subscriber takes a backlog of 20,000 and acks it (``Ack`` with each response's ids);
 - end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99;
 - the cost of security: Send and drain with ``--auth token`` against ``--auth none``, back to back.
@@ -54,7 +56,8 @@ E2E_SECONDS = 3.0
 E2E_WARMUP = 300
 BIG = 1_000_000
 
-AGENTS = ["bench-sender", "sink-send", "sink-batch", "sink-drain", "sink-e2e", "sink-big"]
+AGENTS = ["bench-sender", "sink-send", "sink-publish", "sink-batch", "sink-drain", "sink-e2e", "sink-big"]
+PUBLISH_MESSAGES = 20_000
 
 
 def _req(to: str, payload: bytes = PAYLOAD) -> pb.SendRequest:
@@ -117,6 +120,31 @@ class Client:
         md = self.md("bench-sender")
         await self.msg.Send(req, metadata=md)
         return await unary_rate(lambda: self.msg.Send(req, metadata=md), SEND_CALLS, SEND_IN_FLIGHT)
+
+    async def publish_rate(self, n: int = PUBLISH_MESSAGES) -> float:
+        """One Publish stream, one message per frame, each confirmed after commit, the broker's
+        window respected; messages/s."""
+        call = self.msg.Publish(metadata=self.md("bench-sender"))
+        headers = dict(await call.initial_metadata() or ())
+        room = asyncio.Semaphore(int(headers.get("a2a-publish-window", "1000")))
+        req = _req("sink-publish")
+        t0 = time.perf_counter()
+
+        async def write() -> None:
+            for i in range(n):
+                await room.acquire()
+                await call.write(pb.PublishRequest(sequence=i + 1, message=req))
+            await call.done_writing()
+
+        writer = asyncio.ensure_future(write())
+        confirmed = 0
+        async for r in call:
+            assert r.code == 0, r.error
+            room.release()
+            confirmed += 1
+        await writer
+        assert confirmed == n
+        return n / (time.perf_counter() - t0)
 
     async def batch_rate(
         self, to: str = "sink-batch", total: int = BATCH_MESSAGES, size: int = BATCH
@@ -225,19 +253,22 @@ async def _preload(c: Client, agent: str, n: int) -> float:
     return await c.batch_rate(to=agent, total=n, size=1000)
 
 
-PHASES = ("send", "batch", "drain", "e2e")
+PHASES = ("send", "publish", "batch", "drain", "e2e")
+RATIO_KEYS = ("send", "publish", "batch", "drain", "p50", "p99")
 
 
 async def _phase(c: Client, proc: Proc, phase: str, out: dict[str, float]) -> None:
     """One figure into ``out``; ``<phase>_cpu_us``: the server's CPU (all threads) per message."""
     if phase == "drain":
         await _preload(c, "sink-drain", DRAIN)
-    n = {"send": SEND_CALLS, "batch": BATCH_MESSAGES, "drain": DRAIN}.get(
+    n = {"send": SEND_CALLS, "publish": PUBLISH_MESSAGES, "batch": BATCH_MESSAGES, "drain": DRAIN}.get(
         phase, int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
     )
     cpu = proc.cpu_s()
     if phase == "send":
         out["send"] = await c.send_rate()
+    elif phase == "publish":
+        out["publish"] = await c.publish_rate()
     elif phase == "batch":
         out["batch"] = await c.batch_rate()
     elif phase == "drain":
@@ -334,7 +365,10 @@ def main() -> None:
                     e_fig, b_fig = await run_pair(echo, proc)
                     keep(echo_results, e_fig)
                     keep(results, b_fig)
-                    keep(ratios, {k: b_fig[k] / e_fig[k] for k in ("send", "batch", "drain", "p50", "p99")})
+                    keep(
+                        ratios,
+                        {k: b_fig[k] / e_fig[k] for k in ("send", "publish", "batch", "drain", "p50", "p99")},
+                    )
                 keep(auth, await run_auth_pair(Path(tmp), i))
                 print(
                     f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
@@ -367,6 +401,15 @@ def main() -> None:
         q["send"],
     )
     r.add(
+        "Publish stream, one message per frame, confirmed after commit",
+        m["publish"],
+        "msgs/s",
+        None,
+        ">= 85% of the bare stream",
+        False,
+        q["publish"],
+    )
+    r.add(
         f"SendBatch, batches of {BATCH}, {BATCH_IN_FLIGHT} in flight",
         m["batch"],
         "msgs/s",
@@ -388,7 +431,7 @@ def main() -> None:
     r.add(f"end-to-end p99 at {E2E_RATE}/s", m["p99"], "ms", None, "<= 3 ms", True, q["p99"])
     r.note(
         "bare gRPC (the echo server, same client): "
-        + ", ".join(f"{k} {e[k]:,.2f}" for k in ("send", "batch", "drain", "p50", "p99"))
+        + ", ".join(f"{k} {e[k]:,.2f}" for k in RATIO_KEYS)
         + "; ratios are medians of the per-run ratios"
     )
     r.note(f"Send vs the generic bytes unary echo: {m['send'] / b['unary_per_s']:.0%}")
@@ -404,7 +447,7 @@ def main() -> None:
         "server CPU per message (all threads; broker vs echo): "
         + ", ".join(
             f"{k} {m[k + '_cpu_us']:.0f} vs {e[k + '_cpu_us']:.0f} us"
-            for k in ("send", "batch", "drain", "e2e")
+            for k in ("send", "publish", "batch", "drain", "e2e")
         )
     )
     r.note(
