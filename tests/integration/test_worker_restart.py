@@ -45,7 +45,8 @@ async def _wait(event: asyncio.Event, what: str, timeout: float = 20.0) -> None:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
-async def test_completion_made_while_the_broker_is_down_lands_after_restart(brokers):
+async def test_completion_made_while_the_broker_is_down_lands_after_restart(brokers, caplog):
+    caplog.set_level(logging.DEBUG, logger="a2a_broker_client.worker")
     port = free_port()
     first = brokers(port)
     await asyncio.to_thread(first.start)
@@ -91,6 +92,11 @@ async def test_completion_made_while_the_broker_is_down_lands_after_restart(brok
 
             await eventually(counted, timeout=10, what="the worker to count its completion")
             assert not w.stats.errors
+            # The outage lasted many reconnect attempts: each kind of trouble is a warning once.
+            warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            for trouble in ("task stream broke", "message stream broke", "heartbeat failed"):
+                assert sum(trouble in m for m in warned) <= 1, warned
+            assert sum("task stream broke" in r.getMessage() for r in caplog.records) > 1
         finally:
             await w.stop(drain_timeout=2)
 

@@ -356,29 +356,32 @@ class Worker:
         await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
     async def _heartbeat_loop(self) -> None:
+        said = False
         while True:
             # Well inside the liveness timeout, so one lost heartbeat does not make us offline.
             await asyncio.sleep(max(0.05, min(self.heartbeat_interval / 2, self._liveness / 4)))
             try:
                 await self.client.heartbeat(self.agent_id)
+                said = False
             except NotFoundError:
                 log.warning("worker %s: broker forgot us; registering again", self.agent_id)
                 with contextlib.suppress(BrokerRpcError):
                     await self._register()
             except BrokerRpcError as exc:
-                log.warning("worker %s: heartbeat failed: %s", self.agent_id, exc)
+                said = _say_once(said, "worker %s: heartbeat failed: %s", self.agent_id, exc)
 
     # ------------------------------------------------------------ messages
 
     async def _messages(self) -> None:
         delays = RECONNECT.delays()
+        said = False  # an outage is logged once, not at every reconnect attempt
         while not self._draining:
             stream = self.client.subscribe(
                 self.agent_id, max_in_flight=self.max_in_flight, ack_deadline=self.ack_deadline
             )
             try:
                 async for msg in stream:
-                    delays = RECONNECT.delays()
+                    delays, said = RECONNECT.delays(), False
                     if self._draining:
                         continue  # not started: released for redelivery when the stream ends
                     t = asyncio.create_task(self._handle_message(msg), name=f"message:{msg.message_id}")
@@ -388,7 +391,9 @@ class Worker:
                 log.error("worker %s: broker does not offer Subscribe: %s", self.agent_id, exc)
                 return
             except BrokerRpcError as exc:
-                log.warning("worker %s: message stream broke: %s; reconnecting", self.agent_id, exc)
+                said = _say_once(
+                    said, "worker %s: message stream broke: %s; reconnecting", self.agent_id, exc
+                )
             finally:
                 await stream.aclose()
             await asyncio.sleep(next(delays))
@@ -441,11 +446,12 @@ class Worker:
 
     async def _tasks(self) -> None:
         delays = RECONNECT.delays()
+        said = False  # an outage is logged once, not at every reconnect attempt
         while True:
             stream = self.client.listen(self.agent_id)
             try:
                 async for ev in stream:
-                    delays = RECONNECT.delays()
+                    delays, said = RECONNECT.delays(), False
                     for c in ev.cancellations:
                         self._cancel_task(c.task_id, c.attempt, c.reason or "cancelled")
                     for a in ev.assignments:
@@ -454,7 +460,7 @@ class Worker:
                 log.error("worker %s: broker does not offer Listen: %s", self.agent_id, exc)
                 return
             except BrokerRpcError as exc:
-                log.warning("worker %s: task stream broke: %s; reconnecting", self.agent_id, exc)
+                said = _say_once(said, "worker %s: task stream broke: %s; reconnecting", self.agent_id, exc)
             finally:
                 await stream.aclose()
             await asyncio.sleep(next(delays))
@@ -600,6 +606,12 @@ class Worker:
         )
         if expires is not None:
             ctx._lease_expires = expires.timestamp()
+
+
+def _say_once(said: bool, fmt: str, *args: Any) -> bool:
+    """A warning the first time (``said`` False), DEBUG while the same trouble lasts; True."""
+    (log.debug if said else log.warning)(fmt, *args)
+    return True
 
 
 async def _cancel(task: asyncio.Task[Any] | None) -> None:
