@@ -136,6 +136,21 @@ class Security(WrappingInterceptor):
         CALLER.set(who)  # each call runs in its own task: nothing leaks to another call
         return who
 
+    async def _counted(
+        self, who: Identity, method: str, context: grpc.aio.ServicerContext, items: AsyncIterator[Any]
+    ) -> AsyncIterator[Any]:
+        """A response stream counted against the caller's open-streams quota while it lasts."""
+        quotas = self.quotas
+        counted = quotas is not None and who.role is not Role.ADMIN
+        if counted and not quotas.open_stream(who.subject):  # type: ignore[union-attr]
+            await self._exhausted_abort(who, method, context, f"{quotas.max_streams} open streams", 1.0)  # type: ignore[union-attr]
+        try:
+            async for item in items:
+                yield item
+        finally:
+            if counted:
+                quotas.close_stream(who.subject)  # type: ignore[union-attr]
+
     async def _exhausted_abort(
         self, who: Identity, method: str, context: grpc.aio.ServicerContext, what: str, wait: float
     ) -> None:
@@ -156,7 +171,6 @@ class Security(WrappingInterceptor):
 
     def _wrap(self, method: str, rule: Rule | None, handler: Any) -> Any:
         admit = self._admit
-        quotas = self.quotas
         if handler.unary_unary is not None and inspect.iscoroutinefunction(handler.unary_unary):
             inner = handler.unary_unary
 
@@ -167,38 +181,22 @@ class Security(WrappingInterceptor):
             return handler._replace(unary_unary=unary)
         if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
             inner_stream = handler.unary_stream
-            exhausted = self._exhausted_abort
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 who = await admit(method, rule, request, context)
-                counted = quotas is not None and who.role is not Role.ADMIN
-                if counted and not quotas.open_stream(who.subject):  # type: ignore[union-attr]
-                    await exhausted(who, method, context, f"{quotas.max_streams} open streams", 1.0)  # type: ignore[union-attr]
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                finally:
-                    if counted:
-                        quotas.close_stream(who.subject)  # type: ignore[union-attr]
+                async for item in self._counted(who, method, context, inner_stream(request, context)):
+                    yield item
 
             return handler._replace(unary_stream=stream)
         if handler.stream_stream is not None and inspect.isasyncgenfunction(handler.stream_stream):
             inner_bidi = handler.stream_stream
-            exhausted_bidi = self._exhausted_abort
 
             # A request stream: who calls and in which role is checked once, at the start; what
             # each entry names is checked by the service layer (``identity.may_act_as``).
             async def bidi(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 who = await admit(method, rule, None, context)
-                counted = quotas is not None and who.role is not Role.ADMIN
-                if counted and not quotas.open_stream(who.subject):  # type: ignore[union-attr]
-                    await exhausted_bidi(who, method, context, f"{quotas.max_streams} open streams", 1.0)  # type: ignore[union-attr]
-                try:
-                    async for item in inner_bidi(requests, context):
-                        yield item
-                finally:
-                    if counted:
-                        quotas.close_stream(who.subject)  # type: ignore[union-attr]
+                async for item in self._counted(who, method, context, inner_bidi(requests, context)):
+                    yield item
 
             return handler._replace(stream_stream=bidi)
 
