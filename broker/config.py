@@ -38,13 +38,22 @@ class Settings(BaseModel):
     db: str = Field(
         "./data/broker.db",
         description="storage: a SQLite file path, or a URL as SQLAlchemy writes it: sqlite:///relative/path, "
-        "sqlite:////absolute/path (postgresql:// once that backend lands)",
+        "sqlite:////absolute/path; or postgresql://user:password@host:port/database (several brokers may "
+        "share one PostgreSQL database)",
     )
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "FULL", description="SQLite synchronous pragma; FULL makes every yes survive a power cut"
     )
     sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="how long SQLite waits on a lock")
     sqlite_readers: int = Field(2, ge=1, le=16, description="read connections beside the one writer")
+    pg_readers: int = Field(2, ge=1, le=64, description="PostgreSQL read connections beside the one writer")
+    pg_poll_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="PostgreSQL: how often idle streams look for work committed by other brokers, should "
+        "a notification be lost (notifications wake them at once)",
+    )
     write_batch_max: int = Field(512, ge=1, le=10000, description="most write jobs sharing one commit")
     heartbeat_interval_s: float = Field(10.0, gt=0, description="how often agents should heartbeat")
     liveness_timeout_s: float | None = Field(
@@ -126,14 +135,12 @@ class Settings(BaseModel):
         from .storage import sqlite_path
 
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-        if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-            raise PydanticCustomError(
-                "db", "the PostgreSQL backend is not available yet; use a SQLite path or a sqlite:///path URL"
-            )
+        if scheme in ("postgresql", "postgres"):
+            return value
         if scheme not in ("", "sqlite"):
             raise PydanticCustomError(
                 "db",
-                "unknown scheme '{scheme}': use a SQLite path or a sqlite:///path URL",
+                "unknown scheme '{scheme}': use a SQLite path, a sqlite:///path URL or a postgresql:// URL",
                 {"scheme": scheme},
             )
         try:

@@ -19,6 +19,7 @@ import pytest
 from broker.config import Settings
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.server import Broker, start_server
+from tests.pg_support import PgCluster, remove_cluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -54,6 +55,27 @@ def stubs_for(address: str) -> Stubs:
         messaging_pb2_grpc.MessagingStub(channel),
         tasks_pb2_grpc.TaskQueueStub(channel),
     )
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for the session (started on first use), with a migrated
+    template database that each test's database is copied from."""
+    from broker.storage.postgres.migrate import migrate
+
+    cluster = start_cluster()
+    try:
+        cluster.psql("CREATE DATABASE a2a_template")
+        migrate(cluster.url("a2a_template"))
+        yield cluster
+    finally:
+        remove_cluster(cluster)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """The URL of a fresh, migrated PostgreSQL database of this test's own."""
+    return pg_cluster.url(pg_cluster.create_database("a2a_template"))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import TYPE_CHECKING
 
 from ..errors import BrokerError
@@ -54,5 +55,19 @@ async def open_storage(settings: Settings) -> Storage:
         return storage
     scheme = url.split("://", 1)[0]
     if scheme in ("postgresql", "postgres"):
-        raise BrokerError("the PostgreSQL backend is not available yet; use a SQLite path or sqlite:/// URL")
-    raise BrokerError(f"unknown storage URL scheme {scheme!r}: use a path or sqlite:///path")
+        try:
+            from .postgres import PgStorage
+        except ImportError as exc:  # psycopg is the [postgres] extra
+            raise BrokerError(
+                f"the PostgreSQL backend needs psycopg: pip install 'a2a-broker[postgres]' ({exc})"
+            ) from None
+        log.info("opening PostgreSQL database %s", redact(url), extra={"url": redact(url)})
+        pg = PgStorage(url, settings)
+        await pg.open()
+        return pg
+    raise BrokerError(f"unknown storage URL scheme {scheme!r}: use a path, sqlite:///path or postgresql://")
+
+
+def redact(url: str) -> str:
+    """A URL fit for a log line: its password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

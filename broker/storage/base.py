@@ -75,6 +75,10 @@ class SecurityStore(Protocol):
 class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, Protocol):
     """Everything the broker needs from a backend."""
 
+    # Whether other brokers may use the same storage at once (PostgreSQL). Then a broker starting
+    # up cannot take the deliveries it finds for a previous run's: they may be a live broker's.
+    shared: bool
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -14,23 +14,16 @@ are leaving the protocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from broker.config import Settings
 from broker.storage import Storage, open_storage
 from tests.conftest import make_settings
 
-
-async def _sqlite(tmp_path: Path, settings: Settings) -> Storage:
-    return await open_storage(settings)
-
-
-# backend name -> opener (a PostgreSQL backend adds its entry here).
-BACKENDS: dict[str, Callable[[Path, Settings], Awaitable[Storage]]] = {"sqlite": _sqlite}
+BACKENDS = ["postgres", "sqlite"]
 
 
 @pytest.fixture
@@ -39,10 +32,13 @@ def contract_settings() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=BACKENDS)
 async def store(request, tmp_path: Path, contract_settings: dict[str, Any]) -> AsyncIterator[Storage]:
-    settings = make_settings(tmp_path, **contract_settings)
-    s = await BACKENDS[request.param](tmp_path, settings)
+    overrides = dict(contract_settings)
+    if request.param == "postgres":
+        overrides["db"] = request.getfixturevalue("pg_url")
+    settings = make_settings(tmp_path, **overrides)
+    s = await open_storage(settings)
     try:
         yield s
     finally:

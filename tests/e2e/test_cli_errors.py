@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from tests.conftest import free_port
 from tests.e2e.test_cli_agents import cli
 
 EXIT_START_FAILED = 1
@@ -46,10 +47,14 @@ async def test_serve_with_a_non_numeric_port_is_a_one_line_usage_error(tmp_path)
     assert_one_line(r.err, "--address", "port")
 
 
-async def test_serve_with_a_postgresql_url_says_to_use_sqlite(tmp_path):
-    r = await cli(None, "serve", "--db", "postgresql://user@localhost/broker")
-    assert r.rc == EXIT_USAGE, r.err
-    assert_one_line(r.err, "--db", "not available yet", "sqlite")
+async def test_serve_on_an_unreachable_postgresql_says_so_in_one_line_without_the_password(tmp_path):
+    port = free_port()  # nothing listens there
+    r = await cli(None, "serve", "--db", f"postgresql://user:s3cret@127.0.0.1:{port}/broker")
+    assert r.rc == EXIT_START_FAILED, r.err
+    assert "Traceback" not in r.err and "s3cret" not in r.err, r.err
+    # The log said where it was going (password masked); the error is one line of its own.
+    error = r.err.strip().splitlines()[-1]
+    assert error.startswith("a2a-broker: cannot reach PostgreSQL at ") and f"127.0.0.1:{port}" in error, r.err
 
 
 async def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path):

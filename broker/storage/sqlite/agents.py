@@ -200,28 +200,30 @@ class AgentOps:
     async def mark_offline(
         self, heartbeat_before: int, now: int, alive: Mapping[str, int] | None = None
     ) -> list[AgentGone]:
-        alive = alive or {}
+        return await self.engine.write(
+            lambda conn: self._mark_offline_job(conn, heartbeat_before, now, alive or {})
+        )
 
-        def job(conn: sqlite3.Connection) -> list[AgentGone]:
-            rows = conn.execute(LIVENESS_SCAN_SQL, (heartbeat_before,)).fetchall()
-            out = []
-            for row in rows:
-                agent = row_to_agent(row)
-                seen = alive.get(agent.agent_id)
-                if seen is not None and seen >= heartbeat_before:
-                    # Alive by other signs (an open stream...): recorded as its last heartbeat.
-                    conn.execute(
-                        "UPDATE agents SET last_heartbeat_at = ? WHERE agent_id = ?", (seen, agent.agent_id)
-                    )
-                    continue
+    def _mark_offline_job(
+        self, conn: sqlite3.Connection, heartbeat_before: int, now: int, alive: Mapping[str, int]
+    ) -> list[AgentGone]:
+        rows = conn.execute(LIVENESS_SCAN_SQL, (heartbeat_before,)).fetchall()
+        out = []
+        for row in rows:
+            agent = row_to_agent(row)
+            seen = alive.get(agent.agent_id)
+            if seen is not None and seen >= heartbeat_before:
+                # Alive by other signs (an open stream...): recorded as its last heartbeat.
                 conn.execute(
-                    "UPDATE agents SET status = 'offline', updated_at = ? WHERE agent_id = ?",
-                    (now, agent.agent_id),
+                    "UPDATE agents SET last_heartbeat_at = ? WHERE agent_id = ?", (seen, agent.agent_id)
                 )
-                out.append(self._release_all(conn, agent, now, "agent missed its heartbeats"))
-            return out
-
-        return await self.engine.write(job)
+                continue
+            conn.execute(
+                "UPDATE agents SET status = 'offline', updated_at = ? WHERE agent_id = ?",
+                (now, agent.agent_id),
+            )
+            out.append(self._release_all(conn, agent, now, "agent missed its heartbeats"))
+        return out
 
 
 def fetch_agent_any(conn: sqlite3.Connection, agent_id: str) -> Agent:

@@ -87,6 +87,35 @@ def mark_awaiting(conn: sqlite3.Connection, msgs: list[Message]) -> list[Message
     return msgs
 
 
+def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
+    """The ListMessages query for a filter, and its arguments (one row more than a page)."""
+    where: list[str] = []
+    args: list[object] = []
+    for column in ("conversation_id", "correlation_id", "sender_id", "recipient_id"):
+        value = getattr(flt, column)
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if flt.status is not None:
+        where.append("status = ?")
+        args.append(flt.status.value)
+    if flt.created_after is not None:
+        where.append("created_at >= ?")
+        args.append(flt.created_after)
+    if flt.created_before is not None:
+        where.append("created_at < ?")
+        args.append(flt.created_before)
+    if flt.after_seq is not None:
+        where.append("seq > ?")
+        args.append(flt.after_seq)
+    sql = f"SELECT {COLUMNS} FROM a2a_messages"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY seq LIMIT ?"
+    args.append(flt.page_size + 1)
+    return sql, args
+
+
 class MessageReads:
     engine: SqliteEngine
 
@@ -103,30 +132,7 @@ class MessageReads:
         return await self.engine.read(job)
 
     async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
-        where: list[str] = []
-        args: list[object] = []
-        for column in ("conversation_id", "correlation_id", "sender_id", "recipient_id"):
-            value = getattr(flt, column)
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if flt.status is not None:
-            where.append("status = ?")
-            args.append(flt.status.value)
-        if flt.created_after is not None:
-            where.append("created_at >= ?")
-            args.append(flt.created_after)
-        if flt.created_before is not None:
-            where.append("created_at < ?")
-            args.append(flt.created_before)
-        if flt.after_seq is not None:
-            where.append("seq > ?")
-            args.append(flt.after_seq)
-        sql = f"SELECT {COLUMNS} FROM a2a_messages"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(flt.page_size + 1)
+        sql, args = list_messages_sql(flt)
 
         def job(conn: sqlite3.Connection) -> tuple[list[Message], int | None]:
             rows = conn.execute(sql, args).fetchall()

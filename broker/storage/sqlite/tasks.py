@@ -132,13 +132,13 @@ class TaskOps:
     async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         """One job: lapsed leases end as failed attempts, due backoffs end, urgency is refreshed."""
 
-        def job(tx: TaskTx) -> Changes:
-            lease.expire_leases_job(tx, limit)
-            lease.release_due_backoffs(tx)
-            lease.refresh_urgency_job(tx)
-            return tx.changes
+        return await self._write(now, lambda tx: self._sweep_tasks_job(tx, limit), snapshots)
 
-        return await self._write(now, job, snapshots)
+    def _sweep_tasks_job(self, tx: TaskTx, limit: int) -> Changes:
+        lease.expire_leases_job(tx, limit)
+        lease.release_due_backoffs(tx)
+        lease.refresh_urgency_job(tx)
+        return tx.changes
 
     async def release_backoffs(self, now: int) -> Changes:
         def job(tx: TaskTx) -> Changes:

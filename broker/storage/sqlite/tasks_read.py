@@ -32,21 +32,22 @@ def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
     """One page of tasks matching every filter, in submission order.
 
     A capability or tag filter drives the query from its (value, seq) table
-    (CROSS JOIN keeps that order), which is already in page order; the other
-    filters have an index ending in seq.
+    (SQLite's CROSS JOIN keeps that order), which is already in page order; the
+    other filters have an index ending in seq. (The join condition is in WHERE:
+    PostgreSQL's CROSS JOIN takes no ON.)
     """
     where: list[str] = []
     args: list[object] = []
     source = "tasks t"
     order = "t.seq"
     if flt.capability:
-        source = "task_capabilities x CROSS JOIN tasks t ON t.seq = x.seq"
-        where.append("x.capability = ?")
+        source = "task_capabilities x CROSS JOIN tasks t"
+        where.append("t.seq = x.seq AND x.capability = ?")
         args.append(flt.capability)
         order = "x.seq"
     elif flt.tag:
-        source = "task_tags x CROSS JOIN tasks t ON t.seq = x.seq"
-        where.append("x.tag = ?")
+        source = "task_tags x CROSS JOIN tasks t"
+        where.append("t.seq = x.seq AND x.tag = ?")
         args.append(flt.tag)
         order = "x.seq"
     if flt.tag and flt.capability:

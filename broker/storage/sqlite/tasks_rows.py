@@ -89,7 +89,7 @@ class Capsets:
     def ensure(self, conn: sqlite3.Connection, caps: tuple[str, ...]) -> int:
         cid = capset_id_of(caps)
         conn.execute(
-            "INSERT OR IGNORE INTO capability_sets (capset_id, caps) VALUES (?, ?)",
+            "INSERT INTO capability_sets (capset_id, caps) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (cid, json.dumps(list(caps))),
         )
         return cid
@@ -98,7 +98,12 @@ class Capsets:
         """Ids of the capability sets an agent with ``agent_caps`` is able to run."""
         # count and sum of the ids: any change of the table's content changes this
         # (even a set added after another's insert was rolled back with its batch).
-        count = tuple(conn.execute("SELECT count(*), total(capset_id) FROM capability_sets").fetchone())
+        # (The sum is of the ids modulo a prime: a sum of 63-bit ids would overflow.)
+        count = tuple(
+            conn.execute(
+                "SELECT count(*), coalesce(sum(capset_id % 1000003), 0) FROM capability_sets"
+            ).fetchone()
+        )
         if count != self._count:
             self.by_id = {
                 r[0]: tuple(json.loads(r[1]))

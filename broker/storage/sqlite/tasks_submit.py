@@ -113,8 +113,8 @@ def submit_job(
 
         if spec.session_id is not None:
             conn.execute(
-                "INSERT OR IGNORE INTO orchestration_sessions"
-                " (session_id, created_by, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO orchestration_sessions (session_id, created_by, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (spec.session_id, spec.submitted_by or None, now, now),
             )
         caps = tuple(spec.required_capabilities)
@@ -154,7 +154,7 @@ def submit_job(
             "created_at": now,
             "updated_at": now,
         }
-        values["seq"] = conn.execute(_INSERT, values).lastrowid
+        values["seq"] = conn.execute(_INSERT + " RETURNING seq", values).fetchone()[0]
         seq = values["seq"]
         if spec.tags:
             conn.executemany("INSERT INTO task_tags (tag, seq) VALUES (?, ?)", [(t, seq) for t in spec.tags])

@@ -1,0 +1,132 @@
+"""The PostgreSQL backend: several brokers, one database.
+
+The agent, task and token operations are the SQLite backend's own (broker/storage/sqlite/), run
+on PostgreSQL through ``sql.PgConnection``; messages have a PostgreSQL version (messages.py).
+What differs because several brokers share the database is here:
+
+- every write transaction is SERIALIZABLE, retried when PostgreSQL aborts it (engine.py);
+- the sweeps (liveness, ack deadlines, expiry, retention, leases) run once across the cluster per
+  period: each takes ``pg_try_advisory_xact_lock`` and a broker that does not get it skips its turn;
+- an agent's liveness as one broker sees it (open streams, recent calls) is written for all the
+  agents of that broker in one statement per sweep, and only for agents whose stored heartbeat is
+  getting old, so that another broker's sweep does not take them for gone, and a heartbeat costs the
+  database one small write per agent and per half liveness timeout at most;
+- ``shared`` is True: at start-up a broker does not release deliveries older than itself (on SQLite
+  those belong to a previous run of the one broker; here they may be another live broker's): a dead
+  broker's deliveries come back at their ack deadline, its leases at their lease timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import psycopg
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ...errors import StorageUnavailable
+from ...models.agents import AgentGone
+from ..message_store import MessageChanges, SweepOutcome
+from ..sqlite.agents import AgentOps
+from ..sqlite.tasks import TaskOps
+from ..sqlite.tokens import TokenOps
+from .engine import PgEngine
+from .messages import PgMessageOps
+from .migrate import migrate
+from .sql import PgConnection
+
+if TYPE_CHECKING:
+    from ...config import Settings
+    from ...models.tasks import Changes
+    from ..sqlite.tasks_tx import TaskTx
+
+__all__ = ["PgStorage"]
+
+# pg_try_advisory_xact_lock keys of the cluster-wide sweeps.
+SWEEP_AGENTS = 0x_A2A_0101
+SWEEP_MESSAGES = 0x_A2A_0102
+SWEEP_TASKS = 0x_A2A_0103
+PURGE_TASKS = 0x_A2A_0104
+
+_REFRESH_ALIVE = (
+    "UPDATE agents a SET last_heartbeat_at = v.seen FROM unnest(?::text[], ?::bigint[]) AS v(agent_id, seen)"
+    " WHERE a.agent_id = v.agent_id AND a.status IN ('available', 'busy', 'maintenance')"
+    " AND a.last_heartbeat_at < ?"
+)
+
+
+def where(url: str) -> str:
+    """host:port/database of a URL, for messages (never its password)."""
+    u = urlsplit(url)
+    return f"{u.hostname or 'localhost'}:{u.port or 5432}{u.path}"
+
+
+def _turn(conn: PgConnection, key: int) -> bool:
+    """Whether this broker runs the cluster's sweep ``key`` now (held until the commit)."""
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(?)", (key,)).fetchone()
+    return bool(row is not None and row[0])
+
+
+class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps):
+    """Implements ``broker.storage.Storage`` on a PostgreSQL database shared by brokers."""
+
+    shared = True  # several brokers use the database at once
+    engine: PgEngine  # type: ignore[assignment]  # stands in for the SqliteEngine the shared ops name
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max)
+
+    async def open(self) -> None:
+        try:
+            await asyncio.to_thread(migrate, self.url)
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise StorageUnavailable(f"cannot reach PostgreSQL at {where(self.url)}: {first}") from None
+        await self.engine.open()
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    # -- what differs with several brokers -------------------------------------------------
+
+    async def mark_offline(
+        self, heartbeat_before: int, now: int, alive: Mapping[str, int] | None = None
+    ) -> list[AgentGone]:
+        alive = dict(alive or {})
+        stale = now - (now - heartbeat_before) // 2  # refresh heartbeats older than half the timeout
+
+        def job(conn: PgConnection) -> list[AgentGone]:
+            if alive:
+                conn.execute(_REFRESH_ALIVE, (list(alive), list(alive.values()), stale))
+            if not _turn(conn, SWEEP_AGENTS):
+                return []
+            return self._mark_offline_job(conn, heartbeat_before, now, alive)  # type: ignore[arg-type]
+
+        return await self.engine.write(job)
+
+    async def sweep_messages(self, now: int, purge_before: int, limit: int) -> SweepOutcome:
+        def job(conn: PgConnection) -> SweepOutcome:
+            if not _turn(conn, SWEEP_MESSAGES):
+                return SweepOutcome(MessageChanges(), [], 0)
+            return self._sweep_messages_job(conn, now, purge_before, limit)
+
+        return await self.engine.write(job)
+
+    async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
+        def job(tx: TaskTx) -> Changes:
+            if not _turn(tx.conn, SWEEP_TASKS):  # type: ignore[arg-type]
+                return tx.changes
+            return self._sweep_tasks_job(tx, limit)
+
+        return await self._write(now, job, snapshots)
+
+    async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
+        from ..sqlite.tasks_lease import purge_job
+
+        def job(conn: PgConnection) -> int:
+            return purge_job(conn, finished_before, limit) if _turn(conn, PURGE_TASKS) else 0  # type: ignore[arg-type]
+
+        return await self.engine.write(job)

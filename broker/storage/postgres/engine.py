@@ -1,0 +1,255 @@
+"""PostgreSQL engine: one group-committing writer connection per broker, a few readers, and a
+listener that hears other brokers' commits.
+
+Writes keep the SQLite engine's contract (broker/storage/sqlite/engine.py): a job is a synchronous
+function of a connection, run with the other jobs waiting at that moment in one transaction, each in
+its own SAVEPOINT, and its future resolves only after the COMMIT. The transaction is SERIALIZABLE:
+with several brokers on one database, each job's reads and writes behave as if the jobs of every
+broker ran one at a time, which is what the shared operations were written for on SQLite's single
+writer (read an agent's free capacity, then lease; read a delivery, then ack). A transaction that
+PostgreSQL aborts to keep that promise (serialization failure, deadlock) changed nothing: the whole
+group is run again, up to ``retries`` times, then its callers get UNAVAILABLE. A lost connection
+is reopened on the next group.
+
+Claims add ``FOR UPDATE SKIP LOCKED`` (broker/storage/postgres/messages.py) so that two brokers
+claiming the same queue take different rows instead of one aborting.
+
+After every commit that changed rows the writer sends one ``NOTIFY`` (one per transaction, not per
+row): the other brokers' listeners wake their subscribers and workers, which then claim. A lost
+notification only delays: the core's own rechecks still find the work.
+
+Each connection lives on its own thread (psycopg's synchronous API, the same shape as sqlite3's):
+that is what lets the storage operations be shared with the SQLite backend instead of copied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from ...errors import BrokerError, StorageUnavailable
+from .sql import PgConnection, row_factory
+
+T = TypeVar("T")
+Job = Callable[[PgConnection], Any]
+log = logging.getLogger("broker.storage")
+
+CHANNEL = "a2a_broker_commits"
+_STOP = object()
+_RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected, pgerrors.LockNotAvailable)
+
+
+class _Retry(Exception):
+    pass
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    """Driver errors stop here: they become StorageUnavailable (the core maps it to UNAVAILABLE)."""
+    if isinstance(exc, BrokerError):
+        return exc
+    if isinstance(exc, psycopg.Error):
+        log.error("storage error: %r", exc)
+        return StorageUnavailable(f"storage error: {exc.__class__.__name__}: {exc}".strip())
+    return exc
+
+
+class _Conn:
+    """One psycopg connection and the thread it runs on."""
+
+    def __init__(self, url: str, name: str, *, autocommit: bool = False) -> None:
+        self.url = url
+        self.autocommit = autocommit
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def connect(self) -> PgConnection:
+        """On the thread: the connection, opened again if it was lost."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.conn = psycopg.connect(self.url, autocommit=self.autocommit, row_factory=row_factory)
+        return PgConnection(self.conn)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def close_sync(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    async def close(self) -> None:
+        await self.run(self.close_sync)
+        self.pool.shutdown(wait=True)
+
+
+class PgEngine:
+    """The writer, reader and listener connections of one broker on one PostgreSQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        readers: int = 2,
+        batch_max: int = 512,
+        retries: int = 20,
+        notify: bool = True,
+    ) -> None:
+        self.url = url
+        self._batch_max = batch_max
+        self._retries = retries
+        self._notify = notify
+        self._writer = _Conn(url, "pg-writer", autocommit=True)
+        self._readers = [_Conn(url, f"pg-reader-{i}", autocommit=True) for i in range(readers)]
+        self._next_reader = 0
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0  # transactions committed (for tests and benchmarks)
+        self.jobs = 0  # write jobs run
+        self.retried = 0  # groups run again after a serialization failure or deadlock
+        self.tag = f"{random.getrandbits(63):x}"  # this broker's name in its notifications
+
+    async def open(self) -> None:
+        try:
+            await self._writer.run(self._writer.connect)
+            for r in self._readers:
+                await r.run(r.connect)
+        except psycopg.Error as exc:
+            raise _wrap(exc) from exc
+        self._closing = False
+        self._task = asyncio.create_task(self._writer_loop(), name="pg-writer")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            await self._queue.put(_STOP)
+            await self._task
+            self._task = None
+        for c in [self._writer, *self._readers]:
+            await c.close()
+
+    async def write(self, fn: Callable[[Any], T]) -> T:
+        """Run fn in a write transaction shared with other jobs; return after the commit."""
+        if self._task is None or self._closing:
+            raise StorageUnavailable("storage is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((fn, fut))
+        return await fut
+
+    async def read(self, fn: Callable[[Any], T]) -> T:
+        """Run fn on a reader connection, in a read-only REPEATABLE READ transaction."""
+        if self._task is None:
+            raise StorageUnavailable("storage is closed")
+        c = self._readers[self._next_reader % len(self._readers)]
+        self._next_reader += 1
+        try:
+            return await c.run(_read_tx, c, fn)
+        except BaseException as exc:
+            raise _wrap(exc) from exc
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def _writer_loop(self) -> None:
+        stop = False
+        while not stop:
+            item = await self._queue.get()
+            batch = []
+            while True:
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+                if len(batch) >= self._batch_max or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            if not batch:
+                continue
+            jobs = [fn for fn, _ in batch]
+            try:
+                outcomes, tries = await self._writer.run(self._run_group, jobs)
+                self.commits += 1
+                self.jobs += len(jobs)
+                self.retried += tries
+            except BaseException as exc:  # the commit itself failed: nobody's change is durable
+                err = _wrap(exc)
+                outcomes = [(False, err)] * len(batch)
+            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(_wrap(value))
+
+    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[bool, Any]], int]:
+        """On the writer thread: the group in one SERIALIZABLE transaction, run again while
+        PostgreSQL aborts it to keep the jobs serializable."""
+        for attempt in range(self._retries + 1):
+            try:
+                return _run_batch(self._writer.connect(), jobs, self._notify, self.tag), attempt
+            except _RETRYABLE as exc:
+                if attempt == self._retries:
+                    raise StorageUnavailable(
+                        f"storage contention: the transaction was aborted {attempt + 1} times"
+                        f" ({exc.sqlstate})"
+                    ) from exc
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+            except psycopg.OperationalError:
+                self._writer.close_sync()  # reopened by the next group
+                raise
+        raise AssertionError("unreachable")
+
+
+def _read_tx(c: _Conn, fn: Callable[[PgConnection], T]) -> T:
+    conn = c.connect()
+    try:
+        with conn.raw.transaction():
+            conn.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return fn(conn)
+    except psycopg.OperationalError:
+        c.close_sync()
+        raise
+
+
+def _run_batch(conn: PgConnection, jobs: list[Job], notify: bool, tag: str) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction, each in a savepoint; commit once."""
+    raw = conn.raw
+    single = len(jobs) == 1
+    out: list[tuple[bool, Any]] = []
+    raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    try:
+        for fn in jobs:
+            if not single:
+                raw.execute("SAVEPOINT job")
+            try:
+                value = fn(conn)
+            except _RETRYABLE:
+                raise
+            except BaseException as exc:
+                if single:
+                    raw.execute("ROLLBACK")
+                    return [(False, exc)]
+                raw.execute("ROLLBACK TO SAVEPOINT job")
+                raw.execute("RELEASE SAVEPOINT job")
+                out.append((False, exc))
+            else:
+                if not single:
+                    raw.execute("RELEASE SAVEPOINT job")
+                out.append((True, value))
+        if notify and any(ok for ok, _ in out):
+            raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tag))
+        raw.execute("COMMIT")
+    except BaseException:
+        if not raw.closed and not raw.broken:
+            raw.execute("ROLLBACK")
+        raise
+    return out
