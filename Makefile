@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CLIENT_PY := $(wildcard clients/python/pyproject.toml)
 NODE_CLIENT := $(wildcard clients/node/package.json)
 
-.PHONY: run test proto lint bench clean venv node
+.PHONY: run test proto lint bench clean venv node postgres
 
 $(STAMP): pyproject.toml $(CLIENT_PY)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,15 +24,25 @@ run: $(STAMP)
 	mkdir -p data
 	$(VENV)/bin/a2a-broker serve
 
+# PostgreSQL's server binaries (initdb, pg_ctl) for the tests' throwaway cluster: installed with
+# apt when no version is found (CI runs as root); the tests fail, never skip, without them.
+PG_INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb))
+postgres:
+ifeq ($(PG_INITDB),)
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+endif
+
 node:
 ifneq ($(NODE_CLIENT),)
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 endif
 
-# lint (CI runs only `make test`), pytest, then the Node.js client's tests (node's own runner;
-# they start their own broker).
-test: $(STAMP) node lint
+# lint (CI runs only `make test`), pytest, the integration tests again with their brokers on
+# PostgreSQL (the tests start a throwaway cluster: tests/pg_support.py), then the Node.js client's
+# tests (node's own runner; they start their own broker).
+test: $(STAMP) node lint postgres
 	$(PY) -m pytest
+	$(PY) -m pytest -q tests/integration --backend postgres
 ifneq ($(NODE_CLIENT),)
 	cd clients/node && node --test
 endif

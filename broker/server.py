@@ -15,6 +15,7 @@ from .config import Settings
 from .core.mailbox import Mailbox
 from .core.registry import Registry
 from .core.taskqueue import TaskQueue
+from .core.wakeups import Wakeups
 from .errors import BrokerError
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from .security import interceptors as security_interceptors
@@ -24,7 +25,8 @@ from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
 from .servicers.tasks import TaskQueueServicer
-from .storage import Storage, open_storage
+from .storage import Storage, open_storage, redact
+from .storage.base import WakeRelay
 from .sweeper import Sweeper
 
 log = logging.getLogger("broker.server")
@@ -93,6 +95,23 @@ def keepalive_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+async def _relay_wakeups(relay: WakeRelay, registries: list[Wakeups]) -> None:
+    """Brokers sharing a database wake each other's streams: each key notified here goes to the
+    others, and theirs wake the waiters here (all of them, now and then, should one be lost)."""
+
+    def deliver(keys: list[str]) -> None:
+        for w in registries:
+            w.notify_local(keys)
+
+    def poll() -> None:
+        for w in registries:
+            w.wake_all()
+
+    await relay.start(deliver, poll)
+    for w in registries:
+        w.relay = relay.publish
+
+
 async def start_server(settings: Settings) -> Broker:
     """Open storage, build the services, bind, and start serving."""
     exposed = exposure_problem(settings)
@@ -105,6 +124,8 @@ async def start_server(settings: Settings) -> Broker:
         registry = Registry(storage, settings)
         mailbox = Mailbox(storage, registry, settings)
         tasks = TaskQueue(storage, registry, settings)
+        if storage.relay is not None:
+            await _relay_wakeups(storage.relay, [mailbox.wakeups, tasks.dispatch.signals])
 
         server = grpc.aio.server(
             # MalformedRequests first: bytes that do not parse are refused before anything else.
@@ -161,7 +182,7 @@ async def start_server(settings: Settings) -> Broker:
         await storage.close()
         raise
     broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer, tls)
-    log.info("broker serving", extra={"address": broker.address, "db": settings.db})
+    log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
     return broker
 
 

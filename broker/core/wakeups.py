@@ -78,6 +78,8 @@ class Wakeups:
 
     def __init__(self) -> None:
         self._events: dict[str, set[Wake]] = {}  # key -> callbacks of its waiters
+        # Set when other brokers share the database: every key notified here is passed on to them.
+        self.relay: Callable[[str], None] | None = None
 
     def watch(self, keys: Iterable[str], wake: Wake) -> None:
         for key in keys:
@@ -106,10 +108,26 @@ class Wakeups:
     def notify(self, key: str) -> None:
         for wake in self._events.get(key, ()):
             wake()
+        if self.relay is not None:
+            self.relay(key)
 
     def notify_all(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.notify(key)
+
+    # -- brokers sharing one database (broker/storage/postgres/relay.py) --------------------
+
+    def notify_local(self, keys: Iterable[str]) -> None:
+        """Keys another broker notified: wake the waiters here, and do not relay them back."""
+        for key in keys:
+            for wake in tuple(self._events.get(key, ())):
+                wake()
+
+    def wake_all(self) -> None:
+        """Wake every waiter (a notification from another broker may have been lost)."""
+        for waiters in tuple(self._events.values()):
+            for wake in tuple(waiters):
+                wake()
 
 
 class DueTimer:

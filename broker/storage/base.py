@@ -7,7 +7,7 @@ either happens whole or not at all, and returns only once durable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,12 +72,30 @@ class SecurityStore(Protocol):
         """The sender of the oldest message kept in a conversation (None: no such message)."""
 
 
+class WakeRelay(Protocol):
+    """Wake-up keys between brokers sharing a database (PostgreSQL; None on SQLite)."""
+
+    async def start(self, deliver: Callable[[list[str]], None], poll: Callable[[], None]) -> None:
+        """Hand the keys other brokers notify to ``deliver``; call ``poll`` now and then in case
+        a notification was lost."""
+
+    def publish(self, key: str) -> None:
+        """Pass a key notified here on to the other brokers."""
+
+    async def close(self) -> None: ...
+
+
 class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, Protocol):
     """Everything the broker needs from a backend."""
 
     # Whether other brokers may use the same storage at once (PostgreSQL). Then a broker starting
     # up cannot take the deliveries it finds for a previous run's: they may be a live broker's.
-    shared: bool
+    @property
+    def shared(self) -> bool: ...
+
+    @property
+    def relay(self) -> WakeRelay | None:
+        """Wake-ups to and from the other brokers (None: there are none)."""
 
     async def open(self) -> None: ...
 

@@ -19,11 +19,11 @@ What differs because several brokers share the database is here:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import psycopg
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ...errors import StorageUnavailable
 from ...models.agents import AgentGone
@@ -34,6 +34,7 @@ from ..sqlite.tokens import TokenOps
 from .engine import PgEngine
 from .messages import PgMessageOps
 from .migrate import migrate
+from .relay import Relay
 from .sql import PgConnection
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps):
         self.url = url
         self.settings = settings
         self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max)
+        self.relay = Relay(url, settings.pg_poll_interval_s)
 
     async def open(self) -> None:
         try:
@@ -88,6 +90,7 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps):
         await self.engine.open()
 
     async def close(self) -> None:
+        await self.relay.close()
         await self.engine.close()
 
     # -- what differs with several brokers -------------------------------------------------

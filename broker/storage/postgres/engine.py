@@ -1,5 +1,4 @@
-"""PostgreSQL engine: one group-committing writer connection per broker, a few readers, and a
-listener that hears other brokers' commits.
+"""PostgreSQL engine: one group-committing writer connection per broker, and a few readers.
 
 Writes keep the SQLite engine's contract (broker/storage/sqlite/engine.py): a job is a synchronous
 function of a connection, run with the other jobs waiting at that moment in one transaction, each in
@@ -14,9 +13,7 @@ is reopened on the next group.
 Claims add ``FOR UPDATE SKIP LOCKED`` (broker/storage/postgres/messages.py) so that two brokers
 claiming the same queue take different rows instead of one aborting.
 
-After every commit that changed rows the writer sends one ``NOTIFY`` (one per transaction, not per
-row): the other brokers' listeners wake their subscribers and workers, which then claim. A lost
-notification only delays: the core's own rechecks still find the work.
+Other brokers hear of the commits through relay.py (NOTIFY after the commit, not inside it).
 
 Each connection lives on its own thread (psycopg's synchronous API, the same shape as sqlite3's):
 that is what lets the storage operations be shared with the SQLite backend instead of copied.
@@ -42,7 +39,6 @@ T = TypeVar("T")
 Job = Callable[[PgConnection], Any]
 log = logging.getLogger("broker.storage")
 
-CHANNEL = "a2a_broker_commits"
 _STOP = object()
 _RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected, pgerrors.LockNotAvailable)
 
@@ -99,12 +95,10 @@ class PgEngine:
         readers: int = 2,
         batch_max: int = 512,
         retries: int = 20,
-        notify: bool = True,
     ) -> None:
         self.url = url
         self._batch_max = batch_max
         self._retries = retries
-        self._notify = notify
         self._writer = _Conn(url, "pg-writer", autocommit=True)
         self._readers = [_Conn(url, f"pg-reader-{i}", autocommit=True) for i in range(readers)]
         self._next_reader = 0
@@ -114,7 +108,6 @@ class PgEngine:
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.jobs = 0  # write jobs run
         self.retried = 0  # groups run again after a serialization failure or deadlock
-        self.tag = f"{random.getrandbits(63):x}"  # this broker's name in its notifications
 
     async def open(self) -> None:
         try:
@@ -195,7 +188,7 @@ class PgEngine:
         PostgreSQL aborts it to keep the jobs serializable."""
         for attempt in range(self._retries + 1):
             try:
-                return _run_batch(self._writer.connect(), jobs, self._notify, self.tag), attempt
+                return _run_batch(self._writer.connect(), jobs), attempt
             except _RETRYABLE as exc:
                 if attempt == self._retries:
                     raise StorageUnavailable(
@@ -220,7 +213,7 @@ def _read_tx(c: _Conn, fn: Callable[[PgConnection], T]) -> T:
         raise
 
 
-def _run_batch(conn: PgConnection, jobs: list[Job], notify: bool, tag: str) -> list[tuple[bool, Any]]:
+def _run_batch(conn: PgConnection, jobs: list[Job]) -> list[tuple[bool, Any]]:
     """Run jobs in one transaction, each in a savepoint; commit once."""
     raw = conn.raw
     single = len(jobs) == 1
@@ -245,8 +238,6 @@ def _run_batch(conn: PgConnection, jobs: list[Job], notify: bool, tag: str) -> l
                 if not single:
                     raw.execute("RELEASE SAVEPOINT job")
                 out.append((True, value))
-        if notify and any(ok for ok, _ in out):
-            raw.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tag))
         raw.execute("COMMIT")
     except BaseException:
         if not raw.closed and not raw.broken:

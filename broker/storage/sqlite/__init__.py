@@ -24,6 +24,7 @@ class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps):
     """Implements ``broker.storage.Storage`` on one SQLite file."""
 
     shared = False  # one broker per file (the file lock): what it finds at start-up is a previous run's
+    relay = None  # nobody else to wake
 
     def __init__(self, path: str, settings: Settings) -> None:
         self.path = path
