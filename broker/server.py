@@ -188,14 +188,16 @@ async def start_server(settings: Settings) -> Broker:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    broker = await start_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before the port opens: a SIGTERM that comes as soon as it accepts connections is a request
+    # to shut down gracefully, not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    broker = await start_server(settings)
     if broker.tls is not None:
         loop.add_signal_handler(signal.SIGHUP, broker.tls.request_reload)
-    print(f"a2a-broker listening on {broker.address} (db: {settings.db})", flush=True)
+    print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)})", flush=True)
     await stop.wait()
     log.info("shutdown requested")
     await broker.stop()

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from broker.errors import BrokerError
-from broker.storage import sqlite_path
+from broker.storage import redact, sqlite_path
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,15 @@ async def test_the_resolved_database_path_is_logged_at_start(tmp_path, monkeypat
         assert [r for r in caplog.records if str(tmp_path / "relative.db") in r.getMessage()]
     finally:
         await b.stop(0.1)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://a2a:s3cr:et@db:5432/a2a", "postgresql://a2a:***@db:5432/a2a"),
+        ("postgresql://a2a@db/a2a", "postgresql://a2a@db/a2a"),
+        ("data/broker.db", "data/broker.db"),
+    ],
+)
+def test_a_url_in_logs_never_shows_its_password(url, shown):
+    assert redact(url) == shown

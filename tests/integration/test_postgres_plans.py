@@ -1,0 +1,87 @@
+"""The hot statements of the PostgreSQL backend are served by the indexes made for them (EXPLAIN),
+on a migrated database filled with enough rows, analyzed, and with sequential scans priced out so
+that a plan shows which index *can* serve each statement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from broker.storage.postgres import messages as pgm
+from broker.storage.postgres.sql import to_pg
+from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL
+from broker.storage.sqlite.message_rows import DUE_SCHEDULED
+from broker.storage.sqlite.tasks_rows import (
+    DUE_BACKOFF_SQL,
+    EXPIRED_LEASES_SQL,
+    HOLDER_RUNNING_SQL,
+    NEXT_READY_SQL,
+    URGENCY_WINDOW_SQL,
+)
+
+FILL = [
+    "INSERT INTO agents (agent_id, name, max_concurrent_tasks, status, registered_at, updated_at,"
+    " last_heartbeat_at) SELECT 'a' || i, 'n', 5, (ARRAY['available','busy','offline'])[1 + i % 3], 0, 0, i"
+    " FROM generate_series(1, 2000) i",
+    "INSERT INTO a2a_messages (message_id, send_id, sender_id, recipient_id, target_kind, target_capability,"
+    " payload, status, attempt, created_at, ack_deadline, delivered_at, finished_at, expires_at, deliver_after)"
+    " SELECT 'm' || i, 'm' || i, 'a1', CASE WHEN i % 4 = 0 THEN NULL ELSE 'a' || (i % 2000 + 1) END,"
+    " CASE WHEN i % 4 = 0 THEN 'anycast' ELSE 'direct' END, CASE WHEN i % 4 = 0 THEN 'cap' || i % 20 END,"
+    " '\\x00'::bytea, (ARRAY['pending','delivered','processed','failed'])[1 + i % 4],"
+    " CASE WHEN i % 4 = 0 THEN 0 ELSE 1 END, i,"
+    " CASE WHEN i % 4 = 1 THEN i END, CASE WHEN i % 4 = 1 THEN i END, CASE WHEN i % 4 = 2 THEN i END,"
+    " CASE WHEN i % 10 = 0 THEN i END, CASE WHEN i % 8 = 0 THEN i END"
+    " FROM generate_series(1, 20000) i",
+    "INSERT INTO capability_sets (capset_id, caps) VALUES (1, '[]'), (2, '[\"x\"]')",
+    "INSERT INTO tasks (task_id, title, capset_id, dispatch_rank, root_id, path, lease_timeout_us, status,"
+    " created_at, updated_at, deadline)"
+    " SELECT 't' || i, 't', 1 + i % 2, i, 't' || i, '/t' || i || '/', 1, 'ready', i, i,"
+    " CASE WHEN i % 5 = 0 THEN i END FROM generate_series(1, 20000) i",
+    "UPDATE tasks SET status = 'running', assigned_agent_id = 'a' || (seq % 2000 + 1), lease_expires_at = seq"
+    " WHERE seq % 3 = 0",
+    "UPDATE tasks SET in_backoff = 1, next_attempt_at = seq WHERE seq % 3 = 1 AND seq % 7 = 0",
+    "ANALYZE",
+]
+
+
+@pytest.fixture(scope="module")
+def conn(pg_cluster) -> Iterator[psycopg.Connection[Any]]:
+    url = pg_cluster.url(pg_cluster.create_database("a2a_template"))
+    with psycopg.connect(url, autocommit=True) as c:
+        for sql in FILL:
+            c.execute(sql.encode())
+        c.execute("SET enable_seqscan = off")
+        yield c
+
+
+def plan(conn: psycopg.Connection[Any], sql: str, args: Any) -> str:
+    return " | ".join(r[0] for r in conn.execute("EXPLAIN " + to_pg(sql), args))
+
+
+NOW = {"now": 10_000, "n": 10, "lim": 100, "agent": "a7", "cap": "cap4", "before": 5_000}
+HOT = [
+    ("claim: an agent's next messages", pgm._NEXT_DIRECT, NOW, "idx_messages_next"),
+    ("claim: a capability's next anycast messages", pgm._NEXT_ANYCAST, NOW, "idx_messages_anycast_next"),
+    ("ack by message id", pgm._ACK, {**NOW, "ids": ["m5", "m9"]}, "a2a_messages_message_id_key"),
+    ("sweep: ack deadlines passed", pgm._LAPSED, NOW, "idx_messages_ack_deadline"),
+    ("sweep: expiry", pgm._EXPIRING, NOW, "idx_messages_expiry"),
+    ("sweep: retention", pgm._PURGEABLE, NOW, "idx_messages_retention"),
+    ("an agent's deliveries, released", "SELECT seq FROM a2a_messages WHERE recipient_id = :agent"
+     " AND status = 'delivered'", NOW, "idx_messages_delivered_to"),
+    ("scheduled messages come due", DUE_SCHEDULED, NOW, "idx_messages_scheduled"),
+    ("lease: a capability set's next ready tasks", NEXT_READY_SQL, (1, 10), "idx_tasks_ready"),
+    ("sweep: lapsed leases", EXPIRED_LEASES_SQL, (5_000, 100), "idx_tasks_lease"),
+    ("sweep: backoffs due", DUE_BACKOFF_SQL, (5_000,), "idx_tasks_backoff"),
+    ("a departed agent's running tasks", HOLDER_RUNNING_SQL, ("a7",), "idx_tasks_agent"),
+    ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
+    ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "sql", "args", "index"), HOT, ids=[h[0] for h in HOT])
+def test_hot_statement_uses_its_index(conn, what, sql, args, index):
+    p = plan(conn, sql, args)
+    assert index in p, f"{what}: {p}"
