@@ -26,8 +26,9 @@ FILL = [
     "INSERT INTO agents (agent_id, name, max_concurrent_tasks, status, registered_at, updated_at,"
     " last_heartbeat_at) SELECT 'a' || i, 'n', 5, (ARRAY['available','busy','offline'])[1 + i % 3], 0, 0, i"
     " FROM generate_series(1, 2000) i",
-    "INSERT INTO a2a_messages (message_id, send_id, sender_id, recipient_id, target_kind, target_capability,"
-    " payload, status, attempt, created_at, ack_deadline, delivered_at, finished_at, expires_at, deliver_after)"
+    "INSERT INTO a2a_messages (message_id, send_id, sender_id, recipient_id, target_kind,"
+    " target_capability, payload, status, attempt, created_at, ack_deadline, delivered_at, finished_at,"
+    " expires_at, deliver_after)"
     " SELECT 'm' || i, 'm' || i, 'a1', CASE WHEN i % 4 = 0 THEN NULL ELSE 'a' || (i % 2000 + 1) END,"
     " CASE WHEN i % 4 = 0 THEN 'anycast' ELSE 'direct' END, CASE WHEN i % 4 = 0 THEN 'cap' || i % 20 END,"
     " '\\x00'::bytea, (ARRAY['pending','delivered','processed','failed'])[1 + i % 4],"
