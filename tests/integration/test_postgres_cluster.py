@@ -185,3 +185,16 @@ async def test_brokers_starting_together_on_an_empty_database_migrate_it_once(
     finally:
         for b in brokers:
             await b.stop(0.2)
+
+
+async def test_connections_lost_while_idle_are_reopened_and_no_call_fails(cluster, pg_url: str):
+    broker, s = await cluster()
+    await register(s, "before")
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # a failover, a restart, an idle timeout
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 3  # the broker's writer, readers and listener
+    await register(s, "after")  # a write on a new connection
+    assert (await s.agents.GetAgent(apb.GetAgentRequest(agent_id="before"))).agent_id == "before"

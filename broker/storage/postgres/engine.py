@@ -7,8 +7,11 @@ with several brokers on one database, each job's reads and writes behave as if t
 broker ran one at a time, which is what the shared operations were written for on SQLite's single
 writer (read an agent's free capacity, then lease; read a delivery, then ack). A transaction that
 PostgreSQL aborts to keep that promise (serialization failure, deadlock) changed nothing: the whole
-group is run again, up to ``retries`` times, then its callers get UNAVAILABLE. A lost connection
-is reopened on the next group.
+group is run again, up to ``retries`` times, then its callers get UNAVAILABLE. A connection found
+lost before a group sent anything (it died while idle: a database restart, a failover) is reopened
+and the group runs on the new one; lost in the middle of a group, the group's callers get
+UNAVAILABLE (it may or may not have committed) and the next group reconnects. Reads are run again
+once on a new connection.
 
 Claims add ``FOR UPDATE SKIP LOCKED`` (broker/storage/postgres/messages.py) so that two brokers
 claiming the same queue take different rows instead of one aborting.
@@ -43,8 +46,8 @@ _STOP = object()
 _RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected, pgerrors.LockNotAvailable)
 
 
-class _Retry(Exception):
-    pass
+class _Reconnect(Exception):
+    """The writer's connection was found lost before the group sent anything."""
 
 
 def _wrap(exc: BaseException) -> BaseException:
@@ -143,7 +146,10 @@ class PgEngine:
         c = self._readers[self._next_reader % len(self._readers)]
         self._next_reader += 1
         try:
-            return await c.run(_read_tx, c, fn)
+            try:
+                return await c.run(_read_tx, c, fn)
+            except psycopg.OperationalError:  # the connection was lost: a read is safe to run again
+                return await c.run(_read_tx, c, fn)
         except BaseException as exc:
             raise _wrap(exc) from exc
 
@@ -189,6 +195,10 @@ class PgEngine:
         for attempt in range(self._retries + 1):
             try:
                 return _run_batch(self._writer.connect(), jobs), attempt
+            except _Reconnect:  # lost while idle (nothing was sent): safe to run on a new one
+                self._writer.close_sync()
+                if attempt == self._retries:
+                    raise StorageUnavailable("storage unavailable: cannot reconnect to PostgreSQL") from None
             except _RETRYABLE as exc:
                 if attempt == self._retries:
                     raise StorageUnavailable(
@@ -218,7 +228,10 @@ def _run_batch(conn: PgConnection, jobs: list[Job]) -> list[tuple[bool, Any]]:
     raw = conn.raw
     single = len(jobs) == 1
     out: list[tuple[bool, Any]] = []
-    raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    try:
+        raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    except psycopg.OperationalError as exc:
+        raise _Reconnect from exc
     try:
         for fn in jobs:
             if not single:
