@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["engine", "messaging", "tasks"]
+SUITES = ["engine", "messaging", "tasks", "postgres"]
 
 
 def main(argv: list[str]) -> int:

@@ -190,8 +190,11 @@ class Client:
         call.cancel()
         return n / elapsed
 
-    async def e2e_latency(self) -> tuple[float, float]:
-        """p50, p99 in ms of send -> receive at E2E_RATE msgs/s (send time rides in the payload)."""
+    async def e2e_latency(self, sender: Client | None = None) -> tuple[float, float]:
+        """p50, p99 in ms of send -> receive at E2E_RATE msgs/s (send time rides in the payload);
+        the messages are sent through ``sender``'s broker (another broker on the same database),
+        or this one's."""
+        send = (sender or self).msg.Send
         agent = "sink-e2e"
         md = self.md(agent)
         call = self.msg.Subscribe(
@@ -238,7 +241,7 @@ class Client:
             if delay > 0:
                 await asyncio.sleep(delay)
             req = _req(agent, struct.pack("<q", time.perf_counter_ns()) + PAYLOAD[8:])
-            t = asyncio.ensure_future(self.msg.Send(req, metadata=self.md("bench-sender")))
+            t = asyncio.ensure_future(send(req, metadata=self.md("bench-sender")))
             sends.add(t)
             t.add_done_callback(sends.discard)
         await asyncio.wait_for(finished.wait(), 30)

@@ -71,16 +71,16 @@ class PgCluster:
     def url(self, dbname: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
-    def start(self) -> None:
+    def start(self, durable: bool = False) -> None:
         data = self.root / "data"
         self._run(
             str(self.bin / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust",
             "--no-sync", "-E", "UTF8", "--locale=C",
         )  # fmt: skip
+        fast = "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         opts = (
-            f"-p {self.port} -k {self.host} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-            " -c shared_buffers=64MB"
+            f"-p {self.port} -k {self.host} -c listen_addresses=127.0.0.1{fast}"
+            " -c max_connections=300 -c shared_buffers=64MB"
         )
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.root / "log"),
@@ -127,7 +127,9 @@ class PgCluster:
             return False
 
 
-def start_cluster() -> PgCluster:
+def start_cluster(durable: bool = False) -> PgCluster:
+    """A new cluster; ``durable``: PostgreSQL's own defaults (fsync, synchronous commit), for
+    benchmarks."""
     as_postgres = os.geteuid() == 0
     root = Path(tempfile.mkdtemp(prefix="a2a-pg-"))
     (root / "sock").mkdir()
@@ -136,7 +138,7 @@ def start_cluster() -> PgCluster:
         shutil.chown(root / "sock", "postgres", "postgres")
     cluster = PgCluster(root=root, port=_free_port(), bin=pg_bin(), as_postgres=as_postgres)
     t0 = time.monotonic()
-    cluster.start()
+    cluster.start(durable)
     cluster.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
     return cluster
 
