@@ -98,6 +98,8 @@ class Relay:
         try:
             if self._send_conn is None or self._send_conn.closed:
                 self._send_conn = psycopg.connect(self.url, autocommit=True)
+                # A notification need not wait for the disk: lost in a crash, the poll covers it.
+                self._send_conn.execute("SET synchronous_commit = off")
             self._send_conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
             self.sent += 1
         except psycopg.Error as exc:  # the others' poll finds the work a little later
