@@ -44,7 +44,7 @@ test: $(STAMP) node lint postgres
 	$(PY) -m pytest
 	$(PY) -m pytest -q tests/integration --backend postgres
 ifneq ($(NODE_CLIENT),)
-	cd clients/node && node --test
+	cd clients/node && A2A_BROKER_HTTP_ADDRESS=off node --test
 endif
 
 # ruff (style and likely bugs), then mypy over broker/ and the Python client ([tool.mypy] files).

@@ -133,6 +133,7 @@ def spawn_broker(db: str | Path, **env: str) -> Proc:
         "A2A_BROKER_DB": str(db),
         "A2A_BROKER_LOG_LEVEL": "WARNING",
         "A2A_BROKER_SQLITE_SYNCHRONOUS": "FULL",
+        "A2A_BROKER_HTTP_ADDRESS": "127.0.0.1:0",  # on (as by default), on a port of its own
     }
     return Proc([sys.executable, "-m", "broker", "serve"], {**base, **env}, port)
 

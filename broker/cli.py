@@ -79,7 +79,7 @@ def _serve(ns: argparse.Namespace) -> int:
     busy = _listen_problem(settings.address)
     if busy:
         return _cannot_start(busy)
-    setup_logging(settings.log_level, settings.log_format)
+    setup_logging(settings.log_level, settings.log_format, settings.log_level_libs)
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:

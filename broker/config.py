@@ -116,7 +116,29 @@ class Settings(BaseModel):
         100_000, ge=0, description="pending messages held for one agent before Sends to it are refused"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
-    log_format: Literal["json", "text"] = Field("json", description="structured JSON lines or plain text")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="structured JSON lines, or text lines (key=value for the same fields)"
+    )
+    log_level_libs: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="log level of the libraries (grpc, aiosqlite, psycopg, aiohttp, asyncio)"
+    )
+    access_log: bool = Field(
+        False, description="log one line per RPC: method, subject, peer, status, duration"
+    )
+    # -- observability (broker/observability/) ----------------------------------------------
+    http_address: str = Field(
+        "127.0.0.1:8080",
+        description="host:port of the HTTP listener (/metrics, /healthz, /readyz); off: none",
+    )
+    metrics_token: str | None = Field(
+        None, description="a bearer token that may read /metrics (besides admin tokens when auth is on)"
+    )
+    metrics_top_n: int = Field(
+        20, ge=0, le=1000, description="per-agent and per-capability backlog series kept (the rest summed)"
+    )
+    metrics_census_s: float = Field(
+        5.0, ge=0, description="how long the stored counts behind /metrics' gauges are reused"
+    )
 
     @field_validator("address")
     @classmethod
@@ -126,6 +148,16 @@ class Settings(BaseModel):
         problem = address_problem(value, allow_port_0=True)
         if problem:
             raise PydanticCustomError("address", problem)
+        return value
+
+    @field_validator("http_address")
+    @classmethod
+    def _http_host_port(cls, value: str) -> str:
+        if value.lower() == "off":
+            return "off"
+        problem = address_problem(value, allow_port_0=True)
+        if problem:
+            raise PydanticCustomError("http_address", problem)
         return value
 
     @field_validator("db")

@@ -20,23 +20,42 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+        for key, value in _extras(record).items():
+            out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)
 
 
-def setup_logging(level: str, fmt: str) -> None:
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+class TextFormatter(logging.Formatter):
+    """One line: time, level, logger, message, then the same fields as JSON as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) and (' ' in v or not v) else v}"
+                          for k, v in _extras(record).items())  # fmt: skip
+        return f"{line} {fields}" if fields else line
+
+
+# Libraries whose DEBUG lines drown the broker's own (--log-level-libs sets theirs).
+LIBRARIES = ("aiosqlite", "grpc", "asyncio", "aiohttp", "psycopg", "prometheus_client")
+
+
+def setup_logging(level: str, fmt: str, libs_level: str = "WARNING") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(libs_level)
 
 
 class Throttled:

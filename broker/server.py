@@ -17,7 +17,9 @@ from .core.registry import Registry
 from .core.taskqueue import TaskQueue
 from .core.wakeups import Wakeups
 from .errors import BrokerError
+from .observability import HttpListener, Metrics, RpcMetrics
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from .security import authenticator
 from .security import interceptors as security_interceptors
 from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
 from .security.tls import CertificateFiles, server_credentials
@@ -52,6 +54,15 @@ class Broker:
     sweeper: Sweeper
     health: health.aio.HealthServicer
     tls: CertificateFiles | None = None  # reloaded on change or SIGHUP
+    metrics: Metrics | None = None
+    http: HttpListener | None = None  # /metrics, /healthz, /readyz (None: --http-address off)
+
+    @property
+    def http_address(self) -> str | None:
+        if self.http is None:
+            return None
+        host = self.settings.http_address.rsplit(":", 1)[0]
+        return f"{host}:{self.http.port}"
 
     @property
     def address(self) -> str:
@@ -61,6 +72,8 @@ class Broker:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful shutdown: refuse new calls, end streams, finish commits, close storage."""
         grace = self.settings.shutdown_grace_s if grace is None else grace
+        if self.http is not None:
+            self.http.stopping = True  # /readyz: 503 from now on
         await self.health.enter_graceful_shutdown()
         await self.sweeper.stop()
         # Ends Subscribe streams now rather than after the grace period, and refuses new Sends
@@ -76,6 +89,8 @@ class Broker:
         # Releases every delivery still held (a stream blocked in a write too), before storage closes.
         await self.mailbox.close()
         await self.storage.close()
+        if self.http is not None:
+            await self.http.stop()
         log.info("broker stopped")
 
 
@@ -120,16 +135,25 @@ async def start_server(settings: Settings) -> Broker:
     if exposed:
         warn(exposed)
     storage = await open_storage(settings)
+    http: HttpListener | None = None
     try:
         registry = Registry(storage, settings)
         mailbox = Mailbox(storage, registry, settings)
         tasks = TaskQueue(storage, registry, settings)
         if storage.relay is not None:
             await _relay_wakeups(storage.relay, [mailbox.wakeups, tasks.dispatch.signals])
+        metrics = Metrics(storage, mailbox, tasks, settings.metrics_top_n)
+        observed = settings.http_address != "off" or settings.access_log
 
         server = grpc.aio.server(
             # MalformedRequests first: bytes that do not parse are refused before anything else.
-            interceptors=[MalformedRequests(), *security_interceptors(settings, storage)],
+            interceptors=[
+                MalformedRequests(),
+                # Outside security, so that refusals are timed too; not there when nothing can read
+                # it (no HTTP listener, no access log).
+                *([RpcMetrics(metrics, settings.access_log)] if observed else []),
+                *security_interceptors(settings, storage),
+            ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", max(settings.max_request_bytes, 64 * 1024 * 1024)),
@@ -160,6 +184,9 @@ async def start_server(settings: Settings) -> Broker:
             port = server.add_insecure_port(settings.address)
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
+        if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
+            http = HttpListener(settings, metrics, storage, authenticator(settings, storage))
+            await http.start()
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -179,9 +206,24 @@ async def start_server(settings: Settings) -> Broker:
         )
         sweeper.start()
     except BaseException:
+        if http is not None:
+            await http.stop()
         await storage.close()
         raise
-    broker = Broker(settings, server, port, storage, registry, mailbox, tasks, sweeper, health_servicer, tls)
+    broker = Broker(
+        settings,
+        server,
+        port,
+        storage,
+        registry,
+        mailbox,
+        tasks,
+        sweeper,
+        health_servicer,
+        tls,
+        metrics,
+        http,
+    )
     log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
     return broker
 

@@ -22,6 +22,9 @@ from broker.server import Broker, start_server
 from tests.pg_support import PgCluster, remove_cluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
+# Brokers the tests start as subprocesses (serve, examples, the README's snippets) open no HTTP
+# listener on the default port 8080 unless a test asks: several may run at once.
+os.environ.setdefault("A2A_BROKER_HTTP_ADDRESS", "off")
 T = TypeVar("T")
 
 
@@ -34,6 +37,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "log_format": "text",
         # Tests need durability semantics, not fsync latency; crash tests use FULL.
         "sqlite_synchronous": "NORMAL",
+        "http_address": "off",  # tests that want the HTTP listener ask for 127.0.0.1:0
     }
     values.update(overrides)
     return Settings.load(values, env={})

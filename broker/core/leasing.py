@@ -42,9 +42,9 @@ class Liveness(Protocol):
 
     async def revive(self, agent_id: str) -> Agent: ...
 
-    def stream_opened(self, agent_id: str) -> None: ...
+    def stream_opened(self, agent_id: str, kind: str) -> None: ...
 
-    def stream_closed(self, agent_id: str) -> None: ...
+    def stream_closed(self, agent_id: str, kind: str, handed: int) -> None: ...
 
 
 LISTEN_BATCH = 100
@@ -195,7 +195,8 @@ class Leaser:
         inbox = Inbox()
         self._inboxes.setdefault(agent_id, set()).add(inbox)
         keys = keys_for(agent_id, agent.capabilities)
-        self.liveness.stream_opened(agent_id)
+        self.liveness.stream_opened(agent_id, "listen")
+        handed = 0
         try:
             yield [], []  # live: cancellations for this agent now reach the stream
             while True:
@@ -209,6 +210,7 @@ class Leaser:
                     res = await self._lease(agent_id, LISTEN_BATCH)
                     cancels = inbox.drain()
                     if res.assignments or cancels:
+                        handed += len(res.assignments)
                         yield res.assignments, cancels
                     if res.free > 0 and len(res.assignments) == LISTEN_BATCH:
                         continue  # a full batch: more may be waiting
@@ -217,7 +219,7 @@ class Leaser:
                     self._disarm(keys, ev)
                 keys = keys_for(agent_id, res.capabilities)
         finally:
-            self.liveness.stream_closed(agent_id)
+            self.liveness.stream_closed(agent_id, "listen", handed)
             boxes = self._inboxes.get(agent_id)
             if boxes is not None:
                 boxes.discard(inbox)

@@ -34,6 +34,7 @@ from ..domain.messages import Audience
 from ..errors import BrokerError, FailedPrecondition, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
 from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
+from ..models.stats import MessageStats
 from ..storage.base import Storage
 from ..storage.message_store import Handoff, MessageChanges, SendOutcome
 from .coalescer import Coalescer
@@ -68,6 +69,7 @@ class Mailbox:
         self._recover_lock = asyncio.Lock()
         self._due_scanned = 0
         self._closing = False  # shutdown began: no new sends or streams; releases wait for close()
+        self.stats = MessageStats()
         self._released = False  # close() began: held deliveries are handed back, acks are refused
         self._last_call = 0.0  # loop time of the last Send or Ack call (see drain)
         self._deferred: list[tuple[Subscription, list[ClaimInFlight]]] = []
@@ -120,6 +122,9 @@ class Mailbox:
                 fut.set_result([])
                 reserved[agent].wake()  # claim for itself
             raise
+        self.stats.published += sum(
+            len(r.message_ids) for r in out.results if isinstance(r, SendResult) and not r.duplicate
+        )
         for agent, (fut, limit) in claims.items():
             got = out.claimed.get(agent, [])
             fut.set_result(got)  # the stream hands them out (or releases them)
@@ -146,7 +151,7 @@ class Mailbox:
         sub = Subscription(self, inp, agent.capabilities)
         self.wakeups.watch(sub.keys, sub.wake)
         self._streams.setdefault(agent.agent_id, set()).add(sub)
-        self.registry.stream_opened(agent.agent_id)  # an open stream is a sign of life
+        self.registry.stream_opened(agent.agent_id, "subscribe")  # an open stream is a sign of life
         return sub
 
     def _check_open(self) -> None:
@@ -161,6 +166,7 @@ class Mailbox:
         if self._released:
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         done = await self.storage.ack_messages(agent_id, ids, now_us())
+        self.stats.acknowledged += len(done)
         self._forget(done)
         if self._released and len(done) < len(ids):
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
@@ -170,7 +176,7 @@ class Mailbox:
         out = await self.storage.nack_messages(
             inp.agent_id, inp.message_ids, now_us(), inp.delay_us, inp.reject, inp.reason
         )
-        self._changed(out)
+        self._changed(out, "rejected" if inp.reject else "attempts_exhausted")
         return out.requeued, out.dead
 
     def claim(self, sub: Subscription, limit: int) -> Awaitable[list[Message]]:
@@ -185,6 +191,11 @@ class Mailbox:
             sub.held[m.message_id] = m.attempt
             self._owner[m.message_id] = (sub, m.attempt)
 
+    def delivering(self, sub: Subscription, msgs: list[Message]) -> None:
+        sub.delivered += len(msgs)
+        self.stats.delivered += len(msgs)
+        self.stats.redelivered += sum(1 for m in msgs if m.attempt > 1)
+
     def _forget(self, ids: list[tuple[str, int]]) -> None:
         """These deliveries are over (acked, released, expired): free their streams' room."""
         for mid, attempt in ids:
@@ -196,14 +207,17 @@ class Mailbox:
             if sub.held.pop(mid, None) is not None and sub.dirty:
                 sub.event.set()  # room in flight for what it could not take (else nothing new)
 
-    def _changed(self, out: MessageChanges) -> None:
+    def _changed(self, out: MessageChanges, dead_reason: str = "attempts_exhausted") -> None:
+        if out.dead:
+            self.stats.dead_lettered[dead_reason] += out.dead
+            log.info("messages dead-lettered", extra={"count": out.dead, "reason": dead_reason})
         self._forget(out.ids)
         self._woken(out.wake, out.scheduled)
 
     def stream_ended(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
         """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
         shutdown waits for it even when the stream was cancelled)."""
-        self.registry.stream_closed(sub.agent_id)
+        self.registry.stream_closed(sub.agent_id, "subscribe", sub.delivered)
         self.wakeups.unwatch(sub.keys, sub.wake)
         streams = self._streams.get(sub.agent_id)
         if streams is not None:
@@ -316,6 +330,8 @@ class Mailbox:
         )
         self._changed(out.lapsed)
         self._forget(out.expired)
+        self.stats.expired += len(out.expired)
+        self.stats.purged += out.purged
         if out.lapsed.ids or out.expired or out.purged:
             log.debug(
                 "mailbox sweep",

@@ -77,16 +77,19 @@ class Registry:
             agent = await self.heartbeat(HeartbeatInput(agent_id=agent_id))
         return agent
 
-    def stream_opened(self, agent_id: str) -> None:
+    def stream_opened(self, agent_id: str, kind: str) -> None:
         """A Subscribe or Listen stream of the agent is open: it is alive until the stream ends."""
         self._streams[agent_id] = self._streams.get(agent_id, 0) + 1
+        log.info("stream opened", extra={"agent_id": agent_id, "stream": kind})
 
     def open_streams(self, agent_id: str) -> int:
         """How many Subscribe and Listen streams of the agent are open now."""
         return self._streams.get(agent_id, 0)
 
-    def stream_closed(self, agent_id: str) -> None:
-        """The stream ended: the liveness timeout runs from now."""
+    def stream_closed(self, agent_id: str, kind: str, handed: int) -> None:
+        """The stream ended (having handed out ``handed`` messages or tasks): the liveness timeout
+        runs from now."""
+        log.info("stream closed", extra={"agent_id": agent_id, "stream": kind, "handed_out": handed})
         n = self._streams.pop(agent_id, 0) - 1
         if n > 0:
             self._streams[agent_id] = n
@@ -148,6 +151,12 @@ class Registry:
         return gone
 
     def _publish(self, kind: AgentEventType, agent: Agent, now: int) -> None:
+        if kind in (AgentEventType.REGISTERED, AgentEventType.ONLINE, AgentEventType.DEREGISTERED):
+            # (offline: logged by the sweep, with what it released)
+            log.info(
+                f"agent {kind.value}",
+                extra={"agent_id": agent.agent_id, "capabilities": ",".join(agent.capabilities)},
+            )
         self.events.publish(AgentEvent(kind, agent, now))
 
     def _came_online(self, agent: Agent) -> None:

@@ -41,6 +41,9 @@ class Keeper(Protocol):
     def hold(self, sub: Subscription, msgs: list[Message]) -> None:
         """The subscription now holds these deliveries (until acked or released)."""
 
+    def delivering(self, sub: Subscription, msgs: list[Message]) -> None:
+        """These deliveries are being handed to the client (counted)."""
+
     def stream_ended(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
         """The stream is over: release what it holds, and what its claims in flight will hold."""
 
@@ -60,6 +63,7 @@ class Subscription:
         self.claims: deque[tuple[ClaimInFlight, int]] = deque()  # in flight, in order: (future, limit)
         self._claiming = 0  # sum of the limits of the claims in flight
         self.event = asyncio.Event()  # wakes the loop; ``dirty`` says whether to claim
+        self.delivered = 0  # messages handed to the client (logged when the stream closes)
         self.dirty = True  # look at once: the backlog
         self.ended: BrokerError | None = None  # set when the broker ends the stream
         self.refund = False  # give the attempt back on release (the broker ended the stream)
@@ -125,6 +129,7 @@ class Subscription:
                 self.keeper.hold(self, msgs)
                 if self.ended is not None:
                     raise self.ended  # end() releases them
+                self.keeper.delivering(self, msgs)
                 if len(msgs) == limit:
                     self.dirty = True  # more may be waiting: claim while this batch is sent
                     while len(self.claims) < 2 and self.room > 0:  # one queued behind the other

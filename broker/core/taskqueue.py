@@ -25,6 +25,7 @@ from ..domain.priority import PriorityPolicy
 from ..domain.submission import plan_graph, plan_single
 from ..errors import InvalidArgument, StorageUnavailable
 from ..models.agents import Agent, AgentGone
+from ..models.stats import TaskStats
 from ..models.tasks import (
     Assignment,
     CancelInput,
@@ -40,6 +41,7 @@ from ..models.tasks import (
     TaskEvent,
     TaskFilter,
     TaskSpecInput,
+    TaskStatus,
     Transition,
     TreeQuery,
     TreeSummary,
@@ -72,6 +74,7 @@ class TaskQueue:
         self._backoff_timer: asyncio.TimerHandle | None = None
         self._last_purge = 0.0
         self._bg: set[asyncio.Task[None]] = set()
+        self.stats = TaskStats()
 
     # ------------------------------------------------------------ announcing
 
@@ -80,13 +83,40 @@ class TaskQueue:
         return self.events.watchers > 0
 
     def announce(self, changes: Changes) -> None:
-        """After a commit: wake leasers, tell holders, publish events, arm backoff timers."""
+        """After a commit: wake leasers, tell holders, publish events, arm backoff timers, count."""
         self.dispatch.wake(changes)
+        if changes.transitions:
+            self._count(changes.transitions)
         if self.events.watchers and changes.transitions:
             for tr in changes.transitions:
                 self.events.publish(TaskEvent(tr, changes.tasks.get(tr.task_id)))
         for at in changes.backoff_until:
             self._schedule_backoff(at)
+
+    def _count(self, transitions: list[Transition]) -> None:
+        st = self.stats
+        for tr in transitions:
+            to = tr.to_status
+            if to is TaskStatus.PENDING:
+                st.submitted += 1
+            elif to is TaskStatus.RUNNING:
+                st.assigned += 1
+                if tr.elapsed_us is not None:
+                    st.queue_wait.observe(tr.elapsed_us / 1e6)
+            elif to is TaskStatus.COMPLETED:
+                st.completed += 1
+            elif to is TaskStatus.FAILED:
+                st.failed += 1
+                log.info(
+                    "task failed", extra={"task_id": tr.task_id, "attempt": tr.attempt, "reason": tr.reason}
+                )
+            elif to is TaskStatus.CANCELLED:
+                st.cancelled += 1
+                log.info("task cancelled", extra={"task_id": tr.task_id, "reason": tr.reason})
+            elif to is TaskStatus.READY and tr.from_status is TaskStatus.RUNNING:
+                st.retried += 1
+            if tr.from_status is TaskStatus.RUNNING and tr.elapsed_us is not None:
+                st.run_time.observe(tr.elapsed_us / 1e6)
 
     def _schedule_backoff(self, at: int) -> None:
         heapq.heappush(self._backoff_heap, at)

@@ -244,6 +244,9 @@ class Transition:
     attempt: int
     path: str = ""
     session_id: str | None = None
+    # Not stored: for the metrics, how long the task waited (ready -> running, first attempt:
+    # since submission) or ran (running -> anything: since the attempt started), microseconds.
+    elapsed_us: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,25 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..storage import Storage
+    from .interceptor import Authenticator
 
-__all__ = ["CALLER", "Identity", "Role", "interceptors", "may_read_message"]
+__all__ = ["CALLER", "Identity", "Role", "authenticator", "interceptors", "may_read_message"]
+
+
+def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
+    """Bearer token -> Identity for ``--auth token`` or ``jwt``; None with ``--auth none``."""
+    if settings.auth == "token":
+        from ..storage import sqlite_path
+        from .tokens import TokenAuthenticator, marker_path
+
+        path = sqlite_path(settings.db)
+        marker = marker_path(path) if path and path != ":memory:" else None
+        return TokenAuthenticator(storage.get_token, settings.auth_cache_s, marker)
+    if settings.auth == "jwt":
+        from .jwt_auth import JwtAuthenticator
+
+        return JwtAuthenticator(settings)
+    return None
 
 
 def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerInterceptor]:
@@ -22,21 +39,14 @@ def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerIn
     mtls = bool(settings.tls_client_ca)
     if settings.auth == "none" and not mtls:
         return []
-    from .interceptor import Authenticator, Security
+    from .interceptor import Security
     from .quotas import Quotas
 
-    authenticator: Authenticator | None = None
-    if settings.auth == "token":
-        from ..storage import sqlite_path
-        from .tokens import TokenAuthenticator, marker_path
-
-        path = sqlite_path(settings.db)
-        marker = marker_path(path) if path and path != ":memory:" else None
-        authenticator = TokenAuthenticator(storage.get_token, settings.auth_cache_s, marker)
-    elif settings.auth == "jwt":
-        from .jwt_auth import JwtAuthenticator
-
-        authenticator = JwtAuthenticator(settings)
     return [
-        Security(authenticator, mtls, Quotas(settings, storage.count_pending), storage.conversation_starter)
+        Security(
+            authenticator(settings, storage),
+            mtls,
+            Quotas(settings, storage.count_pending),
+            storage.conversation_starter,
+        )
     ]

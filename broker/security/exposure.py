@@ -28,7 +28,11 @@ def is_loopback(address: str) -> bool:
 
 
 def exposure_problem(settings: Settings) -> str | None:
-    """What is missing to listen on ``settings.address`` safely, or None."""
+    """What is missing to listen on ``settings.address`` (and the HTTP listener's) safely, or None."""
+    return _grpc_problem(settings) or _http_problem(settings)
+
+
+def _grpc_problem(settings: Settings) -> str | None:
     if is_loopback(settings.address):
         return None
     missing = [
@@ -46,6 +50,16 @@ def exposure_problem(settings: Settings) -> str | None:
         return None
     lacking = " and no ".join(missing)
     return f"{settings.address} is reachable from other machines but the broker has no {lacking}"
+
+
+def _http_problem(settings: Settings) -> str | None:
+    http = settings.http_address
+    if http == "off" or is_loopback(http) or settings.auth != "none" or settings.metrics_token:
+        return None
+    return (
+        f"--http-address {http} is reachable from other machines but /metrics is open to all"
+        " (--auth token or jwt, or --metrics-token)"
+    )
 
 
 class InsecureReminder:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, RegisterInput
+from ..models.stats import StorageStats
 from .message_store import MessageStore
 from .task_store import TaskStore
 
@@ -57,6 +58,29 @@ class TokenRecord:
     note: str = ""
 
 
+@dataclass
+class Census:
+    """What the storage holds now, counted (for the metrics endpoint)."""
+
+    messages: dict[tuple[str, str], int]  # (status, target kind) -> copies
+    scheduled: dict[str, int]  # target kind -> pending copies not due yet
+    tasks: dict[str, int]  # status -> tasks
+    agents: dict[str, int]  # status -> agents (deregistered ones left out)
+    agent_backlog: list[tuple[str, int]]  # the largest pending backlogs by recipient, largest first
+    agent_backlog_rest: int  # pending copies of every other recipient
+    capability_backlog: list[tuple[str, int]]  # the same for anycast copies by capability
+    capability_backlog_rest: int
+    size_bytes: int | None
+
+
+class CensusStore(Protocol):
+    async def census(self, top_n: int, now: int) -> Census:
+        """Counts as of one read transaction; backlogs for the ``top_n`` largest only."""
+
+    async def probe(self) -> None:
+        """Run a write transaction that changes nothing (raises StorageUnavailable if it cannot)."""
+
+
 class TokenStore(Protocol):
     async def get_token(self, token_id: str) -> TokenRecord | None:
         """One token by id, revoked and expired ones too; None when there is no such token."""
@@ -85,7 +109,7 @@ class WakeRelay(Protocol):
     async def close(self) -> None: ...
 
 
-class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, Protocol):
+class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, CensusStore, Protocol):
     """Everything the broker needs from a backend."""
 
     # Whether other brokers may use the same storage at once (PostgreSQL). Then a broker starting
@@ -96,6 +120,14 @@ class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, Pr
     @property
     def relay(self) -> WakeRelay | None:
         """Wake-ups to and from the other brokers (None: there are none)."""
+
+    @property
+    def engine_stats(self) -> StorageStats:
+        """Commit durations and jobs per commit, as the writer measured them."""
+
+    @property
+    def write_queue_depth(self) -> int:
+        """Write jobs waiting for the writer now."""
 
     async def open(self) -> None: ...
 

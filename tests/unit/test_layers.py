@@ -8,6 +8,7 @@ From the bottom up:
     core      the services: wake-ups, streams, scheduling; calls storage and domain
     security  who calls (authentication), what they may do (policy), quotas, TLS; beside the core
     servicers gRPC: protobuf in and out, errors to status codes (no layer below sees ``pb``)
+    observability  metrics, the RPC access log, the HTTP listener; beside the servicers
     server    composition: the server, the sweeper, the command line
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
@@ -26,6 +27,7 @@ BROKER = Path(__file__).resolve().parents[2] / "broker"
 # The layers that each layer must not import (module prefixes, dotted).
 SERVER = ("broker.server", "broker.sweeper", "broker.cli", "broker.__main__")
 SECURITY = "broker.security"
+OBSERVABILITY = "broker.observability"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "broker.models": (
         "broker.domain",
@@ -33,13 +35,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "broker.core",
         SECURITY,
         "broker.servicers",
+        OBSERVABILITY,
         *SERVER,
     ),
-    "broker.domain": ("broker.storage", "broker.core", SECURITY, "broker.servicers", *SERVER),
-    "broker.storage": ("broker.core", SECURITY, "broker.servicers", *SERVER),
-    "broker.core": (SECURITY, "broker.servicers", *SERVER),
-    SECURITY: ("broker.core", "broker.servicers", *SERVER),
-    "broker.servicers": SERVER,
+    "broker.domain": ("broker.storage", "broker.core", SECURITY, "broker.servicers", OBSERVABILITY, *SERVER),
+    "broker.storage": ("broker.core", SECURITY, "broker.servicers", OBSERVABILITY, *SERVER),
+    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, *SERVER),
+    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, *SERVER),
+    "broker.servicers": (OBSERVABILITY, *SERVER),
+    # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
+    OBSERVABILITY: ("broker.servicers", *SERVER),
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"

@@ -27,8 +27,10 @@ import psycopg
 
 from ...errors import StorageUnavailable
 from ...models.agents import AgentGone
+from ...models.stats import StorageStats
 from ..message_store import MessageChanges, SweepOutcome
 from ..sqlite.agents import AgentOps
+from ..sqlite.census import CensusOps
 from ..sqlite.tasks import TaskOps
 from ..sqlite.tokens import TokenOps
 from .engine import PgEngine
@@ -69,10 +71,11 @@ def _turn(conn: PgConnection, key: int) -> bool:
     return bool(row is not None and row[0])
 
 
-class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps):
+class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps):
     """Implements ``broker.storage.Storage`` on a PostgreSQL database shared by brokers."""
 
     shared = True  # several brokers use the database at once
+    SIZE_SQL = "SELECT pg_database_size(current_database())"
     engine: PgEngine  # type: ignore[assignment]  # stands in for the SqliteEngine the shared ops name
 
     def __init__(self, url: str, settings: Settings) -> None:
@@ -80,6 +83,14 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps):
         self.settings = settings
         self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max)
         self.relay = Relay(url, settings.pg_poll_interval_s)
+
+    @property
+    def engine_stats(self) -> StorageStats:
+        return self.engine.stats
+
+    @property
+    def write_queue_depth(self) -> int:
+        return self.engine.queue_depth
 
     async def open(self) -> None:
         try:

@@ -36,6 +36,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from ...errors import BrokerError, StorageUnavailable
+from ...models.stats import StorageStats
 from .sql import PgConnection, row_factory
 
 T = TypeVar("T")
@@ -108,6 +109,7 @@ class PgEngine:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.stats = StorageStats()
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.jobs = 0  # write jobs run
         self.retried = 0  # groups run again after a serialization failure or deadlock
@@ -174,7 +176,10 @@ class PgEngine:
                 continue
             jobs = [fn for fn, _ in batch]
             try:
+                t0 = time.perf_counter()
                 outcomes, tries = await self._writer.run(self._run_group, jobs)
+                self.stats.commit_seconds.observe(time.perf_counter() - t0)
+                self.stats.jobs_per_commit.observe(len(jobs))
                 self.commits += 1
                 self.jobs += len(jobs)
                 self.retried += tries

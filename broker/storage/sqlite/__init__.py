@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...models.stats import StorageStats
 from . import lock
 from .agents import AgentOps
+from .census import CensusOps
 from .engine import SqliteEngine
 from .messages import MessageOps
 from .migrate import migrate
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStorage"]
 
 
-class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps):
+class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps, CensusOps):
     """Implements ``broker.storage.Storage`` on one SQLite file."""
 
     shared = False  # one broker per file (the file lock): what it finds at start-up is a previous run's
@@ -37,6 +39,14 @@ class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps):
             readers=settings.sqlite_readers,
             batch_max=settings.write_batch_max,
         )
+
+    @property
+    def engine_stats(self) -> StorageStats:
+        return self.engine.stats
+
+    @property
+    def write_queue_depth(self) -> int:
+        return self.engine.queue_depth
 
     async def open(self) -> None:
         if self.path != ":memory:":

@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ...errors import BrokerError, StorageUnavailable
+from ...models.stats import StorageStats
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -79,6 +81,7 @@ class SqliteEngine:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.stats = StorageStats()
         self.commits = 0  # transactions committed (for tests and benchmarks)
         self.jobs = 0  # write jobs run
 
@@ -116,6 +119,10 @@ class SqliteEngine:
         self._queue.put_nowait((fn, fut))
         return await fut
 
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on a reader connection (its own read transaction, committed data only)."""
         if self._reader_cycle is None:
@@ -144,7 +151,10 @@ class SqliteEngine:
                 continue
             jobs = [fn for fn, _ in batch]
             try:
+                t0 = time.perf_counter()
                 outcomes = await _run(self._writer, _run_batch, jobs)
+                self.stats.commit_seconds.observe(time.perf_counter() - t0)
+                self.stats.jobs_per_commit.observe(len(jobs))
                 self.commits += 1
                 self.jobs += len(jobs)
             except BaseException as exc:  # the commit itself failed: nobody's change is durable

@@ -63,8 +63,15 @@ class TaskTx:
         self._history.append(
             (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
         )
+        elapsed = None
+        if frm is S.RUNNING and row["started_at"] is not None:
+            elapsed = self.now - row["started_at"]
+        elif frm is S.READY and to is S.RUNNING and att == 1:
+            elapsed = self.now - row["created_at"]
         self.changes.transitions.append(
-            Transition(row["task_id"], frm, to, reason, actor, self.now, att, row["path"], row["session_id"])
+            Transition(
+                row["task_id"], frm, to, reason, actor, self.now, att, row["path"], row["session_id"], elapsed
+            )
         )
 
     def flush(self) -> None:
