@@ -9,7 +9,9 @@ from memory), and drives both with the same client code:
   flight);
 - drain: a subscriber takes a backlog of 20,000 and acks it (``Ack`` with each response's ids);
 - end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99;
-- the cost of security: Send and drain with ``--auth token`` against ``--auth none``, back to back.
+- the cost of security: Send and drain with ``--auth token`` against ``--auth none``, back to back;
+- the cost of metrics: Send and drain with the HTTP listener on (the RPC interceptor installed,
+  ``/metrics`` scraped every second) against off, back to back.
 
 Figures are medians of 3 runs, each also given as a ratio of the echo server's figure in the same
 run. ``BENCH_BIG=1`` adds a 1,000,000-message backlog drain with the broker's peak memory.
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc
 from broker.pb import messaging_pb2 as pb
@@ -34,6 +38,7 @@ from .common import (
     Report,
     channel,
     echo_baseline,
+    free_port,
     median,
     percentile,
     spawn_broker,
@@ -299,32 +304,59 @@ async def run_pair(echo: Proc, broker: Proc) -> tuple[dict[str, float], dict[str
         await cb.close()
 
 
-AUTH_PHASES = ("send", "drain")
+AB_PHASES = ("send", "drain")
 
 
-async def run_auth_pair(tmp: Path, i: int) -> dict[str, float]:
-    """Send and drain against a broker with ``--auth token`` and one with ``--auth none``, back to
-    back: the ratios are the cost of authentication and authorization (issue 11's budget: 10%).
-    The calls-per-second quota is off in both (it would measure the quota, not the checks). The
-    order alternates from run to run, so that neither side always runs on a warmer machine."""
+async def _scrape_every(port: int, period_s: float) -> None:
+    """GET /metrics every ``period_s`` (a Prometheus scraping 15 times more often than usual)."""
+    async with aiohttp.ClientSession() as s:
+        while True:
+            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                await r.read()
+            await asyncio.sleep(period_s)
+
+
+async def run_ab(tmp: Path, i: int, name: str, variants: dict[str, dict[str, str]]) -> dict[str, float]:
+    """Send and drain against two brokers differing only by ``variants`` (label -> environment),
+    back to back; ``<phase>_<label>`` figures and ``<phase>_<name>_ratio`` (second / first). The
+    calls-per-second quota is off in both. The order alternates from run to run, so that neither
+    side always runs on a warmer machine.
+
+    - auth: ``--auth token`` against ``--auth none`` (each agent's calls carry its own token);
+    - metrics: the HTTP listener on (the RPC interceptor installed, /metrics scraped every second)
+      against off."""
     out: dict[str, float] = {}
-    for auth in ("none", "token") if i % 2 == 0 else ("token", "none"):
-        db = Path(tmp) / f"auth-{auth}-{i}.db"
-        tokens = issue_tokens(db) if auth == "token" else None
-        with spawn_broker(db, A2A_BROKER_AUTH=auth, A2A_BROKER_QUOTA_CALLS_PER_S="0") as proc:
+    labels = list(variants)
+    for label in labels if i % 2 == 0 else labels[::-1]:
+        db = Path(tmp) / f"{name}-{label}-{i}.db"
+        env = dict(variants[label])
+        tokens = issue_tokens(db) if env.get("A2A_BROKER_AUTH") == "token" else None
+        port = free_port()
+        if env.get("A2A_BROKER_HTTP_ADDRESS") == "on":
+            env["A2A_BROKER_HTTP_ADDRESS"] = f"127.0.0.1:{port}"
+        with spawn_broker(db, A2A_BROKER_QUOTA_CALLS_PER_S="0", **env) as proc:
             c = Client(proc.address, True, tokens)
+            scraper = None
+            if env.get("A2A_BROKER_HTTP_ADDRESS", "").endswith(f":{port}"):
+                scraper = asyncio.ensure_future(_scrape_every(port, 1.0))
             fig: dict[str, float] = {}
             try:
                 await c.setup()
-                for phase in AUTH_PHASES:
+                for phase in AB_PHASES:
                     await _phase(c, proc, phase, fig)
             finally:
+                if scraper is not None:
+                    scraper.cancel()
                 await c.close()
-        for k in AUTH_PHASES:
-            out[f"{k}_{auth}"] = fig[k]
-    for k in AUTH_PHASES:
-        out[f"{k}_auth_ratio"] = out[f"{k}_token"] / out[f"{k}_none"]
+        for k in AB_PHASES:
+            out[f"{k}_{label}"] = fig[k]
+    for k in AB_PHASES:
+        out[f"{k}_{name}_ratio"] = out[f"{k}_{labels[1]}"] / out[f"{k}_{labels[0]}"]
     return out
+
+
+AUTH = {"none": {"A2A_BROKER_AUTH": "none"}, "token": {"A2A_BROKER_AUTH": "token"}}
+METRICS = {"off": {"A2A_BROKER_HTTP_ADDRESS": "off"}, "on": {"A2A_BROKER_HTTP_ADDRESS": "on"}}
 
 
 async def run_big(proc: Proc) -> dict[str, float]:
@@ -352,6 +384,7 @@ def main() -> None:
     base: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}  # broker / echo, per run
     auth: dict[str, list[float]] = {}  # --auth token vs --auth none, per run
+    observed: dict[str, list[float]] = {}  # metrics on vs off, per run
 
     def keep(into: dict[str, list[float]], fig: dict[str, float]) -> None:
         for k, v in fig.items():
@@ -372,7 +405,8 @@ def main() -> None:
                         ratios,
                         {k: b_fig[k] / e_fig[k] for k in ("send", "publish", "batch", "drain", "p50", "p99")},
                     )
-                keep(auth, await run_auth_pair(Path(tmp), i))
+                keep(auth, await run_ab(Path(tmp), i, "auth", AUTH))
+                keep(observed, await run_ab(Path(tmp), i, "metrics", METRICS))
                 print(
                     f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
                     flush=True,
@@ -443,7 +477,15 @@ def main() -> None:
         "--auth token vs --auth none (issue 11: >= 90%): "
         + ", ".join(
             f"{k} {a[k + '_token']:,.0f} vs {a[k + '_none']:,.0f} msgs/s ({a[k + '_auth_ratio']:.0%})"
-            for k in AUTH_PHASES
+            for k in AB_PHASES
+        )
+    )
+    o = {k: median(v) for k, v in observed.items()}
+    r.note(
+        "metrics on (scraped every second) vs off (issue 12: >= 95%): "
+        + ", ".join(
+            f"{k} {o[k + '_on']:,.0f} vs {o[k + '_off']:,.0f} msgs/s ({o[k + '_metrics_ratio']:.0%})"
+            for k in AB_PHASES
         )
     )
     r.note(
