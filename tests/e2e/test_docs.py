@@ -30,7 +30,7 @@ from tests.conftest import ROOT, eventually
 
 DOCS = ["README.md", "clients/python/README.md", "clients/node/README.md", "examples/README.md"]
 RUN = {"python", "sh", "js"}
-NOT_CODE = {"", "text", "json"}  # diagrams, synopses, data
+NOT_CODE = {"", "text", "json", "yaml"}  # diagrams, synopses, data, configuration files
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 VENV_BIN = Path(sys.executable).parent
 NODE_DIR = ROOT / "clients" / "node"
