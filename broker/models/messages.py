@@ -315,11 +315,19 @@ class NackInput:
     reason: str
 
 
-def check_nack(agent_id: str, ids: list[str], delay_us: int, reject: bool, reason: str) -> NackInput:
+def check_nack(
+    agent_id: str,
+    ids: list[str],
+    delay_us: int,
+    reject: bool,
+    reason: str,
+    ids_field: str = "message_ids",
+    delay_field: str = "delay",
+) -> NackInput:
     _id(agent_id, "", "agent_id")
-    ids = check_ids(ids)
+    ids = check_ids(ids, ids_field)
     if not 0 <= delay_us <= MAX_NACK_DELAY_US:
-        raise InvalidArgument("delay", "must be between 0 and 7 days")
+        raise InvalidArgument(delay_field, "must be between 0 and 7 days")
     if len(reason) > MAX_REASON:
         raise InvalidArgument("reason", f"must be at most {MAX_REASON} characters")
     if NUL in reason:

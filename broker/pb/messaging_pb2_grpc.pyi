@@ -93,6 +93,25 @@ class MessagingStub:
     deliveries are released) or deregisters, and with UNAVAILABLE when it
     shuts down: heartbeat, then subscribe again.
     """
+    Consume: _grpc.StreamStreamMultiCallable[_messaging_pb2.ConsumeRequest, _messaging_pb2.ConsumeResponse]
+    """Consume is Subscribe with acknowledgements on the same stream, as Google
+    Pub/Sub's StreamingPull: a client that receives and acks over one
+    bidirectional stream pays no unary call per ack. The first request opens
+    the subscription (`subscribe`, exactly as a SubscribeRequest; the response
+    headers then say it is live); every later request acks and/or nacks
+    messages of that agent, and is answered, once committed, by a response
+    whose `confirm` carries the request's `sequence` and outcome, in the order
+    the requests came, between the responses that carry messages. Acks and
+    nacks of concurrent requests share commits. A refused request (an unknown
+    id, another agent's message) changes nothing and is answered with its
+    status code in `confirm`; the stream goes on. Acks sent before the stream
+    ended and not confirmed may or may not have been committed: ack again (an
+    ack of a message already processed, or released for redelivery and not
+    yet redelivered, still counts). Messages unacked when the stream ends are
+    released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+    first request has no `subscribe` or a later one has; as Subscribe
+    otherwise.
+    """
     Ack: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.AckRequest, _messaging_pb2.AckResponse]
     """Ack marks delivered messages processed. Acking a message twice is
     harmless, and so is acking one that expired meanwhile; a late ack of a
@@ -178,6 +197,25 @@ class MessagingAsyncStub(MessagingStub):
     FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
     deliveries are released) or deregisters, and with UNAVAILABLE when it
     shuts down: heartbeat, then subscribe again.
+    """
+    Consume: _aio.StreamStreamMultiCallable[_messaging_pb2.ConsumeRequest, _messaging_pb2.ConsumeResponse]  # type: ignore[assignment]
+    """Consume is Subscribe with acknowledgements on the same stream, as Google
+    Pub/Sub's StreamingPull: a client that receives and acks over one
+    bidirectional stream pays no unary call per ack. The first request opens
+    the subscription (`subscribe`, exactly as a SubscribeRequest; the response
+    headers then say it is live); every later request acks and/or nacks
+    messages of that agent, and is answered, once committed, by a response
+    whose `confirm` carries the request's `sequence` and outcome, in the order
+    the requests came, between the responses that carry messages. Acks and
+    nacks of concurrent requests share commits. A refused request (an unknown
+    id, another agent's message) changes nothing and is answered with its
+    status code in `confirm`; the stream goes on. Acks sent before the stream
+    ended and not confirmed may or may not have been committed: ack again (an
+    ack of a message already processed, or released for redelivery and not
+    yet redelivered, still counts). Messages unacked when the stream ends are
+    released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+    first request has no `subscribe` or a later one has; as Subscribe
+    otherwise.
     """
     Ack: _aio.UnaryUnaryMultiCallable[_messaging_pb2.AckRequest, _messaging_pb2.AckResponse]  # type: ignore[assignment]
     """Ack marks delivered messages processed. Acking a message twice is
@@ -285,6 +323,31 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
         deliveries are released) or deregisters, and with UNAVAILABLE when it
         shuts down: heartbeat, then subscribe again.
+        """
+
+    @_abc_1.abstractmethod
+    def Consume(
+        self,
+        request_iterator: _MaybeAsyncIterator[_messaging_pb2.ConsumeRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_messaging_pb2.ConsumeResponse], _abc.AsyncIterator[_messaging_pb2.ConsumeResponse]]:
+        """Consume is Subscribe with acknowledgements on the same stream, as Google
+        Pub/Sub's StreamingPull: a client that receives and acks over one
+        bidirectional stream pays no unary call per ack. The first request opens
+        the subscription (`subscribe`, exactly as a SubscribeRequest; the response
+        headers then say it is live); every later request acks and/or nacks
+        messages of that agent, and is answered, once committed, by a response
+        whose `confirm` carries the request's `sequence` and outcome, in the order
+        the requests came, between the responses that carry messages. Acks and
+        nacks of concurrent requests share commits. A refused request (an unknown
+        id, another agent's message) changes nothing and is answered with its
+        status code in `confirm`; the stream goes on. Acks sent before the stream
+        ended and not confirmed may or may not have been committed: ack again (an
+        ack of a message already processed, or released for redelivery and not
+        yet redelivered, still counts). Messages unacked when the stream ends are
+        released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+        first request has no `subscribe` or a later one has; as Subscribe
+        otherwise.
         """
 
     @_abc_1.abstractmethod

@@ -63,6 +63,7 @@ POLICY: dict[str, Rule] = {
     _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
     _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
     _MSG + "Publish": Rule(ANY),  # each entry's sender_id must name the caller: in the servicer
+    _MSG + "Consume": Rule(ANY),  # the first request's agent must be the caller: in the servicer
     # Task queue: orchestrators submit, cancel, read and watch; any agent works its own leases.
     _TASKS + "Submit": Rule(TASKS),
     _TASKS + "SubmitGraph": Rule(TASKS),

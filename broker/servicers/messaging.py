@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -18,6 +19,7 @@ from ..models.messages import (
     MessageFilter,
     MessageStatus,
     NewMessage,
+    SubscribeInput,
     Target,
     TargetKind,
     check_ids,
@@ -241,18 +243,97 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                 add(message_ids=r.message_ids)
         return resp
 
-    @stream_rpc
-    async def Subscribe(
-        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.SubscribeResponse]:
+    def _subscribe_input(self, request: pb.SubscribeRequest) -> SubscribeInput:
         ack_deadline = dur_us(request, "ack_deadline")
-        inp = check_subscribe(
+        return check_subscribe(
             request.agent_id,
             request.max_in_flight,
             self._ack_deadline_us if ack_deadline is None else ack_deadline,
             request.max_batch,
             request.max_response_bytes,
         )
+
+    @stream_rpc
+    async def Consume(
+        self, requests: AsyncIterator[pb.ConsumeRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ConsumeResponse]:
+        """Subscribe with in-band acks: deliveries and, in request order, each request's
+        confirmation once its acks and nacks are committed (concurrent ones share commits)."""
+        first = await anext(aiter(requests), None)
+        if first is None or not first.HasField("subscribe"):
+            raise InvalidArgument("subscribe", "the first request must open the subscription")
+        inp = self._subscribe_input(first.subscribe)
+        if not may_act_as(inp.agent_id):
+            raise PermissionDenied(f"subscribe.agent_id: {inp.agent_id!r} is not the caller")
+        sub = await self.mailbox.subscribe(inp)
+        context.add_done_callback(lambda _ctx: sub.end())
+        await context.send_initial_metadata(())
+        out: asyncio.Queue[tuple[pb.ConsumeResponse, list[Message]] | BaseException | None] = asyncio.Queue()
+        settled: asyncio.Queue[asyncio.Future[pb.ConsumeConfirm] | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for req in requests:
+                    if req.HasField("subscribe"):
+                        raise InvalidArgument("subscribe", "only the first request opens the subscription")
+                    settled.put_nowait(asyncio.ensure_future(self._settle(inp.agent_id, req)))
+            finally:
+                settled.put_nowait(None)
+
+        async def confirm() -> None:
+            while (fut := await settled.get()) is not None:
+                out.put_nowait((pb.ConsumeResponse(confirm=await fut), []))
+
+        async def deliver() -> None:
+            async for msgs in sub.deliveries():
+                for resp, sent in split_deliveries(msgs, inp.max_response_bytes):
+                    out.put_nowait((pb.ConsumeResponse(messages=resp.messages), sent))
+
+        async def run(step: Any) -> None:
+            try:
+                await step
+            except BaseException as exc:  # the stream ends with the first failure
+                out.put_nowait(exc)
+
+        reader = asyncio.ensure_future(run(read()))
+        confirmer = asyncio.ensure_future(run(confirm()))
+        deliverer = asyncio.ensure_future(run(deliver()))
+        done_reading = asyncio.ensure_future(_after(asyncio.gather(reader, confirmer), out))
+        try:
+            while (item := await out.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                resp, sent = item
+                sub.sending = sent  # not transmitted until the write completes (see Subscribe)
+                yield resp
+                sub.sending = []
+        finally:
+            for t in (reader, confirmer, deliverer, done_reading):
+                t.cancel()
+            sub.end()
+
+    async def _settle(self, agent_id: str, req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
+        """One Consume request's acks, then its nacks."""
+        acked = requeued = dead = 0
+        try:
+            if req.ack_ids:
+                acked = await self.mailbox.ack(agent_id, check_ids(list(req.ack_ids), "ack_ids"))
+            if req.nack_ids:
+                delay = dur_us(req, "nack_delay") or 0
+                nack = check_nack(
+                    agent_id, list(req.nack_ids), delay, req.reject, req.reason, "nack_ids", "nack_delay"
+                )
+                requeued, dead = await self.mailbox.nack(nack)
+        except Exception as exc:
+            code, message = status_of(exc)
+            return pb.ConsumeConfirm(sequence=req.sequence, code=code.value[0], error=message)
+        return pb.ConsumeConfirm(sequence=req.sequence, acked=acked, requeued=requeued, dead_lettered=dead)
+
+    @stream_rpc
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        inp = self._subscribe_input(request)
         sub = await self.mailbox.subscribe(inp)
         # However the call ends (even cancelled while the generator is suspended), release at once.
         context.add_done_callback(lambda _ctx: sub.end())
@@ -333,3 +414,9 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     ) -> pb.RequeueResponse:
         requeued = await self.mailbox.requeue(check_ids(list(request.message_ids)))
         return pb.RequeueResponse(requeued=requeued)
+
+
+async def _after(steps: Any, out: asyncio.Queue[Any]) -> None:
+    """The client stopped writing and every request is confirmed: the stream ends (cleanly)."""
+    await steps
+    out.put_nowait(None)

@@ -149,3 +149,55 @@ async def test_publish_confirms_each_message_in_order_and_refuses_one_alone(clie
     assert len(ok) == 499 and all(len(r.result.message_ids) == 1 for r in ok)
     stored = await client.get_message(ok[-1].result.message_id)
     assert stored.payload == b'{"i":499}'
+
+
+async def test_consume_acks_and_nacks_on_the_stream_once_committed(client):
+    ids = [(await client.send("alice", "bob", f"m{i}")).message_id for i in range(3)]
+    async with client.consume("bob", max_in_flight=10) as stream:
+        await stream.wait_live()
+        got = [await next_message(stream) for _ in ids]
+        assert stream.in_band
+        assert await stream.ack([m.message_id for m in got[:2]]) == 2  # answered once committed
+        assert (await stream.nack(got[2].message_id, reject=True)).dead_lettered == 1
+    assert [(await client.get_message(i)).status for i in ids] == [
+        MessageStatus.PROCESSED,
+        MessageStatus.PROCESSED,
+        MessageStatus.FAILED,
+    ]
+
+
+async def test_consume_acking_inside_the_loop_does_not_wait_for_the_next_message(client):
+    # The confirmation is read while the caller awaits its ack in the loop body.
+    await client.send("alice", "bob", "only one")
+    async with client.consume("bob") as stream:
+        async for m in stream:
+            assert await asyncio.wait_for(stream.ack(m.message_id), 5) == 1
+            break
+
+
+async def test_consume_falls_back_to_subscribe_and_unary_acks_on_a_broker_without_it(
+    tmp_path, monkeypatch
+):
+    import grpc
+
+    from broker.servicers.messaging import MessagingServicer
+    from broker.server import start_server
+    from tests.conftest import make_settings
+
+    async def unimplemented(self, requests, context):  # a broker from before Consume
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        yield
+
+    monkeypatch.setattr(MessagingServicer, "Consume", unimplemented)
+    b = await start_server(make_settings(tmp_path))
+    try:
+        async with BrokerClient(b.address, timeout=10) as c:
+            await c.register("old", max_concurrent_tasks=1)
+            mid = (await c.send("old", "old", "hello")).message_id
+            async with c.consume("old") as stream:
+                m = await next_message(stream)
+                assert m.message_id == mid and not stream.in_band
+                assert await stream.ack(mid) == 1
+            assert (await c.get_message(mid)).status == MessageStatus.PROCESSED
+    finally:
+        await b.stop(0.2)

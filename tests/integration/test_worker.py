@@ -343,18 +343,28 @@ async def test_stop_during_an_ack_call_still_acks(client, start_worker):
         handled.set()
 
     w = await start_worker("acker", on_message=on_message)
-    real_ack = w.client.ack
     calls = 0
 
-    async def slow_first_ack(*args: Any, **kwargs: Any) -> Any:
+    async def slow_first(ack: Any, *args: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
             ack_started.set()
             await asyncio.Event().wait()  # never answers: only cancellation ends it
-        return await real_ack(*args, **kwargs)
+        return await ack(*args)
 
-    w.client.ack = slow_first_ack  # type: ignore[method-assign]
+    # Acks go on the message stream, or as a unary call once it is closed: either path counts.
+    real_unary, real_on_stream = w.client.ack, w._on_stream
+    w.client.ack = lambda *a: slow_first(real_unary, *a)  # type: ignore[method-assign]
+
+    class Stream:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        async def ack(self, ids: Any) -> Any:
+            return await slow_first(self.real.ack, ids)
+
+    w._on_stream = lambda: Stream(real_on_stream())  # type: ignore[method-assign]
     mid = (await client.send("sender", "acker", "hi")).message_id
     await wait_for(handled, what="message handled")
     await wait_for(ack_started, what="the ack call")

@@ -8,6 +8,7 @@
 - :class:`BrokerRpcError` and its subclasses: every failed call.
 """
 
+from ._consume import Consumption
 from ._stream import Stream
 from .client import ADDRESS_ENV, DEFAULT_ADDRESS, BrokerClient, default_address
 from .errors import (
@@ -79,6 +80,7 @@ __all__ = [
     "BrokerRpcError",
     "Cancellation",
     "Completion",
+    "Consumption",
     "CancelledError",
     "DeadlineExceededError",
     "Dependency",

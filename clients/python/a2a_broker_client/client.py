@@ -13,6 +13,7 @@ import grpc
 
 from . import _convert as c
 from . import models as m
+from ._consume import Consumption
 from ._stream import Stream
 from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
 from .pb import (
@@ -338,6 +339,34 @@ class BrokerClient:
         if ack_deadline is not None:
             req.ack_deadline.CopyFrom(c.duration(ack_deadline))
         return self._stream("messaging", "Subscribe", req, lambda r: [c.message(x) for x in r.messages])
+
+    def consume(
+        self,
+        agent_id: str,
+        *,
+        max_in_flight: int = 0,
+        ack_deadline: m.Seconds | None = None,
+        max_batch: int = 0,
+    ) -> Consumption:
+        """As :meth:`subscribe`, with acks and nacks on the same stream: ``await c.ack(ids)`` is
+        answered once committed, and costs no call of its own (the broker's ``Consume``; against a
+        broker without it, ``Subscribe`` and unary :meth:`ack` and :meth:`nack`)."""
+        self._ensure()
+        req = messaging_pb2.SubscribeRequest(
+            agent_id=agent_id, max_in_flight=max_in_flight, max_batch=max_batch
+        )
+        if ack_deadline is not None:
+            req.ack_deadline.CopyFrom(c.duration(ack_deadline))
+
+        def fallback() -> Stream[m.Message]:
+            return self._stream("messaging", "Subscribe", req, lambda r: [c.message(x) for x in r.messages])
+
+        def unary_nack(ids: list[str], **kw: Any) -> Any:
+            return self.nack(agent_id, ids, **kw)
+
+        return Consumption(
+            self._messaging.Consume, req, fallback, lambda ids: self.ack(agent_id, ids), unary_nack
+        )
 
     async def ack(self, agent_id: str, message_ids: Sequence[str] | str) -> int:
         """Mark delivered messages processed; returns how many changed (acking twice is harmless)."""

@@ -32,7 +32,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
+
 from . import _convert as c
+from ._consume import Consumption
 from .client import BrokerClient
 from .errors import (
     BrokerRpcError,
@@ -223,6 +226,7 @@ class Worker:
         self._task_runners: set[asyncio.Task[Any]] = set()
         self._running: dict[str, _Running] = {}
         self._pending_acks: list[str] = []
+        self._stream: Consumption | None = None  # the message stream open now
         self._ack_wakeup = asyncio.Event()
         self._ack_loop: asyncio.Task[Any] | None = None
         self._started = False
@@ -376,7 +380,9 @@ class Worker:
         delays = RECONNECT.delays()
         said = False  # an outage is logged once, not at every reconnect attempt
         while not self._draining:
-            stream = self.client.subscribe(
+            # Acks and nacks ride on the same stream (Consume; Subscribe and unary calls against
+            # an older broker).
+            stream = self._stream = self.client.consume(
                 self.agent_id, max_in_flight=self.max_in_flight, ack_deadline=self.ack_deadline
             )
             try:
@@ -398,6 +404,12 @@ class Worker:
                 await stream.aclose()
             await asyncio.sleep(next(delays))
 
+    def _on_stream(self) -> Consumption:
+        """The open message stream, to ack and nack on (raises when there is none)."""
+        if self._stream is None or self._stream.closed:
+            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "no message stream open", "messaging/Consume")
+        return self._stream
+
     async def _handle_message(self, msg: Message) -> None:
         assert self.on_message is not None
         try:
@@ -414,7 +426,10 @@ class Worker:
 
     async def _nack(self, msg: Message, reason: str) -> None:
         try:
-            await self.client.nack(self.agent_id, msg.message_id, reason=reason[:MAX_ERROR_CHARS])
+            try:
+                await self._on_stream().nack(msg.message_id, reason=reason[:MAX_ERROR_CHARS])
+            except BrokerRpcError:  # the stream broke meanwhile: a unary call still counts
+                await self.client.nack(self.agent_id, msg.message_id, reason=reason[:MAX_ERROR_CHARS])
             self.stats.messages_nacked += 1
         except BrokerRpcError as exc:
             # Not fatal: the delivery lapses at its ack deadline and is redelivered anyway.
@@ -432,7 +447,10 @@ class Worker:
         if not ids:
             return
         try:
-            await self.client.ack(self.agent_id, ids)
+            try:
+                await self._on_stream().ack(ids)
+            except BrokerRpcError:  # the stream broke meanwhile: a unary ack still counts
+                await self.client.ack(self.agent_id, ids)
             self.stats.messages_acked += len(ids)
         except asyncio.CancelledError:
             # Cancelled mid-call (stop() ends the ack loop): not known to have landed, so the

@@ -181,13 +181,14 @@ async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _subscribe(client: BrokerClient, ns: argparse.Namespace) -> int:
-    stream = client.subscribe(ns.agent_id, max_in_flight=ns.max_in_flight, ack_deadline=ns.ack_deadline)
+    # Acks on the same stream (Consume; Subscribe and unary acks against an older broker).
+    stream = client.consume(ns.agent_id, max_in_flight=ns.max_in_flight, ack_deadline=ns.ack_deadline)
     msg: Message
     async for msg in limited(stream, ns.count, ns.timeout):
         # Printed (and flushed) before the ack: a message is acked only once it was written out.
         print_json(msg, line=True)
         if not ns.no_ack:
-            await client.ack(ns.agent_id, msg.message_id)
+            await stream.ack(msg.message_id)
     return 0
 
 

@@ -654,6 +654,121 @@ class SubscribeResponse(_message.Message):
 Global___SubscribeResponse: _TypeAlias = SubscribeResponse  # noqa: Y015
 
 @_typing.final
+class ConsumeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIBE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    ACK_IDS_FIELD_NUMBER: _builtins.int
+    NACK_IDS_FIELD_NUMBER: _builtins.int
+    NACK_DELAY_FIELD_NUMBER: _builtins.int
+    REJECT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The client's number for this request's acks and nacks, echoed in its
+    confirmation.
+    """
+    reject: _builtins.bool
+    reason: _builtins.str
+    @_builtins.property
+    def subscribe(self) -> Global___SubscribeRequest:
+        """The first request only: the subscription."""
+
+    @_builtins.property
+    def ack_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Messages processed (as Ack), then messages handed back (as Nack, with
+        `nack_delay`, `reject` and `reason`).
+        """
+
+    @_builtins.property
+    def nack_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def nack_delay(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        subscribe: Global___SubscribeRequest | None = ...,
+        sequence: _builtins.int = ...,
+        ack_ids: _abc.Iterable[_builtins.str] | None = ...,
+        nack_ids: _abc.Iterable[_builtins.str] | None = ...,
+        nack_delay: _duration_pb2.Duration | None = ...,
+        reject: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["nack_delay", b"nack_delay", "subscribe", b"subscribe"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_ids", b"ack_ids", "nack_delay", b"nack_delay", "nack_ids", b"nack_ids", "reason", b"reason", "reject", b"reject", "sequence", b"sequence", "subscribe", b"subscribe"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsumeRequest: _TypeAlias = ConsumeRequest  # noqa: Y015
+
+@_typing.final
+class ConsumeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    CONFIRM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
+        """Deliveries, as SubscribeResponse.messages (empty in a confirmation)."""
+
+    @_builtins.property
+    def confirm(self) -> Global___ConsumeConfirm:
+        """Set when this response answers a request's acks and nacks."""
+
+    def __init__(
+        self,
+        *,
+        messages: _abc.Iterable[Global___Message] | None = ...,
+        confirm: Global___ConsumeConfirm | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirm", b"confirm"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirm", b"confirm", "messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsumeResponse: _TypeAlias = ConsumeResponse  # noqa: Y015
+
+@_typing.final
+class ConsumeConfirm(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ACKED_FIELD_NUMBER: _builtins.int
+    REQUEUED_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERED_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    code: _builtins.int
+    """The gRPC status code Ack or Nack would have answered (0: OK, committed);
+    any other: nothing of that request changed.
+    """
+    error: _builtins.str
+    acked: _builtins.int
+    requeued: _builtins.int
+    dead_lettered: _builtins.int
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+        acked: _builtins.int = ...,
+        requeued: _builtins.int = ...,
+        dead_lettered: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acked", b"acked", "code", b"code", "dead_lettered", b"dead_lettered", "error", b"error", "requeued", b"requeued", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsumeConfirm: _TypeAlias = ConsumeConfirm  # noqa: Y015
+
+@_typing.final
 class AckRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -56,6 +56,11 @@ class MessagingStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeResponse.FromString,
                 _registered_method=True)
+        self.Consume = channel.stream_stream(
+                '/a2a.broker.v1.Messaging/Consume',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ConsumeRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ConsumeResponse.FromString,
+                _registered_method=True)
         self.Ack = channel.unary_unary(
                 '/a2a.broker.v1.Messaging/Ack',
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.AckRequest.SerializeToString,
@@ -157,6 +162,29 @@ class MessagingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Consume(self, request_iterator, context):
+        """Consume is Subscribe with acknowledgements on the same stream, as Google
+        Pub/Sub's StreamingPull: a client that receives and acks over one
+        bidirectional stream pays no unary call per ack. The first request opens
+        the subscription (`subscribe`, exactly as a SubscribeRequest; the response
+        headers then say it is live); every later request acks and/or nacks
+        messages of that agent, and is answered, once committed, by a response
+        whose `confirm` carries the request's `sequence` and outcome, in the order
+        the requests came, between the responses that carry messages. Acks and
+        nacks of concurrent requests share commits. A refused request (an unknown
+        id, another agent's message) changes nothing and is answered with its
+        status code in `confirm`; the stream goes on. Acks sent before the stream
+        ended and not confirmed may or may not have been committed: ack again (an
+        ack of a message already processed, or released for redelivery and not
+        yet redelivered, still counts). Messages unacked when the stream ends are
+        released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+        first request has no `subscribe` or a later one has; as Subscribe
+        otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Ack(self, request, context):
         """Ack marks delivered messages processed. Acking a message twice is
         harmless, and so is acking one that expired meanwhile; a late ack of a
@@ -226,6 +254,11 @@ def add_MessagingServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Consume': grpc.stream_stream_rpc_method_handler(
+                    servicer.Consume,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ConsumeRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ConsumeResponse.SerializeToString,
             ),
             'Ack': grpc.unary_unary_rpc_method_handler(
                     servicer.Ack,
@@ -362,6 +395,33 @@ class Messaging:
             '/a2a.broker.v1.Messaging/Subscribe',
             a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_messaging__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Consume(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/a2a.broker.v1.Messaging/Consume',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.ConsumeRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.ConsumeResponse.FromString,
             options,
             channel_credentials,
             insecure,
