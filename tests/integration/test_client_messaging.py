@@ -175,13 +175,11 @@ async def test_consume_acking_inside_the_loop_does_not_wait_for_the_next_message
             break
 
 
-async def test_consume_falls_back_to_subscribe_and_unary_acks_on_a_broker_without_it(
-    tmp_path, monkeypatch
-):
+async def test_consume_falls_back_to_subscribe_and_unary_acks_on_a_broker_without_it(tmp_path, monkeypatch):
     import grpc
 
-    from broker.servicers.messaging import MessagingServicer
     from broker.server import start_server
+    from broker.servicers.messaging import MessagingServicer
     from tests.conftest import make_settings
 
     async def unimplemented(self, requests, context):  # a broker from before Consume
