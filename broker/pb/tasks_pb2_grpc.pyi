@@ -74,6 +74,25 @@ class TaskQueueStub:
     deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
     response headers (initial metadata) are sent once the stream is live.
     """
+    Work: _grpc.StreamStreamMultiCallable[_tasks_pb2.WorkRequest, _tasks_pb2.WorkResponse]
+    """Work is Listen with the outcomes on the same stream: a worker receives
+    assignments and cancellations, and writes back completions, failures and
+    lease extensions without a unary call for each. The first request opens
+    the stream (`listen`, as a ListenRequest; the response headers then say
+    it is live); every later request carries one outcome (`complete`, `fail`
+    or `extend`, exactly as the unary calls take them; an empty agent_id
+    means the stream's agent) and a `sequence`, and is answered once
+    committed by a response whose `confirm` carries that sequence and the
+    outcome's status code, in the order the requests came, between the
+    responses that carry assignments. Concurrent completions share commits.
+    A refused outcome (a stale attempt, a lapsed lease...) changes nothing and
+    is answered with its code; the stream goes on. An outcome written and not
+    confirmed before the stream ended may or may not have landed: send it
+    again (a repeated Complete or Fail of the same attempt is answered OK).
+    Errors of the stream: INVALID_ARGUMENT when the first request has no
+    `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
+    for an outcome of another agent; as Listen otherwise.
+    """
     ExtendLease: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]
     """ExtendLease is a running task's heartbeat: it extends the lease and
     optionally records progress. A lapsed lease is lost when the broker's
@@ -168,6 +187,25 @@ class TaskQueueAsyncStub(TaskQueueStub):
     lapse unless extended). The stream ends with NOT_FOUND when the agent
     deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
     response headers (initial metadata) are sent once the stream is live.
+    """
+    Work: _aio.StreamStreamMultiCallable[_tasks_pb2.WorkRequest, _tasks_pb2.WorkResponse]  # type: ignore[assignment]
+    """Work is Listen with the outcomes on the same stream: a worker receives
+    assignments and cancellations, and writes back completions, failures and
+    lease extensions without a unary call for each. The first request opens
+    the stream (`listen`, as a ListenRequest; the response headers then say
+    it is live); every later request carries one outcome (`complete`, `fail`
+    or `extend`, exactly as the unary calls take them; an empty agent_id
+    means the stream's agent) and a `sequence`, and is answered once
+    committed by a response whose `confirm` carries that sequence and the
+    outcome's status code, in the order the requests came, between the
+    responses that carry assignments. Concurrent completions share commits.
+    A refused outcome (a stale attempt, a lapsed lease...) changes nothing and
+    is answered with its code; the stream goes on. An outcome written and not
+    confirmed before the stream ended may or may not have landed: send it
+    again (a repeated Complete or Fail of the same attempt is answered OK).
+    Errors of the stream: INVALID_ARGUMENT when the first request has no
+    `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
+    for an outcome of another agent; as Listen otherwise.
     """
     ExtendLease: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]  # type: ignore[assignment]
     """ExtendLease is a running task's heartbeat: it extends the lease and
@@ -284,6 +322,31 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         lapse unless extended). The stream ends with NOT_FOUND when the agent
         deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
         response headers (initial metadata) are sent once the stream is live.
+        """
+
+    @_abc_1.abstractmethod
+    def Work(
+        self,
+        request_iterator: _MaybeAsyncIterator[_tasks_pb2.WorkRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tasks_pb2.WorkResponse], _abc.AsyncIterator[_tasks_pb2.WorkResponse]]:
+        """Work is Listen with the outcomes on the same stream: a worker receives
+        assignments and cancellations, and writes back completions, failures and
+        lease extensions without a unary call for each. The first request opens
+        the stream (`listen`, as a ListenRequest; the response headers then say
+        it is live); every later request carries one outcome (`complete`, `fail`
+        or `extend`, exactly as the unary calls take them; an empty agent_id
+        means the stream's agent) and a `sequence`, and is answered once
+        committed by a response whose `confirm` carries that sequence and the
+        outcome's status code, in the order the requests came, between the
+        responses that carry assignments. Concurrent completions share commits.
+        A refused outcome (a stale attempt, a lapsed lease...) changes nothing and
+        is answered with its code; the stream goes on. An outcome written and not
+        confirmed before the stream ended may or may not have landed: send it
+        again (a repeated Complete or Fail of the same attempt is answered OK).
+        Errors of the stream: INVALID_ARGUMENT when the first request has no
+        `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
+        for an outcome of another agent; as Listen otherwise.
         """
 
     @_abc_1.abstractmethod

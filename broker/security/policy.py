@@ -75,6 +75,7 @@ POLICY: dict[str, Rule] = {
     _TASKS + "Watch": Rule(TASKS),
     _TASKS + "Claim": Rule(ANY, "agent_id"),
     _TASKS + "Listen": Rule(ANY, "agent_id"),
+    _TASKS + "Work": Rule(ANY),  # the first request's agent must be the caller: in the servicer
     _TASKS + "ExtendLease": Rule(ANY, "agent_id"),
     _TASKS + "Complete": Rule(ANY, "agent_id"),
     _TASKS + "CompleteBatch": Rule(ANY, "items[].agent_id"),

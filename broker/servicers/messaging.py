@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 
@@ -31,6 +30,7 @@ from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
 from ..security.identity import may_act_as, may_read_message
 from .convert import dur_us, enum_value, fitting, framed_size, ts_fields, ts_us
+from .duplex import duplex
 from .errors import rpc, status_of, stream_rpc
 
 STATUS_TO_PB = {
@@ -268,48 +268,27 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         sub = await self.mailbox.subscribe(inp)
         context.add_done_callback(lambda _ctx: sub.end())
         await context.send_initial_metadata(())
-        out: asyncio.Queue[tuple[pb.ConsumeResponse, list[Message]] | BaseException | None] = asyncio.Queue()
-        settled: asyncio.Queue[asyncio.Future[pb.ConsumeConfirm] | None] = asyncio.Queue()
 
-        async def read() -> None:
-            try:
-                async for req in requests:
-                    if req.HasField("subscribe"):
-                        raise InvalidArgument("subscribe", "only the first request opens the subscription")
-                    settled.put_nowait(asyncio.ensure_future(self._settle(inp.agent_id, req)))
-            finally:
-                settled.put_nowait(None)
-
-        async def confirm() -> None:
-            while (fut := await settled.get()) is not None:
-                out.put_nowait((pb.ConsumeResponse(confirm=await fut), []))
-
-        async def deliver() -> None:
+        async def deliveries() -> AsyncIterator[tuple[pb.SubscribeResponse, list[Message]]]:
             async for msgs in sub.deliveries():
-                for resp, sent in split_deliveries(msgs, inp.max_response_bytes):
-                    out.put_nowait((pb.ConsumeResponse(messages=resp.messages), sent))
+                for item in split_deliveries(msgs, inp.max_response_bytes):
+                    yield item
 
-        async def run(step: Any) -> None:
-            try:
-                await step
-            except BaseException as exc:  # the stream ends with the first failure
-                out.put_nowait(exc)
+        async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
+            if req.HasField("subscribe"):
+                raise InvalidArgument("subscribe", "only the first request opens the subscription")
+            return await self._settle(inp.agent_id, req)
 
-        reader = asyncio.ensure_future(run(read()))
-        confirmer = asyncio.ensure_future(run(confirm()))
-        deliverer = asyncio.ensure_future(run(deliver()))
-        done_reading = asyncio.ensure_future(_after(asyncio.gather(reader, confirmer), out))
         try:
-            while (item := await out.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in duplex(deliveries(), requests, settle):
+                if isinstance(item, pb.ConsumeConfirm):
+                    yield pb.ConsumeResponse(confirm=item)
+                    continue
                 resp, sent = item
                 sub.sending = sent  # not transmitted until the write completes (see Subscribe)
-                yield resp
+                yield pb.ConsumeResponse(messages=resp.messages)
                 sub.sending = []
         finally:
-            for t in (reader, confirmer, deliverer, done_reading):
-                t.cancel()
             sub.end()
 
     async def _settle(self, agent_id: str, req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
@@ -414,9 +393,3 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     ) -> pb.RequeueResponse:
         requeued = await self.mailbox.requeue(check_ids(list(request.message_ids)))
         return pb.RequeueResponse(requeued=requeued)
-
-
-async def _after(steps: Any, out: asyncio.Queue[Any]) -> None:
-    """The client stopped writing and every request is confirmed: the stream ends (cleanly)."""
-    await steps
-    out.put_nowait(None)

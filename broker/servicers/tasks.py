@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from pydantic import ValidationError
 
 from ..clock import US_PER_S, now_us
 from ..core.taskqueue import TaskQueue
-from ..errors import InvalidArgument, NotFound
+from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.tasks import (
     CancelInput,
@@ -28,7 +29,9 @@ from ..models.tasks import (
 )
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
+from ..security.identity import may_act_as
 from .convert import dur_s, dur_us, fitting, ts
+from .duplex import duplex
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .tasks_pb import (
     MAX_LEASE_US,
@@ -58,6 +61,30 @@ def _complete_input(req: pb.CompleteRequest) -> CompleteInput:
         attempt=req.attempt,
         result=req.result,
         result_content_type=req.result_content_type,
+    )
+
+
+def _fail_input(req: pb.FailRequest) -> FailInput:
+    return FailInput(
+        task_id=req.task_id,
+        agent_id=req.agent_id,
+        attempt=req.attempt,
+        error=req.error,
+        non_retryable=req.non_retryable,
+    )
+
+
+def _extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
+    ext = dur_us(req, "extension")
+    if ext is not None and not US_PER_S <= ext <= MAX_LEASE_US:
+        raise InvalidArgument("extension", "must be between 1 s and 24 h")
+    return ExtendInput(
+        task_id=req.task_id,
+        agent_id=req.agent_id,
+        attempt=req.attempt,
+        progress=req.progress if req.HasField("progress") else None,
+        status_note=req.status_note or None,
+        extension_us=ext,
     )
 
 
@@ -113,40 +140,92 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     async def Listen(
         self, request: pb.ListenRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ListenResponse]:
-        agent_id = check_id(request.agent_id, "agent_id")
-        stream = self.queue.listen(agent_id)
+        async for item in self._pushes(request.agent_id):
+            if item is None:  # the stream is live: response headers tell the client so
+                await context.send_initial_metadata(())
+                continue
+            yield pb.ListenResponse(assignments=item[0], cancellations=item[1])
+
+    async def _pushes(
+        self, agent_id: str
+    ) -> AsyncIterator[tuple[list[pb.Assignment], list[pb.Cancellation]] | None]:
+        """Listen's assignments and cancellations; first None, once the stream is live."""
+        stream = self.queue.listen(check_id(agent_id, "agent_id"))
         try:
             async for assignments, cancellations in stream:
                 if not assignments and not cancellations:
-                    # The stream is live: response headers tell the client so.
-                    await context.send_initial_metadata(())
+                    yield None
                     continue
                 now = now_us()
-                yield pb.ListenResponse(
-                    assignments=[
-                        assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments
-                    ],
-                    cancellations=[cancellation_out(c) for c in cancellations],
+                yield (
+                    [assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments],
+                    [cancellation_out(c) for c in cancellations],
                 )
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+
+    @stream_rpc
+    async def Work(
+        self, requests: AsyncIterator[pb.WorkRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WorkResponse]:
+        """Listen, with completions, failures and lease extensions on the same stream, each
+        confirmed in request order once committed (concurrent completions share commits)."""
+        first = await anext(aiter(requests), None)
+        if first is None or not first.HasField("listen"):
+            raise InvalidArgument("listen", "the first request must open the stream")
+        agent_id = check_id(first.listen.agent_id, "listen.agent_id")
+        if not may_act_as(agent_id):
+            raise PermissionDenied(f"listen.agent_id: {agent_id!r} is not the caller")
+
+        async def settle(req: pb.WorkRequest) -> pb.WorkConfirm:
+            if req.HasField("listen"):
+                raise InvalidArgument("listen", "only the first request opens the stream")
+            kind = req.WhichOneof("outcome")
+            if kind is None:
+                raise InvalidArgument("outcome", "one of complete, fail or extend is required")
+            inner = getattr(req, kind)
+            if inner.agent_id and inner.agent_id != agent_id:
+                raise PermissionDenied(f"{kind}.agent_id: {inner.agent_id!r} is not this stream's agent")
+            inner.agent_id = agent_id
+            return await self._settle(req.sequence, kind, inner)
+
+        pushes = self._pushes(agent_id)
+        # Headers once live, sent here: the call's own task, never another one (a send from a task
+        # of duplex's could outlive the handler and hang the call's end).
+        if await anext(pushes) is None:
+            await context.send_initial_metadata(())
+        async for item in duplex(pushes, requests, settle):
+            if isinstance(item, pb.WorkConfirm):
+                yield pb.WorkResponse(confirm=item)
+            elif item is not None:
+                yield pb.WorkResponse(assignments=item[0], cancellations=item[1])
+
+    async def _settle(self, sequence: int, kind: str, req: Any) -> pb.WorkConfirm:
+        """One outcome of a Work stream, as the unary call would do it."""
+        try:
+            if kind == "complete":
+                task = await self.queue.complete(_complete_input(req))
+                return pb.WorkConfirm(sequence=sequence, task=self._task(task))
+            if kind == "fail":
+                task = await self.queue.fail(_fail_input(req))
+                return pb.WorkConfirm(sequence=sequence, task=self._task(task))
+            until = await self.queue.extend_lease(_extend_input(req))
+            return pb.WorkConfirm(sequence=sequence, lease_expires_at=ts(until))
+        except ValidationError as exc:
+            return pb.WorkConfirm(
+                sequence=sequence,
+                code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                error=validation_message(exc),
+            )
+        except Exception as exc:
+            code, message = status_of(exc)
+            return pb.WorkConfirm(sequence=sequence, code=code.value[0], error=message)
 
     @rpc
     async def ExtendLease(
         self, request: pb.ExtendLeaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExtendLeaseResponse:
-        ext = dur_us(request, "extension")
-        if ext is not None and not US_PER_S <= ext <= MAX_LEASE_US:
-            raise InvalidArgument("extension", "must be between 1 s and 24 h")
-        inp = ExtendInput(
-            task_id=request.task_id,
-            agent_id=request.agent_id,
-            attempt=request.attempt,
-            progress=request.progress if request.HasField("progress") else None,
-            status_note=request.status_note or None,
-            extension_us=ext,
-        )
-        until = await self.queue.extend_lease(inp)
+        until = await self.queue.extend_lease(_extend_input(request))
         return pb.ExtendLeaseResponse(lease_expires_at=ts(until))
 
     @rpc
@@ -188,14 +267,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
 
     @rpc
     async def Fail(self, request: pb.FailRequest, context: grpc.aio.ServicerContext) -> pb.FailResponse:
-        inp = FailInput(
-            task_id=request.task_id,
-            agent_id=request.agent_id,
-            attempt=request.attempt,
-            error=request.error,
-            non_retryable=request.non_retryable,
-        )
-        return pb.FailResponse(task=self._task(await self.queue.fail(inp)))
+        return pb.FailResponse(task=self._task(await self.queue.fail(_fail_input(request))))
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:

@@ -146,3 +146,47 @@ async def test_errors_name_the_problem(client):
     with pytest.raises(ValueError):
         client.watch_tasks()
     assert await client.claim("w", wait=0.05) == []
+
+
+async def test_work_completes_fails_and_extends_on_the_stream(client):
+    async with client.work("w") as stream:
+        await stream.wait_live()
+        ok = (await client.submit("ok", required_capabilities=["py"])).task.task_id
+        ev = await asyncio.wait_for(stream.__anext__(), 5)
+        (a,) = ev.assignments
+        assert a.task.task_id == ok and stream.in_band
+        assert await stream.extend_lease(ok, a.attempt, progress=50) is not None
+        done = await stream.complete(ok, a.attempt, {"answer": 42})
+        assert done.status == TaskStatus.COMPLETED and done.result_data == {"answer": 42}
+        with pytest.raises(FailedPreconditionError):  # a stale attempt, refused alone
+            await stream.fail(ok, a.attempt, "too late")
+        bad = (await client.submit("bad", required_capabilities=["py"])).task.task_id
+        (b,) = (await asyncio.wait_for(stream.__anext__(), 5)).assignments
+        failed = await stream.fail(bad, b.attempt, "broken", non_retryable=True)
+        assert b.task.task_id == bad and failed.status == TaskStatus.FAILED
+    assert (await client.get_task(ok)).status == TaskStatus.COMPLETED
+
+
+async def test_work_falls_back_to_listen_and_unary_calls_on_a_broker_without_it(tmp_path, monkeypatch):
+    import grpc
+
+    from broker.server import start_server
+    from broker.servicers.tasks import TaskQueueServicer
+    from tests.conftest import make_settings
+
+    async def unimplemented(self, requests, context):  # a broker from before Work
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+        yield
+
+    monkeypatch.setattr(TaskQueueServicer, "Work", unimplemented)
+    b = await start_server(make_settings(tmp_path))
+    try:
+        async with BrokerClient(b.address, timeout=10) as c:
+            await c.register("old", max_concurrent_tasks=1)
+            tid = (await c.submit("job")).task.task_id
+            async with c.work("old") as stream:
+                (a,) = (await asyncio.wait_for(stream.__anext__(), 5)).assignments
+                assert not stream.in_band
+                assert (await stream.complete(tid, a.attempt, "done")).status == TaskStatus.COMPLETED
+    finally:
+        await b.stop(0.2)

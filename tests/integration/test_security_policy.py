@@ -38,6 +38,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "Messaging/SendBatch": (OK, PD, OK, PD),
     "Messaging/Publish": (OK, PD, OK, PD),  # each entry's confirm carries its status
     "Messaging/Subscribe": (OK, PD, OK, PD),
+    "Messaging/Consume": (OK, PD, OK, PD),
     "Messaging/Ack": (OK, PD, OK, PD),
     "Messaging/Nack": (OK, PD, OK, PD),
     "Messaging/GetMessage": (OK, NF, OK, NF),
@@ -53,6 +54,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "TaskQueue/Watch": (PD, PD, OK, OK),
     "TaskQueue/Claim": (OK, PD, OK, PD),
     "TaskQueue/Listen": (OK, PD, OK, PD),
+    "TaskQueue/Work": (OK, PD, OK, PD),
     "TaskQueue/ExtendLease": (OK, PD, OK, PD),
     "TaskQueue/Complete": (OK, PD, OK, PD),
     "TaskQueue/CompleteBatch": (OK, PD, OK, PD),
@@ -152,6 +154,7 @@ BUILD: dict[str, Build] = {
         )
     ),
     "Messaging/Subscribe": lambda w, t: _now(mpb.SubscribeRequest(agent_id=t)),
+    "Messaging/Consume": lambda w, t: _now(mpb.ConsumeRequest(subscribe=mpb.SubscribeRequest(agent_id=t))),
     "Messaging/Ack": lambda w, t: _then(
         w.message_to(t, True), lambda m: mpb.AckRequest(agent_id=t, message_ids=[m])
     ),
@@ -181,6 +184,7 @@ BUILD: dict[str, Build] = {
     ),
     "TaskQueue/Claim": lambda w, t: _then(w.task(), lambda i: tpb.ClaimRequest(agent_id=t, max_tasks=1)),
     "TaskQueue/Listen": lambda w, t: _now(tpb.ListenRequest(agent_id=t)),
+    "TaskQueue/Work": lambda w, t: _now(tpb.WorkRequest(listen=tpb.ListenRequest(agent_id=t))),
     "TaskQueue/ExtendLease": lambda w, t: _then(
         w.leased_to(t), lambda ta: tpb.ExtendLeaseRequest(task_id=ta[0], agent_id=t, attempt=ta[1])
     ),
@@ -213,6 +217,11 @@ async def call(stubs: Stubs, rpc: str, request: Any) -> str:
     first response (or its initial metadata) arrives."""
     fn = _stub_method(stubs, rpc)
     try:
+        if rpc in ("Messaging/Consume", "TaskQueue/Work"):  # opened, then the request side closed
+            stream = fn(iter([request]), timeout=5)
+            async for _ in stream:
+                pass
+            return (await stream.code()).name
         if rpc == "Messaging/Publish":  # one entry on the stream: its confirm says how it went
             confirm = await fn(iter([request]), timeout=5).read()
             codes = {c.value[0]: c for c in grpc.StatusCode}

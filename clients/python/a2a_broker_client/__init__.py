@@ -10,6 +10,7 @@
 
 from ._consume import Consumption
 from ._stream import Stream
+from ._work import WorkStream
 from .client import ADDRESS_ENV, DEFAULT_ADDRESS, BrokerClient, default_address
 from .errors import (
     AlreadyExistsError,
@@ -108,6 +109,7 @@ __all__ = [
     "PublishResult",
     "SendResult",
     "Stream",
+    "WorkStream",
     "SubmitResult",
     "SyncBrokerClient",
     "Target",

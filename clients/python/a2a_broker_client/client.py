@@ -15,6 +15,7 @@ from . import _convert as c
 from . import models as m
 from ._consume import Consumption
 from ._stream import Stream
+from ._work import WorkStream
 from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
 from .pb import (
     agents_pb2,
@@ -477,6 +478,18 @@ class BrokerClient:
         return self._stream(
             "tasks", "Listen", tasks_pb2.ListenRequest(agent_id=agent_id), lambda r: [c.listen_event(r)]
         )
+
+    def work(self, agent_id: str) -> WorkStream:
+        """As :meth:`listen`, with completions, failures and lease extensions written back on the
+        same stream (``stream.complete(...)``...), each answered once committed: no call of its
+        own per task (the broker's ``Work``; against a broker without it, ``Listen`` and the
+        unary :meth:`complete`, :meth:`fail` and :meth:`extend_lease`)."""
+        self._ensure()
+
+        def fallback() -> Stream[m.ListenEvent]:
+            return self.listen(agent_id)
+
+        return WorkStream(self._tasks.Work, agent_id, fallback, self)
 
     async def extend_lease(
         self,

@@ -36,6 +36,7 @@ import grpc
 
 from . import _convert as c
 from ._consume import Consumption
+from ._work import WorkStream
 from .client import BrokerClient
 from .errors import (
     BrokerRpcError,
@@ -44,6 +45,9 @@ from .errors import (
     NotFoundError,
     UnavailableError,
     UnimplementedError,
+)
+from .errors import (
+    CancelledError as StreamClosedError,
 )
 from .models import Assignment, Message, Task
 from .retry import RetryConfig
@@ -227,6 +231,7 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._pending_acks: list[str] = []
         self._stream: Consumption | None = None  # the message stream open now
+        self._work: WorkStream | None = None  # the task stream open now
         self._ack_wakeup = asyncio.Event()
         self._ack_loop: asyncio.Task[Any] | None = None
         self._started = False
@@ -466,7 +471,9 @@ class Worker:
         delays = RECONNECT.delays()
         said = False  # an outage is logged once, not at every reconnect attempt
         while True:
-            stream = self.client.listen(self.agent_id)
+            # Completions, failures and extensions ride on the same stream (Work; Listen and
+            # unary calls against an older broker).
+            stream = self._work = self.client.work(self.agent_id)
             try:
                 async for ev in stream:
                     delays, said = RECONNECT.delays(), False
@@ -549,13 +556,12 @@ class Worker:
         while True:
             try:
                 if how == "complete":
-                    await self.client.complete(ctx.task_id, self.agent_id, ctx.attempt, kwargs["result"])
+                    await self._outcome("complete", ctx, kwargs["result"])
                     self.stats.tasks_completed += 1
                 else:
-                    await self.client.fail(
-                        ctx.task_id,
-                        self.agent_id,
-                        ctx.attempt,
+                    await self._outcome(
+                        "fail",
+                        ctx,
                         kwargs["error"][:MAX_ERROR_CHARS],
                         non_retryable=kwargs.get("non_retryable", False),
                     )
@@ -618,10 +624,19 @@ class Worker:
                 log.warning("worker %s: extending task %s failed: %s", self.agent_id, ctx.task_id, exc)
                 period = max(0.1, period / 2)
 
+    async def _outcome(self, how: str, ctx: TaskContext, *args: Any, **kwargs: Any) -> Any:
+        """Complete, fail or extend on the Work stream; by a unary call when none is open (it
+        ended meanwhile: the outcome still counts, sent again if it may have been lost)."""
+        stream = self._work
+        if stream is not None and not stream.closed:
+            try:
+                return await getattr(stream, how)(ctx.task_id, ctx.attempt, *args, **kwargs)
+            except (UnavailableError, StreamClosedError):
+                pass
+        return await getattr(self.client, how)(ctx.task_id, self.agent_id, ctx.attempt, *args, **kwargs)
+
     async def _extend(self, ctx: TaskContext) -> None:
-        expires = await self.client.extend_lease(
-            ctx.task_id, self.agent_id, ctx.attempt, progress=ctx._progress, status_note=ctx._note
-        )
+        expires = await self._outcome("extend_lease", ctx, progress=ctx._progress, status_note=ctx._note)
         if expires is not None:
             ctx._lease_expires = expires.timestamp()
 

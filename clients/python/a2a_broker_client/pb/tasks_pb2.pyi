@@ -695,6 +695,118 @@ class ListenResponse(_message.Message):
 Global___ListenResponse: _TypeAlias = ListenResponse  # noqa: Y015
 
 @_typing.final
+class WorkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTEN_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    FAIL_FIELD_NUMBER: _builtins.int
+    EXTEND_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The client's number for this request's outcome, echoed in its confirmation."""
+    @_builtins.property
+    def listen(self) -> Global___ListenRequest:
+        """The first request only: the agent whose tasks the stream carries."""
+
+    @_builtins.property
+    def complete(self) -> Global___CompleteRequest: ...
+    @_builtins.property
+    def fail(self) -> Global___FailRequest: ...
+    @_builtins.property
+    def extend(self) -> Global___ExtendLeaseRequest: ...
+    def __init__(
+        self,
+        *,
+        listen: Global___ListenRequest | None = ...,
+        sequence: _builtins.int = ...,
+        complete: Global___CompleteRequest | None = ...,
+        fail: Global___FailRequest | None = ...,
+        extend: Global___ExtendLeaseRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "listen", b"listen", "outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "listen", b"listen", "outcome", b"outcome", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["complete", "fail", "extend"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___WorkRequest: _TypeAlias = WorkRequest  # noqa: Y015
+
+@_typing.final
+class WorkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENTS_FIELD_NUMBER: _builtins.int
+    CANCELLATIONS_FIELD_NUMBER: _builtins.int
+    CONFIRM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]:
+        """As ListenResponse (both empty in a confirmation)."""
+
+    @_builtins.property
+    def cancellations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Cancellation]: ...
+    @_builtins.property
+    def confirm(self) -> Global___WorkConfirm:
+        """Set when this response answers a request's outcome."""
+
+    def __init__(
+        self,
+        *,
+        assignments: _abc.Iterable[Global___Assignment] | None = ...,
+        cancellations: _abc.Iterable[Global___Cancellation] | None = ...,
+        confirm: Global___WorkConfirm | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["confirm", b"confirm"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "cancellations", b"cancellations", "confirm", b"confirm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkResponse: _TypeAlias = WorkResponse  # noqa: Y015
+
+@_typing.final
+class WorkConfirm(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    code: _builtins.int
+    """The gRPC status code the unary call would have answered (0: OK,
+    committed); any other: nothing changed.
+    """
+    error: _builtins.str
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """Complete and Fail: the task as it is now."""
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """ExtendLease: the lease's new end."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+        task: Global___Task | None = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error", b"error", "lease_expires_at", b"lease_expires_at", "sequence", b"sequence", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkConfirm: _TypeAlias = WorkConfirm  # noqa: Y015
+
+@_typing.final
 class ExtendLeaseRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

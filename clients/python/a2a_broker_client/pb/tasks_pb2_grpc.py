@@ -56,6 +56,11 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListenRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListenResponse.FromString,
                 _registered_method=True)
+        self.Work = channel.stream_stream(
+                '/a2a.broker.v1.TaskQueue/Work',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WorkRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WorkResponse.FromString,
+                _registered_method=True)
         self.ExtendLease = channel.unary_unary(
                 '/a2a.broker.v1.TaskQueue/ExtendLease',
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ExtendLeaseRequest.SerializeToString,
@@ -159,6 +164,29 @@ class TaskQueueServicer:
         lapse unless extended). The stream ends with NOT_FOUND when the agent
         deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
         response headers (initial metadata) are sent once the stream is live.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Work(self, request_iterator, context):
+        """Work is Listen with the outcomes on the same stream: a worker receives
+        assignments and cancellations, and writes back completions, failures and
+        lease extensions without a unary call for each. The first request opens
+        the stream (`listen`, as a ListenRequest; the response headers then say
+        it is live); every later request carries one outcome (`complete`, `fail`
+        or `extend`, exactly as the unary calls take them; an empty agent_id
+        means the stream's agent) and a `sequence`, and is answered once
+        committed by a response whose `confirm` carries that sequence and the
+        outcome's status code, in the order the requests came, between the
+        responses that carry assignments. Concurrent completions share commits.
+        A refused outcome (a stale attempt, a lapsed lease...) changes nothing and
+        is answered with its code; the stream goes on. An outcome written and not
+        confirmed before the stream ended may or may not have landed: send it
+        again (a repeated Complete or Fail of the same attempt is answered OK).
+        Errors of the stream: INVALID_ARGUMENT when the first request has no
+        `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
+        for an outcome of another agent; as Listen otherwise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -282,6 +310,11 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.Listen,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListenRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListenResponse.SerializeToString,
+            ),
+            'Work': grpc.stream_stream_rpc_method_handler(
+                    servicer.Work,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WorkRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WorkResponse.SerializeToString,
             ),
             'ExtendLease': grpc.unary_unary_rpc_method_handler(
                     servicer.ExtendLease,
@@ -443,6 +476,33 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/Listen',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.ListenRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.ListenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Work(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/a2a.broker.v1.TaskQueue/Work',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.WorkRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.WorkResponse.FromString,
             options,
             channel_credentials,
             insecure,

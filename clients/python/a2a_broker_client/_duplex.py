@@ -1,0 +1,183 @@
+"""A bidirectional stream the broker pushes work on and confirms what the client writes back
+(``Consume``: messages and acks; ``Work``: assignments and outcomes), with a fallback to the
+server stream and unary calls against a broker that predates it (UNIMPLEMENTED)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import grpc
+
+from ._stream import Stream
+from .errors import error_for, from_grpc
+
+T = TypeVar("T")
+
+
+class Duplex(Generic[T]):
+    """Items pushed by the broker (iterate with ``async for``) and requests answered once
+    committed (subclasses' methods, through :meth:`_settle`). A task reads the stream, so a
+    confirmation arrives while the caller awaits it inside its loop body. Close with
+    :meth:`aclose` or ``async with``."""
+
+    method = ""
+
+    def __init__(
+        self,
+        open_call: Callable[[], Any],
+        opening: Any,
+        fallback: Callable[[], Stream[T]],
+    ) -> None:
+        self._open_call = open_call
+        self._opening = opening
+        self._fallback_factory = fallback
+        self._call: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._fallback: Stream[T] | None = None
+        self._inbox: asyncio.Queue[list[T] | BaseException | None] = asyncio.Queue()
+        self._buffer: deque[T] = deque()
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._seq = 0
+        self._write = asyncio.Lock()  # one write at a time on a gRPC call
+        self._closed = False
+
+    # -- what a subclass says -----------------------------------------------------------------
+
+    def _items(self, resp: Any) -> list[T]:
+        """The pushed items a response carries."""
+        raise NotImplementedError
+
+    def _confirm(self, resp: Any) -> Any | None:
+        """The confirmation a response carries, if any (with ``sequence``, ``code``, ``error``)."""
+        raise NotImplementedError
+
+    def _request(self, sequence: int, **fields: Any) -> Any:
+        raise NotImplementedError
+
+    # -- the stream ---------------------------------------------------------------------------
+
+    @property
+    def in_band(self) -> bool:
+        """Whether requests travel on the stream (False: the broker lacks it; unary calls)."""
+        return self._fallback is None
+
+    async def _start(self) -> None:
+        if self._call is None and self._fallback is None:
+            self._call = self._open_call()
+            self._reader = asyncio.ensure_future(self._read())
+            try:
+                await self._call.write(self._opening)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                pass  # the call failed (the broker is away...): the reader reports its status
+
+    async def _read(self) -> None:
+        try:
+            async for resp in self._call:
+                confirm = self._confirm(resp)
+                if confirm is not None:
+                    fut = self._waiting.pop(confirm.sequence, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(confirm)
+                items = self._items(resp)
+                if items:
+                    self._inbox.put_nowait(items)
+            self._inbox.put_nowait(None)
+        except grpc.aio.AioRpcError as exc:
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(from_grpc(exc, self.method))
+            self._waiting.clear()
+            self._inbox.put_nowait(exc)
+        except asyncio.CancelledError:
+            self._inbox.put_nowait(None)
+
+    async def wait_live(self) -> None:
+        """Wait until the stream is live (anything committed afterwards reaches it)."""
+        await self._start()
+        if self._fallback is None:
+            try:
+                await self._call.initial_metadata()
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise from_grpc(exc, self.method) from exc
+                self._fallback = self._fallback_factory()  # an older broker
+        await self._fallback.wait_live()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        await self._start()
+        while not self._buffer:
+            if self._fallback is not None:
+                return await self._fallback.__anext__()
+            if self._closed:
+                raise StopAsyncIteration
+            item = await self._inbox.get()
+            if item is None:
+                self._closed = True
+                raise StopAsyncIteration
+            if isinstance(item, grpc.aio.AioRpcError):
+                if item.code() == grpc.StatusCode.UNIMPLEMENTED and self._seq == 0:
+                    self._fallback = self._fallback_factory()  # an older broker
+                    continue
+                if self._closed and item.code() == grpc.StatusCode.CANCELLED:
+                    raise StopAsyncIteration
+                raise from_grpc(item, self.method)
+            if isinstance(item, BaseException):
+                raise item
+            self._buffer.extend(item)
+        return self._buffer.popleft()
+
+    async def _settle(self, **fields: Any) -> Any:
+        """Write one request and wait for its confirmation; a refusal raises its error."""
+        await self._start()
+        self._seq += 1
+        seq = self._seq
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[seq] = fut
+        try:
+            async with self._write:
+                await self._call.write(self._request(seq, **fields))
+        except grpc.aio.AioRpcError as exc:
+            self._waiting.pop(seq, None)
+            raise from_grpc(exc, self.method) from exc
+        except asyncio.InvalidStateError:  # the call is over
+            self._waiting.pop(seq, None)
+            raise error_for(grpc.StatusCode.UNAVAILABLE, "the stream has ended", self.method) from None
+        confirm = await fut
+        if confirm.code != 0:
+            code = next((s for s in grpc.StatusCode if s.value[0] == confirm.code), grpc.StatusCode.UNKNOWN)
+            raise error_for(code, confirm.error, self.method)
+        return confirm
+
+    async def aclose(self) -> None:
+        """End the stream (idempotent); requests not yet confirmed may or may not have landed."""
+        self._closed = True
+        if self._fallback is not None:
+            await self._fallback.aclose()
+        if self._call is not None:
+            self._call.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(error_for(grpc.StatusCode.CANCELLED, "the stream was closed", self.method))
+        self._waiting.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
