@@ -81,6 +81,43 @@ class EchoMessaging(pb_grpc.MessagingServicer):
                 continue
             await ev.wait()
 
+    async def Consume(
+        self, request_iterator: AsyncIterator[pb.ConsumeRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ConsumeResponse]:
+        """Subscribe's deliveries, and each ack request confirmed at once (nothing to commit)."""
+        requests = aiter(request_iterator)
+        first = await anext(requests)
+        agent = first.subscribe.agent_id
+        batch = first.subscribe.max_batch or 100
+        queue = self._queues.setdefault(agent, deque())
+        ev = self._wake.setdefault(agent, asyncio.Event())
+        confirms: deque[pb.ConsumeResponse] = deque()
+
+        async def read() -> None:
+            async for req in requests:
+                confirms.append(
+                    pb.ConsumeResponse(
+                        confirm=pb.ConsumeConfirm(sequence=req.sequence, acked=len(req.ack_ids))
+                    )
+                )
+                ev.set()
+
+        reader = asyncio.ensure_future(read())
+        await context.send_initial_metadata(())
+        try:
+            while True:
+                ev.clear()
+                if confirms:
+                    yield confirms.popleft()
+                    continue
+                if queue:
+                    n = min(batch, len(queue))
+                    yield pb.ConsumeResponse(messages=[queue.popleft() for _ in range(n)])
+                    continue
+                await ev.wait()
+        finally:
+            reader.cancel()
+
     async def Ack(self, request: pb.AckRequest, context: grpc.aio.ServicerContext) -> pb.AckResponse:
         return pb.AckResponse(acked=len(request.message_ids))
 

@@ -7,7 +7,8 @@ from memory), and drives both with the same client code:
 - publish: ``Send`` with 64 calls in flight; a ``Publish`` stream (one message per frame, each
   confirmed after commit, the broker's window respected); ``SendBatch`` with batches of 100 (8 in
   flight);
-- drain: a subscriber takes a backlog of 20,000 and acks it (``Ack`` with each response's ids);
+- drain: a subscriber takes a backlog of 20,000 and acks it (``Ack`` with each response's ids),
+  and the same over ``Consume`` with the acks on the stream;
 - end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99;
 - the cost of security: Send and drain with ``--auth token`` against ``--auth none``, back to back;
 - the cost of metrics: Send and drain with the HTTP listener on (the RPC interceptor installed,
@@ -61,7 +62,16 @@ E2E_SECONDS = 3.0
 E2E_WARMUP = 300
 BIG = 1_000_000
 
-AGENTS = ["bench-sender", "sink-send", "sink-publish", "sink-batch", "sink-drain", "sink-e2e", "sink-big"]
+AGENTS = [
+    "bench-sender",
+    "sink-send",
+    "sink-publish",
+    "sink-batch",
+    "sink-drain",
+    "sink-consume",
+    "sink-e2e",
+    "sink-big",
+]
 PUBLISH_MESSAGES = 20_000
 
 
@@ -195,6 +205,34 @@ class Client:
         call.cancel()
         return n / elapsed
 
+    async def consume_rate(self, agent: str, n: int) -> float:
+        """Consume and ack on the same stream (one ack request per delivery response) until ``n``
+        acks are confirmed; messages/s."""
+        call = self.msg.Consume(metadata=self.md(agent))
+        await call.write(
+            pb.ConsumeRequest(
+                subscribe=pb.SubscribeRequest(
+                    agent_id=agent, max_in_flight=DRAIN_IN_FLIGHT, max_batch=DRAIN_BATCH
+                )
+            )
+        )
+        t0 = time.perf_counter()
+        acked = seq = 0
+        async for resp in call:
+            if resp.messages:
+                seq += 1
+                await call.write(
+                    pb.ConsumeRequest(sequence=seq, ack_ids=[m.message_id for m in resp.messages])
+                )
+            if resp.HasField("confirm"):
+                assert resp.confirm.code == 0, resp.confirm.error
+                acked += resp.confirm.acked
+                if acked >= n:
+                    break
+        elapsed = time.perf_counter() - t0
+        call.cancel()
+        return n / elapsed
+
     async def e2e_latency(self, sender: Client | None = None) -> tuple[float, float]:
         """p50, p99 in ms of send -> receive at E2E_RATE msgs/s (send time rides in the payload);
         the messages are sent through ``sender``'s broker (another broker on the same database),
@@ -261,17 +299,21 @@ async def _preload(c: Client, agent: str, n: int) -> float:
     return await c.batch_rate(to=agent, total=n, size=1000)
 
 
-PHASES = ("send", "publish", "batch", "drain", "e2e")
-RATIO_KEYS = ("send", "publish", "batch", "drain", "p50", "p99")
+PHASES = ("send", "publish", "batch", "drain", "consume", "e2e")
+RATIO_KEYS = ("send", "publish", "batch", "drain", "consume", "p50", "p99")
 
 
 async def _phase(c: Client, proc: Proc, phase: str, out: dict[str, float]) -> None:
     """One figure into ``out``; ``<phase>_cpu_us``: the server's CPU (all threads) per message."""
-    if phase == "drain":
-        await _preload(c, "sink-drain", DRAIN)
-    n = {"send": SEND_CALLS, "publish": PUBLISH_MESSAGES, "batch": BATCH_MESSAGES, "drain": DRAIN}.get(
-        phase, int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
-    )
+    if phase in ("drain", "consume"):
+        await _preload(c, f"sink-{phase}", DRAIN)
+    n = {
+        "send": SEND_CALLS,
+        "publish": PUBLISH_MESSAGES,
+        "batch": BATCH_MESSAGES,
+        "drain": DRAIN,
+        "consume": DRAIN,
+    }.get(phase, int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP)
     cpu = proc.cpu_s()
     if phase == "send":
         out["send"] = await c.send_rate()
@@ -281,6 +323,8 @@ async def _phase(c: Client, proc: Proc, phase: str, out: dict[str, float]) -> No
         out["batch"] = await c.batch_rate()
     elif phase == "drain":
         out["drain"] = await c.drain_rate("sink-drain", DRAIN)
+    elif phase == "consume":
+        out["consume"] = await c.consume_rate("sink-consume", DRAIN)
     else:
         out["p50"], out["p99"] = await c.e2e_latency()
     out[phase + "_cpu_us"] = (proc.cpu_s() - cpu) / n * 1e6
@@ -403,7 +447,7 @@ def main() -> None:
                     keep(results, b_fig)
                     keep(
                         ratios,
-                        {k: b_fig[k] / e_fig[k] for k in ("send", "publish", "batch", "drain", "p50", "p99")},
+                        {k: b_fig[k] / e_fig[k] for k in RATIO_KEYS},
                     )
                 keep(auth, await run_ab(Path(tmp), i, "auth", AUTH))
                 keep(observed, await run_ab(Path(tmp), i, "metrics", METRICS))
@@ -464,6 +508,15 @@ def main() -> None:
         False,
         q["drain"],
     )
+    r.add(
+        f"drain {DRAIN:,} (Consume: acks on the stream)",
+        m["consume"],
+        "msgs/s",
+        None,
+        ">= 40,000 msgs/s",
+        False,
+        q["consume"],
+    )
     r.add(f"end-to-end p50 at {E2E_RATE}/s", m["p50"], "ms", None, "<= 1.5 ms", True, q["p50"])
     r.add(f"end-to-end p99 at {E2E_RATE}/s", m["p99"], "ms", None, "<= 3 ms", True, q["p99"])
     r.note(
@@ -492,7 +545,7 @@ def main() -> None:
         "server CPU per message (all threads; broker vs echo): "
         + ", ".join(
             f"{k} {m[k + '_cpu_us']:.0f} vs {e[k + '_cpu_us']:.0f} us"
-            for k in ("send", "publish", "batch", "drain", "e2e")
+            for k in ("send", "publish", "batch", "drain", "consume", "e2e")
         )
     )
     r.note(

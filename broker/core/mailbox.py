@@ -30,10 +30,19 @@ from collections.abc import Awaitable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain import messages as rules
 from ..domain.messages import Audience
 from ..errors import BrokerError, FailedPrecondition, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
-from ..models.messages import Message, MessageFilter, NackInput, NewMessage, SendResult, SubscribeInput
+from ..models.messages import (
+    Message,
+    MessageFilter,
+    MessageStatus,
+    NackInput,
+    NewMessage,
+    SendResult,
+    SubscribeInput,
+)
 from ..models.stats import MessageStats
 from ..storage.base import Storage
 from ..storage.message_store import Handoff, MessageChanges, SendOutcome
@@ -295,6 +304,18 @@ class Mailbox:
 
     async def list(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         return await self.storage.list_messages(flt)
+
+    async def purge(self, status: MessageStatus, created_before: int | None, limit: int) -> int:
+        """An operator's clean-up: copies in a final status (dead letters by default), oldest first."""
+        err = rules.purge_refusal(status)
+        if err is not None:
+            raise err
+        n = await self.storage.purge_messages(
+            status, now_us() if created_before is None else created_before, limit
+        )
+        self.stats.purged += n
+        log.info("messages purged", extra={"status": status.value, "count": n})
+        return n
 
     async def requeue(self, ids: builtins.list[str]) -> int:
         out = await self.storage.requeue_messages(ids, now_us())

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain import task_states
 from ..domain.priority import PriorityPolicy
 from ..domain.submission import plan_graph, plan_single
 from ..errors import InvalidArgument, StorageUnavailable
@@ -33,6 +34,7 @@ from ..models.tasks import (
     Changes,
     ClaimInput,
     CompleteInput,
+    DependencyInput,
     ExtendInput,
     FailInput,
     GraphNodeInput,
@@ -172,6 +174,38 @@ class TaskQueue:
         res = await self.storage.submit_tasks(nodes, now_us())
         self.announce(res.changes)
         return res.tasks[0], res.duplicate[0]
+
+    async def replay(self, task_id: str, actor: str = "") -> Task:
+        """A failed or cancelled task submitted again as a new task: the same spec, a new id, a
+        fresh set of attempts, ``metadata[a2a.replay_of]`` naming the original (which keeps its
+        history)."""
+        t = await self.storage.get_task(task_id)
+        err = task_states.replay_refusal(task_id, t.status)
+        if err is not None:
+            raise err
+        spec = TaskSpecInput(
+            title=t.title,
+            task_type=t.task_type,
+            payload=t.payload,
+            content_type=t.content_type,
+            required_capabilities=list(t.required_capabilities),
+            priority=t.priority,
+            deadline=t.deadline,
+            parent_id=t.parent_id,
+            depends_on=[DependencyInput(task_id=d.task_id, type=d.type) for d in t.depends_on],
+            max_retries=t.max_retries,
+            backoff_initial_us=t.backoff_initial_us,
+            backoff_multiplier=t.backoff_multiplier,
+            backoff_max_us=t.backoff_max_us,
+            lease_timeout_us=t.lease_timeout_us,
+            session_id=t.session_id,
+            tags=list(t.tags),
+            metadata={**t.metadata, task_states.REPLAY_OF: t.task_id},
+            submitted_by=actor or t.submitted_by,
+        )
+        task, _ = await self.submit(spec)
+        log.info("task replayed", extra={"task_id": task_id, "copy": task.task_id})
+        return task
 
     async def submit_graph(self, nodes: list[GraphNodeInput]) -> SubmitResult:
         s = self.settings

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import BrokerError, FailedPrecondition, NotFound, PermissionDenied
+from ..errors import BrokerError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from ..models.messages import MessageStatus, TargetKind
 
 MAX_NOTE = 2048  # characters of ``last_error`` (the column's CHECK)
@@ -259,3 +259,15 @@ REQUEUE_SQL = (
     "status = 'pending', attempt = 0, deliver_after = NULL, ack_deadline = NULL,"
     f" recipient_id = {RECIPIENT_WHEN_PENDING_SQL}"
 )
+
+
+# -- purge on request (an operator's clean-up, beside retention) --------------------------------
+
+PURGEABLE_ON_REQUEST = (MessageStatus.FAILED, MessageStatus.PROCESSED, MessageStatus.EXPIRED)
+
+
+def purge_refusal(status: MessageStatus) -> InvalidArgument | None:
+    """An operator purges copies that reached an end: dead letters, processed, expired."""
+    if status in PURGEABLE_ON_REQUEST:
+        return None
+    return InvalidArgument("status", "must be failed (dead letters), processed or expired")

@@ -17,6 +17,7 @@ the same graph with a trigger (0003_tasks.sql) as a second line of defence.
 
 from __future__ import annotations
 
+from ..errors import FailedPrecondition
 from ..models.tasks import FINISHED, TaskStatus
 
 S = TaskStatus
@@ -97,3 +98,17 @@ def lease_expired(agent_id: str) -> str:
 
 def ancestor_cancelled(ancestor_id: str, reason: str) -> str:
     return f"ancestor {ancestor_id} cancelled: {reason}"
+
+
+REPLAYABLE = (S.FAILED, S.CANCELLED)
+REPLAY_OF = "a2a.replay_of"  # metadata key of a replayed copy: the id of the task it copies
+
+
+def replay_refusal(task_id: str, status: TaskStatus) -> FailedPrecondition | None:
+    """Only a task that ended without success is replayed (as a new task with a fresh set of
+    attempts; the original keeps its history)."""
+    if status in REPLAYABLE:
+        return None
+    return FailedPrecondition(
+        f"task {task_id!r} is {status.value}: only a failed or cancelled task is replayed"
+    )

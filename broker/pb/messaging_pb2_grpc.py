@@ -86,6 +86,11 @@ class MessagingStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueResponse.FromString,
                 _registered_method=True)
+        self.Purge = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/Purge',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeResponse.FromString,
+                _registered_method=True)
 
 
 class MessagingServicer:
@@ -232,6 +237,18 @@ class MessagingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Purge(self, request, context):
+        """Purge deletes messages that reached an end, as retention does but at
+        once: dead letters (FAILED, the default), PROCESSED or EXPIRED ones,
+        created before `created_before` (unset: now), oldest first, at most
+        `limit` per call (default and most 10000: call again while `purged`
+        equals it). The idempotency records of their sends go with them.
+        Errors: INVALID_ARGUMENT for another status. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessagingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -284,6 +301,11 @@ def add_MessagingServicer_to_server(servicer, server):
                     servicer.Requeue,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueResponse.SerializeToString,
+            ),
+            'Purge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Purge,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -557,6 +579,33 @@ class Messaging:
             '/a2a.broker.v1.Messaging/Requeue',
             a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Purge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/Purge',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -130,6 +130,15 @@ class TaskQueueStub:
     Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
     (without `cascade`).
     """
+    Replay: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ReplayRequest, _tasks_pb2.ReplayResponse]
+    """Replay submits a FAILED or CANCELLED task again, as a new task: the same
+    spec (title, payload, capabilities, priority, deadline, parent,
+    dependencies, retry policy, lease, session, tags, metadata), a new id and
+    a fresh set of attempts; the copy's metadata["a2a.replay_of"] names the
+    original, which keeps its history. Errors: NOT_FOUND for an unknown task;
+    FAILED_PRECONDITION for a task in another status; as Submit otherwise
+    (e.g. a prerequisite that failed since).
+    """
     Get: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetTaskRequest, _tasks_pb2.Task]
     """Get reads one task. Errors: NOT_FOUND."""
     List: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ListTasksRequest, _tasks_pb2.ListTasksResponse]
@@ -243,6 +252,15 @@ class TaskQueueAsyncStub(TaskQueueStub):
     descendants are cancelled (a finished parent's leftover children).
     Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
     (without `cascade`).
+    """
+    Replay: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ReplayRequest, _tasks_pb2.ReplayResponse]  # type: ignore[assignment]
+    """Replay submits a FAILED or CANCELLED task again, as a new task: the same
+    spec (title, payload, capabilities, priority, deadline, parent,
+    dependencies, retry policy, lease, session, tags, metadata), a new id and
+    a fresh set of attempts; the copy's metadata["a2a.replay_of"] names the
+    original, which keeps its history. Errors: NOT_FOUND for an unknown task;
+    FAILED_PRECONDITION for a task in another status; as Submit otherwise
+    (e.g. a prerequisite that failed since).
     """
     Get: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetTaskRequest, _tasks_pb2.Task]  # type: ignore[assignment]
     """Get reads one task. Errors: NOT_FOUND."""
@@ -414,6 +432,21 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         descendants are cancelled (a finished parent's leftover children).
         Errors: NOT_FOUND; FAILED_PRECONDITION for a task already finished
         (without `cascade`).
+        """
+
+    @_abc_1.abstractmethod
+    def Replay(
+        self,
+        request: _tasks_pb2.ReplayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.ReplayResponse, _abc.Awaitable[_tasks_pb2.ReplayResponse]]:
+        """Replay submits a FAILED or CANCELLED task again, as a new task: the same
+        spec (title, payload, capabilities, priority, deadline, parent,
+        dependencies, retry policy, lease, session, tags, metadata), a new id and
+        a fresh set of attempts; the copy's metadata["a2a.replay_of"] names the
+        original, which keeps its history. Errors: NOT_FOUND for an unknown task;
+        FAILED_PRECONDITION for a task in another status; as Submit otherwise
+        (e.g. a prerequisite that failed since).
         """
 
     @_abc_1.abstractmethod

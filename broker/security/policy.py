@@ -62,12 +62,14 @@ POLICY: dict[str, Rule] = {
     _MSG + "GetMessage": Rule(ANY),  # sender, recipient or conversation starter: in the servicer
     _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
     _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
+    _MSG + "Purge": Rule(ADMIN),
     _MSG + "Publish": Rule(ANY),  # each entry's sender_id must name the caller: in the servicer
     _MSG + "Consume": Rule(ANY),  # the first request's agent must be the caller: in the servicer
     # Task queue: orchestrators submit, cancel, read and watch; any agent works its own leases.
     _TASKS + "Submit": Rule(TASKS),
     _TASKS + "SubmitGraph": Rule(TASKS),
     _TASKS + "Cancel": Rule(TASKS),
+    _TASKS + "Replay": Rule(TASKS),
     _TASKS + "Get": Rule(TASKS),
     _TASKS + "List": Rule(TASKS),
     _TASKS + "GetTree": Rule(TASKS),

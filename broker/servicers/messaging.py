@@ -41,6 +41,7 @@ STATUS_TO_PB = {
     MessageStatus.EXPIRED: pb.MESSAGE_STATUS_EXPIRED,
 }
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
+MAX_PURGE = 10_000
 KIND_TO_PB = {
     TargetKind.DIRECT: pb.TARGET_KIND_DIRECT,
     TargetKind.BROADCAST: pb.TARGET_KIND_BROADCAST,
@@ -393,3 +394,15 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     ) -> pb.RequeueResponse:
         requeued = await self.mailbox.requeue(check_ids(list(request.message_ids)))
         return pb.RequeueResponse(requeued=requeued)
+
+    @rpc
+    async def Purge(self, request: pb.PurgeRequest, context: grpc.aio.ServicerContext) -> pb.PurgeResponse:
+        status = enum_value(pb.MessageStatus, request.status, "status")
+        if not 0 <= request.limit <= MAX_PURGE:
+            raise InvalidArgument("limit", f"must be between 1 and {MAX_PURGE} (0: {MAX_PURGE})")
+        purged = await self.mailbox.purge(
+            PB_TO_STATUS.get(status) or MessageStatus.FAILED,
+            ts_us(request, "created_before"),
+            request.limit or MAX_PURGE,
+        )
+        return pb.PurgeResponse(purged=purged)

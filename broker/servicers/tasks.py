@@ -277,6 +277,11 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         return pb.CancelResponse(cancelled_task_ids=await self.queue.cancel(inp))
 
     @rpc
+    async def Replay(self, request: pb.ReplayRequest, context: grpc.aio.ServicerContext) -> pb.ReplayResponse:
+        task = await self.queue.replay(check_id(request.task_id, "task_id"), request.actor)
+        return pb.ReplayResponse(task=self._task(task))
+
+    @rpc
     async def Get(self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext) -> pb.Task:
         return self._task(await self.queue.get(check_id(request.task_id, "task_id")))
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..domain.messages import Audience
 from ..errors import BrokerError
-from ..models.messages import Message, MessageFilter, NewMessage, SendResult
+from ..models.messages import Message, MessageFilter, MessageStatus, NewMessage, SendResult
 
 
 @dataclass
@@ -93,6 +93,10 @@ class MessageStore(Protocol):
 
     async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         """One page in enqueue order; the second item is the last seq when more may follow."""
+
+    async def purge_messages(self, status: MessageStatus, created_before: int, limit: int) -> int:
+        """Delete up to ``limit`` copies in ``status`` (a final one) created before the time, oldest
+        first; return how many."""
 
     async def due_scheduled(self, after: int, upto: int) -> set[Audience]:
         """Audiences of pending copies whose deliver-after time fell in (after, upto]."""

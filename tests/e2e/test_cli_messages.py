@@ -132,3 +132,16 @@ async def test_messages_list_get_dead_letters_requeue(broker, client):
         await client.nack("bob", m.message_id, reject=True, reason="still broken")
     r = await cli(broker.address, "messages", "requeue", mid, "--json")
     assert (r.rc, json.loads(r.out)) == (0, {"requeued": 1})
+
+
+async def test_messages_purge_deletes_dead_letters_older_than_an_age(broker, client):
+    mid = (await client.send("alice", "bob", "doomed")).message_id
+    async with client.consume("bob") as stream:
+        await stream.__anext__()
+        await stream.nack(mid, reject=True)
+    r = await cli(broker.address, "messages", "purge", "--older-than", "1h")
+    assert (r.rc, r.out.strip()) == (0, "purged 0 messages"), r.err  # it is younger than that
+    r = await cli(broker.address, "--json", "messages", "purge")
+    assert r.rc == 0 and json.loads(r.out) == {"purged": 1}, r.err
+    r = await cli(broker.address, "messages", "purge", "--older-than", "soon")
+    assert r.rc == 2 and "--older-than" in r.err

@@ -187,3 +187,15 @@ async def test_watch(broker, client):
 
     r = await cli(broker.address, "tasks", "watch", "--session", "s", "--until-finished")
     assert r.rc == 2
+
+
+async def test_tasks_retry_replays_a_cancelled_task_as_a_new_one(broker, client):
+    tid = (await client.submit("again", required_capabilities=["py"])).task.task_id
+    await client.cancel(tid)
+    r = await cli(broker.address, "--json", "tasks", "retry", tid)
+    assert r.rc == 0, r.err
+    copy = json.loads(r.out)
+    assert copy["task_id"] != tid and copy["status"] == "ready"
+    assert copy["spec"]["metadata"]["a2a.replay_of"] == tid
+    r = await cli(broker.address, "tasks", "retry", copy["task_id"])  # ready: not replayed
+    assert r.rc != 0 and "only a failed or cancelled task" in r.err

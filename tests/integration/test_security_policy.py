@@ -44,9 +44,11 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "Messaging/GetMessage": (OK, NF, OK, NF),
     "Messaging/ListMessages": (OK, PD, OK, PD),
     "Messaging/Requeue": (PD, PD, PD, PD),
+    "Messaging/Purge": (PD, PD, PD, PD),
     "TaskQueue/Submit": (PD, PD, OK, OK),
     "TaskQueue/SubmitGraph": (PD, PD, OK, OK),
     "TaskQueue/Cancel": (PD, PD, OK, OK),
+    "TaskQueue/Replay": (PD, PD, OK, OK),
     "TaskQueue/Get": (PD, PD, OK, OK),
     "TaskQueue/List": (PD, PD, OK, OK),
     "TaskQueue/GetTree": (PD, PD, OK, OK),
@@ -107,6 +109,11 @@ class World:
         spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(self.peer)])
         return (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id
 
+    async def cancelled_task(self) -> str:
+        tid = await self.task()
+        await self.admin.tasks.Cancel(tpb.CancelRequest(task_id=tid))
+        return tid
+
     async def leased_to(self, target: str) -> tuple[str, int]:
         spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(target)])
         tid = (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id
@@ -166,6 +173,7 @@ BUILD: dict[str, Build] = {
     ),
     "Messaging/ListMessages": lambda w, t: _now(mpb.ListMessagesRequest(recipient_id=t)),
     "Messaging/Requeue": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.RequeueRequest(message_ids=[m])),
+    "Messaging/Purge": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.PurgeRequest()),
     "TaskQueue/Submit": lambda w, t: _now(
         tpb.SubmitRequest(task=tpb.TaskSpec(title="x", required_capabilities=["z"]))
     ),
@@ -175,6 +183,7 @@ BUILD: dict[str, Build] = {
         )
     ),
     "TaskQueue/Cancel": lambda w, t: _then(w.task(), lambda i: tpb.CancelRequest(task_id=i)),
+    "TaskQueue/Replay": lambda w, t: _then(w.cancelled_task(), lambda i: tpb.ReplayRequest(task_id=i)),
     "TaskQueue/Get": lambda w, t: _then(w.task(), lambda i: tpb.GetTaskRequest(task_id=i)),
     "TaskQueue/List": lambda w, t: _now(tpb.ListTasksRequest()),
     "TaskQueue/GetTree": lambda w, t: _then(w.task(), lambda i: tpb.GetTreeRequest(task_id=i)),

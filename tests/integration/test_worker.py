@@ -132,7 +132,11 @@ async def test_tasks_run_within_capacity(client, start_worker, broker):
     assert [t.status for t in done] == [TaskStatus.COMPLETED] * 6
     assert sorted(t.result_data["n"] for t in done) == [0, 10, 20, 30, 40, 50]
     assert peak == 2 and w.stats.max_concurrent_tasks == 2
-    assert w.stats.tasks_completed == 6
+
+    async def counted() -> bool:  # the worker reads its confirmation a moment after the commit
+        return w.stats.tasks_completed == 6
+
+    await eventually(counted, timeout=10, what="the worker to count six completions")
     assert (await client.get_agent("w1")).current_task_count == 0
 
 

@@ -19,7 +19,7 @@ from ...domain.messages import Audience, audience
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.messages import Message, MessageFilter, MessageStatus, NewMessage, SendResult, TargetKind
 from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
-from ..sqlite.message_rows import COLUMNS, DUE_SCHEDULED, list_messages_sql, row_to_message
+from ..sqlite.message_rows import COLUMNS, DUE_SCHEDULED, list_messages_sql, purge_job, row_to_message
 from ..sqlite.message_send import PreparedSends, send_outcome
 from ..sqlite.messages import Claimed, _changed, _release_args
 from .sql import PgConnection
@@ -408,6 +408,9 @@ class PgMessageOps:
             return msgs, (msgs[-1].seq if more else None)
 
         return await self.engine.read(job)
+
+    async def purge_messages(self, status: MessageStatus, created_before: int, limit: int) -> int:
+        return await self.engine.write(lambda conn: purge_job(conn, status.value, created_before, limit))
 
     async def due_scheduled(self, after: int, upto: int) -> set[Audience]:
         def job(conn: PgConnection) -> set[Audience]:

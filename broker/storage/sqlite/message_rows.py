@@ -87,6 +87,23 @@ def mark_awaiting(conn: sqlite3.Connection, msgs: list[Message]) -> list[Message
     return msgs
 
 
+_PURGE_PICK = "SELECT seq FROM a2a_messages WHERE status = ? AND created_at < ? ORDER BY seq LIMIT ?"
+
+
+def purge_job(conn: sqlite3.Connection, status: str, created_before: int, limit: int) -> int:
+    """Delete up to ``limit`` copies in ``status`` created before the time, oldest first, with the
+    idempotency records of their sends (portable SQL: PostgreSQL runs it too)."""
+    args = (status, created_before, limit)
+    conn.execute(
+        "DELETE FROM message_sends WHERE (sender_id, idempotency_key) IN"
+        f" (SELECT sender_id, idempotency_key FROM a2a_messages WHERE seq IN ({_PURGE_PICK})"
+        " AND idempotency_key IS NOT NULL)",
+        args,
+    )
+    n: int = conn.execute(f"DELETE FROM a2a_messages WHERE seq IN ({_PURGE_PICK})", args).rowcount
+    return n
+
+
 def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
     """The ListMessages query for a filter, and its arguments (one row more than a page)."""
     where: list[str] = []
@@ -141,6 +158,9 @@ class MessageReads:
             return msgs, (msgs[-1].seq if more else None)
 
         return await self.engine.read(job)
+
+    async def purge_messages(self, status: MessageStatus, created_before: int, limit: int) -> int:
+        return await self.engine.write(lambda conn: purge_job(conn, status.value, created_before, limit))
 
     async def due_scheduled(self, after: int, upto: int) -> set[Audience]:
         """Audiences of pending copies whose deliver-after time fell in (after, upto]."""

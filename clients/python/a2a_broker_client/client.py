@@ -442,7 +442,28 @@ class BrokerClient:
         )
         return int(resp.requeued)
 
+    async def purge(
+        self,
+        status: m.MessageStatus | str = m.MessageStatus.FAILED,
+        *,
+        created_before: datetime | None = None,
+        limit: int = 0,
+    ) -> int:
+        """Delete messages that reached an end (dead letters by default; processed or expired),
+        created before ``created_before`` (default: now), at most ``limit`` (10,000) per call;
+        returns how many. Admins only."""
+        req = messaging_pb2.PurgeRequest(status=c.from_enum(messaging_pb2.MessageStatus, status), limit=limit)
+        if created_before is not None:
+            req.created_before.CopyFrom(c.timestamp(created_before))
+        return int((await self._unary("messaging", "Purge", req, safe=True)).purged)
+
     # ------------------------------------------------------------ tasks
+
+    async def replay(self, task_id: str, *, actor: str = "") -> m.Task:
+        """Submit a failed or cancelled task again as a new task (same spec, fresh attempts); the
+        copy's ``metadata["a2a.replay_of"]`` names the original."""
+        req = tasks_pb2.ReplayRequest(task_id=task_id, actor=actor)
+        return c.task((await self._unary("tasks", "Replay", req, safe=False)).task)
 
     async def submit(self, spec: m.TaskSpec | str, **fields: Any) -> m.SubmitResult:
         """Submit one task: a :class:`TaskSpec`, or a title plus TaskSpec fields as keywords."""

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..client import ADDRESS_ENV, BrokerClient, default_address
@@ -252,6 +252,20 @@ def parse_time(text: str) -> datetime:
             f"not an ISO 8601 time: {text!r} (e.g. 2026-01-31T12:00:00Z or 2026-01-31)"
         ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+_AGE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """A duration like 30s, 15m, 2h or 7d; an argparse ``type`` (a bad value: exit 2)."""
+    unit = text[-1:].lower()
+    try:
+        if unit not in _AGE or float(text[:-1]) < 0:
+            raise ValueError
+        return timedelta(seconds=float(text[:-1]) * _AGE[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an age: {text!r} (e.g. 30s, 15m, 2h, 7d)") from None
 
 
 def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:

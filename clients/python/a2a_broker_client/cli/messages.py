@@ -1,8 +1,9 @@
-"""``a2a-broker send``, ``subscribe`` and ``messages list|get|dead-letters|requeue``."""
+"""``a2a-broker send``, ``subscribe`` and ``messages list|get|dead-letters|requeue|purge``."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from ..client import BrokerClient
@@ -12,6 +13,7 @@ from ._common import (
     fields_table,
     jsonable,
     limited,
+    parse_age,
     parse_time,
     payload_text,
     payload_value,
@@ -33,7 +35,9 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "messages", help="inspect and repair messages", description="Inspect and repair messages."
     )
-    s = p.add_subparsers(dest="messages_command", required=True, metavar="{list,get,dead-letters,requeue}")
+    s = p.add_subparsers(
+        dest="messages_command", required=True, metavar="{list,get,dead-letters,requeue,purge}"
+    )
 
     ls = s.add_parser("list", parents=[common], help="list message copies (oldest first)")
     _filters(ls)
@@ -51,6 +55,15 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     rq = s.add_parser("requeue", parents=[common], help="put dead letters back into delivery")
     rq.add_argument("message_ids", nargs="+", metavar="MESSAGE_ID")
     rq.set_defaults(func=runner(_requeue))
+
+    pg = s.add_parser("purge", parents=[common], help="delete dead letters (or processed/expired messages)")
+    pg.add_argument(
+        "--status", choices=["dead-letter", "processed", "expired"], default="dead-letter", help="which ones"
+    )
+    pg.add_argument(
+        "--older-than", type=parse_age, metavar="AGE", help="created more than AGE ago (30s, 15m, 2h, 7d)"
+    )
+    pg.set_defaults(func=runner(_purge))
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
@@ -281,6 +294,22 @@ async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:
 def jsonable_text(x: Message) -> str:
     v = payload_value(x.payload, x.content_type)
     return v if isinstance(v, str) else str(jsonable(v))
+
+
+async def _purge(client: BrokerClient, ns: argparse.Namespace) -> int:
+    status = {"dead-letter": MessageStatus.FAILED}.get(ns.status, ns.status)
+    before = datetime.now(UTC) - ns.older_than if ns.older_than is not None else None
+    total = 0
+    while True:  # 10,000 per call: call again while a call purges that many
+        n = await client.purge(status, created_before=before)
+        total += n
+        if n < 10_000:
+            break
+    if ns.json:
+        print_json({"purged": total})
+    else:
+        print(f"purged {total} message{'s' if total != 1 else ''}")
+    return 0
 
 
 async def _requeue(client: BrokerClient, ns: argparse.Namespace) -> int:

@@ -99,6 +99,12 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ca.add_argument("--reason", default="cancelled from the command line")
     ca.set_defaults(func=runner(_cancel))
 
+    rt = s.add_parser(
+        "retry", parents=[common], help="submit a failed or cancelled task again, as a new task"
+    )
+    rt.add_argument("task_id")
+    rt.set_defaults(func=runner(_retry))
+
     w = s.add_parser(
         "watch",
         parents=[common],
@@ -348,6 +354,15 @@ async def _history(client: BrokerClient, ns: argparse.Namespace) -> int:
         ],
         empty="(no history)",
     )
+    return 0
+
+
+async def _retry(client: BrokerClient, ns: argparse.Namespace) -> int:
+    task = await client.replay(ns.task_id, actor="cli")
+    if ns.json:
+        print_json(task)
+    else:
+        print(f"replayed {ns.task_id} as {task.task_id} ({task.status})")
     return 0
 
 

@@ -138,6 +138,14 @@ class MessagingStub:
     fresh set of attempts. Errors: NOT_FOUND for an unknown id;
     FAILED_PRECONDITION for a message that is not FAILED.
     """
+    Purge: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.PurgeRequest, _messaging_pb2.PurgeResponse]
+    """Purge deletes messages that reached an end, as retention does but at
+    once: dead letters (FAILED, the default), PROCESSED or EXPIRED ones,
+    created before `created_before` (unset: now), oldest first, at most
+    `limit` per call (default and most 10000: call again while `purged`
+    equals it). The idempotency records of their sends go with them.
+    Errors: INVALID_ARGUMENT for another status. Admins only.
+    """
 
 @_typing.type_check_only
 class MessagingAsyncStub(MessagingStub):
@@ -242,6 +250,14 @@ class MessagingAsyncStub(MessagingStub):
     """Requeue puts dead-lettered (FAILED) messages back into delivery with a
     fresh set of attempts. Errors: NOT_FOUND for an unknown id;
     FAILED_PRECONDITION for a message that is not FAILED.
+    """
+    Purge: _aio.UnaryUnaryMultiCallable[_messaging_pb2.PurgeRequest, _messaging_pb2.PurgeResponse]  # type: ignore[assignment]
+    """Purge deletes messages that reached an end, as retention does but at
+    once: dead letters (FAILED, the default), PROCESSED or EXPIRED ones,
+    created before `created_before` (unset: now), oldest first, at most
+    `limit` per call (default and most 10000: call again while `purged`
+    equals it). The idempotency records of their sends go with them.
+    Errors: INVALID_ARGUMENT for another status. Admins only.
     """
 
 class MessagingServicer(metaclass=_abc_1.ABCMeta):
@@ -404,6 +420,20 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         """Requeue puts dead-lettered (FAILED) messages back into delivery with a
         fresh set of attempts. Errors: NOT_FOUND for an unknown id;
         FAILED_PRECONDITION for a message that is not FAILED.
+        """
+
+    @_abc_1.abstractmethod
+    def Purge(
+        self,
+        request: _messaging_pb2.PurgeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.PurgeResponse, _abc.Awaitable[_messaging_pb2.PurgeResponse]]:
+        """Purge deletes messages that reached an end, as retention does but at
+        once: dead letters (FAILED, the default), PROCESSED or EXPIRED ones,
+        created before `created_before` (unset: now), oldest first, at most
+        `limit` per call (default and most 10000: call again while `purged`
+        equals it). The idempotency records of their sends go with them.
+        Errors: INVALID_ARGUMENT for another status. Admins only.
         """
 
 def add_MessagingServicer_to_server(servicer: MessagingServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -86,6 +86,11 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelResponse.FromString,
                 _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/Replay',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ReplayResponse.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/a2a.broker.v1.TaskQueue/Get',
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetTaskRequest.SerializeToString,
@@ -249,6 +254,19 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replay(self, request, context):
+        """Replay submits a FAILED or CANCELLED task again, as a new task: the same
+        spec (title, payload, capabilities, priority, deadline, parent,
+        dependencies, retry policy, lease, session, tags, metadata), a new id and
+        a fresh set of attempts; the copy's metadata["a2a.replay_of"] names the
+        original, which keeps its history. Errors: NOT_FOUND for an unknown task;
+        FAILED_PRECONDITION for a task in another status; as Submit otherwise
+        (e.g. a prerequisite that failed since).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Get(self, request, context):
         """Get reads one task. Errors: NOT_FOUND.
         """
@@ -340,6 +358,11 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.Cancel,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelResponse.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ReplayRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ReplayResponse.SerializeToString,
             ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
@@ -638,6 +661,33 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/Cancel',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/Replay',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ReplayRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ReplayResponse.FromString,
             options,
             channel_credentials,
             insecure,
