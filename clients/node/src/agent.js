@@ -156,7 +156,9 @@ export class Agent {
   }
 
   async _messages() {
-    const stream = this.client.subscribe(this.agentId, { maxInFlight: this.maxInFlight });
+    // Acks and nacks ride on the same stream (Consume; Subscribe and unary calls on an older broker).
+    const stream = this.client.consume(this.agentId, { maxInFlight: this.maxInFlight });
+    this.messageStream = stream;
     this.streams.push(stream);
     for await (const msg of stream) {
       if (this.stopping) break;
@@ -170,19 +172,41 @@ export class Agent {
       await this.onMessage(msg);
     } catch (err) {
       this.stats.nacked++;
-      await this.client
-        .nack(this.agentId, msg.messageId, { reason: String(err?.message ?? err).slice(0, 1000) })
-        .catch((e) => this.log(`nack failed: ${e.message}`));
+      const reason = String(err?.message ?? err).slice(0, 1000);
+      await this._onStream(
+        this.messageStream,
+        (s) => s.nack(msg.messageId, { reason }),
+        () => this.client.nack(this.agentId, msg.messageId, { reason }),
+      ).catch((e) => this.log(`nack failed: ${e.message}`));
       return;
     }
-    await this.client.ack(this.agentId, msg.messageId).then(
+    await this._onStream(
+      this.messageStream,
+      (s) => s.ack(msg.messageId),
+      () => this.client.ack(this.agentId, msg.messageId),
+    ).then(
       () => this.stats.acked++,
       (e) => this.log(`ack failed: ${e.message}`),
     );
   }
 
+  /** On the stream while it is open; by the unary call once it ended (the outcome still counts). */
+  async _onStream(stream, inBand, unary) {
+    if (stream) {
+      try {
+        return await inBand(stream);
+      } catch (err) {
+        if (!BROKER_AWAY.has(err.code) && err.code !== grpc.status.CANCELLED) throw err;
+      }
+    }
+    return unary();
+  }
+
   async _tasks() {
-    const stream = this.client.listen(this.agentId);
+    // Completions, failures and extensions ride on the same stream (Work; Listen and unary
+    // calls on an older broker).
+    const stream = this.client.work(this.agentId);
+    this.workStream = stream;
     this.streams.push(stream);
     for await (const ev of stream) {
       for (const c of ev.cancellations) {
@@ -207,7 +231,11 @@ export class Agent {
     // When the lease lapses, as last heard from the broker.
     const lease = { expiresMs: toDate(leaseExpiresAt)?.getTime() || Date.now() + (leaseS * 1000 || DEFAULT_FINISH_WINDOW_MS) };
     const extend = async (fields) => {
-      const resp = await this.client.extendLease(taskId, this.agentId, attempt, fields);
+      const resp = await this._onStream(
+        this.workStream,
+        (s) => s.extendLease(taskId, attempt, fields),
+        () => this.client.extendLease(taskId, this.agentId, attempt, fields),
+      );
       const expires = toDate(resp?.leaseExpiresAt)?.getTime();
       if (expires) lease.expiresMs = expires;
       return resp;
@@ -244,14 +272,24 @@ export class Agent {
         clearInterval(keeper);
         this.stats.failed++;
         const error = String(err?.message ?? err).slice(0, 1000) || 'error';
+        const nonRetryable = Boolean(err?.nonRetryable);
         await this._finish(`fail of ${taskId}`, lease, () =>
-          this.client.fail(taskId, this.agentId, attempt, error, { nonRetryable: Boolean(err?.nonRetryable) }),
+          this._onStream(
+            this.workStream,
+            (s) => s.fail(taskId, attempt, error, { nonRetryable }),
+            () => this.client.fail(taskId, this.agentId, attempt, error, { nonRetryable }),
+          ),
         );
         return;
       }
       clearInterval(keeper);
+      const out = result ?? Buffer.alloc(0);
       const ok = await this._finish(`complete of ${taskId}`, lease, () =>
-        this.client.complete(taskId, this.agentId, attempt, result ?? Buffer.alloc(0)),
+        this._onStream(
+          this.workStream,
+          (s) => s.complete(taskId, attempt, out),
+          () => this.client.complete(taskId, this.agentId, attempt, out),
+        ),
       );
       if (ok) this.stats.completed++;
     } finally {

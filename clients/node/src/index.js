@@ -207,6 +207,97 @@ export class BrokerClient {
     return iterable;
   }
 
+  /**
+   * A bidirectional stream the broker pushes work on and confirms what we write back (Consume,
+   * Work): an async iterable of pushed items, and `settle(fields)` resolving to the request's
+   * confirmation once committed (rejecting with a BrokerError when its code is not OK). Against
+   * a broker without the method (UNIMPLEMENTED) it becomes `fallback()`: `inBand` turns false.
+   */
+  _duplex(stub, method, opening, { items, confirm, request, fallback }) {
+    const queue = [];
+    const waiters = [];
+    const pending = new Map(); // sequence (a string: 64-bit) -> {resolve, reject}
+    let call = null;
+    let replaced = null;
+    let seq = 0;
+    let cancelled = false;
+    let over = false; // the call ended: nothing written now would be answered
+    const put = (x) => {
+      const w = waiters.shift();
+      if (w) w(x);
+      else queue.push(x);
+    };
+    const failAll = (err) => {
+      for (const p of pending.values()) p.reject(err);
+      pending.clear();
+    };
+    const start = () => {
+      if (call) return;
+      call = stub[method]();
+      call.on('data', (resp) => {
+        const c = confirm(resp);
+        if (c) {
+          const p = pending.get(String(c.sequence));
+          pending.delete(String(c.sequence));
+          if (p && c.code) p.reject(new BrokerError(c.code, c.error, method));
+          else if (p) p.resolve(c);
+        }
+        for (const item of items(resp)) put({ item });
+      });
+      call.on('error', (err) => {
+        over = true;
+        failAll(toBrokerError(err, method));
+        put({ err });
+      });
+      call.on('end', () => {
+        over = true;
+        failAll(new BrokerError(grpc.status.UNAVAILABLE, 'the stream has ended', method));
+        put({ end: true });
+      });
+      call.write(opening);
+    };
+    return {
+      get inBand() {
+        return replaced === null;
+      },
+      get call() {
+        return call;
+      },
+      cancel() {
+        cancelled = true;
+        replaced?.cancel();
+        call?.cancel();
+        failAll(new BrokerError(grpc.status.CANCELLED, 'the stream was closed', method));
+      },
+      settle(fields) {
+        start();
+        if (over || cancelled) {
+          return Promise.reject(new BrokerError(grpc.status.UNAVAILABLE, 'the stream has ended', method));
+        }
+        seq += 1;
+        const s = seq;
+        return new Promise((resolve, reject) => {
+          pending.set(String(s), { resolve, reject });
+          call.write(request(s, fields));
+        });
+      },
+      async *[Symbol.asyncIterator]() {
+        start();
+        for (;;) {
+          const x = queue.length ? queue.shift() : await new Promise((r) => waiters.push(r));
+          if (x.item !== undefined) yield x.item;
+          else if (x.end) return;
+          else if (x.err.code === grpc.status.UNIMPLEMENTED && seq === 0 && !cancelled) {
+            replaced = fallback(); // an older broker
+            yield* replaced;
+            return;
+          } else if (cancelled && x.err.code === grpc.status.CANCELLED) return;
+          else throw toBrokerError(x.err, method);
+        }
+      },
+    };
+  }
+
   // ---------------------------------------------------------------- agents
 
   /** Register (or update) an agent: {agentId, maxConcurrentTasks, capabilities, name, agentType, labels...}. */
@@ -273,6 +364,36 @@ export class BrokerClient {
     };
   }
 
+  /**
+   * As subscribe(), with the acks and nacks on the same stream (the broker's Consume): an async
+   * iterable of Message objects with `ack(ids)` (resolves to the acked count once committed),
+   * `nack(ids, {delaySeconds, reject, reason})` (resolves to {requeued, deadLettered}), `cancel()`
+   * and `inBand` (false against a broker without Consume: Subscribe and unary calls instead).
+   */
+  consume(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0 } = {}) {
+    const subscribe = { agentId, maxInFlight, maxBatch };
+    if (ackDeadlineSeconds !== undefined) subscribe.ackDeadline = duration(ackDeadlineSeconds);
+    const d = this._duplex(this.messaging, 'Consume', { subscribe }, {
+      items: (resp) => resp.messages,
+      confirm: (resp) => resp.confirm,
+      request: (sequence, fields) => ({ sequence, ...fields }),
+      fallback: () => this.subscribe(agentId, { maxInFlight, ackDeadlineSeconds, maxBatch }),
+    });
+    const ids = (x) => [].concat(x);
+    d.ack = async (messageIds) =>
+      d.inBand
+        ? (await d.settle({ ackIds: ids(messageIds) })).acked
+        : (await this.ack(agentId, messageIds)).acked;
+    d.nack = async (messageIds, { delaySeconds, reject = false, reason = '' } = {}) => {
+      if (!d.inBand) return this.nack(agentId, messageIds, { delaySeconds, reject, reason });
+      const fields = { nackIds: ids(messageIds), reject, reason };
+      if (delaySeconds !== undefined) fields.nackDelay = duration(delaySeconds);
+      const c = await d.settle(fields);
+      return { requeued: c.requeued, deadLettered: c.deadLettered };
+    };
+    return d;
+  }
+
   ack(agentId, messageIds) {
     return this._unary(this.messaging, 'Ack', { agentId, messageIds: [].concat(messageIds) });
   }
@@ -293,6 +414,13 @@ export class BrokerClient {
 
   requeue(messageIds) {
     return this._unary(this.messaging, 'Requeue', { messageIds: [].concat(messageIds) });
+  }
+
+  /** Delete dead letters (or {status: 'MESSAGE_STATUS_PROCESSED' | ..._EXPIRED}) created before {createdBefore: timestamp()}. Admins only. */
+  purge({ status = 'MESSAGE_STATUS_FAILED', createdBefore, limit = 0 } = {}) {
+    const req = { status, limit };
+    if (createdBefore !== undefined) req.createdBefore = createdBefore;
+    return this._unary(this.messaging, 'Purge', req);
   }
 
   // ---------------------------------------------------------------- tasks
@@ -325,6 +453,43 @@ export class BrokerClient {
     return this._stream(this.tasks, 'Listen', { agentId });
   }
 
+  /**
+   * As listen(), with completions, failures and lease extensions on the same stream (the
+   * broker's Work): an async iterable of {assignments, cancellations} with
+   * `complete(taskId, attempt, result, resultContentType)` and `fail(taskId, attempt, error,
+   * {nonRetryable})` (resolving to {task} once committed), `extendLease(taskId, attempt,
+   * {progress, statusNote, extensionSeconds})` (resolving to {leaseExpiresAt}), `cancel()` and
+   * `inBand` (false against a broker without Work: Listen and unary calls instead).
+   */
+  work(agentId) {
+    const d = this._duplex(this.tasks, 'Work', { listen: { agentId } }, {
+      items: (resp) => (resp.assignments.length || resp.cancellations.length ? [resp] : []),
+      confirm: (resp) => resp.confirm,
+      request: (sequence, fields) => ({ sequence, ...fields }),
+      fallback: () => this.listen(agentId),
+    });
+    d.complete = async (taskId, attempt, result, resultContentType = '') => {
+      if (!d.inBand) return this.complete(taskId, agentId, attempt, result, resultContentType);
+      const [bytes, contentType] = encodePayload(result, resultContentType);
+      const c = await d.settle({ complete: { taskId, attempt, result: bytes, resultContentType: contentType } });
+      return { task: c.task };
+    };
+    d.fail = async (taskId, attempt, error, { nonRetryable = false } = {}) => {
+      if (!d.inBand) return this.fail(taskId, agentId, attempt, error, { nonRetryable });
+      const c = await d.settle({ fail: { taskId, attempt, error, nonRetryable } });
+      return { task: c.task };
+    };
+    d.extendLease = async (taskId, attempt, { progress, statusNote = '', extensionSeconds } = {}) => {
+      if (!d.inBand) return this.extendLease(taskId, agentId, attempt, { progress, statusNote, extensionSeconds });
+      const extend = { taskId, attempt, statusNote };
+      if (progress !== undefined) extend.progress = progress;
+      if (extensionSeconds !== undefined) extend.extension = duration(extensionSeconds);
+      const c = await d.settle({ extend });
+      return { leaseExpiresAt: c.leaseExpiresAt };
+    };
+    return d;
+  }
+
   extendLease(taskId, agentId, attempt, { progress, statusNote = '', extensionSeconds } = {}) {
     const req = { taskId, agentId, attempt, statusNote };
     if (progress !== undefined) req.progress = progress;
@@ -351,6 +516,11 @@ export class BrokerClient {
 
   fail(taskId, agentId, attempt, error, { nonRetryable = false } = {}) {
     return this._unary(this.tasks, 'Fail', { taskId, agentId, attempt, error, nonRetryable });
+  }
+
+  /** Submit a failed or cancelled task again as a new task (resolves to {task}: the copy). */
+  replay(taskId, { actor = '' } = {}) {
+    return this._unary(this.tasks, 'Replay', { taskId, actor });
   }
 
   cancel(taskId, { cascade = false, reason = '', actor = '' } = {}) {
