@@ -37,13 +37,13 @@ from psycopg import errors as pgerrors
 
 from ...errors import BrokerError, StorageUnavailable
 from ...models.stats import StorageStats
+from ..group_commit import STOP, next_group, settle
 from .sql import PgConnection, row_factory
 
 T = TypeVar("T")
 Job = Callable[[PgConnection], Any]
 log = logging.getLogger("broker.storage")
 
-_STOP = object()
 _RETRYABLE = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected, pgerrors.LockNotAvailable)
 
 
@@ -127,7 +127,7 @@ class PgEngine:
     async def close(self) -> None:
         self._closing = True
         if self._task is not None:
-            await self._queue.put(_STOP)
+            await self._queue.put(STOP)
             await self._task
             self._task = None
         for c in [self._writer, *self._readers]:
@@ -162,19 +162,10 @@ class PgEngine:
     async def _writer_loop(self) -> None:
         stop = False
         while not stop:
-            item = await self._queue.get()
-            batch = []
-            while True:
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-                if len(batch) >= self._batch_max or self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            if not batch:
+            group, stop = await next_group(self._queue, self._batch_max)
+            if not group:
                 continue
-            jobs = [fn for fn, _ in batch]
+            jobs = [fn for fn, _ in group]
             try:
                 t0 = time.perf_counter()
                 outcomes, tries = await self._writer.run(self._run_group, jobs)
@@ -184,15 +175,8 @@ class PgEngine:
                 self.jobs += len(jobs)
                 self.retried += tries
             except BaseException as exc:  # the commit itself failed: nobody's change is durable
-                err = _wrap(exc)
-                outcomes = [(False, err)] * len(batch)
-            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(_wrap(value))
+                outcomes = [(False, _wrap(exc))] * len(group)
+            settle(group, outcomes, _wrap)
 
     def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[bool, Any]], int]:
         """On the writer thread: the group in one SERIALIZABLE transaction, run again while

@@ -20,6 +20,7 @@ from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.messages import Message, MessageFilter, MessageStatus, NewMessage, SendResult, TargetKind
 from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
 from ..sqlite.message_rows import COLUMNS, DUE_SCHEDULED, list_messages_sql, purge_job, row_to_message
+from ..sqlite.message_rows import mark_awaiting as shared_mark_awaiting
 from ..sqlite.message_send import PreparedSends, send_outcome
 from ..sqlite.messages import Claimed, _changed, _release_args
 from .sql import PgConnection
@@ -256,20 +257,8 @@ def store_sends(
 
 
 def mark_awaiting(conn: PgConnection, msgs: list[Message]) -> list[Message]:
-    """As ``sqlite.message_rows.mark_awaiting``: flag pending copies nobody registered can take."""
-    waiting = [m for m in msgs if m.status is MessageStatus.PENDING]
-    if not waiting:
-        return msgs
-    agents = sorted({m.recipient_id for m in waiting if m.recipient_id is not None})
-    caps = sorted({m.target_capability for m in waiting if m.recipient_id is None and m.target_capability})
-    live = {r[0] for r in conn.execute(_LIVE, (agents,))} if agents else set()
-    capable = {r[0] for r in conn.execute(_CAPABLE, (caps,))} if caps else set()
-    for m in waiting:
-        if m.recipient_id is not None:
-            m.awaiting_recipient = m.recipient_id not in live
-        else:
-            m.awaiting_recipient = m.target_capability not in capable
-    return msgs
+    """``sqlite.message_rows.mark_awaiting`` with id lists as arrays."""
+    return shared_mark_awaiting(conn, msgs, _LIVE, _CAPABLE, list)  # type: ignore[arg-type]
 
 
 class PgMessageOps:

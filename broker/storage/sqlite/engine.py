@@ -27,12 +27,11 @@ import aiosqlite
 
 from ...errors import BrokerError, StorageUnavailable
 from ...models.stats import StorageStats
+from ..group_commit import STOP, next_group, settle
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 log = logging.getLogger("broker.storage")
-
-_STOP = object()
 
 
 def _configure(conn: sqlite3.Connection, synchronous: str, busy_timeout_ms: int) -> None:
@@ -102,7 +101,7 @@ class SqliteEngine:
     async def close(self) -> None:
         self._closing = True  # a write from now on would queue behind the stop, never to run
         if self._task is not None:
-            await self._queue.put(_STOP)
+            await self._queue.put(STOP)
             await self._task
             self._task = None
         for conn in [*self._readers, self._writer]:
@@ -137,19 +136,10 @@ class SqliteEngine:
         assert self._writer is not None
         stop = False
         while not stop:
-            item = await self._queue.get()
-            batch = []
-            while True:
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-                if len(batch) >= self._batch_max or self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            if not batch:
+            group, stop = await next_group(self._queue, self._batch_max)
+            if not group:
                 continue
-            jobs = [fn for fn, _ in batch]
+            jobs = [fn for fn, _ in group]
             try:
                 t0 = time.perf_counter()
                 outcomes = await _run(self._writer, _run_batch, jobs)
@@ -158,15 +148,8 @@ class SqliteEngine:
                 self.commits += 1
                 self.jobs += len(jobs)
             except BaseException as exc:  # the commit itself failed: nobody's change is durable
-                err = _wrap(exc)
-                outcomes = [(False, err)] * len(batch)
-            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(_wrap(value))
+                outcomes = [(False, _wrap(exc))] * len(group)
+            settle(group, outcomes, _wrap)
 
 
 def _read_tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ...domain.messages import Audience, audience
 from ...errors import NotFound
@@ -69,16 +70,23 @@ _CAPABILITIES = (
 )
 
 
-def mark_awaiting(conn: sqlite3.Connection, msgs: list[Message]) -> list[Message]:
+def mark_awaiting(
+    conn: sqlite3.Connection,
+    msgs: list[Message],
+    registered_sql: str = _REGISTERED,
+    capabilities_sql: str = _CAPABILITIES,
+    pack: Callable[[list[str]], Any] = json.dumps,
+) -> list[Message]:
     """Set ``awaiting_recipient`` on the pending copies that nobody registered could take: their
-    direct recipient is not a registered agent, or no registered agent has their capability."""
+    direct recipient is not a registered agent, or no registered agent has their capability.
+    (PostgreSQL passes its own statements, which take the id lists as arrays: ``pack=list``.)"""
     waiting = [m for m in msgs if m.status is MessageStatus.PENDING]
     if not waiting:
         return msgs
-    agents = {m.recipient_id for m in waiting if m.recipient_id is not None}
-    caps = {m.target_capability for m in waiting if m.recipient_id is None}
-    live = {r[0] for r in conn.execute(_REGISTERED, (json.dumps(sorted(agents)),))} if agents else set()
-    capable = {r[0] for r in conn.execute(_CAPABILITIES, (json.dumps(sorted(caps)),))} if caps else set()
+    agents = sorted({m.recipient_id for m in waiting if m.recipient_id is not None})
+    caps = sorted({m.target_capability for m in waiting if m.recipient_id is None and m.target_capability})
+    live = {r[0] for r in conn.execute(registered_sql, (pack(agents),))} if agents else set()
+    capable = {r[0] for r in conn.execute(capabilities_sql, (pack(caps),))} if caps else set()
     for m in waiting:
         if m.recipient_id is not None:
             m.awaiting_recipient = m.recipient_id not in live

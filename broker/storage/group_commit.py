@@ -1,0 +1,39 @@
+"""What both engines' writers share: take every job waiting (a group), run the group in one
+transaction (the engine's own part), and hand each caller its outcome after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+STOP = object()  # put on the queue by close(): the writer ends after the jobs before it
+
+Waiting = tuple[Any, asyncio.Future[Any]]  # (job, its caller's future)
+
+
+async def next_group(queue: asyncio.Queue[Any], batch_max: int) -> tuple[list[Waiting], bool]:
+    """The jobs waiting now (at least one unless stopping, at most ``batch_max``), and whether the
+    stop marker came."""
+    item = await queue.get()
+    group: list[Waiting] = []
+    while True:
+        if item is STOP:
+            return group, True
+        group.append(item)
+        if len(group) >= batch_max or queue.empty():
+            return group, False
+        item = queue.get_nowait()
+
+
+def settle(
+    group: list[Waiting], outcomes: list[tuple[bool, Any]], wrap: Callable[[Any], BaseException]
+) -> None:
+    """Each caller's result, or its exception (driver errors turned into the broker's by ``wrap``)."""
+    for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(wrap(value))
