@@ -68,3 +68,8 @@ class TaskStats:
 class StorageStats:
     commit_seconds: Hist = field(default_factory=Hist)
     jobs_per_commit: Hist = field(default_factory=lambda: Hist(COUNT_BUCKETS))
+    # PostgreSQL only (they stay 0 on SQLite): groups run again after a serialization failure or
+    # deadlock, and wake-up notifications sent to and heard from other brokers.
+    retried: int = 0
+    notifications_sent: int = 0
+    notifications_received: int = 0

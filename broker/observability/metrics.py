@@ -72,6 +72,19 @@ class BrokerCollector(Collector):
             "Write jobs waiting for the writer",
             value=self.storage.write_queue_depth,
         )
+        yield CounterMetricFamily(
+            "a2a_storage_retried",
+            "PostgreSQL: write groups run again after a serialization failure or deadlock",
+            value=st.retried,
+        )
+        notes = CounterMetricFamily(
+            "a2a_storage_notifications",
+            "PostgreSQL: wake-up notifications to and from other brokers",
+            labels=["direction"],
+        )
+        notes.add_metric(["sent"], st.notifications_sent)
+        notes.add_metric(["received"], st.notifications_received)
+        yield notes
 
     def _counters(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         m = self.mailbox.stats

@@ -8,12 +8,14 @@ beyond each test's timeouts, so a delivery across brokers within them proves the
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import generate_latest
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
@@ -47,8 +49,8 @@ async def cluster(
 
 
 async def test_a_message_sent_through_one_broker_reaches_a_subscriber_on_another(cluster):
-    _, a = await cluster()
-    _, b = await cluster()
+    broker_a, a = await cluster()
+    broker_b, b = await cluster()
     await register(a, "sender")
     await register(b, "reader")
     sub = await Sub.open(b, "reader")
@@ -57,6 +59,12 @@ async def test_a_message_sent_through_one_broker_reaches_a_subscriber_on_another
     assert (got.message_id, got.payload) == (mid, b"across")
     assert await ack(b, "reader", [mid]) == 1
     sub.cancel()
+    # The wake-up travelled as a notification, and /metrics counts it on both sides.
+    assert broker_a.metrics is not None and broker_b.metrics is not None
+    sent = generate_latest(broker_a.metrics.registry).decode()
+    heard = generate_latest(broker_b.metrics.registry).decode()
+    assert re.search(r'a2a_storage_notifications_total\{direction="sent"\} [1-9]', sent), sent
+    assert re.search(r'a2a_storage_notifications_total\{direction="received"\} [1-9]', heard), heard
 
 
 async def test_a_broadcast_reaches_subscribers_on_every_broker_once_each(cluster):

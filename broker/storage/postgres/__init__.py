@@ -82,7 +82,7 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps):
         self.url = url
         self.settings = settings
         self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max)
-        self.relay = Relay(url, settings.pg_poll_interval_s)
+        self.relay = Relay(url, settings.pg_poll_interval_s, self.engine.stats)
 
     @property
     def engine_stats(self) -> StorageStats:

@@ -174,6 +174,7 @@ class PgEngine:
                 self.commits += 1
                 self.jobs += len(jobs)
                 self.retried += tries
+                self.stats.retried += tries
             except BaseException as exc:  # the commit itself failed: nobody's change is durable
                 outcomes = [(False, _wrap(exc))] * len(group)
             settle(group, outcomes, _wrap)

@@ -28,6 +28,8 @@ from collections.abc import Callable
 
 import psycopg
 
+from ...models.stats import StorageStats
+
 log = logging.getLogger("broker.storage")
 
 CHANNEL = "a2a_broker_wakeups"
@@ -36,7 +38,7 @@ EVERYTHING = "*"
 
 
 class Relay:
-    def __init__(self, url: str, poll_interval_s: float) -> None:
+    def __init__(self, url: str, poll_interval_s: float, stats: StorageStats | None = None) -> None:
         self.url = url
         self.poll_interval_s = poll_interval_s
         self.tag = f"{random.getrandbits(48):012x}"  # this broker, in its notifications
@@ -50,6 +52,7 @@ class Relay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.sent = 0  # notifications sent (for tests)
         self.received = 0  # notifications heard from other brokers
+        self.stats = stats or StorageStats()
 
     async def start(self, deliver: Callable[[list[str]], None], poll: Callable[[], None]) -> None:
         """Hand other brokers' keys to ``deliver``; call ``poll`` every ``poll_interval_s``."""
@@ -102,6 +105,7 @@ class Relay:
                 self._send_conn.execute("SET synchronous_commit = off")
             self._send_conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
             self.sent += 1
+            self.stats.notifications_sent += 1
         except psycopg.Error as exc:  # the others' poll finds the work a little later
             log.warning("could not notify the other brokers: %s", exc)
             self._close_sender()
@@ -132,6 +136,7 @@ class Relay:
                             if tag == self.tag:
                                 continue
                             self.received += 1
+                            self.stats.notifications_received += 1
                             if body == EVERYTHING:
                                 loop.call_soon_threadsafe(poll)
                             else:
