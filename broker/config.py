@@ -128,13 +128,21 @@ class Settings(BaseModel):
     # -- observability (broker/observability/) ----------------------------------------------
     http_address: str = Field(
         "127.0.0.1:8080",
-        description="host:port of the HTTP listener (/metrics, /healthz, /readyz); off: none",
+        description="host:port of the HTTP listener (/metrics, /healthz, /readyz, the console); off: none",
     )
     metrics_token: str | None = Field(
         None, description="a bearer token that may read /metrics (besides admin tokens when auth is on)"
     )
     metrics_top_n: int = Field(
         20, ge=0, le=1000, description="per-agent and per-capability backlog series kept (the rest summed)"
+    )
+    console_refresh_s: float = Field(
+        2.0, ge=0.05, le=60, description="how often the web console's live view is refreshed"
+    )
+    tracing: Literal["off", "on"] = Field(
+        "off",
+        description="OpenTelemetry spans for send, deliver, ack, submit, assign, complete"
+        " (the [tracing] extra; exporter from OTEL_TRACES_EXPORTER)",
     )
     metrics_census_s: float = Field(
         5.0, ge=0, description="how long the stored counts behind /metrics' gauges are reused"

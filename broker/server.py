@@ -6,12 +6,14 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .config import Settings
+from .console import Console
 from .core.mailbox import Mailbox
 from .core.registry import Registry
 from .core.taskqueue import TaskQueue
@@ -27,6 +29,7 @@ from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
 from .servicers.tasks import TaskQueueServicer
+from .servicers.tracing import Tracing
 from .storage import Storage, open_storage, redact
 from .storage.base import WakeRelay
 from .sweeper import Sweeper
@@ -127,8 +130,9 @@ async def _relay_wakeups(relay: WakeRelay, registries: list[Wakeups]) -> None:
         w.relay = relay.publish
 
 
-async def start_server(settings: Settings) -> Broker:
-    """Open storage, build the services, bind, and start serving."""
+async def start_server(settings: Settings, tracer_provider: Any = None) -> Broker:
+    """Open storage, build the services, bind, and start serving. ``tracer_provider``: the
+    OpenTelemetry provider for ``--tracing on`` (default: the process's, see tracing.py)."""
     exposed = exposure_problem(settings)
     if exposed and not settings.insecure:
         raise BrokerError(f"refusing to start: {exposed}; add them, or pass --insecure to accept the risk")
@@ -162,8 +166,9 @@ async def start_server(settings: Settings) -> Broker:
             ],
         )
         agents_pb2_grpc.add_AgentRegistryServicer_to_server(AgentRegistryServicer(registry), server)
-        messaging_pb2_grpc.add_MessagingServicer_to_server(MessagingServicer(mailbox), server)
-        tasks_pb2_grpc.add_TaskQueueServicer_to_server(TaskQueueServicer(tasks), server)
+        tracing = Tracing(settings.tracing == "on", tracer_provider)
+        messaging_pb2_grpc.add_MessagingServicer_to_server(MessagingServicer(mailbox, tracing), server)
+        tasks_pb2_grpc.add_TaskQueueServicer_to_server(TaskQueueServicer(tasks, tracing), server)
 
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -185,7 +190,9 @@ async def start_server(settings: Settings) -> Broker:
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
-            http = HttpListener(settings, metrics, storage, authenticator(settings, storage))
+            auth = authenticator(settings, storage)
+            console = Console(settings, registry, mailbox, tasks, metrics.collector, auth)
+            http = HttpListener(settings, metrics, storage, auth, console)
             await http.start()
         await server.start()
         for name in ("", *SERVICE_NAMES):

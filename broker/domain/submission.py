@@ -95,7 +95,7 @@ def plan_graph(nodes: list[GraphNodeInput], max_deps: int, max_payload: int) -> 
 
 def fingerprint(spec: TaskSpecInput) -> str:
     """Identifies a spec, to tell an idempotent retry from a clash of keys."""
-    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:32]
+    return hashlib.sha256(spec.model_dump_json(exclude={"traceparent"}).encode()).hexdigest()[:32]
 
 
 def idempotent_duplicate(

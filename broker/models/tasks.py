@@ -81,6 +81,9 @@ class TaskSpecInput(Input):
     metadata: JsonObject = {}
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
+    # The W3C trace context to store with the task (set by the servicer from the call's metadata,
+    # not a field of TaskSpec); not part of the idempotency fingerprint.
+    traceparent: str | None = None
 
 
 class SubmitInput(Input):
@@ -229,6 +232,7 @@ class Task:
     updated_at: int
     started_at: int | None
     finished_at: int | None
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)

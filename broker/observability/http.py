@@ -1,13 +1,14 @@
 """The HTTP listener, in the gRPC server's process and event loop: ``/metrics`` (Prometheus text
-format), ``/healthz`` (the process answers) and ``/readyz`` (storage takes a write: open, migrated,
-not shutting down).
+format), ``/healthz`` (the process answers), ``/readyz`` (storage takes a write: open, migrated,
+not shutting down), and the web console (``/`` and its JSON API under ``/api/``,
+broker/console/).
 
 aiohttp: an asyncio server that runs on the loop the broker already has (``AppRunner`` and a
 ``TCPSite``), with no second server stack or thread; Starlette would need an ASGI server (uvicorn)
 embedded beside grpc.aio for the same three routes.
 
 Authentication: the health endpoints are open (load balancers and orchestrators probe them). With
-``--auth token`` or ``jwt``, ``/metrics`` wants ``Authorization: Bearer <admin token>``, or the
+``--auth token`` or ``jwt``, ``/metrics`` wants ``Authorization: Bearer <admin or viewer token>``, or the
 token given by ``--metrics-token`` (for a Prometheus that should hold no admin token); with
 ``--auth none`` it is open, like the gRPC port.
 """
@@ -26,6 +27,7 @@ from ..security.identity import Role
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..console import Console
     from ..security.interceptor import Authenticator
     from ..storage.base import Storage
     from .metrics import Metrics
@@ -35,7 +37,12 @@ log = logging.getLogger("broker.http")
 
 class HttpListener:
     def __init__(
-        self, settings: Settings, metrics: Metrics, storage: Storage, authenticator: Authenticator | None
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        storage: Storage,
+        authenticator: Authenticator | None,
+        console: Console | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -43,6 +50,7 @@ class HttpListener:
         self.authenticator = authenticator
         self.stopping = False
         self.port = 0
+        self.console = console
         self._runner: web.AppRunner | None = None
         app = web.Application()
         app.add_routes(
@@ -50,6 +58,7 @@ class HttpListener:
                 web.get("/healthz", self.healthz),
                 web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics_page),
+                *(console.routes() if console is not None else []),
             ]
         )
         self.app = app
@@ -68,9 +77,13 @@ class HttpListener:
         sockets = getattr(server, "sockets", None)
         self.port = sockets[0].getsockname()[1] if sockets else int(port)
         log.info("http listening", extra={"address": f"{host}:{self.port}"})
+        if self.console is not None:
+            self.console.start()
         return self.port
 
     async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -112,7 +125,7 @@ class HttpListener:
             who = await self.authenticator.authenticate(token)
         except BrokerError as exc:
             return web.Response(status=401, text=f"{exc.message}\n")
-        if who.role is not Role.ADMIN:
+        if who.role not in (Role.ADMIN, Role.VIEWER):
             return web.Response(
                 status=403, text=f"{who.subject!r} ({who.role.value}) may not read /metrics\n"
             )

@@ -294,6 +294,7 @@ class Task(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     status: Global___TaskStatus.ValueType
     calculated_priority: _builtins.float
@@ -317,6 +318,12 @@ class Task(_message.Message):
     """Set when COMPLETED."""
     result_content_type: _builtins.str
     last_error: _builtins.str
+    traceparent: _builtins.str
+    """W3C trace context (`00-<trace id>-<span id>-<flags>`) of the submission:
+    the `traceparent` metadata of the Submit or SubmitGraph call (or, with
+    tracing on, the broker's submit span under it). A worker continues the
+    trace from it; the Python client sends it back with Complete and Fail.
+    """
     @_builtins.property
     def spec(self) -> Global___TaskSpec: ...
     @_builtins.property
@@ -356,10 +363,11 @@ class Task(_message.Message):
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "lease_expires_at", b"lease_expires_at", "next_attempt_at", b"next_attempt_at", "spec", b"spec", "started_at", b"started_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_agent_id", b"assigned_agent_id", "attempt", b"attempt", "calculated_priority", b"calculated_priority", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_expires_at", b"lease_expires_at", "level", b"level", "next_attempt_at", b"next_attempt_at", "path", b"path", "progress", b"progress", "result", b"result", "result_content_type", b"result_content_type", "root_id", b"root_id", "spec", b"spec", "started_at", b"started_at", "status", b"status", "status_note", b"status_note", "task_id", b"task_id", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_agent_id", b"assigned_agent_id", "attempt", b"attempt", "calculated_priority", b"calculated_priority", "created_at", b"created_at", "finished_at", b"finished_at", "last_error", b"last_error", "lease_expires_at", b"lease_expires_at", "level", b"level", "next_attempt_at", b"next_attempt_at", "path", b"path", "progress", b"progress", "result", b"result", "result_content_type", b"result_content_type", "root_id", b"root_id", "spec", b"spec", "started_at", b"started_at", "status", b"status", "status_note", b"status_note", "task_id", b"task_id", "traceparent", b"traceparent", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,10 +84,10 @@ def parse_duration(text: str) -> int:
 
 def _create(ns: argparse.Namespace) -> int:
     role = Role(ns.role)
-    if not ns.agent and role is not Role.ADMIN:
+    if not ns.agent and role in (Role.AGENT, Role.ORCHESTRATOR):
         raise SystemExit("a2a-broker tokens create: --agent is needed for the roles agent and orchestrator")
     try:
-        subject = check_subject(ns.agent or "admin")
+        subject = check_subject(ns.agent or role.value)
     except ValueError as exc:
         raise SystemExit(f"a2a-broker tokens create: --agent: {exc}") from None
     now = time.time_ns() // 1000

@@ -17,6 +17,7 @@ class Role(enum.StrEnum):
     AGENT = "agent"  # acts only as its own subject
     ORCHESTRATOR = "orchestrator"  # an agent that may also submit, cancel, read and watch tasks
     ADMIN = "admin"  # everything
+    VIEWER = "viewer"  # reads the console, its JSON API and /metrics; no RPC, no change
 
 
 @dataclass(frozen=True, slots=True)

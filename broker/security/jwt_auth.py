@@ -3,7 +3,7 @@
 The signature is checked against ``--jwt-key-file`` (a PEM public key, or an HMAC secret) or the
 key of ``--jwt-jwks-file`` whose ``kid`` the token names; ``exp`` is required, and ``iss`` and
 ``aud`` when configured. The subject claim (``sub`` by default) names the agent id or id prefix;
-the role claim (``role``) one of agent, orchestrator, admin (agent when absent).
+the role claim (``role``) one of agent, orchestrator, admin, viewer (agent when absent).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -32,6 +33,7 @@ from ..security.identity import may_act_as, may_read_message
 from .convert import dur_us, enum_value, fitting, framed_size, ts_fields, ts_us
 from .duplex import duplex
 from .errors import rpc, status_of, stream_rpc
+from .tracing import TRACEPARENT, SpanScope, Tracing, incoming, valid
 
 STATUS_TO_PB = {
     MessageStatus.PENDING: pb.MESSAGE_STATUS_PENDING,
@@ -172,15 +174,61 @@ def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.Subsc
     return out
 
 
+def _dest(m: Message) -> str | None:
+    return m.recipient_id or m.target_capability
+
+
 class MessagingServicer(pb_grpc.MessagingServicer):
-    def __init__(self, mailbox: Mailbox) -> None:
+    def __init__(self, mailbox: Mailbox, tracing: Tracing | None = None) -> None:
         self.mailbox = mailbox
+        self.tracing = tracing or Tracing(False)
         self._max_payload = mailbox.settings.max_payload_bytes
         self._ack_deadline_us = s_to_us(mailbox.settings.ack_deadline_s)
 
+    def _send_scope(self, parent: str | None, req: pb.SendRequest) -> SpanScope:
+        """The send span of a Send; its traceparent becomes the message's ``traceparent`` header.
+        The call's metadata names the parent, else the message's own header."""
+        headers = req.headers
+        if parent is None and headers:
+            parent = valid(headers.get(TRACEPARENT))
+        if parent is None and not self.tracing.on:
+            return SpanScope(None, None)
+        return self.tracing.scope(
+            "send", parent, "producer", {"messaging.message.body.size": len(req.payload)}
+        )
+
+    def _delivered(self, msgs: list[Message], out: Any, held: dict[str, str | None] | None = None) -> None:
+        """Deliver spans (tracing on), children of each message's stored context: the delivered
+        copy (``out``, its protobuf messages) carries its deliver span's context, for the agent
+        to continue under; ``held`` keeps it for the message's in-band ack."""
+        event = self.tracing.event
+        if held is not None and len(held) > 65_536:  # deliveries never settled here (timed out)
+            held.clear()
+        for m, x in zip(msgs, out, strict=True):
+            headers = m.headers
+            tp = event(
+                "deliver",
+                headers.get(TRACEPARENT) if headers else None,
+                {
+                    "messaging.destination.name": _dest(m),
+                    "messaging.message.id": m.message_id,
+                    "messaging.message.conversation_id": m.conversation_id,
+                    "messaging.message.delivery_count": m.attempt,
+                },
+                retry=m.attempt > 1,
+            )
+            if tp:
+                x.headers[TRACEPARENT] = tp
+            if held is not None:
+                held[m.message_id] = tp
+
     @rpc
     async def Send(self, request: pb.SendRequest, context: grpc.aio.ServicerContext) -> pb.SendResponse:
-        res = await self.mailbox.send(send_from_pb(request, now_us(), self._max_payload))
+        with self._send_scope(incoming(context), request) as scope:
+            if scope.traceparent:
+                request.headers[TRACEPARENT] = scope.traceparent
+            res = await self.mailbox.send(send_from_pb(request, now_us(), self._max_payload))
+            scope.set("messaging.message.id", res.message_ids[0] if len(res.message_ids) == 1 else None)
         return pb.SendResponse(message_ids=res.message_ids, duplicate=res.duplicate)
 
     @stream_rpc
@@ -190,6 +238,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         """Publisher confirms: each entry is sent as Send would send it (sharing commits with the
         others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed."""
         await context.send_initial_metadata((("a2a-publish-window", str(PUBLISH_WINDOW)),))
+        parent = incoming(context)
         window = asyncio.Semaphore(PUBLISH_WINDOW)
         confirms: asyncio.Queue[asyncio.Future[pb.PublishResponse] | None] = asyncio.Queue()
 
@@ -197,7 +246,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             try:
                 async for req in requests:
                     await window.acquire()  # backpressure: no further read until a confirm
-                    confirms.put_nowait(asyncio.ensure_future(self._publish_one(req)))
+                    confirms.put_nowait(asyncio.ensure_future(self._publish_one(req, parent)))
             finally:
                 confirms.put_nowait(None)
 
@@ -211,14 +260,19 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         finally:
             reader.cancel()
 
-    async def _publish_one(self, req: pb.PublishRequest) -> pb.PublishResponse:
+    async def _publish_one(self, req: pb.PublishRequest, parent: str | None) -> pb.PublishResponse:
         try:
             if not may_act_as(req.message.sender_id):
                 who = req.message.sender_id
                 raise PermissionDenied(
                     f"message.sender_id: {who!r} is not the caller (acting as another agent)"
                 )
-            res = await self.mailbox.send(send_from_pb(req.message, now_us(), self._max_payload, "message."))
+            with self._send_scope(parent, req.message) as scope:
+                if scope.traceparent:
+                    req.message.headers[TRACEPARENT] = scope.traceparent
+                res = await self.mailbox.send(
+                    send_from_pb(req.message, now_us(), self._max_payload, "message.")
+                )
         except Exception as exc:
             code, message = status_of(exc)
             return pb.PublishResponse(sequence=req.sequence, code=code.value[0], error=message)
@@ -231,13 +285,21 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         n = len(request.messages)
         if not 1 <= n <= MAX_BATCH_SEND:
             raise InvalidArgument("messages", f"must hold 1-{MAX_BATCH_SEND} messages (got {n})")
-        now = now_us()
-        msgs = [
-            send_from_pb(r, now, self._max_payload, f"messages[{i}].") for i, r in enumerate(request.messages)
-        ]
+        parent = incoming(context)
+        with self.tracing.scope("send", parent, "producer", {"messaging.batch.message_count": n}) as scope:
+            if scope.traceparent:  # a message's own traceparent header wins over the call's
+                for req in request.messages:
+                    if TRACEPARENT not in req.headers:
+                        req.headers[TRACEPARENT] = scope.traceparent
+            now = now_us()
+            msgs = [
+                send_from_pb(req, now, self._max_payload, f"messages[{i}].")
+                for i, req in enumerate(request.messages)
+            ]
+            results = await self.mailbox.send_batch(msgs)
         resp = pb.SendBatchResponse()
         add = resp.results.add  # built in place: no copy into the repeated field
-        for r in await self.mailbox.send_batch(msgs):
+        for r in results:
             if r.duplicate:
                 add(message_ids=r.message_ids, duplicate=True)
             else:
@@ -269,6 +331,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         sub = await self.mailbox.subscribe(inp)
         context.add_done_callback(lambda _ctx: sub.end())
         await context.send_initial_metadata(())
+        held: dict[str, str | None] | None = {} if self.tracing.on else None  # deliver spans, by id
 
         async def deliveries() -> AsyncIterator[tuple[pb.SubscribeResponse, list[Message]]]:
             async for msgs in sub.deliveries():
@@ -278,7 +341,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
             if req.HasField("subscribe"):
                 raise InvalidArgument("subscribe", "only the first request opens the subscription")
-            return await self._settle(inp.agent_id, req)
+            return await self._settle(inp.agent_id, req, held)
 
         try:
             async for item in duplex(deliveries(), requests, settle):
@@ -286,19 +349,32 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                     yield pb.ConsumeResponse(confirm=item)
                     continue
                 resp, sent = item
+                if held is not None:
+                    self._delivered(sent, resp.messages, held)
                 sub.sending = sent  # not transmitted until the write completes (see Subscribe)
                 yield pb.ConsumeResponse(messages=resp.messages)
                 sub.sending = []
         finally:
             sub.end()
 
-    async def _settle(self, agent_id: str, req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
+    async def _settle(
+        self, agent_id: str, req: pb.ConsumeRequest, held: dict[str, str | None] | None
+    ) -> pb.ConsumeConfirm:
         """One Consume request's acks, then its nacks."""
         acked = requeued = dead = 0
         try:
             if req.ack_ids:
-                acked = await self.mailbox.ack(agent_id, check_ids(list(req.ack_ids), "ack_ids"))
+                ids = check_ids(list(req.ack_ids), "ack_ids")
+                if held is not None:  # an ack span per message, under its deliver span
+                    for message_id in ids:
+                        self.tracing.event(
+                            "ack", held.pop(message_id, None), {"messaging.message.id": message_id}
+                        )
+                acked = await self.mailbox.ack(agent_id, ids)
             if req.nack_ids:
+                if held is not None:
+                    for message_id in req.nack_ids:
+                        held.pop(message_id, None)
                 delay = dur_us(req, "nack_delay") or 0
                 nack = check_nack(
                     agent_id, list(req.nack_ids), delay, req.reject, req.reason, "nack_ids", "nack_delay"
@@ -322,6 +398,8 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         await context.send_initial_metadata(())
         async for msgs in sub.deliveries():
             for resp, sent in split_deliveries(msgs, inp.max_response_bytes):
+                if self.tracing.on:
+                    self._delivered(sent, resp.messages)
                 # Until the write completes (the generator resumes), these are not transmitted:
                 # if the stream ends meanwhile, their attempt is given back.
                 sub.sending = sent
@@ -331,7 +409,10 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     @rpc
     async def Ack(self, request: pb.AckRequest, context: grpc.aio.ServicerContext) -> pb.AckResponse:
         agent_id = check_id(request.agent_id, "agent_id")
-        acked = await self.mailbox.ack(agent_id, check_ids(list(request.message_ids)))
+        ids = check_ids(list(request.message_ids))
+        parent = incoming(context)
+        with self.tracing.scope("ack", parent, "consumer", {"messaging.batch.message_count": len(ids)}):
+            acked = await self.mailbox.ack(agent_id, ids)
         return pb.AckResponse(acked=acked)
 
     @rpc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..core.taskqueue import TaskQueue
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.tasks import (
+    Assignment,
     CancelInput,
     ClaimInput,
     CompleteInput,
@@ -44,6 +46,7 @@ from .tasks_pb import (
     task_out,
     transition_out,
 )
+from .tracing import Tracing, incoming
 
 MAX_COMPLETE_BATCH = 1000
 
@@ -89,38 +92,69 @@ def _extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
 
 
 class TaskQueueServicer(pb_grpc.TaskQueueServicer):
-    def __init__(self, queue: TaskQueue) -> None:
+    def __init__(self, queue: TaskQueue, tracing: Tracing | None = None) -> None:
         self.queue = queue
+        self.tracing = tracing or Tracing(False)
 
     def _task(self, t: Task, now: int | None = None) -> pb.Task:
         return task_out(t, self.queue.calculated_priority(t, now))
 
+    def _assignments(self, assignments: list[Assignment], agent_id: str) -> list[pb.Assignment]:
+        now = now_us()
+        out = [assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments]
+        if self.tracing.on:  # an assign span under each task's stored context, handed to the worker
+            for a, msg in zip(assignments, out, strict=True):
+                tp = self.tracing.event(
+                    "assign",
+                    a.task.traceparent,
+                    {
+                        "messaging.destination.name": agent_id,
+                        "a2a.task.id": a.task.task_id,
+                        "a2a.task.attempt": a.attempt,
+                    },
+                    retry=a.attempt > 1,
+                )
+                if tp:
+                    msg.task.traceparent = tp
+        return out
+
+    def _settled(self, operation: str, parent: str | None, task: Task, start_ns: int) -> None:
+        """A complete or fail span (tracing on), from ``start_ns`` to now, under the call's trace
+        context or else the task's stored one."""
+        attrs = {"a2a.task.id": task.task_id, "a2a.task.attempt": task.attempt}
+        with self.tracing.scope(operation, parent or task.traceparent, "server", attrs, start_ns):
+            pass
+
     @rpc
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
-        inp = SubmitInput.model_validate({"task": spec_in(request.task, "task")})
-        task, duplicate = await self.queue.submit(inp.task)
+        spec = spec_in(request.task, "task")
+        with self.tracing.scope("submit", incoming(context), "producer") as scope:
+            spec["traceparent"] = scope.traceparent
+            inp = SubmitInput.model_validate({"task": spec})
+            task, duplicate = await self.queue.submit(inp.task)
+            scope.set("a2a.task.id", task.task_id)
         return pb.SubmitResponse(task=self._task(task), duplicate=duplicate)
 
     @rpc
     async def SubmitGraph(
         self, request: pb.SubmitGraphRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitGraphResponse:
-        nodes = []
-        for i, n in enumerate(request.nodes):
-            where = f"nodes[{i}]"
-            nodes.append(
-                {
-                    "key": n.key,
-                    "task": spec_in(n.task, f"{where}.task"),
-                    "depends_on_keys": [
-                        {"key": d.key, "type": dep_type(d.type, f"{where}.depends_on_keys[{j}].type")}
-                        for j, d in enumerate(n.depends_on_keys)
-                    ],
-                    "parent_key": n.parent_key or None,
-                }
-            )
-        inp = SubmitGraphInput.model_validate({"nodes": nodes})
-        res = await self.queue.submit_graph(inp.nodes)
+        count = {"messaging.batch.message_count": len(request.nodes)}
+        with self.tracing.scope("submit", incoming(context), "producer", count) as scope:
+            nodes = []
+            for i, n in enumerate(request.nodes):
+                where = f"nodes[{i}]"
+                spec = spec_in(n.task, f"{where}.task")
+                spec["traceparent"] = scope.traceparent
+                deps = [
+                    {"key": d.key, "type": dep_type(d.type, f"{where}.depends_on_keys[{j}].type")}
+                    for j, d in enumerate(n.depends_on_keys)
+                ]
+                nodes.append(
+                    {"key": n.key, "task": spec, "depends_on_keys": deps, "parent_key": n.parent_key or None}
+                )
+            inp = SubmitGraphInput.model_validate({"nodes": nodes})
+            res = await self.queue.submit_graph(inp.nodes)
         now = now_us()
         return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])
 
@@ -131,10 +165,7 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
             raise InvalidArgument("wait", "must be between 0 and 60 s")
         inp = ClaimInput(agent_id=request.agent_id, max_tasks=request.max_tasks or 1, wait_s=wait or 0.0)
         assignments = await self.queue.claim(inp)
-        now = now_us()
-        return pb.ClaimResponse(
-            assignments=[assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments]
-        )
+        return pb.ClaimResponse(assignments=self._assignments(assignments, inp.agent_id))
 
     @stream_rpc
     async def Listen(
@@ -156,9 +187,8 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
                 if not assignments and not cancellations:
                     yield None
                     continue
-                now = now_us()
                 yield (
-                    [assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments],
+                    self._assignments(assignments, agent_id),
                     [cancellation_out(c) for c in cancellations],
                 )
         finally:
@@ -203,11 +233,14 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     async def _settle(self, sequence: int, kind: str, req: Any) -> pb.WorkConfirm:
         """One outcome of a Work stream, as the unary call would do it."""
         try:
-            if kind == "complete":
-                task = await self.queue.complete(_complete_input(req))
-                return pb.WorkConfirm(sequence=sequence, task=self._task(task))
-            if kind == "fail":
-                task = await self.queue.fail(_fail_input(req))
+            if kind == "complete" or kind == "fail":
+                t0 = time.time_ns()
+                if kind == "complete":
+                    task = await self.queue.complete(_complete_input(req))
+                else:
+                    task = await self.queue.fail(_fail_input(req))
+                if self.tracing.on:
+                    self._settled(kind, None, task, t0)
                 return pb.WorkConfirm(sequence=sequence, task=self._task(task))
             until = await self.queue.extend_lease(_extend_input(req))
             return pb.WorkConfirm(sequence=sequence, lease_expires_at=ts(until))
@@ -232,7 +265,11 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteResponse:
-        return pb.CompleteResponse(task=self._task(await self.queue.complete(_complete_input(request))))
+        t0 = time.time_ns()
+        task = await self.queue.complete(_complete_input(request))
+        if self.tracing.on:
+            self._settled("complete", incoming(context), task, t0)
+        return pb.CompleteResponse(task=self._task(task))
 
     @rpc
     async def CompleteBatch(
@@ -267,7 +304,11 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
 
     @rpc
     async def Fail(self, request: pb.FailRequest, context: grpc.aio.ServicerContext) -> pb.FailResponse:
-        return pb.FailResponse(task=self._task(await self.queue.fail(_fail_input(request))))
+        t0 = time.time_ns()
+        task = await self.queue.fail(_fail_input(request))
+        if self.tracing.on:
+            self._settled("fail", incoming(context), task, t0)
+        return pb.FailResponse(task=self._task(task))
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:

@@ -150,6 +150,8 @@ def task_out(t: Task, calculated_priority: float) -> pb.Task:
         result_content_type=t.result_content_type,
         last_error=t.last_error,
     )
+    if t.traceparent:
+        msg.traceparent = t.traceparent
     for name in _TIMES:
         value = getattr(t, name)
         if value is not None:

@@ -9,6 +9,7 @@ From the bottom up:
     security  who calls (authentication), what they may do (policy), quotas, TLS; beside the core
     servicers gRPC: protobuf in and out, errors to status codes (no layer below sees ``pb``)
     observability  metrics, the RPC access log, the HTTP listener; beside the servicers
+    console   the web console's JSON API and page, served by the HTTP listener; beside observability
     server    composition: the server, the sweeper, the command line
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
@@ -28,6 +29,7 @@ BROKER = Path(__file__).resolve().parents[2] / "broker"
 SERVER = ("broker.server", "broker.sweeper", "broker.cli", "broker.__main__")
 SECURITY = "broker.security"
 OBSERVABILITY = "broker.observability"
+CONSOLE = "broker.console"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "broker.models": (
         "broker.domain",
@@ -36,15 +38,27 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         SECURITY,
         "broker.servicers",
         OBSERVABILITY,
+        CONSOLE,
         *SERVER,
     ),
-    "broker.domain": ("broker.storage", "broker.core", SECURITY, "broker.servicers", OBSERVABILITY, *SERVER),
-    "broker.storage": ("broker.core", SECURITY, "broker.servicers", OBSERVABILITY, *SERVER),
-    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, *SERVER),
-    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, *SERVER),
-    "broker.servicers": (OBSERVABILITY, *SERVER),
+    "broker.domain": (
+        "broker.storage",
+        "broker.core",
+        SECURITY,
+        "broker.servicers",
+        OBSERVABILITY,
+        CONSOLE,
+        *SERVER,
+    ),
+    "broker.storage": ("broker.core", SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
+    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
+    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
+    "broker.servicers": (OBSERVABILITY, CONSOLE, *SERVER),
     # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
     OBSERVABILITY: ("broker.servicers", *SERVER),
+    # Beside observability (served by its HTTP listener): calls the core as the servicers do, and
+    # maps errors to statuses through the servicers' one table (servicers.errors).
+    CONSOLE: (*SERVER,),
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"

@@ -170,6 +170,7 @@ def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        traceparent=row["traceparent"],
     )
 
 

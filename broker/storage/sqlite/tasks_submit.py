@@ -32,13 +32,13 @@ _INSERT = (
     " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on,"
     " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
-    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at)"
+    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent)"
     " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
     " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :depends_on,"
     " :has_dependents, :dep_depth,"
     " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
     " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
-    " :created_at, :updated_at)"
+    " :created_at, :updated_at, :traceparent)"
 )
 
 
@@ -153,6 +153,7 @@ def submit_job(
             "status": status.value,
             "created_at": now,
             "updated_at": now,
+            "traceparent": spec.traceparent,
         }
         values["seq"] = conn.execute(_INSERT + " RETURNING seq", values).fetchone()[0]
         seq = values["seq"]

@@ -325,6 +325,7 @@ def task(t: tasks_pb2.Task) -> m.Task:
         updated_at=to_datetime(t, "updated_at"),
         started_at=to_datetime(t, "started_at"),
         finished_at=to_datetime(t, "finished_at"),
+        traceparent=t.traceparent,
     )
 
 

@@ -27,6 +27,7 @@ from .pb import (
 )
 from .retry import RETRYABLE_CODES, RetryConfig
 from .security import Security
+from .tracing import trace_metadata
 
 _STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
@@ -139,7 +140,14 @@ class BrokerClient:
         await self.close()
 
     async def _unary(
-        self, service: str, method: str, request: Any, *, safe: bool, timeout: float | None = _UNSET
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        safe: bool,
+        timeout: float | None = _UNSET,
+        metadata: tuple[tuple[str, str], ...] | None = None,
     ) -> Any:
         self._ensure()
         fn = getattr(getattr(self, "_" + service), method)
@@ -148,7 +156,7 @@ class BrokerClient:
         delays = self.retry.delays() if safe else iter(())
         while True:
             try:
-                return await fn(request, timeout=timeout)
+                return await fn(request, timeout=timeout, metadata=metadata)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in RETRYABLE_CODES:
                     delay = next(delays, None)
@@ -259,6 +267,7 @@ class BrokerClient:
         payload: Any = b"",
         *,
         require_recipient: bool = False,
+        traceparent: str | None = None,
         **options: Any,
     ) -> m.SendResult:
         """Send one message; answers once it is committed.
@@ -270,6 +279,8 @@ class BrokerClient:
             require_recipient: refuse (``NotFoundError`` / ``FailedPreconditionError``) unless a
                 registered agent would receive it now. By default a message to an agent id or a
                 capability not registered yet is stored and waits for it.
+            traceparent: the W3C trace context to send (default: the current OpenTelemetry
+                span's, if any); the receiver finds it in the message's ``traceparent`` header.
             **options: the other fields of :class:`OutgoingMessage`
                 (``message_type``, ``priority``, ``ttl``, ``idempotency_key``...).
         """
@@ -277,14 +288,20 @@ class BrokerClient:
             sender_id=sender_id, to=to, payload=payload, require_recipient=require_recipient, **options
         )
         req = c.send_request(out)
-        resp = await self._unary("messaging", "Send", req, safe=bool(out.idempotency_key))
+        resp = await self._unary(
+            "messaging", "Send", req, safe=bool(out.idempotency_key), metadata=trace_metadata(traceparent)
+        )
         return c.send_result(resp)
 
-    async def send_batch(self, messages: Sequence[m.OutgoingMessage]) -> list[m.SendResult]:
+    async def send_batch(
+        self, messages: Sequence[m.OutgoingMessage], *, traceparent: str | None = None
+    ) -> list[m.SendResult]:
         """Send many messages in one transaction (all or none); results in request order."""
         req = messaging_pb2.SendBatchRequest(messages=[c.send_request(o) for o in messages])
         safe = bool(messages) and all(o.idempotency_key for o in messages)
-        resp = await self._unary("messaging", "SendBatch", req, safe=safe)
+        resp = await self._unary(
+            "messaging", "SendBatch", req, safe=safe, metadata=trace_metadata(traceparent)
+        )
         return [c.send_result(r) for r in resp.results]
 
     async def publish(
@@ -369,12 +386,14 @@ class BrokerClient:
             self._messaging.Consume, req, fallback, lambda ids: self.ack(agent_id, ids), unary_nack
         )
 
-    async def ack(self, agent_id: str, message_ids: Sequence[str] | str) -> int:
-        """Mark delivered messages processed; returns how many changed (acking twice is harmless)."""
+    async def ack(
+        self, agent_id: str, message_ids: Sequence[str] | str, *, traceparent: str | None = None
+    ) -> int:
+        """Mark delivered messages processed; returns how many changed (acking twice is harmless).
+        Pass a message's ``headers["traceparent"]`` as ``traceparent`` to continue its trace."""
         ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
-        resp = await self._unary(
-            "messaging", "Ack", messaging_pb2.AckRequest(agent_id=agent_id, message_ids=ids), safe=True
-        )
+        req = messaging_pb2.AckRequest(agent_id=agent_id, message_ids=ids)
+        resp = await self._unary("messaging", "Ack", req, safe=True, metadata=trace_metadata(traceparent))
         return int(resp.acked)
 
     async def nack(
@@ -465,21 +484,29 @@ class BrokerClient:
         req = tasks_pb2.ReplayRequest(task_id=task_id, actor=actor)
         return c.task((await self._unary("tasks", "Replay", req, safe=False)).task)
 
-    async def submit(self, spec: m.TaskSpec | str, **fields: Any) -> m.SubmitResult:
-        """Submit one task: a :class:`TaskSpec`, or a title plus TaskSpec fields as keywords."""
+    async def submit(
+        self, spec: m.TaskSpec | str, *, traceparent: str | None = None, **fields: Any
+    ) -> m.SubmitResult:
+        """Submit one task: a :class:`TaskSpec`, or a title plus TaskSpec fields as keywords.
+        ``traceparent`` (default: the current OpenTelemetry span's) is handed to the worker as
+        ``Task.traceparent``."""
         if isinstance(spec, str):
             spec = m.TaskSpec(title=spec, **fields)
         elif fields:
             raise TypeError("give a TaskSpec or a title with keywords, not both")
         req = tasks_pb2.SubmitRequest(task=c.task_spec(spec))
-        resp = await self._unary("tasks", "Submit", req, safe=bool(spec.idempotency_key))
+        resp = await self._unary(
+            "tasks", "Submit", req, safe=bool(spec.idempotency_key), metadata=trace_metadata(traceparent)
+        )
         return m.SubmitResult(c.task(resp.task), resp.duplicate)
 
-    async def submit_graph(self, nodes: Sequence[m.GraphNode]) -> m.GraphResult:
+    async def submit_graph(
+        self, nodes: Sequence[m.GraphNode], *, traceparent: str | None = None
+    ) -> m.GraphResult:
         """Submit a DAG in one transaction (all or none). Nodes refer to each other by key."""
         req = tasks_pb2.SubmitGraphRequest(nodes=[c.graph_node(n) for n in nodes])
         safe = bool(nodes) and all(n.spec.idempotency_key for n in nodes)
-        resp = await self._unary("tasks", "SubmitGraph", req, safe=safe)
+        resp = await self._unary("tasks", "SubmitGraph", req, safe=safe, metadata=trace_metadata(traceparent))
         return m.GraphResult(dict(resp.task_ids), [c.task(t) for t in resp.tasks])
 
     async def claim(
@@ -535,9 +562,17 @@ class BrokerClient:
         return c.to_datetime(resp, "lease_expires_at")
 
     async def complete(
-        self, task_id: str, agent_id: str, attempt: int, result: Any = b"", *, result_content_type: str = ""
+        self,
+        task_id: str,
+        agent_id: str,
+        attempt: int,
+        result: Any = b"",
+        *,
+        result_content_type: str = "",
+        traceparent: str | None = None,
     ) -> m.Task:
-        """Finish a leased task with a result (bytes, str, or a JSON-able value)."""
+        """Finish a leased task with a result (bytes, str, or a JSON-able value). Pass the
+        assignment's ``task.traceparent`` as ``traceparent`` to continue its trace."""
         payload, content_type = m.encode_payload(result, result_content_type)
         req = tasks_pb2.CompleteRequest(
             task_id=task_id,
@@ -546,7 +581,8 @@ class BrokerClient:
             result=payload,
             result_content_type=content_type,
         )
-        return c.task((await self._unary("tasks", "Complete", req, safe=False)).task)
+        resp = await self._unary("tasks", "Complete", req, safe=False, metadata=trace_metadata(traceparent))
+        return c.task(resp.task)
 
     async def complete_batch(self, items: Sequence[m.Completion]) -> list[m.Task | BrokerRpcError]:
         """Finish several leased tasks in one call. Each item is judged on its own: its entry in the
@@ -572,13 +608,21 @@ class BrokerClient:
         ]
 
     async def fail(
-        self, task_id: str, agent_id: str, attempt: int, error: str, *, non_retryable: bool = False
+        self,
+        task_id: str,
+        agent_id: str,
+        attempt: int,
+        error: str,
+        *,
+        non_retryable: bool = False,
+        traceparent: str | None = None,
     ) -> m.Task:
         """End the current attempt with an error (retried after backoff unless ``non_retryable``)."""
         req = tasks_pb2.FailRequest(
             task_id=task_id, agent_id=agent_id, attempt=attempt, error=error, non_retryable=non_retryable
         )
-        return c.task((await self._unary("tasks", "Fail", req, safe=False)).task)
+        resp = await self._unary("tasks", "Fail", req, safe=False, metadata=trace_metadata(traceparent))
+        return c.task(resp.task)
 
     async def cancel(
         self, task_id: str, *, cascade: bool = False, reason: str = "", actor: str = ""

@@ -366,6 +366,8 @@ class Task:
     updated_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # W3C trace context of the submission (in an assignment: of the broker's assign span), or "".
+    traceparent: str = ""
 
     @property
     def title(self) -> str:

@@ -1,0 +1,450 @@
+"""The console's JSON API under ``/api/`` and its live feed (``/api/events``, server-sent events),
+served by the HTTP listener beside ``/metrics``. It calls the core (registry, mailbox, task
+queue) as the gRPC servicers do: the same validation, the same errors, mapped to HTTP statuses in
+one place (``_error``).
+
+Who may use it: with ``--auth none`` anyone who reaches the listener (as with the gRPC port);
+otherwise an ``admin`` or ``viewer`` token, sent as ``Authorization: Bearer`` or exchanged once
+at ``POST /api/session`` for an HttpOnly, SameSite=Strict session cookie. A viewer reads; only an
+admin changes anything (deregister, requeue, purge, cancel, retry). Every change is a POST with a
+JSON body, which a cross-site form cannot send: with the SameSite cookie, no CSRF token is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from ..clock import now_us
+from ..errors import BrokerError, InvalidArgument
+from ..models.agents import AgentFilter, AgentStatus
+from ..models.common import decode_page_token, encode_page_token
+from ..models.messages import MessageFilter, MessageStatus, check_ids
+from ..models.tasks import CancelInput, TaskFilter, TaskStatus, TreeQuery
+from ..security.identity import Identity, Role
+from ..servicers.errors import status_of
+from . import views
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..core.mailbox import Mailbox
+    from ..core.registry import Registry
+    from ..core.taskqueue import TaskQueue
+    from ..observability.metrics import BrokerCollector
+    from ..security.interceptor import Authenticator
+
+log = logging.getLogger("broker.console")
+STATIC = Path(__file__).parent / "static"
+
+COOKIE = "a2a_console"
+SESSION_S = 8 * 3600
+SAMPLE_S = 5.0  # the rate chart's resolution
+SAMPLES = 120  # ten minutes of it
+TREE_LIMIT = 500  # nodes drawn in a task tree
+OPEN = Identity("-", Role.ADMIN, "none")  # --auth none
+
+# gRPC status names -> HTTP statuses (the servicers' one error table, seen through HTTP)
+_HTTP = {
+    "INVALID_ARGUMENT": 400,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "FAILED_PRECONDITION": 409,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_EXHAUSTED": 429,
+    "UNAVAILABLE": 503,
+}
+
+
+@dataclass
+class _Session:
+    who: Identity
+    expires: float
+
+
+class Console:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        mailbox: Mailbox,
+        tasks: TaskQueue,
+        collector: BrokerCollector,
+        authenticator: Authenticator | None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.mailbox = mailbox
+        self.tasks = tasks
+        self.collector = collector
+        self.authenticator = authenticator
+        self.refresh_s = settings.console_refresh_s
+        self.sessions: dict[str, _Session] = {}
+        self.samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=SAMPLES + 1)
+        self.closing = asyncio.Event()
+        self._sampler: asyncio.Task[None] | None = None
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        g = self._guard
+        return [
+            web.get("/", self.index),
+            web.static("/static", STATIC, append_version=False),
+            web.get("/api/session", self.session),
+            web.post("/api/session", self.login),
+            web.delete("/api/session", self.logout),
+            web.get("/api/overview", g(self.overview)),
+            web.get("/api/events", g(self.events)),
+            web.get("/api/agents", g(self.agents)),
+            web.post("/api/agents/{agent_id}/deregister", g(self.deregister, admin=True)),
+            web.get("/api/messages", g(self.messages)),
+            web.post("/api/messages/requeue", g(self.requeue, admin=True)),
+            web.post("/api/messages/purge", g(self.purge, admin=True)),
+            web.get("/api/tasks", g(self.task_list)),
+            web.get("/api/tasks/{task_id}", g(self.task)),
+            web.get("/api/tasks/{task_id}/tree", g(self.tree)),
+            web.post("/api/tasks/{task_id}/cancel", g(self.cancel, admin=True)),
+            web.post("/api/tasks/{task_id}/retry", g(self.retry, admin=True)),
+        ]
+
+    def start(self) -> None:
+        self._sampler = asyncio.ensure_future(self._sample_forever())
+
+    async def stop(self) -> None:
+        self.closing.set()  # live feeds end
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        """The single page (it holds no data: what it shows comes from /api/, which checks)."""
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    # -- who is calling ----------------------------------------------------------------------
+
+    async def _identify(self, request: web.Request) -> Identity | None:
+        if self.authenticator is None:
+            return OPEN
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            try:
+                return await self.authenticator.authenticate(header[7:].strip())
+            except BrokerError:
+                return None
+        sid = request.cookies.get(COOKIE)
+        session = self.sessions.get(sid) if sid else None
+        if session is None or session.expires < time.monotonic():
+            return None
+        return session.who
+
+    def _guard(
+        self, handler: Callable[[web.Request, Identity], Awaitable[web.StreamResponse]], admin: bool = False
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            who = await self._identify(request)
+            if who is None:
+                return _fail(401, "sign in with an admin or viewer token")
+            if who.role not in (Role.ADMIN, Role.VIEWER):
+                return _fail(403, f"{who.subject!r} ({who.role.value}) may not use the console")
+            if admin:
+                if who.role is not Role.ADMIN:
+                    return _fail(403, f"{who.subject!r} is a viewer: only an admin may change anything")
+                if request.content_type != "application/json":
+                    return _fail(415, "send the request body as application/json")
+            try:
+                return await handler(request, who)
+            except (BrokerError, ValidationError) as exc:
+                return _error(exc)
+
+        return guarded
+
+    async def session(self, request: web.Request) -> web.Response:
+        who = await self._identify(request)
+        return web.json_response(
+            {
+                "auth": self.settings.auth,
+                "subject": who.subject if who else None,
+                "role": who.role.value if who else None,
+            }
+        )
+
+    async def login(self, request: web.Request) -> web.Response:
+        if self.authenticator is None:
+            return web.json_response({"auth": "none", "subject": "-", "role": "admin"})
+        body = await _json(request)
+        token = str(body.get("token") or "").strip()
+        try:
+            who = await self.authenticator.authenticate(token)
+        except BrokerError as exc:
+            return _fail(401, exc.message)
+        if who.role not in (Role.ADMIN, Role.VIEWER):
+            return _fail(403, f"{who.subject!r} ({who.role.value}) may not use the console")
+        now = time.monotonic()
+        for sid in [s for s, v in self.sessions.items() if v.expires < now]:
+            del self.sessions[sid]
+        sid = secrets.token_urlsafe(32)
+        self.sessions[sid] = _Session(who, now + SESSION_S)
+        log.info("console sign-in", extra={"subject": who.subject, "role": who.role.value})
+        resp = web.json_response({"auth": self.settings.auth, "subject": who.subject, "role": who.role.value})
+        resp.set_cookie(COOKIE, sid, max_age=SESSION_S, httponly=True, samesite="Strict", path="/")
+        return resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            self.sessions.pop(sid, None)
+        resp = web.json_response({})
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    # -- overview and its live feed ----------------------------------------------------------
+
+    def _counters(self) -> dict[str, int]:
+        m, t = self.mailbox.stats, self.tasks.stats
+        return {
+            "published": m.published,
+            "delivered": m.delivered,
+            "acknowledged": m.acknowledged,
+            "dead_lettered": sum(m.dead_lettered.values()),
+            "submitted": t.submitted,
+            "completed": t.completed,
+            "failed": t.failed,
+        }
+
+    async def _sample_forever(self) -> None:
+        while True:
+            self.samples.append((time.time(), self._counters()))
+            await asyncio.sleep(SAMPLE_S)
+
+    def _rates(self) -> list[dict[str, float]]:
+        points = [*self.samples, (time.time(), self._counters())]
+        out = []
+        for (t0, a), (t1, b) in zip(points, points[1:], strict=False):
+            span = max(t1 - t0, 1e-3)
+            out.append({"t": int(t1 * 1000), **{k: round((b[k] - a[k]) / span, 2) for k in b}})
+        return out
+
+    async def _overview(self) -> dict[str, Any]:
+        await self.collector.refresh(self.refresh_s)
+        c = self.collector.census
+        assert c is not None
+        agents = {s.value: c.agents.get(s.value, 0) for s in AgentStatus if s is not AgentStatus.DEREGISTERED}
+        kinds = ("direct", "broadcast", "anycast")
+        pending = sum(c.messages.get(("pending", k), 0) for k in kinds)
+        scheduled = sum(c.scheduled.get(k, 0) for k in kinds)
+        return {
+            "at": int(time.time() * 1000),
+            "agents": {**agents, "online": sum(n for s, n in agents.items() if s != "offline")},
+            "messages": {
+                "ready": pending - scheduled,
+                "scheduled": scheduled,
+                "unacked": sum(c.messages.get(("delivered", k), 0) for k in kinds),
+                "dead": sum(c.messages.get(("failed", k), 0) for k in kinds),
+            },
+            "tasks": {s.value: c.tasks.get(s.value, 0) for s in TaskStatus if s is not TaskStatus.PENDING},
+            "totals": self._counters(),
+            "rates": self._rates(),
+            "backlogs": {
+                "agents": c.agent_backlog,
+                "agents_rest": c.agent_backlog_rest,
+                "capabilities": c.capability_backlog,
+                "capabilities_rest": c.capability_backlog_rest,
+            },
+        }
+
+    async def overview(self, request: web.Request, who: Identity) -> web.Response:
+        return web.json_response(await self._overview())
+
+    async def events(self, request: web.Request, who: Identity) -> web.StreamResponse:
+        """The overview every ``--console-refresh-s``, as server-sent events (``event: overview``)."""
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await resp.prepare(request)
+        try:
+            while not self.closing.is_set():
+                data = json.dumps(await self._overview(), separators=(",", ":"))
+                await resp.write(f"event: overview\ndata: {data}\n\n".encode())
+                try:
+                    await asyncio.wait_for(self.closing.wait(), self.refresh_s)
+                except TimeoutError:
+                    pass
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return resp
+
+    # -- agents ----------------------------------------------------------------------------
+
+    async def agents(self, request: web.Request, who: Identity) -> web.Response:
+        q = request.query
+        after = decode_page_token(q.get("page_token", ""), 1)
+        flt = AgentFilter(
+            status=_enum(AgentStatus, q.get("status"), "status"),
+            capability=q.get("capability", ""),
+            page_size=_size(q),
+            after=after[0] if after else None,
+        )
+        found, last = await self.registry.list(flt)
+        counts = [await self.mailbox.storage.count_pending(a.agent_id, 1_000_000) for a in found]
+        return web.json_response(
+            {
+                "agents": [views.agent(a, n) for a, n in zip(found, counts, strict=True)],
+                "next_page_token": encode_page_token(last) if last else "",
+            }
+        )
+
+    async def deregister(self, request: web.Request, who: Identity) -> web.Response:
+        agent_id = request.match_info["agent_id"]
+        gone = await self.registry.deregister(agent_id)
+        log.info("console deregistered an agent", extra={"agent_id": agent_id, "subject": who.subject})
+        return web.json_response({"agent_id": agent_id, "requeued_tasks": gone.requeued_tasks})
+
+    # -- messages --------------------------------------------------------------------------
+
+    async def messages(self, request: web.Request, who: Identity) -> web.Response:
+        q = request.query
+        after = decode_page_token(q.get("page_token", ""), 1)
+        flt = MessageFilter(
+            conversation_id=q.get("conversation_id") or None,
+            correlation_id=q.get("correlation_id") or None,
+            sender_id=q.get("sender_id") or None,
+            recipient_id=q.get("recipient_id") or None,
+            status=_enum(MessageStatus, q.get("status"), "status"),
+            page_size=_size(q),
+            after_seq=after[0] if after else None,
+        )
+        found, last = await self.mailbox.list(flt)
+        return web.json_response(
+            {
+                "messages": [views.message(m) for m in found],
+                "next_page_token": encode_page_token(last) if last is not None else "",
+            }
+        )
+
+    async def requeue(self, request: web.Request, who: Identity) -> web.Response:
+        body = await _json(request)
+        ids = body.get("message_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise InvalidArgument("message_ids", "must be a non-empty list of message ids")
+        n = await self.mailbox.requeue(check_ids(ids))
+        log.info("console requeued dead letters", extra={"count": n, "subject": who.subject})
+        return web.json_response({"requeued": n})
+
+    async def purge(self, request: web.Request, who: Identity) -> web.Response:
+        body = await _json(request)
+        status = _enum(MessageStatus, body.get("status") or "failed", "status")
+        older = body.get("older_than_s")
+        if older is not None and (not isinstance(older, int | float) or older < 0):
+            raise InvalidArgument("older_than_s", "must be a number of seconds, 0 or more")
+        before = now_us() - int(older * 1_000_000) if older else None
+        n = await self.mailbox.purge(status, before, 10_000)
+        log.info(
+            "console purged messages", extra={"count": n, "status": status.value, "subject": who.subject}
+        )
+        return web.json_response({"purged": n})
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def task_list(self, request: web.Request, who: Identity) -> web.Response:
+        q = request.query
+        after = decode_page_token(q.get("page_token", ""), 1)
+        flt = TaskFilter(
+            status=_enum(TaskStatus, q.get("status"), "status"),
+            session_id=q.get("session_id", ""),
+            capability=q.get("capability", ""),
+            agent_id=q.get("agent_id", ""),
+            tag=q.get("tag", ""),
+            parent_id=q.get("parent_id", ""),
+            page_size=_size(q),
+            after=after[0] if after else None,
+        )
+        found, last = await self.tasks.list(flt)
+        return web.json_response(
+            {
+                "tasks": [views.task(t) for t in found],
+                "next_page_token": encode_page_token(last) if last is not None else "",
+            }
+        )
+
+    async def task(self, request: web.Request, who: Identity) -> web.Response:
+        task_id = request.match_info["task_id"]
+        t = await self.tasks.get(task_id)
+        history = await self.tasks.history(task_id)
+        return web.json_response({"task": views.task(t), "history": [views.transition(h) for h in history]})
+
+    async def tree(self, request: web.Request, who: Identity) -> web.Response:
+        task_id = request.match_info["task_id"]
+        summary = await self.tasks.tree(TreeQuery(task_id=task_id, page_size=TREE_LIMIT))
+        return web.json_response(
+            {
+                "tasks": [views.task(t) for t in summary.tasks],
+                "status_counts": {s.value: n for s, n in summary.status_counts.items()},
+                "progress": summary.progress,
+                "truncated": summary.more,
+            }
+        )
+
+    async def cancel(self, request: web.Request, who: Identity) -> web.Response:
+        body = await _json(request)
+        inp = CancelInput(
+            task_id=request.match_info["task_id"],
+            cascade=bool(body.get("cascade", True)),
+            reason=str(body.get("reason") or "cancelled from the console"),
+            actor=who.subject,
+        )
+        return web.json_response({"cancelled_task_ids": await self.tasks.cancel(inp)})
+
+    async def retry(self, request: web.Request, who: Identity) -> web.Response:
+        t = await self.tasks.replay(request.match_info["task_id"], who.subject)
+        return web.json_response({"task": views.task(t)})
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidArgument("body", "must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("body", "must be a JSON object")
+    return body
+
+
+def _size(q: Any) -> int:
+    text = q.get("page_size") or "50"
+    if not text.isdigit() or not 1 <= int(text) <= 500:
+        raise InvalidArgument("page_size", "must be between 1 and 500")
+    return int(text)
+
+
+def _fail(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _error(exc: Exception) -> web.Response:
+    code, message = status_of(exc)
+    return _fail(_HTTP.get(code.name, 500), message)
+
+
+def _enum(cls: Any, value: str | None, name: str) -> Any:
+    if not value:
+        return None
+    try:
+        return cls(value)
+    except ValueError:
+        raise InvalidArgument(name, f"must be one of {', '.join(m.value for m in cls)}") from None

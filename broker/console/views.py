@@ -1,0 +1,122 @@
+"""The console's JSON shapes of agents, messages, tasks and transitions (times in epoch
+milliseconds; payloads as a preview: JSON pretty-printed, text as is, anything else as hex)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..models.agents import Agent
+from ..models.messages import Message
+from ..models.tasks import Task, Transition
+
+PREVIEW_BYTES = 4096
+
+
+def ms(us: int | None) -> int | None:
+    return None if us is None else us // 1000
+
+
+def preview(payload: bytes | None, content_type: str) -> dict[str, Any]:
+    """How to show a payload: ``{"kind": "json" | "text" | "hex" | "empty", "text", "size"}``."""
+    data = payload or b""
+    size = len(data)
+    if not data:
+        return {"kind": "empty", "text": "", "size": 0}
+    head = data[:PREVIEW_BYTES]
+    cut = size > PREVIEW_BYTES
+    try:
+        text = head.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and not cut and ("json" in content_type or text.lstrip()[:1] in ("{", "[")):
+        try:
+            return {"kind": "json", "text": json.dumps(json.loads(text), indent=2), "size": size}
+        except ValueError:
+            pass
+    if text is not None and all(c.isprintable() or c in "\n\r\t" for c in text):
+        return {"kind": "text", "text": text + ("…" if cut else ""), "size": size}
+    shown = data[:512]
+    hexed = " ".join(shown[i : i + 16].hex(" ") for i in range(0, len(shown), 16))
+    return {"kind": "hex", "text": hexed + (" …" if size > 512 else ""), "size": size}
+
+
+def agent(a: Agent, backlog: int | None = None) -> dict[str, Any]:
+    return {
+        "agent_id": a.agent_id,
+        "name": a.name,
+        "agent_type": a.agent_type,
+        "capabilities": list(a.capabilities),
+        "status": a.status.value,
+        "current_task_count": a.current_task_count,
+        "max_concurrent_tasks": a.max_concurrent_tasks,
+        "last_heartbeat_at": ms(a.last_heartbeat_at),
+        "registered_at": ms(a.registered_at),
+        "labels": a.labels,
+        "backlog": backlog,
+    }
+
+
+def message(m: Message) -> dict[str, Any]:
+    return {
+        "message_id": m.message_id,
+        "sender_id": m.sender_id,
+        "recipient_id": m.recipient_id,
+        "target_kind": m.target_kind.value,
+        "target_capability": m.target_capability,
+        "message_type": m.message_type,
+        "content_type": m.content_type,
+        "priority": m.priority,
+        "status": m.status.value,
+        "attempt": m.attempt,
+        "max_attempts": m.max_attempts,
+        "conversation_id": m.conversation_id,
+        "correlation_id": m.correlation_id,
+        "created_at": ms(m.created_at),
+        "delivered_at": ms(m.delivered_at),
+        "processed_at": ms(m.processed_at),
+        "last_error": m.last_error,
+        "headers": m.headers,
+        "payload": preview(m.payload, m.content_type),
+    }
+
+
+def task(t: Task) -> dict[str, Any]:
+    return {
+        "task_id": t.task_id,
+        "title": t.title,
+        "task_type": t.task_type,
+        "status": t.status.value,
+        "priority": t.priority,
+        "attempt": t.attempt,
+        "max_retries": t.max_retries,
+        "assigned_agent_id": t.assigned_agent_id,
+        "parent_id": t.parent_id,
+        "root_id": t.root_id,
+        "level": t.level,
+        "depends_on": [{"task_id": d.task_id, "type": d.type.value} for d in t.depends_on],
+        "required_capabilities": list(t.required_capabilities),
+        "session_id": t.session_id,
+        "tags": list(t.tags),
+        "progress": t.progress,
+        "status_note": t.status_note,
+        "last_error": t.last_error,
+        "created_at": ms(t.created_at),
+        "started_at": ms(t.started_at),
+        "finished_at": ms(t.finished_at),
+        "payload": preview(t.payload, t.content_type),
+        "result": preview(t.result, t.result_content_type),
+        "metadata": t.metadata,
+        "traceparent": t.traceparent,
+    }
+
+
+def transition(tr: Transition) -> dict[str, Any]:
+    return {
+        "from_status": tr.from_status.value if tr.from_status else None,
+        "to_status": tr.to_status.value,
+        "reason": tr.reason,
+        "actor": tr.actor,
+        "at": ms(tr.at),
+        "attempt": tr.attempt,
+    }
