@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 CLIENT_PY := $(wildcard clients/python/pyproject.toml)
 NODE_CLIENT := $(wildcard clients/node/package.json)
 
-.PHONY: run test proto lint bench clean venv node postgres
+.PHONY: run test proto lint bench clean venv node postgres browser
 
 $(STAMP): pyproject.toml $(CLIENT_PY)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ ifeq ($(PG_INITDB),)
 	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
 endif
 
+# Chromium for the console's browser tests (Playwright drives the system browser through
+# executable_path; it downloads none): Debian's package, installed with apt when missing.
+CHROMIUM := $(firstword $(wildcard /usr/bin/chromium) $(shell command -v chromium))
+browser:
+ifeq ($(CHROMIUM),)
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+endif
+
 node:
 ifneq ($(NODE_CLIENT),)
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
@@ -40,7 +48,7 @@ endif
 # lint (CI runs only `make test`), pytest, the integration tests again with their brokers on
 # PostgreSQL (the tests start a throwaway cluster: tests/pg_support.py), then the Node.js client's
 # tests (node's own runner; they start their own broker).
-test: $(STAMP) node lint postgres
+test: $(STAMP) node lint postgres browser
 	$(PY) -m pytest
 	$(PY) -m pytest -q tests/integration --backend postgres
 ifneq ($(NODE_CLIENT),)

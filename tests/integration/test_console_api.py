@@ -88,7 +88,8 @@ async def test_reads_show_the_workload_with_filters_and_previews(broker):
     assert o["agents"]["online"] == 2
     assert o["totals"]["dead_lettered"] == 1 and o["totals"]["completed"] == 1
 
-    _, agents = await call(broker, "GET", "/api/agents?capability=sum")
+    status, agents = await call(broker, "GET", "/api/agents?capability=sum")
+    assert status == 200, agents
     assert [(a["agent_id"], a["backlog"]) for a in agents["agents"]] == [("w1", 1)]
 
     _, dead = await call(broker, "GET", "/api/messages?status=failed")

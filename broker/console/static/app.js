@@ -49,6 +49,9 @@ function preview(p) {
   if (!p || p.kind === "empty") return h("span", { class: "muted" }, "(empty)");
   return h("details", {}, h("summary", {}, `${p.kind}, ${p.size} bytes`), h("pre", { class: "preview" }, p.text));
 }
+function show(...nodes) {
+  main.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
 function flash(where, text, ok = false) {
   where.replaceChildren(h("div", { class: ok ? "notice" : "error" }, text));
 }
@@ -99,7 +102,7 @@ function showLogin(reason) {
     if (!resp.ok) return flash(err, data.error || "refused");
     await start();
   });
-  main.replaceChildren(form);
+  show(form);
   if (reason) flash(err, reason);
 }
 
@@ -154,7 +157,8 @@ function chart(rates) {
   const max = Math.max(1, ...rates.flatMap((r) => SERIES.map(([k]) => r[k] || 0)));
   svg.append(h("line", { x1: P, y1: H - P, x2: W, y2: H - P, stroke: "#dde1e8" }));
   svg.append(h("text", { x: 2, y: 12, style: "fill:#6b7385;font-size:11px" }, `${max.toFixed(1)}/s`));
-  if (rates.length > 1) {
+  if (rates.length < 2) svg.append(h("text", { x: P + 8, y: H / 2, style: "fill:#6b7385;font-size:12px" }, "collecting samples (one every 5 s)…"));
+  else {
     const t0 = rates[0].t, t1 = rates[rates.length - 1].t, span = Math.max(1, t1 - t0);
     for (const [k, color] of SERIES) {
       const pts = rates.map((r) => `${P + ((r.t - t0) / span) * (W - P - 4)},${H - P - ((r[k] || 0) / max) * (H - P - 16)}`).join(" ");
@@ -166,12 +170,12 @@ function chart(rates) {
 }
 
 function renderOverview(o) {
-  if (!o) { main.replaceChildren(h("p", { class: "muted" }, "Waiting for the first counts…")); return; }
+  if (!o) { show(h("p", { class: "muted" }, "Waiting for the first counts…")); return; }
   const a = o.agents, m = o.messages, t = o.tasks;
   const backlogs = h("table", {}, h("tr", {}, h("th", {}, "Recipient"), h("th", {}, "Pending")),
     o.backlogs.agents.map(([id, n]) => h("tr", {}, h("td", {}, h("a", { href: `#/messages?recipient_id=${encodeURIComponent(id)}&status=pending` }, id)), h("td", {}, String(n)))),
     o.backlogs.capabilities.map(([cap, n]) => h("tr", {}, h("td", {}, `anycast: ${cap}`), h("td", {}, String(n)))));
-  main.replaceChildren(
+  show(
     h("h1", {}, "Overview"),
     h("div", { class: "group" }, h("h2", {}, "Agents"), h("div", { class: "cards" },
       card("online", a.online, "agents.online"), card("available", a.available, "agents.available"), card("busy", a.busy, "agents.busy"), card("offline", a.offline, "agents.offline"))),
@@ -203,7 +207,7 @@ async function renderAgents(params) {
       if (!confirm(`Deregister ${a.agent_id}? Its unfinished work is released.`)) return;
       try { await api(`/api/agents/${encodeURIComponent(a.agent_id)}/deregister`, { body: {} }); render(); } catch (e) { flash(status, e.message); }
     } }, "Deregister") : null)));
-  main.replaceChildren(
+  show(
     h("h1", {}, "Agents"),
     filterForm([
       { name: "status", label: "Status", options: [["", "any"], ["available", "available"], ["busy", "busy"], ["maintenance", "maintenance"], ["offline", "offline"]] },
@@ -255,7 +259,7 @@ async function renderMessages(params) {
       h("td", { class: "reason" }, m.last_error || ""),
       h("td", {}, preview(m.payload)));
   });
-  main.replaceChildren(
+  show(
     h("h1", {}, dead ? "Dead letters" : "Messages"),
     filterForm([
       { name: "status", label: "Status", options: [["", "any"], ["pending", "pending"], ["delivered", "delivered (unacked)"], ["processed", "processed"], ["failed", "dead letters"], ["expired", "expired"]] },
@@ -284,7 +288,7 @@ async function renderTasks(params) {
     h("td", {}, t.assigned_agent_id || ""),
     h("td", {}, when(t.created_at)),
     h("td", { class: "reason" }, t.last_error || "")));
-  main.replaceChildren(
+  show(
     h("h1", {}, "Tasks"),
     filterForm([
       { name: "status", label: "Status", options: [["", "any"], ...["blocked", "ready", "running", "completed", "failed", "cancelled"].map((s) => [s, s])] },
@@ -298,18 +302,36 @@ async function renderTasks(params) {
     pager(data.next_page_token, params, "/tasks"));
 }
 
+// A tidy tree: leaves side by side in path order, each parent centred over its children;
+// dependencies drawn as dashed arrows between the boxes.
 function treeGraph(tasks, current) {
-  const byLevel = new Map();
+  const ids = new Set(tasks.map((t) => t.task_id));
+  const children = new Map();
+  const roots = [];
   for (const t of tasks) {
-    if (!byLevel.has(t.level)) byLevel.set(t.level, []);
-    byLevel.get(t.level).push(t);
+    if (t.parent_id && ids.has(t.parent_id)) {
+      if (!children.has(t.parent_id)) children.set(t.parent_id, []);
+      children.get(t.parent_id).push(t);
+    } else roots.push(t);
   }
-  const levels = [...byLevel.keys()].sort((a, b) => a - b);
   const NW = 150, NH = 34, GX = 24, GY = 46;
-  const width = Math.max(...levels.map((l) => byLevel.get(l).length)) * (NW + GX) + GX;
-  const height = levels.length * (NH + GY) + GY / 2;
   const pos = new Map();
-  levels.forEach((l, row) => byLevel.get(l).forEach((t, i) => pos.set(t.task_id, { x: GX + i * (NW + GX), y: 12 + row * (NH + GY) })));
+  let column = 0, depth = 0;
+  const place = (t, row) => {
+    depth = Math.max(depth, row);
+    const kids = children.get(t.task_id) || [];
+    let x;
+    if (kids.length === 0) x = column++;
+    else {
+      const xs = kids.map((k) => place(k, row + 1));
+      x = (xs[0] + xs[xs.length - 1]) / 2;
+    }
+    pos.set(t.task_id, { x: GX + x * (NW + GX), y: 12 + row * (NH + GY) });
+    return x;
+  };
+  roots.forEach((r) => place(r, 0));
+  const width = column * (NW + GX) + GX;
+  const height = (depth + 1) * (NH + GY);
   const svg = h("svg", { class: "tree", width, height, viewBox: `0 0 ${width} ${height}` });
   for (const t of tasks) {
     const p = pos.get(t.task_id);
@@ -344,7 +366,7 @@ async function renderTask(taskId) {
       else render();
     } catch (e) { flash(status, e.message); }
   };
-  main.replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/tasks" }, "← Tasks")),
     h("h1", {}, t.title, " ", badge(t.status)),
     isAdmin() ? h("div", { class: "actions" },
@@ -383,9 +405,9 @@ async function render() {
     if (parts[0] === "messages") { await renderMessages(params); state.refresh = () => renderMessages(params); return; }
     if (parts[0] === "tasks" && parts[1]) { await renderTask(decodeURIComponent(parts[1])); state.refresh = () => renderTask(decodeURIComponent(parts[1])); return; }
     if (parts[0] === "tasks") { await renderTasks(params); state.refresh = () => renderTasks(params); return; }
-    main.replaceChildren(h("p", {}, "No such page."));
+    show(h("p", {}, "No such page."));
   } catch (e) {
-    if (e.message !== "sign in") main.replaceChildren(h("div", { class: "error" }, e.message));
+    if (e.message !== "sign in") show(h("div", { class: "error" }, e.message));
   }
 }
 

@@ -57,7 +57,7 @@ def count_pending(conn: sqlite3.Connection, agent_id: str, limit: int) -> int:
     # Walks the partial index idx_messages_next (pending copies by recipient), at most limit rows.
     return conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM a2a_messages WHERE recipient_id = ? AND status = 'pending'"
-        " LIMIT ?)",
+        " LIMIT ?) AS held",  # PostgreSQL 15 wants the alias
         (agent_id, limit),
     ).fetchone()[0]
 
