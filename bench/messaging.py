@@ -12,7 +12,9 @@ from memory), and drives both with the same client code:
 - end-to-end latency at 1,000 msgs/s: send time (in the payload) to receive time, p50 and p99;
 - the cost of security: Send and drain with ``--auth token`` against ``--auth none``, back to back;
 - the cost of metrics: Send and drain with the HTTP listener on (the RPC interceptor installed,
-  ``/metrics`` scraped every second) against off, back to back.
+  ``/metrics`` scraped every second) against off, back to back;
+- the cost of tracing: the same with ``--tracing on`` (the OpenTelemetry SDK recording every span,
+  exported nowhere: ``OTEL_TRACES_EXPORTER=none``) against off.
 
 Figures are medians of 3 runs, each also given as a ratio of the echo server's figure in the same
 run. ``BENCH_BIG=1`` adds a 1,000,000-message backlog drain with the broker's peak memory.
@@ -368,7 +370,8 @@ async def run_ab(tmp: Path, i: int, name: str, variants: dict[str, dict[str, str
 
     - auth: ``--auth token`` against ``--auth none`` (each agent's calls carry its own token);
     - metrics: the HTTP listener on (the RPC interceptor installed, /metrics scraped every second)
-      against off."""
+      against off;
+    - tracing: --tracing on with the SDK and no exporter against off."""
     out: dict[str, float] = {}
     labels = list(variants)
     for label in labels if i % 2 == 0 else labels[::-1]:
@@ -401,6 +404,10 @@ async def run_ab(tmp: Path, i: int, name: str, variants: dict[str, dict[str, str
 
 AUTH = {"none": {"A2A_BROKER_AUTH": "none"}, "token": {"A2A_BROKER_AUTH": "token"}}
 METRICS = {"off": {"A2A_BROKER_HTTP_ADDRESS": "off"}, "on": {"A2A_BROKER_HTTP_ADDRESS": "on"}}
+TRACING = {
+    "off": {"A2A_BROKER_TRACING": "off"},
+    "on": {"A2A_BROKER_TRACING": "on", "OTEL_TRACES_EXPORTER": "none"},
+}
 
 
 async def run_big(proc: Proc) -> dict[str, float]:
@@ -429,6 +436,7 @@ def main() -> None:
     ratios: dict[str, list[float]] = {}  # broker / echo, per run
     auth: dict[str, list[float]] = {}  # --auth token vs --auth none, per run
     observed: dict[str, list[float]] = {}  # metrics on vs off, per run
+    traced: dict[str, list[float]] = {}  # tracing on vs off, per run
 
     def keep(into: dict[str, list[float]], fig: dict[str, float]) -> None:
         for k, v in fig.items():
@@ -451,6 +459,7 @@ def main() -> None:
                     )
                 keep(auth, await run_ab(Path(tmp), i, "auth", AUTH))
                 keep(observed, await run_ab(Path(tmp), i, "metrics", METRICS))
+                keep(traced, await run_ab(Path(tmp), i, "tracing", TRACING))
                 print(
                     f"[bench] messaging run {i + 1}/{RUNS} done ({time.perf_counter() - t_start:.0f} s)",
                     flush=True,
@@ -538,6 +547,14 @@ def main() -> None:
         "metrics on (scraped every second) vs off (issue 12: >= 95%): "
         + ", ".join(
             f"{k} {o[k + '_on']:,.0f} vs {o[k + '_off']:,.0f} msgs/s ({o[k + '_metrics_ratio']:.0%})"
+            for k in AB_PHASES
+        )
+    )
+    t = {k: median(v) for k, v in traced.items()}
+    r.note(
+        "tracing on (SDK, no exporter) vs off (issue 12: >= 85%): "
+        + ", ".join(
+            f"{k} {t[k + '_on']:,.0f} vs {t[k + '_off']:,.0f} msgs/s ({t[k + '_tracing_ratio']:.0%})"
             for k in AB_PHASES
         )
     )

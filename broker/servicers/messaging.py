@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 
@@ -197,29 +196,27 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             "send", parent, "producer", {"messaging.message.body.size": len(req.payload)}
         )
 
-    def _delivered(self, msgs: list[Message], out: Any, held: dict[str, str | None] | None = None) -> None:
-        """Deliver spans (tracing on), children of each message's stored context: the delivered
-        copy (``out``, its protobuf messages) carries its deliver span's context, for the agent
-        to continue under; ``held`` keeps it for the message's in-band ack."""
-        event = self.tracing.event
-        if held is not None and len(held) > 65_536:  # deliveries never settled here (timed out)
-            held.clear()
-        for m, x in zip(msgs, out, strict=True):
-            headers = m.headers
-            tp = event(
-                "deliver",
-                headers.get(TRACEPARENT) if headers else None,
-                {
-                    "messaging.destination.name": _dest(m),
-                    "messaging.message.id": m.message_id,
-                    "messaging.message.conversation_id": m.conversation_id,
-                    "messaging.message.delivery_count": m.attempt,
-                },
-                retry=m.attempt > 1,
-            )
-            if tp:
-                x.headers[TRACEPARENT] = tp
-            if held is not None:
+    def _delivered(self, msgs: list[Message], held: dict[str, str | None] | None = None) -> None:
+        """A deliver span for one push (tracing on): the child of the message's stored context
+        when it carries one message, else linked to each message's. ``held`` keeps each
+        message's context for its in-band ack."""
+        parents = [valid(m.headers.get(TRACEPARENT)) if m.headers else None for m in msgs]
+        first = msgs[0]
+        self.tracing.batch(
+            "deliver",
+            parents,
+            {
+                "messaging.destination.name": _dest(first),
+                "messaging.message.id": first.message_id if len(msgs) == 1 else None,
+                "messaging.message.conversation_id": first.conversation_id if len(msgs) == 1 else None,
+                "messaging.message.delivery_count": first.attempt if len(msgs) == 1 else None,
+            },
+            retried=sum(1 for m in msgs if m.attempt > 1),
+        )
+        if held is not None:
+            if len(held) > 65_536:  # deliveries never settled on this stream (timed out)
+                held.clear()
+            for m, tp in zip(msgs, parents, strict=True):
                 held[m.message_id] = tp
 
     @rpc
@@ -350,7 +347,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                     continue
                 resp, sent = item
                 if held is not None:
-                    self._delivered(sent, resp.messages, held)
+                    self._delivered(sent, held)
                 sub.sending = sent  # not transmitted until the write completes (see Subscribe)
                 yield pb.ConsumeResponse(messages=resp.messages)
                 sub.sending = []
@@ -365,11 +362,8 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         try:
             if req.ack_ids:
                 ids = check_ids(list(req.ack_ids), "ack_ids")
-                if held is not None:  # an ack span per message, under its deliver span
-                    for message_id in ids:
-                        self.tracing.event(
-                            "ack", held.pop(message_id, None), {"messaging.message.id": message_id}
-                        )
+                if held is not None:  # one ack span for the request, under or linked to the messages'
+                    self.tracing.batch("ack", [held.pop(i, None) for i in ids], {})
                 acked = await self.mailbox.ack(agent_id, ids)
             if req.nack_ids:
                 if held is not None:
@@ -399,7 +393,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         async for msgs in sub.deliveries():
             for resp, sent in split_deliveries(msgs, inp.max_response_bytes):
                 if self.tracing.on:
-                    self._delivered(sent, resp.messages)
+                    self._delivered(sent)
                 # Until the write completes (the generator resumes), these are not transmitted:
                 # if the stream ends meanwhile, their attempt is given back.
                 sub.sending = sent

@@ -15,12 +15,17 @@ is named by its operation and carries the messaging semantic conventions' attrib
 span       kind     parent, and links
 ========== ======== ========================================================================
 send       producer the call's traceparent (or the message's own header); the stored context
-deliver    consumer the stored context; a redelivery links to it as well
-ack        consumer the Ack call's traceparent; on a Consume stream, the delivered message's
+deliver    consumer one per push: the message's stored context when the push carries one
+                    (a redelivery links to it too), else links to each message's (batch)
+ack        consumer the Ack call's traceparent; on a Consume stream, one per request, as deliver
 submit     producer the call's traceparent; the stored context of every task submitted
-assign     consumer the task's stored context; a retry's attempt links to it as well
+assign     consumer the task's stored context; a retry's attempt links to it as well; the
+                    assignment hands the worker this span's context
 complete   server   the call's traceparent, else the task's stored context (also ``fail``)
 ========== ======== ========================================================================
+
+Deliveries and acks are spanned per push and per request, not per message, as the messaging
+conventions do for batches: a span costs about 15 us here, and a drain moves a message in 40.
 
 With ``--tracing off`` (the default) no OpenTelemetry module is imported.
 """
@@ -105,15 +110,22 @@ class Tracing:
             raise BrokerError("--tracing on needs OpenTelemetry: pip install 'a2a-broker[tracing]'") from None
         if provider is None:
             provider = default_provider()
+        from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
         from .. import __version__
 
         self._tracer = trace.get_tracer("a2a-broker", __version__, tracer_provider=provider)
-        from opentelemetry.trace import SpanKind
-
         self._kinds = {
             "producer": SpanKind.PRODUCER,
             "consumer": SpanKind.CONSUMER,
             "server": SpanKind.SERVER,
+        }
+        self._link, self._remote, self._span_context = Link, NonRecordingSpan, SpanContext
+        self._flags = TraceFlags
+        self._in_context = trace.set_span_in_context
+        self._base = {
+            op: {"messaging.system": SYSTEM, "messaging.operation.name": op, "messaging.operation.type": kind}
+            for op, kind in _OPERATION_TYPE.items()
         }
 
     # -- making spans -----------------------------------------------------------------------
@@ -129,19 +141,53 @@ class Tracing:
         """A span for an operation of the broker's (use in a ``with`` block)."""
         if self._tracer is None:
             return SpanScope(None, parent)
-        span = self._start(operation, parent, kind, attributes, None, start_ns)
+        span = self._start(operation, parent, kind, attributes, (), start_ns)
         return SpanScope(span, traceparent_of(span))
 
     def event(
         self, operation: str, parent: str | None, attributes: Mapping[str, Any], retry: bool = False
     ) -> str | None:
-        """A span for a moment (a delivery, an assignment), ended at once; its traceparent.
-        ``retry``: a redelivery or a retry's attempt, which also links to the stored context."""
+        """A span for a moment (an assignment), ended at once; its traceparent. ``retry``: a
+        retry's attempt, which also links to the stored context."""
         if self._tracer is None:
             return parent
-        span = self._start(operation, parent, "consumer", attributes, parent if retry else None, None)
+        links = (self._link_to(parent, "retry"),) if retry and parent else ()
+        span = self._start(operation, parent, "consumer", attributes, links, None)
         span.end()
         return traceparent_of(span)
+
+    def batch(
+        self, operation: str, parents: list[str | None], attributes: Mapping[str, Any], retried: int = 0
+    ) -> None:
+        """One span for what a single response or request carries (a push of deliveries, a
+        request's acks), ended at once: the child of the item's context when there is one item,
+        else linked to each item's (the first MAX_LINKS), as the messaging conventions do for
+        batches. ``retried``: redeliveries among them (a lone redelivery also links to its context)."""
+        if self._tracer is None:
+            return
+        attrs = dict(attributes)
+        if len(parents) == 1:
+            parent = parents[0]
+            links = (self._link_to(parent, "retry"),) if retried and parent else ()
+        else:
+            parent = None
+            attrs["messaging.batch.message_count"] = len(parents)
+            links = tuple(self._link_to(p, "message") for p in parents[:MAX_LINKS] if p)
+        if retried:
+            attrs["a2a.redelivered"] = retried
+        self._start(operation, parent, "consumer", attrs, links, None).end()
+
+    def _link_to(self, traceparent: str, why: str) -> Any:
+        return self._link(self._span_context_of(traceparent), {"a2a.link": why} if why == "retry" else None)
+
+    def _span_context_of(self, traceparent: str) -> Any:
+        # traceparent was validated (valid()) before it was stored: fixed offsets
+        return self._span_context(
+            int(traceparent[3:35], 16),
+            int(traceparent[36:52], 16),
+            is_remote=True,
+            trace_flags=self._flags(int(traceparent[53:55], 16)),
+        )
 
     def _start(
         self,
@@ -149,23 +195,16 @@ class Tracing:
         parent: str | None,
         kind: str,
         attributes: Mapping[str, Any] | None,
-        link_to: str | None,
+        links: tuple[Any, ...],
         start_ns: int | None,
     ) -> Span:
-        from opentelemetry.trace import Link, get_current_span
-
         assert self._tracer is not None
-        ctx = context_of(parent)
-        attrs: dict[str, Any] = {
-            "messaging.system": SYSTEM,
-            "messaging.operation.name": operation,
-            "messaging.operation.type": _OPERATION_TYPE[operation],
-        }
+        ctx = self._in_context(self._remote(self._span_context_of(parent))) if parent else None
+        attrs = dict(self._base[operation])
         if attributes:
-            attrs.update((k, v) for k, v in attributes.items() if v is not None)
-        links: tuple[Any, ...] = ()
-        if link_to is not None and ctx is not None:
-            links = (Link(get_current_span(ctx).get_span_context(), {"a2a.link": "retry"}),)
+            for k, v in attributes.items():
+                if v is not None:
+                    attrs[k] = v
         return self._tracer.start_span(
             operation,
             context=ctx,
@@ -176,6 +215,7 @@ class Tracing:
         )
 
 
+MAX_LINKS = 32  # a link costs about 4 us here: a push of 100 links its first 32
 _OPERATION_TYPE = {
     "send": "send",
     "submit": "send",
@@ -185,15 +225,6 @@ _OPERATION_TYPE = {
     "complete": "settle",
     "fail": "settle",
 }
-
-
-def context_of(traceparent: str | None) -> Any:
-    """An OpenTelemetry context whose current span is the remote one ``traceparent`` names."""
-    if traceparent is None:
-        return None
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    return TraceContextTextMapPropagator().extract({TRACEPARENT: traceparent})
 
 
 def traceparent_of(span: Span) -> str | None:

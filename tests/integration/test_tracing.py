@@ -87,10 +87,10 @@ async def test_a_trace_started_on_send_continues_in_the_delivered_message_and_it
     (acked,) = named(exporter, "ack")
     assert {s.context.trace_id for s in (send, deliver, acked)} == {root_ctx.trace_id}
     assert parent_of(send) == root_ctx.span_id
-    assert parent_of(deliver) == send.context.span_id
-    assert parent_of(acked) == deliver.context.span_id
-    # the receiver's header names the broker's deliver span, under which it continues the trace
-    assert header.split("-")[2] == f"{deliver.context.span_id:016x}"
+    assert parent_of(deliver) == send.context.span_id  # delivered alone: a child of the send
+    assert parent_of(acked) == send.context.span_id
+    # the receiver's header names the broker's send span, under which it continues the trace
+    assert header.split("-")[2] == f"{send.context.span_id:016x}"
     assert send.kind is SpanKind.PRODUCER and deliver.kind is SpanKind.CONSUMER
     assert send.attributes is not None and deliver.attributes is not None
     assert send.attributes["messaging.system"] == "a2a-broker"
@@ -127,7 +127,33 @@ async def test_a_redelivery_links_to_the_send_and_a_unary_ack_continues_the_call
     assert second_deliver.attributes is not None
     assert second_deliver.attributes["messaging.message.delivery_count"] == 2
     (acked,) = named(exporter, "ack")
-    assert parent_of(acked) == second_deliver.context.span_id
+    assert parent_of(acked) == send.context.span_id  # the header the client sent back
+
+
+async def test_a_backlog_delivered_in_one_push_gets_one_span_linked_to_every_send(traced, exporter):
+    async with BrokerClient(traced.address, timeout=10) as client:
+        await client.register("orch")
+        await client.register("worker")
+        for i in range(5):
+            await client.send("orch", "worker", b"%d" % i)
+        consumption = client.consume("worker")
+        async with consumption:
+            stream = aiter(consumption)
+            got = [await asyncio.wait_for(anext(stream), 10) for _ in range(5)]
+            assert await consumption.ack([m.message_id for m in got]) == 5
+
+    sends = {s.context.span_id for s in named(exporter, "send")}
+    assert len(sends) == 5
+    reached: list[int] = []  # every send, as the parent of a lone delivery or linked from a batch
+    for d in named(exporter, "deliver"):
+        if d.links:
+            assert d.attributes is not None and d.attributes["messaging.batch.message_count"] == len(d.links)
+            reached += [link.context.span_id for link in d.links]
+        else:
+            reached.append(parent_of(d))
+    assert sorted(reached) == sorted(sends)
+    (acked,) = named(exporter, "ack")  # one span for the request's five acks
+    assert {link.context.span_id for link in acked.links} == sends
 
 
 async def test_a_trace_started_on_submit_continues_in_the_assignment_and_completion(
