@@ -534,30 +534,20 @@ def main() -> None:
         + "; ratios are medians of the per-run ratios"
     )
     r.note(f"Send vs the generic bytes unary echo: {m['send'] / b['unary_per_s']:.0%}")
-    a = {k: median(v) for k, v in auth.items()}
-    r.note(
-        "--auth token vs --auth none (issue 11: >= 90%): "
-        + ", ".join(
-            f"{k} {a[k + '_token']:,.0f} vs {a[k + '_none']:,.0f} msgs/s ({a[k + '_auth_ratio']:.0%})"
-            for k in AB_PHASES
+    for title, name, (base_label, label), runs in (
+        ("--auth token vs --auth none (issue 11: >= 90%)", "auth", ("none", "token"), auth),
+        ("metrics on (scraped every second) vs off (issue 12: >= 95%)", "metrics", ("off", "on"), observed),
+        ("tracing on (SDK, no exporter) vs off (issue 12: >= 85%)", "tracing", ("off", "on"), traced),
+    ):
+        a = {k: median(v) for k, v in runs.items()}
+        r.note(
+            f"{title}: "
+            + ", ".join(
+                f"{k} {a[f'{k}_{label}']:,.0f} vs {a[f'{k}_{base_label}']:,.0f} msgs/s"
+                f" ({a[f'{k}_{name}_ratio']:.0%})"
+                for k in AB_PHASES
+            )
         )
-    )
-    o = {k: median(v) for k, v in observed.items()}
-    r.note(
-        "metrics on (scraped every second) vs off (issue 12: >= 95%): "
-        + ", ".join(
-            f"{k} {o[k + '_on']:,.0f} vs {o[k + '_off']:,.0f} msgs/s ({o[k + '_metrics_ratio']:.0%})"
-            for k in AB_PHASES
-        )
-    )
-    t = {k: median(v) for k, v in traced.items()}
-    r.note(
-        "tracing on (SDK, no exporter) vs off (issue 12: >= 85%): "
-        + ", ".join(
-            f"{k} {t[k + '_on']:,.0f} vs {t[k + '_off']:,.0f} msgs/s ({t[k + '_tracing_ratio']:.0%})"
-            for k in AB_PHASES
-        )
-    )
     r.note(
         "server CPU per message (all threads; broker vs echo): "
         + ", ".join(

@@ -300,12 +300,7 @@ class Console:
         )
         found, last = await self.registry.list(flt)
         counts = [await self.mailbox.storage.count_pending(a.agent_id, 1_000_000) for a in found]
-        return web.json_response(
-            {
-                "agents": [views.agent(a, n) for a, n in zip(found, counts, strict=True)],
-                "next_page_token": encode_page_token(last) if last else "",
-            }
-        )
+        return _page("agents", [views.agent(a, n) for a, n in zip(found, counts, strict=True)], last)
 
     async def deregister(self, request: web.Request, who: Identity) -> web.Response:
         agent_id = request.match_info["agent_id"]
@@ -328,12 +323,7 @@ class Console:
             after_seq=after[0] if after else None,
         )
         found, last = await self.mailbox.list(flt)
-        return web.json_response(
-            {
-                "messages": [views.message(m) for m in found],
-                "next_page_token": encode_page_token(last) if last is not None else "",
-            }
-        )
+        return _page("messages", [views.message(m) for m in found], last)
 
     async def requeue(self, request: web.Request, who: Identity) -> web.Response:
         body = await _json(request)
@@ -373,12 +363,7 @@ class Console:
             after=after[0] if after else None,
         )
         found, last = await self.tasks.list(flt)
-        return web.json_response(
-            {
-                "tasks": [views.task(t) for t in found],
-                "next_page_token": encode_page_token(last) if last is not None else "",
-            }
-        )
+        return _page("tasks", [views.task(t) for t in found], last)
 
     async def task(self, request: web.Request, who: Identity) -> web.Response:
         task_id = request.match_info["task_id"]
@@ -423,6 +408,11 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidArgument("body", "must be a JSON object")
     return body
+
+
+def _page(key: str, items: list[dict[str, Any]], last: Any) -> web.Response:
+    """One page of a list, with the token of the next (empty on the last page)."""
+    return web.json_response({key: items, "next_page_token": encode_page_token(last) if last else ""})
 
 
 def _size(q: Any) -> int:
