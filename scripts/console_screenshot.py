@@ -35,7 +35,9 @@ async def traffic(client: BrokerClient, seconds: float) -> None:
         if n % 20 == 0:  # stay online (agents heartbeat every 10 s)
             for agent_id in ("planner", "translator", "summarizer-0", "summarizer-1", "summarizer-2"):
                 await client.heartbeat(agent_id)
-        await client.send("planner", f"summarizer-{n % 3}", b'{"doc": %d}' % n, content_type="application/json")
+        await client.send(
+            "planner", f"summarizer-{n % 3}", b'{"doc": %d}' % n, content_type="application/json"
+        )
         sub = await client.submit(
             f"summarize doc {n}", required_capabilities=["summarize"], retry=RetryPolicy(max_retries=0)
         )
