@@ -123,6 +123,20 @@ def _status_kb(pid: int, key: str) -> int:
     return 0
 
 
+async def start_peer(*args: str) -> asyncio.subprocess.Process:
+    """``python -m bench.peer ARGS`` (a subscriber or worker in its own process, bench/peer.py),
+    once it printed "ready"."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.peer", *args, cwd=ROOT, stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    if line.strip() != b"ready":
+        proc.kill()
+        raise RuntimeError(f"bench.peer {args[0]} did not start: {line!r}")
+    return proc
+
+
 def spawn_broker(db: str | Path, **env: str) -> Proc:
     """The broker (``python -m broker serve``) on a free port with its SQLite file at ``db``.
 

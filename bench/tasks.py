@@ -5,17 +5,15 @@ subprocess, synchronous=FULL), beside a bare grpc.aio echo server measured in
 the same run (bench/common.py, bench/echo.py), so each figure also reads as a
 ratio on whatever machine runs it:
 
-- whole cycle: 10 worker agents of capacity 10 hold a Listen stream each and
-  Complete every assignment at once; 10,000 tasks are submitted (SubmitGraph
-  batches of 100 independent tasks) while they work. Rate = tasks / time from
-  the first submit to the last Complete answered. Target >= 1,500 tasks/s.
-  Also the broker's CPU per task (all its threads), which depends less on
-  what else the machine is doing than the rate does.
-- the same whole cycle with workers that complete each Listen push (up to
-  their capacity of assignments) with one CompleteBatch call instead of one
-  Complete per task, as a busy worker would.
-- hand-off: pairs P -> D submitted one at a time; the time from calling
-  Complete(P) to D's assignment arriving on the Listen stream. Target p50 <= 5 ms.
+- whole cycle: 10 worker processes (bench/peer.py, as peers are measured: never in the
+  submitter's process), each an agent of capacity 10 on a Work stream completing every
+  assignment at once on the stream; 10,000 tasks are submitted (SubmitGraph batches of 100
+  independent tasks, 256-byte payloads) while they work. Rate = tasks / time from the first
+  submit to the last completion confirmed. Target >= 3,000 tasks/s. Also the broker's CPU per
+  task (all its threads), which depends less on what else the machine is doing than the rate.
+- the same with Listen and one unary Complete per task (the older client path), for comparison.
+- hand-off: pairs P -> D submitted one at a time; the time from sending P's completion on the
+  Work stream to D's assignment arriving on it. Target p50 <= 2 ms, p99 <= 5 ms.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.common import Report, echo_baseline, median, percentile, spawn_broker, spawn_echo
+from bench.common import Report, echo_baseline, median, percentile, spawn_broker, spawn_echo, start_peer
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, tasks_pb2_grpc
 from broker.pb import tasks_pb2 as pb
@@ -39,8 +37,9 @@ CAPACITY = 10
 BATCH = 100
 SUBMITTERS = 2
 HANDOFFS = 300
-TARGET_RATE = 1500
-TARGET_HANDOFF_MS = 5.0
+TARGET_RATE = 3000
+TARGET_HANDOFF_MS = 2.0
+TARGET_HANDOFF_P99_MS = 5.0
 
 
 async def _register(channel: grpc.aio.Channel, prefix: str, n: int) -> list[str]:
@@ -51,94 +50,76 @@ async def _register(channel: grpc.aio.Channel, prefix: str, n: int) -> list[str]
     return ids
 
 
-async def _cycle(address: str, batched: bool) -> float:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = tasks_pb2_grpc.TaskQueueStub(channel)
-        workers = await _register(channel, "w", WORKERS)
-        done = 0
-        all_done = asyncio.Event()
-        pending: set[asyncio.Task[None]] = set()
+async def _cycle(address: str, mode: str) -> float:
+    """Tasks/s of the whole cycle with WORKERS worker processes (bench/peer.py) finishing every
+    assignment at once: ``mode`` "work" on the Work stream (in-band), "unary" with Complete."""
+    procs = [await start_peer("worker", address, f"w{i}", str(CAPACITY), mode) for i in range(WORKERS)]
+    done = [0] * WORKERS
+    all_done = asyncio.Event()
 
-        async def finish(agent_id: str, a: pb.Assignment) -> None:
-            nonlocal done
-            await stub.Complete(
-                pb.CompleteRequest(task_id=a.task.task_id, agent_id=agent_id, attempt=a.attempt)
-            )
-            done += 1
-            if done == TASKS:
-                all_done.set()
+    async def follow(i: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            if line.startswith(b"done "):
+                done[i] = int(line.split()[1])
+                if sum(done) >= TASKS:
+                    all_done.set()
 
-        async def finish_batch(agent_id: str, batch: list[pb.Assignment]) -> None:
-            nonlocal done
-            items = [
-                pb.CompleteRequest(task_id=a.task.task_id, agent_id=agent_id, attempt=a.attempt)
-                for a in batch
-            ]
-            resp = await stub.CompleteBatch(pb.CompleteBatchRequest(items=items))
-            assert all(r.code == 0 for r in resp.results), resp.results
-            done += len(items)
-            if done == TASKS:
-                all_done.set()
+    followers = [asyncio.ensure_future(follow(i, p)) for i, p in enumerate(procs)]
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = tasks_pb2_grpc.TaskQueueStub(channel)
 
-        async def work(agent_id: str) -> None:
-            async for resp in stub.Listen(pb.ListenRequest(agent_id=agent_id)):
-                if batched:
-                    jobs = [finish_batch(agent_id, list(resp.assignments))] if resp.assignments else []
-                else:
-                    jobs = [finish(agent_id, a) for a in resp.assignments]
-                for job in jobs:
-                    t = asyncio.create_task(job)
-                    pending.add(t)
-                    t.add_done_callback(pending.discard)
+            async def submit(batches: range) -> None:
+                for b in batches:
+                    nodes = [
+                        pb.GraphNode(key=str(i), task=pb.TaskSpec(title=f"bench {b}.{i}", payload=b"x" * 256))
+                        for i in range(BATCH)
+                    ]
+                    await stub.SubmitGraph(pb.SubmitGraphRequest(nodes=nodes))
 
-        streams = [asyncio.create_task(work(w)) for w in workers]
-        await asyncio.sleep(0.3)  # let the streams open before the clock starts
-
-        async def submit(batches: range) -> None:
-            for b in batches:
-                nodes = [
-                    pb.GraphNode(key=str(i), task=pb.TaskSpec(title=f"bench {b}.{i}", payload=b"x" * 32))
-                    for i in range(BATCH)
-                ]
-                await stub.SubmitGraph(pb.SubmitGraphRequest(nodes=nodes))
-
-        n_batches = TASKS // BATCH
-        t0 = time.perf_counter()
-        await asyncio.gather(*(submit(range(k, n_batches, SUBMITTERS)) for k in range(SUBMITTERS)))
-        await asyncio.wait_for(all_done.wait(), 120)
-        elapsed = time.perf_counter() - t0
-        for s in streams:
-            s.cancel()
-        await asyncio.gather(*streams, return_exceptions=True)
-        return TASKS / elapsed
+            n_batches = TASKS // BATCH
+            t0 = time.perf_counter()
+            await asyncio.gather(*(submit(range(k, n_batches, SUBMITTERS)) for k in range(SUBMITTERS)))
+            await asyncio.wait_for(all_done.wait(), 180)
+            return TASKS / (time.perf_counter() - t0)
+    finally:
+        for f in followers:
+            f.cancel()
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+            await p.wait()
 
 
 async def _handoff(address: str) -> list[float]:
+    """Pairs P -> D submitted one at a time to a worker on a Work stream: the time from sending
+    P's completion on the stream to D's assignment arriving on it (ms)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = tasks_pb2_grpc.TaskQueueStub(channel)
         (agent_id,) = await _register(channel, "h", 1)
+        call = stub.Work()
+        await call.write(pb.WorkRequest(listen=pb.ListenRequest(agent_id=agent_id)))
+        await call.initial_metadata()
         arrivals: asyncio.Queue[tuple[float, pb.Assignment]] = asyncio.Queue()
-        failed: list[BaseException] = []
 
-        async def listen() -> None:
-            try:
-                async for resp in stub.Listen(pb.ListenRequest(agent_id=agent_id)):
-                    now = time.perf_counter()
-                    for a in resp.assignments:
-                        arrivals.put_nowait((now, a))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.CANCELLED:
-                    failed.append(exc)
-                    raise
+        async def read() -> None:
+            async for resp in call:
+                now = time.perf_counter()
+                for a in resp.assignments:
+                    arrivals.put_nowait((now, a))
+                if resp.HasField("confirm"):
+                    assert resp.confirm.code == 0, resp.confirm.error
 
         async def next_assignment() -> tuple[float, pb.Assignment]:
             try:
                 return await asyncio.wait_for(arrivals.get(), 10)
             except TimeoutError:
-                raise RuntimeError(f"no assignment within 10 s (stream errors: {failed})") from None
+                raise RuntimeError("no assignment within 10 s") from None
 
-        stream = asyncio.create_task(listen())
+        reader = asyncio.create_task(read())
         latencies = []
+        seq = 0
         for i in range(HANDOFFS):
             g = await stub.SubmitGraph(
                 pb.SubmitGraphRequest(
@@ -154,85 +135,97 @@ async def _handoff(address: str) -> list[float]:
             )
             _, p = await next_assignment()
             assert p.task.task_id == g.task_ids["p"]
+            seq += 1
             t0 = time.perf_counter()
-            await stub.Complete(
-                pb.CompleteRequest(task_id=p.task.task_id, agent_id=agent_id, attempt=p.attempt)
+            await call.write(
+                pb.WorkRequest(
+                    sequence=seq, complete=pb.CompleteRequest(task_id=p.task.task_id, attempt=p.attempt)
+                )
             )
             arrived, d = await next_assignment()
             assert d.task.task_id == g.task_ids["d"]
             latencies.append((arrived - t0) * 1000)
-            await stub.Complete(
-                pb.CompleteRequest(task_id=d.task.task_id, agent_id=agent_id, attempt=d.attempt)
+            seq += 1
+            await call.write(
+                pb.WorkRequest(
+                    sequence=seq, complete=pb.CompleteRequest(task_id=d.task.task_id, attempt=d.attempt)
+                )
             )
-        stream.cancel()
-        await asyncio.gather(stream, return_exceptions=True)
+        call.cancel()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
         return latencies
 
 
-def one_run() -> tuple[float, float, float, list[float]]:
-    """(tasks/s with Complete per task, broker CPU us per task, tasks/s with CompleteBatch per push,
-    hand-off latencies ms), each cycle on a fresh broker."""
+def one_run() -> dict[str, float | list[float]]:
+    """Each cycle on a fresh broker: tasks/s and broker CPU us per task with in-band completions
+    ("work") and with unary Complete ("unary"), and the hand-off latencies (ms)."""
+    out: dict[str, float | list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="a2a-bench-tasks-") as tmp:
-        with spawn_broker(Path(tmp) / "bench.db") as broker:
-            cpu0 = broker.cpu_s()
-            rate = asyncio.run(_cycle(broker.address, batched=False))
-            cpu_us = (broker.cpu_s() - cpu0) / TASKS * 1e6
-            latencies = asyncio.run(_handoff(broker.address))
-        with spawn_broker(Path(tmp) / "bench-batched.db") as broker:
-            batched_rate = asyncio.run(_cycle(broker.address, batched=True))
-    return rate, cpu_us, batched_rate, latencies
+        for mode in ("work", "unary"):
+            with spawn_broker(Path(tmp) / f"bench-{mode}.db") as broker:
+                cpu0 = broker.cpu_s()
+                out[mode] = asyncio.run(_cycle(broker.address, mode))
+                out[mode + "_cpu_us"] = (broker.cpu_s() - cpu0) / TASKS * 1e6
+                if mode == "work":
+                    out["handoff"] = asyncio.run(_handoff(broker.address))
+    return out
 
 
 def main() -> None:
     t_start = time.perf_counter()
-    echo, rates, cpus, p50s, p99s, batched = [], [], [], [], [], []
+    echo: list[dict[str, float]] = []
+    runs: list[dict[str, float | list[float]]] = []
     for run in range(RUNS):
         with spawn_echo() as server:
             echo.append(asyncio.run(echo_baseline(server.address)))
-        rate, cpu_us, batched_rate, lat = one_run()
-        rates.append(rate)
-        batched.append(batched_rate)
-        cpus.append(cpu_us)
-        p50s.append(percentile(lat, 50))
-        p99s.append(percentile(lat, 99))
+        r = one_run()
+        lat = r["handoff"]
+        assert isinstance(lat, list)
+        r["p50"], r["p99"] = percentile(lat, 50), percentile(lat, 99)
+        runs.append(r)
         print(
-            f"  [tasks] run {run + 1}: cycle {rate:,.0f} tasks/s ({cpu_us:,.0f} us broker CPU per task),"
-            f" with CompleteBatch {batched_rate:,.0f} tasks/s,"
-            f" hand-off p50 {p50s[-1]:.2f} ms p99 {p99s[-1]:.2f} ms,"
+            f"  [tasks] run {run + 1}: in-band {r['work']:,.0f} tasks/s"
+            f" ({r['work_cpu_us']:,.0f} us broker CPU per task),"
+            f" unary Complete {r['unary']:,.0f} tasks/s ({r['unary_cpu_us']:,.0f} us),"
+            f" hand-off p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms,"
             f" echo {echo[-1]['unary_per_s']:,.0f} calls/s",
             flush=True,
         )
+
+    def med(key: str) -> float:
+        return median([float(r[key]) for r in runs])  # type: ignore[arg-type]
+
     unary = median([e["unary_per_s"] for e in echo])
+    stream = median([e["stream_per_s"] for e in echo])
     rtt = median([e["round_trip_ms"] for e in echo])
-    rate_m, p50_m = median(rates), median(p50s)
-    report = Report(f"TaskQueue (medians of {RUNS} runs; broker subprocess, synchronous=FULL)")
-    report.add(
-        f"whole cycle, {TASKS:,} tasks, {WORKERS} workers x capacity {CAPACITY}",
-        rate_m,
-        "tasks/s",
-        unary,
-        f">= {TARGET_RATE:,}: {'met' if rate_m >= TARGET_RATE else 'NOT met'}",
-    )
-    report.add("broker CPU per task (all threads)", median(cpus), "us")
-    batched_m = median(batched)
-    report.add(
-        "whole cycle, same, workers completing each push with one CompleteBatch",
-        batched_m,
-        "tasks/s",
-        unary,
-        f">= {TARGET_RATE:,}: {'met' if batched_m >= TARGET_RATE else 'NOT met'}",
+    report = Report(
+        f"TaskQueue (medians of {RUNS} runs; broker subprocess, synchronous=FULL; {WORKERS} worker"
+        f" processes x capacity {CAPACITY}; {TASKS:,} tasks submitted in SubmitGraph batches of {BATCH})"
     )
     report.add(
-        f"hand-off Complete -> dependent on Listen, p50 ({HANDOFFS} pairs)",
-        p50_m,
+        "whole cycle, completions on the Work stream",
+        med("work"),
+        "tasks/s",
+        stream,
+        f">= {TARGET_RATE:,} tasks/s",
+    )
+    report.add("broker CPU per task cycle, in-band", med("work_cpu_us"), "us", None, "<= 300 us")
+    report.add("whole cycle, Listen + unary Complete per task", med("unary"), "tasks/s", unary)
+    report.add("broker CPU per task cycle, unary", med("unary_cpu_us"), "us")
+    report.add(
+        f"hand-off completion -> dependent's assignment, p50 ({HANDOFFS} pairs, Work stream)",
+        med("p50"),
         "ms",
         rtt,
-        f"p50 <= {TARGET_HANDOFF_MS:g} ms: {'met' if p50_m <= TARGET_HANDOFF_MS else 'NOT met'}",
+        f"<= {TARGET_HANDOFF_MS:g} ms",
         lower_better=True,
     )
-    report.add("hand-off p99", median(p99s), "ms", rtt, lower_better=True)
+    report.add("hand-off p99", med("p99"), "ms", rtt, f"<= {TARGET_HANDOFF_P99_MS:g} ms", lower_better=True)
     report.add("bare gRPC unary echo (64 in flight)", unary, "calls/s")
+    report.add("bare gRPC server stream (one message per frame)", stream, "msgs/s")
     report.add("bare gRPC unary round trip (1 in flight)", rtt, "ms")
+    report.note("ratios: the in-band cycle against the bare server stream, the unary one against unary calls")
     report.note(f"({time.perf_counter() - t_start:.0f} s)")
     report.print()
 
