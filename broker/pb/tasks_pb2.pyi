@@ -751,7 +751,9 @@ class WorkResponse(_message.Message):
     CONFIRM_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]:
-        """As ListenResponse (both empty in a confirmation)."""
+        """As ListenResponse. A response may carry assignments or cancellations and
+        a confirmation together (one frame instead of two).
+        """
 
     @_builtins.property
     def cancellations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Cancellation]: ...

@@ -5,6 +5,11 @@
 ``settle`` returns for it, in the order the requests came, once settled. Requests are settled
 concurrently (their writes share commits) and confirmed in order. The stream ends cleanly when the
 client closes its side and every request is confirmed, and with the first failure of either side.
+
+It yields lists: everything ready at once, so that the servicer can send a confirmation and the
+pushes that came with it in one frame. A frame costs about 100 us of CPU in grpc.aio here, more
+than anything the broker does for a message: the profile of a task cycle (10 workers, each
+completion freeing room for the next assignment) spends a third of the event loop's time in it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ _END = object()
 
 async def duplex(
     pushes: AsyncIterator[P], requests: AsyncIterator[R], settle: Callable[[R], Awaitable[C]]
-) -> AsyncIterator[P | C]:
+) -> AsyncIterator[list[P | C]]:
     out: asyncio.Queue[Any] = asyncio.Queue()
     pending: asyncio.Queue[asyncio.Future[C] | None] = asyncio.Queue()
 
@@ -51,9 +56,17 @@ async def duplex(
     tasks = [asyncio.ensure_future(run(s)) for s in (read(), confirm(), push())]
     try:
         while (item := await out.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+            ready = [item]
+            while not out.empty() and (item := out.get_nowait()) is not _END:
+                ready.append(item)
+            for i, x in enumerate(ready):
+                if isinstance(x, BaseException):
+                    if i:
+                        yield ready[:i]  # what came before the failure still goes out
+                    raise x
+            yield ready
+            if item is _END:
+                return
     finally:
         for t in tasks:
             t.cancel()
@@ -62,3 +75,27 @@ async def duplex(
                 await t
             except asyncio.CancelledError:
                 pass
+
+
+def frames(ready: list[Any], is_confirm: Callable[[Any], bool]) -> list[tuple[Any, Any]]:
+    """``ready`` (one list ``duplex`` yielded) as frames of (push or None, confirmation or None):
+    each push with the confirmation next to it, in order on both sides. At most one push per
+    frame (a push is already sized to fit a response) and one confirmation (the field is single)."""
+    out: list[tuple[Any, Any]] = []
+    push = confirm = None
+    for x in ready:
+        if x is None:
+            continue
+        if is_confirm(x):
+            if confirm is not None:
+                out.append((push, confirm))
+                push = None
+            confirm = x
+        else:
+            if push is not None:
+                out.append((push, confirm))
+                confirm = None
+            push = x
+    if push is not None or confirm is not None:
+        out.append((push, confirm))
+    return out

@@ -30,7 +30,7 @@ from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
 from ..security.identity import may_act_as, may_read_message
 from .convert import dur_us, enum_value, fitting, framed_size, ts_fields, ts_us
-from .duplex import duplex
+from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc
 from .tracing import TRACEPARENT, SpanScope, Tracing, incoming, valid
 
@@ -171,6 +171,10 @@ def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.Subsc
         size += n
     out.append((pb.SubscribeResponse(messages=chunk), chunk_msgs))
     return out
+
+
+def _is_consume_confirm(x: object) -> bool:
+    return isinstance(x, pb.ConsumeConfirm)
 
 
 def _dest(m: Message) -> str | None:
@@ -341,16 +345,17 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             return await self._settle(inp.agent_id, req, held)
 
         try:
-            async for item in duplex(deliveries(), requests, settle):
-                if isinstance(item, pb.ConsumeConfirm):
-                    yield pb.ConsumeResponse(confirm=item)
-                    continue
-                resp, sent = item
-                if held is not None:
-                    self._delivered(sent, held)
-                sub.sending = sent  # not transmitted until the write completes (see Subscribe)
-                yield pb.ConsumeResponse(messages=resp.messages)
-                sub.sending = []
+            async for ready in duplex(deliveries(), requests, settle):
+                for push, confirm in frames(ready, _is_consume_confirm):
+                    if push is None:
+                        yield pb.ConsumeResponse(confirm=confirm)
+                        continue
+                    resp, sent = push
+                    if held is not None:
+                        self._delivered(sent, held)
+                    sub.sending = sent  # not transmitted until the write completes (see Subscribe)
+                    yield pb.ConsumeResponse(messages=resp.messages, confirm=confirm)
+                    sub.sending = []
         finally:
             sub.end()
 

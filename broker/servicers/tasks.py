@@ -33,7 +33,7 @@ from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
 from ..security.identity import may_act_as
 from .convert import dur_s, dur_us, fitting, ts
-from .duplex import duplex
+from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .tasks_pb import (
     MAX_LEASE_US,
@@ -49,6 +49,11 @@ from .tasks_pb import (
 from .tracing import Tracing, incoming
 
 MAX_COMPLETE_BATCH = 1000
+
+
+def _is_work_confirm(x: object) -> bool:
+    return isinstance(x, pb.WorkConfirm)
+
 
 _WATCH_SCOPES = {
     "task_id": WatchScope.TASK,
@@ -224,11 +229,13 @@ class TaskQueueServicer(pb_grpc.TaskQueueServicer):
         # of duplex's could outlive the handler and hang the call's end).
         if await anext(pushes) is None:
             await context.send_initial_metadata(())
-        async for item in duplex(pushes, requests, settle):
-            if isinstance(item, pb.WorkConfirm):
-                yield pb.WorkResponse(confirm=item)
-            elif item is not None:
-                yield pb.WorkResponse(assignments=item[0], cancellations=item[1])
+        async for ready in duplex(pushes, requests, settle):
+            for push, confirm in frames(ready, _is_work_confirm):
+                resp = pb.WorkResponse(confirm=confirm)
+                if push is not None:
+                    resp.assignments.extend(push[0])
+                    resp.cancellations.extend(push[1])
+                yield resp
 
     async def _settle(self, sequence: int, kind: str, req: Any) -> pb.WorkConfirm:
         """One outcome of a Work stream, as the unary call would do it."""

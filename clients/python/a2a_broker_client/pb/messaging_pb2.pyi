@@ -711,7 +711,9 @@ class ConsumeResponse(_message.Message):
     CONFIRM_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___Message]:
-        """Deliveries, as SubscribeResponse.messages (empty in a confirmation)."""
+        """Deliveries, as SubscribeResponse.messages. A response may carry
+        deliveries and a confirmation together (one frame instead of two).
+        """
 
     @_builtins.property
     def confirm(self) -> Global___ConsumeConfirm:
