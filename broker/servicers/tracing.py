@@ -138,11 +138,13 @@ class Tracing:
         attributes: Mapping[str, Any] | None = None,
         start_ns: int | None = None,
     ) -> SpanScope:
-        """A span for an operation of the broker's (use in a ``with`` block)."""
+        """A span for an operation of the broker's (use in a ``with`` block). Its context is
+        handed on (``traceparent``) only inside a trace the caller started: traffic nobody traces
+        carries no context, and costs no header."""
         if self._tracer is None:
             return SpanScope(None, parent)
         span = self._start(operation, parent, kind, attributes, (), start_ns)
-        return SpanScope(span, traceparent_of(span))
+        return SpanScope(span, traceparent_of(span) if parent else None)
 
     def event(
         self, operation: str, parent: str | None, attributes: Mapping[str, Any], retry: bool = False

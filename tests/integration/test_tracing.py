@@ -130,12 +130,14 @@ async def test_a_redelivery_links_to_the_send_and_a_unary_ack_continues_the_call
     assert parent_of(acked) == send.context.span_id  # the header the client sent back
 
 
-async def test_a_backlog_delivered_in_one_push_gets_one_span_linked_to_every_send(traced, exporter):
+async def test_a_backlog_delivered_in_one_push_gets_one_span_linked_to_every_send(traced, provider, exporter):
+    tracer = provider.get_tracer("orchestrator")
     async with BrokerClient(traced.address, timeout=10) as client:
         await client.register("orch")
         await client.register("worker")
         for i in range(5):
-            await client.send("orch", "worker", b"%d" % i)
+            with tracer.start_as_current_span(f"job {i}"):
+                await client.send("orch", "worker", b"%d" % i)
         consumption = client.consume("worker")
         async with consumption:
             stream = aiter(consumption)
@@ -213,6 +215,19 @@ async def test_a_trace_started_on_submit_continues_in_the_assignment_and_complet
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_untraced_traffic_gets_spans_but_carries_no_context(traced, exporter):
+    async with BrokerClient(traced.address, timeout=10) as client:
+        await client.register("orch")
+        await client.register("worker", capabilities=["x"])
+        await client.send("orch", "worker", b"plain")
+        task = (await client.submit("plain", required_capabilities=["x"])).task
+        (m,) = (await client.list_messages(recipient_id="worker")).items
+    assert "traceparent" not in m.headers and task.traceparent == ""
+    (send,) = named(exporter, "send")
+    (submit,) = named(exporter, "submit")
+    assert send.parent is None and submit.parent is None  # recorded, as roots
 
 
 async def test_with_tracing_off_the_callers_context_is_stored_and_handed_on_unchanged(broker):
