@@ -517,7 +517,9 @@ def main() -> None:
         q["p50"],
     )
     r.add(f"end-to-end p99 at {E2E_RATE}/s", m["p99"], "ms", None, "<= 2.5 ms", True, q["p99"])
-    r.add("broker CPU per message end to end (send, deliver, ack)", m["e2e_cpu_us"], "us", None, "<= 150 us")
+    r.add(
+        "broker CPU per message end to end (publish, deliver, ack)", m["e2e_cpu_us"], "us", None, "<= 150 us"
+    )
     r.note(
         "bare gRPC (the echo server, same client): "
         + ", ".join(f"{k} {e[k]:,.2f}" for k in RATIO_KEYS)
