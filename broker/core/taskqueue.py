@@ -54,6 +54,7 @@ from .completions import CompleteBatcher
 from .feeds import Feed, Watcher
 from .leasing import Leaser
 from .registry import Registry
+from .sessions import Sessions
 
 log = logging.getLogger("broker.tasks")
 
@@ -70,6 +71,7 @@ class TaskQueue:
         # Claim and Listen (named ``dispatch``: it hands out the leases).
         self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched)
         self.completions = CompleteBatcher(storage, self.announce, self.watched)
+        self.sessions = Sessions(storage, self.announce, self.watched)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
         self._backoff_heap: list[int] = []
@@ -94,6 +96,8 @@ class TaskQueue:
                 self.events.publish(TaskEvent(tr, changes.tasks.get(tr.task_id)))
         for at in changes.backoff_until:
             self._schedule_backoff(at)
+        for session_id, status in changes.sessions:
+            log.info("session ended", extra={"session_id": session_id, "status": status})
 
     def _count(self, transitions: list[Transition]) -> None:
         st = self.stats
@@ -307,6 +311,8 @@ class TaskQueue:
         every = min(PURGE_EVERY_S, self.settings.task_retention_s / 10)
         if loop.time() - self._last_purge >= every:
             self._last_purge = loop.time()
-            purged = await self.storage.purge_tasks(now - s_to_us(self.settings.task_retention_s))
+            horizon = now - s_to_us(self.settings.task_retention_s)
+            purged = await self.storage.purge_tasks(horizon)
             if purged:
                 log.info("purged finished tasks", extra={"count": purged})
+            await self.sessions.archive(horizon)

@@ -292,6 +292,8 @@ class Changes:
     # Tasks as they were right after the change: those built anyway (submitted, leased),
     # and the others when the write was asked for snapshots (someone watches).
     tasks: dict[str, Task] = field(default_factory=dict)
+    # Sessions whose status changed: (session id, new status).
+    sessions: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,34 @@ class TaskQueueStub:
     """
     Watch: _grpc.UnaryStreamMultiCallable[_tasks_pb2.WatchTasksRequest, _tasks_pb2.TaskEvent]
     """Watch streams state-change events for one task, a subtree, or a session."""
+    CreateSession: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CreateSessionRequest, _tasks_pb2.Session]
+    """CreateSession opens an orchestration session: tasks submitted with its
+    `session_id` (and their children, which inherit it) belong to it. It is
+    ACTIVE until it ends: FAILED as soon as one of its root tasks failed for
+    good; once closed (CloseSession) and every task finished, COMPLETED (or
+    FAILED when any task failed for good); CANCELLED by CancelSession. After
+    the task retention an ended session is ARCHIVED, then deleted with its
+    tasks. Submitting into an unknown session id creates it implicitly
+    (ACTIVE, no budget); into an ended one is refused. Errors:
+    INVALID_ARGUMENT; NOT_FOUND for an unknown parent session;
+    ALREADY_EXISTS for a session id in use.
+    """
+    GetSession: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetSessionRequest, _tasks_pb2.Session]
+    """GetSession reads a session with its task counts and progress.
+    Errors: NOT_FOUND.
+    """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ListSessionsRequest, _tasks_pb2.ListSessionsResponse]
+    """ListSessions lists sessions, oldest first, one page at a time."""
+    CloseSession: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CloseSessionRequest, _tasks_pb2.Session]
+    """CloseSession says no more tasks will come: the session ends once every
+    task has finished (at once if they have). Closing again only updates the
+    summary. Errors: NOT_FOUND.
+    """
+    CancelSession: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CancelSessionRequest, _tasks_pb2.CancelSessionResponse]
+    """CancelSession ends the session as CANCELLED and cancels every unfinished
+    task in it (lease holders are told). Cancelling again is a no-op.
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+    """
 
 @_typing.type_check_only
 class TaskQueueAsyncStub(TaskQueueStub):
@@ -278,6 +306,34 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """
     Watch: _aio.UnaryStreamMultiCallable[_tasks_pb2.WatchTasksRequest, _tasks_pb2.TaskEvent]  # type: ignore[assignment]
     """Watch streams state-change events for one task, a subtree, or a session."""
+    CreateSession: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CreateSessionRequest, _tasks_pb2.Session]  # type: ignore[assignment]
+    """CreateSession opens an orchestration session: tasks submitted with its
+    `session_id` (and their children, which inherit it) belong to it. It is
+    ACTIVE until it ends: FAILED as soon as one of its root tasks failed for
+    good; once closed (CloseSession) and every task finished, COMPLETED (or
+    FAILED when any task failed for good); CANCELLED by CancelSession. After
+    the task retention an ended session is ARCHIVED, then deleted with its
+    tasks. Submitting into an unknown session id creates it implicitly
+    (ACTIVE, no budget); into an ended one is refused. Errors:
+    INVALID_ARGUMENT; NOT_FOUND for an unknown parent session;
+    ALREADY_EXISTS for a session id in use.
+    """
+    GetSession: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetSessionRequest, _tasks_pb2.Session]  # type: ignore[assignment]
+    """GetSession reads a session with its task counts and progress.
+    Errors: NOT_FOUND.
+    """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ListSessionsRequest, _tasks_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """ListSessions lists sessions, oldest first, one page at a time."""
+    CloseSession: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CloseSessionRequest, _tasks_pb2.Session]  # type: ignore[assignment]
+    """CloseSession says no more tasks will come: the session ends once every
+    task has finished (at once if they have). Closing again only updates the
+    summary. Errors: NOT_FOUND.
+    """
+    CancelSession: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CancelSessionRequest, _tasks_pb2.CancelSessionResponse]  # type: ignore[assignment]
+    """CancelSession ends the session as CANCELLED and cancels every unfinished
+    task in it (lease holders are told). Cancelling again is a no-op.
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+    """
 
 class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
     """TaskQueue is the dependency-aware priority task queue."""
@@ -494,5 +550,63 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tasks_pb2.TaskEvent], _abc.AsyncIterator[_tasks_pb2.TaskEvent]]:
         """Watch streams state-change events for one task, a subtree, or a session."""
+
+    @_abc_1.abstractmethod
+    def CreateSession(
+        self,
+        request: _tasks_pb2.CreateSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Session, _abc.Awaitable[_tasks_pb2.Session]]:
+        """CreateSession opens an orchestration session: tasks submitted with its
+        `session_id` (and their children, which inherit it) belong to it. It is
+        ACTIVE until it ends: FAILED as soon as one of its root tasks failed for
+        good; once closed (CloseSession) and every task finished, COMPLETED (or
+        FAILED when any task failed for good); CANCELLED by CancelSession. After
+        the task retention an ended session is ARCHIVED, then deleted with its
+        tasks. Submitting into an unknown session id creates it implicitly
+        (ACTIVE, no budget); into an ended one is refused. Errors:
+        INVALID_ARGUMENT; NOT_FOUND for an unknown parent session;
+        ALREADY_EXISTS for a session id in use.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSession(
+        self,
+        request: _tasks_pb2.GetSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Session, _abc.Awaitable[_tasks_pb2.Session]]:
+        """GetSession reads a session with its task counts and progress.
+        Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _tasks_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.ListSessionsResponse, _abc.Awaitable[_tasks_pb2.ListSessionsResponse]]:
+        """ListSessions lists sessions, oldest first, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def CloseSession(
+        self,
+        request: _tasks_pb2.CloseSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Session, _abc.Awaitable[_tasks_pb2.Session]]:
+        """CloseSession says no more tasks will come: the session ends once every
+        task has finished (at once if they have). Closing again only updates the
+        summary. Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelSession(
+        self,
+        request: _tasks_pb2.CancelSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.CancelSessionResponse, _abc.Awaitable[_tasks_pb2.CancelSessionResponse]]:
+        """CancelSession ends the session as CANCELLED and cancels every unfinished
+        task in it (lease holders are told). Cancelling again is a no-op.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+        """
 
 def add_TaskQueueServicer_to_server(servicer: TaskQueueServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

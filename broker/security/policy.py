@@ -82,6 +82,12 @@ POLICY: dict[str, Rule] = {
     _TASKS + "Complete": Rule(ANY, "agent_id"),
     _TASKS + "CompleteBatch": Rule(ANY, "items[].agent_id"),
     _TASKS + "Fail": Rule(ANY, "agent_id"),
+    # Sessions are the orchestrators' (as submitting and watching tasks are).
+    _TASKS + "CreateSession": Rule(TASKS),
+    _TASKS + "GetSession": Rule(TASKS),
+    _TASKS + "ListSessions": Rule(TASKS),
+    _TASKS + "CloseSession": Rule(TASKS),
+    _TASKS + "CancelSession": Rule(TASKS),
 }
 
 

@@ -35,6 +35,7 @@ from ..security.identity import may_act_as
 from .convert import dur_s, dur_us, fitting, ts
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
+from .sessions import SessionRpcs
 from .tasks_pb import (
     MAX_LEASE_US,
     STATUS_TO_PB,
@@ -96,9 +97,10 @@ def _extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
     )
 
 
-class TaskQueueServicer(pb_grpc.TaskQueueServicer):
+class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
     def __init__(self, queue: TaskQueue, tracing: Tracing | None = None) -> None:
         self.queue = queue
+        self.sessions = queue.sessions
         self.tracing = tracing or Tracing(False)
 
     def _task(self, t: Task, now: int | None = None) -> pb.Task:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..errors import BrokerError
+from ..models.sessions import CreateSessionInput, EndSessionInput, Session, SessionFilter
 from ..models.tasks import (
     CancelInput,
     Changes,
@@ -103,3 +104,25 @@ class TaskStore(Protocol):
         """The tasks a Watch covers, as they are now."""
 
     async def task_path(self, task_id: str) -> str: ...
+
+    # -- orchestration sessions (sqlite/sessions.py) ------------------------------------
+
+    async def create_session(self, inp: CreateSessionInput, session_id: str, now: int) -> Session:
+        """Store a new active session (NotFound: its parent session; AlreadyExists: the id)."""
+
+    async def get_session(self, session_id: str) -> Session:
+        """One session with its task counts (NotFound)."""
+
+    async def list_sessions(self, flt: SessionFilter) -> tuple[list[Session], tuple[int, str] | None]:
+        """A page of sessions, oldest first, and the position of the last when more follow."""
+
+    async def close_session(self, inp: EndSessionInput, now: int) -> tuple[Session, Changes]:
+        """No more tasks: the session ends once every task finished (at once if they have)."""
+
+    async def cancel_session(
+        self, inp: EndSessionInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Session, list[str], Changes]:
+        """End the session as cancelled, with every unfinished task in it."""
+
+    async def archive_sessions(self, ended_before: int, limit: int = 1000) -> int:
+        """Archive sessions ended before ``ended_before``; delete archived ones with no task left."""

@@ -61,6 +61,11 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "TaskQueue/Complete": (OK, PD, OK, PD),
     "TaskQueue/CompleteBatch": (OK, PD, OK, PD),
     "TaskQueue/Fail": (OK, PD, OK, PD),
+    "TaskQueue/CreateSession": (PD, PD, OK, OK),
+    "TaskQueue/GetSession": (PD, PD, OK, OK),
+    "TaskQueue/ListSessions": (PD, PD, OK, OK),
+    "TaskQueue/CloseSession": (PD, PD, OK, OK),
+    "TaskQueue/CancelSession": (PD, PD, OK, OK),
 }
 
 
@@ -108,6 +113,9 @@ class World:
     async def task(self) -> str:
         spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(self.peer)])
         return (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id
+
+    async def session(self) -> str:
+        return (await self.admin.tasks.CreateSession(tpb.CreateSessionRequest(name="s"))).session_id
 
     async def cancelled_task(self) -> str:
         tid = await self.task()
@@ -198,6 +206,15 @@ BUILD: dict[str, Build] = {
         w.leased_to(t), lambda ta: tpb.ExtendLeaseRequest(task_id=ta[0], agent_id=t, attempt=ta[1])
     ),
     "TaskQueue/Complete": _complete,
+    "TaskQueue/CreateSession": lambda w, t: _now(tpb.CreateSessionRequest(name="plan", initiated_by=t)),
+    "TaskQueue/GetSession": lambda w, t: _then(w.session(), lambda s: tpb.GetSessionRequest(session_id=s)),
+    "TaskQueue/ListSessions": lambda w, t: _now(tpb.ListSessionsRequest()),
+    "TaskQueue/CloseSession": lambda w, t: _then(
+        w.session(), lambda s: tpb.CloseSessionRequest(session_id=s)
+    ),
+    "TaskQueue/CancelSession": lambda w, t: _then(
+        w.session(), lambda s: tpb.CancelSessionRequest(session_id=s)
+    ),
     "TaskQueue/CompleteBatch": lambda w, t: _then(
         _complete(w, t), lambda r: tpb.CompleteBatchRequest(items=[r])
     ),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ...clock import s_to_us
 from ...domain.priority import PriorityPolicy
 from ...errors import BrokerError
+from ...models.sessions import CreateSessionInput, EndSessionInput, Session, SessionFilter
 from ...models.tasks import (
     CancelInput,
     Changes,
@@ -36,6 +37,7 @@ from ...models.tasks import (
     TreeSummary,
     WatchScope,
 )
+from . import sessions
 from . import tasks_lease as lease
 from . import tasks_read as read
 from .tasks_rows import Capsets, load_task
@@ -75,6 +77,8 @@ class TaskOps:
             tx = self._tx(conn, now, snapshots)
             out = fn(tx)
             tx.flush()
+            if tx.sessions_touched:
+                sessions.settle(tx, tx.sessions_touched)
             return out
 
         return await self.engine.write(job)
@@ -182,3 +186,29 @@ class TaskOps:
 
     async def task_path(self, task_id: str) -> str:
         return await self.engine.read(lambda conn: read.path_of(conn, task_id))
+
+    # ------------------------------------------------------------ sessions
+
+    async def create_session(self, inp: CreateSessionInput, session_id: str, now: int) -> Session:
+        return await self.engine.write(lambda conn: sessions.create_session_job(conn, inp, session_id, now))
+
+    async def get_session(self, session_id: str) -> Session:
+        return await self.engine.read(lambda conn: sessions.load_session(conn, session_id))
+
+    async def list_sessions(self, flt: SessionFilter) -> tuple[list[Session], tuple[int, str] | None]:
+        return await self.engine.read(lambda conn: sessions.list_sessions(conn, flt))
+
+    async def close_session(self, inp: EndSessionInput, now: int) -> tuple[Session, Changes]:
+        return await self._write(now, lambda tx: (sessions.close_job(tx, inp), tx.changes))
+
+    async def cancel_session(
+        self, inp: EndSessionInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Session, list[str], Changes]:
+        def job(tx: TaskTx) -> tuple[Session, list[str], Changes]:
+            session, cancelled = sessions.cancel_job(tx, inp)
+            return session, cancelled, tx.changes
+
+        return await self._write(now, job, snapshots)
+
+    async def archive_sessions(self, ended_before: int, limit: int = 1000) -> int:
+        return await self.engine.write(lambda conn: sessions.archive_job(conn, ended_before, limit))

@@ -15,6 +15,7 @@ from typing import Any
 from ...domain import dependencies, submission, task_states
 from ...errors import NotFound
 from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus
+from . import sessions
 from .tasks_rows import Capsets, load_task, row_to_task
 from .tasks_tx import TaskTx
 
@@ -84,15 +85,18 @@ def submit_job(
         if node.key is not None:
             by_key[node.key] = task_id
 
-        # The parent: the tree columns come from it.
+        # The parent: the tree columns come from it, and the session unless one is given.
+        session_id = spec.session_id
         if parent_id is not None:
             parent = conn.execute(
-                "SELECT root_id, level, path FROM tasks WHERE task_id = ?", (parent_id,)
+                "SELECT root_id, level, path, session_id FROM tasks WHERE task_id = ?", (parent_id,)
             ).fetchone()
             if parent is None:
                 raise NotFound(f"{node.where}.parent_id: task {parent_id!r} not found")
             level = submission.check_level(node.where, parent["level"], max_depth)
             root_id, path = parent["root_id"], f"{parent['path']}{task_id}/"
+            if session_id is None:
+                session_id = parent["session_id"]
         else:
             level, root_id, path = 0, task_id, f"/{task_id}/"
 
@@ -111,12 +115,8 @@ def submit_job(
             dep_depth = max(dep_depth, p["dep_depth"] + 1)
         submission.check_dep_depth(node.where, dep_depth, max_depth)
 
-        if spec.session_id is not None:
-            conn.execute(
-                "INSERT INTO orchestration_sessions (session_id, created_by, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (spec.session_id, spec.submitted_by or None, now, now),
-            )
+        if session_id is not None:
+            sessions.admit(conn, session_id, spec.submitted_by or None, 1, now, node.where)
         caps = tuple(spec.required_capabilities)
         status, reason = dependencies.initial_status(unfinished)
         urgency = tx.policy.urgency(spec.deadline, now) if status == TaskStatus.READY else 0.0
@@ -144,7 +144,7 @@ def submit_job(
             "backoff_multiplier": spec.backoff_multiplier,
             "backoff_max_us": spec.backoff_max_us,
             "lease_timeout_us": spec.lease_timeout_us or default_lease_us,
-            "session_id": spec.session_id,
+            "session_id": session_id,
             "tags": _json_list(spec.tags),
             "metadata": json.dumps(spec.metadata) if spec.metadata else "{}",
             "idempotency_key": spec.idempotency_key,

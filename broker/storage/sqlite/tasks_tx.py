@@ -46,6 +46,8 @@ class TaskTx:
         self.rng = rng
         self.changes = Changes()
         self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
+        # Sessions with a task that finished here: their status is settled before the commit.
+        self.sessions_touched: set[str] = set()
 
     # ------------------------------------------------------------ recording
 
@@ -63,6 +65,8 @@ class TaskTx:
         self._history.append(
             (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
         )
+        if row["session_id"] is not None and task_states.is_finished(to):
+            self.sessions_touched.add(row["session_id"])
         elapsed = None
         if frm is S.RUNNING and row["started_at"] is not None:
             elapsed = self.now - row["started_at"]

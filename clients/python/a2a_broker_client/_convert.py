@@ -383,3 +383,28 @@ def task_event(e: tasks_pb2.TaskEvent) -> m.TaskEvent:
         task=task(e.task) if e.HasField("task") else None,
         snapshot=e.snapshot,
     )
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def session(s: tasks_pb2.Session) -> m.Session:
+    return m.Session(
+        session_id=s.session_id,
+        name=s.name,
+        parent_session_id=s.parent_session_id,
+        initiated_by=s.initiated_by,
+        context=to_dict(s, "context"),
+        labels=dict(s.labels),
+        status=to_enum(m.SessionStatus, tasks_pb2.SessionStatus, s.status),
+        status_reason=s.status_reason,
+        deadline=to_datetime(s, "deadline"),
+        max_tasks=s.max_tasks,
+        summary=s.summary,
+        task_counts=dict(s.task_counts),
+        progress=s.progress,
+        created_at=to_datetime(s, "created_at"),
+        updated_at=to_datetime(s, "updated_at"),
+        closed_at=to_datetime(s, "closed_at"),
+        finished_at=to_datetime(s, "finished_at"),
+    )

@@ -631,6 +631,73 @@ class BrokerClient:
         req = tasks_pb2.CancelRequest(task_id=task_id, cascade=cascade, reason=reason, actor=actor)
         return list((await self._unary("tasks", "Cancel", req, safe=False)).cancelled_task_ids)
 
+    # ------------------------------------------------------------ sessions
+
+    async def create_session(
+        self,
+        name: str = "",
+        *,
+        session_id: str = "",
+        parent_session_id: str = "",
+        initiated_by: str = "",
+        context: Mapping[str, Any] | None = None,
+        labels: Mapping[str, str] | None = None,
+        deadline: datetime | None = None,
+        max_tasks: int = 0,
+    ) -> m.Session:
+        """Open an orchestration session; submit tasks with its ``session_id`` (their children
+        inherit it), then :meth:`close_session` once no more will come."""
+        req = tasks_pb2.CreateSessionRequest(
+            session_id=session_id,
+            name=name,
+            parent_session_id=parent_session_id,
+            initiated_by=initiated_by,
+            labels=dict(labels or {}),
+            max_tasks=max_tasks,
+        )
+        if context:
+            req.context.CopyFrom(c.struct(dict(context)))
+        if deadline is not None:
+            req.deadline.CopyFrom(c.timestamp(deadline))
+        return c.session(await self._unary("tasks", "CreateSession", req, safe=bool(session_id)))
+
+    async def get_session(self, session_id: str) -> m.Session:
+        req = tasks_pb2.GetSessionRequest(session_id=session_id)
+        return c.session(await self._unary("tasks", "GetSession", req, safe=True))
+
+    async def list_sessions(
+        self,
+        *,
+        status: m.SessionStatus | str | None = None,
+        initiated_by: str = "",
+        parent_session_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> m.Page[m.Session]:
+        """One page of sessions matching every filter given, oldest first."""
+        req = tasks_pb2.ListSessionsRequest(
+            status=c.from_enum(tasks_pb2.SessionStatus, status),
+            initiated_by=initiated_by,
+            parent_session_id=parent_session_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        resp = await self._unary("tasks", "ListSessions", req, safe=True)
+        return m.Page([c.session(s) for s in resp.sessions], resp.next_page_token)
+
+    async def close_session(self, session_id: str, *, summary: str = "") -> m.Session:
+        """No more tasks: the session ends once every task has finished (at once if they have)."""
+        req = tasks_pb2.CloseSessionRequest(session_id=session_id, summary=summary)
+        return c.session(await self._unary("tasks", "CloseSession", req, safe=True))
+
+    async def cancel_session(
+        self, session_id: str, *, reason: str = "", actor: str = ""
+    ) -> tuple[m.Session, list[str]]:
+        """Cancel the session and every unfinished task in it; the session and the ids cancelled."""
+        req = tasks_pb2.CancelSessionRequest(session_id=session_id, reason=reason, actor=actor)
+        resp = await self._unary("tasks", "CancelSession", req, safe=True)
+        return c.session(resp.session), list(resp.cancelled_task_ids)
+
     async def get_task(self, task_id: str) -> m.Task:
         return c.task(await self._unary("tasks", "Get", tasks_pb2.GetTaskRequest(task_id=task_id), safe=True))
 

@@ -408,6 +408,39 @@ class GraphResult:
     tasks: list[Task]
 
 
+class SessionStatus(enum.StrEnum):
+    UNSPECIFIED = "unspecified"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True)
+class Session:
+    """An orchestration session: a group of tasks with a lifecycle (see the README's Sessions).
+    ``task_counts`` maps lower-case task status names to counts; ``progress`` is 0-1."""
+
+    session_id: str
+    name: str = ""
+    parent_session_id: str = ""
+    initiated_by: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    status: SessionStatus = SessionStatus.UNSPECIFIED
+    status_reason: str = ""
+    deadline: datetime | None = None
+    max_tasks: int = 0
+    summary: str = ""
+    task_counts: dict[str, int] = field(default_factory=dict)
+    progress: float = 0.0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Assignment:
     """A lease on one task; finish it quoting ``attempt``."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import agents, messages, stats, tasks
+from . import agents, messages, sessions, stats, tasks
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,7 +33,7 @@ __all__ = [
 
 
 def add_client_commands(subparsers: Any) -> None:
-    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks`` and ``stats`` to the parser.
+    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions`` and ``stats``.
 
     Each leaf command sets ``func``: it takes the parsed Namespace and returns
     the exit code.
@@ -42,4 +42,5 @@ def add_client_commands(subparsers: Any) -> None:
     agents.add(subparsers, common)
     messages.add(subparsers, common)
     tasks.add(subparsers, common)
+    sessions.add(subparsers, common)
     stats.add(subparsers, common)

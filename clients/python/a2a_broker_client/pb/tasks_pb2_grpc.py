@@ -116,6 +116,31 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WatchTasksRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.TaskEvent.FromString,
                 _registered_method=True)
+        self.CreateSession = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/CreateSession',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateSessionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.FromString,
+                _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/GetSession',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/ListSessions',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.CloseSession = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/CloseSession',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.FromString,
+                _registered_method=True)
+        self.CancelSession = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/CancelSession',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.FromString,
+                _registered_method=True)
 
 
 class TaskQueueServicer:
@@ -306,6 +331,55 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSession(self, request, context):
+        """CreateSession opens an orchestration session: tasks submitted with its
+        `session_id` (and their children, which inherit it) belong to it. It is
+        ACTIVE until it ends: FAILED as soon as one of its root tasks failed for
+        good; once closed (CloseSession) and every task finished, COMPLETED (or
+        FAILED when any task failed for good); CANCELLED by CancelSession. After
+        the task retention an ended session is ARCHIVED, then deleted with its
+        tasks. Submitting into an unknown session id creates it implicitly
+        (ACTIVE, no budget); into an ended one is refused. Errors:
+        INVALID_ARGUMENT; NOT_FOUND for an unknown parent session;
+        ALREADY_EXISTS for a session id in use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSession(self, request, context):
+        """GetSession reads a session with its task counts and progress.
+        Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """ListSessions lists sessions, oldest first, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSession(self, request, context):
+        """CloseSession says no more tasks will come: the session ends once every
+        task has finished (at once if they have). Closing again only updates the
+        summary. Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSession(self, request, context):
+        """CancelSession ends the session as CANCELLED and cancels every unfinished
+        task in it (lease holders are told). Cancelling again is a no-op.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskQueueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -388,6 +462,31 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WatchTasksRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.TaskEvent.SerializeToString,
+            ),
+            'CreateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSession,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateSessionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetSessionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSessionsRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'CloseSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSession,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CloseSessionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.SerializeToString,
+            ),
+            'CancelSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSession,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -823,6 +922,141 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/Watch',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.WatchTasksRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.TaskEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/CreateSession',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateSessionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/GetSession',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.GetSessionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/ListSessions',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSessionsRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/CloseSession',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CloseSessionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/CancelSession',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,20 @@
+-- SQLite's 0009. Orchestration sessions as a resource: a name, a parent session, the initiating agent
+-- (created_by), a context and labels (JSON), an optional deadline and task budget, a summary
+-- and the reason of its status, and when it was closed and when it ended.
+ALTER TABLE orchestration_sessions ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE orchestration_sessions ADD COLUMN parent_session_id TEXT;
+ALTER TABLE orchestration_sessions ADD COLUMN context TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE orchestration_sessions ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE orchestration_sessions ADD COLUMN deadline BIGINT;
+ALTER TABLE orchestration_sessions ADD COLUMN max_tasks BIGINT;
+ALTER TABLE orchestration_sessions ADD COLUMN summary TEXT NOT NULL DEFAULT '';
+ALTER TABLE orchestration_sessions ADD COLUMN status_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE orchestration_sessions ADD COLUMN closed_at BIGINT;
+ALTER TABLE orchestration_sessions ADD COLUMN finished_at BIGINT;
+CREATE INDEX idx_sessions_created ON orchestration_sessions (created_at, session_id);
+CREATE INDEX idx_sessions_created_by ON orchestration_sessions (created_by, created_at)
+    WHERE created_by IS NOT NULL;
+CREATE INDEX idx_sessions_parent ON orchestration_sessions (parent_session_id, created_at)
+    WHERE parent_session_id IS NOT NULL;
+-- A session's tasks counted by status (GetSession, and its status after each task change).
+CREATE INDEX idx_tasks_session_status ON tasks (session_id, status) WHERE session_id IS NOT NULL;
