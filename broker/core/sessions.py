@@ -33,7 +33,11 @@ class Sessions:
         session = await self.storage.create_session(inp, inp.session_id or new_session_id(), now_us())
         log.info(
             "session created",
-            extra={"session_id": session.session_id, "name": session.name, "by": session.initiated_by},
+            extra={
+                "session_id": session.session_id,
+                "session_name": session.name,
+                "by": session.initiated_by,
+            },
         )
         return session
 

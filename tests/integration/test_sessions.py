@@ -6,6 +6,7 @@ deleting; bad input refused with nothing changed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 from google.protobuf import struct_pb2
@@ -32,7 +33,8 @@ async def get(stubs, session_id: str) -> pb.Session:
     return await stubs.tasks.GetSession(pb.GetSessionRequest(session_id=session_id))
 
 
-async def test_a_session_is_created_with_its_fields_and_read_back(stubs):
+async def test_a_session_is_created_with_its_fields_and_read_back(stubs, caplog):
+    caplog.set_level(logging.INFO, logger="broker")  # the lifecycle lines are made, and make it
     ctx = struct_pb2.Struct()
     ctx.update({"goal": "quarterly report", "sources": 3})
     s = await create(
@@ -56,6 +58,8 @@ async def test_a_session_is_created_with_its_fields_and_read_back(stubs):
     assert child.session_id.startswith("s-") and child.parent_session_id == "report-q3"
     again = await get(stubs, "report-q3")
     assert again.name == "Q3 report" and dict(again.task_counts) == {} and again.progress == 0
+    created = [r for r in caplog.records if r.getMessage() == "session created"]
+    assert [r.session_id for r in created] == ["report-q3", child.session_id]  # type: ignore[attr-defined]
 
 
 async def test_all_tasks_finished_after_close_completes_the_session_and_children_inherit_it(stubs):
@@ -84,7 +88,8 @@ async def test_all_tasks_finished_after_close_completes_the_session_and_children
     assert seen == {root.task_id, child.task_id}
 
 
-async def test_a_closed_session_completes_when_its_last_task_finishes(stubs):
+async def test_a_closed_session_completes_when_its_last_task_finishes(stubs, caplog):
+    caplog.set_level(logging.INFO, logger="broker")
     await th.register(stubs, "w", ["sum"])
     s = await create(stubs)
     t = await th.submit(stubs, "only", required_capabilities=["sum"], session_id=s.session_id)
@@ -94,6 +99,8 @@ async def test_a_closed_session_completes_when_its_last_task_finishes(stubs):
     assert a.task.task_id == t.task_id
     await th.complete(stubs, a, "w")
     assert sname((await get(stubs, s.session_id)).status) == "completed"
+    ended = [r for r in caplog.records if r.getMessage() == "session ended"]
+    assert [(r.session_id, r.status) for r in ended] == [(s.session_id, "completed")]  # type: ignore[attr-defined]
 
 
 async def test_a_root_task_failing_for_good_fails_the_open_session_and_it_takes_no_more_tasks(stubs):

@@ -14,11 +14,11 @@ import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 
 import { grpc } from './grpc.js';
-import { duration, encodePayload } from './values.js';
+import { duration, encodePayload, toStruct } from './values.js';
 
 export { grpc };
 export { Agent } from './agent.js';
-export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds } from './values.js';
+export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds, toStruct } from './values.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -73,7 +73,7 @@ function toBrokerError(err, method) {
 // Calls safe to repeat, retried on UNAVAILABLE (sends and submits only with an idempotency key).
 const SAFE = new Set([
   'GetAgent', 'ListAgents', 'Heartbeat', 'GetMessage', 'ListMessages', 'Ack', 'Get', 'List', 'GetTree',
-  'GetHistory', 'ExtendLease',
+  'GetHistory', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
 ]);
 
 // ------------------------------------------------------------------ security
@@ -529,6 +529,35 @@ export class BrokerClient {
 
   getTask(taskId) {
     return this._unary(this.tasks, 'Get', { taskId });
+  }
+
+  /**
+   * Open an orchestration session: `{sessionId?, name, parentSessionId, initiatedBy, context,
+   * labels, maxTasks}` (`context` a plain object). Tasks submitted with its `sessionId` (and their
+   * children) belong to it; see the README's Sessions.
+   */
+  createSession(request = {}) {
+    const { context, ...rest } = request;
+    return this._unary(this.tasks, 'CreateSession', context ? { ...rest, context: toStruct(context) } : rest);
+  }
+
+  getSession(sessionId) {
+    return this._unary(this.tasks, 'GetSession', { sessionId });
+  }
+
+  /** One page of sessions: `{status, initiatedBy, parentSessionId, pageSize, pageToken}`. */
+  listSessions(filter = {}) {
+    return this._unary(this.tasks, 'ListSessions', filter);
+  }
+
+  /** No more tasks: the session ends once every task has finished. */
+  closeSession(sessionId, { summary = '' } = {}) {
+    return this._unary(this.tasks, 'CloseSession', { sessionId, summary });
+  }
+
+  /** Cancel the session and its unfinished tasks: `{session, cancelledTaskIds}`. */
+  cancelSession(sessionId, { reason = '', actor = '' } = {}) {
+    return this._unary(this.tasks, 'CancelSession', { sessionId, reason, actor });
   }
 
   listTasks(filter = {}) {
