@@ -80,11 +80,19 @@ def build_graph(topic: str, session: str, me: str) -> list[GraphNode]:
 
 async def run(args: argparse.Namespace) -> int:
     me = args.id
-    session = f"report-{uuid.uuid4().hex[:8]}"
     async with BrokerClient(args.address) as client:
         # Registered so that the report can be sent back to us as a message.
         await client.register(me, agent_type="orchestrator", max_concurrent_tasks=1)
+        # One session for the whole orchestration: it ends once closed and every task finished.
+        opened = await client.create_session(
+            f"report on {args.topic}",
+            session_id=f"report-{uuid.uuid4().hex[:8]}",
+            initiated_by=me,
+            context={"topic": args.topic},
+        )
+        session = opened.session_id
         graph = await client.submit_graph(build_graph(args.topic, session, me))
+        await client.close_session(session, summary="no more tasks: the graph is the whole plan")
         names = {task_id: key for key, task_id in graph.task_ids.items()}
         print(f"submitted {len(names)} tasks in session {session}:")
         for t in graph.tasks:
@@ -117,10 +125,8 @@ async def run(args: argparse.Namespace) -> int:
         except TimeoutError:
             print(f"timed out after {args.timeout}s: are examples/fetcher.py and examples/writer.py running?")
             return 1
-        tree_counts = {}
-        async for t in client.iter_tasks(session_id=session):
-            tree_counts[t.status.value] = tree_counts.get(t.status.value, 0) + 1
-        print(f"\nsession {session}: {tree_counts}")
+        ended = await client.get_session(session)
+        print(f"\nsession {session}: {ended.status.value} ({ended.status_reason}), tasks {ended.task_counts}")
         print(f"message {msg.message_type!r} from {msg.sender_id}:\n{msg.data['report']}")
         await client.deregister(me)
         return 0

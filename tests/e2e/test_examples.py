@@ -45,7 +45,7 @@ def test_orchestrator_and_workers_produce_the_report(broker_process, tmp_path):
         assert "submitted 5 tasks in session report-" in out
         assert "summarize            blocked -> ready" in out
         assert "publish              running -> completed (writer-1)" in out
-        assert "{'completed': 5}" in out
+        assert "completed (closed, and every task finished), tasks {'completed': 5}" in out
         assert "Report on tidal power (from encyclopedia, news, papers):" in out
         assert out.count("  - ") == 9
         for w in workers:
