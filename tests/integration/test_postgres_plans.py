@@ -10,8 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from broker.models.sessions import SessionFilter, SessionStatus
 from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.sql import to_pg
+from broker.storage.sqlite import sessions
 from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL
 from broker.storage.sqlite.message_rows import DUE_SCHEDULED
 from broker.storage.sqlite.tasks_rows import (
@@ -44,6 +46,11 @@ FILL = [
     "UPDATE tasks SET status = 'running', assigned_agent_id = 'a' || (seq % 2000 + 1), lease_expires_at = seq"
     " WHERE seq % 3 = 0",
     "UPDATE tasks SET in_backoff = 1, next_attempt_at = seq WHERE seq % 3 = 1 AND seq % 7 = 0",
+    "INSERT INTO orchestration_sessions (session_id, created_by, parent_session_id, status, created_at,"
+    " updated_at) SELECT 's' || i, 'planner' || i % 50, CASE WHEN i > 100 THEN 's' || i % 100 END,"
+    " (ARRAY['active','completed','failed','cancelled','archived'])[1 + i % 5], i, 0"
+    " FROM generate_series(1, 5000) i",
+    "UPDATE tasks SET session_id = 's' || (seq % 5000 + 1)",
     "ANALYZE",
 ]
 
@@ -60,6 +67,10 @@ def conn(pg_cluster) -> Iterator[psycopg.Connection[Any]]:
 
 def plan(conn: psycopg.Connection[Any], sql: str, args: Any) -> str:
     return " | ".join(r[0] for r in conn.execute("EXPLAIN " + to_pg(sql), args))
+
+
+def _page(**flt: Any) -> tuple[str, list[Any]]:
+    return sessions.list_sessions_sql(SessionFilter(**flt))
 
 
 NOW = {"now": 10_000, "n": 10, "lim": 100, "agent": "a7", "cap": "cap4", "before": 5_000}
@@ -79,6 +90,11 @@ HOT = [
     ("a departed agent's running tasks", HOLDER_RUNNING_SQL, ("a7",), "idx_tasks_agent"),
     ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
     ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
+    ("a session's tasks by status", sessions.COUNTS_SQL, ("s7",), "idx_tasks_session"),
+    ("sessions, oldest first", *_page(page_size=50), "idx_sessions_created"),
+    ("sessions by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
+    ("a session's child sessions", *_page(parent_session_id="s7"), "idx_sessions_parent"),
+    ("sessions by status", *_page(status=SessionStatus.FAILED), "idx_sessions_status"),
 ]  # fmt: skip
 
 

@@ -23,10 +23,11 @@ _COLUMNS = (
 _FINISHED = "('completed', 'failed', 'cancelled')"
 
 
+COUNTS_SQL = "SELECT status, count(*) FROM tasks WHERE session_id = ? GROUP BY status"
+
+
 def counts_of(conn: sqlite3.Connection, session_id: str) -> dict[str, int]:
-    rows = conn.execute(
-        "SELECT status, count(*) FROM tasks WHERE session_id = ? GROUP BY status", (session_id,)
-    ).fetchall()
+    rows = conn.execute(COUNTS_SQL, (session_id,)).fetchall()
     return {r[0]: r[1] for r in rows}
 
 
@@ -95,9 +96,8 @@ def create_session_job(
     return load_session(conn, session_id)
 
 
-def list_sessions(
-    conn: sqlite3.Connection, flt: SessionFilter
-) -> tuple[list[Session], tuple[int, str] | None]:
+def list_sessions_sql(flt: SessionFilter) -> tuple[str, list[Any]]:
+    """The statement of one ListSessions page (each filter served by an index: the plan tests)."""
     where: list[str] = []
     args: list[Any] = []
     if flt.status is not None:
@@ -113,10 +113,15 @@ def list_sessions(
         where.append("(created_at > ? OR (created_at = ? AND session_id > ?))")
         args += [flt.after[0], flt.after[0], flt.after[1]]
     cond = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM orchestration_sessions {cond} ORDER BY created_at, session_id LIMIT ?",
-        (*args, flt.page_size + 1),
-    ).fetchall()
+    sql = f"SELECT {_COLUMNS} FROM orchestration_sessions {cond} ORDER BY created_at, session_id LIMIT ?"
+    return sql, [*args, flt.page_size + 1]
+
+
+def list_sessions(
+    conn: sqlite3.Connection, flt: SessionFilter
+) -> tuple[list[Session], tuple[int, str] | None]:
+    sql, args = list_sessions_sql(flt)
+    rows = conn.execute(sql, args).fetchall()
     more = len(rows) > flt.page_size
     rows = rows[: flt.page_size]
     out = [_session(r, counts_of(conn, r["session_id"])) for r in rows]
