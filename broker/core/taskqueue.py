@@ -96,8 +96,10 @@ class TaskQueue:
                 self.events.publish(TaskEvent(tr, changes.tasks.get(tr.task_id)))
         for at in changes.backoff_until:
             self._schedule_backoff(at)
-        for session_id, status in changes.sessions:
-            log.info("session ended", extra={"session_id": session_id, "status": status})
+        for s in changes.sessions:
+            log.info("session ended", extra={"session_id": s.session_id, "status": s.status.value})
+            if self.events.watchers:
+                self.events.publish(TaskEvent(None, None, session=s))
 
     def _count(self, transitions: list[Transition]) -> None:
         st = self.stats
@@ -275,17 +277,19 @@ class TaskQueue:
             await self.storage.get_task(value)  # NotFound before subscribing
 
             def accept(ev: TaskEvent) -> bool:
-                return ev.transition.task_id == value
+                return ev.transition is not None and ev.transition.task_id == value
 
         elif scope == WatchScope.SUBTREE:
             prefix = await self.storage.task_path(value)
 
             def accept(ev: TaskEvent) -> bool:
-                return ev.transition.path.startswith(prefix)
+                return ev.transition is not None and ev.transition.path.startswith(prefix)
 
         else:
 
             def accept(ev: TaskEvent) -> bool:
+                if ev.transition is None:
+                    return ev.session is not None and ev.session.session_id == value
                 return ev.transition.session_id == value
 
         watcher = self.events.watch(accept)

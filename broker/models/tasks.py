@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from ..clock import US_PER_S
 from .common import Capability, Id, Input, JsonObject, fold
+from .sessions import Session
 
 MAX_REQUIRED_CAPABILITIES = 64
 MAX_TAGS = 32
@@ -255,11 +256,13 @@ class Transition:
 
 @dataclass(frozen=True)
 class TaskEvent:
-    transition: Transition
+    transition: Transition | None  # None in a session event
     # The task right after the transition when it was captured (watchers were
     # connected); None otherwise, and the reader fetches the current state.
     task: Task | None
     snapshot: bool = False
+    # A session event: the session just ended (Watch of that session only).
+    session: Session | None = None
 
 
 @dataclass(frozen=True)
@@ -292,8 +295,8 @@ class Changes:
     # Tasks as they were right after the change: those built anyway (submitted, leased),
     # and the others when the write was asked for snapshots (someone watches).
     tasks: dict[str, Task] = field(default_factory=dict)
-    # Sessions whose status changed: (session id, new status).
-    sessions: list[tuple[str, str]] = field(default_factory=list)
+    # Sessions that ended, as they are after the change.
+    sessions: list[Session] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

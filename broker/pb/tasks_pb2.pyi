@@ -1829,14 +1829,24 @@ class TaskEvent(_message.Message):
     TRANSITION_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
+    SESSION_FIELD_NUMBER: _builtins.int
     snapshot: _builtins.bool
     """True for the initial state sent with `include_snapshot`."""
     @_builtins.property
-    def transition(self) -> Global___TaskTransition: ...
+    def transition(self) -> Global___TaskTransition:
+        """Unset in a session event (below)."""
+
     @_builtins.property
     def task(self) -> Global___Task:
         """The task as it is after the transition (or a little later, when the
         broker had no snapshot of that instant).
+        """
+
+    @_builtins.property
+    def session(self) -> Global___Session:
+        """A session event, on a Watch of that session: the session has just ended
+        (completed, failed or cancelled), as it is now. Sent after the
+        transitions that ended it.
         """
 
     def __init__(
@@ -1845,10 +1855,11 @@ class TaskEvent(_message.Message):
         transition: Global___TaskTransition | None = ...,
         task: Global___Task | None = ...,
         snapshot: _builtins.bool = ...,
+        session: Global___Session | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task", "transition", b"transition"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "task", b"task", "transition", b"transition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot", "task", b"task", "transition", b"transition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session", b"session", "snapshot", b"snapshot", "task", b"task", "transition", b"transition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

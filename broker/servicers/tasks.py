@@ -35,7 +35,7 @@ from ..security.identity import may_act_as
 from .convert import dur_s, dur_us, fitting, ts
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
-from .sessions import SessionRpcs
+from .sessions import SessionRpcs, session_out
 from .tasks_pb import (
     MAX_LEASE_US,
     STATUS_TO_PB,
@@ -413,6 +413,8 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
                 yield await self._event(ev)
 
     async def _event(self, ev: TaskEvent) -> pb.TaskEvent:
+        if ev.transition is None:  # a session event
+            return pb.TaskEvent(session=session_out(ev.session) if ev.session else None)
         task = ev.task
         if task is None:  # no snapshot of that instant: send the task as it is now
             try:

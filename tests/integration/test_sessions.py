@@ -78,14 +78,18 @@ async def test_all_tasks_finished_after_close_completes_the_session_and_children
     closed = await stubs.tasks.CloseSession(pb.CloseSessionRequest(session_id=s.session_id, summary="done"))
     assert sname(closed.status) == "completed" and closed.summary == "done"
     assert closed.status_reason == "closed, and every task finished" and closed.finished_at.seconds > 0
-    # Watch(session) carried its tasks' transitions
+    # Watch(session) carried its tasks' transitions, then the session's end
     seen = set()
-    while len(seen) < 2:
+    while True:
         ev = await next_within(watch)
+        if ev.HasField("session"):
+            break
         if th.name(ev.transition.to_status) == "completed":
             seen.add(ev.transition.task_id)
     watch.cancel()
     assert seen == {root.task_id, child.task_id}
+    assert not ev.HasField("transition") and ev.session.session_id == s.session_id
+    assert sname(ev.session.status) == "completed" and dict(ev.session.task_counts) == {"completed": 2}
 
 
 async def test_a_closed_session_completes_when_its_last_task_finishes(stubs, caplog):
@@ -145,6 +149,8 @@ async def test_cancelling_a_session_cancels_its_unfinished_tasks_and_tells_the_h
     running = await th.submit(stubs, "running", required_capabilities=["sum"], session_id=s.session_id)
     waiting = await th.submit(stubs, "waiting", required_capabilities=["sum"], session_id=s.session_id)
     outside = await th.submit(stubs, "outside", required_capabilities=["nobody"])
+    watch = stubs.tasks.Watch(pb.WatchTasksRequest(session_id=s.session_id))
+    await watch.initial_metadata()
     listen = stubs.tasks.Listen(pb.ListenRequest(agent_id="w"))
     first = await next_within(listen)
     (a,) = first.assignments
@@ -157,6 +163,10 @@ async def test_cancelling_a_session_cancels_its_unfinished_tasks_and_tells_the_h
     told = await next_within(listen)
     assert [(c.task_id, c.reason) for c in told.cancellations] == [(running.task_id, "plan abandoned")]
     listen.cancel()
+    events = [await next_within(watch) for _ in range(4)]  # running, leased; two cancelled; the session
+    watch.cancel()
+    assert sname(events[-1].session.status) == "cancelled"
+    assert sorted(e.transition.task_id for e in events[1:3]) == sorted([running.task_id, waiting.task_id])
     assert await th.status(stubs, outside.task_id) == "ready"
     again = await stubs.tasks.CancelSession(pb.CancelSessionRequest(session_id=s.session_id))
     assert list(again.cancelled_task_ids) == []  # a repeat changes nothing

@@ -185,7 +185,7 @@ def _end(tx: TaskTx, session_id: str, status: SessionStatus, reason: str) -> Non
         " WHERE session_id = ?",
         (status.value, reason, tx.now, tx.now, session_id),
     )
-    tx.changes.sessions.append((session_id, status.value))
+    tx.changes.sessions.append(load_session(tx.conn, session_id))
 
 
 def close_job(tx: TaskTx, inp: EndSessionInput) -> Session:

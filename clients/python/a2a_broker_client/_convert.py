@@ -382,6 +382,7 @@ def task_event(e: tasks_pb2.TaskEvent) -> m.TaskEvent:
         transition=transition(e.transition),
         task=task(e.task) if e.HasField("task") else None,
         snapshot=e.snapshot,
+        session=session(e.session) if e.HasField("session") else None,
     )
 
 

@@ -498,8 +498,10 @@ class TaskTree:
 
 @dataclass(frozen=True)
 class TaskEvent:
-    """A task state change (``snapshot``: the task's state when the watch started)."""
+    """A task state change (``snapshot``: the task's state when the watch started), or, on a
+    watch of a session, the session's end (``session`` set; ``transition`` then empty)."""
 
     transition: TaskTransition
     task: Task | None
     snapshot: bool = False
+    session: Session | None = None

@@ -391,6 +391,16 @@ async def _watch(client: BrokerClient, ns: argparse.Namespace) -> int:
     )
     ev: TaskEvent
     async for ev in limited(stream, ns.count, ns.timeout):
+        if ev.session is not None:  # the watched session ended
+            if ns.json:
+                print_json(ev, line=True)
+            else:
+                s = ev.session
+                print(
+                    f"{when(s.finished_at)}  session {s.session_id} {s.status.value} ({s.status_reason})",
+                    flush=True,
+                )
+            continue
         tr = ev.transition
         status = ev.task.status if ev.task is not None else tr.to_status
         done = ns.until_finished and tr.task_id == target and status.finished
