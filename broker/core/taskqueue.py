@@ -204,6 +204,7 @@ class TaskQueue:
             backoff_multiplier=t.backoff_multiplier,
             backoff_max_us=t.backoff_max_us,
             lease_timeout_us=t.lease_timeout_us,
+            max_run_us=t.max_run_us,
             session_id=t.session_id,
             tags=list(t.tags),
             metadata={**t.metadata, task_states.REPLAY_OF: t.task_id},

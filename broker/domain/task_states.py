@@ -96,6 +96,11 @@ def lease_expired(agent_id: str) -> str:
     return f"lease of agent {agent_id} expired"
 
 
+def timed_out(max_run_us: int) -> str:
+    """The error of an attempt that ran past its task's max_run_time."""
+    return f"timeout: the attempt ran longer than its max_run_time of {max_run_us / 1_000_000:g} s"
+
+
 def ancestor_cancelled(ancestor_id: str, reason: str) -> str:
     return f"ancestor {ancestor_id} cancelled: {reason}"
 

@@ -18,6 +18,7 @@ MAX_GRAPH_NODES = 1000
 MAX_CLAIM = 1000
 MIN_LEASE_US = 1 * US_PER_S
 MAX_LEASE_US = 24 * 3600 * US_PER_S
+MAX_RUN_US = 7 * 24 * 3600 * US_PER_S
 
 
 class TaskStatus(enum.StrEnum):
@@ -77,6 +78,7 @@ class TaskSpecInput(Input):
     backoff_multiplier: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
     backoff_max_us: Annotated[int, Field(ge=0, le=MAX_LEASE_US)] = 300 * US_PER_S
     lease_timeout_us: Annotated[int, Field(ge=MIN_LEASE_US, le=MAX_LEASE_US)] | None = None
+    max_run_us: Annotated[int, Field(ge=US_PER_S, le=MAX_RUN_US)] | None = None
     session_id: Id | None = None
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(fold)] = []
     metadata: JsonObject = {}
@@ -234,6 +236,7 @@ class Task:
     started_at: int | None
     finished_at: int | None
     traceparent: str | None = None
+    max_run_us: int | None = None  # the longest an attempt may run (None: no limit)
 
 
 @dataclass(frozen=True)

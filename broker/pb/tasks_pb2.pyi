@@ -557,6 +557,7 @@ class TaskSpec(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     SUBMITTED_BY_FIELD_NUMBER: _builtins.int
+    MAX_RUN_TIME_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """Required, 1-512 characters."""
     task_type: _builtins.str
@@ -607,6 +608,14 @@ class TaskSpec(_message.Message):
     def metadata(self) -> _struct_pb2.Struct:
         """Free-form, at most 64 KiB as JSON."""
 
+    @_builtins.property
+    def max_run_time(self) -> _duration_pb2.Duration:
+        """Optional: the longest an attempt may run, however often its lease is
+        extended (1 s - 7 days; unset: the broker's default, none unless
+        configured). Past it the attempt fails with an error starting "timeout",
+        retried per the retry policy, and the holder is told on its stream.
+        """
+
     def __init__(
         self,
         *,
@@ -626,10 +635,11 @@ class TaskSpec(_message.Message):
         metadata: _struct_pb2.Struct | None = ...,
         idempotency_key: _builtins.str = ...,
         submitted_by: _builtins.str = ...,
+        max_run_time: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "deadline", b"deadline", "lease_timeout", b"lease_timeout", "metadata", b"metadata", "priority", b"priority", "retry", b"retry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "deadline", b"deadline", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "priority", b"priority", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "lease_timeout", b"lease_timeout", "metadata", b"metadata", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015

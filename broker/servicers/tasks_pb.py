@@ -8,6 +8,7 @@ from ..clock import US_PER_S
 from ..errors import InvalidArgument
 from ..models.tasks import (
     MAX_LEASE_US,
+    MAX_RUN_US,
     Assignment,
     Cancellation,
     DepType,
@@ -68,6 +69,14 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
             MAX_LEASE_US,
             "must be between 1 s and 24 h",
         ),
+        "max_run_us": _duration(
+            msg,
+            "max_run_time",
+            f"{where}.max_run_time",
+            US_PER_S,
+            MAX_RUN_US,
+            "must be between 1 s and 7 days",
+        ),
         "session_id": msg.session_id or None,
         "tags": list(msg.tags),
         "metadata": _metadata(msg, f"{where}.metadata"),
@@ -122,6 +131,8 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
     set_us(r.initial_backoff, t.backoff_initial_us)
     set_us(r.max_backoff, t.backoff_max_us)
     set_us(s.lease_timeout, t.lease_timeout_us)
+    if t.max_run_us is not None:
+        set_us(s.max_run_time, t.max_run_us)
     if t.session_id:
         s.session_id = t.session_id
     if t.tags:

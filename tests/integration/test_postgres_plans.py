@@ -21,6 +21,7 @@ from broker.storage.sqlite.tasks_rows import (
     EXPIRED_LEASES_SQL,
     HOLDER_RUNNING_SQL,
     NEXT_READY_SQL,
+    TIMED_OUT_SQL,
     URGENCY_WINDOW_SQL,
 )
 
@@ -46,6 +47,7 @@ FILL = [
     "UPDATE tasks SET status = 'running', assigned_agent_id = 'a' || (seq % 2000 + 1), lease_expires_at = seq"
     " WHERE seq % 3 = 0",
     "UPDATE tasks SET in_backoff = 1, next_attempt_at = seq WHERE seq % 3 = 1 AND seq % 7 = 0",
+    "UPDATE tasks SET run_deadline = seq WHERE seq % 3 = 0 AND seq % 2 = 0",
     "INSERT INTO orchestration_sessions (session_id, created_by, parent_session_id, status, created_at,"
     " updated_at) SELECT 's' || i, 'planner' || i % 50, CASE WHEN i > 100 THEN 's' || i % 100 END,"
     " (ARRAY['active','completed','failed','cancelled','archived'])[1 + i % 5], i, 0"
@@ -86,6 +88,7 @@ HOT = [
     ("scheduled messages come due", DUE_SCHEDULED, NOW, "idx_messages_scheduled"),
     ("lease: a capability set's next ready tasks", NEXT_READY_SQL, (1, 10), "idx_tasks_ready"),
     ("sweep: lapsed leases", EXPIRED_LEASES_SQL, (5_000, 100), "idx_tasks_lease"),
+    ("sweep: attempts past max_run_time", TIMED_OUT_SQL, (5_000, 100), "idx_tasks_run_deadline"),
     ("sweep: backoffs due", DUE_BACKOFF_SQL, (5_000,), "idx_tasks_backoff"),
     ("a departed agent's running tasks", HOLDER_RUNNING_SQL, ("a7",), "idx_tasks_agent"),
     ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),

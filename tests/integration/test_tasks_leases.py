@@ -257,7 +257,8 @@ async def test_watch_streams_the_transitions_of_a_subtree_and_a_session(stubs):
     snap = [await next_within(tree), await next_within(tree)]
     assert all(e.snapshot for e in snap)
     assert {e.task.task_id for e in snap} == {root.task_id, child.task_id}
-    assert (await next_within(session)).task.task_id == root.task_id
+    # the child inherited the root's session: both are in its snapshot
+    assert {(await next_within(session)).task.task_id for _ in range(2)} == {root.task_id, child.task_id}
 
     await stubs.tasks.Cancel(pb.CancelRequest(task_id=unrelated.task_id))
     leased = await claim(stubs, "w", n=2)
@@ -276,8 +277,8 @@ async def test_watch_streams_the_transitions_of_a_subtree_and_a_session(stubs):
         e for e in events if e.task.task_id == child.task_id and name(e.transition.to_status) == "completed"
     ]
     assert name(done[0].task.status) == "completed" and done[0].transition.actor == "w"
-    s_events = [await next_within(session) for _ in range(2)]
-    assert {e.task.task_id for e in s_events} == {root.task_id}
+    s_events = [await next_within(session) for _ in range(4)]
+    assert {e.task.task_id for e in s_events} == {root.task_id, child.task_id}  # not the unrelated task
     tree.cancel()
     session.cancel()
 

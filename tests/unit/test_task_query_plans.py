@@ -21,6 +21,7 @@ from broker.storage.sqlite.tasks_rows import (
     SUBTREE_PAGE_DEPTH_SQL,
     SUBTREE_PAGE_SQL,
     SUBTREE_SQL,
+    TIMED_OUT_SQL,
     UNFINISHED_PREREQS_SQL,
     URGENCY_WINDOW_SQL,
     capset_id_of,
@@ -100,6 +101,12 @@ def test_dependents_of_a_task_use_an_index(conn):
 def test_expired_leases_use_an_index(conn):
     p = plan(conn, EXPIRED_LEASES_SQL, (500, 100))
     assert "USING INDEX idx_tasks_lease (lease_expires_at<?)" in p, p
+    assert "TEMP B-TREE" not in p, p
+
+
+def test_attempts_past_their_max_run_time_use_an_index(conn):
+    p = plan(conn, TIMED_OUT_SQL, (500, 100))
+    assert "USING INDEX idx_tasks_run_deadline (run_deadline>? AND run_deadline<?)" in p, p
     assert "TEMP B-TREE" not in p, p
 
 

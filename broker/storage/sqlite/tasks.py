@@ -96,6 +96,7 @@ class TaskOps:
                 nodes,
                 max_depth=s.max_depth,
                 default_lease_us=s_to_us(s.default_lease_timeout_s),
+                default_max_run_us=s_to_us(s.default_max_run_time_s) or None,
             ),
         )
 
@@ -140,6 +141,7 @@ class TaskOps:
 
     def _sweep_tasks_job(self, tx: TaskTx, limit: int) -> Changes:
         lease.expire_leases_job(tx, limit)
+        lease.time_out_runs_job(tx, limit)
         lease.release_due_backoffs(tx)
         lease.refresh_urgency_job(tx)
         return tx.changes

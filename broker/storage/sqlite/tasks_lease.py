@@ -35,6 +35,7 @@ from .tasks_rows import (
     FINISHED_SQL,
     HOLDER_RUNNING_SQL,
     NEXT_READY_SQL,
+    TIMED_OUT_SQL,
     URGENCY_WINDOW_SQL,
     Capsets,
     load_task,
@@ -50,6 +51,7 @@ from .tasks_tx import BROKER, TaskTx
 _LEASE = (
     "UPDATE tasks SET status = 'running', assigned_agent_id = ?, attempt = attempt + 1,"
     " lease_expires_at = ? + lease_timeout_us, started_at = ?, updated_at = ?, next_attempt_at = NULL,"
+    " run_deadline = ? + max_run_us,"
     " progress = 0, status_note = NULL WHERE task_id IN ({}) AND status = 'ready' RETURNING *"
 )
 _COMPLETE = (
@@ -98,7 +100,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     if not chosen:
         return LeaseResult(out, free, caps, a["status"], tx.changes)
     sql = _LEASE.format(", ".join("?" * len(chosen)))
-    rows = {r["task_id"]: r for r in conn.execute(sql, (agent_id, now, now, now, *chosen)).fetchall()}
+    rows = {r["task_id"]: r for r in conn.execute(sql, (agent_id, now, now, now, now, *chosen)).fetchall()}
     reason = task_states.leased(agent_id)
     for task_id in chosen:  # best first (RETURNING has no order)
         row = rows[task_id]
@@ -247,6 +249,18 @@ def expire_leases_job(tx: TaskTx, limit: int) -> int:
     for r in rows:
         agent = r["assigned_agent_id"]
         reason = task_states.lease_expired(agent)
+        tx.changes.cancellations.append((agent, Cancellation(r["task_id"], r["attempt"], reason)))
+        tx.end_attempt(r, reason, BROKER)
+    return len(rows)
+
+
+def time_out_runs_job(tx: TaskTx, limit: int) -> int:
+    """Attempts that ran past their task's max_run_time fail (retried per the retry policy), and
+    their holders are told."""
+    rows = tx.conn.execute(TIMED_OUT_SQL, (tx.now, limit)).fetchall()
+    for r in rows:
+        agent = r["assigned_agent_id"]
+        reason = task_states.timed_out(r["max_run_us"])
         tx.changes.cancellations.append((agent, Cancellation(r["task_id"], r["attempt"], reason)))
         tx.end_attempt(r, reason, BROKER)
     return len(rows)

@@ -25,6 +25,11 @@ DEPENDENTS_SQL = "SELECT dependent_id, dep_type FROM task_dependencies WHERE pre
 # Leases that lapsed (idx_tasks_lease).
 # INDEXED BY: without statistics the planner would rather take idx_tasks_status
 # (status = ?) and sort; a hot query's plan is not left to chance.
+TIMED_OUT_SQL = (
+    "SELECT * FROM tasks INDEXED BY idx_tasks_run_deadline"
+    " WHERE status = 'running' AND run_deadline IS NOT NULL AND run_deadline <= ?"
+    " ORDER BY run_deadline LIMIT ?"
+)
 EXPIRED_LEASES_SQL = (
     "SELECT * FROM tasks INDEXED BY idx_tasks_lease"
     " WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
@@ -171,6 +176,7 @@ def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         traceparent=row["traceparent"],
+        max_run_us=row["max_run_us"],
     )
 
 

@@ -33,13 +33,14 @@ _INSERT = (
     " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on,"
     " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
-    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent)"
+    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent,"
+    " max_run_us)"
     " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
     " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :depends_on,"
     " :has_dependents, :dep_depth,"
     " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
     " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
-    " :created_at, :updated_at, :traceparent)"
+    " :created_at, :updated_at, :traceparent, :max_run_us)"
 )
 
 
@@ -50,6 +51,7 @@ def submit_job(
     *,
     max_depth: int,
     default_lease_us: int,
+    default_max_run_us: int | None = None,
 ) -> SubmitResult:
     conn, now = tx.conn, tx.now
     by_key: dict[str, str] = {}
@@ -154,6 +156,7 @@ def submit_job(
             "created_at": now,
             "updated_at": now,
             "traceparent": spec.traceparent,
+            "max_run_us": spec.max_run_us or default_max_run_us,
         }
         values["seq"] = conn.execute(_INSERT + " RETURNING seq", values).fetchone()[0]
         seq = values["seq"]

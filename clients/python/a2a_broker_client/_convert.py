@@ -258,6 +258,8 @@ def task_spec(s: m.TaskSpec) -> tasks_pb2.TaskSpec:
         spec.deadline.CopyFrom(timestamp(s.deadline))
     if s.lease_timeout is not None:
         spec.lease_timeout.CopyFrom(duration(s.lease_timeout))
+    if s.max_run_time is not None:
+        spec.max_run_time.CopyFrom(duration(s.max_run_time))
     if s.retry is not None:
         r = s.retry
         spec.retry.multiplier = r.multiplier
@@ -295,6 +297,7 @@ def spec_from_pb(s: tasks_pb2.TaskSpec) -> m.TaskSpec:
         ),
         retry=retry,
         lease_timeout=to_seconds(s, "lease_timeout"),
+        max_run_time=to_seconds(s, "max_run_time"),
         session_id=s.session_id,
         tags=tuple(s.tags),
         metadata=to_dict(s, "metadata"),

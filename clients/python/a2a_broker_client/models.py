@@ -334,6 +334,8 @@ class TaskSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     idempotency_key: str = ""
     submitted_by: str = ""
+    # The longest an attempt may run, however often its lease is extended (None: the broker's default).
+    max_run_time: Seconds | None = None
 
     @property
     def data(self) -> Any:
