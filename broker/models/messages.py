@@ -336,6 +336,7 @@ def check_nack(
 
 
 class MessageFilter(Input):
+    message_type: str | None = None
     conversation_id: str | None = None
     correlation_id: str | None = None
     sender_id: str | None = None

@@ -174,6 +174,11 @@ class TaskFilter(Input):
     agent_id: str = ""
     tag: str = ""
     parent_id: str = ""
+    task_type: str = ""
+    root_id: str = ""
+    level: Annotated[int, Field(ge=0, le=1000)] | None = None
+    created_after: int | None = None
+    created_before: int | None = None
     page_size: int = 100
     after: int | None = None  # decoded page token: the last seq of the previous page
 

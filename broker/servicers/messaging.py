@@ -449,6 +449,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             raise InvalidArgument("page_token", "is not a token this broker issued")
         status = enum_value(pb.MessageStatus, request.status, "status")
         flt = MessageFilter(
+            message_type=request.message_type or None,
             conversation_id=request.conversation_id or None,
             correlation_id=request.correlation_id or None,
             sender_id=request.sender_id or None,

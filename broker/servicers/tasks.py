@@ -32,7 +32,7 @@ from ..models.tasks import (
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
 from ..security.identity import may_act_as
-from .convert import dur_s, dur_us, fitting, ts
+from .convert import dur_s, dur_us, fitting, ts, ts_us
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .sessions import SessionRpcs, session_out
@@ -349,6 +349,11 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             agent_id=request.agent_id,
             tag=request.tag,
             parent_id=request.parent_id,
+            task_type=request.task_type,
+            root_id=request.root_id,
+            level=request.level if request.HasField("level") else None,
+            created_after=ts_us(request, "created_after"),
+            created_before=ts_us(request, "created_before"),
             page_size=page_size(request.page_size),
             after=token[0] if token else None,
         )

@@ -10,12 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 
+from broker.models.messages import MessageFilter
 from broker.models.sessions import SessionFilter, SessionStatus
+from broker.models.tasks import TaskFilter
 from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.sql import to_pg
 from broker.storage.sqlite import sessions
 from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL
-from broker.storage.sqlite.message_rows import DUE_SCHEDULED
+from broker.storage.sqlite.message_rows import DUE_SCHEDULED, list_messages_sql
+from broker.storage.sqlite.tasks_read import list_tasks_sql
 from broker.storage.sqlite.tasks_rows import (
     DUE_BACKOFF_SQL,
     EXPIRED_LEASES_SQL,
@@ -98,6 +101,11 @@ HOT = [
     ("sessions by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("a session's child sessions", *_page(parent_session_id="s7"), "idx_sessions_parent"),
     ("sessions by status", *_page(status=SessionStatus.FAILED), "idx_sessions_status"),
+    ("tasks by type", *list_tasks_sql(TaskFilter(task_type="report")), "idx_tasks_type"),
+    ("a tree's tasks", *list_tasks_sql(TaskFilter(root_id="t7")), "idx_tasks_root"),
+    ("tasks at a depth", *list_tasks_sql(TaskFilter(level=1)), "idx_tasks_level"),
+    ("tasks by time", *list_tasks_sql(TaskFilter(created_after=10, created_before=20)), "idx_tasks_created"),
+    ("messages by type", *list_messages_sql(MessageFilter(message_type="x")), "idx_messages_type"),
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.models.messages import MessageFilter
 from broker.storage.sqlite import message_rows, messages
 from broker.storage.sqlite.migrate import migrate
 
@@ -81,3 +82,17 @@ def test_hot_query_uses_its_index(conn: sqlite3.Connection, what: str) -> None:
     # No full scan of the table and no sort: the index gives the rows in order.
     assert not any(re.match(r"SCAN a2a_messages(?! USING)", s) for s in steps), f"{what}: {text}"
     assert "TEMP B-TREE FOR ORDER BY" not in text, f"{what}: {text}"
+
+
+@pytest.mark.parametrize(
+    ("flt", "index"),
+    [
+        (MessageFilter(message_type="invoice"), "idx_messages_type"),
+        (MessageFilter(conversation_id="c1"), "idx_messages_conversation"),
+        (MessageFilter(sender_id="a1"), "idx_messages_sender"),
+    ],
+)
+def test_message_list_filters_use_indexes(conn: sqlite3.Connection, flt: MessageFilter, index: str) -> None:
+    sql, args = message_rows.list_messages_sql(flt)
+    text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    assert f"INDEX {index}" in text and "TEMP B-TREE FOR ORDER BY" not in text, text

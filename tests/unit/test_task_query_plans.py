@@ -145,6 +145,10 @@ def test_other_sweeper_and_bookkeeping_queries_use_indexes(conn):
         (TaskFilter(session_id="s"), "idx_tasks_session"),
         (TaskFilter(agent_id="a1"), "idx_tasks_agent"),
         (TaskFilter(parent_id="t000050"), "idx_tasks_parent"),
+        (TaskFilter(task_type="report"), "idx_tasks_type"),
+        (TaskFilter(root_id="t000050"), "idx_tasks_root"),
+        (TaskFilter(level=1), "idx_tasks_level"),
+        (TaskFilter(created_after=100, created_before=200), "idx_tasks_created"),
         (TaskFilter(capability="python"), "SEARCH x USING PRIMARY KEY (capability=?"),
         (TaskFilter(tag="x"), "SEARCH x USING PRIMARY KEY (tag=?"),
         (

@@ -116,7 +116,7 @@ def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
     """The ListMessages query for a filter, and its arguments (one row more than a page)."""
     where: list[str] = []
     args: list[object] = []
-    for column in ("conversation_id", "correlation_id", "sender_id", "recipient_id"):
+    for column in ("conversation_id", "correlation_id", "sender_id", "recipient_id", "message_type"):
         value = getattr(flt, column)
         if value:
             where.append(f"{column} = ?")

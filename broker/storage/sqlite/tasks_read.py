@@ -65,6 +65,21 @@ def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
     if flt.parent_id:
         where.append("t.parent_id = ?")
         args.append(flt.parent_id)
+    if flt.task_type:
+        where.append("t.task_type = ?")
+        args.append(flt.task_type)
+    if flt.root_id:
+        where.append("t.root_id = ?")
+        args.append(flt.root_id)
+    if flt.level is not None:
+        where.append("t.level = ?")
+        args.append(flt.level)
+    if flt.created_after is not None:
+        where.append("t.created_at >= ?")
+        args.append(flt.created_after)
+    if flt.created_before is not None:
+        where.append("t.created_at < ?")
+        args.append(flt.created_before)
     if flt.after is not None:
         where.append(f"{order} > ?")
         args.append(flt.after)

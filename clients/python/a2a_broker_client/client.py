@@ -427,6 +427,7 @@ class BrokerClient:
         status: m.MessageStatus | str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        message_type: str = "",
         page_size: int = 0,
         page_token: str = "",
     ) -> m.Page[m.Message]:
@@ -438,6 +439,7 @@ class BrokerClient:
             sender_id=sender_id,
             recipient_id=recipient_id,
             status=c.from_enum(messaging_pb2.MessageStatus, status),
+            message_type=message_type,
             page_size=page_size,
             page_token=page_token,
         )
@@ -710,10 +712,15 @@ class BrokerClient:
         agent_id: str = "",
         tag: str = "",
         parent_id: str = "",
+        task_type: str = "",
+        root_id: str = "",
+        level: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
     ) -> m.Page[m.Task]:
-        """One page of tasks matching every filter given."""
+        """One page of tasks matching every filter given (``root_id``: a whole tree)."""
         req = tasks_pb2.ListTasksRequest(
             status=c.from_enum(tasks_pb2.TaskStatus, status),
             session_id=session_id,
@@ -721,9 +728,17 @@ class BrokerClient:
             agent_id=agent_id,
             tag=tag,
             parent_id=parent_id,
+            task_type=task_type,
+            root_id=root_id,
             page_size=page_size,
             page_token=page_token,
         )
+        if level is not None:
+            req.level = level
+        if created_after is not None:
+            req.created_after.CopyFrom(c.timestamp(created_after))
+        if created_before is not None:
+            req.created_before.CopyFrom(c.timestamp(created_before))
         resp = await self._unary("tasks", "List", req, safe=True)
         return m.Page([c.task(t) for t in resp.tasks], resp.next_page_token)
 

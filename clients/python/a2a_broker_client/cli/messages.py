@@ -71,6 +71,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipient", default="", help="addressed to this agent")
     p.add_argument("--conversation", default="", help="with this conversation id")
     p.add_argument("--correlation", default="", help="with this correlation id")
+    p.add_argument("--type", dest="message_type", default="", help="of this message_type")
     p.add_argument("--since", type=parse_time, help="created at or after (ISO 8601, UTC by default)")
     p.add_argument("--until", type=parse_time, help="created before (ISO 8601)")
     p.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
@@ -215,6 +216,7 @@ async def _collect(client: BrokerClient, ns: argparse.Namespace, status: str | N
         correlation_id=ns.correlation,
         created_after=ns.since,
         created_before=ns.until,
+        message_type=ns.message_type,
     ):
         out.append(x)
         if len(out) >= ns.limit:

@@ -82,6 +82,11 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--agent", default="", help="tasks leased to this agent")
     ls.add_argument("--tag", default="")
     ls.add_argument("--parent", default="")
+    ls.add_argument("--type", dest="task_type", default="", help="of this task_type")
+    ls.add_argument("--root", default="", help="the whole tree under this root task")
+    ls.add_argument("--level", type=int, default=None, help="at this depth (0: roots)")
+    ls.add_argument("--since", type=parse_time, help="submitted at or after (ISO 8601)")
+    ls.add_argument("--until", type=parse_time, help="submitted before (ISO 8601)")
     ls.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
     ls.set_defaults(func=runner(_list))
 
@@ -299,6 +304,11 @@ async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
         agent_id=ns.agent,
         tag=ns.tag,
         parent_id=ns.parent,
+        task_type=ns.task_type,
+        root_id=ns.root,
+        level=ns.level,
+        created_after=ns.since,
+        created_before=ns.until,
     ):
         tasks.append(t)
         if len(tasks) >= ns.limit:

@@ -911,6 +911,7 @@ class ListMessagesRequest(_message.Message):
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MESSAGE_TYPE_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     """Every non-empty filter must match."""
     correlation_id: _builtins.str
@@ -920,6 +921,8 @@ class ListMessagesRequest(_message.Message):
     page_size: _builtins.int
     """Page size, 1-1000; 0 means 100."""
     page_token: _builtins.str
+    message_type: _builtins.str
+    """Copies of this message_type."""
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
         """Created at or after this time."""
@@ -940,10 +943,11 @@ class ListMessagesRequest(_message.Message):
         created_before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        message_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_after", b"created_after", "created_before", b"created_before", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "sender_id", b"sender_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_after", b"created_after", "created_before", b"created_before", "message_type", b"message_type", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "sender_id", b"sender_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1570,6 +1570,11 @@ class ListTasksRequest(_message.Message):
     PARENT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TASK_TYPE_FIELD_NUMBER: _builtins.int
+    ROOT_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
     status: Global___TaskStatus.ValueType
     """Every non-empty filter must match."""
     session_id: _builtins.str
@@ -1582,6 +1587,17 @@ class ListTasksRequest(_message.Message):
     page_size: _builtins.int
     """Page size, 1-1000; 0 means 100."""
     page_token: _builtins.str
+    task_type: _builtins.str
+    root_id: _builtins.str
+    """Every task of the tree under this root (the root included)."""
+    level: _builtins.int
+    """Tasks at this depth (0: roots)."""
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Submitted at or after / before these times."""
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -1593,12 +1609,19 @@ class ListTasksRequest(_message.Message):
         parent_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        task_type: _builtins.str = ...,
+        root_id: _builtins.str = ...,
+        level: _builtins.int | None = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_level", b"_level", "created_after", b"created_after", "created_before", b"created_before", "level", b"level"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "capability", b"capability", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "session_id", b"session_id", "status", b"status", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_level", b"_level", "agent_id", b"agent_id", "capability", b"capability", "created_after", b"created_after", "created_before", b"created_before", "level", b"level", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "root_id", b"root_id", "session_id", b"session_id", "status", b"status", "tag", b"tag", "task_type", b"task_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__level: _TypeAlias = _typing.Literal["level"]  # noqa: Y015
+    _WhichOneofArgType__level: _TypeAlias = _typing.Literal["_level", b"_level"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__level) -> _WhichOneofReturnType__level | None: ...
 
 Global___ListTasksRequest: _TypeAlias = ListTasksRequest  # noqa: Y015
 
