@@ -34,6 +34,7 @@ from ..models.tasks import (
     Changes,
     ClaimInput,
     CompleteInput,
+    DependencyEdge,
     DependencyInput,
     ExtendInput,
     FailInput,
@@ -262,6 +263,11 @@ class TaskQueue:
 
     async def tree(self, q: TreeQuery) -> TreeSummary:
         return await self.storage.task_tree(q)
+
+    async def dependencies(
+        self, task_id: str
+    ) -> tuple[builtins.list[DependencyEdge], builtins.list[DependencyEdge]]:
+        return await self.storage.task_dependencies(task_id)
 
     async def history(self, task_id: str) -> builtins.list[Transition]:
         return await self.storage.task_history(task_id)

@@ -274,6 +274,20 @@ class TaskEvent:
 
 
 @dataclass(frozen=True)
+class DependencyEdge:
+    """One end of a dependency, seen from the other: the task, how it depends, its status, and
+    when the edge was resolved (the prerequisite finished). ``blocking``: a prerequisite that has
+    not finished yet (always False for a dependent)."""
+
+    task_id: str
+    title: str
+    type: DepType
+    status: TaskStatus
+    resolved_at: int | None
+    blocking: bool = False
+
+
+@dataclass(frozen=True)
 class Assignment:
     task: Task
     attempt: int

@@ -111,6 +111,11 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetHistoryRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetHistoryResponse.FromString,
                 _registered_method=True)
+        self.GetDependencies = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/GetDependencies',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesResponse.FromString,
+                _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/a2a.broker.v1.TaskQueue/Watch',
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WatchTasksRequest.SerializeToString,
@@ -324,6 +329,15 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDependencies(self, request, context):
+        """GetDependencies reads a task's prerequisites (with their status, whether
+        each still blocks it, and when each edge was resolved) and its dependents.
+        Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Watch(self, request, context):
         """Watch streams state-change events for one task, a subtree, or a session.
         """
@@ -457,6 +471,11 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.GetHistory,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetHistoryRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'GetDependencies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDependencies,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesResponse.SerializeToString,
             ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
@@ -895,6 +914,33 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/GetHistory',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.GetHistoryRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.GetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDependencies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/GetDependencies',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesResponse.FromString,
             options,
             channel_credentials,
             insecure,

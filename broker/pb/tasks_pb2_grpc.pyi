@@ -153,6 +153,11 @@ class TaskQueueStub:
     """GetHistory reads a task's audit trail: every state transition, oldest
     first.
     """
+    GetDependencies: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetDependenciesRequest, _tasks_pb2.GetDependenciesResponse]
+    """GetDependencies reads a task's prerequisites (with their status, whether
+    each still blocks it, and when each edge was resolved) and its dependents.
+    Errors: NOT_FOUND.
+    """
     Watch: _grpc.UnaryStreamMultiCallable[_tasks_pb2.WatchTasksRequest, _tasks_pb2.TaskEvent]
     """Watch streams state-change events for one task, a subtree, or a session."""
     CreateSession: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CreateSessionRequest, _tasks_pb2.Session]
@@ -303,6 +308,11 @@ class TaskQueueAsyncStub(TaskQueueStub):
     GetHistory: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetHistoryRequest, _tasks_pb2.GetHistoryResponse]  # type: ignore[assignment]
     """GetHistory reads a task's audit trail: every state transition, oldest
     first.
+    """
+    GetDependencies: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetDependenciesRequest, _tasks_pb2.GetDependenciesResponse]  # type: ignore[assignment]
+    """GetDependencies reads a task's prerequisites (with their status, whether
+    each still blocks it, and when each edge was resolved) and its dependents.
+    Errors: NOT_FOUND.
     """
     Watch: _aio.UnaryStreamMultiCallable[_tasks_pb2.WatchTasksRequest, _tasks_pb2.TaskEvent]  # type: ignore[assignment]
     """Watch streams state-change events for one task, a subtree, or a session."""
@@ -541,6 +551,17 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_tasks_pb2.GetHistoryResponse, _abc.Awaitable[_tasks_pb2.GetHistoryResponse]]:
         """GetHistory reads a task's audit trail: every state transition, oldest
         first.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDependencies(
+        self,
+        request: _tasks_pb2.GetDependenciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.GetDependenciesResponse, _abc.Awaitable[_tasks_pb2.GetDependenciesResponse]]:
+        """GetDependencies reads a task's prerequisites (with their status, whether
+        each still blocks it, and when each edge was resolved) and its dependents.
+        Errors: NOT_FOUND.
         """
 
     @_abc_1.abstractmethod

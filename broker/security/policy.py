@@ -74,6 +74,7 @@ POLICY: dict[str, Rule] = {
     _TASKS + "List": Rule(TASKS),
     _TASKS + "GetTree": Rule(TASKS),
     _TASKS + "GetHistory": Rule(TASKS),
+    _TASKS + "GetDependencies": Rule(TASKS),
     _TASKS + "Watch": Rule(TASKS),
     _TASKS + "Claim": Rule(ANY, "agent_id"),
     _TASKS + "Listen": Rule(ANY, "agent_id"),

@@ -42,6 +42,7 @@ from .tasks_pb import (
     assignment_out,
     cancellation_out,
     dep_type,
+    edge_out,
     spec_in,
     status_filter,
     task_out,
@@ -389,6 +390,15 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             status_counts={pb.TaskStatus.Name(STATUS_TO_PB[s]): n for s, n in summary.status_counts.items()},
             progress=summary.progress,
             next_page_token=encode_page_token(summary.tasks[len(tasks) - 1].path) if more else "",
+        )
+
+    @rpc
+    async def GetDependencies(
+        self, request: pb.GetDependenciesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDependenciesResponse:
+        prereqs, dependents = await self.queue.dependencies(check_id(request.task_id, "task_id"))
+        return pb.GetDependenciesResponse(
+            prerequisites=[edge_out(e) for e in prereqs], dependents=[edge_out(e) for e in dependents]
         )
 
     @rpc

@@ -11,6 +11,7 @@ from ..models.tasks import (
     MAX_RUN_US,
     Assignment,
     Cancellation,
+    DependencyEdge,
     DepType,
     Task,
     TaskStatus,
@@ -193,3 +194,16 @@ def assignment_out(a: Assignment, calculated_priority: float) -> pb.Assignment:
 
 def cancellation_out(c: Cancellation) -> pb.Cancellation:
     return pb.Cancellation(task_id=c.task_id, attempt=c.attempt, reason=c.reason)
+
+
+def edge_out(e: DependencyEdge) -> pb.DependencyEdge:
+    msg = pb.DependencyEdge(
+        task_id=e.task_id,
+        title=e.title,
+        type=DEP_TO_PB[e.type],
+        status=STATUS_TO_PB[e.status],
+        blocking=e.blocking,
+    )
+    if e.resolved_at is not None:
+        set_us(msg.resolved_at, e.resolved_at)
+    return msg

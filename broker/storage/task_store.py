@@ -22,6 +22,7 @@ from ..models.tasks import (
     CancelInput,
     Changes,
     CompleteInput,
+    DependencyEdge,
     ExtendInput,
     FailInput,
     LeaseResult,
@@ -104,6 +105,9 @@ class TaskStore(Protocol):
         """The tasks a Watch covers, as they are now."""
 
     async def task_path(self, task_id: str) -> str: ...
+
+    async def task_dependencies(self, task_id: str) -> tuple[list[DependencyEdge], list[DependencyEdge]]:
+        """A task's prerequisites and dependents, each with its state (NotFound)."""
 
     # -- orchestration sessions (sqlite/sessions.py) ------------------------------------
 

@@ -199,3 +199,16 @@ async def test_tasks_retry_replays_a_cancelled_task_as_a_new_one(broker, client)
     assert copy["spec"]["metadata"]["a2a.replay_of"] == tid
     r = await cli(broker.address, "tasks", "retry", copy["task_id"])  # ready: not replayed
     assert r.rc != 0 and "only a failed or cancelled task" in r.err
+
+
+async def test_deps_shows_what_a_task_waits_on_and_what_waits_on_it(broker, client):
+    p = (await client.submit("prerequisite", required_capabilities=["py"])).task
+    d = (await client.submit("dependent", depends_on=[p.task_id])).task
+    prereqs, dependents = await client.get_dependencies(d.task_id)
+    assert [(e.task_id, e.blocking) for e in prereqs] == [(p.task_id, True)] and dependents == []
+    r = await cli(broker.address, "tasks", "deps", d.task_id)
+    assert r.rc == 0, r.err
+    (row,) = rows(r.out)[1:]
+    assert row[:6] == ["waits", "on", p.task_id, "hard", "ready", "yes"]
+    r = await cli(broker.address, "tasks", "deps", p.task_id, "--json")
+    assert [e["task_id"] for e in json.loads(r.out)["dependents"]] == [d.task_id]

@@ -53,6 +53,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "TaskQueue/List": (PD, PD, OK, OK),
     "TaskQueue/GetTree": (PD, PD, OK, OK),
     "TaskQueue/GetHistory": (PD, PD, OK, OK),
+    "TaskQueue/GetDependencies": (PD, PD, OK, OK),
     "TaskQueue/Watch": (PD, PD, OK, OK),
     "TaskQueue/Claim": (OK, PD, OK, PD),
     "TaskQueue/Listen": (OK, PD, OK, PD),
@@ -196,6 +197,9 @@ BUILD: dict[str, Build] = {
     "TaskQueue/List": lambda w, t: _now(tpb.ListTasksRequest()),
     "TaskQueue/GetTree": lambda w, t: _then(w.task(), lambda i: tpb.GetTreeRequest(task_id=i)),
     "TaskQueue/GetHistory": lambda w, t: _then(w.task(), lambda i: tpb.GetHistoryRequest(task_id=i)),
+    "TaskQueue/GetDependencies": lambda w, t: _then(
+        w.task(), lambda i: tpb.GetDependenciesRequest(task_id=i)
+    ),
     "TaskQueue/Watch": lambda w, t: _then(
         w.task(), lambda i: tpb.WatchTasksRequest(task_id=i, include_snapshot=True)
     ),

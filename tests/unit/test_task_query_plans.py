@@ -10,7 +10,7 @@ import pytest
 
 from broker.models.tasks import TaskFilter, TaskStatus
 from broker.storage.sqlite.migrate import migrate
-from broker.storage.sqlite.tasks_read import list_tasks_sql
+from broker.storage.sqlite.tasks_read import DEPENDENT_EDGES_SQL, PREREQUISITES_SQL, list_tasks_sql
 from broker.storage.sqlite.tasks_rows import (
     DEPENDENTS_SQL,
     DUE_BACKOFF_SQL,
@@ -102,6 +102,13 @@ def test_expired_leases_use_an_index(conn):
     p = plan(conn, EXPIRED_LEASES_SQL, (500, 100))
     assert "USING INDEX idx_tasks_lease (lease_expires_at<?)" in p, p
     assert "TEMP B-TREE" not in p, p
+
+
+def test_a_tasks_dependency_edges_use_indexes(conn):
+    p = plan(conn, PREREQUISITES_SQL, ("t000011",))
+    assert "SEARCH d USING PRIMARY KEY (dependent_id=?)" in p and "SCAN" not in p.replace("SCAN d", ""), p
+    p = plan(conn, DEPENDENT_EDGES_SQL, ("t000010",))
+    assert "idx_task_dependencies_prerequisite (prerequisite_id=?)" in p, p
 
 
 def test_attempts_past_their_max_run_time_use_an_index(conn):

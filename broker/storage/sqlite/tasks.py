@@ -24,6 +24,7 @@ from ...models.tasks import (
     CancelInput,
     Changes,
     CompleteInput,
+    DependencyEdge,
     ExtendInput,
     FailInput,
     LeaseResult,
@@ -188,6 +189,9 @@ class TaskOps:
 
     async def task_path(self, task_id: str) -> str:
         return await self.engine.read(lambda conn: read.path_of(conn, task_id))
+
+    async def task_dependencies(self, task_id: str) -> tuple[list[DependencyEdge], list[DependencyEdge]]:
+        return await self.engine.read(lambda conn: read.dependencies(conn, task_id))
 
     # ------------------------------------------------------------ sessions
 

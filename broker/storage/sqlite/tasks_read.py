@@ -7,6 +7,8 @@ import sqlite3
 from ...domain import task_states
 from ...errors import NotFound
 from ...models.tasks import (
+    DependencyEdge,
+    DepType,
     Task,
     TaskEvent,
     TaskFilter,
@@ -176,3 +178,29 @@ def path_of(conn: sqlite3.Connection, task_id: str) -> str:
     if row is None:
         raise NotFound(f"task {task_id!r} not found")
     return row[0]
+
+
+PREREQUISITES_SQL = (
+    "SELECT d.prerequisite_id, d.dep_type, d.resolved_at, p.status, p.title FROM task_dependencies d"
+    " JOIN tasks p ON p.task_id = d.prerequisite_id WHERE d.dependent_id = ? ORDER BY p.seq"
+)
+DEPENDENT_EDGES_SQL = (
+    "SELECT d.dependent_id, d.dep_type, d.resolved_at, t.status, t.title FROM task_dependencies d"
+    " JOIN tasks t ON t.task_id = d.dependent_id WHERE d.prerequisite_id = ? ORDER BY t.seq"
+)
+
+
+def dependencies(conn: sqlite3.Connection, task_id: str) -> tuple[list[DependencyEdge], list[DependencyEdge]]:
+    """A task's prerequisites (which still block it) and dependents, each with its state."""
+    if conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is None:
+        raise NotFound(f"task {task_id!r} not found")
+
+    def edges(sql: str, upstream: bool) -> list[DependencyEdge]:
+        out = []
+        for r in conn.execute(sql, (task_id,)).fetchall():
+            status = TaskStatus(r[3])
+            blocking = upstream and not task_states.is_finished(status)
+            out.append(DependencyEdge(r[0], r[4], DepType(r[1]), status, r[2], blocking))
+        return out
+
+    return edges(PREREQUISITES_SQL, True), edges(DEPENDENT_EDGES_SQL, False)

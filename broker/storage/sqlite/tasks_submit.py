@@ -104,6 +104,7 @@ def submit_job(
 
         # Prerequisites: they exist, a hard one has not failed, the chain is not too deep.
         unfinished, dep_depth = 0, 0
+        resolved: set[str] = set()  # prerequisites already finished: their edge is resolved now
         seen: set[str] = set()
         for pid, dtype in deps:
             submission.check_listed_once(node.where, pid, seen)
@@ -114,6 +115,8 @@ def submit_job(
             submission.check_prerequisite(node.where, pid, dtype, status)
             if not task_states.is_finished(status):
                 unfinished += 1
+            else:
+                resolved.add(pid)
             dep_depth = max(dep_depth, p["dep_depth"] + 1)
         submission.check_dep_depth(node.where, dep_depth, max_depth)
 
@@ -168,8 +171,9 @@ def submit_job(
             )
         if deps:
             conn.executemany(
-                "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type) VALUES (?, ?, ?)",
-                [(task_id, pid, t.value) for pid, t in deps],
+                "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type, resolved_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(task_id, pid, t.value, now if pid in resolved else None) for pid, t in deps],
             )
             conn.executemany(
                 "UPDATE tasks SET has_dependents = 1 WHERE task_id = ? AND has_dependents = 0",

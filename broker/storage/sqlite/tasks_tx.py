@@ -220,6 +220,10 @@ class TaskTx:
         """A task finished: each dependent becomes what ``domain.dependencies`` says (ready,
         cancelled, or unaffected). Recursive through cancellations; returns the ids it cancelled."""
         cancelled: list[str] = []
+        self.conn.execute(
+            "UPDATE task_dependencies SET resolved_at = ? WHERE prerequisite_id = ? AND resolved_at IS NULL",
+            (self.now, task_id),
+        )
         for dep_id, dep_type in self.conn.execute(DEPENDENTS_SQL, (task_id,)).fetchall():
             row = self.fetch(dep_id)
             if row is None:

@@ -73,7 +73,7 @@ function toBrokerError(err, method) {
 // Calls safe to repeat, retried on UNAVAILABLE (sends and submits only with an idempotency key).
 const SAFE = new Set([
   'GetAgent', 'ListAgents', 'Heartbeat', 'GetMessage', 'ListMessages', 'Ack', 'Get', 'List', 'GetTree',
-  'GetHistory', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
+  'GetHistory', 'GetDependencies', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
 ]);
 
 // ------------------------------------------------------------------ security
@@ -575,6 +575,11 @@ export class BrokerClient {
     }
     first.nextPageToken = '';
     return first;
+  }
+
+  /** `{prerequisites, dependents}`: each edge's taskId, title, type, status, blocking, resolvedAt. */
+  getDependencies(taskId) {
+    return this._unary(this.tasks, 'GetDependencies', { taskId });
   }
 
   getHistory(taskId) {

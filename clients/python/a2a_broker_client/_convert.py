@@ -389,6 +389,17 @@ def task_event(e: tasks_pb2.TaskEvent) -> m.TaskEvent:
     )
 
 
+def dependency_edge(e: tasks_pb2.DependencyEdge) -> m.DependencyEdge:
+    return m.DependencyEdge(
+        task_id=e.task_id,
+        title=e.title,
+        type=to_enum(m.DependencyType, tasks_pb2.DependencyType, e.type),
+        status=to_enum(m.TaskStatus, tasks_pb2.TaskStatus, e.status),
+        blocking=e.blocking,
+        resolved_at=to_datetime(e, "resolved_at"),
+    )
+
+
 # ---------------------------------------------------------------- sessions
 
 

@@ -760,6 +760,14 @@ class BrokerClient:
         first.tasks.extend(tasks)
         return c.tree(first)
 
+    async def get_dependencies(self, task_id: str) -> tuple[list[m.DependencyEdge], list[m.DependencyEdge]]:
+        """A task's prerequisites (``blocking``: not finished yet) and its dependents."""
+        req = tasks_pb2.GetDependenciesRequest(task_id=task_id)
+        resp = await self._unary("tasks", "GetDependencies", req, safe=True)
+        return [c.dependency_edge(e) for e in resp.prerequisites], [
+            c.dependency_edge(e) for e in resp.dependents
+        ]
+
     async def get_history(self, task_id: str) -> list[m.TaskTransition]:
         resp = await self._unary(
             "tasks", "GetHistory", tasks_pb2.GetHistoryRequest(task_id=task_id), safe=True

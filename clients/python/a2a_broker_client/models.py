@@ -410,6 +410,19 @@ class GraphResult:
     tasks: list[Task]
 
 
+@dataclass(frozen=True)
+class DependencyEdge:
+    """The task at the other end of a dependency: ``blocking`` is a prerequisite not finished
+    yet; ``resolved_at`` when the prerequisite finished."""
+
+    task_id: str
+    title: str
+    type: DependencyType
+    status: TaskStatus
+    blocking: bool = False
+    resolved_at: datetime | None = None
+
+
 class SessionStatus(enum.StrEnum):
     UNSPECIFIED = "unspecified"
     ACTIVE = "active"

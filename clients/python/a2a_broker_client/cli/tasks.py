@@ -1,4 +1,4 @@
-"""``a2a-broker tasks submit|get|list|tree|history|cancel|watch``."""
+"""``a2a-broker tasks submit|get|list|tree|deps|history|cancel|watch``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "tasks", help="submit, inspect and cancel tasks", description="Submit, inspect and cancel tasks."
     )
     s = p.add_subparsers(
-        dest="tasks_command", required=True, metavar="{submit,get,list,tree,history,cancel,watch}"
+        dest="tasks_command", required=True, metavar="{submit,get,list,tree,deps,history,cancel,watch}"
     )
 
     sb = s.add_parser(
@@ -93,6 +93,10 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     tr = s.add_parser("tree", parents=[common], help="show a task and its descendants")
     tr.add_argument("task_id")
     tr.set_defaults(func=runner(_tree))
+
+    de = s.add_parser("deps", parents=[common], help="show what a task waits on, and what waits on it")
+    de.add_argument("task_id")
+    de.set_defaults(func=runner(_deps))
 
     hi = s.add_parser("history", parents=[common], help="show a task's state transitions")
     hi.add_argument("task_id")
@@ -341,6 +345,32 @@ async def _tree(client: BrokerClient, ns: argparse.Namespace) -> int:
     )
     counts = ", ".join(f"{s.value} {n}" for s, n in sorted(tree.status_counts.items()) if n)
     print(f"\n{len(tree.tasks)} tasks: {counts or '-'}; progress {tree.progress:.0f}%")
+    return 0
+
+
+async def _deps(client: BrokerClient, ns: argparse.Namespace) -> int:
+    prereqs, dependents = await client.get_dependencies(ns.task_id)
+    if ns.json:
+        print_json({"prerequisites": prereqs, "dependents": dependents})
+        return 0
+    rows = [
+        [
+            "waits on",
+            e.task_id,
+            e.type.value,
+            e.status.value,
+            "yes" if e.blocking else "",
+            when(e.resolved_at),
+            short(e.title),
+        ]
+        for e in prereqs
+    ] + [
+        ["needed by", e.task_id, e.type.value, e.status.value, "", when(e.resolved_at), short(e.title)]
+        for e in dependents
+    ]
+    table(
+        ["", "TASK", "TYPE", "STATUS", "BLOCKS", "RESOLVED (UTC)", "TITLE"], rows, empty="(no dependencies)"
+    )
     return 0
 
 

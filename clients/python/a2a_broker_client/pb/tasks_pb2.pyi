@@ -1649,6 +1649,93 @@ class ListTasksResponse(_message.Message):
 Global___ListTasksResponse: _TypeAlias = ListTasksResponse  # noqa: Y015
 
 @_typing.final
+class GetDependenciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDependenciesRequest: _TypeAlias = GetDependenciesRequest  # noqa: Y015
+
+@_typing.final
+class DependencyEdge(_message.Message):
+    """DependencyEdge is the task at the other end of a dependency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    BLOCKING_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    title: _builtins.str
+    type: Global___DependencyType.ValueType
+    status: Global___TaskStatus.ValueType
+    blocking: _builtins.bool
+    """A prerequisite that has not finished yet (false for a dependent)."""
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp:
+        """When the prerequisite finished (unset while it has not)."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        type: Global___DependencyType.ValueType = ...,
+        status: Global___TaskStatus.ValueType = ...,
+        blocking: _builtins.bool = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["resolved_at", b"resolved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocking", b"blocking", "resolved_at", b"resolved_at", "status", b"status", "task_id", b"task_id", "title", b"title", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DependencyEdge: _TypeAlias = DependencyEdge  # noqa: Y015
+
+@_typing.final
+class GetDependenciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREREQUISITES_FIELD_NUMBER: _builtins.int
+    DEPENDENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def prerequisites(self) -> _containers.RepeatedCompositeFieldContainer[Global___DependencyEdge]:
+        """What the task waits on, in submission order."""
+
+    @_builtins.property
+    def dependents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DependencyEdge]:
+        """What waits on the task, in submission order."""
+
+    def __init__(
+        self,
+        *,
+        prerequisites: _abc.Iterable[Global___DependencyEdge] | None = ...,
+        dependents: _abc.Iterable[Global___DependencyEdge] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependents", b"dependents", "prerequisites", b"prerequisites"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDependenciesResponse: _TypeAlias = GetDependenciesResponse  # noqa: Y015
+
+@_typing.final
 class GetTreeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
