@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain import agent_records
 from ..errors import StorageUnavailable
 from ..models.agents import (
     LIVE_STATUSES,
@@ -17,6 +18,7 @@ from ..models.agents import (
     AgentEventType,
     AgentFilter,
     AgentGone,
+    AgentRecord,
     AgentStatus,
     HeartbeatInput,
     RegisterInput,
@@ -125,6 +127,12 @@ class Registry:
 
     async def get(self, agent_id: str) -> Agent:
         return await self.storage.get_agent(agent_id)
+
+    async def records(self, agent_ids: builtins.list[str]) -> dict[str, AgentRecord]:
+        """Each agent's performance record over the configured window."""
+        window = self.settings.agent_record_window_s
+        outcomes = await self.storage.agent_outcomes(agent_ids, now_us() - s_to_us(window))
+        return {a: agent_records.record(o, window) for a, o in outcomes.items()}
 
     async def list(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
         return await self.storage.list_agents(flt)

@@ -53,6 +53,18 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class AgentRecord:
+    """How an agent did lately (broker/domain/agent_records.py)."""
+
+    tasks_completed: int
+    tasks_failed: int
+    success_rate: float  # completed / finished, 0 with none
+    mean_run_us: int
+    p95_run_us: int
+    window_s: float
+
+
+@dataclass(frozen=True)
 class AgentEvent:
     type: AgentEventType
     agent: Agent

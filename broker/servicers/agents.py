@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from ..clock import s_to_us
 from ..core.registry import Registry
 from ..errors import InvalidArgument
 from ..models.agents import (
@@ -14,6 +15,7 @@ from ..models.agents import (
     AgentEvent,
     AgentEventType,
     AgentFilter,
+    AgentRecord,
     AgentStatus,
     HeartbeatInput,
     RegisterInput,
@@ -21,7 +23,7 @@ from ..models.agents import (
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..pb import agents_pb2 as pb
 from ..pb import agents_pb2_grpc as pb_grpc
-from .convert import dict_to_struct, dur, enum_value, struct_to_dict, ts
+from .convert import dict_to_struct, dur, enum_value, set_us, struct_to_dict, ts
 from .errors import rpc, stream_rpc
 
 STATUS_TO_PB = {
@@ -39,6 +41,15 @@ EVENT_TO_PB = {
     AgentEventType.DEREGISTERED: pb.AGENT_EVENT_TYPE_DEREGISTERED,
     AgentEventType.UPDATED: pb.AGENT_EVENT_TYPE_UPDATED,
 }
+
+
+def record_into(msg: pb.AgentRecord, r: AgentRecord) -> None:
+    msg.tasks_completed = r.tasks_completed
+    msg.tasks_failed = r.tasks_failed
+    msg.success_rate = r.success_rate
+    set_us(msg.mean_run_time, r.mean_run_us)
+    set_us(msg.p95_run_time, r.p95_run_us)
+    set_us(msg.window, s_to_us(r.window_s))
 
 
 def agent_to_pb(a: Agent) -> pb.Agent:
@@ -132,7 +143,10 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
 
     @rpc
     async def GetAgent(self, request: pb.GetAgentRequest, context: grpc.aio.ServicerContext) -> pb.Agent:
-        return agent_to_pb(await self.registry.get(check_id(request.agent_id, "agent_id")))
+        agent = await self.registry.get(check_id(request.agent_id, "agent_id"))
+        msg = agent_to_pb(agent)
+        record_into(msg.record, (await self.registry.records([agent.agent_id]))[agent.agent_id])
+        return msg
 
     @rpc
     async def ListAgents(
@@ -149,8 +163,14 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
             after=token[0] if token else None,
         )
         agents, last = await self.registry.list(flt)
+        records = await self.registry.records([a.agent_id for a in agents])
+        out = []
+        for a in agents:
+            msg = agent_to_pb(a)
+            record_into(msg.record, records[a.agent_id])
+            out.append(msg)
         return pb.ListAgentsResponse(
-            agents=[agent_to_pb(a) for a in agents],
+            agents=out,
             next_page_token=encode_page_token(last) if last else "",
         )
 

@@ -33,6 +33,10 @@ class AgentStore(Protocol):
     async def get_agent(self, agent_id: str) -> Agent:
         """Read one agent (NotFound for unknown or deregistered)."""
 
+    async def agent_outcomes(self, agent_ids: list[str], since: int) -> dict[str, list[tuple[bool, int]]]:
+        """Per agent: (completed, run time us) of the tasks it finished since ``since``, newest
+        first, at most RECORD_TASKS each (the input of its performance record)."""
+
     async def list_agents(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
         """One page of agents by id; the second item is the last id when more may follow."""
 

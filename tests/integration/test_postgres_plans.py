@@ -16,7 +16,7 @@ from broker.models.tasks import TaskFilter
 from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.sql import to_pg
 from broker.storage.sqlite import sessions
-from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL
+from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OUTCOMES_SQL
 from broker.storage.sqlite.message_rows import DUE_SCHEDULED, list_messages_sql
 from broker.storage.sqlite.tasks_read import list_tasks_sql
 from broker.storage.sqlite.tasks_rows import (
@@ -30,7 +30,7 @@ from broker.storage.sqlite.tasks_rows import (
 
 FILL = [
     "INSERT INTO agents (agent_id, name, max_concurrent_tasks, status, registered_at, updated_at,"
-    " last_heartbeat_at) SELECT 'a' || i, 'n', 5, (ARRAY['available','busy','offline'])[1 + i % 3], 0, 0, i"
+    " last_heartbeat_at) SELECT 'a' || i, 'n', 50, (ARRAY['available','busy','offline'])[1 + i % 3], 0, 0, i"
     " FROM generate_series(1, 2000) i",
     "INSERT INTO a2a_messages (message_id, send_id, sender_id, recipient_id, target_kind,"
     " target_capability, payload, status, attempt, created_at, ack_deadline, delivered_at, finished_at,"
@@ -51,6 +51,10 @@ FILL = [
     " WHERE seq % 3 = 0",
     "UPDATE tasks SET in_backoff = 1, next_attempt_at = seq WHERE seq % 3 = 1 AND seq % 7 = 0",
     "UPDATE tasks SET run_deadline = seq WHERE seq % 3 = 0 AND seq % 2 = 0",
+    "UPDATE tasks SET status = 'running', assigned_agent_id = 'a' || (seq % 2000 + 1), lease_expires_at = seq"
+    " WHERE seq % 3 = 2",
+    "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, started_at = seq - 1, finished_at = seq"
+    " WHERE seq % 3 = 2",
     "INSERT INTO orchestration_sessions (session_id, created_by, parent_session_id, status, created_at,"
     " updated_at) SELECT 's' || i, 'planner' || i % 50, CASE WHEN i > 100 THEN 's' || i % 100 END,"
     " (ARRAY['active','completed','failed','cancelled','archived'])[1 + i % 5], i, 0"
@@ -94,6 +98,7 @@ HOT = [
     ("sweep: attempts past max_run_time", TIMED_OUT_SQL, (5_000, 100), "idx_tasks_run_deadline"),
     ("sweep: backoffs due", DUE_BACKOFF_SQL, (5_000,), "idx_tasks_backoff"),
     ("a departed agent's running tasks", HOLDER_RUNNING_SQL, ("a7",), "idx_tasks_agent"),
+    ("an agent's record: its finished tasks", OUTCOMES_SQL, ("a7", 0, 1000), "idx_tasks_agent"),
     ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
     ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
     ("a session's tasks by status", sessions.COUNTS_SQL, ("s7",), "idx_tasks_session"),

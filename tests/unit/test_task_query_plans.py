@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from broker.models.tasks import TaskFilter, TaskStatus
+from broker.storage.sqlite.agents import OUTCOMES_SQL
 from broker.storage.sqlite.migrate import migrate
 from broker.storage.sqlite.tasks_read import DEPENDENT_EDGES_SQL, PREREQUISITES_SQL, list_tasks_sql
 from broker.storage.sqlite.tasks_rows import (
@@ -102,6 +103,11 @@ def test_expired_leases_use_an_index(conn):
     p = plan(conn, EXPIRED_LEASES_SQL, (500, 100))
     assert "USING INDEX idx_tasks_lease (lease_expires_at<?)" in p, p
     assert "TEMP B-TREE" not in p, p
+
+
+def test_an_agents_record_reads_its_finished_tasks_by_index(conn):
+    p = plan(conn, OUTCOMES_SQL, ("a1", 0, 1000))
+    assert "idx_tasks_agent (assigned_agent_id=? AND status=?)" in p, p
 
 
 def test_a_tasks_dependency_edges_use_indexes(conn):

@@ -80,6 +80,16 @@ def fetch_agent(conn: sqlite3.Connection, agent_id: str, *, live_only: bool = Fa
     return agent
 
 
+# The tasks an agent finished (it held them last) since a time, newest first: its record's input.
+# idx_tasks_agent (assigned_agent_id, status, seq) narrows to the agent's finished tasks.
+OUTCOMES_SQL = (
+    "SELECT status, finished_at - started_at FROM tasks"
+    " WHERE assigned_agent_id = ? AND status IN ('completed', 'failed') AND finished_at >= ?"
+    " AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?"
+)
+RECORD_TASKS = 1000
+
+
 class AgentOps:
     engine: SqliteEngine
 
@@ -185,6 +195,15 @@ class AgentOps:
 
     async def get_agent(self, agent_id: str) -> Agent:
         return await self.engine.read(lambda conn: fetch_agent(conn, agent_id))
+
+    async def agent_outcomes(self, agent_ids: list[str], since: int) -> dict[str, list[tuple[bool, int]]]:
+        def job(conn: sqlite3.Connection) -> dict[str, list[tuple[bool, int]]]:
+            return {
+                a: [(r[0] == "completed", r[1]) for r in conn.execute(OUTCOMES_SQL, (a, since, RECORD_TASKS))]
+                for a in agent_ids
+            }
+
+        return await self.engine.read(job)
 
     async def list_agents(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
         sql, args = list_agents_sql(flt)

@@ -113,6 +113,18 @@ def agent(a: agents_pb2.Agent) -> m.Agent:
         updated_at=to_datetime(a, "updated_at"),
         last_heartbeat_at=to_datetime(a, "last_heartbeat_at"),
         reported_free_capacity=a.reported_free_capacity if a.HasField("reported_free_capacity") else None,
+        record=agent_record(a.record) if a.HasField("record") else None,
+    )
+
+
+def agent_record(r: agents_pb2.AgentRecord) -> m.AgentRecord:
+    return m.AgentRecord(
+        tasks_completed=r.tasks_completed,
+        tasks_failed=r.tasks_failed,
+        success_rate=r.success_rate,
+        mean_run_time=to_seconds(r, "mean_run_time") or 0.0,
+        p95_run_time=to_seconds(r, "p95_run_time") or 0.0,
+        window=to_seconds(r, "window") or 0.0,
     )
 
 

@@ -106,8 +106,21 @@ def decode_payload(payload: bytes, content_type: str) -> Any:
 
 
 @dataclass(frozen=True)
+class AgentRecord:
+    """How an agent did over ``window`` seconds: tasks completed and failed for good (counted for
+    the agent that held them last), success rate, mean and p95 run time (seconds)."""
+
+    tasks_completed: int = 0
+    tasks_failed: int = 0
+    success_rate: float = 0.0
+    mean_run_time: float = 0.0
+    p95_run_time: float = 0.0
+    window: float = 0.0
+
+
+@dataclass(frozen=True)
 class Agent:
-    """A registered agent, as the broker sees it."""
+    """A registered agent, as the broker sees it (``record`` in get_agent and list_agents)."""
 
     agent_id: str
     name: str = ""
@@ -123,6 +136,7 @@ class Agent:
     updated_at: datetime | None = None
     last_heartbeat_at: datetime | None = None
     reported_free_capacity: int | None = None
+    record: AgentRecord | None = None
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,18 @@ def show_agent(a: Agent) -> None:
             ("registered", a.registered_at),
             ("updated", a.updated_at),
             ("last heartbeat", a.last_heartbeat_at),
+            *(
+                [
+                    (
+                        "record",
+                        f"{r.tasks_completed} completed, {r.tasks_failed} failed ({r.success_rate:.0%});"
+                        f" run time mean {r.mean_run_time:.3f} s, p95 {r.p95_run_time:.3f} s"
+                        f" (last {r.window / 3600:g} h)",
+                    )
+                ]
+                if (r := a.record) is not None
+                else []
+            ),
         ]
     )
 
