@@ -32,9 +32,11 @@ from ..clock import now_us, s_to_us
 from ..config import Settings
 from ..domain import messages as rules
 from ..domain.messages import Audience
-from ..errors import BrokerError, FailedPrecondition, StorageUnavailable
+from ..errors import BrokerError, FailedPrecondition, NotFound, StorageUnavailable
 from ..models.agents import AgentGone, AgentStatus
 from ..models.messages import (
+    IN_REPLY_TO,
+    Conversation,
     Message,
     MessageFilter,
     MessageStatus,
@@ -94,6 +96,8 @@ class Mailbox:
         still succeeds or fails on its own: see coalescer.py)."""
         self._last_call = asyncio.get_running_loop().time()
         self._check_open()
+        if msg.in_reply_to is not None:
+            await self._thread(msg, "")
         return await self._sends.submit(msg)
 
     async def _send_group(self, msgs: list[NewMessage]) -> list[SendResult | BrokerError]:
@@ -103,8 +107,25 @@ class Mailbox:
         """A SendBatch: one job, all or nothing."""
         self._last_call = asyncio.get_running_loop().time()
         self._check_open()
+        for i, m in enumerate(msgs):
+            if m.in_reply_to is not None:
+                await self._thread(m, f"messages[{i}].")
         out = await self._store(msgs, True, self._reserve(msgs))
         return out.results  # type: ignore[return-value]  # batch mode raises instead of returning errors
+
+    async def _thread(self, msg: NewMessage, field: str) -> None:
+        """A reply: it joins the answered message's conversation and correlation unless it names
+        its own, and carries the answered id as a header."""
+        assert msg.in_reply_to is not None
+        try:
+            original = await self.storage.get_message(msg.in_reply_to)
+        except NotFound:
+            raise NotFound(f"{field}in_reply_to: message {msg.in_reply_to!r} not found") from None
+        if msg.conversation_id is None:
+            msg.conversation_id = original.conversation_id
+        if msg.correlation_id is None:
+            msg.correlation_id = original.correlation_id
+        msg.headers = {**msg.headers, IN_REPLY_TO: msg.in_reply_to}
 
     def _reserve(self, msgs: list[NewMessage]) -> dict[str, Subscription]:
         """For each direct recipient, the stream with the most room: the send will claim for it
@@ -301,6 +322,11 @@ class Mailbox:
 
     async def get(self, message_id: str) -> Message:
         return await self.storage.get_message(message_id)
+
+    async def conversations(
+        self, participant: str | None, after: str | None, limit: int
+    ) -> tuple[builtins.list[Conversation], str | None]:
+        return await self.storage.list_conversations(participant, after, limit)
 
     async def list(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         return await self.storage.list_messages(flt)

@@ -82,6 +82,8 @@ class NewMessage:
     headers: dict[str, str]
     # Refuse unless a registered agent would receive it now (else it waits for its recipient).
     require_recipient: bool = False
+    # The message this one answers (its conversation and correlation are inherited).
+    in_reply_to: str | None = None
 
 
 @dataclass(slots=True)
@@ -162,6 +164,7 @@ def check_send(
     idempotency_key: str = "",
     headers: dict[str, str] | None = None,
     require_recipient: bool = False,
+    in_reply_to: str = "",
 ) -> NewMessage:
     """Validate one send; ``field`` prefixes every field name in errors (e.g. ``messages[3].``).
 
@@ -255,7 +258,27 @@ def check_send(
         idempotency_key or None,
         headers or {},
         require_recipient,
+        _reply_to(in_reply_to, field) if in_reply_to else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation as its messages show it: who took part, how many sends, the latest one."""
+
+    conversation_id: str
+    participants: list[str]
+    message_count: int  # sends: a broadcast counts once
+    last_activity: int
+
+
+# The header a reply carries (set by the broker from SendRequest.in_reply_to).
+IN_REPLY_TO = "a2a.in_reply_to"
+
+
+def _reply_to(value: str, field: str) -> str:
+    _id(value, field, "in_reply_to")
+    return value
 
 
 def check_ids(ids: list[str], field: str = "message_ids") -> list[str]:

@@ -220,6 +220,7 @@ class SendRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     REQUIRE_RECIPIENT_FIELD_NUMBER: _builtins.int
+    IN_REPLY_TO_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
     """Required: the sending agent's id (must be registered)."""
     message_type: _builtins.str
@@ -252,6 +253,12 @@ class SendRequest(_message.Message):
     for a direct recipient that is not registered, FAILED_PRECONDITION for an
     anycast or broadcast that no registered agent matches. Unset (the
     default): the message is stored and waits for its recipient.
+    """
+    in_reply_to: _builtins.str
+    """Optional: the id of the message this one answers. Its conversation_id and
+    correlation_id are taken from that message unless given here; the reply
+    carries it as `in_reply_to` (and the header "a2a.in_reply_to").
+    Errors: NOT_FOUND when there is no such message.
     """
     @_builtins.property
     def target(self) -> Global___Target:
@@ -289,10 +296,11 @@ class SendRequest(_message.Message):
         idempotency_key: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         require_recipient: _builtins.bool = ...,
+        in_reply_to: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "max_attempts", b"max_attempts", "priority", b"priority", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "headers", b"headers", "idempotency_key", b"idempotency_key", "max_attempts", b"max_attempts", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "require_recipient", b"require_recipient", "sender_id", b"sender_id", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "max_attempts", b"max_attempts", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "require_recipient", b"require_recipient", "sender_id", b"sender_id", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
@@ -493,6 +501,7 @@ class Message(_message.Message):
     PROCESSED_AT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     AWAITING_RECIPIENT_FIELD_NUMBER: _builtins.int
+    IN_REPLY_TO_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     """Unique id of this copy. Ack, Nack, GetMessage and Requeue take it. Ids
     of one broker process increase with time.
@@ -527,6 +536,8 @@ class Message(_message.Message):
     an agent registers and subscribes (unless it expires first). Set by
     GetMessage and ListMessages; always false on a Subscribe delivery.
     """
+    in_reply_to: _builtins.str
+    """The message this one answers (SendRequest.in_reply_to), if any."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -577,10 +588,11 @@ class Message(_message.Message):
         processed_at: _timestamp_pb2.Timestamp | None = ...,
         last_error: _builtins.str = ...,
         awaiting_recipient: _builtins.bool = ...,
+        in_reply_to: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "processed_at", b"processed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1063,3 +1075,86 @@ class PurgeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PurgeResponse: _TypeAlias = PurgeResponse  # noqa: Y015
+
+@_typing.final
+class ListConversationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTICIPANT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    participant: _builtins.str
+    """The agent whose conversations to list (required except for an admin)."""
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        participant: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "participant", b"participant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConversationsRequest: _TypeAlias = ListConversationsRequest  # noqa: Y015
+
+@_typing.final
+class Conversation(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANTS_FIELD_NUMBER: _builtins.int
+    MESSAGE_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_ACTIVITY_FIELD_NUMBER: _builtins.int
+    conversation_id: _builtins.str
+    message_count: _builtins.int
+    """Sends in it (a broadcast's copies count once)."""
+    @_builtins.property
+    def participants(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Senders and recipients, sorted."""
+
+    @_builtins.property
+    def last_activity(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        conversation_id: _builtins.str = ...,
+        participants: _abc.Iterable[_builtins.str] | None = ...,
+        message_count: _builtins.int = ...,
+        last_activity: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_activity", b"last_activity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "last_activity", b"last_activity", "message_count", b"message_count", "participants", b"participants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Conversation: _TypeAlias = Conversation  # noqa: Y015
+
+@_typing.final
+class ListConversationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Conversation]: ...
+    def __init__(
+        self,
+        *,
+        conversations: _abc.Iterable[Global___Conversation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConversationsResponse: _TypeAlias = ListConversationsResponse  # noqa: Y015

@@ -81,6 +81,11 @@ class MessagingStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListMessagesRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListMessagesResponse.FromString,
                 _registered_method=True)
+        self.ListConversations = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/ListConversations',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListConversationsRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListConversationsResponse.FromString,
+                _registered_method=True)
         self.Requeue = channel.unary_unary(
                 '/a2a.broker.v1.Messaging/Requeue',
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.RequeueRequest.SerializeToString,
@@ -228,6 +233,17 @@ class MessagingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListConversations(self, request, context):
+        """ListConversations lists conversations in id order: for each, who took
+        part (senders and recipients), how many sends (a broadcast counts once)
+        and the latest one. With `participant`, only those that agent sent or
+        received a message in; an agent may list only its own (PERMISSION_DENIED
+        otherwise), an admin any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Requeue(self, request, context):
         """Requeue puts dead-lettered (FAILED) messages back into delivery with a
         fresh set of attempts. Errors: NOT_FOUND for an unknown id;
@@ -296,6 +312,11 @@ def add_MessagingServicer_to_server(servicer, server):
                     servicer.ListMessages,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListMessagesRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListMessagesResponse.SerializeToString,
+            ),
+            'ListConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversations,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListConversationsRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListConversationsResponse.SerializeToString,
             ),
             'Requeue': grpc.unary_unary_rpc_method_handler(
                     servicer.Requeue,
@@ -552,6 +573,33 @@ class Messaging:
             '/a2a.broker.v1.Messaging/ListMessages',
             a2a_dot_broker_dot_v1_dot_messaging__pb2.ListMessagesRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_messaging__pb2.ListMessagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/ListConversations',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.ListConversationsRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.ListConversationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

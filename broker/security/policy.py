@@ -61,6 +61,7 @@ POLICY: dict[str, Rule] = {
     _MSG + "Nack": Rule(ANY, "agent_id"),
     _MSG + "GetMessage": Rule(ANY),  # sender, recipient or conversation starter: in the servicer
     _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
+    _MSG + "ListConversations": Rule(ANY, "participant"),  # one's own (an admin's: any)
     _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
     _MSG + "Purge": Rule(ADMIN),
     _MSG + "Publish": Rule(ANY),  # each entry's sender_id must name the caller: in the servicer

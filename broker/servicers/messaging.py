@@ -12,6 +12,7 @@ from ..core.mailbox import Mailbox
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
+    IN_REPLY_TO,
     MAX_BATCH_SEND,
     PUBLISH_WINDOW,
     Message,
@@ -29,7 +30,7 @@ from ..models.messages import (
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
 from ..security.identity import may_act_as, may_read_message
-from .convert import dur_us, enum_value, fitting, framed_size, ts_fields, ts_us
+from .convert import dur_us, enum_value, fitting, framed_size, set_us, ts_fields, ts_us
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc
 from .tracing import TRACEPARENT, SpanScope, Tracing, incoming, valid
@@ -98,6 +99,7 @@ def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "
         idempotency_key=req.idempotency_key,
         headers=dict(req.headers) if req.headers else None,
         require_recipient=req.require_recipient,
+        in_reply_to=req.in_reply_to,
     )
 
 
@@ -126,6 +128,8 @@ def _pb_fields(m: Message) -> dict[str, object]:
         kw["conversation_id"] = m.conversation_id
     if m.headers:
         kw["headers"] = m.headers
+        if IN_REPLY_TO in m.headers:
+            kw["in_reply_to"] = m.headers[IN_REPLY_TO]
     if m.idempotency_key is not None:
         kw["idempotency_key"] = m.idempotency_key
     if m.last_error is not None:
@@ -468,6 +472,25 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             messages=page,
             next_page_token=encode_page_token(last) if last is not None else "",
         )
+
+    @rpc
+    async def ListConversations(
+        self, request: pb.ListConversationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListConversationsResponse:
+        token = decode_page_token(request.page_token, 1)
+        if token is not None and type(token[0]) is not str:
+            raise InvalidArgument("page_token", "is not a token this broker issued")
+        participant = check_id(request.participant, "participant") if request.participant else None
+        found, last = await self.mailbox.conversations(
+            participant, token[0] if token else None, page_size(request.page_size)
+        )
+        resp = pb.ListConversationsResponse(next_page_token=encode_page_token(last) if last else "")
+        for c in found:
+            x = resp.conversations.add(
+                conversation_id=c.conversation_id, participants=c.participants, message_count=c.message_count
+            )
+            set_us(x.last_activity, c.last_activity)
+        return resp
 
     @rpc
     async def Requeue(

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..domain.messages import Audience
 from ..errors import BrokerError
-from ..models.messages import Message, MessageFilter, MessageStatus, NewMessage, SendResult
+from ..models.messages import Conversation, Message, MessageFilter, MessageStatus, NewMessage, SendResult
 
 
 @dataclass
@@ -93,6 +93,12 @@ class MessageStore(Protocol):
 
     async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         """One page in enqueue order; the second item is the last seq when more may follow."""
+
+    async def list_conversations(
+        self, participant: str | None, after: str | None, limit: int
+    ) -> tuple[list[Conversation], str | None]:
+        """A page of conversations in id order (those ``participant`` sent or received a message
+        in), and the last id when more may follow."""
 
     async def purge_messages(self, status: MessageStatus, created_before: int, limit: int) -> int:
         """Delete up to ``limit`` copies in ``status`` (a final one) created before the time, oldest

@@ -145,3 +145,17 @@ async def test_messages_purge_deletes_dead_letters_older_than_an_age(broker, cli
     assert r.rc == 0 and json.loads(r.out) == {"purged": 1}, r.err
     r = await cli(broker.address, "messages", "purge", "--older-than", "soon")
     assert r.rc == 2 and "--older-than" in r.err
+
+
+async def test_thread_and_conversations(broker):
+    async with BrokerClient(broker.address) as c:
+        await c.register("p")
+        await c.register("q")
+        first = (await c.send("p", "q", "hello", conversation_id="conv-cli")).message_ids[0]
+        await c.send("q", "p", "hi back", in_reply_to=first)
+    r = await cli(broker.address, "messages", "thread", "conv-cli")
+    assert r.rc == 0, r.err
+    lines = r.out.splitlines()[1:]
+    assert len(lines) == 2 and first in lines[1] and "hi back" in lines[1]
+    r = await cli(broker.address, "messages", "conversations", "--participant", "q", "--json")
+    assert [(x["conversation_id"], x["message_count"]) for x in json.loads(r.out)] == [("conv-cli", 2)]

@@ -43,6 +43,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "Messaging/Nack": (OK, PD, OK, PD),
     "Messaging/GetMessage": (OK, NF, OK, NF),
     "Messaging/ListMessages": (OK, PD, OK, PD),
+    "Messaging/ListConversations": (OK, PD, OK, PD),
     "Messaging/Requeue": (PD, PD, PD, PD),
     "Messaging/Purge": (PD, PD, PD, PD),
     "TaskQueue/Submit": (PD, PD, OK, OK),
@@ -181,6 +182,7 @@ BUILD: dict[str, Build] = {
         w.message_to(t), lambda m: mpb.GetMessageRequest(message_id=m)
     ),
     "Messaging/ListMessages": lambda w, t: _now(mpb.ListMessagesRequest(recipient_id=t)),
+    "Messaging/ListConversations": lambda w, t: _now(mpb.ListConversationsRequest(participant=t)),
     "Messaging/Requeue": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.RequeueRequest(message_ids=[m])),
     "Messaging/Purge": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.PurgeRequest()),
     "TaskQueue/Submit": lambda w, t: _now(

@@ -17,9 +17,24 @@ from typing import TYPE_CHECKING, Any
 from ...domain import messages as rules
 from ...domain.messages import Audience, audience
 from ...errors import BrokerError, FailedPrecondition, NotFound
-from ...models.messages import Message, MessageFilter, MessageStatus, NewMessage, SendResult, TargetKind
+from ...models.messages import (
+    Conversation,
+    Message,
+    MessageFilter,
+    MessageStatus,
+    NewMessage,
+    SendResult,
+    TargetKind,
+)
 from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
-from ..sqlite.message_rows import COLUMNS, DUE_SCHEDULED, list_messages_sql, purge_job, row_to_message
+from ..sqlite.message_rows import (
+    COLUMNS,
+    DUE_SCHEDULED,
+    conversations_job,
+    list_messages_sql,
+    purge_job,
+    row_to_message,
+)
 from ..sqlite.message_rows import mark_awaiting as shared_mark_awaiting
 from ..sqlite.message_send import PreparedSends, send_outcome
 from ..sqlite.messages import Claimed, _changed, _release_args
@@ -386,6 +401,11 @@ class PgMessageOps:
             return mark_awaiting(conn, [row_to_message(row)])[0]
 
         return await self.engine.read(job)
+
+    async def list_conversations(
+        self, participant: str | None, after: str | None, limit: int
+    ) -> tuple[list[Conversation], str | None]:
+        return await self.engine.read(lambda conn: conversations_job(conn, participant, after, limit))
 
     async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         sql, args = list_messages_sql(flt)

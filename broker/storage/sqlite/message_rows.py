@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...domain.messages import Audience, audience
 from ...errors import NotFound
-from ...models.messages import Message, MessageFilter, MessageStatus, TargetKind
+from ...models.messages import Conversation, Message, MessageFilter, MessageStatus, TargetKind
 
 if TYPE_CHECKING:
     from .engine import SqliteEngine
@@ -141,6 +141,46 @@ def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
     return sql, args
 
 
+_CONVERSATIONS = (
+    "SELECT conversation_id FROM a2a_messages WHERE conversation_id IS NOT NULL AND conversation_id > ?"
+    " GROUP BY conversation_id ORDER BY conversation_id LIMIT ?"
+)
+# A participant's conversations: its sends (idx_messages_sender) and its copies (idx_messages_recipient).
+_CONVERSATIONS_OF = (
+    "SELECT conversation_id FROM a2a_messages WHERE conversation_id IS NOT NULL AND conversation_id > ?"
+    " AND (sender_id = ? OR recipient_id = ?) GROUP BY conversation_id ORDER BY conversation_id LIMIT ?"
+)
+_CONVERSATION_STATS = (
+    "SELECT count(DISTINCT send_id), max(created_at) FROM a2a_messages WHERE conversation_id = ?"
+)
+_CONVERSATION_PEOPLE = (
+    "SELECT sender_id, recipient_id FROM a2a_messages WHERE conversation_id = ?"
+    " GROUP BY sender_id, recipient_id"
+)
+
+
+def conversations_job(
+    conn: Any, participant: str | None, after: str | None, limit: int
+) -> tuple[list[Conversation], str | None]:
+    """ListConversations on either backend (plain SQL: PostgreSQL runs it through sql.py)."""
+    start = after or ""
+    if participant:
+        rows = conn.execute(_CONVERSATIONS_OF, (start, participant, participant, limit + 1)).fetchall()
+    else:
+        rows = conn.execute(_CONVERSATIONS, (start, limit + 1)).fetchall()
+    ids = [r[0] for r in rows[:limit]]
+    out = []
+    for cid in ids:
+        count, last = conn.execute(_CONVERSATION_STATS, (cid,)).fetchone()
+        people: set[str] = set()
+        for sender, recipient in conn.execute(_CONVERSATION_PEOPLE, (cid,)).fetchall():
+            people.add(sender)
+            if recipient:
+                people.add(recipient)
+        out.append(Conversation(cid, sorted(people), count, last))
+    return out, (ids[-1] if len(rows) > limit and ids else None)
+
+
 class MessageReads:
     engine: SqliteEngine
 
@@ -155,6 +195,11 @@ class MessageReads:
             return mark_awaiting(conn, [row_to_message(row)])[0]
 
         return await self.engine.read(job)
+
+    async def list_conversations(
+        self, participant: str | None, after: str | None, limit: int
+    ) -> tuple[list[Conversation], str | None]:
+        return await self.engine.read(lambda conn: conversations_job(conn, participant, after, limit))
 
     async def list_messages(self, flt: MessageFilter) -> tuple[list[Message], int | None]:
         sql, args = list_messages_sql(flt)

@@ -177,6 +177,7 @@ def send_request(o: m.OutgoingMessage) -> messaging_pb2.SendRequest:
         idempotency_key=o.idempotency_key,
         headers=o.headers,
         require_recipient=o.require_recipient,
+        in_reply_to=o.in_reply_to,
     )
     if o.priority is not None:
         req.priority = o.priority
@@ -231,6 +232,16 @@ def message(x: messaging_pb2.Message) -> m.Message:
         processed_at=to_datetime(x, "processed_at"),
         last_error=x.last_error,
         awaiting_recipient=x.awaiting_recipient,
+        in_reply_to=x.in_reply_to,
+    )
+
+
+def conversation(x: messaging_pb2.Conversation) -> m.Conversation:
+    return m.Conversation(
+        conversation_id=x.conversation_id,
+        participants=tuple(x.participants),
+        message_count=x.message_count,
+        last_activity=to_datetime(x, "last_activity"),
     )
 
 

@@ -293,6 +293,25 @@ class BrokerClient:
         )
         return c.send_result(resp)
 
+    async def reply(self, message: m.Message, payload: Any = b"", **options: Any) -> m.SendResult:
+        """Answer ``message``: from its recipient to its sender, in its conversation and with its
+        correlation id (unless ``options`` name others), marked ``in_reply_to`` it."""
+        if not message.recipient_id:
+            raise ValueError("reply: the message has no recipient to answer from (an undelivered anycast)")
+        return await self.send(
+            message.recipient_id, message.sender_id, payload, in_reply_to=message.message_id, **options
+        )
+
+    async def list_conversations(
+        self, *, participant: str = "", page_size: int = 0, page_token: str = ""
+    ) -> m.Page[m.Conversation]:
+        """One page of conversations in id order (``participant``: those it took part in)."""
+        req = messaging_pb2.ListConversationsRequest(
+            participant=participant, page_size=page_size, page_token=page_token
+        )
+        resp = await self._unary("messaging", "ListConversations", req, safe=True)
+        return m.Page([c.conversation(x) for x in resp.conversations], resp.next_page_token)
+
     async def send_batch(
         self, messages: Sequence[m.OutgoingMessage], *, traceparent: str | None = None
     ) -> list[m.SendResult]:

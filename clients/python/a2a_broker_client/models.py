@@ -221,6 +221,8 @@ class OutgoingMessage:
     # Refuse (NotFound / FailedPrecondition) unless a registered agent would receive it now;
     # by default a message to an agent or capability not registered yet waits for it.
     require_recipient: bool = False
+    # The id of the message this one answers (its conversation and correlation are inherited).
+    in_reply_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,8 @@ class Message:
     last_error: str = ""
     # Pending with nobody registered to take it (recipient or capability not registered yet).
     awaiting_recipient: bool = False
+    # The message this one answers, if any.
+    in_reply_to: str = ""
 
     @property
     def data(self) -> Any:
@@ -435,6 +439,16 @@ class DependencyEdge:
     status: TaskStatus
     blocking: bool = False
     resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation as its messages show it (``message_count``: sends, a broadcast once)."""
+
+    conversation_id: str
+    participants: tuple[str, ...] = ()
+    message_count: int = 0
+    last_activity: datetime | None = None
 
 
 class SessionStatus(enum.StrEnum):

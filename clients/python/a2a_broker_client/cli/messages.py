@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..client import BrokerClient
-from ..models import Message, MessageStatus, Target
+from ..models import Conversation, Message, MessageStatus, Target
 from ._common import (
     UsageError,
     fields_table,
@@ -36,13 +36,25 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "messages", help="inspect and repair messages", description="Inspect and repair messages."
     )
     s = p.add_subparsers(
-        dest="messages_command", required=True, metavar="{list,get,dead-letters,requeue,purge}"
+        dest="messages_command",
+        required=True,
+        metavar="{list,get,thread,conversations,dead-letters,requeue,purge}",
     )
 
     ls = s.add_parser("list", parents=[common], help="list message copies (oldest first)")
     _filters(ls)
     ls.add_argument("--status", choices=STATUSES, help="only messages in this status")
     ls.set_defaults(func=runner(_list))
+
+    th = s.add_parser("thread", parents=[common], help="a conversation's messages, oldest first")
+    th.add_argument("conversation_id")
+    th.add_argument("--limit", type=positive_int, default=1000)
+    th.set_defaults(func=runner(_thread))
+
+    cv = s.add_parser("conversations", parents=[common], help="list conversations (id order)")
+    cv.add_argument("--participant", default="", help="only those this agent took part in")
+    cv.add_argument("--limit", type=positive_int, default=100)
+    cv.set_defaults(func=runner(_conversations))
 
     dl = s.add_parser("dead-letters", parents=[common], help="list dead letters (status failed)")
     _filters(dl)
@@ -258,6 +270,59 @@ def _print_list(ns: argparse.Namespace, msgs: list[Message], empty: str) -> None
         print_json(msgs)
     else:
         table(HEADERS, [_row(x) for x in msgs], empty=empty)
+
+
+async def _thread(client: BrokerClient, ns: argparse.Namespace) -> int:
+    msgs: list[Message] = []
+    async for x in client.iter_messages(conversation_id=ns.conversation_id):
+        if msgs and x.send_id == msgs[-1].send_id:
+            continue  # a broadcast's other copies: the thread shows each send once
+        msgs.append(x)
+        if len(msgs) >= ns.limit:
+            break
+    if ns.json:
+        print_json(msgs)
+        return 0
+    table(
+        ["TIME (UTC)", "MESSAGE", "FROM", "TO", "IN REPLY TO", "PAYLOAD"],
+        [
+            [
+                when(x.created_at),
+                x.message_id,
+                x.sender_id,
+                x.recipient_id or x.target_capability,
+                x.in_reply_to,
+                payload_text(x.payload, x.content_type),
+            ]
+            for x in msgs
+        ],  # fmt: skip
+        empty="(no messages in this conversation)",
+    )
+    return 0
+
+
+async def _conversations(client: BrokerClient, ns: argparse.Namespace) -> int:
+    found: list[Conversation] = []
+    token = ""
+    while len(found) < ns.limit:
+        page = await client.list_conversations(participant=ns.participant, page_token=token)
+        found += page.items
+        token = page.next_page_token
+        if not token:
+            break
+    found = found[: ns.limit]
+    if ns.json:
+        print_json(found)
+        return 0
+    table(
+        ["CONVERSATION", "MESSAGES", "LAST (UTC)", "PARTICIPANTS"],
+        [
+            [c.conversation_id, c.message_count, when(c.last_activity), ", ".join(c.participants)]
+            for c in found
+        ],
+        empty="(no conversations)",
+    )
+    return 0
 
 
 async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:

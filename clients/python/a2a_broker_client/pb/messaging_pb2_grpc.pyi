@@ -133,6 +133,13 @@ class MessagingStub:
     """ListMessages lists message copies matching every filter given, oldest
     first, one page at a time. Dead letters are status = FAILED.
     """
+    ListConversations: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListConversationsRequest, _messaging_pb2.ListConversationsResponse]
+    """ListConversations lists conversations in id order: for each, who took
+    part (senders and recipients), how many sends (a broadcast counts once)
+    and the latest one. With `participant`, only those that agent sent or
+    received a message in; an agent may list only its own (PERMISSION_DENIED
+    otherwise), an admin any.
+    """
     Requeue: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.RequeueRequest, _messaging_pb2.RequeueResponse]
     """Requeue puts dead-lettered (FAILED) messages back into delivery with a
     fresh set of attempts. Errors: NOT_FOUND for an unknown id;
@@ -245,6 +252,13 @@ class MessagingAsyncStub(MessagingStub):
     ListMessages: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """ListMessages lists message copies matching every filter given, oldest
     first, one page at a time. Dead letters are status = FAILED.
+    """
+    ListConversations: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListConversationsRequest, _messaging_pb2.ListConversationsResponse]  # type: ignore[assignment]
+    """ListConversations lists conversations in id order: for each, who took
+    part (senders and recipients), how many sends (a broadcast counts once)
+    and the latest one. With `participant`, only those that agent sent or
+    received a message in; an agent may list only its own (PERMISSION_DENIED
+    otherwise), an admin any.
     """
     Requeue: _aio.UnaryUnaryMultiCallable[_messaging_pb2.RequeueRequest, _messaging_pb2.RequeueResponse]  # type: ignore[assignment]
     """Requeue puts dead-lettered (FAILED) messages back into delivery with a
@@ -409,6 +423,19 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_messaging_pb2.ListMessagesResponse, _abc.Awaitable[_messaging_pb2.ListMessagesResponse]]:
         """ListMessages lists message copies matching every filter given, oldest
         first, one page at a time. Dead letters are status = FAILED.
+        """
+
+    @_abc_1.abstractmethod
+    def ListConversations(
+        self,
+        request: _messaging_pb2.ListConversationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.ListConversationsResponse, _abc.Awaitable[_messaging_pb2.ListConversationsResponse]]:
+        """ListConversations lists conversations in id order: for each, who took
+        part (senders and recipients), how many sends (a broadcast counts once)
+        and the latest one. With `participant`, only those that agent sent or
+        received a message in; an agent may list only its own (PERMISSION_DENIED
+        otherwise), an admin any.
         """
 
     @_abc_1.abstractmethod
