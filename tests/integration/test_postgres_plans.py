@@ -15,6 +15,7 @@ from broker.models.sessions import SessionFilter, SessionStatus
 from broker.models.tasks import TaskFilter
 from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.sql import to_pg
+from broker.storage.sqlite import message_rows as rows
 from broker.storage.sqlite import sessions
 from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OUTCOMES_SQL
 from broker.storage.sqlite.message_rows import DUE_SCHEDULED, list_messages_sql
@@ -42,6 +43,7 @@ FILL = [
     " CASE WHEN i % 4 = 1 THEN i END, CASE WHEN i % 4 = 1 THEN i END, CASE WHEN i % 4 = 2 THEN i END,"
     " CASE WHEN i % 10 = 0 THEN i END, CASE WHEN i % 8 = 0 THEN i END"
     " FROM generate_series(1, 20000) i",
+    "UPDATE a2a_messages SET conversation_id = 'c' || (seq % 500)",
     "INSERT INTO capability_sets (capset_id, caps) VALUES (1, '[]'), (2, '[\"x\"]')",
     "INSERT INTO tasks (task_id, title, capset_id, dispatch_rank, root_id, path, lease_timeout_us, status,"
     " created_at, updated_at, deadline)"
@@ -111,6 +113,10 @@ HOT = [
     ("tasks at a depth", *list_tasks_sql(TaskFilter(level=1)), "idx_tasks_level"),
     ("tasks by time", *list_tasks_sql(TaskFilter(created_after=10, created_before=20)), "idx_tasks_created"),
     ("messages by type", *list_messages_sql(MessageFilter(message_type="x")), "idx_messages_type"),
+    ("conversations", rows._CONVERSATIONS, ("", 100), "idx_messages_conversation"),
+    ("an agent's conversations", rows._CONVERSATIONS_OF, ("", "a7", "a7", 100), "idx_messages_sender"),
+    ("a conversation's counts", rows._CONVERSATION_STATS, ("c1",), "idx_messages_conversation"),
+    ("a conversation's participants", rows._CONVERSATION_PEOPLE, ("c1",), "idx_messages_conversation"),
 ]  # fmt: skip
 
 

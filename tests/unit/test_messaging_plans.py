@@ -96,3 +96,20 @@ def test_message_list_filters_use_indexes(conn: sqlite3.Connection, flt: Message
     sql, args = message_rows.list_messages_sql(flt)
     text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     assert f"INDEX {index}" in text and "TEMP B-TREE FOR ORDER BY" not in text, text
+
+
+@pytest.mark.parametrize(
+    ("sql", "args"),
+    [
+        (message_rows._CONVERSATIONS, ("", 100)),
+        (message_rows._CONVERSATIONS_OF, ("", "a1", "a1", 100)),
+        (message_rows._CONVERSATION_STATS, ("c1",)),
+        (message_rows._CONVERSATION_PEOPLE, ("c1",)),
+    ],
+    ids=["conversations", "a participant's conversations", "a conversation's counts", "its participants"],
+)
+def test_conversation_reads_use_indexes(conn: sqlite3.Connection, sql: str, args: tuple) -> None:
+    steps = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
+    text = "\n".join(steps)
+    assert "INDEX" in text, text
+    assert not any(re.match(r"SCAN a2a_messages(?! USING)", s) for s in steps), text
