@@ -90,8 +90,18 @@ async def test_metrics_count_a_scripted_workload_exactly(broker: Broker, stubs: 
     await th.fail(stubs, by_title["bad"], "worker", final=True)
     with pytest.raises(grpc.aio.AioRpcError):
         await stubs.agents.GetAgent(apb.GetAgentRequest(agent_id="nobody"))
+    not_found = (
+        ("grpc_code", "NOT_FOUND"),
+        ("grpc_method", "GetAgent"),
+        ("grpc_service", "a2a.broker.v1.AgentRegistry"),
+    )
 
-    m = await scrape(broker)
+    # A refused call's status reaches the client before its handler resumes to time it: wait for it.
+    async def timed() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        m = await scrape(broker)
+        return m if ("grpc_server_handling_seconds_count", not_found) in m else None
+
+    m = await eventually(timed, what="the refused GetAgent to be timed")
     expected = {
         ("a2a_messages_published_total", ()): 3,
         ("a2a_messages_delivered_total", ()): 3,
@@ -119,11 +129,6 @@ async def test_metrics_count_a_scripted_workload_exactly(broker: Broker, stubs: 
     assert {k: m.get(k) for k in expected} == expected
     sends = (("grpc_code", "OK"), ("grpc_method", "Send"), ("grpc_service", "a2a.broker.v1.Messaging"))
     assert m[("grpc_server_handling_seconds_count", sends)] == 3
-    not_found = (
-        ("grpc_code", "NOT_FOUND"),
-        ("grpc_method", "GetAgent"),
-        ("grpc_service", "a2a.broker.v1.AgentRegistry"),
-    )
     assert m[("grpc_server_handling_seconds_count", not_found)] == 1
     assert m[("a2a_storage_size_bytes", ())] > 0
     assert m[("a2a_storage_commit_seconds_count", ())] > 0
