@@ -73,7 +73,7 @@ function toBrokerError(err, method) {
 // Calls safe to repeat, retried on UNAVAILABLE (sends and submits only with an idempotency key).
 const SAFE = new Set([
   'GetAgent', 'ListAgents', 'Heartbeat', 'GetMessage', 'ListMessages', 'Ack', 'Get', 'List', 'GetTree',
-  'GetHistory', 'GetDependencies', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
+  'GetHistory', 'GetDependencies', 'ListConversations', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
 ]);
 
 // ------------------------------------------------------------------ security
@@ -338,6 +338,19 @@ export class BrokerClient {
     return this._unary(this.messaging, 'Send', sendRequest(senderId, to, payload, fields), {
       safe: Boolean(fields.idempotencyKey),
     });
+  }
+
+  /**
+   * Answer a delivered message: from its recipient to its sender, in its conversation and with
+   * its correlation id unless `fields` name others, marked `inReplyTo` it.
+   */
+  reply(message, payload, fields = {}) {
+    return this.send(message.recipientId, message.senderId, payload, { ...fields, inReplyTo: message.messageId });
+  }
+
+  /** One page of conversations: `{participant, pageSize, pageToken}` (an agent: its own). */
+  listConversations(filter = {}) {
+    return this._unary(this.messaging, 'ListConversations', filter);
   }
 
   /** Send many messages in one transaction: [{senderId, to, payload, ...fields}]. */
