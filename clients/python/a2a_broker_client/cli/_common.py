@@ -320,3 +320,16 @@ async def limited(stream: Any, count: int | None, timeout: float | None) -> Any:
             yield item
     finally:
         await stream.aclose()
+
+
+async def collect_pages(fetch: Callable[[str], Awaitable[Any]], limit: int) -> list[Any]:
+    """Up to ``limit`` items of a paged list: ``fetch(page_token)`` returns a Page."""
+    found: list[Any] = []
+    token = ""
+    while len(found) < limit:
+        page = await fetch(token)
+        found += page.items
+        token = page.next_page_token
+        if not token:
+            break
+    return found[:limit]

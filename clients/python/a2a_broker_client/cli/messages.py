@@ -10,6 +10,7 @@ from ..client import BrokerClient
 from ..models import Conversation, Message, MessageStatus, Target
 from ._common import (
     UsageError,
+    collect_pages,
     fields_table,
     jsonable,
     limited,
@@ -302,15 +303,9 @@ async def _thread(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _conversations(client: BrokerClient, ns: argparse.Namespace) -> int:
-    found: list[Conversation] = []
-    token = ""
-    while len(found) < ns.limit:
-        page = await client.list_conversations(participant=ns.participant, page_token=token)
-        found += page.items
-        token = page.next_page_token
-        if not token:
-            break
-    found = found[: ns.limit]
+    found: list[Conversation] = await collect_pages(
+        lambda token: client.list_conversations(participant=ns.participant, page_token=token), ns.limit
+    )
     if ns.json:
         print_json(found)
         return 0

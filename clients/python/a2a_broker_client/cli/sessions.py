@@ -8,7 +8,17 @@ from typing import Any
 
 from ..client import BrokerClient
 from ..models import Session, SessionStatus
-from ._common import UsageError, fields_table, positive_int, print_json, runner, short, table, when
+from ._common import (
+    UsageError,
+    collect_pages,
+    fields_table,
+    positive_int,
+    print_json,
+    runner,
+    short,
+    table,
+    when,
+)
 
 STATUSES = [s.value for s in SessionStatus if s is not SessionStatus.UNSPECIFIED]
 
@@ -97,17 +107,12 @@ async def _create(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
-    found: list[Session] = []
-    token = ""
-    while len(found) < ns.limit:
-        page = await client.list_sessions(
+    found: list[Session] = await collect_pages(
+        lambda token: client.list_sessions(
             status=ns.status, initiated_by=ns.initiated_by, parent_session_id=ns.parent, page_token=token
-        )
-        found += page.items
-        token = page.next_page_token
-        if not token:
-            break
-    found = found[: ns.limit]
+        ),
+        ns.limit,
+    )
     if ns.json:
         print_json(found)
         return 0
