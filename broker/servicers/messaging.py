@@ -177,6 +177,23 @@ def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.Subsc
     return out
 
 
+def _fold_broadcasts(page: list[pb.Message]) -> list[pb.Message]:
+    """Each send once: a broadcast's copies (same send_id) folded into the first on the page,
+    which lists every copy's recipient and status."""
+    out: list[pb.Message] = []
+    firsts: dict[str, pb.Message] = {}
+    for m in page:
+        if m.target_kind != pb.TARGET_KIND_BROADCAST:
+            out.append(m)
+            continue
+        first = firsts.get(m.send_id)
+        if first is None:
+            first = firsts[m.send_id] = m
+            out.append(m)
+        first.recipients.add(message_id=m.message_id, recipient_id=m.recipient_id, status=m.status)
+    return out
+
+
 def _is_consume_confirm(x: object) -> bool:
     return isinstance(x, pb.ConsumeConfirm)
 
@@ -468,6 +485,8 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         page = [message_to_pb(m) for m in msgs]
         if (n := fitting(page)) < len(page):  # under a client's default receive limit: the rest next
             page, last = page[:n], msgs[n - 1].seq
+        if request.fold_broadcasts:
+            page = _fold_broadcasts(page)
         return pb.ListMessagesResponse(
             messages=page,
             next_page_token=encode_page_token(last) if last is not None else "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 
 from broker.pb import messaging_pb2 as pb
+from tests.conftest import next_within
 
 from .messaging_support import get, register, send
 
@@ -81,3 +82,45 @@ async def test_the_python_client_replies_and_lists_conversations(broker):
         assert (answer.sender_id, answer.recipient_id) == ("expert", "asker")
         (c,) = (await client.list_conversations(participant="asker")).items
         assert (c.conversation_id, c.participants, c.message_count) == ("c-9", ("asker", "expert"), 2)
+
+
+async def test_a_conversation_lists_a_broadcast_once_with_each_recipients_state(stubs):
+    for a, caps in (("host", ()), ("g1", ("guest",)), ("g2", ("guest",))):
+        await register(stubs, a, caps)
+    invite = pb.SendRequest(
+        sender_id="host",
+        target=pb.Target(broadcast=pb.Broadcast(capability="guest")),
+        conversation_id="party",
+    )
+    copies = list((await stubs.messaging.Send(invite)).message_ids)
+    rsvp = await send(stubs, "g1", "host", b"coming", in_reply_to=copies[0])
+    sub = stubs.messaging.Subscribe(pb.SubscribeRequest(agent_id="g1"))
+    got = await next_within(sub)
+    await stubs.messaging.Ack(pb.AckRequest(agent_id="g1", message_ids=[m.message_id for m in got.messages]))
+    sub.cancel()
+    plain = await stubs.messaging.ListMessages(pb.ListMessagesRequest(conversation_id="party"))
+    assert len(plain.messages) == 3  # two copies and the reply
+    folded = await stubs.messaging.ListMessages(
+        pb.ListMessagesRequest(conversation_id="party", fold_broadcasts=True)
+    )
+    first, reply = folded.messages
+    assert first.send_id == reply.send_id or reply.message_id == rsvp
+    states = {(r.recipient_id, pb.MessageStatus.Name(r.status)) for r in first.recipients}
+    assert states == {("g1", "MESSAGE_STATUS_PROCESSED"), ("g2", "MESSAGE_STATUS_PENDING")}
+    assert sorted(r.message_id for r in first.recipients) == sorted(copies)
+    assert reply.message_id == rsvp and list(reply.recipients) == []
+
+
+async def test_the_python_client_folds_a_broadcast(broker):
+    from a2a_broker_client import BrokerClient, MessageStatus, Target
+
+    async with BrokerClient(broker.address, timeout=10) as client:
+        await client.register("h")
+        for g in ("x1", "x2"):
+            await client.register(g, capabilities=["g"])
+        await client.send("h", Target.broadcast("g"), "hi all", conversation_id="fold")
+        (m,) = (await client.list_messages(conversation_id="fold", fold_broadcasts=True)).items
+        assert sorted((r[1], r[2]) for r in m.recipients) == [
+            ("x1", MessageStatus.PENDING),
+            ("x2", MessageStatus.PENDING),
+        ]

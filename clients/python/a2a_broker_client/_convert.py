@@ -233,6 +233,10 @@ def message(x: messaging_pb2.Message) -> m.Message:
         last_error=x.last_error,
         awaiting_recipient=x.awaiting_recipient,
         in_reply_to=x.in_reply_to,
+        recipients=tuple(
+            (r.message_id, r.recipient_id, to_enum(m.MessageStatus, messaging_pb2.MessageStatus, r.status))
+            for r in x.recipients
+        ),
     )
 
 

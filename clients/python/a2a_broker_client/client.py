@@ -447,6 +447,7 @@ class BrokerClient:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         message_type: str = "",
+        fold_broadcasts: bool = False,
         page_size: int = 0,
         page_token: str = "",
     ) -> m.Page[m.Message]:
@@ -459,6 +460,7 @@ class BrokerClient:
             recipient_id=recipient_id,
             status=c.from_enum(messaging_pb2.MessageStatus, status),
             message_type=message_type,
+            fold_broadcasts=fold_broadcasts,
             page_size=page_size,
             page_token=page_token,
         )

@@ -285,6 +285,8 @@ class Message:
     awaiting_recipient: bool = False
     # The message this one answers, if any.
     in_reply_to: str = ""
+    # With list_messages(fold_broadcasts=True): each copy of a broadcast, (message id, recipient, status).
+    recipients: tuple[tuple[str, str, MessageStatus], ...] = ()
 
     @property
     def data(self) -> Any:

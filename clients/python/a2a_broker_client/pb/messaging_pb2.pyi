@@ -502,6 +502,7 @@ class Message(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     AWAITING_RECIPIENT_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     """Unique id of this copy. Ack, Nack, GetMessage and Requeue take it. Ids
     of one broker process increase with time.
@@ -560,6 +561,12 @@ class Message(_message.Message):
     def processed_at(self) -> _timestamp_pb2.Timestamp:
         """When the recipient acked it."""
 
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecipientState]:
+        """With ListMessages' fold_broadcasts: every copy of this send, one per
+        recipient, with its status (this copy's included).
+        """
+
     def __init__(
         self,
         *,
@@ -589,14 +596,42 @@ class Message(_message.Message):
         last_error: _builtins.str = ...,
         awaiting_recipient: _builtins.bool = ...,
         in_reply_to: _builtins.str = ...,
+        recipients: _abc.Iterable[Global___RecipientState] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "processed_at", b"processed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "recipients", b"recipients", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Message: _TypeAlias = Message  # noqa: Y015
+
+@_typing.final
+class RecipientState(_message.Message):
+    """RecipientState is one copy of a broadcast: whom it is for, and where it is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    recipient_id: _builtins.str
+    status: Global___MessageStatus.ValueType
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        recipient_id: _builtins.str = ...,
+        status: Global___MessageStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message_id", b"message_id", "recipient_id", b"recipient_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecipientState: _TypeAlias = RecipientState  # noqa: Y015
 
 @_typing.final
 class SubscribeRequest(_message.Message):
@@ -924,6 +959,7 @@ class ListMessagesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MESSAGE_TYPE_FIELD_NUMBER: _builtins.int
+    FOLD_BROADCASTS_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     """Every non-empty filter must match."""
     correlation_id: _builtins.str
@@ -935,6 +971,11 @@ class ListMessagesRequest(_message.Message):
     page_token: _builtins.str
     message_type: _builtins.str
     """Copies of this message_type."""
+    fold_broadcasts: _builtins.bool
+    """Show each send once: a broadcast's copies are folded into its first
+    copy, which lists every copy's recipient and status in `recipients`
+    (on one page; a broadcast cut by a page boundary shows on both).
+    """
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
         """Created at or after this time."""
@@ -956,10 +997,11 @@ class ListMessagesRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         message_type: _builtins.str = ...,
+        fold_broadcasts: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_after", b"created_after", "created_before", b"created_before", "message_type", b"message_type", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "sender_id", b"sender_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_after", b"created_after", "created_before", b"created_before", "fold_broadcasts", b"fold_broadcasts", "message_type", b"message_type", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "sender_id", b"sender_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
