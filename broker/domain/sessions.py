@@ -14,28 +14,32 @@ tasks purged), then deleted.
 
 from __future__ import annotations
 
-from ..models.sessions import SessionStatus
+from collections.abc import Callable
 
-ENDED = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED})
-FINISHED_TASKS = ("completed", "failed", "cancelled")
+from ..models.sessions import SessionStatus
+from ..models.tasks import FINISHED
+
 ROOT_FAILED = "a root task failed for good"
 ALL_FINISHED = "closed, and every task finished"
 
 
 def derive(
-    status: SessionStatus, closed: bool, counts: dict[str, int], root_failed: bool
+    status: SessionStatus,
+    closed: bool,
+    root_failed: bool,
+    any_unfinished: Callable[[], bool],
+    any_failed: Callable[[], bool],
 ) -> tuple[SessionStatus, str]:
-    """The status a session should have now (and why), given its task counts by status."""
+    """The status a session should have now (and why), after some of its tasks finished;
+    ``root_failed``: one of them was a root task that failed for good. The two questions about
+    its other tasks are asked only when the answer depends on them (each is a read)."""
     if status is not SessionStatus.ACTIVE:
         return status, ""
     if root_failed:
         return SessionStatus.FAILED, ROOT_FAILED
-    unfinished = sum(n for s, n in counts.items() if s not in FINISHED_TASKS)
-    if closed and unfinished == 0:
-        if counts.get("failed", 0):
-            return SessionStatus.FAILED, ALL_FINISHED
-        return SessionStatus.COMPLETED, ALL_FINISHED
-    return SessionStatus.ACTIVE, ""
+    if not closed or any_unfinished():
+        return SessionStatus.ACTIVE, ""
+    return (SessionStatus.FAILED if any_failed() else SessionStatus.COMPLETED), ALL_FINISHED
 
 
 def progress(counts: dict[str, int]) -> float:
@@ -43,4 +47,4 @@ def progress(counts: dict[str, int]) -> float:
     total = sum(counts.values())
     if not total:
         return 0.0
-    return sum(counts.get(s, 0) for s in FINISHED_TASKS) / total
+    return sum(counts.get(s, 0) for s in FINISHED) / total

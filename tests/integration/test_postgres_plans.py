@@ -57,6 +57,7 @@ FILL = [
     " WHERE seq % 3 = 2",
     "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, started_at = seq - 1, finished_at = seq"
     " WHERE seq % 3 = 2",
+    "UPDATE tasks SET status = 'failed', lease_expires_at = NULL, finished_at = seq WHERE seq % 15 = 0",
     "INSERT INTO orchestration_sessions (session_id, created_by, parent_session_id, status, created_at,"
     " updated_at) SELECT 's' || i, 'planner' || i % 50, CASE WHEN i > 100 THEN 's' || i % 100 END,"
     " (ARRAY['active','completed','failed','cancelled','archived'])[1 + i % 5], i, 0"
@@ -104,6 +105,8 @@ HOT = [
     ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
     ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
     ("a session's tasks by status", sessions.COUNTS_SQL, ("s7",), "idx_tasks_session"),
+    ("an unfinished task of a session", sessions.UNFINISHED_SQL, ("s7",), "idx_tasks_session"),
+    ("a failed task of a session", sessions.FAILED_SQL, ("s7",), "idx_tasks_session"),
     ("sessions, oldest first", *_page(page_size=50), "idx_sessions_created"),
     ("sessions by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("a session's child sessions", *_page(parent_session_id="s7"), "idx_sessions_parent"),

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...domain import sessions as rules
 from ...errors import AlreadyExists, FailedPrecondition, NotFound
 from ...models.sessions import CreateSessionInput, EndSessionInput, Session, SessionFilter, SessionStatus
+from .tasks_rows import FINISHED_SQL
 from .tasks_tx import TaskTx
 
 _COLUMNS = (
     "session_id, name, parent_session_id, created_by, context, labels, status, status_reason,"
     " deadline, max_tasks, summary, created_at, updated_at, closed_at, finished_at"
 )
-_FINISHED = "('completed', 'failed', 'cancelled')"
 
 
 COUNTS_SQL = "SELECT status, count(*) FROM tasks WHERE session_id = ? GROUP BY status"
+# Whether a session has an unfinished task, and a task failed for good (idx_tasks_session_status).
+UNFINISHED_SQL = f"SELECT 1 FROM tasks WHERE session_id = ? AND status NOT IN {FINISHED_SQL} LIMIT 1"
+FAILED_SQL = "SELECT 1 FROM tasks WHERE session_id = ? AND status = 'failed' LIMIT 1"
 
 
 def counts_of(conn: sqlite3.Connection, session_id: str) -> dict[str, int]:
@@ -157,25 +161,30 @@ def admit(
             )
 
 
-def settle(tx: TaskTx, session_ids: set[str]) -> None:
-    """Bring each session's status up to date with its tasks (after a write changed them)."""
-    for session_id in session_ids:
-        row = tx.conn.execute(
+def settle(tx: TaskTx, touched: Mapping[str, bool]) -> None:
+    """Bring each session's status up to date after a write finished some of its tasks
+    (``touched``: session id -> whether a root task of it failed for good in this write). Runs
+    with every completion in a session: two indexed existence checks at most, and only once the
+    session is closed, never a count of its tasks."""
+    conn = tx.conn
+
+    def exists(sql: str, session_id: str) -> Callable[[], bool]:
+        return lambda: conn.execute(sql, (session_id,)).fetchone() is not None
+
+    for session_id, root_failed in touched.items():
+        row = conn.execute(
             "SELECT status, closed_at FROM orchestration_sessions WHERE session_id = ?", (session_id,)
         ).fetchone()
-        if row is None or row["status"] != SessionStatus.ACTIVE:
+        if row is None:
             continue
-        counts = counts_of(tx.conn, session_id)
-        root_failed = (
-            tx.conn.execute(
-                "SELECT 1 FROM tasks WHERE session_id = ? AND status = 'failed' AND parent_id IS NULL"
-                " LIMIT 1",
-                (session_id,),
-            ).fetchone()
-            is not None
+        status, reason = rules.derive(
+            SessionStatus(row["status"]),
+            row["closed_at"] is not None,
+            root_failed,
+            exists(UNFINISHED_SQL, session_id),
+            exists(FAILED_SQL, session_id),
         )
-        status, reason = rules.derive(SessionStatus.ACTIVE, row["closed_at"] is not None, counts, root_failed)
-        if status is not SessionStatus.ACTIVE:
+        if status.value != row["status"]:
             _end(tx, session_id, status, reason)
 
 
@@ -197,7 +206,7 @@ def close_job(tx: TaskTx, inp: EndSessionInput) -> Session:
             " WHERE session_id = ?",
             (tx.now, inp.summary, tx.now, inp.session_id),
         )
-        settle(tx, {inp.session_id})
+        settle(tx, {inp.session_id: False})
     elif inp.summary:
         tx.conn.execute(
             "UPDATE orchestration_sessions SET summary = ?, updated_at = ? WHERE session_id = ?",
@@ -216,7 +225,7 @@ def cancel_job(tx: TaskTx, inp: EndSessionInput) -> tuple[Session, list[str]]:
     reason = inp.reason or "session cancelled"
     cancelled: list[str] = []
     rows = tx.conn.execute(
-        f"SELECT * FROM tasks WHERE session_id = ? AND status NOT IN {_FINISHED} ORDER BY path",
+        f"SELECT * FROM tasks WHERE session_id = ? AND status NOT IN {FINISHED_SQL} ORDER BY path",
         (inp.session_id,),
     ).fetchall()
     for r in rows:

@@ -46,8 +46,9 @@ class TaskTx:
         self.rng = rng
         self.changes = Changes()
         self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
-        # Sessions with a task that finished here: their status is settled before the commit.
-        self.sessions_touched: set[str] = set()
+        # Sessions with a task that finished here (-> whether it was a root task that failed for
+        # good): their status is settled before the commit (sessions.settle).
+        self.sessions_touched: dict[str, bool] = {}
 
     # ------------------------------------------------------------ recording
 
@@ -65,8 +66,10 @@ class TaskTx:
         self._history.append(
             (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
         )
-        if row["session_id"] is not None and task_states.is_finished(to):
-            self.sessions_touched.add(row["session_id"])
+        session_id = row["session_id"]
+        if session_id is not None and task_states.is_finished(to):
+            root_failed = to is S.FAILED and row["parent_id"] is None
+            self.sessions_touched[session_id] = self.sessions_touched.get(session_id, False) or root_failed
         elapsed = None
         if frm is S.RUNNING and row["started_at"] is not None:
             elapsed = self.now - row["started_at"]
