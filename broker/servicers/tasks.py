@@ -126,12 +126,20 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
                     msg.task.traceparent = tp
         return out
 
-    def _settled(self, operation: str, parent: str | None, task: Task, start_ns: int) -> None:
-        """A complete or fail span (tracing on), from ``start_ns`` to now, under the call's trace
-        context or else the task's stored one."""
-        attrs = {"a2a.task.id": task.task_id, "a2a.task.attempt": task.attempt}
-        with self.tracing.scope(operation, parent or task.traceparent, "server", attrs, start_ns):
-            pass
+    async def _finish(self, inp: CompleteInput | FailInput, context: grpc.aio.ServicerContext | None) -> Task:
+        """Complete or fail a leased task (by the input's kind); with tracing on, its span under
+        the call's trace context (``context``: a unary call's) or else the task's stored one."""
+        t0 = time.time_ns()
+        if isinstance(inp, CompleteInput):
+            operation, task = "complete", await self.queue.complete(inp)
+        else:
+            operation, task = "fail", await self.queue.fail(inp)
+        if self.tracing.on:
+            parent = (incoming(context) if context is not None else None) or task.traceparent
+            attrs = {"a2a.task.id": task.task_id, "a2a.task.attempt": task.attempt}
+            with self.tracing.scope(operation, parent, "server", attrs, t0):
+                pass
+        return task
 
     @rpc
     async def Submit(self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext) -> pb.SubmitResponse:
@@ -244,14 +252,8 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         """One outcome of a Work stream, as the unary call would do it."""
         try:
             if kind == "complete" or kind == "fail":
-                t0 = time.time_ns()
-                if kind == "complete":
-                    task = await self.queue.complete(_complete_input(req))
-                else:
-                    task = await self.queue.fail(_fail_input(req))
-                if self.tracing.on:
-                    self._settled(kind, None, task, t0)
-                return pb.WorkConfirm(sequence=sequence, task=self._task(task))
+                inp = _complete_input(req) if kind == "complete" else _fail_input(req)
+                return pb.WorkConfirm(sequence=sequence, task=self._task(await self._finish(inp, None)))
             until = await self.queue.extend_lease(_extend_input(req))
             return pb.WorkConfirm(sequence=sequence, lease_expires_at=ts(until))
         except ValidationError as exc:
@@ -275,11 +277,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteResponse:
-        t0 = time.time_ns()
-        task = await self.queue.complete(_complete_input(request))
-        if self.tracing.on:
-            self._settled("complete", incoming(context), task, t0)
-        return pb.CompleteResponse(task=self._task(task))
+        return pb.CompleteResponse(task=self._task(await self._finish(_complete_input(request), context)))
 
     @rpc
     async def CompleteBatch(
@@ -314,11 +312,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
 
     @rpc
     async def Fail(self, request: pb.FailRequest, context: grpc.aio.ServicerContext) -> pb.FailResponse:
-        t0 = time.time_ns()
-        task = await self.queue.fail(_fail_input(request))
-        if self.tracing.on:
-            self._settled("fail", incoming(context), task, t0)
-        return pb.FailResponse(task=self._task(task))
+        return pb.FailResponse(task=self._task(await self._finish(_fail_input(request), context)))
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:
