@@ -32,7 +32,7 @@ from ..models.agents import AgentFilter, AgentStatus
 from ..models.common import decode_page_token, encode_page_token
 from ..models.messages import MessageFilter, MessageStatus, check_ids
 from ..models.tasks import CancelInput, TaskFilter, TaskStatus, TreeQuery
-from ..security.identity import Identity, Role
+from ..security.identity import OPERATOR_ROLES, Identity, Role, bearer
 from ..servicers.errors import status_of
 from . import views
 
@@ -135,10 +135,10 @@ class Console:
     async def _identify(self, request: web.Request) -> Identity | None:
         if self.authenticator is None:
             return OPEN
-        header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
+        token = bearer(request.headers.get("Authorization", ""))
+        if token is not None:
             try:
-                return await self.authenticator.authenticate(header[7:].strip())
+                return await self.authenticator.authenticate(token)
             except BrokerError:
                 return None
         sid = request.cookies.get(COOKIE)
@@ -154,7 +154,7 @@ class Console:
             who = await self._identify(request)
             if who is None:
                 return _fail(401, "sign in with an admin or viewer token")
-            if who.role not in (Role.ADMIN, Role.VIEWER):
+            if who.role not in OPERATOR_ROLES:
                 return _fail(403, f"{who.subject!r} ({who.role.value}) may not use the console")
             if admin:
                 if who.role is not Role.ADMIN:
@@ -187,7 +187,7 @@ class Console:
             who = await self.authenticator.authenticate(token)
         except BrokerError as exc:
             return _fail(401, exc.message)
-        if who.role not in (Role.ADMIN, Role.VIEWER):
+        if who.role not in OPERATOR_ROLES:
             return _fail(403, f"{who.subject!r} ({who.role.value}) may not use the console")
         now = time.monotonic()
         for sid in [s for s, v in self.sessions.items() if v.expires < now]:

@@ -23,7 +23,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..errors import BrokerError
-from ..security.identity import Role
+from ..security.identity import OPERATOR_ROLES, bearer
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -113,10 +113,9 @@ class HttpListener:
         wanted = self.settings.metrics_token
         if self.authenticator is None and wanted is None:
             return None
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
+        token = bearer(request.headers.get("Authorization", ""))
+        if token is None:
             return web.Response(status=401, text="authorization: send 'Authorization: Bearer <token>'\n")
-        token = header[7:].strip()
         if wanted is not None and hmac.compare_digest(token.encode(), wanted.encode()):
             return None
         if self.authenticator is None:
@@ -125,7 +124,7 @@ class HttpListener:
             who = await self.authenticator.authenticate(token)
         except BrokerError as exc:
             return web.Response(status=401, text=f"{exc.message}\n")
-        if who.role not in (Role.ADMIN, Role.VIEWER):
+        if who.role not in OPERATOR_ROLES:
             return web.Response(
                 status=403, text=f"{who.subject!r} ({who.role.value}) may not read /metrics\n"
             )

@@ -20,6 +20,15 @@ class Role(enum.StrEnum):
     VIEWER = "viewer"  # reads the console, its JSON API and /metrics; no RPC, no change
 
 
+# The roles that may read the operator's surfaces: the console, its JSON API and /metrics.
+OPERATOR_ROLES = frozenset({Role.ADMIN, Role.VIEWER})
+
+
+def bearer(value: str) -> str | None:
+    """The token of an ``Authorization`` value ``Bearer <token>``; None when it is not one."""
+    return value[7:].strip() if value.startswith("Bearer ") else None
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     subject: str

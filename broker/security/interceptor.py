@@ -24,7 +24,7 @@ from grpc_status import rpc_status
 from ..errors import Unauthenticated
 from ..interceptors import WrappingInterceptor
 from ..logs import Throttled
-from .identity import CALLER, Identity, Role, started_by_caller
+from .identity import CALLER, Identity, Role, bearer, started_by_caller
 from .policy import OPEN_PREFIXES, POLICY, REFLECTION_PREFIX, Denied, Rule, check, started_field
 from .quotas import Quotas
 
@@ -84,9 +84,10 @@ class Security(WrappingInterceptor):
                 break
         try:
             if token is not None and self.authenticator is not None:
-                if not token.startswith("Bearer "):
+                secret = bearer(token)
+                if secret is None:
                     raise Unauthenticated("authorization: must read 'Bearer <token>'")
-                return await self.authenticator.authenticate(token[7:].strip())
+                return await self.authenticator.authenticate(secret)
             who = certificate_identity(context) if self.mtls else None
             if who is not None:
                 return who
