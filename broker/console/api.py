@@ -32,6 +32,7 @@ from ..models.agents import AgentFilter, AgentStatus
 from ..models.common import decode_page_token, encode_page_token
 from ..models.messages import MessageFilter, MessageStatus, check_ids
 from ..models.tasks import CancelInput, TaskFilter, TaskStatus, TreeQuery
+from ..observability.metrics import KINDS
 from ..security.identity import OPERATOR_ROLES, Identity, Role, bearer
 from ..servicers.errors import status_of
 from . import views
@@ -239,17 +240,16 @@ class Console:
         c = self.collector.census
         assert c is not None
         agents = {s.value: c.agents.get(s.value, 0) for s in AgentStatus if s is not AgentStatus.DEREGISTERED}
-        kinds = ("direct", "broadcast", "anycast")
-        pending = sum(c.messages.get(("pending", k), 0) for k in kinds)
-        scheduled = sum(c.scheduled.get(k, 0) for k in kinds)
+        pending = sum(c.messages.get(("pending", k), 0) for k in KINDS)
+        scheduled = sum(c.scheduled.get(k, 0) for k in KINDS)
         return {
             "at": int(time.time() * 1000),
             "agents": {**agents, "online": sum(n for s, n in agents.items() if s != "offline")},
             "messages": {
                 "ready": pending - scheduled,
                 "scheduled": scheduled,
-                "unacked": sum(c.messages.get(("delivered", k), 0) for k in kinds),
-                "dead": sum(c.messages.get(("failed", k), 0) for k in kinds),
+                "unacked": sum(c.messages.get(("delivered", k), 0) for k in KINDS),
+                "dead": sum(c.messages.get(("failed", k), 0) for k in KINDS),
             },
             "tasks": {s.value: c.tasks.get(s.value, 0) for s in TaskStatus if s is not TaskStatus.PENDING},
             "totals": self._counters(),
