@@ -188,13 +188,16 @@ def settle(tx: TaskTx, touched: Mapping[str, bool]) -> None:
             _end(tx, session_id, status, reason)
 
 
-def _end(tx: TaskTx, session_id: str, status: SessionStatus, reason: str) -> None:
+def _end(tx: TaskTx, session_id: str, status: SessionStatus, reason: str) -> Session:
+    """End the session; it is announced as it is now (and returned)."""
     tx.conn.execute(
         "UPDATE orchestration_sessions SET status = ?, status_reason = ?, finished_at = ?, updated_at = ?"
         " WHERE session_id = ?",
         (status.value, reason, tx.now, tx.now, session_id),
     )
-    tx.changes.sessions.append(load_session(tx.conn, session_id))
+    session = load_session(tx.conn, session_id)
+    tx.changes.sessions.append(session)
+    return session
 
 
 def close_job(tx: TaskTx, inp: EndSessionInput) -> Session:
@@ -223,22 +226,17 @@ def cancel_job(tx: TaskTx, inp: EndSessionInput) -> tuple[Session, list[str]]:
             return load_session(tx.conn, inp.session_id), []  # a repeat
         raise FailedPrecondition(f"session {inp.session_id!r} has already ended ({row['status']})")
     reason = inp.reason or "session cancelled"
-    cancelled: list[str] = []
     rows = tx.conn.execute(
         f"SELECT * FROM tasks WHERE session_id = ? AND status NOT IN {FINISHED_SQL} ORDER BY path",
         (inp.session_id,),
     ).fetchall()
-    for r in rows:
-        fresh = tx.fetch(r["task_id"])  # an earlier cancel here may have reached it already
-        if fresh is not None:
-            cancelled += tx.cancel(fresh, reason, inp.actor or "session")
+    cancelled = tx.cancel_each(rows, reason, inp.actor or "session")
     tx.conn.execute(
         "UPDATE orchestration_sessions SET closed_at = coalesce(closed_at, ?), summary = ?"
         " WHERE session_id = ?",
         (tx.now, inp.summary or row["summary"], inp.session_id),
     )
-    _end(tx, inp.session_id, SessionStatus.CANCELLED, reason)
-    return load_session(tx.conn, inp.session_id), cancelled
+    return _end(tx, inp.session_id, SessionStatus.CANCELLED, reason), cancelled
 
 
 def archive_job(conn: sqlite3.Connection, ended_before: int, limit: int) -> int:

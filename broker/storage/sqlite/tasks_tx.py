@@ -209,12 +209,16 @@ class TaskTx:
             " AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY path",
             (lo, hi, root["path"]),
         ).fetchall()
+        return self.cancel_each(rows, task_states.ancestor_cancelled(root["task_id"], reason), actor)
+
+    def cancel_each(self, rows: list[sqlite3.Row], reason: str, actor: str) -> list[str]:
+        """Cancel each task of ``rows`` as it is when its turn comes (cancelling an earlier one may
+        have reached it through a dependency); the ids cancelled, dependents included."""
         out: list[str] = []
-        why = task_states.ancestor_cancelled(root["task_id"], reason)
         for r in rows:
-            fresh = self.fetch(r["task_id"])  # an earlier cancel here may have reached it already
+            fresh = self.fetch(r["task_id"])
             if fresh is not None:
-                out += self.cancel(fresh, why, actor)
+                out += self.cancel(fresh, reason, actor)
         return out
 
     # ------------------------------------------------------------ dependencies
