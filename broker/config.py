@@ -73,6 +73,11 @@ class Settings(BaseModel):
     agent_record_window_s: float = Field(
         86_400.0, gt=0, description="the window of an agent's performance record (tasks finished within it)"
     )
+    route_by_record: bool = Field(
+        False,
+        description="push a newly ready task first to the able, waiting agent with the better record"
+        " (success rate, then mean run time); others try a few milliseconds later",
+    )
     default_max_run_time_s: float = Field(
         0.0, ge=0, description="the longest a task's attempt may run when the task sets none (0: no limit)"
     )

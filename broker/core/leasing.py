@@ -30,6 +30,7 @@ from ..errors import FailedPrecondition, StorageUnavailable
 from ..models.agents import Agent
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
 from ..storage.base import Storage
+from .routing import RecordRouter
 from .wakeups import Wakeups, agent_key, keys_for, ready_key
 
 log = logging.getLogger("broker.tasks")
@@ -77,12 +78,14 @@ class Leaser:
         spawn: Callable[[Any], None],
         liveness: Liveness,
         watched: Callable[[], bool] = lambda: False,
+        router: RecordRouter | None = None,
     ) -> None:
         self.storage = storage
         self.watched = watched  # whether writes should return task snapshots (someone watches)
         self.liveness = liveness  # told when a Listen stream opens and ends (a sign of life)
         self.announce = announce
         self.spawn = spawn
+        self.router = router  # routing by record, when on
         self.signals = Wakeups()
         self._inboxes: dict[str, set[Inbox]] = {}
         self._caps: dict[str, tuple[str, ...]] = {}
@@ -163,10 +166,34 @@ class Leaser:
             self._caps[agent_id] = caps
         return caps
 
+    async def _wait_turn(self, agent_id: str, res: LeaseResult, ev: asyncio.Event, timeout: float) -> bool:
+        """Wait for a wake-up (False: none came within ``timeout``); with routing by record,
+        let better-ranked waiting agents lease first."""
+        router = self.router
+        if router is None:
+            return await _wait(ev, timeout)
+        try:
+            await router.waiting(agent_id, res.capabilities, res.free)
+            woken = await _wait(ev, timeout)
+        except BaseException:
+            router.gone(agent_id)
+            raise
+        if woken and res.free > 0:
+            await router.hold_back(agent_id, res.capabilities)
+        return woken
+
     async def claim(self, agent_id: str, max_n: int, wait_s: float) -> list[Assignment]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         keys = keys_for(agent_id, await self._known_caps(agent_id))
+        try:
+            return await self._claim(agent_id, max_n, deadline, keys)
+        finally:
+            if self.router is not None:
+                self.router.gone(agent_id)
+
+    async def _claim(self, agent_id: str, max_n: int, deadline: float, keys: list[str]) -> list[Assignment]:
+        loop = asyncio.get_running_loop()
         while True:
             if self._closing:
                 return []
@@ -180,7 +207,7 @@ class Leaser:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return []
-                if not await _wait(ev, remaining):
+                if not await self._wait_turn(agent_id, res, ev, remaining):
                     return []
             finally:
                 self._disarm(keys, ev)
@@ -214,11 +241,13 @@ class Leaser:
                         yield res.assignments, cancels
                     if res.free > 0 and len(res.assignments) == LISTEN_BATCH:
                         continue  # a full batch: more may be waiting
-                    await _wait(ev, IDLE_RECHECK_S)
+                    await self._wait_turn(agent_id, res, ev, IDLE_RECHECK_S)
                 finally:
                     self._disarm(keys, ev)
                 keys = keys_for(agent_id, res.capabilities)
         finally:
+            if self.router is not None:
+                self.router.gone(agent_id)
             self.liveness.stream_closed(agent_id, "listen", handed)
             boxes = self._inboxes.get(agent_id)
             if boxes is not None:

@@ -35,6 +35,7 @@ from ..models.tasks import (
     ClaimInput,
     CompleteInput,
     DependencyEdge,
+    DependencyEditInput,
     DependencyInput,
     ExtendInput,
     FailInput,
@@ -55,6 +56,7 @@ from .completions import CompleteBatcher
 from .feeds import Feed, Watcher
 from .leasing import Leaser
 from .registry import Registry
+from .routing import RecordRouter
 from .sessions import Sessions
 
 log = logging.getLogger("broker.tasks")
@@ -70,7 +72,8 @@ class TaskQueue:
         self.policy = PriorityPolicy.from_settings(settings)
         self.events: Feed[TaskEvent] = Feed()
         # Claim and Listen (named ``dispatch``: it hands out the leases).
-        self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched)
+        router = RecordRouter(registry.records) if settings.route_by_record else None
+        self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched, router)
         self.completions = CompleteBatcher(storage, self.announce, self.watched)
         self.sessions = Sessions(storage, self.announce, self.watched)
         registry.on_agent_gone(self._agent_gone)
@@ -209,6 +212,7 @@ class TaskQueue:
             session_id=t.session_id,
             tags=list(t.tags),
             metadata={**t.metadata, task_states.REPLAY_OF: t.task_id},
+            labels=t.labels,
             submitted_by=actor or t.submitted_by,
         )
         task, _ = await self.submit(spec)
@@ -252,6 +256,16 @@ class TaskQueue:
         ids, changes = await self.storage.cancel_task(inp, now_us(), snapshots=self.watched())
         self.announce(changes)
         return ids
+
+    async def add_dependency(self, inp: DependencyEditInput) -> Task:
+        task, changes = await self.storage.add_dependency(inp, now_us(), snapshots=self.watched())
+        self.announce(changes)
+        return task
+
+    async def remove_dependency(self, inp: DependencyEditInput) -> Task:
+        task, changes = await self.storage.remove_dependency(inp, now_us(), snapshots=self.watched())
+        self.announce(changes)
+        return task
 
     # ------------------------------------------------------------ reading
 

@@ -3,13 +3,22 @@
 A *hard* dependency needs its prerequisite to complete: when the prerequisite
 fails or is cancelled, the dependent is cancelled (and so, in turn, are its
 own hard dependents). A *soft* dependency only waits for its prerequisite to
-finish, however it ends. A waiting (blocked) dependent becomes ready once none
+finish, however it ends. An *optional* one resolves as a soft one does (it
+waits for the prerequisite to finish in any way and never cancels); it is its
+own kind so an orchestrator can mark the edges it could do without, and read
+them back as such. A waiting (blocked) dependent becomes ready once none
 of its prerequisites is unfinished. Dependents that already left ``blocked``
 (or ``pending``) are not affected.
 
 The same rule, at submission: a new task with an unfinished prerequisite starts
 blocked, otherwise ready, and a hard prerequisite that already failed or was
 cancelled refuses the submission (``submission.check_prerequisite``).
+
+Edits (AddDependency, RemoveDependency) apply only to a task that has not
+started (``check_editable``): blocked, or ready and never leased. A new
+unfinished prerequisite sends a ready task back to blocked; removing the last
+unfinished one makes a blocked task ready (``status_after_edit``). An edge that
+would close a cycle is refused (``check_no_cycle``), as at submission.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
+from ..errors import FailedPrecondition
 from ..models.tasks import DepType, TaskStatus
 
 WAITING = frozenset({TaskStatus.PENDING, TaskStatus.BLOCKED})
@@ -57,3 +67,34 @@ def initial_status(unfinished_prereqs: int) -> tuple[TaskStatus, str]:
     if unfinished_prereqs:
         return TaskStatus.BLOCKED, f"waiting for {unfinished_prereqs} unfinished prerequisite(s)"
     return TaskStatus.READY, "no unfinished prerequisites"
+
+
+# ---------------------------------------------------------------- edits
+
+PREREQUISITE_ADDED = "prerequisite {} added"
+PREREQUISITE_REMOVED = "prerequisite {} removed"
+
+
+def check_editable(task_id: str, status: TaskStatus, attempt: int) -> None:
+    """Only a task that has not started has its prerequisites edited."""
+    if status not in (TaskStatus.BLOCKED, TaskStatus.READY) or attempt > 0:
+        started = f"is {status.value}" + (f" and has started (attempt {attempt})" if attempt else "")
+        raise FailedPrecondition(
+            f"task_id: task {task_id!r} {started}; only a task that has not started has its"
+            " dependencies edited"
+        )
+
+
+def check_no_cycle(task_id: str, prerequisite_id: str, downstream: Callable[[], set[str]]) -> None:
+    """``task_id`` may not wait on itself, nor on a task that (through its own prerequisites)
+    waits on it; ``downstream()`` is every task that transitively waits on ``task_id``."""
+    if prerequisite_id == task_id or prerequisite_id in downstream():
+        raise FailedPrecondition(
+            f"dependency.task_id: {prerequisite_id!r} waits (directly or not) on {task_id!r};"
+            " the dependency would close a cycle"
+        )
+
+
+def status_after_edit(status: TaskStatus, unfinished_prereqs: int) -> TaskStatus:
+    """A task not started, once its prerequisites changed: blocked while one is unfinished."""
+    return TaskStatus.BLOCKED if unfinished_prereqs else TaskStatus.READY

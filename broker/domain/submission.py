@@ -95,7 +95,9 @@ def plan_graph(nodes: list[GraphNodeInput], max_deps: int, max_payload: int) -> 
 
 def fingerprint(spec: TaskSpecInput) -> str:
     """Identifies a spec, to tell an idempotent retry from a clash of keys."""
-    return hashlib.sha256(spec.model_dump_json(exclude={"traceparent"}).encode()).hexdigest()[:32]
+    # Without labels when there are none: a spec stored before labels existed keeps its fingerprint.
+    exclude = {"traceparent"} if spec.labels else {"traceparent", "labels"}
+    return hashlib.sha256(spec.model_dump_json(exclude=exclude).encode()).hexdigest()[:32]
 
 
 def idempotent_duplicate(

@@ -4,7 +4,7 @@
 
     pending -> blocked | ready | cancelled     (submitted: waiting for prerequisites, or not)
     blocked -> ready | cancelled               (prerequisites finished; or a hard one failed)
-    ready   -> running | cancelled             (leased)
+    ready   -> running | blocked | cancelled   (leased; a prerequisite added before it started)
     running -> ready | completed | failed | cancelled
                (retry, departure or undelivered lease; Complete; no retries left; Cancel)
 
@@ -12,7 +12,7 @@ completed, failed and cancelled are final. Every transition is recorded in the
 task's history with a reason; the reasons of the decisions made elsewhere live
 with their rule (``retry``: a failed or departed attempt; ``dependencies``: a
 prerequisite ending; ``submission``: the first status). The database enforces
-the same graph with a trigger (0003_tasks.sql) as a second line of defence.
+the same graph with a trigger (0003_tasks.sql, 0013) as a second line of defence.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ S = TaskStatus
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.PENDING: frozenset({S.BLOCKED, S.READY, S.CANCELLED}),
     S.BLOCKED: frozenset({S.READY, S.CANCELLED}),
-    S.READY: frozenset({S.RUNNING, S.CANCELLED}),
+    S.READY: frozenset({S.RUNNING, S.BLOCKED, S.CANCELLED}),
     S.RUNNING: frozenset({S.READY, S.COMPLETED, S.FAILED, S.CANCELLED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),

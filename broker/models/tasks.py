@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from ..clock import US_PER_S
-from .common import Capability, Id, Input, JsonObject, fold
+from .common import Capability, Id, Input, JsonObject, Labels, fold
 from .sessions import Session
 
 MAX_REQUIRED_CAPABILITIES = 64
@@ -37,6 +37,7 @@ FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCEL
 class DepType(enum.StrEnum):
     HARD = "hard"
     SOFT = "soft"
+    OPTIONAL = "optional"
 
 
 # ---------------------------------------------------------------- inputs
@@ -56,6 +57,18 @@ def _unique_prereqs(deps: list[DependencyInput]) -> list[DependencyInput]:
             raise ValueError(f"task {d.task_id!r} is listed twice")
         seen.add(d.task_id)
     return deps
+
+
+def _label_keys(value: dict[str, str]) -> dict[str, str]:
+    for k in value:
+        if "=" in k:
+            raise ValueError(f"key {k[:32]!r}: keys may not contain '=' (a label is listed as key=value)")
+    return value
+
+
+def label_pairs(labels: dict[str, str]) -> list[str]:
+    """How a task's labels are indexed and filtered: "key=value"."""
+    return [f"{k}={v}" for k, v in labels.items()]
 
 
 class TaskSpecInput(Input):
@@ -82,6 +95,7 @@ class TaskSpecInput(Input):
     session_id: Id | None = None
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(fold)] = []
     metadata: JsonObject = {}
+    labels: Annotated[Labels, AfterValidator(_label_keys)] = {}
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
     # The W3C trace context to store with the task (set by the servicer from the call's metadata,
@@ -167,12 +181,22 @@ class CancelInput(Input):
     actor: Annotated[str, StringConstraints(max_length=128)] = ""
 
 
+class DependencyEditInput(Input):
+    """AddDependency (``type`` set) or RemoveDependency (``type`` None) of one edge."""
+
+    task_id: Id
+    prerequisite_id: Id
+    type: DepType | None = None
+    actor: Annotated[str, StringConstraints(max_length=128)] = ""
+
+
 class TaskFilter(Input):
     status: TaskStatus | None = None
     session_id: str = ""
     capability: str = ""
     agent_id: str = ""
     tag: str = ""
+    label: str = ""  # "key=value"
     parent_id: str = ""
     task_type: str = ""
     root_id: str = ""
@@ -224,6 +248,7 @@ class Task:
     session_id: str | None
     tags: tuple[str, ...]
     metadata: dict[str, Any]
+    labels: dict[str, str]
     idempotency_key: str | None
     submitted_by: str
     status: TaskStatus

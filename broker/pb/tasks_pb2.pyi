@@ -109,6 +109,11 @@ class _DependencyTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Depend
     """
     DEPENDENCY_TYPE_SOFT: _DependencyType.ValueType  # 2
     """The dependent waits for the prerequisite to finish, whatever the outcome."""
+    DEPENDENCY_TYPE_OPTIONAL: _DependencyType.ValueType  # 3
+    """The dependent waits for the prerequisite to finish in any way and is
+    never cancelled by it: resolved as SOFT is, kept as its own kind so an
+    orchestrator can mark (and read back) the edges it could do without.
+    """
 
 class DependencyType(_DependencyType, metaclass=_DependencyTypeEnumTypeWrapper): ...
 
@@ -120,6 +125,11 @@ cancelled, the dependent is cancelled with that reason.
 """
 DEPENDENCY_TYPE_SOFT: DependencyType.ValueType  # 2
 """The dependent waits for the prerequisite to finish, whatever the outcome."""
+DEPENDENCY_TYPE_OPTIONAL: DependencyType.ValueType  # 3
+"""The dependent waits for the prerequisite to finish in any way and is
+never cancelled by it: resolved as SOFT is, kept as its own kind so an
+orchestrator can mark (and read back) the edges it could do without.
+"""
 Global___DependencyType: _TypeAlias = DependencyType  # noqa: Y015
 
 @_typing.final
@@ -541,6 +551,26 @@ class TaskSpec(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TITLE_FIELD_NUMBER: _builtins.int
     TASK_TYPE_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
@@ -558,6 +588,7 @@ class TaskSpec(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     SUBMITTED_BY_FIELD_NUMBER: _builtins.int
     MAX_RUN_TIME_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """Required, 1-512 characters."""
     task_type: _builtins.str
@@ -616,6 +647,12 @@ class TaskSpec(_message.Message):
         retried per the retry policy, and the holder is told on its stream.
         """
 
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Optional: labels (at most 64; keys 1-128 characters without "=", values
+        at most 512), listed by one with `ListTasksRequest.label` ("key=value").
+        """
+
     def __init__(
         self,
         *,
@@ -636,10 +673,11 @@ class TaskSpec(_message.Message):
         idempotency_key: _builtins.str = ...,
         submitted_by: _builtins.str = ...,
         max_run_time: _duration_pb2.Duration | None = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "deadline", b"deadline", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "priority", b"priority", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "labels", b"labels", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
@@ -1575,6 +1613,7 @@ class ListTasksRequest(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     CREATED_AFTER_FIELD_NUMBER: _builtins.int
     CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
     status: Global___TaskStatus.ValueType
     """Every non-empty filter must match."""
     session_id: _builtins.str
@@ -1592,6 +1631,8 @@ class ListTasksRequest(_message.Message):
     """Every task of the tree under this root (the root included)."""
     level: _builtins.int
     """Tasks at this depth (0: roots)."""
+    label: _builtins.str
+    """Tasks carrying this label, as "key=value"."""
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
         """Submitted at or after / before these times."""
@@ -1614,10 +1655,11 @@ class ListTasksRequest(_message.Message):
         level: _builtins.int | None = ...,
         created_after: _timestamp_pb2.Timestamp | None = ...,
         created_before: _timestamp_pb2.Timestamp | None = ...,
+        label: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_level", b"_level", "created_after", b"created_after", "created_before", b"created_before", "level", b"level"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_level", b"_level", "agent_id", b"agent_id", "capability", b"capability", "created_after", b"created_after", "created_before", b"created_before", "level", b"level", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "root_id", b"root_id", "session_id", b"session_id", "status", b"status", "tag", b"tag", "task_type", b"task_type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_level", b"_level", "agent_id", b"agent_id", "capability", b"capability", "created_after", b"created_after", "created_before", b"created_before", "label", b"label", "level", b"level", "page_size", b"page_size", "page_token", b"page_token", "parent_id", b"parent_id", "root_id", b"root_id", "session_id", b"session_id", "status", b"status", "tag", b"tag", "task_type", b"task_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__level: _TypeAlias = _typing.Literal["level"]  # noqa: Y015
     _WhichOneofArgType__level: _TypeAlias = _typing.Literal["_level", b"_level"]  # noqa: Y015
@@ -1734,6 +1776,61 @@ class GetDependenciesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDependenciesResponse: _TypeAlias = GetDependenciesResponse  # noqa: Y015
+
+@_typing.final
+class AddDependencyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    DEPENDENCY_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """The dependent: a task that has not started."""
+    actor: _builtins.str
+    """Who edits, recorded in the history."""
+    @_builtins.property
+    def dependency(self) -> Global___Dependency:
+        """The prerequisite and the kind of edge."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        dependency: Global___Dependency | None = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dependency", b"dependency"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "dependency", b"dependency", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddDependencyRequest: _TypeAlias = AddDependencyRequest  # noqa: Y015
+
+@_typing.final
+class RemoveDependencyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    PREREQUISITE_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    prerequisite_id: _builtins.str
+    actor: _builtins.str
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        prerequisite_id: _builtins.str = ...,
+        actor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "prerequisite_id", b"prerequisite_id", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveDependencyRequest: _TypeAlias = RemoveDependencyRequest  # noqa: Y015
 
 @_typing.final
 class GetTreeRequest(_message.Message):

@@ -116,6 +116,16 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesResponse.FromString,
                 _registered_method=True)
+        self.AddDependency = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/AddDependency',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.AddDependencyRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Task.FromString,
+                _registered_method=True)
+        self.RemoveDependency = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/RemoveDependency',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.RemoveDependencyRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Task.FromString,
+                _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/a2a.broker.v1.TaskQueue/Watch',
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.WatchTasksRequest.SerializeToString,
@@ -338,6 +348,30 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddDependency(self, request, context):
+        """AddDependency makes a task that has not started (blocked, or ready and
+        never leased) wait on one more prerequisite. A ready task waiting on an
+        unfinished prerequisite goes back to blocked (recorded in its history).
+        Repeating an edge of the same kind changes nothing. Errors: NOT_FOUND
+        (either task); FAILED_PRECONDITION for a task that has started, an edge
+        that would close a cycle, or a hard prerequisite that already failed or
+        was cancelled; ALREADY_EXISTS for the edge with another kind;
+        RESOURCE_EXHAUSTED past the prerequisite count or chain depth limits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDependency(self, request, context):
+        """RemoveDependency drops one prerequisite of a task that has not started; a
+        blocked task left with no unfinished prerequisite becomes ready. Errors:
+        NOT_FOUND (the task, or no such edge); FAILED_PRECONDITION for a task
+        that has started.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Watch(self, request, context):
         """Watch streams state-change events for one task, a subtree, or a session.
         """
@@ -476,6 +510,16 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.GetDependencies,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesResponse.SerializeToString,
+            ),
+            'AddDependency': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDependency,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.AddDependencyRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Task.SerializeToString,
+            ),
+            'RemoveDependency': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDependency,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.RemoveDependencyRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Task.SerializeToString,
             ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
@@ -941,6 +985,60 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/GetDependencies',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.GetDependenciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDependency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/AddDependency',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.AddDependencyRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDependency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/RemoveDependency',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.RemoveDependencyRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Task.FromString,
             options,
             channel_credentials,
             insecure,

@@ -76,6 +76,8 @@ POLICY: dict[str, Rule] = {
     _TASKS + "GetTree": Rule(TASKS),
     _TASKS + "GetHistory": Rule(TASKS),
     _TASKS + "GetDependencies": Rule(TASKS),
+    _TASKS + "AddDependency": Rule(TASKS),
+    _TASKS + "RemoveDependency": Rule(TASKS),
     _TASKS + "Watch": Rule(TASKS),
     _TASKS + "Claim": Rule(ANY, "agent_id"),
     _TASKS + "Listen": Rule(ANY, "agent_id"),

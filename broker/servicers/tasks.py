@@ -19,6 +19,7 @@ from ..models.tasks import (
     CancelInput,
     ClaimInput,
     CompleteInput,
+    DependencyEditInput,
     ExtendInput,
     FailInput,
     SubmitGraphInput,
@@ -343,6 +344,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             capability=request.capability,
             agent_id=request.agent_id,
             tag=request.tag,
+            label=request.label,
             parent_id=request.parent_id,
             task_type=request.task_type,
             root_id=request.root_id,
@@ -394,6 +396,29 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         return pb.GetDependenciesResponse(
             prerequisites=[edge_out(e) for e in prereqs], dependents=[edge_out(e) for e in dependents]
         )
+
+    @rpc
+    async def AddDependency(
+        self, request: pb.AddDependencyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Task:
+        edit = DependencyEditInput(
+            task_id=check_id(request.task_id, "task_id"),
+            prerequisite_id=check_id(request.dependency.task_id, "dependency.task_id"),
+            type=dep_type(request.dependency.type, "dependency.type"),
+            actor=request.actor,
+        )
+        return self._task(await self.queue.add_dependency(edit))
+
+    @rpc
+    async def RemoveDependency(
+        self, request: pb.RemoveDependencyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Task:
+        edit = DependencyEditInput(
+            task_id=check_id(request.task_id, "task_id"),
+            prerequisite_id=check_id(request.prerequisite_id, "prerequisite_id"),
+            actor=request.actor,
+        )
+        return self._task(await self.queue.remove_dependency(edit))
 
     @rpc
     async def GetHistory(

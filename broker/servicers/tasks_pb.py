@@ -22,7 +22,11 @@ from .convert import dict_to_struct, dur_us, enum_value, set_us, struct_to_dict,
 
 STATUS_TO_PB = {s: getattr(pb, f"TASK_STATUS_{s.name}") for s in TaskStatus}
 PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
-DEP_TO_PB = {DepType.HARD: pb.DEPENDENCY_TYPE_HARD, DepType.SOFT: pb.DEPENDENCY_TYPE_SOFT}
+DEP_TO_PB = {
+    DepType.HARD: pb.DEPENDENCY_TYPE_HARD,
+    DepType.SOFT: pb.DEPENDENCY_TYPE_SOFT,
+    DepType.OPTIONAL: pb.DEPENDENCY_TYPE_OPTIONAL,
+}
 PB_TO_DEP = {pb.DEPENDENCY_TYPE_UNSPECIFIED: DepType.HARD, **{v: k for k, v in DEP_TO_PB.items()}}
 
 
@@ -81,6 +85,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
         "session_id": msg.session_id or None,
         "tags": list(msg.tags),
         "metadata": _metadata(msg, f"{where}.metadata"),
+        "labels": dict(msg.labels),
         "idempotency_key": msg.idempotency_key or None,
         "submitted_by": msg.submitted_by,
     }
@@ -140,6 +145,8 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
         s.tags.extend(t.tags)
     if t.metadata:
         s.metadata.CopyFrom(dict_to_struct(t.metadata))
+    if t.labels:
+        s.labels.update(t.labels)
     if t.idempotency_key:
         s.idempotency_key = t.idempotency_key
     if t.submitted_by:

@@ -23,6 +23,7 @@ from ..models.tasks import (
     Changes,
     CompleteInput,
     DependencyEdge,
+    DependencyEditInput,
     ExtendInput,
     FailInput,
     LeaseResult,
@@ -79,6 +80,17 @@ class TaskStore(Protocol):
         self, inp: CancelInput, now: int, *, snapshots: bool = False
     ) -> tuple[list[str], Changes]:
         """Cancel a task (and with cascade its descendants) and hard dependents; return the ids."""
+
+    async def add_dependency(
+        self, inp: DependencyEditInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Task, Changes]:
+        """Make a task that has not started wait on one more prerequisite (``domain.dependencies``:
+        FailedPrecondition when started or on a cycle; AlreadyExists for the edge with another kind)."""
+
+    async def remove_dependency(
+        self, inp: DependencyEditInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Task, Changes]:
+        """Drop one prerequisite of a task that has not started (NotFound: no such edge)."""
 
     async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         """One transaction: end lapsed leases as failed attempts (up to ``limit``), make tasks

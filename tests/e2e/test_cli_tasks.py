@@ -212,3 +212,30 @@ async def test_deps_shows_what_a_task_waits_on_and_what_waits_on_it(broker, clie
     assert row[:6] == ["waits", "on", p.task_id, "hard", "ready", "yes"]
     r = await cli(broker.address, "tasks", "deps", p.task_id, "--json")
     assert [e["task_id"] for e in json.loads(r.out)["dependents"]] == [d.task_id]
+
+
+async def test_deps_edits_a_task_not_started_and_labels_list_tasks(broker, client):
+    p = (await client.submit("prerequisite", required_capabilities=["nobody"])).task
+    q = (await client.submit("other", required_capabilities=["nobody"])).task
+    r = await cli(
+        broker.address, "tasks", "submit", "labelled", "--label", "team=search", "--label", "env=prod"
+    )
+    assert r.rc == 0, r.err
+    t = r.out.split()[0]
+    r = await cli(broker.address, "tasks", "deps", t, "--add", f"{p.task_id}:optional", "--add", q.task_id)
+    assert r.rc == 0, r.err
+    kinds = {row[2]: row[3] for row in rows(r.out)[1:]}
+    assert kinds == {p.task_id: "optional", q.task_id: "hard"}
+    assert (await client.get_task(t)).status.value == "blocked"
+    r = await cli(broker.address, "tasks", "deps", t, "--remove", p.task_id, "--remove", q.task_id)
+    assert r.rc == 0, r.err
+    assert "(no dependencies)" in r.out
+    assert (await client.get_task(t)).status.value == "ready"
+    r = await cli(broker.address, "--json", "tasks", "list", "--label", "team=search")
+    assert [x["task_id"] for x in json.loads(r.out)] == [t]
+    r = await cli(broker.address, "tasks", "get", t)
+    assert "env=prod" in r.out and "team=search" in r.out
+    r = await cli(broker.address, "tasks", "deps", t, "--add", t)
+    assert r.rc != 0 and "cycle" in r.err
+    r = await cli(broker.address, "tasks", "submit", "bad", "--label", "novalue")
+    assert r.rc != 0 and "KEY=VALUE" in r.err

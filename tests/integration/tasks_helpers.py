@@ -42,11 +42,12 @@ def spec(
     lease: float | None = None,
     **kw: Any,
 ) -> pb.TaskSpec:
-    """A TaskSpec; ``deps`` holds ids, or (id, "soft") pairs."""
+    """A TaskSpec; ``deps`` holds ids, or (id, "soft" | "optional") pairs."""
     depends = []
     for d in deps:
         if isinstance(d, tuple):
-            depends.append(pb.Dependency(task_id=d[0], type=pb.DEPENDENCY_TYPE_SOFT))
+            kind = pb.DependencyType.Value(f"DEPENDENCY_TYPE_{d[1].upper()}")
+            depends.append(pb.Dependency(task_id=d[0], type=kind))
         else:
             depends.append(pb.Dependency(task_id=d, type=pb.DEPENDENCY_TYPE_HARD))
     msg = pb.TaskSpec(title=title, depends_on=depends, **kw)

@@ -190,3 +190,20 @@ async def test_work_falls_back_to_listen_and_unary_calls_on_a_broker_without_it(
                 assert (await stream.complete(tid, a.attempt, "done")).status == TaskStatus.COMPLETED
     finally:
         await b.stop(0.2)
+
+
+async def test_dependency_edits_labels_and_the_optional_kind(client):
+    pre = (await client.submit("pre", required_capabilities=["nobody"])).task
+    task = (await client.submit("task", labels={"team": "search"})).task
+    assert task.spec.labels == {"team": "search"}
+    edited = await client.add_dependency(task.task_id, pre.task_id, DependencyType.OPTIONAL, actor="me")
+    assert edited.status == TaskStatus.BLOCKED
+    assert edited.spec.depends_on == (Dependency(pre.task_id, DependencyType.OPTIONAL),)
+    (edge,), _ = await client.get_dependencies(task.task_id)
+    assert (edge.type, edge.blocking) == (DependencyType.OPTIONAL, True)
+    with pytest.raises(FailedPreconditionError, match="cycle"):
+        await client.add_dependency(pre.task_id, task.task_id)
+    back = await client.remove_dependency(task.task_id, pre.task_id, actor="me")
+    assert back.status == TaskStatus.READY and back.spec.depends_on == ()
+    page = await client.list_tasks(label="team=search")
+    assert [t.task_id for t in page.items] == [task.task_id]

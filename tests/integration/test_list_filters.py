@@ -44,6 +44,24 @@ async def test_tasks_are_listed_by_type_tree_depth_and_time(stubs):
     await th.refused(stubs.tasks.List(pb.ListTasksRequest(level=-1)), grpc.StatusCode.INVALID_ARGUMENT)
 
 
+async def test_tasks_are_listed_by_label(stubs):
+    a = await th.submit(stubs, "a", labels={"team": "search", "env": "prod"})
+    await th.submit(stubs, "b", labels={"team": "ranking"})
+    c = await th.submit(stubs, "c", labels={"team": "search"}, required_capabilities=["gpu"])
+    assert dict(a.spec.labels) == {"team": "search", "env": "prod"}
+    assert await ids(stubs, label="team=search") == [a.task_id, c.task_id]
+    assert await ids(stubs, label="team=search", capability="gpu") == [c.task_id]
+    assert await ids(stubs, label="env=prod", tag="") == [a.task_id]
+    assert await ids(stubs, label="team=nobody") == []
+    got = await th.get(stubs, a.task_id)
+    assert dict(got.spec.labels) == {"team": "search", "env": "prod"}
+    msg = await th.refused(
+        stubs.tasks.Submit(pb.SubmitRequest(task=th.spec("bad", labels={"a=b": "c"}))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "labels" in msg and "'='" in msg
+
+
 async def test_messages_are_listed_by_type(stubs):
     await register(stubs, "a")
     invoice = await send(stubs, "a", "a", b"1", message_type="invoice")

@@ -63,6 +63,7 @@ FILL = [
     " (ARRAY['active','completed','failed','cancelled','archived'])[1 + i % 5], i, 0"
     " FROM generate_series(1, 5000) i",
     "UPDATE tasks SET session_id = 's' || (seq % 5000 + 1)",
+    "INSERT INTO task_labels (label, seq) SELECT 'team=' || (seq % 40), seq FROM tasks",
     "ANALYZE",
 ]
 
@@ -113,6 +114,7 @@ HOT = [
     ("sessions by status", *_page(status=SessionStatus.FAILED), "idx_sessions_status"),
     ("tasks by type", *list_tasks_sql(TaskFilter(task_type="report")), "idx_tasks_type"),
     ("a tree's tasks", *list_tasks_sql(TaskFilter(root_id="t7")), "idx_tasks_root"),
+    ("tasks by label", *list_tasks_sql(TaskFilter(label="team=a")), "task_labels_pkey"),
     ("tasks at a depth", *list_tasks_sql(TaskFilter(level=1)), "idx_tasks_level"),
     ("tasks by time", *list_tasks_sql(TaskFilter(created_after=10, created_before=20)), "idx_tasks_created"),
     ("messages by type", *list_messages_sql(MessageFilter(message_type="x")), "idx_messages_type"),

@@ -55,6 +55,8 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "TaskQueue/GetTree": (PD, PD, OK, OK),
     "TaskQueue/GetHistory": (PD, PD, OK, OK),
     "TaskQueue/GetDependencies": (PD, PD, OK, OK),
+    "TaskQueue/AddDependency": (PD, PD, OK, OK),
+    "TaskQueue/RemoveDependency": (PD, PD, OK, OK),
     "TaskQueue/Watch": (PD, PD, OK, OK),
     "TaskQueue/Claim": (OK, PD, OK, PD),
     "TaskQueue/Listen": (OK, PD, OK, PD),
@@ -115,6 +117,17 @@ class World:
     async def task(self) -> str:
         spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(self.peer)])
         return (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id
+
+    async def pair(self) -> tuple[str, str]:
+        return await self.task(), await self.task()
+
+    async def dependent(self) -> tuple[str, str]:
+        """A task (not started) waiting on another: (dependent, prerequisite)."""
+        pre = await self.task()
+        spec = tpb.TaskSpec(
+            title="d", required_capabilities=[self.cap(self.peer)], depends_on=[tpb.Dependency(task_id=pre)]
+        )
+        return (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id, pre
 
     async def session(self) -> str:
         return (await self.admin.tasks.CreateSession(tpb.CreateSessionRequest(name="s"))).session_id
@@ -201,6 +214,12 @@ BUILD: dict[str, Build] = {
     "TaskQueue/GetHistory": lambda w, t: _then(w.task(), lambda i: tpb.GetHistoryRequest(task_id=i)),
     "TaskQueue/GetDependencies": lambda w, t: _then(
         w.task(), lambda i: tpb.GetDependenciesRequest(task_id=i)
+    ),
+    "TaskQueue/AddDependency": lambda w, t: _then(
+        w.pair(), lambda p: tpb.AddDependencyRequest(task_id=p[0], dependency=tpb.Dependency(task_id=p[1]))
+    ),
+    "TaskQueue/RemoveDependency": lambda w, t: _then(
+        w.dependent(), lambda d: tpb.RemoveDependencyRequest(task_id=d[0], prerequisite_id=d[1])
     ),
     "TaskQueue/Watch": lambda w, t: _then(
         w.task(), lambda i: tpb.WatchTasksRequest(task_id=i, include_snapshot=True)

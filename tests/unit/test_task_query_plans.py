@@ -164,6 +164,11 @@ def test_other_sweeper_and_bookkeeping_queries_use_indexes(conn):
         (TaskFilter(created_after=100, created_before=200), "idx_tasks_created"),
         (TaskFilter(capability="python"), "SEARCH x USING PRIMARY KEY (capability=?"),
         (TaskFilter(tag="x"), "SEARCH x USING PRIMARY KEY (tag=?"),
+        (TaskFilter(label="team=search"), "SEARCH x USING PRIMARY KEY (label=?"),
+        (
+            TaskFilter(capability="python", label="team=search"),
+            "SEARCH task_labels USING PRIMARY KEY (label=?",
+        ),
         (
             TaskFilter(tag="x", status=TaskStatus.READY, after=5),
             "SEARCH x USING PRIMARY KEY (tag=? AND seq>?)",

@@ -25,6 +25,7 @@ from ...models.tasks import (
     Changes,
     CompleteInput,
     DependencyEdge,
+    DependencyEditInput,
     ExtendInput,
     FailInput,
     LeaseResult,
@@ -39,6 +40,7 @@ from ...models.tasks import (
     WatchScope,
 )
 from . import sessions
+from . import tasks_deps as deps
 from . import tasks_lease as lease
 from . import tasks_read as read
 from .tasks_rows import Capsets, load_task
@@ -134,6 +136,37 @@ class TaskOps:
         self, inp: CancelInput, now: int, *, snapshots: bool = False
     ) -> tuple[list[str], Changes]:
         return await self._write(now, lambda tx: (lease.cancel_job(tx, inp), tx.changes), snapshots)
+
+    async def add_dependency(
+        self, inp: DependencyEditInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Task, Changes]:
+        assert inp.type is not None
+        s, kind = self.settings, inp.type
+        return await self._write(
+            now,
+            lambda tx: (
+                deps.add_job(
+                    tx,
+                    inp.task_id,
+                    inp.prerequisite_id,
+                    kind,
+                    inp.actor,
+                    max_deps=s.max_dependencies,
+                    max_depth=s.max_depth,
+                ),
+                tx.changes,
+            ),
+            snapshots,
+        )
+
+    async def remove_dependency(
+        self, inp: DependencyEditInput, now: int, *, snapshots: bool = False
+    ) -> tuple[Task, Changes]:
+        return await self._write(
+            now,
+            lambda tx: (deps.remove_job(tx, inp.task_id, inp.prerequisite_id, inp.actor), tx.changes),
+            snapshots,
+        )
 
     async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         """One job: lapsed leases end as failed attempts, due backoffs end, urgency is refreshed."""

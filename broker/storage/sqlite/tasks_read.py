@@ -33,7 +33,7 @@ from .tasks_rows import (
 def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
     """One page of tasks matching every filter, in submission order.
 
-    A capability or tag filter drives the query from its (value, seq) table
+    A capability, tag or label filter drives the query from its (value, seq) table
     (SQLite's CROSS JOIN keeps that order), which is already in page order; the
     other filters have an index ending in seq. (The join condition is in WHERE:
     PostgreSQL's CROSS JOIN takes no ON.)
@@ -52,9 +52,17 @@ def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
         where.append("t.seq = x.seq AND x.tag = ?")
         args.append(flt.tag)
         order = "x.seq"
+    elif flt.label:
+        source = "task_labels x CROSS JOIN tasks t"
+        where.append("t.seq = x.seq AND x.label = ?")
+        args.append(flt.label)
+        order = "x.seq"
     if flt.tag and flt.capability:
         where.append("t.seq IN (SELECT seq FROM task_tags WHERE tag = ?)")
         args.append(flt.tag)
+    if flt.label and (flt.capability or flt.tag):
+        where.append("t.seq IN (SELECT seq FROM task_labels WHERE label = ?)")
+        args.append(flt.label)
     if flt.status is not None:
         where.append("t.status = ?")
         args.append(flt.status.value)

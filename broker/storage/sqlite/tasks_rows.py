@@ -159,6 +159,7 @@ def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
         session_id=row["session_id"],
         tags=_strings(row["tags"]),
         metadata={} if row["metadata"] == "{}" else json.loads(row["metadata"]),
+        labels={} if row["labels"] == "{}" else json.loads(row["labels"]),
         idempotency_key=row["idempotency_key"],
         submitted_by=row["submitted_by"] or "",
         status=_STATUS[row["status"]],

@@ -14,7 +14,7 @@ from typing import Any
 
 from ...domain import dependencies, submission, task_states
 from ...errors import NotFound
-from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus
+from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus, label_pairs
 from . import sessions
 from .tasks_rows import Capsets, load_task, row_to_task
 from .tasks_tx import TaskTx
@@ -34,13 +34,13 @@ _INSERT = (
     " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
     " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent,"
-    " max_run_us)"
+    " max_run_us, labels)"
     " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
     " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :depends_on,"
     " :has_dependents, :dep_depth,"
     " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
     " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
-    " :created_at, :updated_at, :traceparent, :max_run_us)"
+    " :created_at, :updated_at, :traceparent, :max_run_us, :labels)"
 )
 
 
@@ -160,11 +160,17 @@ def submit_job(
             "updated_at": now,
             "traceparent": spec.traceparent,
             "max_run_us": spec.max_run_us or default_max_run_us,
+            "labels": json.dumps(spec.labels) if spec.labels else "{}",
         }
         values["seq"] = conn.execute(_INSERT + " RETURNING seq", values).fetchone()[0]
         seq = values["seq"]
         if spec.tags:
             conn.executemany("INSERT INTO task_tags (tag, seq) VALUES (?, ?)", [(t, seq) for t in spec.tags])
+        if spec.labels:
+            conn.executemany(
+                "INSERT INTO task_labels (label, seq) VALUES (?, ?)",
+                [(x, seq) for x in label_pairs(spec.labels)],
+            )
         if caps:
             conn.executemany(
                 "INSERT INTO task_capabilities (capability, seq) VALUES (?, ?)", [(c, seq) for c in caps]

@@ -105,7 +105,7 @@ class TaskTx:
 
     # ------------------------------------------------------------ transitions
 
-    def make_ready(self, row: sqlite3.Row, reason: str) -> None:
+    def make_ready(self, row: sqlite3.Row, reason: str, actor: str = BROKER) -> None:
         """blocked -> ready, with the urgency and rank of now."""
         urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
         self.conn.execute(
@@ -113,7 +113,7 @@ class TaskTx:
             " WHERE task_id = ?",
             (urgency, rank, self.now, row["task_id"]),
         )
-        self.record(row, S(row["status"]), S.READY, reason, BROKER)
+        self.record(row, S(row["status"]), S.READY, reason, actor)
         self.ready_caps(row)
         self.snapshot(row["task_id"])
 

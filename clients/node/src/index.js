@@ -595,6 +595,20 @@ export class BrokerClient {
     return this._unary(this.tasks, 'GetDependencies', { taskId });
   }
 
+  /**
+   * Make a task that has not started wait on one more prerequisite: `type` is
+   * 'DEPENDENCY_TYPE_HARD' (default), '_SOFT' or '_OPTIONAL'. Resolves to the task (a ready one goes
+   * back to BLOCKED while the prerequisite is unfinished).
+   */
+  addDependency(taskId, prerequisiteId, { type = 'DEPENDENCY_TYPE_HARD', actor = '' } = {}) {
+    return this._unary(this.tasks, 'AddDependency', { taskId, dependency: { taskId: prerequisiteId, type }, actor });
+  }
+
+  /** Drop one prerequisite of a task that has not started; resolves to the task. */
+  removeDependency(taskId, prerequisiteId, { actor = '' } = {}) {
+    return this._unary(this.tasks, 'RemoveDependency', { taskId, prerequisiteId, actor });
+  }
+
   getHistory(taskId) {
     return this._unary(this.tasks, 'GetHistory', { taskId });
   }

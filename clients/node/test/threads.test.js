@@ -43,3 +43,17 @@ test('tasks by type, max_run_time, and the agent record', { timeout: 30000 }, as
   assert.equal(agent.record.tasksCompleted, 1);
   assert.equal(agent.record.successRate, 1);
 });
+
+test('dependency edits, the optional kind and labels', { timeout: 30000 }, async () => {
+  const pre = (await client.submit({ title: 'pre', requiredCapabilities: ['nobody'] })).task;
+  const { task } = await client.submit({ title: 'edited', labels: { team: 'node' } });
+  assert.deepEqual(task.spec.labels, { team: 'node' });
+  const blocked = await client.addDependency(task.taskId, pre.taskId, { type: 'DEPENDENCY_TYPE_OPTIONAL', actor: 'node' });
+  assert.equal(blocked.status, 'TASK_STATUS_BLOCKED');
+  assert.deepEqual(blocked.spec.dependsOn.map((d) => [d.taskId, d.type]), [[pre.taskId, 'DEPENDENCY_TYPE_OPTIONAL']]);
+  await assert.rejects(client.addDependency(pre.taskId, task.taskId), /cycle/);
+  const ready = await client.removeDependency(task.taskId, pre.taskId);
+  assert.equal(ready.status, 'TASK_STATUS_READY');
+  const { tasks } = await client.listTasks({ label: 'team=node' });
+  assert.deepEqual(tasks.map((t) => t.taskId), [task.taskId]);
+});

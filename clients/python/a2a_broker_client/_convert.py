@@ -274,6 +274,7 @@ def task_spec(s: m.TaskSpec) -> tasks_pb2.TaskSpec:
         depends_on=deps,
         session_id=s.session_id,
         tags=list(s.tags),
+        labels=dict(s.labels),
         idempotency_key=s.idempotency_key,
         submitted_by=s.submitted_by,
     )
@@ -328,6 +329,7 @@ def spec_from_pb(s: tasks_pb2.TaskSpec) -> m.TaskSpec:
         session_id=s.session_id,
         tags=tuple(s.tags),
         metadata=to_dict(s, "metadata"),
+        labels=dict(s.labels),
         idempotency_key=s.idempotency_key,
         submitted_by=s.submitted_by,
     )

@@ -732,6 +732,7 @@ class BrokerClient:
         capability: str = "",
         agent_id: str = "",
         tag: str = "",
+        label: str = "",
         parent_id: str = "",
         task_type: str = "",
         root_id: str = "",
@@ -741,13 +742,15 @@ class BrokerClient:
         page_size: int = 0,
         page_token: str = "",
     ) -> m.Page[m.Task]:
-        """One page of tasks matching every filter given (``root_id``: a whole tree)."""
+        """One page of tasks matching every filter given (``root_id``: a whole tree; ``label``:
+        "key=value")."""
         req = tasks_pb2.ListTasksRequest(
             status=c.from_enum(tasks_pb2.TaskStatus, status),
             session_id=session_id,
             capability=capability,
             agent_id=agent_id,
             tag=tag,
+            label=label,
             parent_id=parent_id,
             task_type=task_type,
             root_id=root_id,
@@ -788,6 +791,26 @@ class BrokerClient:
         return [c.dependency_edge(e) for e in resp.prerequisites], [
             c.dependency_edge(e) for e in resp.dependents
         ]
+
+    async def add_dependency(
+        self,
+        task_id: str,
+        prerequisite_id: str,
+        type: m.DependencyType | str = m.DependencyType.HARD,
+        *,
+        actor: str = "",
+    ) -> m.Task:
+        """Make a task that has not started wait on one more prerequisite (a ready task goes back
+        to blocked while it is unfinished). Repeating the same edge changes nothing."""
+        dep = tasks_pb2.Dependency(task_id=prerequisite_id, type=c.dependency_type(type))
+        req = tasks_pb2.AddDependencyRequest(task_id=task_id, dependency=dep, actor=actor)
+        return c.task(await self._unary("tasks", "AddDependency", req, safe=True))
+
+    async def remove_dependency(self, task_id: str, prerequisite_id: str, *, actor: str = "") -> m.Task:
+        """Drop one prerequisite of a task that has not started (it becomes ready when none is
+        left unfinished)."""
+        req = tasks_pb2.RemoveDependencyRequest(task_id=task_id, prerequisite_id=prerequisite_id, actor=actor)
+        return c.task(await self._unary("tasks", "RemoveDependency", req, safe=False))
 
     async def get_history(self, task_id: str) -> list[m.TaskTransition]:
         resp = await self._unary(

@@ -74,6 +74,7 @@ class DependencyType(enum.StrEnum):
     UNSPECIFIED = "unspecified"
     HARD = "hard"
     SOFT = "soft"
+    OPTIONAL = "optional"  # resolved as SOFT: waits for any ending, never cancels
 
 
 def encode_payload(value: Any, content_type: str = "") -> tuple[bytes, str]:
@@ -356,6 +357,8 @@ class TaskSpec:
     submitted_by: str = ""
     # The longest an attempt may run, however often its lease is extended (None: the broker's default).
     max_run_time: Seconds | None = None
+    # key -> value; listed by one with list_tasks(label="key=value").
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def data(self) -> Any:

@@ -23,9 +23,10 @@ def test_a_running_task_can_go_back_to_ready_or_end_in_any_way():
     assert TRANSITIONS[S.RUNNING] == {S.READY, S.COMPLETED, S.FAILED, S.CANCELLED}
 
 
-def test_only_a_leased_task_runs_and_only_a_submitted_one_is_blocked():
+def test_only_a_leased_task_runs_and_only_a_submitted_or_edited_one_is_blocked():
     assert [s for s in TaskStatus if S.RUNNING in TRANSITIONS[s]] == [S.READY]
-    assert [s for s in TaskStatus if S.BLOCKED in TRANSITIONS[s]] == [S.PENDING]
+    # pending at submission; ready when AddDependency gives a task not started a prerequisite
+    assert [s for s in TaskStatus if S.BLOCKED in TRANSITIONS[s]] == [S.PENDING, S.READY]
 
 
 def test_every_unfinished_task_can_be_cancelled_and_no_finished_one():
@@ -55,3 +56,16 @@ def test_cancel_scope_of_unfinished_and_finished_tasks():
     for status in (S.COMPLETED, S.FAILED, S.CANCELLED):
         assert task_states.cancel_scope(status, cascade=False) is None
         assert task_states.cancel_scope(status, cascade=True) == (False, True)
+
+
+def test_dependency_edits_apply_only_to_a_task_not_started():
+    from broker.domain import dependencies
+    from broker.errors import FailedPrecondition
+
+    dependencies.check_editable("t", S.BLOCKED, 0)
+    dependencies.check_editable("t", S.READY, 0)
+    for status, attempt in [(S.READY, 1), (S.RUNNING, 1), (S.COMPLETED, 1), (S.CANCELLED, 0)]:
+        with pytest.raises(FailedPrecondition):
+            dependencies.check_editable("t", status, attempt)
+    assert dependencies.status_after_edit(S.READY, 1) is S.BLOCKED
+    assert dependencies.status_after_edit(S.BLOCKED, 0) is S.READY

@@ -62,11 +62,16 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     sb.add_argument("--priority", type=int, default=None, help="0-10, higher first (default 5)")
     sb.add_argument("--deadline", type=parse_time, default=None, help="ISO 8601")
     sb.add_argument("--parent", default="", help="parent task id")
-    sb.add_argument("--depends-on", action="append", default=[], metavar="TASK_ID[:soft]", help="repeatable")
+    sb.add_argument(
+        "--depends-on", action="append", default=[], metavar="TASK_ID[:soft|:optional]", help="repeatable"
+    )
     sb.add_argument("--max-retries", type=int, default=None)
     sb.add_argument("--lease-timeout", type=float, default=None, help="seconds (default 60)")
     sb.add_argument("--session", default="")
     sb.add_argument("--tag", dest="tags", action="append", default=[], help="repeatable")
+    sb.add_argument(
+        "--label", dest="labels", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
+    )
     sb.add_argument("--idempotency-key", default="")
     sb.add_argument("--submitted-by", default="cli")
     sb.set_defaults(func=runner(_submit))
@@ -81,6 +86,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--capability", default="", help="tasks requiring this capability")
     ls.add_argument("--agent", default="", help="tasks leased to this agent")
     ls.add_argument("--tag", default="")
+    ls.add_argument("--label", default="", metavar="KEY=VALUE", help="tasks carrying this label")
     ls.add_argument("--parent", default="")
     ls.add_argument("--type", dest="task_type", default="", help="of this task_type")
     ls.add_argument("--root", default="", help="the whole tree under this root task")
@@ -94,8 +100,18 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     tr.add_argument("task_id")
     tr.set_defaults(func=runner(_tree))
 
-    de = s.add_parser("deps", parents=[common], help="show what a task waits on, and what waits on it")
+    de = s.add_parser(
+        "deps",
+        parents=[common],
+        help="show what a task waits on, and what waits on it; edit a task not started",
+        description="Show a task's prerequisites and dependents. With --add or --remove, first edit"
+        " the prerequisites of a task that has not started.",
+    )
     de.add_argument("task_id")
+    de.add_argument(
+        "--add", action="append", default=[], metavar="TASK_ID[:soft|:optional]", help="repeatable"
+    )
+    de.add_argument("--remove", action="append", default=[], metavar="TASK_ID", help="repeatable")
     de.set_defaults(func=runner(_deps))
 
     hi = s.add_parser("history", parents=[common], help="show a task's state transitions")
@@ -151,11 +167,21 @@ def _row(t: Task) -> list[Any]:
     ]
 
 
-def _dependency(text: str) -> Dependency:
+def _dependency(text: str, flag: str = "--depends-on") -> Dependency:
     task_id, _, kind = text.partition(":")
-    if kind not in ("", "hard", "soft"):
-        raise UsageError(f"--depends-on wants TASK_ID[:hard|:soft], not {text!r}")
+    if kind not in ("", "hard", "soft", "optional"):
+        raise UsageError(f"{flag} wants TASK_ID[:hard|:soft|:optional], not {text!r}")
     return Dependency(task_id, DependencyType(kind or "hard"))
+
+
+def _labels(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--label wants KEY=VALUE, not {item!r}")
+        out[key] = value
+    return out
 
 
 async def _submit(client: BrokerClient, ns: argparse.Namespace) -> int:
@@ -181,6 +207,7 @@ async def _submit(client: BrokerClient, ns: argparse.Namespace) -> int:
         lease_timeout=ns.lease_timeout,
         session_id=ns.session,
         tags=ns.tags,
+        labels=_labels(ns.labels),
         idempotency_key=ns.idempotency_key,
         submitted_by=ns.submitted_by,
     )
@@ -281,6 +308,7 @@ async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:
             ("level", t.level),
             ("session", s.session_id),
             ("tags", s.tags),
+            ("labels", [f"{k}={v}" for k, v in s.labels.items()]),
             ("attempt", t.attempt),
             ("agent", t.assigned_agent_id),
             ("lease expires", t.lease_expires_at),
@@ -307,6 +335,7 @@ async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
         capability=ns.capability,
         agent_id=ns.agent,
         tag=ns.tag,
+        label=ns.label,
         parent_id=ns.parent,
         task_type=ns.task_type,
         root_id=ns.root,
@@ -349,6 +378,11 @@ async def _tree(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _deps(client: BrokerClient, ns: argparse.Namespace) -> int:
+    for text in ns.add:
+        d = _dependency(text, "--add")
+        await client.add_dependency(ns.task_id, d.task_id, d.type, actor="cli")
+    for prereq in ns.remove:
+        await client.remove_dependency(ns.task_id, prereq, actor="cli")
     prereqs, dependents = await client.get_dependencies(ns.task_id)
     if ns.json:
         print_json({"prerequisites": prereqs, "dependents": dependents})

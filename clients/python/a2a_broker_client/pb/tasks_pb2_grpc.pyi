@@ -158,6 +158,22 @@ class TaskQueueStub:
     each still blocks it, and when each edge was resolved) and its dependents.
     Errors: NOT_FOUND.
     """
+    AddDependency: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.AddDependencyRequest, _tasks_pb2.Task]
+    """AddDependency makes a task that has not started (blocked, or ready and
+    never leased) wait on one more prerequisite. A ready task waiting on an
+    unfinished prerequisite goes back to blocked (recorded in its history).
+    Repeating an edge of the same kind changes nothing. Errors: NOT_FOUND
+    (either task); FAILED_PRECONDITION for a task that has started, an edge
+    that would close a cycle, or a hard prerequisite that already failed or
+    was cancelled; ALREADY_EXISTS for the edge with another kind;
+    RESOURCE_EXHAUSTED past the prerequisite count or chain depth limits.
+    """
+    RemoveDependency: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.RemoveDependencyRequest, _tasks_pb2.Task]
+    """RemoveDependency drops one prerequisite of a task that has not started; a
+    blocked task left with no unfinished prerequisite becomes ready. Errors:
+    NOT_FOUND (the task, or no such edge); FAILED_PRECONDITION for a task
+    that has started.
+    """
     Watch: _grpc.UnaryStreamMultiCallable[_tasks_pb2.WatchTasksRequest, _tasks_pb2.TaskEvent]
     """Watch streams state-change events for one task, a subtree, or a session."""
     CreateSession: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CreateSessionRequest, _tasks_pb2.Session]
@@ -313,6 +329,22 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """GetDependencies reads a task's prerequisites (with their status, whether
     each still blocks it, and when each edge was resolved) and its dependents.
     Errors: NOT_FOUND.
+    """
+    AddDependency: _aio.UnaryUnaryMultiCallable[_tasks_pb2.AddDependencyRequest, _tasks_pb2.Task]  # type: ignore[assignment]
+    """AddDependency makes a task that has not started (blocked, or ready and
+    never leased) wait on one more prerequisite. A ready task waiting on an
+    unfinished prerequisite goes back to blocked (recorded in its history).
+    Repeating an edge of the same kind changes nothing. Errors: NOT_FOUND
+    (either task); FAILED_PRECONDITION for a task that has started, an edge
+    that would close a cycle, or a hard prerequisite that already failed or
+    was cancelled; ALREADY_EXISTS for the edge with another kind;
+    RESOURCE_EXHAUSTED past the prerequisite count or chain depth limits.
+    """
+    RemoveDependency: _aio.UnaryUnaryMultiCallable[_tasks_pb2.RemoveDependencyRequest, _tasks_pb2.Task]  # type: ignore[assignment]
+    """RemoveDependency drops one prerequisite of a task that has not started; a
+    blocked task left with no unfinished prerequisite becomes ready. Errors:
+    NOT_FOUND (the task, or no such edge); FAILED_PRECONDITION for a task
+    that has started.
     """
     Watch: _aio.UnaryStreamMultiCallable[_tasks_pb2.WatchTasksRequest, _tasks_pb2.TaskEvent]  # type: ignore[assignment]
     """Watch streams state-change events for one task, a subtree, or a session."""
@@ -562,6 +594,34 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         """GetDependencies reads a task's prerequisites (with their status, whether
         each still blocks it, and when each edge was resolved) and its dependents.
         Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def AddDependency(
+        self,
+        request: _tasks_pb2.AddDependencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Task, _abc.Awaitable[_tasks_pb2.Task]]:
+        """AddDependency makes a task that has not started (blocked, or ready and
+        never leased) wait on one more prerequisite. A ready task waiting on an
+        unfinished prerequisite goes back to blocked (recorded in its history).
+        Repeating an edge of the same kind changes nothing. Errors: NOT_FOUND
+        (either task); FAILED_PRECONDITION for a task that has started, an edge
+        that would close a cycle, or a hard prerequisite that already failed or
+        was cancelled; ALREADY_EXISTS for the edge with another kind;
+        RESOURCE_EXHAUSTED past the prerequisite count or chain depth limits.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveDependency(
+        self,
+        request: _tasks_pb2.RemoveDependencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Task, _abc.Awaitable[_tasks_pb2.Task]]:
+        """RemoveDependency drops one prerequisite of a task that has not started; a
+        blocked task left with no unfinished prerequisite becomes ready. Errors:
+        NOT_FOUND (the task, or no such edge); FAILED_PRECONDITION for a task
+        that has started.
         """
 
     @_abc_1.abstractmethod
