@@ -155,6 +155,11 @@ class Settings(BaseModel):
         description="OpenTelemetry spans for send, deliver, ack, submit, assign, complete"
         " (the [tracing] extra; exporter from OTEL_TRACES_EXPORTER)",
     )
+    a2a_gateway: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="serve the Agent2Agent protocol (lf.a2a.v1.A2AService, and the agent card on the"
+        " HTTP listener); auto: when the [a2a] extra (a2a-sdk) is installed",
+    )
     metrics_census_s: float = Field(
         5.0, ge=0, description="how long the stored counts behind /metrics' gauges are reused"
     )

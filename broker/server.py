@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from . import gateway
 from .config import Settings
 from .console import Console
 from .core.mailbox import Mailbox
@@ -189,10 +190,14 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             port = server.add_insecure_port(settings.address)
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
+        routes = []
+        if gateway.wanted(settings.a2a_gateway):
+            host = settings.address.rsplit(":", 1)[0]
+            routes = gateway.add_gateway(server, tasks, registry, settings, f"{host}:{port}")
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
             auth = authenticator(settings, storage)
             console = Console(settings, registry, mailbox, tasks, metrics.collector, auth)
-            http = HttpListener(settings, metrics, storage, auth, console)
+            http = HttpListener(settings, metrics, storage, auth, console, routes)
             await http.start()
         await server.start()
         for name in ("", *SERVICE_NAMES):

@@ -88,6 +88,10 @@ class Watcher(Generic[E]):
             raise item
         return item
 
+    def pending(self) -> bool:
+        """Whether an event (or the end) is waiting to be read."""
+        return not self._queue.empty()
+
     def close(self) -> None:
         self._feed._drop(self)
 

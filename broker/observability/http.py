@@ -43,6 +43,7 @@ class HttpListener:
         storage: Storage,
         authenticator: Authenticator | None,
         console: Console | None = None,
+        routes: list[web.RouteDef] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -59,6 +60,7 @@ class HttpListener:
                 web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics_page),
                 *(console.routes() if console is not None else []),
+                *(routes or []),  # e.g. the A2A agent card (broker/gateway)
             ]
         )
         self.app = app

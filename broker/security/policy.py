@@ -44,6 +44,7 @@ class Rule:
 _AGENTS = "/a2a.broker.v1.AgentRegistry/"
 _MSG = "/a2a.broker.v1.Messaging/"
 _TASKS = "/a2a.broker.v1.TaskQueue/"
+_A2A = "/lf.a2a.v1.A2AService/"
 
 POLICY: dict[str, Rule] = {
     # Agent registry: an agent registers, heartbeats and deregisters itself; the directory is public.
@@ -92,6 +93,24 @@ POLICY: dict[str, Rule] = {
     _TASKS + "ListSessions": Rule(TASKS),
     _TASKS + "CloseSession": Rule(TASKS),
     _TASKS + "CancelSession": Rule(TASKS),
+    # The A2A gateway (broker/gateway): any caller may speak A2A; each sees and cancels only the
+    # tasks it sent (an admin: all), in the gateway, by the owner label the task carries.
+    **{
+        _A2A + m: Rule(ANY)
+        for m in (
+            "SendMessage",
+            "SendStreamingMessage",
+            "GetTask",
+            "ListTasks",
+            "CancelTask",
+            "SubscribeToTask",
+            "CreateTaskPushNotificationConfig",
+            "GetTaskPushNotificationConfig",
+            "ListTaskPushNotificationConfigs",
+            "DeleteTaskPushNotificationConfig",
+            "GetExtendedAgentCard",
+        )
+    },
 }
 
 

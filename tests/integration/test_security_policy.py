@@ -17,7 +17,7 @@ import pytest
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
 from broker.pb import tasks_pb2 as tpb
-from broker.security.policy import POLICY
+from broker.security.policy import ANY, POLICY
 from broker.server import Broker, start_server
 from tests.conftest import Stubs, make_settings, next_within
 
@@ -80,8 +80,18 @@ def test_every_rpc_of_every_service_is_in_the_policy_table_and_in_this_test() ->
         for svc in mod.DESCRIPTOR.services_by_name.values()
         for m in svc.methods
     }
-    assert set(POLICY) == served
     assert {f"/a2a.broker.v1.{k}" for k in EXPECTED} == served
+    # The A2A gateway's service: open to every role; each caller's scope (the tasks it sent) is
+    # the gateway's, tested in test_a2a_gateway.py.
+    from a2a.types import a2a_pb2
+
+    a2a_served = {
+        f"/{svc.full_name}/{m.name}"
+        for svc in a2a_pb2.DESCRIPTOR.services_by_name.values()
+        for m in svc.methods
+    }
+    assert set(POLICY) == served | a2a_served
+    assert all(POLICY[m].roles == ANY for m in a2a_served)
 
 
 @dataclass

@@ -10,6 +10,7 @@ From the bottom up:
     servicers gRPC: protobuf in and out, errors to status codes (no layer below sees ``pb``)
     observability  metrics, the RPC access log, the HTTP listener; beside the servicers
     console   the web console's JSON API and page, served by the HTTP listener; beside observability
+    gateway   the A2A protocol (a2a-sdk's handler over the core); beside the servicers
     server    composition: the server, the sweeper, the command line
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
@@ -30,6 +31,7 @@ SERVER = ("broker.server", "broker.sweeper", "broker.cli", "broker.__main__")
 SECURITY = "broker.security"
 OBSERVABILITY = "broker.observability"
 CONSOLE = "broker.console"
+GATEWAY = "broker.gateway"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "broker.models": (
         "broker.domain",
@@ -39,6 +41,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "broker.servicers",
         OBSERVABILITY,
         CONSOLE,
+        GATEWAY,
         *SERVER,
     ),
     "broker.domain": (
@@ -48,17 +51,20 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "broker.servicers",
         OBSERVABILITY,
         CONSOLE,
+        GATEWAY,
         *SERVER,
     ),
-    "broker.storage": ("broker.core", SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
-    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
-    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
-    "broker.servicers": (OBSERVABILITY, CONSOLE, *SERVER),
+    "broker.storage": ("broker.core", SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
+    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
+    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
+    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
     # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
-    OBSERVABILITY: ("broker.servicers", *SERVER),
+    OBSERVABILITY: ("broker.servicers", GATEWAY, *SERVER),
     # Beside observability (served by its HTTP listener): calls the core as the servicers do, and
     # maps errors to statuses through the servicers' one table (servicers.errors).
-    CONSOLE: (*SERVER,),
+    CONSOLE: (GATEWAY, *SERVER),
+    # Beside the servicers: a second wire protocol over the same core (its wire types are a2a-sdk's).
+    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import agents, messages, sessions, stats, tasks
+from . import a2a, agents, messages, sessions, stats, tasks
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,7 +33,8 @@ __all__ = [
 
 
 def add_client_commands(subparsers: Any) -> None:
-    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions`` and ``stats``.
+    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions``, ``stats`` and
+    ``a2a``.
 
     Each leaf command sets ``func``: it takes the parsed Namespace and returns
     the exit code.
@@ -44,3 +45,4 @@ def add_client_commands(subparsers: Any) -> None:
     tasks.add(subparsers, common)
     sessions.add(subparsers, common)
     stats.add(subparsers, common)
+    a2a.add(subparsers, common)
