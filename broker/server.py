@@ -173,10 +173,12 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
 
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        a2a_on = gateway.wanted(settings.a2a_gateway)
         if settings.reflection_on:
             reflection.enable_server_reflection(
                 (
                     *SERVICE_NAMES,
+                    *([gateway.SERVICE_NAME] if a2a_on else []),
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                     reflection.SERVICE_NAME,
                 ),
@@ -191,7 +193,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
         routes = []
-        if gateway.wanted(settings.a2a_gateway):
+        if a2a_on:
             host = settings.address.rsplit(":", 1)[0]
             routes = gateway.add_gateway(server, tasks, registry, settings, f"{host}:{port}")
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start

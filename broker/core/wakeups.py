@@ -21,6 +21,7 @@ import heapq
 from collections.abc import Callable, Iterable
 
 from ..clock import now_us
+from ..domain.a2a_tasks import GATEWAY_CAPABILITY
 from ..domain.messages import Audience
 
 Wake = Callable[[], None]
@@ -34,8 +35,10 @@ def agent_key(agent_id: str) -> str:
 
 
 def ready_key(caps: tuple[str, ...]) -> str:
-    """Tasks: a task needing ``caps`` (sorted) became leasable."""
-    return f"ready:{caps[0]}" if caps else "ready:*"
+    """Tasks: a task needing ``caps`` (sorted) became leasable. The A2A gateway's capability is
+    not an agent's own (``domain.a2a_tasks``): the key is another of the task's."""
+    own = [c for c in caps if c != GATEWAY_CAPABILITY]
+    return f"ready:{own[0]}" if own else "ready:*"
 
 
 def keys_for(agent_id: str, caps: Iterable[str]) -> list[str]:

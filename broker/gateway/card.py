@@ -9,7 +9,8 @@ from a2a.types import a2a_pb2 as a2a
 from .. import __version__
 from ..config import Settings
 from ..core.registry import Registry
-from ..models.agents import AgentFilter, AgentStatus
+from ..domain import a2a_tasks as rules
+from ..models.agents import Agent, AgentFilter, AgentStatus
 
 WELL_KNOWN_PATH = "/.well-known/agent-card.json"
 # The broker's own skill, always on the card (the specification requires at least one): a message
@@ -25,17 +26,17 @@ class Card:
         self.registry = registry
         self.grpc_address = grpc_address  # host:port the gateway is reached at
 
-    async def offered(self) -> dict[str, list[str]]:
-        """Each capability of a registered agent that is not offline -> the agents offering it."""
-        offered: dict[str, list[str]] = {}
+    async def offered(self) -> dict[str, list[Agent]]:
+        """Each skill of a registered agent exposed to A2A and not offline -> the agents offering it."""
+        offered: dict[str, list[Agent]] = {}
         after: str | None = None
         while True:
             agents, after = await self.registry.list(AgentFilter(page_size=1000, after=after))
             for agent in agents:
-                if agent.status is AgentStatus.OFFLINE:
+                if agent.status is AgentStatus.OFFLINE or not rules.offers_a2a(agent.exposure):
                     continue
-                for cap in agent.capabilities:
-                    offered.setdefault(cap, []).append(agent.agent_id)
+                for skill in agent.capabilities:
+                    offered.setdefault(skill, []).append(agent)
             if after is None:
                 return offered
 
@@ -82,11 +83,15 @@ class Card:
             output_modes=["text/plain"],
         )
         for cap, agents in sorted((await self.offered()).items()):
-            shown = ", ".join(agents[:5]) + (f" and {len(agents) - 5} more" if len(agents) > 5 else "")
+            ids = [a.agent_id for a in agents]
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            described = next(
+                (a.capability_descriptions[cap] for a in agents if cap in a.capability_descriptions), ""
+            )
             card.skills.add(
                 id=cap,
                 name=cap,
-                description=f"Run by the registered agent(s) {shown}.",
+                description=f"{described} (run by {shown})" if described else f"Run by {shown}.",
                 tags=[cap],
                 input_modes=MODES,
                 output_modes=MODES,

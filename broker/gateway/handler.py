@@ -34,7 +34,6 @@ from ..core.registry import Registry
 from ..core.taskqueue import TaskQueue
 from ..domain import a2a_tasks as rules
 from ..errors import AlreadyExists, BrokerError, InvalidArgument, NotFound
-from ..models.agents import AgentFilter
 from ..models.common import decode_page_token, encode_page_token
 from ..models.tasks import CancelInput, Task, TaskFilter, TaskSpecInput, WatchScope
 from ..security.identity import CALLER, Role
@@ -214,11 +213,11 @@ class BrokerA2AHandler(RequestHandler):
             await self.tasks.submit(spec)
             return root.task_id
         skills = skills_of(params) or await self._only_skill()
+        offered = await self.card.offered()
         for skill in skills:
-            agents, _ = await self.registry.list(AgentFilter(capability=skill, page_size=1))
-            if not agents:
+            if skill not in offered:
                 raise a2a_errors.InvalidParamsError(
-                    f"message.metadata.skill: no registered agent offers the skill {skill!r}"
+                    f"message.metadata.skill: no registered agent offers the skill {skill!r} through A2A"
                 )
         digest = hashlib.sha256(f"{caller.subject}\0{msg.message_id}".encode()).hexdigest()[:24]
         context_id = msg.context_id or f"ctx-{digest}"
@@ -227,7 +226,7 @@ class BrokerA2AHandler(RequestHandler):
             task_type=rules.TASK_TYPE,
             payload=turn_payload(user_message(msg, context_id), [], context_id),
             content_type=TURN_TYPE,
-            required_capabilities=skills,
+            required_capabilities=[*skills, rules.GATEWAY_CAPABILITY],
             session_id=context_id,
             labels=labels,
             idempotency_key=key,
@@ -243,7 +242,7 @@ class BrokerA2AHandler(RequestHandler):
         if params.message.task_id or skills_of(params) != [DIRECTORY_SKILL]:
             return None
         offered = await self.card.offered()
-        lines = [f"{cap}: {', '.join(agents)}" for cap, agents in sorted(offered.items())]
+        lines = [f"{cap}: {', '.join(a.agent_id for a in agents)}" for cap, agents in sorted(offered.items())]
         answer = a2a.Message(
             message_id=f"{params.message.message_id}-directory",
             role=a2a.ROLE_AGENT,

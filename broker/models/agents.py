@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from .common import Capability, Id, Input, JsonObject, Labels, fold
 from .tasks import Changes
@@ -34,6 +34,14 @@ class AgentEventType(enum.StrEnum):
     UPDATED = "updated"
 
 
+class Exposure(enum.StrEnum):
+    """Through which API an agent takes work (``domain.a2a_tasks``)."""
+
+    BOTH = "both"
+    BROKER = "broker"  # the broker's own API only
+    A2A = "a2a"  # the A2A gateway only
+
+
 @dataclass(frozen=True)
 class Agent:
     agent_id: str
@@ -50,6 +58,8 @@ class Agent:
     updated_at: int
     last_heartbeat_at: int
     reported_free_capacity: int | None = None
+    exposure: Exposure = Exposure.BOTH
+    capability_descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,15 @@ class RegisterInput(Input):
     endpoint: Annotated[str, StringConstraints(max_length=512)] = ""
     labels: Labels = {}
     metadata: JsonObject = {}
+    exposure: Exposure = Exposure.BOTH
+    capability_descriptions: dict[str, Annotated[str, StringConstraints(max_length=1024)]] = {}
+
+    @model_validator(mode="after")
+    def _described_capabilities(self) -> RegisterInput:
+        unknown = sorted(set(self.capability_descriptions) - set(self.capabilities))
+        if unknown:
+            raise ValueError(f"capability_descriptions: {unknown[0]!r} is not among the capabilities")
+        return self
 
 
 class HeartbeatInput(Input):

@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x32\x61/broker/v1/agents.proto\x12\ra2a.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x04\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nagent_type\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x14max_concurrent_tasks\x18\x05 \x01(\x05\x12\x1a\n\x12\x63urrent_task_count\x18\x06 \x01(\x05\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\x30\n\x06labels\x18\x08 \x03(\x0b\x32 .a2a.broker.v1.Agent.LabelsEntry\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06status\x18\n \x01(\x0e\x32\x1a.a2a.broker.v1.AgentStatus\x12\x31\n\rregistered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x16reported_free_capacity\x18\x0e \x01(\x05H\x00\x88\x01\x01\x12*\n\x06record\x18\x0f \x01(\x0b\x32\x1a.a2a.broker.v1.AgentRecord\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x19\n\x17_reported_free_capacity\"\xe0\x01\n\x0b\x41gentRecord\x12\x17\n\x0ftasks_completed\x18\x01 \x01(\x05\x12\x14\n\x0ctasks_failed\x18\x02 \x01(\x05\x12\x14\n\x0csuccess_rate\x18\x03 \x01(\x01\x12\x30\n\rmean_run_time\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cp95_run_time\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xa1\x02\n\x0fRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nagent_type\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x14max_concurrent_tasks\x18\x05 \x01(\x05\x12\x10\n\x08\x65ndpoint\x18\x06 \x01(\t\x12:\n\x06labels\x18\x07 \x03(\x0b\x32*.a2a.broker.v1.RegisterRequest.LabelsEntry\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x01\n\x10RegisterResponse\x12#\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x14.a2a.broker.v1.Agent\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10liveness_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\"~\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.a2a.broker.v1.AgentStatus\x12\x1a\n\rfree_capacity\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x10\n\x0e_free_capacity\"\xa4\x01\n\x11HeartbeatResponse\x12#\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x14.a2a.broker.v1.Agent\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10liveness_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"%\n\x11\x44\x65registerRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"G\n\x12\x44\x65registerResponse\x12\x16\n\x0erequeued_tasks\x18\x01 \x01(\x05\x12\x19\n\x11released_messages\x18\x02 \x01(\x05\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x8e\x01\n\x11ListAgentsRequest\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.a2a.broker.v1.AgentStatus\x12\x12\n\nagent_type\x18\x02 \x01(\t\x12\x12\n\ncapability\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"S\n\x12ListAgentsResponse\x12$\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x14.a2a.broker.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"U\n\x12WatchAgentsRequest\x12\x11\n\tagent_ids\x18\x01 \x03(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x18\n\x10include_snapshot\x18\x03 \x01(\x08\"\x88\x01\n\nAgentEvent\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.a2a.broker.v1.AgentEventType\x12#\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x14.a2a.broker.v1.Agent\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x96\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41GENT_STATUS_AVAILABLE\x10\x01\x12\x15\n\x11\x41GENT_STATUS_BUSY\x10\x02\x12\x1c\n\x18\x41GENT_STATUS_MAINTENANCE\x10\x03\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x04*\xcf\x01\n\x0e\x41gentEventType\x12 \n\x1c\x41GENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41GENT_EVENT_TYPE_REGISTERED\x10\x01\x12\x1b\n\x17\x41GENT_EVENT_TYPE_ONLINE\x10\x02\x12\x1c\n\x18\x41GENT_EVENT_TYPE_OFFLINE\x10\x03\x12!\n\x1d\x41GENT_EVENT_TYPE_DEREGISTERED\x10\x04\x12\x1c\n\x18\x41GENT_EVENT_TYPE_UPDATED\x10\x05\x32\xe3\x03\n\rAgentRegistry\x12K\n\x08Register\x12\x1e.a2a.broker.v1.RegisterRequest\x1a\x1f.a2a.broker.v1.RegisterResponse\x12N\n\tHeartbeat\x12\x1f.a2a.broker.v1.HeartbeatRequest\x1a .a2a.broker.v1.HeartbeatResponse\x12Q\n\nDeregister\x12 .a2a.broker.v1.DeregisterRequest\x1a!.a2a.broker.v1.DeregisterResponse\x12@\n\x08GetAgent\x12\x1e.a2a.broker.v1.GetAgentRequest\x1a\x14.a2a.broker.v1.Agent\x12Q\n\nListAgents\x12 .a2a.broker.v1.ListAgentsRequest\x1a!.a2a.broker.v1.ListAgentsResponse\x12M\n\x0bWatchAgents\x12!.a2a.broker.v1.WatchAgentsRequest\x1a\x19.a2a.broker.v1.AgentEvent0\x01\x42T\n\x10\x64\x65v.a2abroker.v1P\x01Z>github.com/a2a-broker/a2a-broker/gen/go/a2a/broker/v1;brokerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61\x32\x61/broker/v1/agents.proto\x12\ra2a.broker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x06\n\x05\x41gent\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nagent_type\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x14max_concurrent_tasks\x18\x05 \x01(\x05\x12\x1a\n\x12\x63urrent_task_count\x18\x06 \x01(\x05\x12\x10\n\x08\x65ndpoint\x18\x07 \x01(\t\x12\x30\n\x06labels\x18\x08 \x03(\x0b\x32 .a2a.broker.v1.Agent.LabelsEntry\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06status\x18\n \x01(\x0e\x32\x1a.a2a.broker.v1.AgentStatus\x12\x31\n\rregistered_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_heartbeat_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x16reported_free_capacity\x18\x0e \x01(\x05H\x00\x88\x01\x01\x12*\n\x06record\x18\x0f \x01(\x0b\x32\x1a.a2a.broker.v1.AgentRecord\x12)\n\x08\x65xposure\x18\x10 \x01(\x0e\x32\x17.a2a.broker.v1.Exposure\x12Q\n\x17\x63\x61pability_descriptions\x18\x11 \x03(\x0b\x32\x30.a2a.broker.v1.Agent.CapabilityDescriptionsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a=\n\x1b\x43\x61pabilityDescriptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x19\n\x17_reported_free_capacity\"\xe0\x01\n\x0b\x41gentRecord\x12\x17\n\x0ftasks_completed\x18\x01 \x01(\x05\x12\x14\n\x0ctasks_failed\x18\x02 \x01(\x05\x12\x14\n\x0csuccess_rate\x18\x03 \x01(\x01\x12\x30\n\rmean_run_time\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cp95_run_time\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12)\n\x06window\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xe8\x03\n\x0fRegisterRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nagent_type\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x1c\n\x14max_concurrent_tasks\x18\x05 \x01(\x05\x12\x10\n\x08\x65ndpoint\x18\x06 \x01(\t\x12:\n\x06labels\x18\x07 \x03(\x0b\x32*.a2a.broker.v1.RegisterRequest.LabelsEntry\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08\x65xposure\x18\t \x01(\x0e\x32\x17.a2a.broker.v1.Exposure\x12[\n\x17\x63\x61pability_descriptions\x18\n \x03(\x0b\x32:.a2a.broker.v1.RegisterRequest.CapabilityDescriptionsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a=\n\x1b\x43\x61pabilityDescriptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb4\x01\n\x10RegisterResponse\x12#\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x14.a2a.broker.v1.Agent\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10liveness_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x08\"~\n\x10HeartbeatRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.a2a.broker.v1.AgentStatus\x12\x1a\n\rfree_capacity\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x10\n\x0e_free_capacity\"\xa4\x01\n\x11HeartbeatResponse\x12#\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x14.a2a.broker.v1.Agent\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10liveness_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"%\n\x11\x44\x65registerRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"G\n\x12\x44\x65registerResponse\x12\x16\n\x0erequeued_tasks\x18\x01 \x01(\x05\x12\x19\n\x11released_messages\x18\x02 \x01(\x05\"#\n\x0fGetAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x8e\x01\n\x11ListAgentsRequest\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.a2a.broker.v1.AgentStatus\x12\x12\n\nagent_type\x18\x02 \x01(\t\x12\x12\n\ncapability\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"S\n\x12ListAgentsResponse\x12$\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x14.a2a.broker.v1.Agent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"U\n\x12WatchAgentsRequest\x12\x11\n\tagent_ids\x18\x01 \x03(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x18\n\x10include_snapshot\x18\x03 \x01(\x08\"\x88\x01\n\nAgentEvent\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.a2a.broker.v1.AgentEventType\x12#\n\x05\x61gent\x18\x02 \x01(\x0b\x32\x14.a2a.broker.v1.Agent\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x96\x01\n\x0b\x41gentStatus\x12\x1c\n\x18\x41GENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41GENT_STATUS_AVAILABLE\x10\x01\x12\x15\n\x11\x41GENT_STATUS_BUSY\x10\x02\x12\x1c\n\x18\x41GENT_STATUS_MAINTENANCE\x10\x03\x12\x18\n\x14\x41GENT_STATUS_OFFLINE\x10\x04*^\n\x08\x45xposure\x12\x18\n\x14\x45XPOSURE_UNSPECIFIED\x10\x00\x12\x11\n\rEXPOSURE_BOTH\x10\x01\x12\x13\n\x0f\x45XPOSURE_BROKER\x10\x02\x12\x10\n\x0c\x45XPOSURE_A2A\x10\x03*\xcf\x01\n\x0e\x41gentEventType\x12 \n\x1c\x41GENT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x41GENT_EVENT_TYPE_REGISTERED\x10\x01\x12\x1b\n\x17\x41GENT_EVENT_TYPE_ONLINE\x10\x02\x12\x1c\n\x18\x41GENT_EVENT_TYPE_OFFLINE\x10\x03\x12!\n\x1d\x41GENT_EVENT_TYPE_DEREGISTERED\x10\x04\x12\x1c\n\x18\x41GENT_EVENT_TYPE_UPDATED\x10\x05\x32\xe3\x03\n\rAgentRegistry\x12K\n\x08Register\x12\x1e.a2a.broker.v1.RegisterRequest\x1a\x1f.a2a.broker.v1.RegisterResponse\x12N\n\tHeartbeat\x12\x1f.a2a.broker.v1.HeartbeatRequest\x1a .a2a.broker.v1.HeartbeatResponse\x12Q\n\nDeregister\x12 .a2a.broker.v1.DeregisterRequest\x1a!.a2a.broker.v1.DeregisterResponse\x12@\n\x08GetAgent\x12\x1e.a2a.broker.v1.GetAgentRequest\x1a\x14.a2a.broker.v1.Agent\x12Q\n\nListAgents\x12 .a2a.broker.v1.ListAgentsRequest\x1a!.a2a.broker.v1.ListAgentsResponse\x12M\n\x0bWatchAgents\x12!.a2a.broker.v1.WatchAgentsRequest\x1a\x19.a2a.broker.v1.AgentEvent0\x01\x42T\n\x10\x64\x65v.a2abroker.v1P\x01Z>github.com/a2a-broker/a2a-broker/gen/go/a2a/broker/v1;brokerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,42 +38,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.a2abroker.v1P\001Z>github.com/a2a-broker/a2a-broker/gen/go/a2a/broker/v1;brokerv1'
   _globals['_AGENT_LABELSENTRY']._loaded_options = None
   _globals['_AGENT_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_AGENT_CAPABILITYDESCRIPTIONSENTRY']._loaded_options = None
+  _globals['_AGENT_CAPABILITYDESCRIPTIONSENTRY']._serialized_options = b'8\001'
   _globals['_REGISTERREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_AGENTSTATUS']._serialized_start=2349
-  _globals['_AGENTSTATUS']._serialized_end=2499
-  _globals['_AGENTEVENTTYPE']._serialized_start=2502
-  _globals['_AGENTEVENTTYPE']._serialized_end=2709
+  _globals['_REGISTERREQUEST_CAPABILITYDESCRIPTIONSENTRY']._loaded_options = None
+  _globals['_REGISTERREQUEST_CAPABILITYDESCRIPTIONSENTRY']._serialized_options = b'8\001'
+  _globals['_AGENTSTATUS']._serialized_start=2737
+  _globals['_AGENTSTATUS']._serialized_end=2887
+  _globals['_EXPOSURE']._serialized_start=2889
+  _globals['_EXPOSURE']._serialized_end=2983
+  _globals['_AGENTEVENTTYPE']._serialized_start=2986
+  _globals['_AGENTEVENTTYPE']._serialized_end=3193
   _globals['_AGENT']._serialized_start=141
-  _globals['_AGENT']._serialized_end=744
-  _globals['_AGENT_LABELSENTRY']._serialized_start=672
-  _globals['_AGENT_LABELSENTRY']._serialized_end=717
-  _globals['_AGENTRECORD']._serialized_start=747
-  _globals['_AGENTRECORD']._serialized_end=971
-  _globals['_REGISTERREQUEST']._serialized_start=974
-  _globals['_REGISTERREQUEST']._serialized_end=1263
-  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=672
-  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_end=717
-  _globals['_REGISTERRESPONSE']._serialized_start=1266
-  _globals['_REGISTERRESPONSE']._serialized_end=1446
-  _globals['_HEARTBEATREQUEST']._serialized_start=1448
-  _globals['_HEARTBEATREQUEST']._serialized_end=1574
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1577
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1741
-  _globals['_DEREGISTERREQUEST']._serialized_start=1743
-  _globals['_DEREGISTERREQUEST']._serialized_end=1780
-  _globals['_DEREGISTERRESPONSE']._serialized_start=1782
-  _globals['_DEREGISTERRESPONSE']._serialized_end=1853
-  _globals['_GETAGENTREQUEST']._serialized_start=1855
-  _globals['_GETAGENTREQUEST']._serialized_end=1890
-  _globals['_LISTAGENTSREQUEST']._serialized_start=1893
-  _globals['_LISTAGENTSREQUEST']._serialized_end=2035
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=2037
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=2120
-  _globals['_WATCHAGENTSREQUEST']._serialized_start=2122
-  _globals['_WATCHAGENTSREQUEST']._serialized_end=2207
-  _globals['_AGENTEVENT']._serialized_start=2210
-  _globals['_AGENTEVENT']._serialized_end=2346
-  _globals['_AGENTREGISTRY']._serialized_start=2712
-  _globals['_AGENTREGISTRY']._serialized_end=3195
+  _globals['_AGENT']._serialized_end=933
+  _globals['_AGENT_LABELSENTRY']._serialized_start=798
+  _globals['_AGENT_LABELSENTRY']._serialized_end=843
+  _globals['_AGENT_CAPABILITYDESCRIPTIONSENTRY']._serialized_start=845
+  _globals['_AGENT_CAPABILITYDESCRIPTIONSENTRY']._serialized_end=906
+  _globals['_AGENTRECORD']._serialized_start=936
+  _globals['_AGENTRECORD']._serialized_end=1160
+  _globals['_REGISTERREQUEST']._serialized_start=1163
+  _globals['_REGISTERREQUEST']._serialized_end=1651
+  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=798
+  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_end=843
+  _globals['_REGISTERREQUEST_CAPABILITYDESCRIPTIONSENTRY']._serialized_start=845
+  _globals['_REGISTERREQUEST_CAPABILITYDESCRIPTIONSENTRY']._serialized_end=906
+  _globals['_REGISTERRESPONSE']._serialized_start=1654
+  _globals['_REGISTERRESPONSE']._serialized_end=1834
+  _globals['_HEARTBEATREQUEST']._serialized_start=1836
+  _globals['_HEARTBEATREQUEST']._serialized_end=1962
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1965
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2129
+  _globals['_DEREGISTERREQUEST']._serialized_start=2131
+  _globals['_DEREGISTERREQUEST']._serialized_end=2168
+  _globals['_DEREGISTERRESPONSE']._serialized_start=2170
+  _globals['_DEREGISTERRESPONSE']._serialized_end=2241
+  _globals['_GETAGENTREQUEST']._serialized_start=2243
+  _globals['_GETAGENTREQUEST']._serialized_end=2278
+  _globals['_LISTAGENTSREQUEST']._serialized_start=2281
+  _globals['_LISTAGENTSREQUEST']._serialized_end=2423
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=2425
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=2508
+  _globals['_WATCHAGENTSREQUEST']._serialized_start=2510
+  _globals['_WATCHAGENTSREQUEST']._serialized_end=2595
+  _globals['_AGENTEVENT']._serialized_start=2598
+  _globals['_AGENTEVENT']._serialized_end=2734
+  _globals['_AGENTREGISTRY']._serialized_start=3196
+  _globals['_AGENTREGISTRY']._serialized_end=3679
 # @@protoc_insertion_point(module_scope)

@@ -17,6 +17,7 @@ from ..models.agents import (
     AgentFilter,
     AgentRecord,
     AgentStatus,
+    Exposure,
     HeartbeatInput,
     RegisterInput,
 )
@@ -52,6 +53,14 @@ def record_into(msg: pb.AgentRecord, r: AgentRecord) -> None:
     set_us(msg.window, s_to_us(r.window_s))
 
 
+EXPOSURE_TO_PB = {
+    Exposure.BOTH: pb.EXPOSURE_BOTH,
+    Exposure.BROKER: pb.EXPOSURE_BROKER,
+    Exposure.A2A: pb.EXPOSURE_A2A,
+}
+PB_TO_EXPOSURE = {pb.EXPOSURE_UNSPECIFIED: Exposure.BOTH, **{v: k for k, v in EXPOSURE_TO_PB.items()}}
+
+
 def agent_to_pb(a: Agent) -> pb.Agent:
     msg = pb.Agent(
         agent_id=a.agent_id,
@@ -70,6 +79,9 @@ def agent_to_pb(a: Agent) -> pb.Agent:
     )
     if a.reported_free_capacity is not None:
         msg.reported_free_capacity = a.reported_free_capacity
+    msg.exposure = EXPOSURE_TO_PB[a.exposure]
+    if a.capability_descriptions:
+        msg.capability_descriptions.update(a.capability_descriptions)
     return msg
 
 
@@ -104,6 +116,8 @@ class AgentRegistryServicer(pb_grpc.AgentRegistryServicer):
             endpoint=request.endpoint,
             labels=dict(request.labels),
             metadata=_metadata(request),
+            exposure=PB_TO_EXPOSURE[enum_value(pb.Exposure, request.exposure, "exposure")],
+            capability_descriptions=dict(request.capability_descriptions),
         )
         agent, created = await self.registry.register(inp)
         return pb.RegisterResponse(

@@ -23,10 +23,15 @@ async def _serve_one(client: BrokerClient, state: str = "completed", **doc: obje
 
 async def test_send_get_cancel_and_card(broker):
     async with BrokerClient(broker.address, timeout=20) as c:
-        await c.register("summarizer", capabilities=["summarize"])
+        r = await cli(
+            broker.address, "agents", "register", "summarizer", "--capability", "summarize",
+            "--exposure", "a2a", "--describe", "summarize=Shortens a text",
+        )  # fmt: skip
+        assert r.rc == 0, r.err
         r = await cli(broker.address, "a2a", "card")
         assert r.rc == 0, r.err
-        assert "summarize" in [s["id"] for s in json.loads(r.out)["skills"]]
+        skills = {s["id"]: s["description"] for s in json.loads(r.out)["skills"]}
+        assert skills["summarize"].startswith("Shortens a text")
 
         worker = asyncio.ensure_future(
             _serve_one(c, artifacts=[{"artifactId": "a", "name": "summary", "parts": [{"text": "short"}]}])

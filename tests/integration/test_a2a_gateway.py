@@ -284,3 +284,44 @@ async def test_with_auth_a_caller_needs_credentials_and_lists_only_its_own_tasks
     assert [t.id for t in (await as_bob.list_tasks(a2a.ListTasksRequest())).tasks] == [theirs.task.id]
     with pytest.raises(Exception, match="not found"):
         await as_bob.get_task(a2a.GetTaskRequest(id=ids[0]))
+
+
+async def test_exposure_decides_who_takes_a2a_work_and_the_card_shows_descriptions(broker):
+    from a2a_broker_client import Exposure
+
+    async with BrokerClient(broker.address, timeout=10) as c:
+        await c.register(
+            "private", capabilities=["secret", "translate"], exposure=Exposure.BROKER, max_concurrent_tasks=3
+        )
+        reg = await c.register(
+            "a2a-only",
+            capabilities=["translate"],
+            exposure=Exposure.A2A,
+            capability_descriptions={"translate": "Translates text between languages"},
+        )
+        assert reg.agent.exposure == Exposure.A2A
+        assert reg.agent.capability_descriptions == {"translate": "Translates text between languages"}
+        card = await (await sdk_client(broker, streaming=False)).get_extended_agent_card(
+            a2a.GetExtendedAgentCardRequest()
+        )
+        skills = {s.id: s.description for s in card.skills}
+        assert set(skills) == {"a2a-broker.directory", "translate"}  # not "secret": broker-only
+        assert skills["translate"].startswith("Translates text between languages")
+
+        client = await sdk_client(broker, streaming=False)
+        with pytest.raises(Exception, match="secret"):
+            await events(client.send_message(message("psst", "x-1", skill="secret")), 1)
+        # A task on our API for "translate" goes to the broker-only agent, never the A2A-only one.
+        plain = (await c.submit("plain translation", required_capabilities=["translate"])).task
+        assert await c.claim("a2a-only") == []
+        (mine,) = await c.claim("private")
+        assert mine.task.task_id == plain.task_id
+        # An A2A task for "translate" goes to the A2A-only agent, never the broker-only one.
+        (r,) = await events(
+            client.send_message(_immediately(message("bonjour", "x-2", skill="translate"))), 1
+        )
+        assert await c.claim("private") == []
+        (theirs,) = await c.claim("a2a-only")
+        assert theirs.task.task_id == r.task.id
+        with pytest.raises(Exception, match="capability_descriptions"):
+            await c.register("bad", capabilities=["x"], capability_descriptions={"y": "not mine"})

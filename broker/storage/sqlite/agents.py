@@ -15,6 +15,7 @@ from ...models.agents import (
     AgentFilter,
     AgentGone,
     AgentStatus,
+    Exposure,
     RegisterInput,
 )
 
@@ -66,6 +67,8 @@ def row_to_agent(row: sqlite3.Row) -> Agent:
         updated_at=row["updated_at"],
         last_heartbeat_at=row["last_heartbeat_at"],
         reported_free_capacity=row["reported_free_capacity"],
+        exposure=Exposure(row["exposure"]),
+        capability_descriptions=json.loads(row["capability_descriptions"]),
     )
 
 
@@ -122,8 +125,9 @@ class AgentOps:
             conn.execute(
                 """
                 INSERT INTO agents (agent_id, name, agent_type, capabilities, max_concurrent_tasks,
-                    endpoint, labels, metadata, status, registered_at, updated_at, last_heartbeat_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    endpoint, labels, metadata, status, registered_at, updated_at, last_heartbeat_at,
+                    exposure, capability_descriptions)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (agent_id) DO UPDATE SET
                     name = excluded.name, agent_type = excluded.agent_type,
                     capabilities = excluded.capabilities,
@@ -131,6 +135,8 @@ class AgentOps:
                     endpoint = excluded.endpoint, labels = excluded.labels, metadata = excluded.metadata,
                     status = excluded.status, updated_at = excluded.updated_at,
                     last_heartbeat_at = excluded.last_heartbeat_at,
+                    exposure = excluded.exposure,
+                    capability_descriptions = excluded.capability_descriptions,
                     reported_free_capacity = NULL
                 """,
                 (
@@ -146,6 +152,8 @@ class AgentOps:
                     now,
                     now,
                     now,
+                    inp.exposure.value,
+                    json.dumps(inp.capability_descriptions),
                 ),
             )
             conn.execute("DELETE FROM agent_capabilities WHERE agent_id = ?", (agent_id,))

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...domain import capacity, leases, task_states
+from ...domain import a2a_tasks, capacity, leases, task_states
 from ...domain.priority import best_first
 from ...errors import BrokerError, FailedPrecondition, NotFound
+from ...models.agents import Exposure
 from ...models.tasks import (
     Assignment,
     CancelInput,
@@ -78,8 +79,8 @@ def release_due_backoffs(tx: TaskTx) -> int:
 def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseResult:
     conn, now = tx.conn, tx.now
     a = conn.execute(
-        "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity"
-        " FROM agents WHERE agent_id = ?",
+        "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity,"
+        " exposure FROM agents WHERE agent_id = ?",
         (agent_id,),
     ).fetchone()
     if a is None or a["status"] == "deregistered":
@@ -93,8 +94,10 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
         return LeaseResult([], free, caps, a["status"], tx.changes)
     release_due_backoffs(tx)
     candidates: list[tuple[float, int, str]] = []
-    for cid in capsets.covered_by(conn, caps):
-        candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
+    exposure = Exposure(a["exposure"])
+    for cid in capsets.covered_by(conn, a2a_tasks.lease_capabilities(caps, exposure)):
+        if exposure is Exposure.BOTH or a2a_tasks.may_lease(exposure, capsets.by_id[cid]):
+            candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
     chosen = best_first(candidates, n)
     out: list[Assignment] = []
     if not chosen:

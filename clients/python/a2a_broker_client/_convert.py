@@ -114,6 +114,8 @@ def agent(a: agents_pb2.Agent) -> m.Agent:
         last_heartbeat_at=to_datetime(a, "last_heartbeat_at"),
         reported_free_capacity=a.reported_free_capacity if a.HasField("reported_free_capacity") else None,
         record=agent_record(a.record) if a.HasField("record") else None,
+        exposure=to_enum(m.Exposure, agents_pb2.Exposure, a.exposure),
+        capability_descriptions=dict(a.capability_descriptions),
     )
 
 

@@ -185,8 +185,12 @@ class BrokerClient:
         endpoint: str = "",
         labels: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        exposure: m.Exposure | str | None = None,
+        capability_descriptions: Mapping[str, str] | None = None,
     ) -> m.Registration:
-        """Register (or re-register) an agent. Empty ``agent_id``: the broker generates one."""
+        """Register (or re-register) an agent. Empty ``agent_id``: the broker generates one.
+        ``exposure``: take work from the broker's API, the A2A gateway, or both (the default);
+        ``capability_descriptions``: shown on the A2A agent card."""
         req = agents_pb2.RegisterRequest(
             agent_id=agent_id,
             name=name,
@@ -195,6 +199,8 @@ class BrokerClient:
             max_concurrent_tasks=max_concurrent_tasks,
             endpoint=endpoint,
             labels=dict(labels or {}),
+            exposure=c.from_enum(agents_pb2.Exposure, exposure),
+            capability_descriptions=dict(capability_descriptions or {}),
         )
         if metadata:
             req.metadata.CopyFrom(c.struct(dict(metadata)))

@@ -70,6 +70,15 @@ class TaskStatus(enum.StrEnum):
         return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
+class Exposure(enum.StrEnum):
+    """Through which API an agent takes work."""
+
+    UNSPECIFIED = "unspecified"
+    BOTH = "both"
+    BROKER = "broker"  # the broker's own API only
+    A2A = "a2a"  # the A2A gateway only
+
+
 class DependencyType(enum.StrEnum):
     UNSPECIFIED = "unspecified"
     HARD = "hard"
@@ -138,6 +147,8 @@ class Agent:
     last_heartbeat_at: datetime | None = None
     reported_free_capacity: int | None = None
     record: AgentRecord | None = None
+    exposure: Exposure = Exposure.UNSPECIFIED
+    capability_descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

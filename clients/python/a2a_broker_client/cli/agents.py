@@ -7,7 +7,7 @@ from typing import Any
 
 from ..client import BrokerClient
 from ..models import Agent, AgentEvent, AgentStatus
-from ._common import fields_table, limited, positive_int, print_json, runner, table, when
+from ._common import UsageError, fields_table, limited, positive_int, print_json, runner, table, when
 
 STATUSES = [s.value for s in AgentStatus if s is not AgentStatus.UNSPECIFIED]
 
@@ -48,6 +48,19 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("--capacity", type=positive_int, default=1, help="max concurrent tasks (default 1)")
     r.add_argument("--type", dest="agent_type", default="worker")
     r.add_argument("--name", default="")
+    r.add_argument(
+        "--exposure",
+        choices=["both", "broker", "a2a"],
+        default=None,
+        help="take work from the broker's API, the A2A gateway, or both (default)",
+    )
+    r.add_argument(
+        "--describe",
+        action="append",
+        default=[],
+        metavar="CAPABILITY=TEXT",
+        help="a capability's description, for the A2A agent card (repeatable)",
+    )
     r.set_defaults(func=runner(_register))
 
     d = s.add_parser("deregister", parents=[common], help="deregister an agent (its tasks are requeued)")
@@ -140,6 +153,16 @@ async def _watch(client: BrokerClient, ns: argparse.Namespace) -> int:
     return 0
 
 
+def _descriptions(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        cap, eq, text = item.partition("=")
+        if not eq or not cap:
+            raise UsageError(f"--describe wants CAPABILITY=TEXT, not {item!r}")
+        out[cap] = text
+    return out
+
+
 async def _register(client: BrokerClient, ns: argparse.Namespace) -> int:
     reg = await client.register(
         ns.agent_id,
@@ -147,6 +170,8 @@ async def _register(client: BrokerClient, ns: argparse.Namespace) -> int:
         capabilities=ns.capabilities,
         agent_type=ns.agent_type,
         name=ns.name,
+        exposure=ns.exposure,
+        capability_descriptions=_descriptions(ns.describe),
     )
     if ns.json:
         print_json(reg)
