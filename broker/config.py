@@ -155,6 +155,24 @@ class Settings(BaseModel):
         description="OpenTelemetry spans for send, deliver, ack, submit, assign, complete"
         " (the [tracing] extra; exporter from OTEL_TRACES_EXPORTER)",
     )
+    broker_id: str = Field(
+        "",
+        description="this broker's name among its peers (default: its address); its link on each"
+        " peer is the agent broker.<id>",
+    )
+    peers: str = Field(
+        "",
+        description="federation: peer brokers to join as an agent, NAME=HOST:PORT,... (their tasks"
+        " for this broker's agents' capabilities run here)",
+    )
+    peer_token: str | None = Field(None, description="bearer token this broker presents to its peers")
+    peer_ca: str | None = Field(None, description="PEM CA of the peers' TLS certificates (turns TLS on)")
+    federation_refresh_s: float = Field(
+        5.0, gt=0, description="how often a peer link re-reports this broker's capabilities and free capacity"
+    )
+    federation_extend_s: float = Field(
+        10.0, gt=0, description="how often a peer link extends the peer's lease of a task running here"
+    )
     a2a_gateway: Literal["auto", "on", "off"] = Field(
         "auto",
         description="serve the Agent2Agent protocol (lf.a2a.v1.A2AService, and the agent card on the"

@@ -20,6 +20,7 @@ from .core.registry import Registry
 from .core.taskqueue import TaskQueue
 from .core.wakeups import Wakeups
 from .errors import BrokerError
+from .federation import Federation
 from .observability import HttpListener, Metrics, RpcMetrics
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from .security import authenticator
@@ -60,6 +61,7 @@ class Broker:
     tls: CertificateFiles | None = None  # reloaded on change or SIGHUP
     metrics: Metrics | None = None
     http: HttpListener | None = None  # /metrics, /healthz, /readyz (None: --http-address off)
+    federation: Federation | None = None  # links to peer brokers (None: no --peers)
 
     @property
     def http_address(self) -> str | None:
@@ -79,6 +81,8 @@ class Broker:
         if self.http is not None:
             self.http.stopping = True  # /readyz: 503 from now on
         await self.health.enter_graceful_shutdown()
+        if self.federation is not None:  # stop taking the peers' tasks first
+            await self.federation.stop()
         await self.sweeper.stop()
         # Ends Subscribe streams now rather than after the grace period, and refuses new Sends
         # (UNAVAILABLE, nothing stored). The streams' deliveries stay held until mailbox.close(),
@@ -219,6 +223,10 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             ],
         )
         sweeper.start()
+        federation = None
+        if settings.peers:
+            federation = Federation(settings, tasks, registry, f"{settings.address.rsplit(':', 1)[0]}:{port}")
+            federation.start()
     except BaseException:
         if http is not None:
             await http.stop()
@@ -237,6 +245,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         tls,
         metrics,
         http,
+        federation,
     )
     log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
     return broker

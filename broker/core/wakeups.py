@@ -21,7 +21,7 @@ import heapq
 from collections.abc import Callable, Iterable
 
 from ..clock import now_us
-from ..domain.a2a_tasks import GATEWAY_CAPABILITY
+from ..domain import marks
 from ..domain.messages import Audience
 
 Wake = Callable[[], None]
@@ -35,9 +35,9 @@ def agent_key(agent_id: str) -> str:
 
 
 def ready_key(caps: tuple[str, ...]) -> str:
-    """Tasks: a task needing ``caps`` (sorted) became leasable. The A2A gateway's capability is
-    not an agent's own (``domain.a2a_tasks``): the key is another of the task's."""
-    own = [c for c in caps if c != GATEWAY_CAPABILITY]
+    """Tasks: a task needing ``caps`` (sorted) became leasable. The marks (``domain.marks``) are
+    no agent's own: the key is one of the task's other capabilities."""
+    own = marks.own(caps)
     return f"ready:{own[0]}" if own else "ready:*"
 
 

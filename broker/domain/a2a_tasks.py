@@ -21,20 +21,21 @@ A turn that asks for input has *completed*: its worker's capacity is free while 
 thinks, and the answer is a new turn any able agent may take (with the history in its payload).
 
 Exposure: every turn requires the capability ``GATEWAY_CAPABILITY`` beside its skill, which an
-agent exposed to A2A (``both``, the default, or ``a2a``) holds when it leases
-(``lease_capabilities``; it is not stored with the agent's own); an agent exposed to the broker's
-API only never holds it, and one exposed to A2A only leases nothing else (``may_lease``).
+agent exposed to A2A (``both``, the default, or ``a2a``) holds when it leases (``marks``: it is
+not stored with the agent's own); an agent exposed to the broker's API only never holds it, and one
+exposed to A2A only leases nothing else.
 """
 
 from __future__ import annotations
 
 from ..models.agents import Exposure
 from ..models.tasks import TaskStatus
+from . import marks
 
 TASK_TYPE = "a2a"  # the task_type of every turn the gateway submits
 OWNER_LABEL = "a2a.owner"  # the label naming who sent the first message (ListTasks' scope)
 SKILL_KEYS = ("skill", "skills")  # message or request metadata naming the skill(s) to run
-GATEWAY_CAPABILITY = "a2a.gateway"  # required by every turn; held by agents exposed to A2A
+GATEWAY_CAPABILITY = marks.GATEWAY  # required by every turn; held by agents exposed to A2A
 
 SUBMITTED = "TASK_STATE_SUBMITTED"
 WORKING = "TASK_STATE_WORKING"
@@ -85,18 +86,6 @@ def ended(state: str) -> bool:
 
 def owner_label(subject: str) -> str:
     return f"{OWNER_LABEL}={subject}"
-
-
-def lease_capabilities(capabilities: tuple[str, ...], exposure: Exposure) -> tuple[str, ...]:
-    """The capabilities an agent leases with: its own, and the gateway's unless it is exposed to
-    the broker's API only."""
-    own = tuple(c for c in capabilities if c != GATEWAY_CAPABILITY)
-    return own if exposure is Exposure.BROKER else tuple(sorted((*own, GATEWAY_CAPABILITY)))
-
-
-def may_lease(exposure: Exposure, required: tuple[str, ...]) -> bool:
-    """Whether an agent (able to run it) may lease a task requiring ``required``."""
-    return exposure is not Exposure.A2A or GATEWAY_CAPABILITY in required
 
 
 def offers_a2a(exposure: Exposure) -> bool:

@@ -11,6 +11,7 @@ From the bottom up:
     observability  metrics, the RPC access log, the HTTP listener; beside the servicers
     console   the web console's JSON API and page, served by the HTTP listener; beside observability
     gateway   the A2A protocol (a2a-sdk's handler over the core); beside the servicers
+    federation  links to peer brokers (a gRPC client of theirs, the core here); beside the servicers
     server    composition: the server, the sweeper, the command line
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
@@ -32,6 +33,7 @@ SECURITY = "broker.security"
 OBSERVABILITY = "broker.observability"
 CONSOLE = "broker.console"
 GATEWAY = "broker.gateway"
+FEDERATION = "broker.federation"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "broker.models": (
         "broker.domain",
@@ -54,17 +56,28 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         GATEWAY,
         *SERVER,
     ),
-    "broker.storage": ("broker.core", SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
-    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
-    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
-    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
+    "broker.storage": (
+        "broker.core",
+        SECURITY,
+        "broker.servicers",
+        OBSERVABILITY,
+        CONSOLE,
+        GATEWAY,
+        FEDERATION,
+        *SERVER,
+    ),
+    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, *SERVER),
+    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, *SERVER),
+    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, *SERVER),
     # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
-    OBSERVABILITY: ("broker.servicers", GATEWAY, *SERVER),
+    OBSERVABILITY: ("broker.servicers", GATEWAY, FEDERATION, *SERVER),
     # Beside observability (served by its HTTP listener): calls the core as the servicers do, and
     # maps errors to statuses through the servicers' one table (servicers.errors).
-    CONSOLE: (GATEWAY, *SERVER),
+    CONSOLE: (GATEWAY, FEDERATION, *SERVER),
     # Beside the servicers: a second wire protocol over the same core (its wire types are a2a-sdk's).
-    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, *SERVER),
+    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, *SERVER),
+    # Beside the servicers: a client of the peers' API (broker.pb stubs) and of the local core.
+    FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"

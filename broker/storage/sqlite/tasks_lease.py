@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ...domain import a2a_tasks, capacity, leases, task_states
+from ...domain import capacity, leases, marks, task_states
 from ...domain.priority import best_first
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.agents import Exposure
@@ -80,7 +80,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     conn, now = tx.conn, tx.now
     a = conn.execute(
         "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity,"
-        " exposure FROM agents WHERE agent_id = ?",
+        " exposure, agent_type FROM agents WHERE agent_id = ?",
         (agent_id,),
     ).fetchone()
     if a is None or a["status"] == "deregistered":
@@ -95,8 +95,8 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     release_due_backoffs(tx)
     candidates: list[tuple[float, int, str]] = []
     exposure = Exposure(a["exposure"])
-    for cid in capsets.covered_by(conn, a2a_tasks.lease_capabilities(caps, exposure)):
-        if exposure is Exposure.BOTH or a2a_tasks.may_lease(exposure, capsets.by_id[cid]):
+    for cid in capsets.covered_by(conn, marks.lease_capabilities(caps, exposure, a["agent_type"])):
+        if exposure is Exposure.BOTH or marks.may_lease(exposure, capsets.by_id[cid]):
             candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
     chosen = best_first(candidates, n)
     out: list[Assignment] = []

@@ -1,0 +1,44 @@
+"""Capabilities the broker lends agents when they lease, beyond their own (pure rules).
+
+Two kinds of task are routed by a capability no agent registers:
+
+- ``GATEWAY`` (``a2a.gateway``): every task of the A2A gateway requires it; an agent exposed to
+  A2A (``both``, the default, or ``a2a``) holds it. An agent exposed to A2A only leases nothing
+  that does not require it.
+- ``LOCAL`` (``a2a.local``): every copy of a task taken from a peer broker requires it; every agent
+  holds it except the links of other brokers (agents of type ``broker``), so a copy is never
+  relayed again (``domain.federation``).
+
+They are not stored with an agent's capabilities (``GetAgent`` shows its own), nor used for the
+wake-up keys of ready tasks (``core.wakeups.ready_key`` picks one of the task's own).
+"""
+
+from __future__ import annotations
+
+from ..models.agents import Exposure
+
+GATEWAY = "a2a.gateway"
+LOCAL = "a2a.local"
+ALL = frozenset({GATEWAY, LOCAL})
+BROKER_AGENT_TYPE = "broker"
+
+
+def lease_capabilities(capabilities: tuple[str, ...], exposure: Exposure, agent_type: str) -> tuple[str, ...]:
+    """The capabilities an agent leases with: its own, and the marks it holds."""
+    held = [c for c in capabilities if c not in ALL]
+    if exposure is not Exposure.BROKER:
+        held.append(GATEWAY)
+    if agent_type != BROKER_AGENT_TYPE:
+        held.append(LOCAL)
+    return tuple(sorted(held))
+
+
+def may_lease(exposure: Exposure, required: tuple[str, ...]) -> bool:
+    """Whether an agent (able to run it) may lease a task requiring ``required``: one exposed to
+    A2A only takes the gateway's tasks alone."""
+    return exposure is not Exposure.A2A or GATEWAY in required
+
+
+def own(capabilities: tuple[str, ...]) -> list[str]:
+    """A task's capabilities without the marks."""
+    return [c for c in capabilities if c not in ALL]

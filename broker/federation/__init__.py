@@ -1,0 +1,51 @@
+"""Federation: this broker joins peer brokers as an agent of type ``broker`` and runs, with its own
+agents, the tasks they hand it (``link.PeerLink``, one per configured peer; the rules are
+``broker.domain.federation``'s). Beside the servicers: a client of the peers' TaskQueue and
+AgentRegistry over gRPC, and of the local core.
+
+Configured with ``--peers NAME=HOST:PORT,...``, ``--broker-id`` (how this broker is known to its
+peers), and optionally ``--peer-token`` and ``--peer-ca`` (a token the peers issued to this broker,
+and the CA of their TLS certificates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from .link import PeerLink
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..core.registry import Registry
+    from ..core.taskqueue import TaskQueue
+
+
+def parse_peers(text: str) -> list[tuple[str, str]]:
+    """``NAME=HOST:PORT,...`` -> [(name, address)]."""
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, address = item.partition("=")
+        if not eq or not name or not address:
+            raise ValueError(f"a peer is NAME=HOST:PORT, not {item!r}")
+        out.append((name, address))
+    return out
+
+
+class Federation:
+    def __init__(self, settings: Settings, tasks: TaskQueue, registry: Registry, address: str) -> None:
+        broker_id = settings.broker_id or address
+        self.links = [
+            PeerLink(n, a, settings, tasks, registry, broker_id) for n, a in parse_peers(settings.peers)
+        ]
+        self._runs: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._runs = [asyncio.ensure_future(link.run()) for link in self.links]
+
+    async def stop(self) -> None:
+        for run in self._runs:
+            run.cancel()
+        await asyncio.gather(*self._runs, return_exceptions=True)
+        for link in self.links:
+            await link.stop()
