@@ -35,6 +35,7 @@ from . import marks
 TASK_TYPE = "a2a"  # the task_type of every turn the gateway submits
 OWNER_LABEL = "a2a.owner"  # the label naming who sent the first message (ListTasks' scope)
 SKILL_KEYS = ("skill", "skills")  # message or request metadata naming the skill(s) to run
+AGENT_KEY = "agent"  # message or request metadata naming the one agent to run it
 GATEWAY_CAPABILITY = marks.GATEWAY  # required by every turn; held by agents exposed to A2A
 
 SUBMITTED = "TASK_STATE_SUBMITTED"

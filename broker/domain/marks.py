@@ -8,6 +8,8 @@ Two kinds of task are routed by a capability no agent registers:
 - ``LOCAL`` (``a2a.local``): every copy of a task taken from a peer broker requires it; every agent
   holds it except the links of other brokers (agents of type ``broker``), so a copy is never
   relayed again (``domain.federation``).
+- ``addressed(agent_id)`` (``@<agent id>``): a task for one named agent (an A2A message naming an
+  agent) requires it; only that agent holds it.
 
 They are not stored with an agent's capabilities (``GetAgent`` shows its own), nor used for the
 wake-up keys of ready tasks (``core.wakeups.ready_key`` picks one of the task's own).
@@ -23,9 +25,22 @@ ALL = frozenset({GATEWAY, LOCAL})
 BROKER_AGENT_TYPE = "broker"
 
 
-def lease_capabilities(capabilities: tuple[str, ...], exposure: Exposure, agent_type: str) -> tuple[str, ...]:
-    """The capabilities an agent leases with: its own, and the marks it holds."""
-    held = [c for c in capabilities if c not in ALL]
+def addressed(agent_id: str) -> str:
+    """The mark only ``agent_id`` holds."""
+    return f"@{agent_id}"
+
+
+def is_mark(capability: str) -> bool:
+    return capability in ALL or capability.startswith("@")
+
+
+def lease_capabilities(
+    capabilities: tuple[str, ...], exposure: Exposure, agent_type: str, agent_id: str
+) -> tuple[str, ...]:
+    """The capabilities an agent leases with: its own (none of them a mark: an agent cannot claim
+    to be another), and the marks it holds."""
+    held = [c for c in capabilities if not is_mark(c)]
+    held.append(addressed(agent_id))
     if exposure is not Exposure.BROKER:
         held.append(GATEWAY)
     if agent_type != BROKER_AGENT_TYPE:
@@ -41,4 +56,4 @@ def may_lease(exposure: Exposure, required: tuple[str, ...]) -> bool:
 
 def own(capabilities: tuple[str, ...]) -> list[str]:
     """A task's capabilities without the marks."""
-    return [c for c in capabilities if c not in ALL]
+    return [c for c in capabilities if not is_mark(c)]

@@ -65,6 +65,15 @@ def skills_of(request: a2a.SendMessageRequest) -> list[str]:
     return []
 
 
+def agent_of(request: a2a.SendMessageRequest) -> str:
+    """The agent named in the message's metadata, else the request's ("agent"), or ""."""
+    for meta in (request.message.metadata, request.metadata):
+        value = json_format.MessageToDict(meta).get(rules.AGENT_KEY)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 @dataclass
 class Turn:
     """One broker task of an A2A task, as the caller and the agent see it."""

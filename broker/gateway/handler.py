@@ -33,6 +33,7 @@ from a2a.utils import errors as a2a_errors
 from ..core.registry import Registry
 from ..core.taskqueue import TaskQueue
 from ..domain import a2a_tasks as rules
+from ..domain import marks
 from ..errors import AlreadyExists, BrokerError, InvalidArgument, NotFound
 from ..models.common import decode_page_token, encode_page_token
 from ..models.tasks import CancelInput, Task, TaskFilter, TaskSpecInput, WatchScope
@@ -42,6 +43,7 @@ from .convert import (
     TURN_TYPE,
     Turn,
     a2a_task,
+    agent_of,
     history_for_next_turn,
     read_turn,
     skills_of,
@@ -212,13 +214,7 @@ class BrokerA2AHandler(RequestHandler):
             )
             await self.tasks.submit(spec)
             return root.task_id
-        skills = skills_of(params) or await self._only_skill()
-        offered = await self.card.offered()
-        for skill in skills:
-            if skill not in offered:
-                raise a2a_errors.InvalidParamsError(
-                    f"message.metadata.skill: no registered agent offers the skill {skill!r} through A2A"
-                )
+        required = await self._route(params)
         digest = hashlib.sha256(f"{caller.subject}\0{msg.message_id}".encode()).hexdigest()[:24]
         context_id = msg.context_id or f"ctx-{digest}"
         spec = TaskSpecInput(
@@ -226,7 +222,7 @@ class BrokerA2AHandler(RequestHandler):
             task_type=rules.TASK_TYPE,
             payload=turn_payload(user_message(msg, context_id), [], context_id),
             content_type=TURN_TYPE,
-            required_capabilities=[*skills, rules.GATEWAY_CAPABILITY],
+            required_capabilities=required,
             session_id=context_id,
             labels=labels,
             idempotency_key=key,
@@ -234,8 +230,38 @@ class BrokerA2AHandler(RequestHandler):
         )
         task, duplicate = await self.tasks.submit(spec)
         if not duplicate:
-            log.info("a2a task submitted", extra={"task_id": task.task_id, "skills": skills})
+            log.info("a2a task submitted", extra={"task_id": task.task_id, "capabilities": required})
         return task.task_id
+
+    async def _route(self, params: a2a.SendMessageRequest) -> list[str]:
+        """The capabilities a new A2A task requires: its skills (and, for a message naming an
+        agent, that agent's mark), and the gateway's. Refused when nobody could run it."""
+        skills, named = skills_of(params), agent_of(params)
+        if named:
+            if len(marks.addressed(named)) > 128:
+                raise a2a_errors.InvalidParamsError("message.metadata.agent: at most 127 characters")
+            try:
+                agent = await self.registry.get(named)
+            except NotFound:
+                raise a2a_errors.InvalidParamsError(f"message.metadata.agent: no agent {named!r}") from None
+            if not rules.offers_a2a(agent.exposure):
+                raise a2a_errors.InvalidParamsError(
+                    f"message.metadata.agent: agent {named!r} does not take work through A2A"
+                )
+            missing = sorted(set(skills) - set(agent.capabilities))
+            if missing:
+                raise a2a_errors.InvalidParamsError(
+                    f"message.metadata.skill: agent {named!r} does not offer {missing[0]!r}"
+                )
+            return sorted({*skills, marks.addressed(named), rules.GATEWAY_CAPABILITY})
+        skills = skills or await self._only_skill()
+        offered = await self.card.offered()
+        for skill in skills:
+            if skill not in offered:
+                raise a2a_errors.InvalidParamsError(
+                    f"message.metadata.skill: no registered agent offers the skill {skill!r} through A2A"
+                )
+        return sorted({*skills, rules.GATEWAY_CAPABILITY})
 
     async def _directory(self, params: a2a.SendMessageRequest) -> a2a.Message | None:
         """A message for the broker's own skill, answered at once; None for any other."""
@@ -271,17 +297,9 @@ class BrokerA2AHandler(RequestHandler):
         caller = _Caller()
         if params.configuration.return_immediately:
             return a2a_task(await self._turns(task_id, caller))
-        last: a2a.Task | None = None
-        async for event in self._follow(task_id, caller):
-            if isinstance(event, a2a.Task):
-                last = event
-            elif isinstance(event, a2a.TaskStatusUpdateEvent) and last is not None:
-                last.status.CopyFrom(event.status)
-            elif isinstance(event, a2a.TaskArtifactUpdateEvent) and last is not None:
-                last.artifacts.append(event.artifact)
-        assert last is not None
-        # The whole task as it ended (history included).
-        return a2a_task(await self._turns(task_id, caller))
+        async for _ in self._follow(task_id, caller):
+            pass  # until it ends or waits for the caller
+        return a2a_task(await self._turns(task_id, caller))  # as it ended, history included
 
     @_stream_errors
     async def on_message_send_stream(

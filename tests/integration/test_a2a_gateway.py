@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import httpx
+import jsonschema
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import a2a_pb2 as a2a
@@ -225,7 +226,25 @@ async def test_the_agent_card_validates_and_follows_registrations(broker):
             assert resp.status_code == 200
             return resp.json()
 
+    # The JSON Schema a2a-sdk derives from the specification's proto (what its HTTP servers
+    # document), loaded on its own: its package's __init__ needs the SDK's HTTP server extras.
+    import importlib.util
+    from pathlib import Path
+
+    from a2a import server as sdk_server
+
+    path = Path(sdk_server.__file__).parent / "routes" / "_proto_schema.py"
+    spec = importlib.util.spec_from_file_location("a2a_proto_schema", path)
+    assert spec is not None and spec.loader is not None
+    proto_schema = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(proto_schema)
+    components: dict[str, Any] = {}
+    ref = proto_schema.message_schema(a2a.AgentCard.DESCRIPTOR, components)
+    schema = {**ref, "components": {"schemas": components}}
+    validator = jsonschema.Draft202012Validator(schema)
+
     before = await card()
+    validator.validate(before)
     strict = json_format.ParseDict(before, a2a.AgentCard())  # unknown fields refused
     validate_proto_required_fields(strict)  # the specification's REQUIRED fields
     parse_agent_card(before)
@@ -235,6 +254,7 @@ async def test_the_agent_card_validates_and_follows_registrations(broker):
         await c.register("translator", capabilities=["translate", "summarize"])
         after = await card()
         assert [s["id"] for s in after["skills"]] == ["a2a-broker.directory", "summarize", "translate"]
+        validator.validate(after)
         validate_proto_required_fields(json_format.ParseDict(after, a2a.AgentCard()))
         # The broker's own skill answers at once with who offers what.
         client = await sdk_client(broker, streaming=False)
@@ -325,3 +345,27 @@ async def test_exposure_decides_who_takes_a2a_work_and_the_card_shows_descriptio
         assert theirs.task.task_id == r.task.id
         with pytest.raises(Exception, match="capability_descriptions"):
             await c.register("bad", capabilities=["x"], capability_descriptions={"y": "not mine"})
+
+
+async def test_a_message_naming_an_agent_goes_to_that_agent_only(broker):
+    async with BrokerClient(broker.address, timeout=10) as c:
+        for agent in ("first", "second"):
+            await c.register(agent, capabilities=["echo"], max_concurrent_tasks=2)
+        client = await sdk_client(broker, streaming=False)
+        req = _immediately(message("for you", "n-1", skill=None))
+        req.message.metadata.update({"agent": "second"})
+        (r,) = await events(client.send_message(req), 1)
+        assert await c.claim("first") == []  # able, free, but not the one named
+        (job,) = await c.claim("second")
+        assert job.task.task_id == r.task.id
+        # An agent cannot pose as another by registering its mark.
+        await c.register("third", capabilities=["@second"], max_concurrent_tasks=2)
+        req = _immediately(message("again", "n-2", skill=None))
+        req.message.metadata.update({"agent": "second"})
+        await events(client.send_message(req), 1)
+        assert await c.claim("third") == []
+        for bad, why in (("nobody", "no agent"), ("first", "does not offer")):
+            req = message("x", f"n-{bad}", skill="translate")
+            req.message.metadata.update({"agent": bad})
+            with pytest.raises(Exception, match=why):
+                await events(client.send_message(req), 1)
