@@ -162,6 +162,10 @@ def _timestamp(us: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
 
 
+def us_of(stamp: timestamp_pb2.Timestamp) -> int:
+    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
+
+
 def a2a_task(turns: list[Turn], history_length: int | None = None, artifacts: bool = True) -> a2a.Task:
     """The A2A task a root turn and its later turns read as."""
     root, latest = turns[0].task, turns[-1]

@@ -49,6 +49,7 @@ from .convert import (
     skills_of,
     title_of,
     turn_payload,
+    us_of,
     user_message,
 )
 
@@ -154,18 +155,13 @@ class BrokerA2AHandler(RequestHandler):
         )
         roots, last = await self.tasks.list(flt)
         length = params.history_length if params.HasField("history_length") else None
-        after_us = (
-            params.status_timestamp_after.seconds * 1_000_000 + params.status_timestamp_after.nanos // 1000
-            if params.HasField("status_timestamp_after")
-            else None
-        )
+        after_us = us_of(params.status_timestamp_after) if params.HasField("status_timestamp_after") else None
         out = a2a.ListTasksResponse(page_size=size)
         for root in roots:
             task = a2a_task(await self._turns(root.task_id, caller), length, params.include_artifacts)
             if params.status and task.status.state != params.status:
                 continue
-            stamp = task.status.timestamp
-            if after_us is not None and stamp.seconds * 1_000_000 + stamp.nanos // 1000 < after_us:
+            if after_us is not None and us_of(task.status.timestamp) < after_us:
                 continue
             out.tasks.append(task)
         out.total_size = len(out.tasks)

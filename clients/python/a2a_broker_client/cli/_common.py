@@ -34,6 +34,17 @@ class UsageError(Exception):
     """A bad argument found after parsing (exit code 2)."""
 
 
+def key_values(items: list[str], flag: str) -> dict[str, str]:
+    """Repeated ``FLAG KEY=VALUE`` arguments as a dict (UsageError naming ``flag`` otherwise)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} wants KEY=VALUE, not {item!r}")
+        out[key] = value
+    return out
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every client command takes (used as an argparse parent)."""
     p = argparse.ArgumentParser(add_help=False)

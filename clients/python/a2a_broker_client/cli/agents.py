@@ -7,7 +7,7 @@ from typing import Any
 
 from ..client import BrokerClient
 from ..models import Agent, AgentEvent, AgentStatus
-from ._common import UsageError, fields_table, limited, positive_int, print_json, runner, table, when
+from ._common import fields_table, key_values, limited, positive_int, print_json, runner, table, when
 
 STATUSES = [s.value for s in AgentStatus if s is not AgentStatus.UNSPECIFIED]
 
@@ -153,16 +153,6 @@ async def _watch(client: BrokerClient, ns: argparse.Namespace) -> int:
     return 0
 
 
-def _descriptions(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        cap, eq, text = item.partition("=")
-        if not eq or not cap:
-            raise UsageError(f"--describe wants CAPABILITY=TEXT, not {item!r}")
-        out[cap] = text
-    return out
-
-
 async def _register(client: BrokerClient, ns: argparse.Namespace) -> int:
     reg = await client.register(
         ns.agent_id,
@@ -171,7 +161,7 @@ async def _register(client: BrokerClient, ns: argparse.Namespace) -> int:
         agent_type=ns.agent_type,
         name=ns.name,
         exposure=ns.exposure,
-        capability_descriptions=_descriptions(ns.describe),
+        capability_descriptions=key_values(ns.describe, "--describe"),
     )
     if ns.json:
         print_json(reg)

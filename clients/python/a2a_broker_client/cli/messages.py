@@ -9,10 +9,10 @@ from typing import Any
 from ..client import BrokerClient
 from ..models import Conversation, Message, MessageStatus, Target
 from ._common import (
-    UsageError,
     collect_pages,
     fields_table,
     jsonable,
+    key_values,
     limited,
     parse_age,
     parse_time,
@@ -167,12 +167,7 @@ def _row(x: Message) -> list[Any]:
 
 async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
     payload, content_type = read_payload(ns.payload, ns.content_type)
-    headers: dict[str, str] = {}
-    for h in ns.header:
-        key, sep, value = h.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--header wants KEY=VALUE, not {h!r}")
-        headers[key] = value
+    headers = key_values(ns.header, "--header")
     if ns.to is not None:
         target: Target | str = ns.to
     elif ns.anycast is not None:

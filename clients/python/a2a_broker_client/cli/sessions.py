@@ -12,6 +12,7 @@ from ._common import (
     UsageError,
     collect_pages,
     fields_table,
+    key_values,
     positive_int,
     print_json,
     runner,
@@ -63,16 +64,6 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     cancel.set_defaults(func=runner(_cancel))
 
 
-def _labels(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--label {item!r}: use KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def _context(text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
@@ -96,7 +87,7 @@ async def _create(client: BrokerClient, ns: argparse.Namespace) -> int:
         parent_session_id=ns.parent,
         initiated_by=ns.initiated_by,
         context=_context(ns.context),
-        labels=_labels(ns.labels),
+        labels=key_values(ns.labels, "--label"),
         max_tasks=ns.max_tasks,
     )
     if ns.json:

@@ -21,6 +21,7 @@ from ..models import (
 from ._common import (
     UsageError,
     fields_table,
+    key_values,
     limited,
     parse_time,
     payload_text,
@@ -174,16 +175,6 @@ def _dependency(text: str, flag: str = "--depends-on") -> Dependency:
     return Dependency(task_id, DependencyType(kind or "hard"))
 
 
-def _labels(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UsageError(f"--label wants KEY=VALUE, not {item!r}")
-        out[key] = value
-    return out
-
-
 async def _submit(client: BrokerClient, ns: argparse.Namespace) -> int:
     if ns.graph:
         if ns.title:
@@ -207,7 +198,7 @@ async def _submit(client: BrokerClient, ns: argparse.Namespace) -> int:
         lease_timeout=ns.lease_timeout,
         session_id=ns.session,
         tags=ns.tags,
-        labels=_labels(ns.labels),
+        labels=key_values(ns.labels, "--label"),
         idempotency_key=ns.idempotency_key,
         submitted_by=ns.submitted_by,
     )
