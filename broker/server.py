@@ -225,7 +225,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         sweeper.start()
         federation = None
         if settings.peers:
-            federation = Federation(settings, tasks, registry, f"{settings.address.rsplit(':', 1)[0]}:{port}")
+            address = f"{settings.address.rsplit(':', 1)[0]}:{port}"
+            federation = Federation(settings, tasks, registry, mailbox, address)
             federation.start()
     except BaseException:
         if http is not None:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable
 
 from ..clock import now_us, s_to_us
 from ..config import Settings
+from ..domain import marks
 from ..domain import messages as rules
 from ..domain.messages import Audience
 from ..errors import BrokerError, FailedPrecondition, NotFound, StorageUnavailable
@@ -178,7 +179,7 @@ class Mailbox:
             raise StorageUnavailable("the broker is shutting down")
         agent = await self.registry.revive(inp.agent_id)
         await self._recover()
-        sub = Subscription(self, inp, agent.capabilities)
+        sub = Subscription(self, inp, marks.subscription_capabilities(agent.capabilities, agent.agent_type))
         self.wakeups.watch(sub.keys, sub.wake)
         self._streams.setdefault(agent.agent_id, set()).add(sub)
         self.registry.stream_opened(agent.agent_id, "subscribe")  # an open stream is a sign of life
@@ -316,7 +317,8 @@ class Mailbox:
                     del self._owner[mid]
             sub.held.clear()
             sub.stop(FailedPrecondition(why))
-        self.wakeups.notify_all(subscriber_keys(agent.agent_id, agent.capabilities))
+        caps = marks.subscription_capabilities(agent.capabilities, agent.agent_type)
+        self.wakeups.notify_all(subscriber_keys(agent.agent_id, caps))
 
     # -- reading and repair ----------------------------------------------------------------
 

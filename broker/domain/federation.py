@@ -26,6 +26,12 @@ from .marks import BROKER_AGENT_TYPE
 PEER_LABEL = "a2a.federation.peer"  # on a local copy: the peer it came from
 VIA = "a2a.federation.via"  # metadata of a copy: the brokers the task has crossed, in order
 ORIGIN = "a2a.federation.origin"  # metadata of a copy: {"peer", "task_id", "attempt"}
+SENDER = "a2a.federation.sender"  # header of a message copy: who sent the original on the peer
+
+
+def sender_id(peer: str) -> str:
+    """The local agent that sends the copies of a peer's anycast messages."""
+    return f"peer.{peer}"
 
 
 def link_agent_id(broker_id: str) -> str:

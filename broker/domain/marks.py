@@ -11,6 +11,10 @@ Two kinds of task are routed by a capability no agent registers:
 - ``addressed(agent_id)`` (``@<agent id>``): a task for one named agent (an A2A message naming an
   agent) requires it; only that agent holds it.
 
+And one kind of anycast message: a copy of an anycast message taken from a peer targets
+``pooled(capability)`` (``a2a.local:<capability>``), which every subscriber but other brokers'
+links also takes (``subscription_capabilities``), so it is never relayed again either.
+
 They are not stored with an agent's capabilities (``GetAgent`` shows its own), nor used for the
 wake-up keys of ready tasks (``core.wakeups.ready_key`` picks one of the task's own).
 """
@@ -31,7 +35,7 @@ def addressed(agent_id: str) -> str:
 
 
 def is_mark(capability: str) -> bool:
-    return capability in ALL or capability.startswith("@")
+    return capability in ALL or capability.startswith(("@", f"{LOCAL}:"))
 
 
 def lease_capabilities(
@@ -52,6 +56,25 @@ def may_lease(exposure: Exposure, required: tuple[str, ...]) -> bool:
     """Whether an agent (able to run it) may lease a task requiring ``required``: one exposed to
     A2A only takes the gateway's tasks alone."""
     return exposure is not Exposure.A2A or GATEWAY in required
+
+
+def pooled(capability: str) -> str:
+    """The capability a peer's anycast copy targets: taken by local subscribers only."""
+    return f"{LOCAL}:{capability}"
+
+
+def unpooled(capability: str) -> str:
+    """The capability a local copy stands for (itself when it is not one)."""
+    return capability.removeprefix(f"{LOCAL}:")
+
+
+def subscription_capabilities(capabilities: tuple[str, ...], agent_type: str) -> tuple[str, ...]:
+    """The capabilities an agent's subscription takes anycast messages for: its own, and, unless it
+    is another broker's link, the local copies of each."""
+    own_caps = tuple(c for c in capabilities if not is_mark(c))
+    if agent_type == BROKER_AGENT_TYPE:
+        return own_caps
+    return own_caps + tuple(pooled(c) for c in own_caps)
 
 
 def own(capabilities: tuple[str, ...]) -> list[str]:

@@ -3,7 +3,8 @@ agents, the tasks they hand it (``link.PeerLink``, one per configured peer; the 
 ``broker.domain.federation``'s). Beside the servicers: a client of the peers' TaskQueue and
 AgentRegistry over gRPC, and of the local core.
 
-Configured with ``--peers NAME=HOST:PORT,...``, ``--broker-id`` (how this broker is known to its
+Tasks and anycast messages cross; see the README's "Federation". Configured with
+``--peers NAME=HOST:PORT,...``, ``--broker-id`` (how this broker is known to its
 peers), and optionally ``--peer-token`` and ``--peer-ca`` (a token the peers issued to this broker,
 and the CA of their TLS certificates).
 """
@@ -17,6 +18,7 @@ from .link import PeerLink
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..core.mailbox import Mailbox
     from ..core.registry import Registry
     from ..core.taskqueue import TaskQueue
 
@@ -33,10 +35,13 @@ def parse_peers(text: str) -> list[tuple[str, str]]:
 
 
 class Federation:
-    def __init__(self, settings: Settings, tasks: TaskQueue, registry: Registry, address: str) -> None:
+    def __init__(
+        self, settings: Settings, tasks: TaskQueue, registry: Registry, mailbox: Mailbox, address: str
+    ) -> None:
         broker_id = settings.broker_id or address
         self.links = [
-            PeerLink(n, a, settings, tasks, registry, broker_id) for n, a in parse_peers(settings.peers)
+            PeerLink(n, a, settings, tasks, registry, mailbox, broker_id)
+            for n, a in parse_peers(settings.peers)
         ]
         self._runs: list[asyncio.Task[None]] = []
 

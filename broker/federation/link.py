@@ -1,5 +1,10 @@
 """One link to a peer broker: this broker as an agent of type ``broker`` on the peer.
 
+Anycast messages the peer hands the link (for its capabilities) are sent again locally, to
+``marks.pooled(capability)``, which only local subscribers take, with the original sender and the
+brokers crossed in headers; the link acknowledges them on the peer once the copy is committed, and
+a redelivery after a crash finds the same copy (its idempotency key is the peer's message id).
+
 The link registers on the peer with what this broker's own agents offer (``domain.federation``),
 keeps it current (a heartbeat every ``federation_refresh_s`` reports the free capacity, a
 re-registration follows a change of capabilities), and listens for the peer's tasks. Each task the
@@ -22,15 +27,18 @@ import grpc
 from google.protobuf import json_format
 
 from ..config import Settings
+from ..core.mailbox import Mailbox
 from ..core.registry import Registry
 from ..core.taskqueue import TaskQueue
 from ..domain import federation as rules
 from ..domain import marks
 from ..errors import BrokerError
-from ..models.agents import AgentFilter
+from ..models.agents import AgentFilter, Exposure, RegisterInput
+from ..models.messages import DEFAULT_MAX_ATTEMPTS, NewMessage, Target, TargetKind
 from ..models.tasks import FINISHED, CancelInput, TaskFilter, TaskSpecInput, TaskStatus, WatchScope
 from ..pb import agents_pb2 as apb
-from ..pb import agents_pb2_grpc, tasks_pb2_grpc
+from ..pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
+from ..pb import messaging_pb2 as mpb
 from ..pb import tasks_pb2 as tpb
 
 log = logging.getLogger("broker.federation")
@@ -48,6 +56,7 @@ class PeerLink:
         settings: Settings,
         tasks: TaskQueue,
         registry: Registry,
+        mailbox: Mailbox,
         broker_id: str,
     ) -> None:
         self.name = name
@@ -55,10 +64,15 @@ class PeerLink:
         self.settings = settings
         self.tasks = tasks
         self.registry = registry
+        self.mailbox = mailbox
         self.broker_id = broker_id
         self.agent_id = rules.link_agent_id(broker_id)
         self._agents: agents_pb2_grpc.AgentRegistryStub | None = None
         self._tasks: tasks_pb2_grpc.TaskQueueStub | None = None
+        self._messaging: messaging_pb2_grpc.MessagingStub | None = None
+        # The Subscribe stream on the peer; opened again when the offer changes (a subscription
+        # takes anycast messages for the capabilities its agent had when it opened).
+        self._messages: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._following: dict[str, str] = {}  # peer task id -> local copy id
         self._cancelled: set[str] = set()  # peer task ids the peer cancelled (no report back)
@@ -66,6 +80,7 @@ class PeerLink:
         self._offered: tuple[list[str], int] | None = None
         self._running: set[str] = set()  # local copies an agent runs now
         self.relayed = 0  # tasks taken from the peer (tests, logs)
+        self.relayed_messages = 0
 
     # ------------------------------------------------------------ connection
 
@@ -101,6 +116,7 @@ class PeerLink:
         async with self._channel() as channel:
             self._agents = agents_pb2_grpc.AgentRegistryStub(channel)
             self._tasks = tasks_pb2_grpc.TaskQueueStub(channel)
+            self._messaging = messaging_pb2_grpc.MessagingStub(channel)
             self._offered = None
             await self._advertise()
             self._connected.set()
@@ -118,6 +134,9 @@ class PeerLink:
                         await self._cancel_copy(c.task_id, c.reason)
             finally:
                 refresh.cancel()
+                if self._messages is not None:
+                    self._messages.cancel()
+                    self._messages = None
 
     async def _refresh(self) -> None:
         while True:
@@ -152,6 +171,10 @@ class PeerLink:
                 timeout=CALL_TIMEOUT_S,
             )
             self._offered = offered
+            if self._messages is not None:
+                self._messages.cancel()
+            self._messages = asyncio.ensure_future(self._relay_messages())
+            self._messages.add_done_callback(self._done)
         await self._agents.Heartbeat(
             apb.HeartbeatRequest(
                 agent_id=self.agent_id, free_capacity=max(0, min(free - waiting, offered[1]))
@@ -159,6 +182,71 @@ class PeerLink:
             metadata=md,
             timeout=CALL_TIMEOUT_S,
         )
+
+    # ------------------------------------------------------------ messages
+
+    async def _relay_messages(self) -> None:
+        """Anycast messages for this broker's capabilities: copied here, then acknowledged there."""
+        assert self._messaging is not None
+        await self.registry.register(
+            RegisterInput(
+                agent_id=rules.sender_id(self.name),
+                name=f"peer {self.name}",
+                agent_type=marks.BROKER_AGENT_TYPE,
+                max_concurrent_tasks=1,
+                exposure=Exposure.BROKER,
+            )
+        )
+        md = self._metadata()
+        stream = self._messaging.Subscribe(mpb.SubscribeRequest(agent_id=self.agent_id), metadata=md)
+        async for resp in stream:
+            for m in resp.messages:
+                if m.target_kind == mpb.TARGET_KIND_ANYCAST:
+                    await self._copy_message(m)
+                else:  # a direct message or broadcast to the link itself: nobody here reads it
+                    log.info(
+                        "message to a peer link dropped",
+                        extra={"peer": self.name, "message_id": m.message_id},
+                    )
+            ids = [m.message_id for m in resp.messages]
+            if ids:
+                await self._messaging.Ack(
+                    mpb.AckRequest(agent_id=self.agent_id, message_ids=ids),
+                    metadata=md,
+                    timeout=CALL_TIMEOUT_S,
+                )
+
+    async def _copy_message(self, m: mpb.Message) -> None:
+        via = [v for v in m.headers.get(rules.VIA, "").split(",") if v]
+        headers = {
+            **dict(m.headers),
+            rules.VIA: ",".join([*via, self.broker_id]),
+            rules.SENDER: m.sender_id,
+            rules.ORIGIN: f"{self.name}/{m.message_id}",
+        }
+        expires = (
+            m.expires_at.seconds * 1_000_000 + m.expires_at.nanos // 1000
+            if m.HasField("expires_at")
+            else None
+        )
+        await self.mailbox.send(
+            NewMessage(
+                sender_id=rules.sender_id(self.name),
+                target=Target(TargetKind.ANYCAST, capability=marks.pooled(m.target_capability)),
+                message_type=m.message_type,
+                payload=m.payload,
+                content_type=m.content_type,
+                priority=m.priority,
+                correlation_id=m.correlation_id or None,
+                conversation_id=m.conversation_id or None,
+                deliver_after=None,
+                expires_at=expires,
+                max_attempts=m.max_attempts or DEFAULT_MAX_ATTEMPTS,
+                idempotency_key=rules.copy_key(self.name, m.message_id, 0),
+                headers=headers,
+            )
+        )
+        self.relayed_messages += 1
 
     # ------------------------------------------------------------ relaying
 

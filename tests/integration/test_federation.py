@@ -3,10 +3,11 @@ joins its peers as an agent of type "broker" and runs their tasks with its own a
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from a2a_broker_client import BrokerClient, RetryPolicy, TaskStatus
+from a2a_broker_client import BrokerClient, MessageStatus, RetryPolicy, Target, TaskStatus
 
 from tests.conftest import eventually
 
@@ -197,3 +198,42 @@ async def test_a_cancellation_on_the_origin_cancels_the_copy_and_tells_its_agent
         await listen.aclose()
         assert await status(on_b, copy_id) == TaskStatus.CANCELLED
         assert await status(on_a, task.task_id) == TaskStatus.CANCELLED
+
+
+async def test_an_anycast_message_crosses_to_the_peer_for_its_own_subscribers_only(broker_process, tmp_path):
+    a = start(broker_process, tmp_path, "a")
+    b = start(broker_process, tmp_path, "b", peers=f"a={a.address}")
+    async with BrokerClient(a.address, timeout=10) as on_a, BrokerClient(b.address, timeout=10) as on_b:
+        await on_a.register("sender")
+        await on_b.register("sb", capabilities=["x"])
+        await on_b.register("broker.z", agent_type="broker", capabilities=["x"])  # another broker's link
+        await link_offers(on_a, "b", ["x"])
+        other_link = on_b.subscribe("broker.z")
+        await other_link.wait_live()
+        (mid,) = (await on_a.send("sender", Target.anycast("x"), b"ping", headers={"k": "v"})).message_ids
+
+        async def copied() -> bool:
+            return bool([x async for x in on_b.iter_messages(sender_id="peer.a")])
+
+        # The copy exists on B while the other link's subscription is live: it is not for a link.
+        await eventually(copied, timeout=10, what="the copy on B")
+        got = on_b.subscribe("sb")
+        m = await asyncio.wait_for(got.__anext__(), 10)
+        assert (bytes(m.payload), m.headers["k"], m.headers["a2a.federation.sender"]) == (
+            b"ping",
+            "v",
+            "sender",
+        )
+        assert m.headers["a2a.federation.via"] == "b" and m.headers["a2a.federation.origin"] == f"a/{mid}"
+        await on_b.ack("sb", m.message_id)
+        await got.aclose()
+        # The copy went to B's own subscriber; the other broker's link, subscribed all along, got nothing.
+        copy = await on_b.get_message(m.message_id)
+        assert copy.recipient_id == "sb" and copy.status == MessageStatus.PROCESSED
+        assert [x async for x in on_b.iter_messages(recipient_id="broker.z")] == []
+        await other_link.aclose()
+
+        async def acked_on_a() -> bool:
+            return (await on_a.get_message(mid)).status == MessageStatus.PROCESSED
+
+        await eventually(acked_on_a, timeout=10, what="the original acknowledged by B's link on A")

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ...domain import marks
 from ...domain.messages import Audience, audience
 from ...errors import NotFound
 from ...models.messages import Conversation, Message, MessageFilter, MessageStatus, TargetKind
@@ -84,14 +85,20 @@ def mark_awaiting(
     if not waiting:
         return msgs
     agents = sorted({m.recipient_id for m in waiting if m.recipient_id is not None})
-    caps = sorted({m.target_capability for m in waiting if m.recipient_id is None and m.target_capability})
+    caps = sorted(
+        {
+            marks.unpooled(m.target_capability)
+            for m in waiting
+            if m.recipient_id is None and m.target_capability
+        }
+    )
     live = {r[0] for r in conn.execute(registered_sql, (pack(agents),))} if agents else set()
     capable = {r[0] for r in conn.execute(capabilities_sql, (pack(caps),))} if caps else set()
     for m in waiting:
         if m.recipient_id is not None:
             m.awaiting_recipient = m.recipient_id not in live
         else:
-            m.awaiting_recipient = m.target_capability not in capable
+            m.awaiting_recipient = marks.unpooled(m.target_capability or "") not in capable
     return msgs
 
 
