@@ -7,11 +7,11 @@ sender's process or event loop):
         process of the machine). Prints "ready" once the stream is live, then, after TOTAL
         messages, one JSON line: {"p50": ms, "p99": ms} over those after the first WARMUP.
 
-    python -m bench.peer worker ADDRESS AGENT CAPACITY MODE
-        Register AGENT with CAPACITY and finish every assignment at once: MODE "work" completes
-        on the Work stream (in-band), "unary" listens and calls Complete per task. Prints "ready"
-        once the stream is live, then "done N" (N tasks completed so far) every 100 completions
-        and whenever the stream goes idle.
+    python -m bench.peer worker ADDRESS AGENT CAPACITY MODE [CAPABILITY]
+        Register AGENT with CAPACITY (and CAPABILITY) and finish every assignment at once: MODE
+        "work" completes on the Work stream (in-band), "unary" listens and calls Complete per task.
+        Prints "ready" once the stream is live, then "done N" (N tasks completed so far) every 100
+        completions and whenever the stream goes idle.
 """
 
 from __future__ import annotations
@@ -70,11 +70,13 @@ async def subscriber(address: str, agent: str, total: int, warmup: int) -> None:
         print(json.dumps({"p50": percentile(measured, 50), "p99": percentile(measured, 99)}), flush=True)
 
 
-async def worker(address: str, agent: str, capacity: int, mode: str) -> None:
+async def worker(address: str, agent: str, capacity: int, mode: str, capabilities: list[str]) -> None:
     async with channel(address) as ch:
         agents = agents_pb2_grpc.AgentRegistryStub(ch)
         tasks = tasks_pb2_grpc.TaskQueueStub(ch)
-        await agents.Register(apb.RegisterRequest(agent_id=agent, max_concurrent_tasks=capacity))
+        await agents.Register(
+            apb.RegisterRequest(agent_id=agent, max_concurrent_tasks=capacity, capabilities=capabilities)
+        )
         done = 0
         loop = asyncio.get_running_loop()
         idle: asyncio.TimerHandle | None = None
@@ -135,7 +137,7 @@ def main() -> None:
         if role == "subscriber":
             asyncio.run(subscriber(address, rest[0], int(rest[1]), int(rest[2])))
         elif role == "worker":
-            asyncio.run(worker(address, rest[0], int(rest[1]), rest[2]))
+            asyncio.run(worker(address, rest[0], int(rest[1]), rest[2], rest[3:]))
         else:
             raise SystemExit(f"unknown role {role!r}: subscriber or worker")
     except (KeyboardInterrupt, grpc.aio.AioRpcError):
