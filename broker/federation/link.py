@@ -141,7 +141,11 @@ class PeerLink:
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(self.settings.federation_refresh_s)
-            await self._advertise()
+            try:
+                await self._advertise()
+            except (grpc.aio.AioRpcError, BrokerError) as exc:  # the next round tries again
+                detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                log.warning("peer link: offer not refreshed", extra={"peer": self.name, "error": detail})
 
     async def _advertise(self) -> None:
         """Register (again, when the offer changed) and report the free capacity."""
