@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 
+from ..clock import now_us, s_to_us
 from ..config import Settings
 from ..core.mailbox import Mailbox
 from ..core.registry import Registry
@@ -44,6 +45,7 @@ from ..pb import tasks_pb2 as tpb
 log = logging.getLogger("broker.federation")
 
 RECONNECT_MAX_S = 5.0
+REPORT_AGAIN_S = 300.0  # on reconnecting, copies finished this recently are reported again
 CALL_TIMEOUT_S = 10.0
 LOST = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)  # the peer's lease is gone
 
@@ -303,14 +305,19 @@ class PeerLink:
         await self._follow(local.task_id, t.task_id, a.attempt)
 
     async def _resume(self) -> None:
-        """After (re)connecting: follow again every unfinished copy taken from this peer."""
+        """After (re)connecting: follow again every unfinished copy taken from this peer, and report
+        again the outcome of those that finished lately (a crash may have cut the report; a repeat
+        of the call that finished the peer's task answers the same, and a lapsed lease refuses it)."""
         flt = TaskFilter(label=f"{rules.PEER_LABEL}={self.name}", page_size=1000)
+        recent = now_us() - s_to_us(REPORT_AGAIN_S)
         while True:
             copies, last = await self.tasks.list(flt)
             for c in copies:
                 origin = c.metadata.get(rules.ORIGIN) or {}
                 peer_id = origin.get("task_id")
-                if c.status in FINISHED or not peer_id or peer_id in self._following:
+                if not peer_id or peer_id in self._following:
+                    continue
+                if c.status in FINISHED and (c.finished_at or 0) < recent:
                     continue
                 self._spawn(self._follow(c.task_id, str(peer_id), int(origin.get("attempt", 0))))
             if last is None:

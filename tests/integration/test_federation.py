@@ -237,3 +237,29 @@ async def test_an_anycast_message_crosses_to_the_peer_for_its_own_subscribers_on
             return (await on_a.get_message(mid)).status == MessageStatus.PROCESSED
 
         await eventually(acked_on_a, timeout=10, what="the original acknowledged by B's link on A")
+
+
+async def test_an_outcome_cut_by_a_crash_is_reported_after_the_restart(broker_process, tmp_path):
+    a = start(broker_process, tmp_path, "a")
+    b = start(broker_process, tmp_path, "b", peers=f"a={a.address}")
+    async with BrokerClient(b.address, timeout=10) as on_b:
+        await on_b.register("wb", capabilities=["x"], max_concurrent_tasks=1)
+        async with BrokerClient(a.address, timeout=10) as on_a:
+            await link_offers(on_a, "b", ["x"])
+            task = (await on_a.submit("t", required_capabilities=["x"])).task
+            (job,) = await on_b.claim("wb", wait=10)
+        a.terminate()  # the origin is down: B's link cannot report
+        a.proc.stderr.close()
+        await on_b.complete(job.task.task_id, "wb", job.attempt, b"done on B")
+        b.kill()  # and B dies with the report still owed
+    b.proc.stderr.close()
+    a.start()
+    b.start()
+    async with BrokerClient(a.address, timeout=10) as on_a:
+
+        async def completed() -> Any:
+            t = await on_a.get_task(task.task_id)
+            return t if t.status == TaskStatus.COMPLETED else None
+
+        done = await eventually(completed, timeout=15, what="the task completed on A after the restarts")
+        assert done.result == b"done on B" and done.attempt == 1
