@@ -137,6 +137,16 @@ class Registry:
     async def list(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
         return await self.storage.list_agents(flt)
 
+    async def every(self, capability: str = "") -> builtins.list[Agent]:
+        """Every registered agent (with ``capability``, when given), following the pages."""
+        out: builtins.list[Agent] = []
+        after: str | None = None
+        while True:
+            page, after = await self.list(AgentFilter(capability=capability, page_size=1000, after=after))
+            out += page
+            if after is None:
+                return out
+
     async def sweep(self) -> builtins.list[AgentGone]:
         """Mark agents silent past the liveness timeout offline (one transaction). Silent means no
         heartbeat stored, no open stream and no sign of life seen since (``_seen``)."""

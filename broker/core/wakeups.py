@@ -37,8 +37,8 @@ def agent_key(agent_id: str) -> str:
 def ready_key(caps: tuple[str, ...]) -> str:
     """Tasks: a task needing ``caps`` (sorted) became leasable. The marks (``domain.marks``) are
     no agent's own: the key is one of the task's other capabilities."""
-    own = marks.own(caps)
-    return f"ready:{own[0]}" if own else "ready:*"
+    first = next((c for c in caps if not marks.is_mark(c)), None)
+    return f"ready:{first}" if first is not None else "ready:*"
 
 
 def keys_for(agent_id: str, caps: Iterable[str]) -> list[str]:

@@ -75,8 +75,3 @@ def subscription_capabilities(capabilities: tuple[str, ...], agent_type: str) ->
     if agent_type == BROKER_AGENT_TYPE:
         return own_caps
     return own_caps + tuple(pooled(c) for c in own_caps)
-
-
-def own(capabilities: tuple[str, ...]) -> list[str]:
-    """A task's capabilities without the marks."""
-    return [c for c in capabilities if not is_mark(c)]

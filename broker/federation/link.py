@@ -34,7 +34,7 @@ from ..core.taskqueue import TaskQueue
 from ..domain import federation as rules
 from ..domain import marks
 from ..errors import BrokerError
-from ..models.agents import AgentFilter, Exposure, RegisterInput
+from ..models.agents import Exposure, RegisterInput
 from ..models.messages import DEFAULT_MAX_ATTEMPTS, NewMessage, Target, TargetKind
 from ..models.tasks import FINISHED, CancelInput, TaskFilter, TaskSpecInput, TaskStatus, WatchScope
 from ..pb import agents_pb2 as apb
@@ -152,13 +152,7 @@ class PeerLink:
     async def _advertise(self) -> None:
         """Register (again, when the offer changed) and report the free capacity."""
         assert self._agents is not None
-        agents, after = [], None
-        while True:
-            page, after = await self.registry.list(AgentFilter(page_size=1000, after=after))
-            agents += page
-            if after is None:
-                break
-        caps, total, free = rules.offer(agents)
+        caps, total, free = rules.offer(await self.registry.every())
         waiting = sum(1 for local in self._following.values() if local not in self._running)
         held = len(self._following)
         offered = (caps, max(total, held, 1))
@@ -230,11 +224,7 @@ class PeerLink:
             rules.SENDER: m.sender_id,
             rules.ORIGIN: f"{self.name}/{m.message_id}",
         }
-        expires = (
-            m.expires_at.seconds * 1_000_000 + m.expires_at.nanos // 1000
-            if m.HasField("expires_at")
-            else None
-        )
+        expires = m.expires_at.ToMicroseconds() if m.HasField("expires_at") else None
         await self.mailbox.send(
             NewMessage(
                 sender_id=rules.sender_id(self.name),

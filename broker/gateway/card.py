@@ -10,7 +10,7 @@ from .. import __version__
 from ..config import Settings
 from ..core.registry import Registry
 from ..domain import a2a_tasks as rules
-from ..models.agents import Agent, AgentFilter, AgentStatus
+from ..models.agents import Agent, AgentStatus
 
 WELL_KNOWN_PATH = "/.well-known/agent-card.json"
 # The broker's own skill, always on the card (the specification requires at least one): a message
@@ -18,6 +18,10 @@ WELL_KNOWN_PATH = "/.well-known/agent-card.json"
 DIRECTORY_SKILL = "a2a-broker.directory"
 MODES = ["text/plain", "application/json"]
 PROTOCOL_VERSION = "1.0"
+
+
+def _offers(agent: Agent) -> bool:
+    return agent.status is not AgentStatus.OFFLINE and rules.offers_a2a(agent.exposure)
 
 
 class Card:
@@ -29,16 +33,16 @@ class Card:
     async def offered(self) -> dict[str, list[Agent]]:
         """Each skill of a registered agent exposed to A2A and not offline -> the agents offering it."""
         offered: dict[str, list[Agent]] = {}
-        after: str | None = None
-        while True:
-            agents, after = await self.registry.list(AgentFilter(page_size=1000, after=after))
-            for agent in agents:
-                if agent.status is AgentStatus.OFFLINE or not rules.offers_a2a(agent.exposure):
-                    continue
+        for agent in await self.registry.every():
+            if _offers(agent):
                 for skill in agent.capabilities:
                     offered.setdefault(skill, []).append(agent)
-            if after is None:
-                return offered
+        return offered
+
+    async def offers(self, skill: str) -> bool:
+        """Whether a registered agent exposed to A2A and not offline offers ``skill`` (reads only
+        the agents with that capability)."""
+        return any(_offers(a) for a in await self.registry.every(skill))
 
     async def build(self) -> a2a.AgentCard:
         s = self.settings

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from a2a.types import a2a_pb2 as a2a
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from ..domain import a2a_tasks as rules
-from ..models.tasks import Task, TaskStatus
+from ..models.tasks import Task, TaskSpecInput, TaskStatus
 
 TURN_TYPE = "application/vnd.a2a-broker.turn+json"
 RESULT_TYPE = "application/vnd.a2a-broker.result+json"
@@ -40,6 +41,23 @@ def turn_payload(message: a2a.Message, history: list[a2a.Message], context_id: s
         "contextId": context_id,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def turn_spec(
+    message: a2a.Message, owner: str, key: str, context_id: str, history: list[a2a.Message], **place: Any
+) -> TaskSpecInput:
+    """The task a caller's message becomes (``place``: its capabilities, and its parent or its
+    session)."""
+    return TaskSpecInput(
+        title=title_of(message),
+        task_type=rules.TASK_TYPE,
+        payload=turn_payload(user_message(message, context_id), history, context_id),
+        content_type=TURN_TYPE,
+        labels={rules.OWNER_LABEL: owner},
+        idempotency_key=key,
+        submitted_by=owner,
+        **place,
+    )
 
 
 def title_of(message: a2a.Message) -> str:
@@ -158,36 +176,26 @@ def _agent_text(task: Task, text: str) -> a2a.Message:
     return m
 
 
-def _timestamp(us: int) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
-
-
-def us_of(stamp: timestamp_pb2.Timestamp) -> int:
-    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
-
-
 def a2a_task(turns: list[Turn], history_length: int | None = None, artifacts: bool = True) -> a2a.Task:
     """The A2A task a root turn and its later turns read as."""
     root, latest = turns[0].task, turns[-1]
     out = a2a.Task(id=root.task_id, context_id=root.session_id or "")
     out.status.state = a2a.TaskState.Value(latest.state)  # type: ignore[assignment]
-    out.status.timestamp.CopyFrom(_timestamp(latest.task.updated_at))
+    out.status.timestamp.FromMicroseconds(latest.task.updated_at)
     if latest.reply is not None:
         out.status.message.CopyFrom(latest.reply)
-    history: list[a2a.Message] = []
-    for t in turns:
-        history.append(t.message)
-        if t.reply is not None:
-            history.append(t.reply)
-        if artifacts:
+    if artifacts:
+        for t in turns:
             out.artifacts.extend(t.artifacts)
+    history = history_of(turns)
     if history_length is not None:
         history = history[-history_length:] if history_length else []
     out.history.extend(history)
     return out
 
 
-def history_for_next_turn(turns: list[Turn]) -> list[a2a.Message]:
+def history_of(turns: list[Turn]) -> list[a2a.Message]:
+    """Every message of the turns, oldest first: each caller's message, then the agent's reply."""
     out: list[a2a.Message] = []
     for t in turns:
         out.append(t.message)

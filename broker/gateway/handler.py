@@ -40,17 +40,13 @@ from ..models.tasks import CancelInput, Task, TaskFilter, TaskSpecInput, WatchSc
 from ..security.identity import CALLER, Role
 from .card import DIRECTORY_SKILL, Card
 from .convert import (
-    TURN_TYPE,
     Turn,
     a2a_task,
     agent_of,
-    history_for_next_turn,
+    history_of,
     read_turn,
     skills_of,
-    title_of,
-    turn_payload,
-    us_of,
-    user_message,
+    turn_spec,
 )
 
 log = logging.getLogger("broker.a2a")
@@ -125,7 +121,11 @@ class BrokerA2AHandler(RequestHandler):
             raise a2a_errors.TaskNotFoundError(f"task {task_id!r} not found") from None
         if root.task_type != rules.TASK_TYPE or root.parent_id is not None or not caller.sees(root):
             raise a2a_errors.TaskNotFoundError(f"task {task_id!r} not found")
-        later, _ = await self.tasks.list(TaskFilter(parent_id=task_id, page_size=1000))
+        return await self._turns_of(root)
+
+    async def _turns_of(self, root: Task) -> list[Turn]:
+        """A root turn (already read, and visible) and its later turns."""
+        later, _ = await self.tasks.list(TaskFilter(parent_id=root.task_id, page_size=1000))
         return [read_turn(root), *(read_turn(t) for t in later)]
 
     @_errors
@@ -155,13 +155,18 @@ class BrokerA2AHandler(RequestHandler):
         )
         roots, last = await self.tasks.list(flt)
         length = params.history_length if params.HasField("history_length") else None
-        after_us = us_of(params.status_timestamp_after) if params.HasField("status_timestamp_after") else None
+        since = (
+            params.status_timestamp_after.ToMicroseconds()
+            if params.HasField("status_timestamp_after")
+            else None
+        )
         out = a2a.ListTasksResponse(page_size=size)
         for root in roots:
-            task = a2a_task(await self._turns(root.task_id, caller), length, params.include_artifacts)
+            # The roots were listed by the caller's owner label (or for an admin): read only their turns.
+            task = a2a_task(await self._turns_of(root), length, params.include_artifacts)
             if params.status and task.status.state != params.status:
                 continue
-            if after_us is not None and us_of(task.status.timestamp) < after_us:
+            if since is not None and task.status.timestamp.ToMicroseconds() < since:
                 continue
             out.tasks.append(task)
         out.total_size = len(out.tasks)
@@ -180,7 +185,6 @@ class BrokerA2AHandler(RequestHandler):
         key = f"a2a:{caller.subject}:{msg.message_id}"
         if len(key) > 128:
             key = "a2a:" + hashlib.sha256(key.encode()).hexdigest()
-        labels = {rules.OWNER_LABEL: caller.subject}
         if msg.task_id:
             turns = await self._turns(msg.task_id, caller)
             if any(t.message.message_id == msg.message_id for t in turns):
@@ -197,32 +201,22 @@ class BrokerA2AHandler(RequestHandler):
                 raise a2a_errors.InvalidParamsError(
                     f"message.context_id: task {msg.task_id!r} belongs to context {context_id!r}"
                 )
-            spec = TaskSpecInput(
-                title=title_of(msg),
-                task_type=rules.TASK_TYPE,
-                payload=turn_payload(user_message(msg, context_id), history_for_next_turn(turns), context_id),
-                content_type=TURN_TYPE,
+            spec = turn_spec(
+                msg,
+                caller.subject,
+                key,
+                context_id,
+                history_of(turns),
                 required_capabilities=list(root.required_capabilities),
                 parent_id=root.task_id,
-                labels=labels,
-                idempotency_key=key,
-                submitted_by=caller.subject,
             )
             await self.tasks.submit(spec)
             return root.task_id
         required = await self._route(params)
         digest = hashlib.sha256(f"{caller.subject}\0{msg.message_id}".encode()).hexdigest()[:24]
         context_id = msg.context_id or f"ctx-{digest}"
-        spec = TaskSpecInput(
-            title=title_of(msg),
-            task_type=rules.TASK_TYPE,
-            payload=turn_payload(user_message(msg, context_id), [], context_id),
-            content_type=TURN_TYPE,
-            required_capabilities=required,
-            session_id=context_id,
-            labels=labels,
-            idempotency_key=key,
-            submitted_by=caller.subject,
+        spec = turn_spec(
+            msg, caller.subject, key, context_id, [], required_capabilities=required, session_id=context_id
         )
         task, duplicate = await self.tasks.submit(spec)
         if not duplicate:
@@ -251,9 +245,8 @@ class BrokerA2AHandler(RequestHandler):
                 )
             return sorted({*skills, marks.addressed(named), rules.GATEWAY_CAPABILITY})
         skills = skills or await self._only_skill()
-        offered = await self.card.offered()
         for skill in skills:
-            if skill not in offered:
+            if not await self.card.offers(skill):
                 raise a2a_errors.InvalidParamsError(
                     f"message.metadata.skill: no registered agent offers the skill {skill!r} through A2A"
                 )

@@ -96,7 +96,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     candidates: list[tuple[float, int, str]] = []
     exposure = Exposure(a["exposure"])
     for cid in capsets.covered_by(conn, marks.lease_capabilities(caps, exposure, a["agent_type"], agent_id)):
-        if exposure is Exposure.BOTH or marks.may_lease(exposure, capsets.by_id[cid]):
+        if marks.may_lease(exposure, capsets.by_id[cid]):
             candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
     chosen = best_first(candidates, n)
     out: list[Assignment] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import uuid
@@ -18,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from ..security import bearer_interceptors
+from ..security import Security
 from ._common import (
     ADDRESS_ENV,
     EXIT_INTERRUPTED,
@@ -94,6 +95,9 @@ def _run(command: Any) -> Any:
             unreachable = "UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text or "connect" in text.lower()
             error(f"the agent refused: {text}" if not unreachable else f"cannot reach the agent: {text}")
             return EXIT_UNREACHABLE if unreachable else EXIT_REFUSED
+        except ValueError as exc:  # e.g. a client certificate without its key
+            error(str(exc))
+            return EXIT_USAGE
         except Exception as exc:  # the SDK's errors (A2AError) and HTTP failures of the card
             if type(exc).__module__.startswith(("a2a.", "httpx")):
                 error(f"the agent refused: {type(exc).__name__}: {exc}")
@@ -109,24 +113,13 @@ async def _client(ns: argparse.Namespace, address: str, streaming: bool = False)
     import httpx
     from a2a.client import A2ACardResolver, ClientConfig, ClientFactory, minimal_agent_card
 
-    token = ns.token or os.environ.get("A2A_BROKER_TOKEN")
-    interceptors = bearer_interceptors(token) if token else None
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    ca = ns.ca or os.environ.get("A2A_BROKER_CA")
+    # The same settings, and their environment fallbacks, as every command's BrokerClient.
+    sec = Security.resolve(token=ns.token, ca=ns.ca, client_cert=ns.client_cert, client_key=ns.client_key)
+    headers = {"Authorization": f"Bearer {sec.token}"} if sec.token else None
 
     def channel(url: str) -> grpc.aio.Channel:
-        target = url.split("://", 1)[-1]
-        if ca or url.startswith("grpcs://"):
-
-            def read(path: str | None) -> bytes | None:
-                if not path:
-                    return None
-                with open(path, "rb") as f:
-                    return f.read()
-
-            creds = grpc.ssl_channel_credentials(read(ca), read(ns.client_key), read(ns.client_cert))
-            return grpc.aio.secure_channel(target, creds, interceptors=interceptors)
-        return grpc.aio.insecure_channel(target, interceptors=interceptors)
+        tls = sec if not url.startswith("grpcs://") else dataclasses.replace(sec, tls=True)
+        return tls.channel(url.split("://", 1)[-1], options=())
 
     http = httpx.AsyncClient(headers=headers)
     if ns.agent_url:
