@@ -178,6 +178,19 @@ class Settings(BaseModel):
         description="serve the Agent2Agent protocol (lf.a2a.v1.A2AService, and the agent card on the"
         " HTTP listener); auto: when the [a2a] extra (a2a-sdk) is installed",
     )
+    a2a_default_skill: str = Field(
+        "",
+        description="the skill a message to the broker's own A2A agent goes to when it names none"
+        " (default: refused, listing each skill's own agent URL, unless only one skill is offered)",
+    )
+    a2a_push_max_attempts: int = Field(
+        10, ge=1, le=100, description="POSTs of one A2A push notification before it is dead-lettered"
+    )
+    a2a_push_allow: str = Field(
+        "",
+        description="A2A push webhooks the broker may call although they resolve to a loopback,"
+        " private or link-local address: CIDRs or host names, comma-separated",
+    )
     metrics_census_s: float = Field(
         5.0, ge=0, description="how long the stored counts behind /metrics' gauges are reused"
     )

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from starlette.applications import Starlette
 
 from . import gateway
 from .config import Settings
@@ -21,12 +22,12 @@ from .core.taskqueue import TaskQueue
 from .core.wakeups import Wakeups
 from .errors import BrokerError
 from .federation import Federation
-from .observability import HttpListener, Metrics, RpcMetrics
+from .observability import Metrics, OperatorRoutes, RpcMetrics
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
-from .security import authenticator
+from .security import authenticator, http_gate, quotas
 from .security import interceptors as security_interceptors
 from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
-from .security.tls import CertificateFiles, server_credentials
+from .security.tls import CertificateFiles, HttpTls, server_credentials
 from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
@@ -35,6 +36,7 @@ from .servicers.tracing import Tracing
 from .storage import Storage, open_storage, redact
 from .storage.base import WakeRelay
 from .sweeper import Sweeper
+from .web import HttpListener
 
 log = logging.getLogger("broker.server")
 
@@ -60,8 +62,10 @@ class Broker:
     health: health.aio.HealthServicer
     tls: CertificateFiles | None = None  # reloaded on change or SIGHUP
     metrics: Metrics | None = None
-    http: HttpListener | None = None  # /metrics, /healthz, /readyz (None: --http-address off)
+    http: HttpListener | None = None  # every HTTP surface (None: --http-address off)
     federation: Federation | None = None  # links to peer brokers (None: no --peers)
+    operator: OperatorRoutes | None = None  # /healthz, /readyz, /metrics
+    a2a: gateway.Gateway | None = None  # the A2A gateway (None: --a2a-gateway off or no a2a-sdk)
 
     @property
     def http_address(self) -> str | None:
@@ -71,6 +75,13 @@ class Broker:
         return f"{host}:{self.http.port}"
 
     @property
+    def http_url(self) -> str | None:
+        """The HTTP listener's base URL, ``http(s)://host:port``."""
+        if self.http is None:
+            return None
+        return f"{self.http.scheme}://{self.http_address}"
+
+    @property
     def address(self) -> str:
         host = self.settings.address.rsplit(":", 1)[0]
         return f"{host}:{self.port}"
@@ -78,12 +89,14 @@ class Broker:
     async def stop(self, grace: float | None = None) -> None:
         """Graceful shutdown: refuse new calls, end streams, finish commits, close storage."""
         grace = self.settings.shutdown_grace_s if grace is None else grace
-        if self.http is not None:
-            self.http.stopping = True  # /readyz: 503 from now on
+        if self.operator is not None:
+            self.operator.stopping = True  # /readyz: 503 from now on
         await self.health.enter_graceful_shutdown()
         if self.federation is not None:  # stop taking the peers' tasks first
             await self.federation.stop()
         await self.sweeper.stop()
+        if self.a2a is not None:
+            await self.a2a.stop()
         # Ends Subscribe streams now rather than after the grace period, and refuses new Sends
         # (UNAVAILABLE, nothing stored). The streams' deliveries stay held until mailbox.close(),
         # so that an Ack answered OK during the grace period sticks.
@@ -94,11 +107,11 @@ class Broker:
         # the server cancels anything: a Send or an Ack ends OK or UNAVAILABLE, never CANCELLED.
         await self.mailbox.drain(grace)
         await self.server.stop(grace)
+        if self.http is not None:  # its streams end with the core's; nothing reads storage after
+            await self.http.stop()
         # Releases every delivery still held (a stream blocked in a write too), before storage closes.
         await self.mailbox.close()
         await self.storage.close()
-        if self.http is not None:
-            await self.http.stop()
         log.info("broker stopped")
 
 
@@ -145,6 +158,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         warn(exposed)
     storage = await open_storage(settings)
     http: HttpListener | None = None
+    a2a: gateway.Gateway | None = None
     try:
         registry = Registry(storage, settings)
         mailbox = Mailbox(storage, registry, settings)
@@ -154,6 +168,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         metrics = Metrics(storage, mailbox, tasks, settings.metrics_top_n)
         observed = settings.http_address != "off" or settings.access_log
 
+        shared_quotas = quotas(settings, storage)
         server = grpc.aio.server(
             # MalformedRequests first: bytes that do not parse are refused before anything else.
             interceptors=[
@@ -161,7 +176,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
                 # Outside security, so that refusals are timed too; not there when nothing can read
                 # it (no HTTP listener, no access log).
                 *([RpcMetrics(metrics, settings.access_log)] if observed else []),
-                *security_interceptors(settings, storage),
+                *security_interceptors(settings, storage, shared_quotas),
             ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
@@ -182,7 +197,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             reflection.enable_server_reflection(
                 (
                     *SERVICE_NAMES,
-                    *([gateway.SERVICE_NAME] if a2a_on else []),
+                    *([gateway.SERVICE_NAME, gateway.LEGACY_SERVICE_NAME] if a2a_on else []),
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                     reflection.SERVICE_NAME,
                 ),
@@ -196,15 +211,38 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             port = server.add_insecure_port(settings.address)
         if port == 0:
             raise OSError(f"could not bind {settings.address}")
-        routes = []
         if a2a_on:
             host = settings.address.rsplit(":", 1)[0]
-            routes = gateway.add_gateway(server, tasks, registry, settings, f"{host}:{port}")
+            a2a = gateway.Gateway(tasks, registry, settings, f"{host}:{port}")
+            a2a.serve_grpc(server)
+            metrics.registry.register(a2a.collector())
+        operator: OperatorRoutes | None = None
+        console: Console | None = None
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
             auth = authenticator(settings, storage)
-            console = Console(settings, registry, mailbox, tasks, metrics.collector, auth)
-            http = HttpListener(settings, metrics, storage, auth, console, routes)
+            operator = OperatorRoutes(settings, metrics, storage, auth)
+            http_tls = HttpTls(tls.cert, tls.key, tls.client_ca) if tls is not None else None
+            console = Console(
+                settings,
+                registry,
+                mailbox,
+                tasks,
+                metrics.collector,
+                auth,
+                secure_cookie=http_tls is not None,
+            )
+            routes = [
+                *operator.routes(),
+                *console.routes(),
+                *(a2a.routes(http_gate(settings, auth, shared_quotas)) if a2a is not None else []),
+            ]
+            http = HttpListener(settings.http_address, Starlette(routes=routes), http_tls, [console.stop])
             await http.start()
+            console.start()
+            if a2a is not None:
+                a2a.listening(f"{http.scheme}://{settings.http_address.rsplit(':', 1)[0]}:{http.port}")
+        if a2a is not None:
+            await a2a.start()
         await server.start()
         for name in ("", *SERVICE_NAMES):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -229,6 +267,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             federation = Federation(settings, tasks, registry, mailbox, address)
             federation.start()
     except BaseException:
+        if a2a is not None:
+            await a2a.stop()
         if http is not None:
             await http.stop()
         await storage.close()
@@ -247,6 +287,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         metrics,
         http,
         federation,
+        operator,
+        a2a,
     )
     log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
     return broker

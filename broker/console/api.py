@@ -5,9 +5,11 @@ one place (``_error``).
 
 Who may use it: with ``--auth none`` anyone who reaches the listener (as with the gRPC port);
 otherwise an ``admin`` or ``viewer`` token, sent as ``Authorization: Bearer`` or exchanged once
-at ``POST /api/session`` for an HttpOnly, SameSite=Strict session cookie. A viewer reads; only an
-admin changes anything (deregister, requeue, purge, cancel, retry). Every change is a POST with a
-JSON body, which a cross-site form cannot send: with the SameSite cookie, no CSRF token is needed.
+at ``POST /api/session`` for an HttpOnly, SameSite=Strict session cookie (``Secure`` when the
+listener serves TLS). The token behind a session is checked again on every request, so revoking
+it (or its expiry) ends the session at once. A viewer reads; only an admin changes anything
+(deregister, requeue, purge, cancel, retry). Every change is a POST with a JSON body, which a
+cross-site form cannot send: with the SameSite cookie, no CSRF token is needed.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..clock import now_us
 from ..errors import BrokerError, InvalidArgument
@@ -68,9 +73,12 @@ _HTTP = {
 }
 
 
+Handler = Callable[[Request, Identity], Awaitable[Response]]
+
+
 @dataclass
 class _Session:
-    who: Identity
+    token: str  # authenticated again on every request: a revoked token ends its sessions
     expires: float
 
 
@@ -83,6 +91,7 @@ class Console:
         tasks: TaskQueue,
         collector: BrokerCollector,
         authenticator: Authenticator | None,
+        secure_cookie: bool = False,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -90,32 +99,34 @@ class Console:
         self.tasks = tasks
         self.collector = collector
         self.authenticator = authenticator
+        self.secure_cookie = secure_cookie  # the listener serves TLS: the cookie never goes in clear
         self.refresh_s = settings.console_refresh_s
         self.sessions: dict[str, _Session] = {}
         self.samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=SAMPLES + 1)
         self.closing = asyncio.Event()
         self._sampler: asyncio.Task[None] | None = None
 
-    def routes(self) -> list[web.AbstractRouteDef]:
+    def routes(self) -> list[BaseRoute]:
         g = self._guard
+        get, post = ["GET"], ["POST"]
         return [
-            web.get("/", self.index),
-            web.static("/static", STATIC, append_version=False),
-            web.get("/api/session", self.session),
-            web.post("/api/session", self.login),
-            web.delete("/api/session", self.logout),
-            web.get("/api/overview", g(self.overview)),
-            web.get("/api/events", g(self.events)),
-            web.get("/api/agents", g(self.agents)),
-            web.post("/api/agents/{agent_id}/deregister", g(self.deregister, admin=True)),
-            web.get("/api/messages", g(self.messages)),
-            web.post("/api/messages/requeue", g(self.requeue, admin=True)),
-            web.post("/api/messages/purge", g(self.purge, admin=True)),
-            web.get("/api/tasks", g(self.task_list)),
-            web.get("/api/tasks/{task_id}", g(self.task)),
-            web.get("/api/tasks/{task_id}/tree", g(self.tree)),
-            web.post("/api/tasks/{task_id}/cancel", g(self.cancel, admin=True)),
-            web.post("/api/tasks/{task_id}/retry", g(self.retry, admin=True)),
+            Route("/", self.index, methods=get),
+            Mount("/static", StaticFiles(directory=STATIC)),
+            Route("/api/session", self.session, methods=get),
+            Route("/api/session", self.login, methods=post),
+            Route("/api/session", self.logout, methods=["DELETE"]),
+            Route("/api/overview", g(self.overview), methods=get),
+            Route("/api/events", g(self.events), methods=get),
+            Route("/api/agents", g(self.agents), methods=get),
+            Route("/api/agents/{agent_id}/deregister", g(self.deregister, admin=True), methods=post),
+            Route("/api/messages", g(self.messages), methods=get),
+            Route("/api/messages/requeue", g(self.requeue, admin=True), methods=post),
+            Route("/api/messages/purge", g(self.purge, admin=True), methods=post),
+            Route("/api/tasks", g(self.task_list), methods=get),
+            Route("/api/tasks/{task_id}", g(self.task), methods=get),
+            Route("/api/tasks/{task_id}/tree", g(self.tree), methods=get),
+            Route("/api/tasks/{task_id}/cancel", g(self.cancel, admin=True), methods=post),
+            Route("/api/tasks/{task_id}/retry", g(self.retry, admin=True), methods=post),
         ]
 
     def start(self) -> None:
@@ -127,31 +138,29 @@ class Console:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
 
-    async def index(self, request: web.Request) -> web.FileResponse:
+    async def index(self, request: Request) -> Response:
         """The single page (it holds no data: what it shows comes from /api/, which checks)."""
-        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     # -- who is calling ----------------------------------------------------------------------
 
-    async def _identify(self, request: web.Request) -> Identity | None:
+    async def _identify(self, request: Request) -> Identity | None:
         if self.authenticator is None:
             return OPEN
         token = bearer(request.headers.get("Authorization", ""))
-        if token is not None:
-            try:
-                return await self.authenticator.authenticate(token)
-            except BrokerError:
+        if token is None:
+            sid = request.cookies.get(COOKIE)
+            session = self.sessions.get(sid) if sid else None
+            if session is None or session.expires < time.monotonic():
                 return None
-        sid = request.cookies.get(COOKIE)
-        session = self.sessions.get(sid) if sid else None
-        if session is None or session.expires < time.monotonic():
+            token = session.token
+        try:
+            return await self.authenticator.authenticate(token)
+        except BrokerError:
             return None
-        return session.who
 
-    def _guard(
-        self, handler: Callable[[web.Request, Identity], Awaitable[web.StreamResponse]], admin: bool = False
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def guarded(request: web.Request) -> web.StreamResponse:
+    def _guard(self, handler: Handler, admin: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
             who = await self._identify(request)
             if who is None:
                 return _fail(401, "sign in with an admin or viewer token")
@@ -160,7 +169,7 @@ class Console:
             if admin:
                 if who.role is not Role.ADMIN:
                     return _fail(403, f"{who.subject!r} is a viewer: only an admin may change anything")
-                if request.content_type != "application/json":
+                if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
                     return _fail(415, "send the request body as application/json")
             try:
                 return await handler(request, who)
@@ -169,9 +178,9 @@ class Console:
 
         return guarded
 
-    async def session(self, request: web.Request) -> web.Response:
+    async def session(self, request: Request) -> Response:
         who = await self._identify(request)
-        return web.json_response(
+        return JSONResponse(
             {
                 "auth": self.settings.auth,
                 "subject": who.subject if who else None,
@@ -179,9 +188,9 @@ class Console:
             }
         )
 
-    async def login(self, request: web.Request) -> web.Response:
+    async def login(self, request: Request) -> Response:
         if self.authenticator is None:
-            return web.json_response({"auth": "none", "subject": "-", "role": "admin"})
+            return JSONResponse({"auth": "none", "subject": "-", "role": "admin"})
         body = await _json(request)
         token = str(body.get("token") or "").strip()
         try:
@@ -194,18 +203,26 @@ class Console:
         for sid in [s for s, v in self.sessions.items() if v.expires < now]:
             del self.sessions[sid]
         sid = secrets.token_urlsafe(32)
-        self.sessions[sid] = _Session(who, now + SESSION_S)
+        self.sessions[sid] = _Session(token, now + SESSION_S)
         log.info("console sign-in", extra={"subject": who.subject, "role": who.role.value})
-        resp = web.json_response({"auth": self.settings.auth, "subject": who.subject, "role": who.role.value})
-        resp.set_cookie(COOKIE, sid, max_age=SESSION_S, httponly=True, samesite="Strict", path="/")
+        resp = JSONResponse({"auth": self.settings.auth, "subject": who.subject, "role": who.role.value})
+        resp.set_cookie(
+            COOKIE,
+            sid,
+            max_age=SESSION_S,
+            httponly=True,
+            samesite="strict",
+            secure=self.secure_cookie,
+            path="/",
+        )
         return resp
 
-    async def logout(self, request: web.Request) -> web.Response:
+    async def logout(self, request: Request) -> Response:
         sid = request.cookies.get(COOKIE)
         if sid:
             self.sessions.pop(sid, None)
-        resp = web.json_response({})
-        resp.del_cookie(COOKIE, path="/")
+        resp = JSONResponse({})
+        resp.delete_cookie(COOKIE, path="/", secure=self.secure_cookie, httponly=True, samesite="strict")
         return resp
 
     # -- overview and its live feed ----------------------------------------------------------
@@ -262,35 +279,31 @@ class Console:
             },
         }
 
-    async def overview(self, request: web.Request, who: Identity) -> web.Response:
-        return web.json_response(await self._overview())
+    async def overview(self, request: Request, who: Identity) -> Response:
+        return JSONResponse(await self._overview())
 
-    async def events(self, request: web.Request, who: Identity) -> web.StreamResponse:
-        """The overview every ``--console-refresh-s``, as server-sent events (``event: overview``)."""
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await resp.prepare(request)
-        try:
+    async def events(self, request: Request, who: Identity) -> Response:
+        """The overview every ``--console-refresh-s``, as server-sent events (``event: overview``),
+        while the caller may still read it (a revoked token ends its feed)."""
+
+        async def feed() -> AsyncIterator[bytes]:
             while not self.closing.is_set():
                 data = json.dumps(await self._overview(), separators=(",", ":"))
-                await resp.write(f"event: overview\ndata: {data}\n\n".encode())
+                yield f"event: overview\ndata: {data}\n\n".encode()
                 try:
                     await asyncio.wait_for(self.closing.wait(), self.refresh_s)
                 except TimeoutError:
                     pass
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        return resp
+                if await self._identify(request) is None:
+                    return
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(feed(), media_type="text/event-stream", headers=headers)
 
     # -- agents ----------------------------------------------------------------------------
 
-    async def agents(self, request: web.Request, who: Identity) -> web.Response:
-        q = request.query
+    async def agents(self, request: Request, who: Identity) -> Response:
+        q = request.query_params
         after = decode_page_token(q.get("page_token", ""), 1)
         flt = AgentFilter(
             status=_enum(AgentStatus, q.get("status"), "status"),
@@ -302,16 +315,16 @@ class Console:
         counts = [await self.mailbox.storage.count_pending(a.agent_id, 1_000_000) for a in found]
         return _page("agents", [views.agent(a, n) for a, n in zip(found, counts, strict=True)], last)
 
-    async def deregister(self, request: web.Request, who: Identity) -> web.Response:
-        agent_id = request.match_info["agent_id"]
+    async def deregister(self, request: Request, who: Identity) -> Response:
+        agent_id = request.path_params["agent_id"]
         gone = await self.registry.deregister(agent_id)
         log.info("console deregistered an agent", extra={"agent_id": agent_id, "subject": who.subject})
-        return web.json_response({"agent_id": agent_id, "requeued_tasks": gone.requeued_tasks})
+        return JSONResponse({"agent_id": agent_id, "requeued_tasks": gone.requeued_tasks})
 
     # -- messages --------------------------------------------------------------------------
 
-    async def messages(self, request: web.Request, who: Identity) -> web.Response:
-        q = request.query
+    async def messages(self, request: Request, who: Identity) -> Response:
+        q = request.query_params
         after = decode_page_token(q.get("page_token", ""), 1)
         flt = MessageFilter(
             conversation_id=q.get("conversation_id") or None,
@@ -325,16 +338,16 @@ class Console:
         found, last = await self.mailbox.list(flt)
         return _page("messages", [views.message(m) for m in found], last)
 
-    async def requeue(self, request: web.Request, who: Identity) -> web.Response:
+    async def requeue(self, request: Request, who: Identity) -> Response:
         body = await _json(request)
         ids = body.get("message_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise InvalidArgument("message_ids", "must be a non-empty list of message ids")
         n = await self.mailbox.requeue(check_ids(ids))
         log.info("console requeued dead letters", extra={"count": n, "subject": who.subject})
-        return web.json_response({"requeued": n})
+        return JSONResponse({"requeued": n})
 
-    async def purge(self, request: web.Request, who: Identity) -> web.Response:
+    async def purge(self, request: Request, who: Identity) -> Response:
         body = await _json(request)
         status = _enum(MessageStatus, body.get("status") or "failed", "status")
         older = body.get("older_than_s")
@@ -345,12 +358,12 @@ class Console:
         log.info(
             "console purged messages", extra={"count": n, "status": status.value, "subject": who.subject}
         )
-        return web.json_response({"purged": n})
+        return JSONResponse({"purged": n})
 
     # -- tasks -----------------------------------------------------------------------------
 
-    async def task_list(self, request: web.Request, who: Identity) -> web.Response:
-        q = request.query
+    async def task_list(self, request: Request, who: Identity) -> Response:
+        q = request.query_params
         after = decode_page_token(q.get("page_token", ""), 1)
         flt = TaskFilter(
             status=_enum(TaskStatus, q.get("status"), "status"),
@@ -365,16 +378,16 @@ class Console:
         found, last = await self.tasks.list(flt)
         return _page("tasks", [views.task(t) for t in found], last)
 
-    async def task(self, request: web.Request, who: Identity) -> web.Response:
-        task_id = request.match_info["task_id"]
+    async def task(self, request: Request, who: Identity) -> Response:
+        task_id = request.path_params["task_id"]
         t = await self.tasks.get(task_id)
         history = await self.tasks.history(task_id)
-        return web.json_response({"task": views.task(t), "history": [views.transition(h) for h in history]})
+        return JSONResponse({"task": views.task(t), "history": [views.transition(h) for h in history]})
 
-    async def tree(self, request: web.Request, who: Identity) -> web.Response:
-        task_id = request.match_info["task_id"]
+    async def tree(self, request: Request, who: Identity) -> Response:
+        task_id = request.path_params["task_id"]
         summary = await self.tasks.tree(TreeQuery(task_id=task_id, page_size=TREE_LIMIT))
-        return web.json_response(
+        return JSONResponse(
             {
                 "tasks": [views.task(t) for t in summary.tasks],
                 "status_counts": {s.value: n for s, n in summary.status_counts.items()},
@@ -383,26 +396,27 @@ class Console:
             }
         )
 
-    async def cancel(self, request: web.Request, who: Identity) -> web.Response:
+    async def cancel(self, request: Request, who: Identity) -> Response:
         body = await _json(request)
         inp = CancelInput(
-            task_id=request.match_info["task_id"],
+            task_id=request.path_params["task_id"],
             cascade=bool(body.get("cascade", True)),
             reason=str(body.get("reason") or "cancelled from the console"),
             actor=who.subject,
         )
-        return web.json_response({"cancelled_task_ids": await self.tasks.cancel(inp)})
+        return JSONResponse({"cancelled_task_ids": await self.tasks.cancel(inp)})
 
-    async def retry(self, request: web.Request, who: Identity) -> web.Response:
-        t = await self.tasks.replay(request.match_info["task_id"], who.subject)
-        return web.json_response({"task": views.task(t)})
+    async def retry(self, request: Request, who: Identity) -> Response:
+        t = await self.tasks.replay(request.path_params["task_id"], who.subject)
+        return JSONResponse({"task": views.task(t)})
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+async def _json(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
         return {}
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
         raise InvalidArgument("body", "must be a JSON object") from None
     if not isinstance(body, dict):
@@ -410,9 +424,9 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _page(key: str, items: list[dict[str, Any]], last: Any) -> web.Response:
+def _page(key: str, items: list[dict[str, Any]], last: Any) -> Response:
     """One page of a list, with the token of the next (empty on the last page)."""
-    return web.json_response({key: items, "next_page_token": encode_page_token(last) if last else ""})
+    return JSONResponse({key: items, "next_page_token": encode_page_token(last) if last else ""})
 
 
 def _size(q: Any) -> int:
@@ -422,11 +436,11 @@ def _size(q: Any) -> int:
     return int(text)
 
 
-def _fail(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _fail(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
 
 
-def _error(exc: Exception) -> web.Response:
+def _error(exc: Exception) -> Response:
     code, message = status_of(exc)
     return _fail(_HTTP.get(code.name, 500), message)
 

@@ -71,6 +71,8 @@ class TaskQueue:
         self.settings = settings
         self.policy = PriorityPolicy.from_settings(settings)
         self.events: Feed[TaskEvent] = Feed()
+        # Every transition, without task snapshots (the A2A gateway's index follows its tasks' turns).
+        self.transitions: Feed[Transition] = Feed()
         # Claim and Listen (named ``dispatch``: it hands out the leases).
         router = RecordRouter(registry.records) if settings.route_by_record else None
         self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched, router)
@@ -98,6 +100,9 @@ class TaskQueue:
         if self.events.watchers and changes.transitions:
             for tr in changes.transitions:
                 self.events.publish(TaskEvent(tr, changes.tasks.get(tr.task_id)))
+        if self.transitions.watchers:
+            for tr in changes.transitions:
+                self.transitions.publish(tr)
         for at in changes.backoff_until:
             self._schedule_backoff(at)
         for s in changes.sessions:

@@ -1,33 +1,40 @@
-"""The A2A gateway: the broker speaks the Agent2Agent protocol (v1.0, gRPC binding).
+"""The A2A gateway: the broker speaks the Agent2Agent protocol (v1.0) in its three bindings.
 
-``lf.a2a.v1.A2AService`` is served on the broker's gRPC port by a2a-sdk's ``GrpcHandler`` over
-``handler.BrokerA2AHandler`` (the task queue behind A2A's calls), and the agent card
-(``card.Card``) at ``/.well-known/agent-card.json`` on the HTTP listener. Beside the servicers: a
-second wire protocol over the same core. Needs the ``[a2a]`` extra (a2a-sdk); without it the
-broker starts without the gateway.
+One request handler (``handler.BrokerA2AHandler``: the task queue behind A2A's operations) is
+served by a2a-sdk's own dispatchers: ``lf.a2a.v1.A2AService`` on the broker's gRPC port
+(``GrpcHandler``), and JSON-RPC 2.0 and HTTP+JSON on the HTTP listener with the agent cards
+(``http.py``). ``tracker.py`` keeps the index ``ListTasks`` reads and queues push notifications,
+which ``push.py`` POSTs. Beside the servicers: a second wire protocol over the same core. Needs
+the ``[a2a]`` extra (a2a-sdk); without it the broker starts without the gateway.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from ..errors import BrokerError
 
 if TYPE_CHECKING:
     import grpc
-    from aiohttp import web
+    from prometheus_client.registry import Collector
+    from starlette.routing import BaseRoute
 
     from ..config import Settings
     from ..core.registry import Registry
     from ..core.taskqueue import TaskQueue
+    from ..security.http import HttpGate
+    from .card import Card
+    from .handler import BrokerA2AHandler
+    from .push import PushSender
 
 SERVICE_NAME = "lf.a2a.v1.A2AService"
+LEGACY_SERVICE_NAME = "a2a.v1.A2AService"  # A2A v0.3's gRPC service (a2a-sdk's compatibility layer)
 
 
 def available() -> bool:
     try:
         import a2a.server.request_handlers.grpc_handler  # noqa: F401
+        import sse_starlette  # noqa: F401
     except ImportError:
         return False
     return True
@@ -44,25 +51,50 @@ def wanted(setting: str) -> bool:
     return False
 
 
-def add_gateway(
-    server: grpc.aio.Server, tasks: TaskQueue, registry: Registry, settings: Settings, address: str
-) -> list[web.RouteDef]:
-    """Serve A2A on ``server``; the HTTP routes of the agent card."""
-    from a2a.server.request_handlers.grpc_handler import GrpcHandler
-    from a2a.types import a2a_pb2_grpc
-    from aiohttp import web
-    from google.protobuf import json_format
+class Gateway:
+    """The gateway's parts for one broker: its handler, cards, tracker and push sender."""
 
-    from .card import WELL_KNOWN_PATH, Card
-    from .handler import BrokerA2AHandler
+    def __init__(self, tasks: TaskQueue, registry: Registry, settings: Settings, grpc_address: str) -> None:
+        from .card import Card, Where
+        from .handler import BrokerA2AHandler
+        from .push import PushSender, UrlPolicy
 
-    card = Card(settings, registry, address)
-    a2a_pb2_grpc.add_A2AServiceServicer_to_server(
-        GrpcHandler(BrokerA2AHandler(tasks, registry, card)), server
-    )
+        policy = UrlPolicy(settings.a2a_push_allow)
+        self.card: Card = Card(settings, registry, Where(None, grpc_address))
+        self.sender: PushSender = PushSender(tasks.storage, settings, policy)
+        self.handler: BrokerA2AHandler = BrokerA2AHandler(
+            tasks, registry, self.card, settings.a2a_default_skill, policy, self.sender.wake
+        )
 
-    async def card_page(request: web.Request) -> web.Response:
-        body = json_format.MessageToDict(await card.build())
-        return web.Response(text=json.dumps(body), content_type="application/json")
+    def serve_grpc(self, server: grpc.aio.Server) -> None:
+        from a2a.compat.v0_3 import a2a_v0_3_pb2_grpc
+        from a2a.compat.v0_3.grpc_handler import CompatGrpcHandler
+        from a2a.server.request_handlers.grpc_handler import GrpcHandler
+        from a2a.types import a2a_pb2_grpc
 
-    return [web.get(WELL_KNOWN_PATH, card_page)]
+        a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(self.handler), server)
+        a2a_v0_3_pb2_grpc.add_A2AServiceServicer_to_server(CompatGrpcHandler(self.handler), server)
+
+    def routes(self, gate: HttpGate) -> list[BaseRoute]:
+        from .http import A2ARoutes
+
+        return A2ARoutes(self.handler, self.card, gate).routes()
+
+    def listening(self, http_base: str | None) -> None:
+        """The HTTP listener's base URL (``scheme://host:port``) for the cards read over gRPC."""
+        from .card import Where
+
+        self.card.where = Where(http_base, self.card.where.grpc)
+
+    def collector(self) -> Collector:
+        from .push import PushCollector
+
+        return PushCollector(self.sender.stats)
+
+    async def start(self) -> None:
+        await self.handler.tracker.start()
+        self.sender.start()
+
+    async def stop(self) -> None:
+        await self.sender.stop()
+        await self.handler.tracker.stop()

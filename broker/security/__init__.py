@@ -12,9 +12,20 @@ if TYPE_CHECKING:
 
     from ..config import Settings
     from ..storage import Storage
+    from .http import HttpGate
     from .interceptor import Authenticator
+    from .quotas import Quotas
 
-__all__ = ["CALLER", "Identity", "Role", "authenticator", "interceptors", "may_read_message"]
+__all__ = [
+    "CALLER",
+    "Identity",
+    "Role",
+    "authenticator",
+    "http_gate",
+    "interceptors",
+    "may_read_message",
+    "quotas",
+]
 
 
 def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
@@ -33,20 +44,38 @@ def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
     return None
 
 
-def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerInterceptor]:
+def quotas(settings: Settings, storage: Storage) -> Quotas | None:
+    """The callers' quotas, shared by the gRPC port and the HTTP bindings; none with ``--auth
+    none`` and no client certificates (nobody is identified, so nobody can be charged)."""
+    if settings.auth == "none" and not settings.tls_client_ca:
+        return None
+    from .quotas import Quotas
+
+    return Quotas(settings, storage.count_pending)
+
+
+def interceptors(
+    settings: Settings, storage: Storage, shared: Quotas | None = None
+) -> list[grpc.aio.ServerInterceptor]:
     """The security interceptor for these settings; none at all with ``--auth none`` and no
     client certificates (development on loopback: nothing to check, nothing to pay)."""
     mtls = bool(settings.tls_client_ca)
     if settings.auth == "none" and not mtls:
         return []
     from .interceptor import Security
-    from .quotas import Quotas
 
     return [
         Security(
             authenticator(settings, storage),
             mtls,
-            Quotas(settings, storage.count_pending),
+            shared if shared is not None else quotas(settings, storage),
             storage.conversation_starter,
         )
     ]
+
+
+def http_gate(settings: Settings, auth: Authenticator | None, shared: Quotas | None) -> HttpGate:
+    """The same checks for the A2A HTTP bindings (``security.http``)."""
+    from .http import HttpGate
+
+    return HttpGate(auth, bool(settings.tls_client_ca), shared)

@@ -45,6 +45,11 @@ _AGENTS = "/a2a.broker.v1.AgentRegistry/"
 _MSG = "/a2a.broker.v1.Messaging/"
 _TASKS = "/a2a.broker.v1.TaskQueue/"
 _A2A = "/lf.a2a.v1.A2AService/"
+_A2A_V03 = "/a2a.v1.A2AService/"
+
+# Every A2A operation has the same row (below): the HTTP bindings, which learn the operation only
+# once a2a-sdk's dispatcher has parsed the body, check this one (a unit test keeps the rows equal).
+A2A_POLICY_KEY = _A2A + "SendMessage"
 
 POLICY: dict[str, Rule] = {
     # Agent registry: an agent registers, heartbeats and deregisters itself; the directory is public.
@@ -109,6 +114,22 @@ POLICY: dict[str, Rule] = {
             "ListTaskPushNotificationConfigs",
             "DeleteTaskPushNotificationConfig",
             "GetExtendedAgentCard",
+        )
+    },
+    # A2A v0.3's gRPC service (the same handler, through a2a-sdk's compatibility layer).
+    **{
+        _A2A_V03 + m: Rule(ANY)
+        for m in (
+            "SendMessage",
+            "SendStreamingMessage",
+            "GetTask",
+            "CancelTask",
+            "TaskSubscription",
+            "CreateTaskPushNotificationConfig",
+            "GetTaskPushNotificationConfig",
+            "ListTaskPushNotificationConfig",
+            "DeleteTaskPushNotificationConfig",
+            "GetAgentCard",
         )
     },
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 
 import grpc
@@ -30,14 +31,7 @@ class CertificateFiles:
         self.loads = 1
 
     def _stamps(self) -> tuple[tuple[int, int], ...]:
-        out = []
-        for p in self.paths:
-            try:
-                st = os.stat(p)
-                out.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append((0, 0))
-        return tuple(out)
+        return _stamps(self.paths)
 
     def _config(self) -> grpc.ServerCertificateConfiguration:
         def read(path: str) -> bytes:
@@ -69,7 +63,58 @@ class CertificateFiles:
             return config
 
 
+def _stamps(paths: list[str]) -> tuple[tuple[int, int], ...]:
+    """Each file's modification time and size: a change to either means a new certificate."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((0, 0))
+    return tuple(out)
+
+
 def server_credentials(files: CertificateFiles) -> grpc.ServerCredentials:
     return grpc.dynamic_ssl_server_credentials(
         files.initial, files.fetch, require_client_authentication=files.client_ca is not None
     )
+
+
+class HttpTls:
+    """The same certificate files as an ``ssl.SSLContext`` for the HTTP listener. The context is
+    built once and its certificates are loaded again into it when a file changes or after SIGHUP
+    (``refresh``, called by the listener every second): new handshakes use them, open connections
+    keep theirs. With a client CA, a client certificate signed by it is required, as on gRPC."""
+
+    def __init__(self, cert: str, key: str, client_ca: str | None) -> None:
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self.paths = [p for p in (cert, key, client_ca) if p]
+        self._reload = False
+        self._stamp = _stamps(self.paths)
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._load()  # raises on unreadable files: the broker does not start
+        if client_ca:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+        self.loads = 1
+
+    def _load(self) -> None:
+        self.context.load_cert_chain(self.cert, self.key)
+        if self.client_ca:
+            self.context.load_verify_locations(self.client_ca)
+
+    def request_reload(self) -> None:
+        self._reload = True
+
+    def refresh(self) -> None:
+        stamp = _stamps(self.paths)
+        if stamp == self._stamp and not self._reload:
+            return
+        self._stamp, self._reload = stamp, False
+        try:
+            self._load()
+        except (OSError, ssl.SSLError) as exc:
+            log.error("HTTP TLS files not reloaded, keeping the previous ones: %s", exc)
+            return
+        self.loads += 1
+        log.info("HTTP TLS certificate files reloaded", extra={"cert": self.cert})

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..models.a2a import A2AIndexEntry, A2AListQuery, PushConfig, PushCounts, PushDelivery
 from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, RegisterInput
 from ..models.stats import StorageStats
 from .message_store import MessageStore
@@ -100,6 +101,48 @@ class SecurityStore(Protocol):
         """The sender of the oldest message kept in a conversation (None: no such message)."""
 
 
+class A2AStore(Protocol):
+    """The A2A gateway's index of A2A tasks and its push notifications (broker/gateway)."""
+
+    async def a2a_entry(self, task_id: str) -> A2AIndexEntry | None: ...
+
+    async def a2a_save(
+        self, entry: A2AIndexEntry, expected: A2AIndexEntry | None, bodies: list[bytes], now: int
+    ) -> bool:
+        """Store ``entry`` if the stored one is still ``expected`` (else False, nothing changed),
+        and queue each notification body for each push configuration of the task, at once."""
+
+    async def a2a_list(self, q: A2AListQuery) -> tuple[list[A2AIndexEntry], int]:
+        """One page, newest status first, and how many match in all (both by index)."""
+
+    async def a2a_unsettled(self, final: list[str], limit: int) -> list[str]: ...
+
+    async def a2a_unindexed(self, task_type: str, window: int, limit: int) -> list[str]: ...
+
+    async def push_config_save(self, cfg: PushConfig, snapshot: bytes | None) -> PushConfig: ...
+
+    async def push_config_get(self, task_id: str, config_id: str) -> PushConfig | None: ...
+
+    async def push_config_list(self, task_id: str, after: str, limit: int) -> list[PushConfig]: ...
+
+    async def push_config_delete(self, task_id: str, config_id: str) -> bool: ...
+
+    async def push_take_due(self, now: int, lease_us: int, limit: int) -> list[PushDelivery]:
+        """The oldest pending notification of each configuration, due and not leased, leased."""
+
+    async def push_next_due(self) -> int | None: ...
+
+    async def push_settle(
+        self, seq: int, now: int, *, ok: bool, retry_at: int | None = None, error: str | None = None
+    ) -> None: ...
+
+    async def push_counts(self) -> PushCounts: ...
+
+    async def push_list(self, status: str, limit: int) -> list[PushDelivery]: ...
+
+    async def push_purge(self, before: int, limit: int = 1000) -> int: ...
+
+
 class WakeRelay(Protocol):
     """Wake-up keys between brokers sharing a database (PostgreSQL; None on SQLite)."""
 
@@ -113,7 +156,9 @@ class WakeRelay(Protocol):
     async def close(self) -> None: ...
 
 
-class Storage(AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, CensusStore, Protocol):
+class Storage(
+    AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, CensusStore, A2AStore, Protocol
+):
     """Everything the broker needs from a backend."""
 
     # Whether other brokers may use the same storage at once (PostgreSQL). Then a broker starting

@@ -243,19 +243,32 @@ async def test_the_agent_card_validates_and_follows_registrations(broker):
     schema = {**ref, "components": {"schemas": components}}
     validator = jsonschema.Draft202012Validator(schema)
 
+    def v1(card: dict[str, Any]) -> dict[str, Any]:
+        """The card without the fields a2a-sdk adds for A2A v0.3 clients (url, preferredTransport...)."""
+        return {k: v for k, v in card.items() if k in a2a.AgentCard.DESCRIPTOR.fields_by_camelcase_name}
+
     before = await card()
     validator.validate(before)
-    strict = json_format.ParseDict(before, a2a.AgentCard())  # unknown fields refused
+    strict = json_format.ParseDict(v1(before), a2a.AgentCard())  # unknown fields refused
     validate_proto_required_fields(strict)  # the specification's REQUIRED fields
-    parse_agent_card(before)
+    assert (before["url"], before["preferredTransport"]) == (f"http://{broker.http_address}/", "JSONRPC")
+    parse_agent_card(dict(before))  # as a2a-sdk's clients read it
     assert [s["id"] for s in before["skills"]] == ["a2a-broker.directory"]
-    assert before["supportedInterfaces"][0]["protocolBinding"] == "GRPC"
+    base = f"http://{broker.http_address}"
+    assert [(i["protocolBinding"], i["url"], i["protocolVersion"]) for i in before["supportedInterfaces"]] == [
+        ("JSONRPC", base + "/", "1.0"),
+        ("HTTP+JSON", base, "1.0"),
+        ("GRPC", broker.address, "1.0"),
+        ("JSONRPC", base + "/", "0.3"),
+        ("HTTP+JSON", base, "0.3"),
+        ("GRPC", broker.address, "0.3"),
+    ]
     async with BrokerClient(broker.address, timeout=10) as c:
         await c.register("translator", capabilities=["translate", "summarize"])
         after = await card()
         assert [s["id"] for s in after["skills"]] == ["a2a-broker.directory", "summarize", "translate"]
         validator.validate(after)
-        validate_proto_required_fields(json_format.ParseDict(after, a2a.AgentCard()))
+        validate_proto_required_fields(json_format.ParseDict(v1(after), a2a.AgentCard()))
         # The broker's own skill answers at once with who offers what.
         client = await sdk_client(broker, streaming=False)
         (resp,) = await events(client.send_message(message("who?", "d-1", skill="a2a-broker.directory")), 1)
@@ -300,7 +313,7 @@ async def test_with_auth_a_caller_needs_credentials_and_lists_only_its_own_tasks
         token = page.next_page_token
         if not token:
             break
-    assert seen == ids
+    assert seen == ids[::-1]  # newest status first
     assert [t.id for t in (await as_bob.list_tasks(a2a.ListTasksRequest())).tasks] == [theirs.task.id]
     with pytest.raises(Exception, match="not found"):
         await as_bob.get_task(a2a.GetTaskRequest(id=ids[0]))

@@ -12,6 +12,8 @@ From the bottom up:
     console   the web console's JSON API and page, served by the HTTP listener; beside observability
     gateway   the A2A protocol (a2a-sdk's handler over the core); beside the servicers
     federation  links to peer brokers (a gRPC client of theirs, the core here); beside the servicers
+    web       the HTTP listener: one ASGI application serving the routes of observability, console
+              and gateway (uvicorn on the broker's loop)
     server    composition: the server, the sweeper, the command line
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
@@ -34,6 +36,7 @@ OBSERVABILITY = "broker.observability"
 CONSOLE = "broker.console"
 GATEWAY = "broker.gateway"
 FEDERATION = "broker.federation"
+WEB = "broker.web"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "broker.models": (
         "broker.domain",
@@ -44,6 +47,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         OBSERVABILITY,
         CONSOLE,
         GATEWAY,
+        WEB,
         *SERVER,
     ),
     "broker.domain": (
@@ -54,6 +58,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         OBSERVABILITY,
         CONSOLE,
         GATEWAY,
+        WEB,
         *SERVER,
     ),
     "broker.storage": (
@@ -64,20 +69,23 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         CONSOLE,
         GATEWAY,
         FEDERATION,
+        WEB,
         *SERVER,
     ),
-    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, *SERVER),
-    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, *SERVER),
-    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, *SERVER),
+    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, WEB, *SERVER),
+    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, WEB, *SERVER),
+    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, WEB, *SERVER),
     # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
-    OBSERVABILITY: ("broker.servicers", GATEWAY, FEDERATION, *SERVER),
+    OBSERVABILITY: ("broker.servicers", GATEWAY, FEDERATION, WEB, *SERVER),
     # Beside observability (served by its HTTP listener): calls the core as the servicers do, and
     # maps errors to statuses through the servicers' one table (servicers.errors).
-    CONSOLE: (GATEWAY, FEDERATION, *SERVER),
+    CONSOLE: (GATEWAY, FEDERATION, WEB, *SERVER),
     # Beside the servicers: a second wire protocol over the same core (its wire types are a2a-sdk's).
-    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, *SERVER),
+    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, WEB, *SERVER),
     # Beside the servicers: a client of the peers' API (broker.pb stubs) and of the local core.
-    FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, *SERVER),
+    FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, WEB, *SERVER),
+    # Serves what the layers beside the servicers built; knows nothing of what they do.
+    WEB: ("broker.servicers", FEDERATION, *SERVER),
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"

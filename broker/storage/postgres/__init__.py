@@ -29,6 +29,7 @@ from ...errors import StorageUnavailable
 from ...models.agents import AgentGone
 from ...models.stats import StorageStats
 from ..message_store import MessageChanges, SweepOutcome
+from ..sqlite.a2a import A2AOps
 from ..sqlite.agents import AgentOps
 from ..sqlite.census import CensusOps
 from ..sqlite.tasks import TaskOps
@@ -71,7 +72,7 @@ def _turn(conn: PgConnection, key: int) -> bool:
     return bool(row is not None and row[0])
 
 
-class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps):
+class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
     """Implements ``broker.storage.Storage`` on a PostgreSQL database shared by brokers."""
 
     shared = True  # several brokers use the database at once

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ...models.stats import StorageStats
 from . import lock
+from .a2a import A2AOps
 from .agents import AgentOps
 from .census import CensusOps
 from .engine import SqliteEngine
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStorage"]
 
 
-class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps, CensusOps):
+class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
     """Implements ``broker.storage.Storage`` on one SQLite file."""
 
     shared = False  # one broker per file (the file lock): what it finds at start-up is a previous run's
