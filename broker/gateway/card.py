@@ -90,8 +90,8 @@ class Card:
         for version in (PROTOCOL_VERSION, LEGACY_VERSION):  # 1.0 first: clients take the newest
             if where.http is not None:
                 root = where.http + (target_path(target) if target else "")
-                card.supported_interfaces.add(url=root + "/", protocol_binding="JSONRPC", protocol_version=version)
-                card.supported_interfaces.add(url=root, protocol_binding="HTTP+JSON", protocol_version=version)
+                for url, binding in ((root + "/", "JSONRPC"), (root, "HTTP+JSON")):
+                    card.supported_interfaces.add(url=url, protocol_binding=binding, protocol_version=version)
             card.supported_interfaces.add(
                 url=where.grpc, protocol_binding="GRPC", protocol_version=version, tenant=target
             )

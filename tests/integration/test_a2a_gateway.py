@@ -255,7 +255,8 @@ async def test_the_agent_card_validates_and_follows_registrations(broker):
     parse_agent_card(dict(before))  # as a2a-sdk's clients read it
     assert [s["id"] for s in before["skills"]] == ["a2a-broker.directory"]
     base = f"http://{broker.http_address}"
-    assert [(i["protocolBinding"], i["url"], i["protocolVersion"]) for i in before["supportedInterfaces"]] == [
+    listed = [(i["protocolBinding"], i["url"], i["protocolVersion"]) for i in before["supportedInterfaces"]]
+    assert listed == [
         ("JSONRPC", base + "/", "1.0"),
         ("HTTP+JSON", base, "1.0"),
         ("GRPC", broker.address, "1.0"),
