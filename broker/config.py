@@ -186,6 +186,12 @@ class Settings(BaseModel):
     a2a_push_max_attempts: int = Field(
         10, ge=1, le=100, description="POSTs of one A2A push notification before it is dead-lettered"
     )
+    a2a_push_backoff_s: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="wait before the second POST of an A2A push notification (doubling, at most 5 min)",
+    )
     a2a_push_allow: str = Field(
         "",
         description="A2A push webhooks the broker may call although they resolve to a loopback,"

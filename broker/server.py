@@ -304,7 +304,8 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     broker = await start_server(settings)
     if broker.tls is not None:
-        loop.add_signal_handler(signal.SIGHUP, broker.tls.request_reload)
+        tls_files = [broker.tls, *([broker.http.tls] if broker.http and broker.http.tls else [])]
+        loop.add_signal_handler(signal.SIGHUP, lambda: [f.request_reload() for f in tls_files])
     print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)})", flush=True)
     await stop.wait()
     log.info("shutdown requested")

@@ -105,6 +105,7 @@ class Console:
         self.samples: deque[tuple[float, dict[str, int]]] = deque(maxlen=SAMPLES + 1)
         self.closing = asyncio.Event()
         self._sampler: asyncio.Task[None] | None = None
+        self._push_counts: dict[str, int] = {}
 
     def routes(self) -> list[BaseRoute]:
         g = self._guard
@@ -122,6 +123,7 @@ class Console:
             Route("/api/messages", g(self.messages), methods=get),
             Route("/api/messages/requeue", g(self.requeue, admin=True), methods=post),
             Route("/api/messages/purge", g(self.purge, admin=True), methods=post),
+            Route("/api/push", g(self.push_list), methods=get),
             Route("/api/tasks", g(self.task_list), methods=get),
             Route("/api/tasks/{task_id}", g(self.task), methods=get),
             Route("/api/tasks/{task_id}/tree", g(self.tree), methods=get),
@@ -254,6 +256,8 @@ class Console:
 
     async def _overview(self) -> dict[str, Any]:
         await self.collector.refresh(self.refresh_s)
+        counted = await self.tasks.storage.push_counts()
+        self._push_counts = {"pending": counted.pending, "dead": counted.dead}
         c = self.collector.census
         assert c is not None
         agents = {s.value: c.agents.get(s.value, 0) for s in AgentStatus if s is not AgentStatus.DEREGISTERED}
@@ -270,6 +274,7 @@ class Console:
             },
             "tasks": {s.value: c.tasks.get(s.value, 0) for s in TaskStatus if s is not TaskStatus.PENDING},
             "totals": self._counters(),
+            "push": self._push_counts,
             "rates": self._rates(),
             "backlogs": {
                 "agents": c.agent_backlog,
@@ -359,6 +364,16 @@ class Console:
             "console purged messages", extra={"count": n, "status": status.value, "subject": who.subject}
         )
         return JSONResponse({"purged": n})
+
+    # -- A2A push notifications -------------------------------------------------------------
+
+    async def push_list(self, request: Request, who: Identity) -> Response:
+        """The latest push notifications in a status (``dead`` by default), newest first."""
+        status = request.query_params.get("status") or "dead"
+        if status not in ("pending", "delivered", "dead"):
+            raise InvalidArgument("status", "must be one of pending, delivered, dead")
+        found = await self.tasks.storage.push_list(status, _size(request.query_params))
+        return JSONResponse({"push": [views.push(d) for d in found]})
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..models.a2a import PushDelivery
 from ..models.agents import Agent
 from ..models.messages import Message
 from ..models.tasks import Task, Transition
@@ -108,6 +109,20 @@ def task(t: Task) -> dict[str, Any]:
         "result": preview(t.result, t.result_content_type),
         "metadata": t.metadata,
         "traceparent": t.traceparent,
+    }
+
+
+def push(d: PushDelivery) -> dict[str, Any]:
+    return {
+        "seq": d.seq,
+        "task_id": d.task_id,
+        "config_id": d.config_id,
+        "status": d.status,
+        "attempt": d.attempt,
+        "last_error": d.last_error,
+        "created_at": ms(d.created_at),
+        "next_at": ms(d.next_at),
+        "body": preview(d.body, "application/json"),
     }
 
 

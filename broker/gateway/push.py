@@ -4,7 +4,8 @@ What is POSTed is queued durably by the tracker (``tracker.py``), in the same tr
 index entry it announces; the sender here POSTs each configuration's notifications in order (the
 next only once the previous was delivered or given up), from any broker of the database (a lease
 of ``LEASE_S`` on each notification while it is being POSTed). A notification that is not answered
-with a 2xx is tried again with exponential backoff (1 s doubling, at most 5 minutes), across
+with a 2xx is tried again with exponential backoff (``--a2a-push-backoff-s``, 1 s, doubling, at
+most 5 minutes), across
 restarts, and becomes a dead letter after ``--a2a-push-max-attempts`` (kept for the operator:
 metrics and the console show them). The body is a ``StreamResponse`` as JSON (content type
 ``application/a2a+json``), with the configuration's ``token`` as ``X-A2A-Notification-Token`` and its
@@ -37,7 +38,6 @@ log = logging.getLogger("broker.a2a.push")
 
 LEASE_S = 30.0  # a notification being POSTed is not taken by another broker for this long
 TIMEOUT_S = 10.0  # per POST (the specification recommends 10-30 s)
-BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 300.0
 RETAIN_DELIVERED_S = 24 * 3600.0
 BATCH = 64  # notifications taken at once (each of another configuration)
@@ -107,9 +107,9 @@ def _internal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
-def backoff_s(attempt: int) -> float:
+def backoff_s(first: float, attempt: int) -> float:
     """The wait after the ``attempt``-th failed POST (1-based)."""
-    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))
+    return min(BACKOFF_MAX_S, first * 2 ** (attempt - 1))
 
 
 class PushStats:
@@ -125,6 +125,7 @@ class PushSender:
         self.storage = storage
         self.policy = policy
         self.max_attempts = settings.a2a_push_max_attempts
+        self.backoff_first_s = settings.a2a_push_backoff_s
         self.stats = PushStats()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -166,7 +167,7 @@ class PushSender:
     async def _round(self, clock: float) -> None:
         due = await self.storage.push_take_due(now_us(), s_to_us(LEASE_S), BATCH)
         for d in due:
-            t = asyncio.ensure_future(self._post(d))
+            t = asyncio.ensure_future(self._post_logged(d))
             self._posting.add(t)
             t.add_done_callback(self._posting.discard)
         if clock - self._last_count >= 5.0:
@@ -181,6 +182,12 @@ class PushSender:
         if at is None:
             return 5.0
         return min(5.0, max(0.05, (at - now_us()) / 1e6))
+
+    async def _post_logged(self, d: PushDelivery) -> None:
+        try:
+            await self._post(d)
+        except Exception:  # storage unavailable: its lease lapses and it is POSTed again
+            log.exception("push notification not settled", extra={"task_id": d.task_id, "seq": d.seq})
 
     async def _post(self, d: PushDelivery) -> None:
         cfg = await self.storage.push_config_get(d.task_id, d.config_id)
@@ -224,7 +231,11 @@ class PushSender:
             extra={"task_id": d.task_id, "config_id": d.config_id, "attempt": attempt, "error": error},
         )
         await self.storage.push_settle(
-            d.seq, now, ok=False, retry_at=now + s_to_us(backoff_s(attempt)), error=error
+            d.seq,
+            now,
+            ok=False,
+            retry_at=now + s_to_us(backoff_s(self.backoff_first_s, attempt)),
+            error=error,
         )
 
 

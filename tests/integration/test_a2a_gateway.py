@@ -383,3 +383,43 @@ async def test_a_message_naming_an_agent_goes_to_that_agent_only(broker):
             req.message.metadata.update({"agent": bad})
             with pytest.raises(Exception, match=why):
                 await events(client.send_message(req), 1)
+
+
+async def test_a_skill_agent_over_grpc_is_reached_by_its_tenant_and_the_default_skill_takes_the_rest(
+    tmp_path,
+):
+    b = await start_server(make_settings(tmp_path, http_address="127.0.0.1:0", a2a_default_skill="echo"))
+    try:
+        async with BrokerClient(b.address, timeout=15) as c:
+            await c.register("echo-agent", capabilities=["echo"], max_concurrent_tasks=4)
+            await c.register("other", capabilities=["translate"])
+            w = Worker(c)
+            # the broker's own agent, no metadata: the default skill
+            client = await sdk_client(b, streaming=False)
+            sent = asyncio.ensure_future(events(client.send_message(message("plain", "g-1", skill=None)), 1))
+            a = await w.take()
+            assert "echo" in a.task.spec.required_capabilities
+            await w.finish(a, artifact="ok")
+            await asyncio.wait_for(sent, 10)
+            # the skill's own agent over gRPC: its card's interface carries the skill as its tenant
+            async with httpx.AsyncClient() as http:
+                card = await A2ACardResolver(http, f"{b.http_url}/a2a/translate").get_agent_card()
+            (iface,) = [
+                i
+                for i in card.supported_interfaces
+                if i.protocol_binding == "GRPC" and i.protocol_version == "1.0"
+            ]
+            assert iface.tenant == "translate" and iface.url == b.address
+            config = ClientConfig(
+                streaming=False,
+                grpc_channel_factory=grpc.aio.insecure_channel,
+                supported_protocol_bindings=["GRPC"],
+            )
+            translator = ClientFactory(config).create(card)
+            immediately = message("bonjour", "g-2", skill=None)
+            immediately.configuration.return_immediately = True
+            (resp,) = await events(translator.send_message(immediately), 1)
+            got = await c.get_task(resp.task.id)
+            assert "translate" in got.spec.required_capabilities
+    finally:
+        await b.stop(0.2)

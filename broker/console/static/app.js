@@ -182,6 +182,9 @@ function renderOverview(o) {
     h("div", { class: "group" }, h("h2", {}, "Messages"), h("div", { class: "cards" },
       card("ready", m.ready, "messages.ready"), card("unacked", m.unacked, "messages.unacked"), card("scheduled", m.scheduled, "messages.scheduled"),
       h("a", { href: "#/messages?status=failed", style: "text-decoration:none;color:inherit" }, card("dead letters", m.dead, "messages.dead")))),
+    o.push ? h("div", { class: "group" }, h("h2", {}, "A2A push notifications"), h("div", { class: "cards" },
+      card("pending", o.push.pending, "push.pending"),
+      h("a", { href: "#/push", style: "text-decoration:none;color:inherit" }, card("dead", o.push.dead, "push.dead")))) : null,
     h("div", { class: "group" }, h("h2", {}, "Tasks"), h("div", { class: "cards" },
       ["blocked", "ready", "running", "completed", "failed", "cancelled"].map((s) =>
         h("a", { href: `#/tasks?status=${s}`, style: "text-decoration:none;color:inherit" }, card(s, t[s], `tasks.${s}`))))),
@@ -393,6 +396,21 @@ async function renderTask(taskId) {
     h("p", { class: "legend" }, Object.entries(treeData.status_counts).map(([s, n]) => h("span", {}, badge(s), ` ${n}`))));
 }
 
+// ---------------------------------------------------------------- A2A push notifications
+
+async function renderPush(params) {
+  const status = params.get("status") || "dead";
+  const data = await api(`/api/push?status=${encodeURIComponent(status)}`);
+  const rows = data.push.map((d) => h("tr", { "data-push": d.seq },
+    h("td", {}, h("a", { href: `#/tasks/${encodeURIComponent(d.task_id)}` }, h("code", {}, d.task_id))),
+    h("td", {}, h("code", {}, d.config_id)), h("td", {}, String(d.attempt)), h("td", {}, d.last_error || ""),
+    h("td", {}, new Date(d.created_at).toLocaleString())));
+  show(h("h1", {}, `A2A push notifications: ${status}`),
+    h("p", { class: "muted" }, "Webhook POSTs of A2A task changes; a dead one was given up after its last attempt."),
+    rows.length ? h("table", {}, h("tr", {}, ["Task", "Configuration", "Attempts", "Last error", "Queued"].map((x) => h("th", {}, x))), rows)
+      : h("p", { class: "muted" }, "None."));
+}
+
 // ---------------------------------------------------------------- router
 
 async function render() {
@@ -405,6 +423,7 @@ async function render() {
     if (parts[0] === "messages") { await renderMessages(params); state.refresh = () => renderMessages(params); return; }
     if (parts[0] === "tasks" && parts[1]) { await renderTask(decodeURIComponent(parts[1])); state.refresh = () => renderTask(decodeURIComponent(parts[1])); return; }
     if (parts[0] === "tasks") { await renderTasks(params); state.refresh = () => renderTasks(params); return; }
+    if (parts[0] === "push") { await renderPush(params); state.refresh = () => renderPush(params); return; }
     show(h("p", {}, "No such page."));
   } catch (e) {
     if (e.message !== "sign in") show(h("div", { class: "error" }, e.message));
