@@ -133,6 +133,7 @@ export class BrokerClient {
       ...(options.channelOptions ?? {}),
     };
     this.address = address;
+    this.openStreams = new Set();
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.retries = options.retries ?? 4;
     this.agents = new pkg.AgentRegistry(address, creds, { ...channelOptions, interceptors });
@@ -142,7 +143,10 @@ export class BrokerClient {
     this.tasks = new pkg.TaskQueue(address, creds, { channelOverride, interceptors });
   }
 
+  /** Close the channel, cancelling the streams still open (an open call would keep the process alive). */
   close() {
+    for (const s of [...this.openStreams]) s.cancel();
+    this.openStreams.clear();
     this.agents.close();
   }
 
@@ -204,7 +208,14 @@ export class BrokerClient {
         }
       },
     };
+    this._opened(iterable, call);
     return iterable;
+  }
+
+  /** Remember an open stream until its call ends, for close() to cancel. */
+  _opened(stream, call) {
+    this.openStreams.add(stream);
+    call.on('status', () => this.openStreams.delete(stream));
   }
 
   /**
@@ -234,6 +245,7 @@ export class BrokerClient {
     const start = () => {
       if (call) return;
       call = stub[method]();
+      this._opened(stream, call);
       call.on('data', (resp) => {
         const c = confirm(resp);
         if (c) {
@@ -256,7 +268,7 @@ export class BrokerClient {
       });
       call.write(opening);
     };
-    return {
+    const stream = {
       get inBand() {
         return replaced === null;
       },
@@ -282,20 +294,28 @@ export class BrokerClient {
         });
       },
       async *[Symbol.asyncIterator]() {
+        if (cancelled) return;
         start();
-        for (;;) {
-          const x = queue.length ? queue.shift() : await new Promise((r) => waiters.push(r));
-          if (x.item !== undefined) yield x.item;
-          else if (x.end) return;
-          else if (x.err.code === grpc.status.UNIMPLEMENTED && seq === 0 && !cancelled) {
-            replaced = fallback(); // an older broker
-            yield* replaced;
-            return;
-          } else if (cancelled && x.err.code === grpc.status.CANCELLED) return;
-          else throw toBrokerError(x.err, method);
+        try {
+          for (;;) {
+            const x = queue.length ? queue.shift() : await new Promise((r) => waiters.push(r));
+            if (x.item !== undefined) yield x.item;
+            else if (x.end) return;
+            else if (x.err.code === grpc.status.UNIMPLEMENTED && seq === 0 && !cancelled) {
+              replaced = fallback(); // an older broker
+              yield* replaced;
+              return;
+            } else if (cancelled && x.err.code === grpc.status.CANCELLED) return;
+            else throw toBrokerError(x.err, method);
+          }
+        } finally {
+          // The loop ended (a `break`, a `return`, an error): end the call, or it would keep the
+          // channel, and the process, alive after close().
+          if (!cancelled) stream.cancel();
         }
       },
     };
+    return stream;
   }
 
   // ---------------------------------------------------------------- agents
