@@ -1,6 +1,7 @@
 // a2a-broker client for Node.js: promise-based calls for every RPC of
-// AgentRegistry, Messaging and TaskQueue, using @grpc/grpc-js and the .proto
-// files of the repository's protos/ directory (loaded at run time, never copied).
+// AgentRegistry, Messaging and TaskQueue, using @grpc/grpc-js and the broker's .proto
+// files, loaded at run time: the copy `npm pack` puts in the package, else the
+// repository's protos/ directory (when developing in the repository).
 //
 // Request and response objects are the protos' messages with camelCase field
 // names (agentId, maxConcurrentTasks...), enums as their names
@@ -8,6 +9,7 @@
 // Timestamp/Duration as {seconds, nanos}; see the helpers below to build them.
 
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,9 +24,17 @@ export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds, t
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The repository's protos/ directory (the .proto files are loaded from there). */
-export const PROTO_DIR = process.env.A2A_BROKER_PROTO_DIR ?? path.resolve(here, '..', '..', '..', 'protos');
 export const PROTO_FILES = ['a2a/broker/v1/agents.proto', 'a2a/broker/v1/messaging.proto', 'a2a/broker/v1/tasks.proto'];
+/**
+ * Where the .proto files are loaded from: $A2A_BROKER_PROTO_DIR, else the package's own protos/
+ * (copied in by `npm pack`: scripts/protos.js), else the repository's protos/.
+ */
+export const PROTO_DIR =
+  process.env.A2A_BROKER_PROTO_DIR ??
+  [path.resolve(here, '..', 'protos'), path.resolve(here, '..', '..', '..', 'protos')].find((dir) =>
+    fs.existsSync(path.join(dir, PROTO_FILES[0])),
+  ) ??
+  path.resolve(here, '..', 'protos');
 export const DEFAULT_ADDRESS = '127.0.0.1:50051';
 
 let cached;
@@ -90,9 +100,27 @@ export function resolveSecurity(options = {}, env = process.env) {
   const tls = options.tls ?? (['1', 'true', 'yes'].includes((env.A2A_BROKER_TLS ?? '').toLowerCase()) || Boolean(ca || clientCert));
   const read = (file) => (file ? fs.readFileSync(file) : null);
   const credentials = tls
-    ? grpc.credentials.createSsl(read(ca), read(clientKey), read(clientCert))
+    ? noIpServerName(grpc.credentials.createSsl(read(ca), read(clientKey), read(clientCert)))
     : grpc.credentials.createInsecure();
   return { token, credentials };
+}
+
+/**
+ * TLS credentials that send no server name (SNI) when it would be an IP address: grpc-js sets the
+ * target's host as `servername` whatever it is (grpc/grpc-node#1919), and Node warns that an IP
+ * address there is not permitted by RFC 6066 (DEP0123). The certificate is still checked against
+ * the address (or `grpc.ssl_target_name_override`). A host name is left as it is.
+ */
+function noIpServerName(credentials) {
+  const create = credentials._createSecureConnector?.bind(credentials);
+  if (!create) return credentials; // another grpc-js: leave it alone
+  credentials._createSecureConnector = (...args) => {
+    const connector = create(...args);
+    const options = connector?.connectionOptions;
+    if (options && net.isIP(options.servername ?? '')) delete options.servername;
+    return connector;
+  };
+  return credentials;
 }
 
 /** A client interceptor adding `authorization: Bearer <token>` to every call. */

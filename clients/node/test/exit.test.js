@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 
 import { BrokerClient } from '../src/index.js';
 import { startBroker } from '../testing/broker.js';
 
-const INDEX = pathToFileURL(path.resolve(import.meta.dirname, '..', 'src', 'index.js')).href;
+const INDEX = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'index.js')).href;
 const EXIT_WITHIN_MS = 10000;
 
 let broker;
