@@ -20,6 +20,7 @@ import { duration, encodePayload, toStruct } from './values.js';
 
 export { grpc };
 export { Agent } from './agent.js';
+export * as a2aTurns from './a2a-turns.js';
 export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds, toStruct } from './values.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
