@@ -16,7 +16,7 @@ from tests.conftest import eventually
 from .a2a_support import a2a_client, say, state, texts
 
 
-async def weather(ctx: TaskContext) -> a2a_turns.Outcome:
+async def weather(ctx: TaskContext) -> object:
     """Asks for the city, then for the day, then answers with an artifact."""
     turn = ctx.turn
     assert turn is not None
@@ -24,6 +24,8 @@ async def weather(ctx: TaskContext) -> a2a_turns.Outcome:
         return a2a_turns.rejected("I only do weather")
     if ctx.turn_text == "my calendar":
         return a2a_turns.auth_required("sign in to your calendar first")
+    if ctx.turn_text == "old style":  # result()'s (bytes, content type) pair, as before
+        return a2a_turns.result("Which one?", state="input-required")
     asked = len([m for m in turn["history"] if m["role"] == "ROLE_AGENT"])
     if asked == 0:
         return a2a_turns.input_required("Which city?")
@@ -76,7 +78,7 @@ async def test_a_worker_asks_twice_then_completes_with_an_artifact(broker, worke
     assert worker.stats.tasks_completed == 3 and worker.stats.tasks_failed == 0
 
 
-async def test_a_worker_declares_rejected_and_auth_required(broker, worker):
+async def test_a_worker_declares_rejected_and_auth_required_and_result_pairs_still_work(broker, worker):
     client = a2a_client(broker.address)
     task = await say(client, "reject me", "m-r", skill="weather")
     assert state(task) == "TASK_STATE_REJECTED"
@@ -84,6 +86,9 @@ async def test_a_worker_declares_rejected_and_auth_required(broker, worker):
     task = await say(client, "my calendar", "m-a", skill="weather")
     assert state(task) == "TASK_STATE_AUTH_REQUIRED"
     assert texts([task.status.message]) == ["sign in to your calendar first"]
+    task = await say(client, "old style", "m-o", skill="weather")
+    assert state(task) == "TASK_STATE_INPUT_REQUIRED"
+    assert texts([task.status.message]) == ["Which one?"]
 
 
 async def test_a_plain_client_completes_a_turn_with_an_encoded_outcome(broker):
