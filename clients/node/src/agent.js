@@ -5,6 +5,8 @@
 //     onMessage: async (msg) => { ... },          // resolves: acked; throws: nacked (redelivered)
 //     onTask: async (ctx) => ({ done: true }),     // resolves: completed with the value; throws: failed
 //   });
+//   // A task from the A2A gateway: ctx.turn ({message, history, contextId}) and ctx.turnText;
+//   // onTask may resolve to an A2A outcome: a2aTurns.inputRequired('Which city?'), completed(...)...
 //   await agent.start();  ...  await agent.stop();
 //
 // It registers, heartbeats, subscribes to its messages, listens for task
@@ -12,6 +14,7 @@
 // task's lease while its handler runs, and aborts a handler (ctx.signal) when the
 // broker cancels its task or the lease is lost.
 
+import { A2AOutcome, textOf, turnOf } from './a2a-turns.js';
 import { grpc } from './grpc.js';
 import { decodePayload, toSeconds, toDate } from './values.js';
 
@@ -246,6 +249,10 @@ export class Agent {
       attempt,
       signal: abort.signal,
       data: decodePayload(spec.payload, spec.contentType ?? ''),
+      turn: turnOf(task), // the A2A turn, or null for a task not from the A2A gateway
+      get turnText() {
+        return this.turn ? textOf(this.turn.message) : '';
+      },
       progress: (progress, statusNote = '') => extend({ progress, statusNote }),
     };
     const keeper = setInterval(() => {
@@ -283,12 +290,12 @@ export class Agent {
         return;
       }
       clearInterval(keeper);
-      const out = result ?? Buffer.alloc(0);
+      const [out, contentType] = result instanceof A2AOutcome ? result.encode() : [result ?? Buffer.alloc(0), ''];
       const ok = await this._finish(`complete of ${taskId}`, lease, () =>
         this._onStream(
           this.workStream,
-          (s) => s.complete(taskId, attempt, out),
-          () => this.client.complete(taskId, this.agentId, attempt, out),
+          (s) => s.complete(taskId, attempt, out, contentType),
+          () => this.client.complete(taskId, this.agentId, attempt, out, contentType),
         ),
       );
       if (ok) this.stats.completed++;

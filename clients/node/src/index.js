@@ -1,6 +1,7 @@
 // a2a-broker client for Node.js: promise-based calls for every RPC of
-// AgentRegistry, Messaging and TaskQueue, using @grpc/grpc-js and the .proto
-// files of the repository's protos/ directory (loaded at run time, never copied).
+// AgentRegistry, Messaging and TaskQueue, using @grpc/grpc-js and the broker's .proto
+// files, loaded at run time: the copy `npm pack` puts in the package, else the
+// repository's protos/ directory (when developing in the repository).
 //
 // Request and response objects are the protos' messages with camelCase field
 // names (agentId, maxConcurrentTasks...), enums as their names
@@ -8,6 +9,7 @@
 // Timestamp/Duration as {seconds, nanos}; see the helpers below to build them.
 
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,13 +20,22 @@ import { duration, encodePayload, toStruct } from './values.js';
 
 export { grpc };
 export { Agent } from './agent.js';
+export * as a2aTurns from './a2a-turns.js';
 export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds, toStruct } from './values.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** The repository's protos/ directory (the .proto files are loaded from there). */
-export const PROTO_DIR = process.env.A2A_BROKER_PROTO_DIR ?? path.resolve(here, '..', '..', '..', 'protos');
 export const PROTO_FILES = ['a2a/broker/v1/agents.proto', 'a2a/broker/v1/messaging.proto', 'a2a/broker/v1/tasks.proto'];
+/**
+ * Where the .proto files are loaded from: $A2A_BROKER_PROTO_DIR, else the package's own protos/
+ * (copied in by `npm pack`: scripts/protos.js), else the repository's protos/.
+ */
+export const PROTO_DIR =
+  process.env.A2A_BROKER_PROTO_DIR ??
+  [path.resolve(here, '..', 'protos'), path.resolve(here, '..', '..', '..', 'protos')].find((dir) =>
+    fs.existsSync(path.join(dir, PROTO_FILES[0])),
+  ) ??
+  path.resolve(here, '..', 'protos');
 export const DEFAULT_ADDRESS = '127.0.0.1:50051';
 
 let cached;
@@ -90,9 +101,27 @@ export function resolveSecurity(options = {}, env = process.env) {
   const tls = options.tls ?? (['1', 'true', 'yes'].includes((env.A2A_BROKER_TLS ?? '').toLowerCase()) || Boolean(ca || clientCert));
   const read = (file) => (file ? fs.readFileSync(file) : null);
   const credentials = tls
-    ? grpc.credentials.createSsl(read(ca), read(clientKey), read(clientCert))
+    ? noIpServerName(grpc.credentials.createSsl(read(ca), read(clientKey), read(clientCert)))
     : grpc.credentials.createInsecure();
   return { token, credentials };
+}
+
+/**
+ * TLS credentials that send no server name (SNI) when it would be an IP address: grpc-js sets the
+ * target's host as `servername` whatever it is (grpc/grpc-node#1919), and Node warns that an IP
+ * address there is not permitted by RFC 6066 (DEP0123). The certificate is still checked against
+ * the address (or `grpc.ssl_target_name_override`). A host name is left as it is.
+ */
+function noIpServerName(credentials) {
+  const create = credentials._createSecureConnector?.bind(credentials);
+  if (!create) return credentials; // another grpc-js: leave it alone
+  credentials._createSecureConnector = (...args) => {
+    const connector = create(...args);
+    const options = connector?.connectionOptions;
+    if (options && net.isIP(options.servername ?? '')) delete options.servername;
+    return connector;
+  };
+  return credentials;
 }
 
 /** A client interceptor adding `authorization: Bearer <token>` to every call. */
@@ -133,6 +162,7 @@ export class BrokerClient {
       ...(options.channelOptions ?? {}),
     };
     this.address = address;
+    this.openStreams = new Set();
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.retries = options.retries ?? 4;
     this.agents = new pkg.AgentRegistry(address, creds, { ...channelOptions, interceptors });
@@ -142,7 +172,10 @@ export class BrokerClient {
     this.tasks = new pkg.TaskQueue(address, creds, { channelOverride, interceptors });
   }
 
+  /** Close the channel, cancelling the streams still open (an open call would keep the process alive). */
   close() {
+    for (const s of [...this.openStreams]) s.cancel();
+    this.openStreams.clear();
     this.agents.close();
   }
 
@@ -204,7 +237,14 @@ export class BrokerClient {
         }
       },
     };
+    this._opened(iterable, call);
     return iterable;
+  }
+
+  /** Remember an open stream until its call ends, for close() to cancel. */
+  _opened(stream, call) {
+    this.openStreams.add(stream);
+    call.on('status', () => this.openStreams.delete(stream));
   }
 
   /**
@@ -234,6 +274,7 @@ export class BrokerClient {
     const start = () => {
       if (call) return;
       call = stub[method]();
+      this._opened(stream, call);
       call.on('data', (resp) => {
         const c = confirm(resp);
         if (c) {
@@ -256,7 +297,7 @@ export class BrokerClient {
       });
       call.write(opening);
     };
-    return {
+    const stream = {
       get inBand() {
         return replaced === null;
       },
@@ -282,20 +323,28 @@ export class BrokerClient {
         });
       },
       async *[Symbol.asyncIterator]() {
+        if (cancelled) return;
         start();
-        for (;;) {
-          const x = queue.length ? queue.shift() : await new Promise((r) => waiters.push(r));
-          if (x.item !== undefined) yield x.item;
-          else if (x.end) return;
-          else if (x.err.code === grpc.status.UNIMPLEMENTED && seq === 0 && !cancelled) {
-            replaced = fallback(); // an older broker
-            yield* replaced;
-            return;
-          } else if (cancelled && x.err.code === grpc.status.CANCELLED) return;
-          else throw toBrokerError(x.err, method);
+        try {
+          for (;;) {
+            const x = queue.length ? queue.shift() : await new Promise((r) => waiters.push(r));
+            if (x.item !== undefined) yield x.item;
+            else if (x.end) return;
+            else if (x.err.code === grpc.status.UNIMPLEMENTED && seq === 0 && !cancelled) {
+              replaced = fallback(); // an older broker
+              yield* replaced;
+              return;
+            } else if (cancelled && x.err.code === grpc.status.CANCELLED) return;
+            else throw toBrokerError(x.err, method);
+          }
+        } finally {
+          // The loop ended (a `break`, a `return`, an error): end the call, or it would keep the
+          // channel, and the process, alive after close().
+          if (!cancelled) stream.cancel();
         }
       },
     };
+    return stream;
   }
 
   // ---------------------------------------------------------------- agents

@@ -16,6 +16,9 @@ const run = promisify(execFile);
 let broker;
 let dir;
 let files;
+// Every process warning of this file's process (the tests below connect to 127.0.0.1).
+const warnings = [];
+process.on('warning', (w) => warnings.push(`${w.name} ${w.code ?? ''}: ${w.message}`));
 
 // Certificates made by the Python tests' helper: a server CA and a client CA.
 const CERTS = `
@@ -40,8 +43,8 @@ async function token(agent, role = 'agent') {
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'a2a-node-sec-'));
   await run(PYTHON, ['-c', CERTS, dir], { cwd: REPO });
-  // (the broker's certificate names localhost: no TLS server name from the IP address)
-  files = { channelOptions: { 'grpc.ssl_target_name_override': 'localhost' }, ca: path.join(dir, 'ca.pem'), clientCert: path.join(dir, 'client.pem'), clientKey: path.join(dir, 'client.key') };
+  // (the broker's certificate names 127.0.0.1 and localhost)
+  files = { ca: path.join(dir, 'ca.pem'), clientCert: path.join(dir, 'client.pem'), clientKey: path.join(dir, 'client.key') };
   broker = await startBroker({
     dir,
     env: {
@@ -85,7 +88,7 @@ test('credentials come from A2A_BROKER_TOKEN, A2A_BROKER_CA and the client certi
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
-    const client = new BrokerClient(broker.address, { timeoutMs: 10000, channelOptions: files.channelOptions });
+    const client = new BrokerClient(broker.address, { timeoutMs: 10000 });
     try {
       const res = await client.register({ agentId: 'n3', maxConcurrentTasks: 1 });
       assert.equal(res.agent.agentId, 'n3');
@@ -94,5 +97,19 @@ test('credentials come from A2A_BROKER_TOKEN, A2A_BROKER_CA and the client certi
     }
   } finally {
     for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+  }
+});
+
+test('TLS to 127.0.0.1 sets no IP address as the TLS server name (no DEP0123 warning); a host name still verifies', async () => {
+  const client = new BrokerClient(broker.address, { timeoutMs: 10000, token: await token('n4'), ...files });
+  const named = new BrokerClient(`localhost:${broker.port}`, { timeoutMs: 10000, token: await token('n5'), ...files });
+  try {
+    assert.equal((await client.register({ agentId: 'n4', maxConcurrentTasks: 1 })).agent.agentId, 'n4');
+    assert.equal((await named.register({ agentId: 'n5', maxConcurrentTasks: 1 })).agent.agentId, 'n5');
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    assert.deepEqual(warnings.filter((w) => /ServerName|DEP0123/.test(w)), []);
+  } finally {
+    client.close();
+    named.close();
   }
 });

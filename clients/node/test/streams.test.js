@@ -20,9 +20,11 @@ after(async () => {
   await broker?.stop();
 });
 
+// The first item, leaving the stream open (leaving a `for await` loop would cancel it).
 async function first(stream) {
-  for await (const item of stream) return item;
-  throw new Error('the stream ended');
+  const { value, done } = await stream[Symbol.asyncIterator]().next();
+  if (done) throw new Error('the stream ended');
+  return value;
 }
 
 test('consume acks on the stream once committed, and refuses another agent\'s message alone', { timeout: 30000 }, async () => {

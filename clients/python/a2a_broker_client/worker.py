@@ -12,6 +12,10 @@ Example::
     asyncio.run(Worker("summarizer-1", capabilities=["summarize"], capacity=4,
                        on_message=on_message, on_task=on_task).run())
 
+A task from the A2A gateway (``ctx.turn``) may end with an A2A outcome instead:
+``return a2a_turns.input_required("Which city?")`` (or ``completed(text, artifacts=...)``,
+``auth_required(...)``, ``rejected(...)``).
+
 The worker registers, heartbeats in the background, subscribes to its
 messages, listens for tasks (the broker pushes no more than ``capacity`` at
 once), keeps each task's lease alive while its handler runs, and stops a
@@ -35,6 +39,7 @@ from typing import Any
 import grpc
 
 from . import _convert as c
+from . import a2a_turns
 from ._consume import Consumption
 from ._work import WorkStream
 from .client import BrokerClient
@@ -121,6 +126,20 @@ class TaskContext:
         """The payload decoded by its content type (JSON value, text, or bytes)."""
         return self.task.spec.data
 
+    @property
+    def turn(self) -> dict[str, Any] | None:
+        """For a task from the A2A gateway, its turn: ``{"message", "history", "contextId"}``
+        (see :mod:`a2a_turns`); None for any other task."""
+        if self.task.spec.content_type != a2a_turns.TURN_TYPE:
+            return None
+        return a2a_turns.turn(self.payload)
+
+    @property
+    def turn_text(self) -> str:
+        """The text of the turn's message (the caller's words), "" for a task not from A2A."""
+        t = self.turn
+        return a2a_turns.text_of(t.get("message", {})) if t else ""
+
     async def progress(self, percent: int | None = None, note: str = "") -> None:
         """Report progress (0-100) and/or a status note now; also extends the lease."""
         if percent is not None:
@@ -158,9 +177,10 @@ class Worker:
         on_message: ``async def (Message)``; returning acks the message,
             raising nacks it (it is delivered again, up to its attempt limit).
         on_task: ``async def (TaskContext) -> result``; returning completes the
-            task with the result (bytes, str or a JSON-able value), raising fails
-            the attempt (retried with backoff; :class:`NonRetryableError` fails it
-            for good). Cancelled when the broker cancels the task.
+            task with the result (bytes, str or a JSON-able value, or an A2A outcome
+            from :mod:`a2a_turns`: ``input_required(question)``, ``completed(...)``...),
+            raising fails the attempt (retried with backoff; :class:`NonRetryableError`
+            fails it for good). Cancelled when the broker cancels the task.
         capabilities: what the agent can do (tasks are routed by them).
         capacity: most tasks held at once (``max_concurrent_tasks``).
         address: broker address (default ``$A2A_BROKER_ADDRESS`` or 127.0.0.1:50051).
@@ -556,7 +576,8 @@ class Worker:
         while True:
             try:
                 if how == "complete":
-                    await self._outcome("complete", ctx, kwargs["result"])
+                    result, ctype = _result(kwargs["result"])
+                    await self._outcome("complete", ctx, result, result_content_type=ctype)
                     self.stats.tasks_completed += 1
                 else:
                     await self._outcome(
@@ -639,6 +660,16 @@ class Worker:
         expires = await self._outcome("extend_lease", ctx, progress=ctx._progress, status_note=ctx._note)
         if expires is not None:
             ctx._lease_expires = expires.timestamp()
+
+
+def _result(value: Any) -> tuple[Any, str]:
+    """A handler's return value and the content type to complete with: an A2A outcome (or the
+    ``(bytes, RESULT_TYPE)`` pair of :func:`a2a_turns.result`) as the A2A result type."""
+    if isinstance(value, a2a_turns.Outcome):
+        return value.encode()
+    if isinstance(value, tuple) and len(value) == 2 and value[1] == a2a_turns.RESULT_TYPE:
+        return value[0], value[1]
+    return value, ""
 
 
 def _say_once(said: bool, fmt: str, *args: Any) -> bool:

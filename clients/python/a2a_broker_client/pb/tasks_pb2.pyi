@@ -594,8 +594,27 @@ class TaskSpec(_message.Message):
     task_type: _builtins.str
     """Application-defined kind, at most 128 characters."""
     payload: _builtins.bytes
-    """Opaque input for the worker; at most the configured payload limit."""
+    """Opaque input for the worker; at most the configured payload limit.
+
+    A2A turns: a message sent to the broker's A2A gateway becomes a task
+    whose content_type is "application/vnd.a2a-broker.turn+json" and whose
+    payload is UTF-8 JSON: the caller's A2A Message (protobuf JSON form,
+    camelCase), the messages before it (oldest first) and the context id:
+      {"message": {"messageId": "m-2", "role": "ROLE_USER",
+                   "parts": [{"text": "Paris"}]},
+       "history": [{"messageId": "m-1", "role": "ROLE_USER",
+                    "parts": [{"text": "weather?"}]},
+                   {"messageId": "q-1", "role": "ROLE_AGENT",
+                    "parts": [{"text": "Which city?"}]}],
+       "contextId": "c-1"}
+    Answer it with Complete and a result+json result (CompleteRequest.result).
+    The caller's answer to a question arrives as a new task, a child of the
+    one that asked, with the conversation so far in "history".
+    """
     content_type: _builtins.str
+    """The payload's media type ("application/json", "text/plain"...; see
+    payload for the A2A turn type).
+    """
     priority: _builtins.int
     """0-10, higher first. Unset means 5."""
     parent_id: _builtins.str
@@ -732,7 +751,7 @@ class Task(_message.Message):
     """0-100, from ExtendLease."""
     status_note: _builtins.str
     result: _builtins.bytes
-    """Set when COMPLETED."""
+    """Set when COMPLETED (see CompleteRequest.result for the A2A result type)."""
     result_content_type: _builtins.str
     last_error: _builtins.str
     traceparent: _builtins.str
@@ -1309,6 +1328,24 @@ class CompleteRequest(_message.Message):
     agent_id: _builtins.str
     attempt: _builtins.int
     result: _builtins.bytes
+    """The task's output (opaque to the broker).
+
+    A2A turns (tasks whose payload is an A2A turn, see TaskSpec.payload):
+    with result_content_type "application/vnd.a2a-broker.result+json" the
+    result is UTF-8 JSON saying how the A2A task stands:
+      {"state": "completed" | "input-required" | "auth-required" | "rejected",
+       "message": <A2A Message, optional: the agent's reply or question>,
+       "artifacts": [<A2A Artifact>, ...]}
+    e.g. a question, which frees the worker until the caller answers:
+      {"state": "input-required",
+       "message": {"messageId": "q-1", "role": "ROLE_AGENT",
+                   "parts": [{"text": "Which city?"}]}}
+    or the answer:
+      {"state": "completed", "artifacts": [{"artifactId": "a-1",
+        "name": "forecast", "parts": [{"text": "Sunny, 21 C"}]}]}
+    Any other result becomes one artifact of a completed A2A task (a text
+    part for text and JSON, else raw bytes). To fail the turn, call Fail.
+    """
     result_content_type: _builtins.str
     def __init__(
         self,
