@@ -53,13 +53,22 @@ def _grpc_problem(settings: Settings) -> str | None:
 
 
 def _http_problem(settings: Settings) -> str | None:
+    """The HTTP listener carries tokens (the console's sign-in, /metrics, the A2A bindings, MCP):
+    reachable from other machines, it needs TLS, and something that closes /metrics."""
     http = settings.http_address
-    if http == "off" or is_loopback(http) or settings.auth != "none" or settings.metrics_token:
+    if http == "off" or is_loopback(http):
         return None
-    return (
-        f"--http-address {http} is reachable from other machines but /metrics is open to all"
-        " (--auth token or jwt, or --metrics-token)"
-    )
+    if settings.auth == "none" and not settings.metrics_token:
+        return (
+            f"--http-address {http} is reachable from other machines but /metrics is open to all"
+            " (--auth token or jwt, or --metrics-token)"
+        )
+    if not settings.tls_cert:
+        return (
+            f"--http-address {http} is reachable from other machines but serves no TLS, so tokens"
+            " would cross the network in clear (--tls-cert and --tls-key serve it too)"
+        )
+    return None
 
 
 class InsecureReminder:

@@ -22,6 +22,7 @@ from tests.integration import tasks_helpers as th
 from tests.integration.messaging_support import Sub, ack, register, send
 
 from .security_support import issue
+from .tls_support import CA, write_server_files
 
 HTTP = {"http_address": "127.0.0.1:0"}
 
@@ -187,8 +188,24 @@ async def test_with_auth_metrics_want_an_admin_or_the_metrics_token_and_health_s
 async def test_an_open_metrics_endpoint_on_the_network_is_refused_unless_insecure(tmp_path: Path):
     with pytest.raises(BrokerError, match="/metrics"):
         await start_server(make_settings(tmp_path, http_address="0.0.0.0:0"))
-    b = await start_server(make_settings(tmp_path, http_address="0.0.0.0:0", metrics_token="t"))
+    b = await start_server(
+        make_settings(tmp_path, http_address="0.0.0.0:0", metrics_token="t", insecure=True)
+    )
     await b.stop(0.2)
+
+
+async def test_a_network_http_listener_with_tokens_needs_tls(tmp_path: Path):
+    """Tokens (console sign-in, /metrics, A2A, MCP) must not cross the network in clear."""
+    for risky in ({"auth": "token"}, {"metrics_token": "t"}):
+        with pytest.raises(BrokerError, match="serves no TLS, so tokens would cross the network in clear"):
+            await start_server(make_settings(tmp_path, http_address="0.0.0.0:0", **risky))
+    assert not (tmp_path / "broker.db").exists()  # refused before storage was touched
+    tls = write_server_files(tmp_path, CA())
+    b = await start_server(make_settings(tmp_path, http_address="0.0.0.0:0", auth="token", **tls))
+    try:
+        assert b.http_url is not None and b.http_url.startswith("https://")
+    finally:
+        await b.stop(0.2)
 
 
 async def test_a_busy_http_port_fails_the_start_and_frees_the_grpc_port(tmp_path: Path, broker: Broker):
