@@ -196,10 +196,12 @@ class BrokerA2AHandler(RequestHandler):
                 else None
             ),
             after=after,
-            limit=size,
+            limit=size + 1,  # one more than asked: whether a next page exists
         )
         await self.tracker.flush()  # the changes committed so far are in the index
         entries, total = await self.tasks.storage.a2a_list(query)
+        more = len(entries) > size
+        entries = entries[:size]
         out = a2a.ListTasksResponse(page_size=size, total_size=total)
         for entry in entries:
             try:
@@ -207,7 +209,7 @@ class BrokerA2AHandler(RequestHandler):
             except NotFound:  # purged since it was indexed
                 continue
             out.tasks.append(a2a_task(await self._turns_of(root), length, params.include_artifacts))
-        last = entries[-1] if len(entries) == size else None
+        last = entries[-1] if more else None  # the last page says so: no token
         out.next_page_token = encode_page_token(last.status_at, last.task_id) if last else ""
         return out
 

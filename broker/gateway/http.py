@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
-from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
+from a2a.server.context import ServerCallContext
+from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -37,6 +38,24 @@ from .card import TARGET_PREFIX, WELL_KNOWN_PATH, Card, Where
 from .handler import TARGET, BrokerA2AHandler
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+VERSION = "a2a-version"
+
+
+class VersionRead(DefaultServerCallContextBuilder):
+    """The A2A version of a request: its ``A2A-Version`` header, else its ``A2A-Version`` query
+    parameter (the specification allows both), else 1.0. The specification reads a request
+    without either as 0.3; here the endpoints a version-less request reaches are 1.0's alone (0.3
+    clients call their own JSON-RPC method names and HTTP+JSON paths under /v1/, which a2a-sdk's
+    compatibility layer serves), so reading it as 0.3 could only refuse it. A request that says
+    0.3 on a 1.0 method is still refused with VersionNotSupportedError."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        ctx = super().build(request)
+        headers = ctx.state.setdefault("headers", {})
+        if not headers.get(VERSION):
+            headers[VERSION] = request.query_params.get("A2A-Version") or "1.0"
+        return ctx
+
 
 
 def _http_status(exc: BrokerError) -> int:
@@ -101,8 +120,8 @@ class A2ARoutes:
     def _bindings(self) -> list[BaseRoute]:
         """JSON-RPC at ``/`` and HTTP+JSON below it, each endpoint guarded."""
         found = [
-            *create_jsonrpc_routes(self.handler, "/", enable_v0_3_compat=True),
-            *create_rest_routes(self.handler, enable_v0_3_compat=True),
+            *create_jsonrpc_routes(self.handler, "/", VersionRead(), enable_v0_3_compat=True),
+            *create_rest_routes(self.handler, VersionRead(), enable_v0_3_compat=True),
         ]
         out: list[BaseRoute] = []
         for r in found:

@@ -26,7 +26,7 @@ async def echo(broker):
         yield
 
 
-V1 = {"A2A-Version": "1.0"}  # what a 1.0 client sends with each request (none: 0.3 is assumed)
+V1 = {"A2A-Version": "1.0"}  # what a 1.0 client sends with each request
 
 
 def message(text: str, mid: str, **extra: Any) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def test_the_whole_task_life_over_http_json(broker, echo):
 
 
 async def test_the_specification_errors_over_http_json(broker, echo):
-    async with httpx.AsyncClient(timeout=15, headers=V1) as http:
+    async with httpx.AsyncClient(timeout=15) as http:  # no A2A-Version: read as 1.0 on these paths
         base = broker.http_url
         for params, field in (
             ({"pageSize": 0}, "page_size"),
@@ -142,6 +142,11 @@ async def test_the_specification_errors_over_http_json(broker, echo):
             f"{base}/tasks/{done['id']}/pushNotificationConfigs", json={"url": "ftp://example.com/x"}
         )
         assert resp.status_code == 400 and "http://" in resp.text
+        # a client that says it speaks 0.3 on a 1.0 path is told so (0.3's paths are under /v1/)
+        resp = await http.get(f"{base}/tasks", headers={"A2A-Version": "0.3"})
+        assert resp.status_code == 400 and "VERSION_NOT_SUPPORTED" in resp.text
+        resp = await http.get(f"{base}/tasks", params={"A2A-Version": "1.0"})
+        assert resp.status_code == 200
 
 
 async def test_each_skill_is_an_agent_of_its_own_that_needs_no_metadata(broker, echo):
