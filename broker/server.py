@@ -304,8 +304,14 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     broker = await start_server(settings)
     if broker.tls is not None:
-        tls_files = [broker.tls, *([broker.http.tls] if broker.http and broker.http.tls else [])]
-        loop.add_signal_handler(signal.SIGHUP, lambda: [f.request_reload() for f in tls_files])
+        grpc_tls, http_tls = broker.tls, broker.http.tls if broker.http else None
+
+        def reload_tls() -> None:  # the gRPC port's and the HTTP listener's files alike
+            grpc_tls.request_reload()
+            if http_tls is not None:
+                http_tls.request_reload()
+
+        loop.add_signal_handler(signal.SIGHUP, reload_tls)
     print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)})", flush=True)
     await stop.wait()
     log.info("shutdown requested")
