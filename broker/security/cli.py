@@ -25,8 +25,11 @@ from ..storage.sqlite import tokens as store
 from .identity import Role, check_subject
 from .tokens import new_secret, touch_marker
 
-_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
+# The forms of every duration option of the command line (a2a_broker_client.cli._common.duration:
+# the client commands are another distribution; tests/unit/test_cli_durations.py keeps them alike).
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w"
 
 
 def add_tokens_command(sub: Any) -> None:
@@ -45,7 +48,12 @@ def add_tokens_command(sub: Any) -> None:
     c = tsub.add_parser("create", help="issue a token; its secret is printed once, and stored nowhere")
     c.add_argument("--agent", help="the subject: an agent id, or an id prefix ending in * (a fleet)")
     c.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
-    c.add_argument("--expires", help="lifetime, e.g. 3600, 90m, 12h, 30d, 2w (default: never)")
+    c.add_argument(
+        "--expires",
+        type=parse_duration,
+        metavar="DURATION",
+        help="lifetime: 3600, 90m, 12h, 30d, 2w (default: never)",
+    )
     c.add_argument("--note", default="", help="a free note (who it is for)")
     c.set_defaults(func=_create)
     lst = tsub.add_parser("list", help="list tokens (never their secrets)")
@@ -75,11 +83,16 @@ def open_db(path: str) -> sqlite3.Connection:
     return conn
 
 
-def parse_duration(text: str) -> int:
+def parse_duration(text: str) -> float:
+    """An argparse ``type``: a lifetime in seconds, above zero (a bad one: exit 2)."""
     m = _DURATION.match(text.strip().lower())
-    if not m or int(m.group(1)) <= 0:
-        raise SystemExit(f"a2a-broker tokens: --expires {text!r}: a positive number of s, m, h, d or w")
-    return int(m.group(1)) * _UNIT_S[m.group(2)]
+    if m is None:
+        why = "a duration cannot be negative" if text.strip().startswith("-") else "not a duration"
+        raise argparse.ArgumentTypeError(f"{why}: {text!r} ({DURATION_FORMS})")
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r} ({DURATION_FORMS})")
+    return seconds
 
 
 def _create(ns: argparse.Namespace) -> int:
@@ -91,7 +104,7 @@ def _create(ns: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"a2a-broker tokens create: --agent: {exc}") from None
     now = time.time_ns() // 1000
-    expires = now + parse_duration(ns.expires) * 1_000_000 if ns.expires else None
+    expires = now + int(ns.expires * 1_000_000) if ns.expires else None
     token_id, token, secret_hash = new_secret()
     rec = TokenRecord(token_id, secret_hash, subject, role.value, now, expires, None, ns.note)
     with closing(open_db(_db_path(ns))) as conn:

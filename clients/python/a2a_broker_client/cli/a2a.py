@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import uuid
 from typing import Any
 
@@ -21,16 +20,16 @@ import grpc
 
 from ..security import Security
 from ._common import (
-    ADDRESS_ENV,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_TASK_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
-    address_problem,
-    default_address,
+    connection,
     error,
     print_json,
+    resolve_address,
 )
 
 BINDINGS = ["GRPC", "JSONRPC", "HTTP+JSON"]
@@ -82,11 +81,12 @@ def _run(command: Any) -> Any:
             return EXIT_USAGE
         from a2a.client.errors import A2AClientError
 
-        if not hasattr(ns, "json"):
-            ns.json = False
-        address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
-        if not ns.agent_url and (problem := address_problem(address)):
-            error(f"--address: {problem}")
+        connection(ns)
+        if ns.agent_url:
+            address = ""
+        elif (found := resolve_address(ns)) is not None:
+            address = found
+        else:
             return EXIT_USAGE
         try:
             return int(asyncio.run(command(ns, address)) or EXIT_OK)
@@ -137,9 +137,7 @@ async def _client(ns: argparse.Namespace, address: str, streaming: bool = False)
 
 
 def _show_task(task: Any) -> None:
-    from a2a.types import a2a_pb2
-
-    print(f"{task.id}  {a2a_pb2.TaskState.Name(task.status.state).removeprefix('TASK_STATE_').lower()}")
+    print(f"{task.id}  {_state_name(task.status.state)}")
     if task.status.HasField("message"):
         for p in task.status.message.parts:
             if p.text:
@@ -163,8 +161,7 @@ def _print(ns: argparse.Namespace, event: Any) -> None:
     elif which == "message":
         print("\n".join(p.text for p in event.message.parts if p.text))
     elif which == "status_update":
-        state = a2a_pb2.TaskState.Name(event.status_update.status.state).removeprefix("TASK_STATE_").lower()
-        print(f"{event.status_update.task_id}  {state}")
+        print(f"{event.status_update.task_id}  {_state_name(event.status_update.status.state)}")
     elif which == "artifact_update":
         art = event.artifact_update.artifact
         for p in art.parts:
@@ -191,12 +188,43 @@ async def _send(ns: argparse.Namespace, address: str) -> int:
     req = a2a_pb2.SendMessageRequest(message=msg)
     req.configuration.return_immediately = ns.no_wait
     client = await _client(ns, address, streaming=ns.stream)
+    state = ""
     try:
         async for event in client.send_message(req):
             _print(ns, event)
+            state = _state_of(event) or state
     finally:
         await client.close()
+    if state in _FAILED:
+        error(f"the task ended {state}")
+        return EXIT_TASK_FAILED
     return EXIT_OK
+
+
+_FAILED = ("failed", "rejected", "canceled")
+
+
+def _state_of(event: Any) -> str:
+    """The task state an event reports (``failed``...), or "" when it reports none."""
+    from a2a.types import a2a_pb2
+
+    if isinstance(event, a2a_pb2.StreamResponse):
+        which = event.WhichOneof("payload")
+        if which == "task":
+            event = event.task
+        elif which == "status_update":
+            event = event.status_update
+        else:
+            return ""
+    if not isinstance(event, a2a_pb2.Task | a2a_pb2.TaskStatusUpdateEvent):
+        return ""
+    return _state_name(event.status.state)
+
+
+def _state_name(state: int) -> str:
+    from a2a.types import a2a_pb2
+
+    return a2a_pb2.TaskState.Name(state).removeprefix("TASK_STATE_").lower()
 
 
 async def _get(ns: argparse.Namespace, address: str) -> int:

@@ -7,7 +7,17 @@ from typing import Any
 
 from ..client import BrokerClient
 from ..models import Agent, AgentEvent, AgentStatus
-from ._common import fields_table, key_values, limited, positive_int, print_json, runner, table, when
+from ._common import (
+    duration,
+    fields_table,
+    key_values,
+    limited,
+    positive_int,
+    print_json,
+    runner,
+    table,
+    when,
+)
 
 STATUSES = [s.value for s in AgentStatus if s is not AgentStatus.UNSPECIFIED]
 
@@ -39,7 +49,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     w.add_argument("--capability", default="", help="only agents having this capability")
     w.add_argument("--snapshot", action="store_true", help="first print the current agents (as registered)")
     w.add_argument("--count", type=positive_int, default=None, help="exit after this many events")
-    w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    w.add_argument("--timeout", type=duration, default=None, metavar="DURATION", help="exit after this long")
     w.set_defaults(func=runner(_watch))
 
     r = s.add_parser("register", parents=[common], help="register (or update) an agent")

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..client import BrokerClient
 from ..models import Conversation, Message, MessageStatus, Target
 from ._common import (
     collect_pages,
+    duration,
     fields_table,
     jsonable,
     key_values,
     limited,
-    parse_age,
     parse_time,
     payload_text,
     payload_value,
+    positive_duration,
     positive_int,
     print_json,
     read_payload,
@@ -74,7 +75,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--status", choices=["dead-letter", "processed", "expired"], default="dead-letter", help="which ones"
     )
     pg.add_argument(
-        "--older-than", type=parse_age, metavar="AGE", help="created more than AGE ago (30s, 15m, 2h, 7d)"
+        "--older-than", type=duration, metavar="AGE", help="created more than AGE ago (90s, 15m, 2h, 7d)"
     )
     pg.set_defaults(func=runner(_purge))
 
@@ -115,7 +116,13 @@ def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, default=None, help="0-10, higher first (default 5)")
     p.add_argument("--correlation-id", default="")
     p.add_argument("--conversation-id", default="")
-    p.add_argument("--ttl", type=float, default=None, help="expire after this many seconds")
+    p.add_argument(
+        "--ttl",
+        type=positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="expire after this long (90s, 15m, 2h, 7d)",
+    )
     p.add_argument("--deliver-after", type=parse_time, default=None, help="not before this time (ISO 8601)")
     p.add_argument(
         "--max-attempts", type=int, default=None, help="deliveries before dead-lettering (default 5)"
@@ -141,9 +148,15 @@ def _add_subscribe(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("agent_id")
     p.add_argument("--count", type=positive_int, default=None, help="exit after this many messages")
-    p.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    p.add_argument("--timeout", type=duration, default=None, metavar="DURATION", help="exit after this long")
     p.add_argument("--max-in-flight", type=int, default=0, help="unacked messages outstanding (default 100)")
-    p.add_argument("--ack-deadline", type=float, default=None, help="seconds to ack each (default 30)")
+    p.add_argument(
+        "--ack-deadline",
+        type=positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="time to ack each (default 30s)",
+    )
     p.add_argument("--no-ack", action="store_true", help="print without acking (they will be redelivered)")
     p.set_defaults(func=runner(_subscribe))
 
@@ -355,7 +368,7 @@ def jsonable_text(x: Message) -> str:
 
 async def _purge(client: BrokerClient, ns: argparse.Namespace) -> int:
     status = {"dead-letter": MessageStatus.FAILED}.get(ns.status, ns.status)
-    before = datetime.now(UTC) - ns.older_than if ns.older_than is not None else None
+    before = datetime.now(UTC) - timedelta(seconds=ns.older_than) if ns.older_than is not None else None
     total = 0
     while True:  # 10,000 per call: call again while a call purges that many
         n = await client.purge(status, created_before=before)

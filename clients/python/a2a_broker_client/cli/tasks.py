@@ -20,11 +20,13 @@ from ..models import (
 )
 from ._common import (
     UsageError,
+    duration,
     fields_table,
     key_values,
     limited,
     parse_time,
     payload_text,
+    positive_duration,
     positive_int,
     print_json,
     read_payload,
@@ -67,7 +69,13 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--depends-on", action="append", default=[], metavar="TASK_ID[:soft|:optional]", help="repeatable"
     )
     sb.add_argument("--max-retries", type=int, default=None)
-    sb.add_argument("--lease-timeout", type=float, default=None, help="seconds (default 60)")
+    sb.add_argument(
+        "--lease-timeout",
+        type=positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="90s, 5m... (default 60s)",
+    )
     sb.add_argument("--session", default="")
     sb.add_argument("--tag", dest="tags", action="append", default=[], help="repeatable")
     sb.add_argument(
@@ -148,7 +156,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     w.add_argument("--snapshot", action="store_true", help="first print each task of the scope as it is now")
     w.add_argument("--count", type=positive_int, default=None, help="exit after this many events")
-    w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    w.add_argument("--timeout", type=duration, default=None, metavar="DURATION", help="exit after this long")
     w.set_defaults(func=runner(_watch))
 
 
