@@ -16,7 +16,7 @@ import sys
 import time
 from contextlib import closing
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from ..config import Settings
 from ..storage import sqlite_path
@@ -27,6 +27,8 @@ from .tokens import new_secret, touch_marker
 
 # The forms of every duration option of the command line (a2a_broker_client.cli._common.duration:
 # the client commands are another distribution; tests/unit/test_cli_durations.py keeps them alike).
+EXIT_USAGE = 2
+
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w"
@@ -55,6 +57,11 @@ def add_tokens_command(sub: Any) -> None:
         help="lifetime: 3600, 90m, 12h, 30d, 2w (default: never)",
     )
     c.add_argument("--note", default="", help="a free note (who it is for)")
+    c.add_argument(
+        "--create-db",
+        action="store_true",
+        help="make the database (and its folder) if there is none: the first token, before any broker ran",
+    )
     c.set_defaults(func=_create)
     lst = tsub.add_parser("list", help="list tokens (never their secrets)")
     lst.set_defaults(func=_list)
@@ -63,11 +70,23 @@ def add_tokens_command(sub: Any) -> None:
     r.set_defaults(func=_revoke)
 
 
-def _db_path(ns: argparse.Namespace) -> str:
-    url = ns.db or os.environ.get(Settings.env_name("db")) or Settings.model_fields["db"].default
+def _usage(message: str) -> NoReturn:
+    print(f"a2a-broker tokens: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def _db_path(ns: argparse.Namespace, create: bool = False) -> str:
+    """The SQLite file of --db (else the environment, else the default). A file that does not
+    exist is refused (a typo would otherwise make a new database) unless ``create``."""
+    given = ns.db or os.environ.get(Settings.env_name("db"))
+    url = given or Settings.model_fields["db"].default
     path = sqlite_path(url)
     if path is None or path == ":memory:":
-        raise SystemExit(f"a2a-broker tokens: --db must name a SQLite file (got {url!r})")
+        _usage(f"--db must name a SQLite file (got {url!r})")
+    if not create and not os.path.exists(path):
+        source = "--db" if ns.db else Settings.env_name("db") if given else "the default --db"
+        fix = "; `tokens create --create-db` makes a new one" if ns.tokens_command == "create" else ""
+        _usage(f"no database at {path} ({source}): check the path{fix}")
     return path
 
 
@@ -98,16 +117,16 @@ def parse_duration(text: str) -> float:
 def _create(ns: argparse.Namespace) -> int:
     role = Role(ns.role)
     if not ns.agent and role in (Role.AGENT, Role.ORCHESTRATOR):
-        raise SystemExit("a2a-broker tokens create: --agent is needed for the roles agent and orchestrator")
+        _usage("create: --agent is needed for the roles agent and orchestrator")
     try:
         subject = check_subject(ns.agent or role.value)
     except ValueError as exc:
-        raise SystemExit(f"a2a-broker tokens create: --agent: {exc}") from None
+        _usage(f"create: --agent: {exc}")
     now = time.time_ns() // 1000
     expires = now + int(ns.expires * 1_000_000) if ns.expires else None
     token_id, token, secret_hash = new_secret()
     rec = TokenRecord(token_id, secret_hash, subject, role.value, now, expires, None, ns.note)
-    with closing(open_db(_db_path(ns))) as conn:
+    with closing(open_db(_db_path(ns, create=ns.create_db))) as conn:
         store.insert_token(conn, rec)
     if ns.json:
         print(json.dumps({**_row(rec), "token": token}))

@@ -324,7 +324,8 @@ def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:
 
     Without ``--content-type``, text that parses as JSON is sent as
     ``application/json``, other text as ``text/plain``, file bytes that are not
-    UTF-8 as ``application/octet-stream``.
+    UTF-8 as ``application/octet-stream``; text starting with ``{`` or ``[`` that
+    does not parse is refused (a UsageError), since it was meant as JSON.
     """
     if text is None:
         return b"", content_type
@@ -346,7 +347,12 @@ def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:
         return data, "application/octet-stream"
     try:
         json.loads(decoded)
-    except ValueError:
+    except ValueError as exc:
+        if decoded.lstrip().startswith(("{", "[")):  # meant as JSON: sending it as text would hide the slip
+            raise UsageError(
+                f"the payload looks like JSON but is not ({exc}): fix it, or give --content-type text/plain"
+                " to send it as text"
+            ) from None
         return data, "text/plain; charset=utf-8"
     return data, "application/json"
 
@@ -373,14 +379,35 @@ async def limited(stream: Any, count: int | None, timeout: float | None) -> Any:
         await stream.aclose()
 
 
-async def collect_pages(fetch: Callable[[str], Awaitable[Any]], limit: int) -> list[Any]:
-    """Up to ``limit`` items of a paged list: ``fetch(page_token)`` returns a Page."""
+PAGE_MAX = 1000  # the broker's largest page (page_size of every List call)
+
+
+def paging_options(p: argparse.ArgumentParser, default: int) -> None:
+    """``--limit`` and ``--page-token`` of a listing (read by ``take``)."""
+    p.add_argument(
+        "--limit", type=positive_int, default=default, help=f"show at most this many (default {default})"
+    )
+    p.add_argument(
+        "--page-token",
+        default="",
+        metavar="TOKEN",
+        help="go on where a listing cut short by --limit stopped (it prints the token)",
+    )
+
+
+async def take(fetch: Callable[..., Awaitable[Any]], ns: argparse.Namespace) -> list[Any]:
+    """Up to ``ns.limit`` items of a paged list from ``ns.page_token`` on; ``fetch(page_size=,
+    page_token=)`` returns a Page. When more match, says so on stderr with the token of the next
+    ones (stdout keeps only the list, so ``--json`` stays one document)."""
     found: list[Any] = []
-    token = ""
-    while len(found) < limit:
-        page = await fetch(token)
+    token = ns.page_token
+    while True:
+        page = await fetch(page_size=min(ns.limit - len(found), PAGE_MAX), page_token=token)
         found += page.items
         token = page.next_page_token
-        if not token:
+        if not token or len(found) >= ns.limit:
             break
-    return found[:limit]
+    if token:
+        sys.stdout.flush()
+        error(f"the first {len(found)} shown; more match: --page-token {token} shows the next ones")
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
@@ -12,10 +13,12 @@ from ._common import (
     fields_table,
     key_values,
     limited,
+    paging_options,
     positive_int,
     print_json,
     runner,
     table,
+    take,
     when,
 )
 
@@ -30,7 +33,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--status", choices=STATUSES, help="only agents in this status")
     ls.add_argument("--type", dest="agent_type", default="", help="only agents of this type")
     ls.add_argument("--capability", default="", help="only agents having this capability")
-    ls.add_argument("--limit", type=positive_int, default=1000, help="show at most this many (default 1000)")
+    paging_options(ls, 1000)
     ls.set_defaults(func=runner(_list))
 
     get = s.add_parser("get", parents=[common], help="show one agent")
@@ -93,11 +96,9 @@ HEADERS = ["AGENT", "TYPE", "STATUS", "TASKS", "CAPABILITIES", "LAST HEARTBEAT (
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
-    agents: list[Agent] = []
-    async for a in client.iter_agents(status=ns.status, agent_type=ns.agent_type, capability=ns.capability):
-        agents.append(a)
-        if len(agents) >= ns.limit:
-            break
+    agents: list[Agent] = await take(
+        partial(client.list_agents, status=ns.status, agent_type=ns.agent_type, capability=ns.capability), ns
+    )
     if ns.json:
         print_json(agents)
     else:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
 from ..models import Conversation, Message, MessageStatus, Target
 from ._common import (
-    collect_pages,
     duration,
     fields_table,
     jsonable,
     key_values,
     limited,
+    paging_options,
     parse_time,
     payload_text,
     payload_value,
@@ -25,6 +26,7 @@ from ._common import (
     runner,
     short,
     table,
+    take,
     when,
 )
 
@@ -55,7 +57,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
     cv = s.add_parser("conversations", parents=[common], help="list conversations (id order)")
     cv.add_argument("--participant", default="", help="only those this agent took part in")
-    cv.add_argument("--limit", type=positive_int, default=100)
+    paging_options(cv, 100)
     cv.set_defaults(func=runner(_conversations))
 
     dl = s.add_parser("dead-letters", parents=[common], help="list dead letters (status failed)")
@@ -88,7 +90,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type", dest="message_type", default="", help="of this message_type")
     p.add_argument("--since", type=parse_time, help="created at or after (ISO 8601, UTC by default)")
     p.add_argument("--until", type=parse_time, help="created before (ISO 8601)")
-    p.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
+    paging_options(p, 100)
 
 
 def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -228,21 +230,20 @@ async def _subscribe(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _collect(client: BrokerClient, ns: argparse.Namespace, status: str | None) -> list[Message]:
-    out: list[Message] = []
-    async for x in client.iter_messages(
-        status=status,
-        sender_id=ns.sender,
-        recipient_id=ns.recipient,
-        conversation_id=ns.conversation,
-        correlation_id=ns.correlation,
-        created_after=ns.since,
-        created_before=ns.until,
-        message_type=ns.message_type,
-    ):
-        out.append(x)
-        if len(out) >= ns.limit:
-            break
-    return out
+    return await take(
+        partial(
+            client.list_messages,
+            status=status,
+            sender_id=ns.sender,
+            recipient_id=ns.recipient,
+            conversation_id=ns.conversation,
+            correlation_id=ns.correlation,
+            created_after=ns.since,
+            created_before=ns.until,
+            message_type=ns.message_type,
+        ),
+        ns,
+    )
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
@@ -311,9 +312,7 @@ async def _thread(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _conversations(client: BrokerClient, ns: argparse.Namespace) -> int:
-    found: list[Conversation] = await collect_pages(
-        lambda token: client.list_conversations(participant=ns.participant, page_token=token), ns.limit
-    )
+    found: list[Conversation] = await take(partial(client.list_conversations, participant=ns.participant), ns)
     if ns.json:
         print_json(found)
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
@@ -24,6 +25,7 @@ from ._common import (
     fields_table,
     key_values,
     limited,
+    paging_options,
     parse_time,
     payload_text,
     positive_duration,
@@ -33,6 +35,7 @@ from ._common import (
     runner,
     short,
     table,
+    take,
     when,
 )
 
@@ -102,7 +105,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--level", type=int, default=None, help="at this depth (0: roots)")
     ls.add_argument("--since", type=parse_time, help="submitted at or after (ISO 8601)")
     ls.add_argument("--until", type=parse_time, help="submitted before (ISO 8601)")
-    ls.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
+    paging_options(ls, 100)
     ls.set_defaults(func=runner(_list))
 
     tr = s.add_parser("tree", parents=[common], help="show a task and its descendants")
@@ -327,24 +330,24 @@ async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
-    tasks: list[Task] = []
-    async for t in client.iter_tasks(
-        status=ns.status,
-        session_id=ns.session,
-        capability=ns.capability,
-        agent_id=ns.agent,
-        tag=ns.tag,
-        label=ns.label,
-        parent_id=ns.parent,
-        task_type=ns.task_type,
-        root_id=ns.root,
-        level=ns.level,
-        created_after=ns.since,
-        created_before=ns.until,
-    ):
-        tasks.append(t)
-        if len(tasks) >= ns.limit:
-            break
+    tasks: list[Task] = await take(
+        partial(
+            client.list_tasks,
+            status=ns.status,
+            session_id=ns.session,
+            capability=ns.capability,
+            agent_id=ns.agent,
+            tag=ns.tag,
+            label=ns.label,
+            parent_id=ns.parent,
+            task_type=ns.task_type,
+            root_id=ns.root,
+            level=ns.level,
+            created_after=ns.since,
+            created_before=ns.until,
+        ),
+        ns,
+    )
     if ns.json:
         print_json(tasks)
     else:
