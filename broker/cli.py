@@ -18,6 +18,10 @@ from . import __version__
 from .config import Settings
 from .errors import BrokerError
 
+DESCRIPTION = (
+    "a2a-broker serve runs the broker; tokens manages its access tokens; the other commands talk to a"
+    " running broker (agents, send, subscribe, messages, tasks, sessions, stats, a2a)."
+)
 EXIT_OK = 0
 EXIT_START_FAILED = 1  # serve: the broker could not start (port in use, storage unusable)
 EXIT_USAGE = 2  # a bad flag, argument or setting
@@ -142,7 +146,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     # Subcommand parsers are made by the same class (argparse's default parser_class).
-    parser = Parser(prog="a2a-broker", description=__doc__)
+    parser = Parser(prog="a2a-broker", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--json",

@@ -38,7 +38,9 @@ def add_tokens_command(sub: Any) -> None:
     p = sub.add_parser(
         "tokens",
         help="manage access tokens (--auth token) on the database file",
-        description=__doc__,
+        description="Manage the access tokens of --auth token, on the broker's database file. It needs no"
+        " running broker (so the first admin token can be made before one runs); a running broker refuses"
+        " a revoked token at once.",
     )
     p.add_argument(
         "--db",
@@ -68,6 +70,7 @@ def add_tokens_command(sub: Any) -> None:
     r = tsub.add_parser("revoke", help="revoke a token by id (refused at once by a running broker)")
     r.add_argument("token_id")
     r.set_defaults(func=_revoke)
+    tsub.metavar = "{" + ",".join(tsub.choices) + "}"  # in the usage line and the "required" error
 
 
 def _usage(message: str) -> NoReturn:

@@ -82,7 +82,9 @@ async def test_a2a_send_of_a_task_that_failed_exits_4(broker):
 
 
 async def test_tokens_expires_in_an_unknown_unit_is_a_usage_error(tmp_path):
-    r = await cli(None, "tokens", "--db", str(tmp_path / "b.db"), "create", "--role", "admin", "--expires", "1y")
+    r = await cli(
+        None, "tokens", "--db", str(tmp_path / "b.db"), "create", "--role", "admin", "--expires", "1y"
+    )
     assert r.rc == EXIT_USAGE, r
     assert_one_line(r.err, "--expires", "'1y'", "7d")
     assert not (tmp_path / "b.db").exists()  # refused before anything was made
@@ -113,7 +115,9 @@ async def test_connection_options_are_accepted_before_the_subcommand(broker):
     assert before.rc == 0, before.err
     assert [a["agent_id"] for a in json.loads(before.out)] == ["alice"]
     # After the subcommand as before; and the one after the subcommand wins.
-    after = await cli(None, "--address", "127.0.0.1:1", "agents", "list", "--json", "--address", broker.address)
+    after = await cli(
+        None, "--address", "127.0.0.1:1", "agents", "list", "--json", "--address", broker.address
+    )
     assert after.rc == 0, after.err
     assert json.loads(after.out) == json.loads(before.out)
     # A token before the subcommand is sent (this broker has no auth: it is ignored, not refused).

@@ -72,7 +72,7 @@ def test_the_tokens_command_takes_the_same_durations_as_the_client_commands():
     "args",
     [
         ("send", "--from", "alice", "--to", "bob", "{bad json"),
-        ("tasks", "submit", "t", "--payload", '[1, 2'),
+        ("tasks", "submit", "t", "--payload", "[1, 2"),
     ],
     ids=["send", "tasks-submit"],
 )

@@ -13,8 +13,10 @@ from tests.e2e.test_console_browser import (  # noqa: F401  (fixtures)
     console,
     dead_letter,
     page,
+    token_console,
     url,
 )
+from tests.integration.security_support import issue
 
 
 async def test_the_purge_box_takes_durations_as_the_command_line_does(console, page):  # noqa: F811
@@ -36,3 +38,13 @@ async def test_the_purge_box_takes_durations_as_the_command_line_does(console, p
                 await page.locator('[data-action="purge"]').click()
             assert (await (await response.value).json())["purged"] == purged, text
         assert (await client.list_messages(status="failed")).items == []
+
+
+async def test_the_sign_in_box_shows_the_form_of_a_token(token_console, page):  # noqa: F811
+    token = issue(token_console.settings.db, "ops", "admin")  # a2a.<id>.<secret>
+    await page.goto(url(token_console))
+    box = page.locator('form.login input[name="token"]')
+    await expect(box).to_be_visible(timeout=WAIT_MS)
+    placeholder = await box.get_attribute("placeholder") or ""
+    prefix = token.split(".")[0] + "."
+    assert placeholder.startswith(prefix), (placeholder, token[:8])

@@ -99,7 +99,7 @@ function showLogin(reason) {
   state.refresh = null;
   document.getElementById("who").textContent = "";
   const err = h("div");
-  const token = h("input", { type: "password", name: "token", placeholder: "a2a_… token", autocomplete: "off" });
+  const token = h("input", { type: "password", name: "token", placeholder: "a2a.… token", autocomplete: "off" });
   const form = h("form", { class: "panel login" },
     h("h1", {}, "Sign in"),
     h("p", { class: "muted" }, "The broker requires authentication. Paste an admin token, or a viewer token to look without changing anything."),

@@ -23,6 +23,7 @@ from ._common import (
     EXIT_USAGE,
     add_top_options,
     common_options,
+    name_subcommands,
 )
 
 __all__ = [
@@ -51,3 +52,5 @@ def add_client_commands(subparsers: Any) -> None:
     sessions.add(subparsers, common)
     stats.add(subparsers, common)
     a2a.add(subparsers, common)
+    for parser in subparsers.choices.values():
+        name_subcommands(parser)

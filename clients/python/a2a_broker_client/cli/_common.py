@@ -76,6 +76,14 @@ def common_options() -> argparse.ArgumentParser:
     return p
 
 
+def name_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Show a command's subcommands as ``{a,b,c}`` in its usage line and in the "required" error
+    (argparse would name the ``dest`` there), each of them, as they were added."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.metavar = "{" + ",".join(action.choices) + "}"
+
+
 def add_top_options(parser: argparse.ArgumentParser) -> None:
     """The connection options on the top parser too: ``a2a-broker --address H:P agents list``."""
     g = parser.add_argument_group("client commands (also accepted after the subcommand)")

@@ -42,7 +42,7 @@ def add(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Speak the Agent2Agent protocol: to the broker's gateway (--address), or to any"
         " A2A agent whose card is at --agent-url.",
     )
-    s = p.add_subparsers(dest="a2a_command", required=True, metavar="{send,get,cancel,card}")
+    s = p.add_subparsers(dest="a2a_command", required=True)
     agent = argparse.ArgumentParser(add_help=False)
     agent.add_argument(
         "--agent-url", default="", help="base URL of an A2A agent's card (default: the broker)"

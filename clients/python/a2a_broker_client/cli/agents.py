@@ -27,7 +27,7 @@ STATUSES = [s.value for s in AgentStatus if s is not AgentStatus.UNSPECIFIED]
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("agents", help="inspect registered agents", description="Inspect registered agents.")
-    s = p.add_subparsers(dest="agents_command", required=True, metavar="{list,get,watch,register,deregister}")
+    s = p.add_subparsers(dest="agents_command", required=True)
 
     ls = s.add_parser("list", parents=[common], help="list agents")
     ls.add_argument("--status", choices=STATUSES, help="only agents in this status")

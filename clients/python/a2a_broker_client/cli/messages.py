@@ -42,7 +42,6 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     s = p.add_subparsers(
         dest="messages_command",
         required=True,
-        metavar="{list,get,thread,conversations,dead-letters,requeue,purge}",
     )
 
     ls = s.add_parser("list", parents=[common], help="list message copies (oldest first)")

@@ -32,7 +32,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="create, inspect, close and cancel orchestration sessions",
         description="Orchestration sessions: groups of tasks with a lifecycle.",
     )
-    s = p.add_subparsers(dest="sessions_command", required=True, metavar="{create,list,show,close,cancel}")
+    s = p.add_subparsers(dest="sessions_command", required=True)
 
     cr = s.add_parser("create", parents=[common], help="open a session (prints its id)")
     cr.add_argument("name", nargs="?", default="")

@@ -46,9 +46,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "tasks", help="submit, inspect and cancel tasks", description="Submit, inspect and cancel tasks."
     )
-    s = p.add_subparsers(
-        dest="tasks_command", required=True, metavar="{submit,get,list,tree,deps,history,cancel,watch}"
-    )
+    s = p.add_subparsers(dest="tasks_command", required=True)
 
     sb = s.add_parser(
         "submit",
@@ -420,7 +418,7 @@ async def _history(client: BrokerClient, ns: argparse.Namespace) -> int:
         [
             [
                 when(h.time),
-                h.from_status.value if h.from_status != TaskStatus.UNSPECIFIED else "-",
+                h.from_status.value if h.from_status is not None else "-",
                 h.to_status.value,
                 h.attempt,
                 h.actor,
@@ -493,7 +491,7 @@ def _print_event(ns: argparse.Namespace, ev: TaskEvent) -> None:
     if ns.json:
         print_json(ev, line=True)
         return
-    frm = tr.from_status.value if tr.from_status != TaskStatus.UNSPECIFIED else "-"
+    frm = tr.from_status.value if tr.from_status is not None else "-"
     title = f"  {short(ev.task.title, 30)}" if ev.task else ""
     print(
         f"{when(tr.time)}  {tr.task_id}  {frm} -> {tr.to_status.value}  attempt={tr.attempt}"
