@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "serve" not in (sys.argv[1:] if argv is None else argv):
+        # A client command says what went wrong in one line: no gRPC core log lines around it (a
+        # failed TLS handshake logs several). Set before grpc is imported, which reads it once.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     ns = build_parser().parse_args(argv)
     try:
         code = int(ns.func(ns) or 0)

@@ -18,7 +18,8 @@ from typing import Any
 from ..client import ADDRESS_ENV, BrokerClient, default_address
 from ..errors import BrokerRpcError, DeadlineExceededError, UnavailableError
 from ..retry import RetryConfig
-from ..security import CA_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV
+from ..security import CA_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV, Security
+from ._tls import tls_problem
 
 # Exit codes scripts can rely on (documented in clients/python/README.md).
 EXIT_OK = 0
@@ -172,10 +173,7 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
         try:
             return int(asyncio.run(main()) or EXIT_OK)
         except (UnavailableError, DeadlineExceededError) as exc:
-            error(
-                f"cannot reach the broker at {address} ({exc.code_name}: {exc.details}). "
-                f"Is it running? Set --address or {ADDRESS_ENV}."
-            )
+            error(unreachable(address, exc.code_name, exc.details, ns))
             return EXIT_UNREACHABLE
         except BrokerRpcError as exc:
             error(f"the broker refused: {exc.code_name}: {exc.details}")
@@ -187,6 +185,19 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
             return EXIT_INTERRUPTED
 
     return run
+
+
+def unreachable(address: str, code: str, details: str, ns: argparse.Namespace) -> str:
+    """What to say when the broker at ``address`` did not answer: the TLS problem and its fix when
+    TLS is the reason, else that it may not be running."""
+    sec = Security.resolve(token=ns.token, ca=ns.ca, client_cert=ns.client_cert, client_key=ns.client_key)
+    problem = tls_problem(details, address, sec) if code == "UNAVAILABLE" else None
+    if problem:
+        return f"cannot connect to the broker at {address}: {problem}"
+    return (
+        f"cannot reach the broker at {address} ({code}: {details}). Is it running?"
+        f" Set --address or {ADDRESS_ENV}."
+    )
 
 
 def error(text: str) -> None:

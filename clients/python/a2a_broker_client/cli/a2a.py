@@ -30,6 +30,7 @@ from ._common import (
     error,
     print_json,
     resolve_address,
+    unreachable,
 )
 
 BINDINGS = ["GRPC", "JSONRPC", "HTTP+JSON"]
@@ -92,9 +93,12 @@ def _run(command: Any) -> Any:
             return int(asyncio.run(command(ns, address)) or EXIT_OK)
         except A2AClientError as exc:
             text = str(exc)
-            unreachable = "UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text or "connect" in text.lower()
-            error(f"the agent refused: {text}" if not unreachable else f"cannot reach the agent: {text}")
-            return EXIT_UNREACHABLE if unreachable else EXIT_REFUSED
+            if not ("UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text or "connect" in text.lower()):
+                error(f"the agent refused: {text}")
+                return EXIT_REFUSED
+            code = "DEADLINE_EXCEEDED" if "DEADLINE_EXCEEDED" in text else "UNAVAILABLE"
+            error(unreachable(address, code, text, ns) if address else f"cannot reach the agent: {text}")
+            return EXIT_UNREACHABLE
         except ValueError as exc:  # e.g. a client certificate without its key
             error(str(exc))
             return EXIT_USAGE
