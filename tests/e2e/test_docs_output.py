@@ -1,14 +1,19 @@
-"""What a README snippet prints is what its comment says, even with other agents at work (issue
-22.7): the snippets are run as tests/e2e/test_docs.py runs them."""
+"""README snippets as a reader uses them, run as tests/e2e/test_docs.py runs them: what one prints
+is what its comment says, even with other agents at work (issue 22.7), and the snippets work with
+each other (issue 22.6)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import signal
 
-from a2a_broker_client import BrokerClient
+from a2a_broker_client import BrokerClient, TaskStatus
 
+from tests.conftest import eventually
+from tests.e2e.test_cli_agents import cli
 from tests.e2e.test_docs import RUN_TIMEOUT, _command, _run, extract
 
 
@@ -29,3 +34,41 @@ async def test_the_session_snippet_prints_the_counts_its_comment_gives_while_an_
         waiting.cancel()
     assert proc.returncode == 0, out.decode()
     assert out.decode().strip() == promised, (out.decode(), promised)
+
+
+async def test_the_readme_worker_summarizes_what_the_readme_sends_and_leaves_hello_alone(broker):
+    """Issue 22.6: the quick start's `summarize` Worker, left running, with the README's own
+    commands: the shell's summarize task and the A2A send complete; `tasks submit hello` (a task
+    naming no capability) is not its to take."""
+    block = block_with("README.md", 'Worker("summarizer-1"')
+    argv, cwd = _command(block, broker.address)
+    env = {**os.environ, "A2A_BROKER_ADDRESS": broker.address}
+    worker = await _run(argv, cwd, env)
+    try:
+        async with BrokerClient(broker.address, timeout=RUN_TIMEOUT) as c:
+
+            async def registered() -> bool:
+                assert worker.returncode is None, (await worker.stdout.read()).decode()  # type: ignore[union-attr]
+                return "summarizer-1" in {a.agent_id async for a in c.iter_agents()}
+
+            await eventually(registered, timeout=30, what="the README's worker to register")
+            hello = await cli(broker.address, "tasks", "submit", "hello")
+            assert hello.rc == 0, hello.err
+            shell = await cli(
+                broker.address, "--json", "tasks", "submit", "summarize", "--capability", "summarize",
+                "--payload", '{"doc": "a long document"}',
+            )  # fmt: skip
+            done = await c.wait_for_task(json.loads(shell.out)["task"]["task_id"], timeout=30)
+            assert done.status == TaskStatus.COMPLETED, done.last_error
+            assert json.loads(done.result) == {"summary": "a long document"}
+
+            a2a = await cli(broker.address, "a2a", "send", "a long text", "--skill", "summarize")
+            assert a2a.rc == 0, (a2a.out, a2a.err)
+            assert a2a.out.split()[1] == "completed" and '"summary":"a long text"' in a2a.out, a2a.out
+
+            left = await c.get_task(hello.out.split()[0])
+            assert (left.status, left.attempt) == (TaskStatus.READY, 0)
+    finally:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGINT)
+            await asyncio.wait_for(worker.wait(), 30)
