@@ -71,6 +71,11 @@ class Broker:
         return f"{host}:{self.http.port}"
 
     @property
+    def console_url(self) -> str | None:
+        """Where the web console is (the HTTP listener's root), or None without the listener."""
+        return f"http://{self.http_address}/" if self.http_address is not None else None
+
+    @property
     def address(self) -> str:
         host = self.settings.address.rsplit(":", 1)[0]
         return f"{host}:{self.port}"
@@ -248,7 +253,10 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         http,
         federation,
     )
-    log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
+    log.info(
+        "broker serving",
+        extra={"address": broker.address, "db": redact(settings.db), "console": broker.console_url or "off"},
+    )
     return broker
 
 
@@ -263,7 +271,8 @@ async def serve(settings: Settings) -> None:
     broker = await start_server(settings)
     if broker.tls is not None:
         loop.add_signal_handler(signal.SIGHUP, broker.tls.request_reload)
-    print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)})", flush=True)
+    console = f"; console at {broker.console_url}" if broker.console_url else ""
+    print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)}){console}", flush=True)
     await stop.wait()
     log.info("shutdown requested")
     await broker.stop()
