@@ -12,7 +12,7 @@ import signal
 
 from a2a_broker_client import BrokerClient, TaskStatus
 
-from tests.conftest import eventually
+from tests.conftest import ROOT, eventually
 from tests.e2e.test_cli_agents import cli
 from tests.e2e.test_docs import RUN_TIMEOUT, _command, _run, extract
 
@@ -72,3 +72,36 @@ async def test_the_readme_worker_summarizes_what_the_readme_sends_and_leaves_hel
         if worker.returncode is None:
             worker.send_signal(signal.SIGINT)
             await asyncio.wait_for(worker.wait(), 30)
+
+
+async def test_the_readme_first_screen_takes_a_newcomer_to_a_delivered_message(broker):
+    """Issue 22.8: the first block of README.md that runs (within its first screen) ends with a
+    message delivered: the subscriber prints it."""
+    block = next(b for b in extract("README.md") if b.lang in ("sh", "python") and not b.marker)
+    assert block.line <= 40, f"the first runnable block is at line {block.line}"
+    argv, cwd = _command(block, broker.address)
+    proc = await _run(argv, cwd, {**os.environ, "A2A_BROKER_ADDRESS": broker.address})
+    out, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT)
+    assert proc.returncode == 0, out.decode()
+    delivered = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    assert [(m["sender_id"], m["recipient_id"]) for m in delivered] == [("alice", "bob")], out.decode()
+    async with BrokerClient(broker.address) as c:
+        (m,) = (await c.list_messages()).items
+    assert m.status.value == "processed"  # received and acknowledged
+
+
+def test_the_readme_leaves_the_internals_to_docs():
+    """Issue 22.8: the README is the user's guide; the dispatch formula, the storage internals and
+    the performance analysis are in docs/, linked from it."""
+    readme = (ROOT / "README.md").read_text()
+    internals = (ROOT / "docs" / "internals.md").read_text()
+    performance = (ROOT / "docs" / "performance.md").read_text()
+    for text in (
+        "urgency(t)    = W * floor",
+        "All writes go through one writer connection",
+        "## How the code is organised",
+    ):
+        assert text not in readme and text in internals, text
+    for text in ("**Why the targets are missed.**", "| figure | measured (median of 3) |"):
+        assert text not in readme and text in performance, text
+    assert "(docs/internals.md" in readme and "(docs/performance.md)" in readme
