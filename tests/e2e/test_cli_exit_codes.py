@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from typing import Any
 
 import pytest
 from a2a_broker_client import BrokerClient
 
-from tests.conftest import ROOT
-from tests.e2e.test_cli_agents import Run, cli, cli_env
+from tests.e2e.test_cli_agents import Run, cli
 from tests.e2e.test_cli_errors import assert_one_line
 from tests.integration.security_support import issue
 
@@ -32,22 +30,9 @@ async def cli_into_closed_pipe(address: str, *args: str) -> Run:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "broker",
-            *args,
-            env=cli_env(address),
-            cwd=ROOT,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=write_end,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        return await cli(address, *args, stdout=write_end)
     finally:
         os.close(write_end)
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return Run(proc.returncode, "", err.decode())
 
 
 async def test_stats_into_a_closed_pipe_ends_quietly(broker):
