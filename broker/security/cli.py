@@ -25,10 +25,10 @@ from ..storage.sqlite import tokens as store
 from .identity import Role, check_subject
 from .tokens import new_secret, touch_marker
 
-# The forms of every duration option of the command line (a2a_broker_client.cli._common.duration:
-# the client commands are another distribution; tests/unit/test_cli_durations.py keeps them alike).
 EXIT_USAGE = 2
 
+# The forms of every duration option of the command line (a2a_broker_client.cli._common.duration; the
+# client commands are another distribution, and tests/e2e/test_cli_input.py keeps the two alike).
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w"
