@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
+import re
 import socket
 import sys
 from typing import Any, NoReturn, get_args
@@ -16,6 +18,10 @@ from . import __version__
 from .config import Settings
 from .errors import BrokerError
 
+DESCRIPTION = (
+    "a2a-broker serve runs the broker; tokens manages its access tokens; the other commands talk to a"
+    " running broker (agents, send, subscribe, messages, tasks, sessions, stats, a2a)."
+)
 EXIT_OK = 0
 EXIT_START_FAILED = 1  # serve: the broker could not start (port in use, storage unusable)
 EXIT_USAGE = 2  # a bad flag, argument or setting
@@ -128,13 +134,19 @@ def _cannot_start(message: str) -> int:
 class Parser(argparse.ArgumentParser):
     """Usage errors in one line (the problem, and where to look), exit code 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A value starting with "-" and a digit (`--older-than -3d`) is a value, not an unknown
+        # option, so that its own check says what is wrong with it (Python 3.13's rule).
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     # Subcommand parsers are made by the same class (argparse's default parser_class).
-    parser = Parser(prog="a2a-broker", description=__doc__)
+    parser = Parser(prog="a2a-broker", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--json",
@@ -148,17 +160,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tokens_command(sub)
     try:
-        from a2a_broker_client.cli import add_client_commands
+        from a2a_broker_client.cli import add_client_commands, add_top_options
     except ImportError:
         pass
     else:
+        add_top_options(parser)
         add_client_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "serve" not in (sys.argv[1:] if argv is None else argv):
+        # A client command says what went wrong in one line: no gRPC core log lines around it (a
+        # failed TLS handshake logs several). Set before grpc is imported, which reads it once.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     ns = build_parser().parse_args(argv)
-    return int(ns.func(ns) or 0)
+    try:
+        code = int(ns.func(ns) or 0)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and let nothing flush into the pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    return code
 
 
 if __name__ == "__main__":

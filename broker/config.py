@@ -127,8 +127,10 @@ class Settings(BaseModel):
         100_000, ge=0, description="pending messages held for one agent before Sends to it are refused"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
-    log_format: Literal["json", "text"] = Field(
-        "json", description="structured JSON lines, or text lines (key=value for the same fields)"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: structured JSON lines; text: text lines (key=value for the same fields);"
+        " auto: text when stderr is a terminal, JSON otherwise",
     )
     log_level_libs: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "WARNING", description="log level of the libraries (grpc, aiosqlite, psycopg, aiohttp, asyncio)"

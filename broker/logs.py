@@ -48,9 +48,16 @@ class TextFormatter(logging.Formatter):
 LIBRARIES = ("aiosqlite", "grpc", "asyncio", "aiohttp", "psycopg", "prometheus_client")
 
 
+def resolve_format(fmt: str) -> str:
+    """``auto``: text for a person at a terminal, JSON for a log collector (stderr not a terminal)."""
+    if fmt != "auto":
+        return fmt
+    return "text" if sys.stderr.isatty() else "json"
+
+
 def setup_logging(level: str, fmt: str, libs_level: str = "WARNING") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if resolve_format(fmt) == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

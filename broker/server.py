@@ -82,6 +82,11 @@ class Broker:
         return f"{self.http.scheme}://{self.http_address}"
 
     @property
+    def console_url(self) -> str | None:
+        """Where the web console is (the HTTP listener's root), or None without the listener."""
+        return f"{self.http_url}/" if self.http_url is not None else None
+
+    @property
     def address(self) -> str:
         host = self.settings.address.rsplit(":", 1)[0]
         return f"{host}:{self.port}"
@@ -290,7 +295,10 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         operator,
         a2a,
     )
-    log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
+    log.info(
+        "broker serving",
+        extra={"address": broker.address, "db": redact(settings.db), "console": broker.console_url or "off"},
+    )
     return broker
 
 
@@ -312,7 +320,8 @@ async def serve(settings: Settings) -> None:
                 http_tls.request_reload()
 
         loop.add_signal_handler(signal.SIGHUP, reload_tls)
-    print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)})", flush=True)
+    console = f"; console at {broker.console_url}" if broker.console_url else ""
+    print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)}){console}", flush=True)
     await stop.wait()
     log.info("shutdown requested")
     await broker.stop()

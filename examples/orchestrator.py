@@ -109,7 +109,7 @@ async def run(args: argparse.Namespace) -> int:
                             who = f" ({tr.actor})" if tr.actor and tr.actor != me else ""
                             print(
                                 f"  {names.get(tr.task_id, tr.task_id):<20} "
-                                f"{tr.from_status.value} -> {tr.to_status.value}{who}",
+                                f"{tr.from_status or '-'} -> {tr.to_status}{who}",
                                 flush=True,
                             )
                         if tr.task_id == publish_id and tr.to_status.finished:

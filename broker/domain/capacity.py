@@ -1,6 +1,11 @@
 """What an agent may lease now: how many tasks (its free capacity), and which (those whose
 required capabilities it has, every one of them).
 
+A task that requires no capability requires ``ANY`` ("*"): it goes to an agent that says it takes
+such tasks, not to whichever agent asks first (a specialist with capabilities of its own would
+take work it cannot do). An agent lists "*" beside its capabilities to take them too; an agent with
+no capability of its own holds it without saying (``marks.lease_capabilities``).
+
 An agent holds at most ``max_concurrent_tasks`` running tasks. It may report
 less room in its heartbeats (``reported_free_capacity``, lowered by each lease
 and raised by each release until the next report), and the smaller of the two
@@ -14,6 +19,7 @@ from __future__ import annotations
 from ..models.agents import AgentStatus
 
 LEASING_STATUSES = frozenset({AgentStatus.AVAILABLE.value, AgentStatus.BUSY.value})
+ANY = "*"  # the capability of the tasks that require none
 
 
 def free_capacity(status: str, max_concurrent: int, running: int, reported_free: int | None) -> int:
@@ -28,8 +34,8 @@ def free_capacity(status: str, max_concurrent: int, running: int, reported_free:
 
 def covers(agent_caps: set[str] | frozenset[str], required: tuple[str, ...]) -> bool:
     """Whether an agent with ``agent_caps`` may run a task requiring ``required`` (all of them;
-    a task requiring nothing runs anywhere)."""
-    return agent_caps.issuperset(required)
+    a task requiring nothing requires ``ANY``)."""
+    return agent_caps.issuperset(required or (ANY,))
 
 
 def lease_count(wanted: int, free: int) -> int:

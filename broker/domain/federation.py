@@ -44,14 +44,15 @@ def is_link(agent: Agent) -> bool:
 
 
 def offer(agents: Iterable[Agent]) -> tuple[list[str], int, int]:
-    """What a broker offers a peer: the capabilities of its own agents that may take such work,
-    their total capacity and their free capacity now."""
+    """What a broker offers a peer: the capabilities of its own agents that may take such work
+    (``capacity.ANY`` when one of them takes tasks requiring none), their total capacity and their
+    free capacity now."""
     caps: set[str] = set()
     total = free = 0
     for a in agents:
         if is_link(a) or a.status is AgentStatus.OFFLINE or a.exposure is Exposure.A2A:
             continue
-        caps.update(a.capabilities)
+        caps.update(a.capabilities or (capacity.ANY,))  # one without any takes the tasks requiring none
         total += a.max_concurrent_tasks
         free += capacity.free_capacity(
             a.status, a.max_concurrent_tasks, a.current_task_count, a.reported_free_capacity

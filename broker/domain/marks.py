@@ -22,6 +22,7 @@ wake-up keys of ready tasks (``core.wakeups.ready_key`` picks one of the task's 
 from __future__ import annotations
 
 from ..models.agents import Exposure
+from .capacity import ANY
 
 GATEWAY = "a2a.gateway"
 LOCAL = "a2a.local"
@@ -42,8 +43,11 @@ def lease_capabilities(
     capabilities: tuple[str, ...], exposure: Exposure, agent_type: str, agent_id: str
 ) -> tuple[str, ...]:
     """The capabilities an agent leases with: its own (none of them a mark: an agent cannot claim
-    to be another), and the marks it holds."""
+    to be another), ``capacity.ANY`` when it has none (it takes the tasks requiring none; another
+    broker's link takes them only when it offers ANY), and the marks it holds."""
     held = [c for c in capabilities if not is_mark(c)]
+    if not held and agent_type != BROKER_AGENT_TYPE:
+        held.append(ANY)
     held.append(addressed(agent_id))
     if exposure is not Exposure.BROKER:
         held.append(GATEWAY)

@@ -31,8 +31,8 @@ from ..config import Settings
 from ..core.mailbox import Mailbox
 from ..core.registry import Registry
 from ..core.taskqueue import TaskQueue
+from ..domain import capacity, marks
 from ..domain import federation as rules
-from ..domain import marks
 from ..errors import BrokerError
 from ..models.agents import Exposure, RegisterInput
 from ..models.messages import DEFAULT_MAX_ATTEMPTS, NewMessage, Target, TargetKind
@@ -278,7 +278,8 @@ class PeerLink:
             task_type=spec.task_type,
             payload=spec.payload,
             content_type=spec.content_type,
-            required_capabilities=[*spec.required_capabilities, marks.LOCAL],
+            # A task requiring nothing requires ANY: kept, or LOCAL alone would let any agent take it.
+            required_capabilities=[*(spec.required_capabilities or [capacity.ANY]), marks.LOCAL],
             priority=spec.priority if spec.HasField("priority") else 5,
             max_retries=0,
             metadata=metadata,

@@ -225,6 +225,12 @@ class Agent(_message.Message):
         """What the agent can do. Tasks are routed to agents whose capabilities
         cover the task's required capabilities. At most 256, each 1-128
         characters, no duplicates (duplicates are folded on Register).
+
+        A task that requires no capability goes only to an agent that takes
+        such tasks: one registered with no capabilities, or one that lists the
+        reserved capability "*" beside its own. An agent with capabilities of
+        its own and no "*" never gets one ("*" does not stand for every
+        capability: only for the tasks that name none).
         """
 
     @_builtins.property
@@ -395,7 +401,9 @@ class RegisterRequest(_message.Message):
     task of the A2A gateway requires.
     """
     @_builtins.property
-    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """See Agent.capabilities; "*" takes the tasks that require no capability."""
+
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property

@@ -632,7 +632,11 @@ class TaskSpec(_message.Message):
     """Optional: who submits (an agent id or a name), recorded in the history."""
     @_builtins.property
     def required_capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The agent running it must have every one of these (at most 64)."""
+        """The agent running it must have every one of these (at most 64). None
+        means "*": only an agent that takes tasks requiring no capability runs it
+        (one registered without capabilities, or listing "*"), never a
+        specialist that happens to ask first.
+        """
 
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp:

@@ -29,8 +29,15 @@ def cli_env(address: str | None) -> dict[str, str]:
     return env
 
 
-async def cli(address: str | None, *args: str, timeout: float = 30.0, stdin: bytes | None = None) -> Run:
-    """Run ``a2a-broker ARGS`` (the same entry point as the console script) with the address in the env."""
+async def cli(
+    address: str | None,
+    *args: str,
+    timeout: float = 30.0,
+    stdin: bytes | None = None,
+    stdout: int | None = None,
+) -> Run:
+    """Run ``a2a-broker ARGS`` (the same entry point as the console script) with the address in the env
+    (``stdout``: a file descriptor to write to instead of capturing; ``Run.out`` is then empty)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -39,7 +46,7 @@ async def cli(address: str | None, *args: str, timeout: float = 30.0, stdin: byt
         env=cli_env(address),
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE if stdout is None else stdout,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -49,7 +56,7 @@ async def cli(address: str | None, *args: str, timeout: float = 30.0, stdin: byt
         await proc.wait()
         raise AssertionError(f"a2a-broker {' '.join(args)} did not finish within {timeout}s") from None
     assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
+    return Run(proc.returncode, (out or b"").decode(), err.decode())
 
 
 @pytest.fixture

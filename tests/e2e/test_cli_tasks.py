@@ -16,7 +16,8 @@ from tests.e2e.test_cli_agents import cli, cli_env
 @pytest.fixture
 async def client(broker):
     async with BrokerClient(broker.address) as c:
-        await c.register("w", max_concurrent_tasks=5, capabilities=["py"])
+        # "*": also the tasks that require no capability
+        await c.register("w", max_concurrent_tasks=5, capabilities=["py", "*"])
         yield c
 
 

@@ -94,7 +94,7 @@ def test_tokens_cli_creates_lists_and_revokes_without_printing_hashes(tmp_path: 
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    created = json.loads(cli("create", "--role", "admin"))
+    created = json.loads(cli("create", "--role", "admin", "--create-db"))
     assert created["subject"] == "admin" and created["token"].startswith("a2a.")
     listed = json.loads(cli("list"))
     assert [t["token_id"] for t in listed] == [created["token_id"]]

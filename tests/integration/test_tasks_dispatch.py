@@ -25,7 +25,7 @@ from .tasks_helpers import (
 
 
 async def test_task_goes_only_to_an_agent_covering_its_capabilities(stubs):
-    await register(stubs, "py", ["python"], capacity=5)
+    await register(stubs, "py", ["python", "*"], capacity=5)  # "*": also the tasks requiring none
     await register(stubs, "gpu", ["gpu", "python", "cuda"], capacity=5)
     needs_both = await submit(stubs, "train", required_capabilities=["python", "gpu"])
     anyone = await submit(stubs, "plain")

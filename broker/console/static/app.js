@@ -52,6 +52,15 @@ function preview(p) {
 function show(...nodes) {
   main.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
 }
+// A duration in the forms every duration option of the command line takes: seconds, or a
+// number and a unit (a2a_broker_client/cli/_common.py's duration()).
+const DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w";
+const UNIT_S = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
+function durationSeconds(text) {
+  const m = /^(\d+(?:\.\d+)?)\s*([smhdw]?)$/.exec(text.trim().toLowerCase());
+  if (!m) throw new Error(`not a duration: "${text.trim()}" (${DURATION_FORMS})`);
+  return Number(m[1]) * UNIT_S[m[2]];
+}
 function flash(where, text, ok = false) {
   where.replaceChildren(h("div", { class: ok ? "notice" : "error" }, text));
 }
@@ -90,7 +99,7 @@ function showLogin(reason) {
   state.refresh = null;
   document.getElementById("who").textContent = "";
   const err = h("div");
-  const token = h("input", { type: "password", name: "token", placeholder: "a2a_… token", autocomplete: "off" });
+  const token = h("input", { type: "password", name: "token", placeholder: "a2a.… token", autocomplete: "off" });
   const form = h("form", { class: "panel login" },
     h("h1", {}, "Sign in"),
     h("p", { class: "muted" }, "The broker requires authentication. Paste an admin token, or a viewer token to look without changing anything."),
@@ -236,11 +245,13 @@ async function renderMessages(params) {
       setTimeout(render, 600);
     } catch (e) { flash(status, e.message); }
   } }, "Requeue selected");
-  const older = h("input", { name: "older_than_s", type: "number", min: "0", placeholder: "older than (s)", style: "width:150px" });
+  const older = h("input", { name: "older_than", type: "text", placeholder: "older than (e.g. 7d)", title: DURATION_FORMS, style: "width:150px" });
   const purge = h("button", { class: "danger", "data-action": "purge", onclick: async () => {
+    let olderThan = null;
+    try { olderThan = older.value.trim() ? durationSeconds(older.value) : null; } catch (e) { return flash(status, e.message); }
     if (!confirm("Delete dead letters for good?")) return;
     try {
-      const r = await api("/api/messages/purge", { body: { status: "failed", older_than_s: older.value ? Number(older.value) : null } });
+      const r = await api("/api/messages/purge", { body: { status: "failed", older_than_s: olderThan } });
       flash(status, `Purged ${r.purged} dead letter(s).`, true);
       render();
     } catch (e) { flash(status, e.message); }

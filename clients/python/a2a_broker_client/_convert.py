@@ -391,7 +391,11 @@ def listen_event(r: tasks_pb2.ListenResponse) -> m.ListenEvent:
 def transition(t: tasks_pb2.TaskTransition) -> m.TaskTransition:
     return m.TaskTransition(
         task_id=t.task_id,
-        from_status=to_enum(m.TaskStatus, tasks_pb2.TaskStatus, t.from_status),
+        from_status=(
+            to_enum(m.TaskStatus, tasks_pb2.TaskStatus, t.from_status)
+            if t.from_status != tasks_pb2.TASK_STATUS_UNSPECIFIED
+            else None
+        ),
         to_status=to_enum(m.TaskStatus, tasks_pb2.TaskStatus, t.to_status),
         reason=t.reason,
         actor=t.actor,

@@ -189,6 +189,8 @@ class BrokerClient:
         capability_descriptions: Mapping[str, str] | None = None,
     ) -> m.Registration:
         """Register (or re-register) an agent. Empty ``agent_id``: the broker generates one.
+        ``capabilities``: the tasks it takes are those requiring some of them; a task requiring none
+        goes to an agent registered without capabilities, or listing ``"*"`` beside its own.
         ``exposure``: take work from the broker's API, the A2A gateway, or both (the default);
         ``capability_descriptions``: shown on the A2A agent card."""
         req = agents_pb2.RegisterRequest(

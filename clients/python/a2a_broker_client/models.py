@@ -537,8 +537,11 @@ class ListenEvent:
 
 @dataclass(frozen=True)
 class TaskTransition:
+    """One change of a task's status. ``from_status`` is None for the first entry of a history
+    (the task was submitted: nothing came before it)."""
+
     task_id: str
-    from_status: TaskStatus
+    from_status: TaskStatus | None
     to_status: TaskStatus
     reason: str = ""
     actor: str = ""

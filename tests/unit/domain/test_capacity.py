@@ -34,4 +34,10 @@ def test_an_agent_runs_a_task_only_with_every_capability_it_requires():
     assert covers({"gpu", "py"}, ("gpu",))
     assert covers({"gpu", "py"}, ("gpu", "py"))
     assert not covers({"py"}, ("gpu", "py"))
-    assert covers(set(), ())
+
+
+def test_a_task_requiring_nothing_goes_only_to_an_agent_holding_any():
+    # issue 22.6: a specialist asking first must not get work it cannot do
+    assert not covers({"summarize"}, ())
+    assert covers({"*"}, ()) and covers({"*", "summarize"}, ())
+    assert covers({"*"}, ("*",)) and not covers(set(), ())

@@ -20,6 +20,15 @@ def test_an_agent_leases_with_its_own_capabilities_and_the_marks_it_holds():
     assert marks.lease_capabilities(("@w2", "a2a.local", "x"), Exposure.BROKER, "broker", "z") == ("@z", "x")
 
 
+def test_an_agent_with_no_capability_of_its_own_takes_the_tasks_requiring_none():
+    assert "*" in marks.lease_capabilities((), Exposure.BROKER, "worker", "w1")
+    assert "*" in marks.lease_capabilities(("@w2",), Exposure.BROKER, "worker", "w1")  # a mark is not its own
+    assert "*" not in marks.lease_capabilities(("x",), Exposure.BROKER, "worker", "w1")
+    assert "*" in marks.lease_capabilities(("*", "x"), Exposure.BROKER, "worker", "w1")  # it says so
+    # another broker's link takes them only when it offers "*" (one of its agents takes them)
+    assert "*" not in marks.lease_capabilities((), Exposure.BOTH, "broker", "broker.b")
+
+
 def test_an_a2a_only_agent_leases_only_the_gateways_tasks():
     assert marks.may_lease(Exposure.A2A, ("a2a.gateway", "x"))
     assert not marks.may_lease(Exposure.A2A, ("x",))

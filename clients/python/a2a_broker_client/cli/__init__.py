@@ -5,7 +5,8 @@ these commands share the ``a2a-broker`` console script with ``serve``.
 
 Exit codes: 0 success; 1 the broker refused the request (its status code and
 message are printed); 2 bad usage; 3 the broker is unreachable or unavailable
-(or did not answer in time); 130 interrupted (Ctrl-C).
+(or did not answer in time); 4 the work asked for ended badly (``a2a send``: the
+task failed, was rejected or cancelled); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -17,18 +18,23 @@ from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_TASK_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
+    add_top_options,
     common_options,
+    name_subcommands,
 )
 
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_REFUSED",
+    "EXIT_TASK_FAILED",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "add_client_commands",
+    "add_top_options",
 ]
 
 
@@ -46,3 +52,5 @@ def add_client_commands(subparsers: Any) -> None:
     sessions.add(subparsers, common)
     stats.add(subparsers, common)
     a2a.add(subparsers, common)
+    for parser in subparsers.choices.values():
+        name_subcommands(parser)

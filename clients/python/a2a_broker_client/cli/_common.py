@@ -9,21 +9,26 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ..client import ADDRESS_ENV, BrokerClient, default_address
 from ..errors import BrokerRpcError, DeadlineExceededError, UnavailableError
 from ..retry import RetryConfig
-from ..security import CA_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV
+from ..security import CA_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV, Security
+from ._tls import tls_problem
 
 # Exit codes scripts can rely on (documented in clients/python/README.md).
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the broker answered with an error status (printed with its message)
 EXIT_USAGE = 2  # bad command line (argparse also uses 2)
 EXIT_UNREACHABLE = 3  # no broker at the address, or it answered UNAVAILABLE / did not answer in time
+EXIT_TASK_FAILED = (
+    4  # the work asked for ended badly (`a2a send`: the task failed, was rejected or cancelled)
+)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 PROG = "a2a-broker"  # the command that prints messages (a2a-broker-client sets its own name)
@@ -45,27 +50,55 @@ def key_values(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+CONNECTION = ("address", "token", "ca", "client_cert", "client_key")
+
+
+def _connection_arguments(g: Any) -> None:
+    # SUPPRESS: unset unless given, so that an option given before the subcommand (set by the
+    # top parser) is not overwritten by this parser's default; read them with ``connection()``.
+    S = argparse.SUPPRESS
+    g.add_argument(
+        "--address", default=S, help=f"broker HOST:PORT [env {ADDRESS_ENV}; default {default_address()}]"
+    )
+    g.add_argument("--token", default=S, help=f"bearer token [env {TOKEN_ENV}]")
+    g.add_argument("--ca", default=S, help=f"PEM CA file to trust; turns TLS on [env {CA_ENV}]")
+    g.add_argument("--client-cert", default=S, help=f"PEM client certificate (mTLS) [env {CLIENT_CERT_ENV}]")
+    g.add_argument("--client-key", default=S, help=f"PEM key of --client-cert [env {CLIENT_KEY_ENV}]")
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every client command takes (used as an argparse parent)."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection and output")
-    g.add_argument(
-        "--address",
-        default=None,
-        help=f"broker host:port [env {ADDRESS_ENV}; default {default_address()}]",
-    )
-    g.add_argument("--token", default=None, help=f"bearer token [env {TOKEN_ENV}]")
-    g.add_argument("--ca", default=None, help=f"PEM CA file to trust; turns TLS on [env {CA_ENV}]")
-    g.add_argument(
-        "--client-cert", default=None, help=f"PEM client certificate (mTLS) [env {CLIENT_CERT_ENV}]"
-    )
-    g.add_argument("--client-key", default=None, help=f"PEM key of --client-cert [env {CLIENT_KEY_ENV}]")
-    # SUPPRESS: unset here, so that `a2a-broker --json agents list` (the flag before the
-    # subcommand, set by the top parser) is not overwritten by this parser's default.
+    _connection_arguments(g)
     g.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of a table"
     )
     return p
+
+
+def name_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Show a command's subcommands as ``{a,b,c}`` in its usage line and in the "required" error
+    (argparse would name the ``dest`` there), each of them, as they were added."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            action.metavar = "{" + ",".join(action.choices) + "}"
+
+
+def add_top_options(parser: argparse.ArgumentParser) -> None:
+    """The connection options on the top parser too: ``a2a-broker --address H:P agents list``."""
+    g = parser.add_argument_group("client commands (also accepted after the subcommand)")
+    _connection_arguments(g)
+
+
+def connection(ns: argparse.Namespace) -> argparse.Namespace:
+    """``ns`` with every connection option and ``json`` set (None / False when not given)."""
+    for name in CONNECTION:
+        if not hasattr(ns, name):
+            setattr(ns, name, None)
+    if not hasattr(ns, "json"):
+        ns.json = False
+    return ns
 
 
 # gRPC target schemes passed through as they are (everything else must be HOST:PORT).
@@ -78,6 +111,10 @@ def address_problem(address: str) -> str | None:
     Without this, gRPC reads a bare host as port 443."""
     if address.startswith(_TARGET_SCHEMES):
         return None
+    scheme, sep, rest = address.partition("://")
+    if sep:
+        hint = " and --ca FILE for TLS" if scheme.lower() in ("https", "grpcs") else ""
+        return f"{address!r} is a URL: give HOST:PORT (e.g. {rest.split('/')[0] or '127.0.0.1:50051'}){hint}"
     host, sep, port = address.rpartition(":")
     if not sep or not host or (host.endswith(":") and not host.startswith("[")):
         return f"the address {address!r} needs a port: HOST:PORT, e.g. 127.0.0.1:50051"
@@ -99,6 +136,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def resolve_address(ns: argparse.Namespace) -> str | None:
+    """The broker's address (--address, else the environment, else the default), or None after
+    saying what is wrong with it (a usage error)."""
+    address: str = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
+    problem = address_problem(address)
+    if problem:
+        error(f"{'--address' if ns.address else ADDRESS_ENV}: {problem}")
+        return None
+    return address
+
+
 Command = Callable[[BrokerClient, argparse.Namespace], Awaitable[int | None]]
 
 
@@ -106,14 +154,10 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
     """Wrap an async command: one client, error messages instead of tracebacks, exit codes."""
 
     def run(ns: argparse.Namespace) -> int:
-        address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
-        problem = address_problem(address)
-        if problem:
-            source = "--address" if ns.address else ADDRESS_ENV
-            error(f"{source}: {problem}")
+        connection(ns)
+        address = resolve_address(ns)
+        if address is None:
             return EXIT_USAGE
-        if not hasattr(ns, "json"):
-            ns.json = False
 
         async def main() -> int | None:
             async with BrokerClient(
@@ -129,10 +173,7 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
         try:
             return int(asyncio.run(main()) or EXIT_OK)
         except (UnavailableError, DeadlineExceededError) as exc:
-            error(
-                f"cannot reach the broker at {address} ({exc.code_name}: {exc.details}). "
-                f"Is it running? Set --address or {ADDRESS_ENV}."
-            )
+            error(unreachable(address, exc.code_name, exc.details, ns))
             return EXIT_UNREACHABLE
         except BrokerRpcError as exc:
             error(f"the broker refused: {exc.code_name}: {exc.details}")
@@ -142,13 +183,21 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
             return EXIT_USAGE
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-        except BrokenPipeError:
-            # Reader went away (e.g. `| head`): stop quietly.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return EXIT_OK
 
     return run
+
+
+def unreachable(address: str, code: str, details: str, ns: argparse.Namespace) -> str:
+    """What to say when the broker at ``address`` did not answer: the TLS problem and its fix when
+    TLS is the reason, else that it may not be running."""
+    sec = Security.resolve(token=ns.token, ca=ns.ca, client_cert=ns.client_cert, client_key=ns.client_key)
+    problem = tls_problem(details, address, sec) if code == "UNAVAILABLE" else None
+    if problem:
+        return f"cannot connect to the broker at {address}: {problem}"
+    return (
+        f"cannot reach the broker at {address} ({code}: {details}). Is it running?"
+        f" Set --address or {ADDRESS_ENV}."
+    )
 
 
 def error(text: str) -> None:
@@ -265,18 +314,28 @@ def parse_time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-_AGE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
+DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w"
 
 
-def parse_age(text: str) -> timedelta:
-    """A duration like 30s, 15m, 2h or 7d; an argparse ``type`` (a bad value: exit 2)."""
-    unit = text[-1:].lower()
-    try:
-        if unit not in _AGE or float(text[:-1]) < 0:
-            raise ValueError
-        return timedelta(seconds=float(text[:-1]) * _AGE[unit])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an age: {text!r} (e.g. 30s, 15m, 2h, 7d)") from None
+def duration(text: str) -> float:
+    """An argparse ``type``: a duration in seconds, written ``90``, ``1.5`` or with a unit (``90s``,
+    ``15m``, ``2h``, ``7d``, ``2w``). Every duration option takes these forms (``tokens --expires``
+    too, in ``broker/security/cli.py``); a bad one is a usage error (exit 2)."""
+    m = _DURATION.match(text.strip().lower())
+    if m is None:
+        why = "a duration cannot be negative" if text.strip().startswith("-") else "not a duration"
+        raise argparse.ArgumentTypeError(f"{why}: {text!r} ({DURATION_FORMS})")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def positive_duration(text: str) -> float:
+    """``duration``, above zero."""
+    seconds = duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r} ({DURATION_FORMS})")
+    return seconds
 
 
 def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:
@@ -284,7 +343,8 @@ def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:
 
     Without ``--content-type``, text that parses as JSON is sent as
     ``application/json``, other text as ``text/plain``, file bytes that are not
-    UTF-8 as ``application/octet-stream``.
+    UTF-8 as ``application/octet-stream``; text starting with ``{`` or ``[`` that
+    does not parse is refused (a UsageError), since it was meant as JSON.
     """
     if text is None:
         return b"", content_type
@@ -306,7 +366,12 @@ def read_payload(text: str | None, content_type: str) -> tuple[bytes, str]:
         return data, "application/octet-stream"
     try:
         json.loads(decoded)
-    except ValueError:
+    except ValueError as exc:
+        if decoded.lstrip().startswith(("{", "[")):  # meant as JSON: sending it as text would hide the slip
+            raise UsageError(
+                f"the payload looks like JSON but is not ({exc}): fix it, or give --content-type text/plain"
+                " to send it as text"
+            ) from None
         return data, "text/plain; charset=utf-8"
     return data, "application/json"
 
@@ -333,14 +398,35 @@ async def limited(stream: Any, count: int | None, timeout: float | None) -> Any:
         await stream.aclose()
 
 
-async def collect_pages(fetch: Callable[[str], Awaitable[Any]], limit: int) -> list[Any]:
-    """Up to ``limit`` items of a paged list: ``fetch(page_token)`` returns a Page."""
+PAGE_MAX = 1000  # the broker's largest page (page_size of every List call)
+
+
+def paging_options(p: argparse.ArgumentParser, default: int) -> None:
+    """``--limit`` and ``--page-token`` of a listing (read by ``take``)."""
+    p.add_argument(
+        "--limit", type=positive_int, default=default, help=f"show at most this many (default {default})"
+    )
+    p.add_argument(
+        "--page-token",
+        default="",
+        metavar="TOKEN",
+        help="go on where a listing cut short by --limit stopped (it prints the token)",
+    )
+
+
+async def take(fetch: Callable[..., Awaitable[Any]], ns: argparse.Namespace) -> list[Any]:
+    """Up to ``ns.limit`` items of a paged list from ``ns.page_token`` on; ``fetch(page_size=,
+    page_token=)`` returns a Page. When more match, says so on stderr with the token of the next
+    ones (stdout keeps only the list, so ``--json`` stays one document)."""
     found: list[Any] = []
-    token = ""
-    while len(found) < limit:
-        page = await fetch(token)
+    token = ns.page_token
+    while True:
+        page = await fetch(page_size=min(ns.limit - len(found), PAGE_MAX), page_token=token)
         found += page.items
         token = page.next_page_token
-        if not token:
+        if not token or len(found) >= ns.limit:
             break
-    return found[:limit]
+    if token:
+        sys.stdout.flush()
+        error(f"the first {len(found)} shown; more match: --page-token {token} shows the next ones")
+    return found

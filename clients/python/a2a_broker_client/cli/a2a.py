@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import os
 import uuid
 from typing import Any
 
@@ -21,16 +20,17 @@ import grpc
 
 from ..security import Security
 from ._common import (
-    ADDRESS_ENV,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_TASK_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
-    address_problem,
-    default_address,
+    connection,
     error,
     print_json,
+    resolve_address,
+    unreachable,
 )
 
 BINDINGS = ["GRPC", "JSONRPC", "HTTP+JSON"]
@@ -43,7 +43,7 @@ def add(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description="Speak the Agent2Agent protocol: to the broker's gateway (--address), or to any"
         " A2A agent whose card is at --agent-url.",
     )
-    s = p.add_subparsers(dest="a2a_command", required=True, metavar="{send,get,cancel,card}")
+    s = p.add_subparsers(dest="a2a_command", required=True)
     agent = argparse.ArgumentParser(add_help=False)
     agent.add_argument(
         "--agent-url", default="", help="base URL of an A2A agent's card (default: the broker)"
@@ -82,19 +82,23 @@ def _run(command: Any) -> Any:
             return EXIT_USAGE
         from a2a.client.errors import A2AClientError
 
-        if not hasattr(ns, "json"):
-            ns.json = False
-        address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
-        if not ns.agent_url and (problem := address_problem(address)):
-            error(f"--address: {problem}")
+        connection(ns)
+        if ns.agent_url:
+            address = ""
+        elif (found := resolve_address(ns)) is not None:
+            address = found
+        else:
             return EXIT_USAGE
         try:
             return int(asyncio.run(command(ns, address)) or EXIT_OK)
         except A2AClientError as exc:
             text = str(exc)
-            unreachable = "UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text or "connect" in text.lower()
-            error(f"the agent refused: {text}" if not unreachable else f"cannot reach the agent: {text}")
-            return EXIT_UNREACHABLE if unreachable else EXIT_REFUSED
+            if not ("UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text or "connect" in text.lower()):
+                error(f"the agent refused: {text}")
+                return EXIT_REFUSED
+            code = "DEADLINE_EXCEEDED" if "DEADLINE_EXCEEDED" in text else "UNAVAILABLE"
+            error(unreachable(address, code, text, ns) if address else f"cannot reach the agent: {text}")
+            return EXIT_UNREACHABLE
         except ValueError as exc:  # e.g. a client certificate without its key
             error(str(exc))
             return EXIT_USAGE
@@ -137,9 +141,7 @@ async def _client(ns: argparse.Namespace, address: str, streaming: bool = False)
 
 
 def _show_task(task: Any) -> None:
-    from a2a.types import a2a_pb2
-
-    print(f"{task.id}  {a2a_pb2.TaskState.Name(task.status.state).removeprefix('TASK_STATE_').lower()}")
+    print(f"{task.id}  {_state_name(task.status.state)}")
     if task.status.HasField("message"):
         for p in task.status.message.parts:
             if p.text:
@@ -163,8 +165,7 @@ def _print(ns: argparse.Namespace, event: Any) -> None:
     elif which == "message":
         print("\n".join(p.text for p in event.message.parts if p.text))
     elif which == "status_update":
-        state = a2a_pb2.TaskState.Name(event.status_update.status.state).removeprefix("TASK_STATE_").lower()
-        print(f"{event.status_update.task_id}  {state}")
+        print(f"{event.status_update.task_id}  {_state_name(event.status_update.status.state)}")
     elif which == "artifact_update":
         art = event.artifact_update.artifact
         for p in art.parts:
@@ -191,12 +192,43 @@ async def _send(ns: argparse.Namespace, address: str) -> int:
     req = a2a_pb2.SendMessageRequest(message=msg)
     req.configuration.return_immediately = ns.no_wait
     client = await _client(ns, address, streaming=ns.stream)
+    state = ""
     try:
         async for event in client.send_message(req):
             _print(ns, event)
+            state = _state_of(event) or state
     finally:
         await client.close()
+    if state in _FAILED:
+        error(f"the task ended {state}")
+        return EXIT_TASK_FAILED
     return EXIT_OK
+
+
+_FAILED = ("failed", "rejected", "canceled")
+
+
+def _state_of(event: Any) -> str:
+    """The task state an event reports (``failed``...), or "" when it reports none."""
+    from a2a.types import a2a_pb2
+
+    if isinstance(event, a2a_pb2.StreamResponse):
+        which = event.WhichOneof("payload")
+        if which == "task":
+            event = event.task
+        elif which == "status_update":
+            event = event.status_update
+        else:
+            return ""
+    if not isinstance(event, a2a_pb2.Task | a2a_pb2.TaskStatusUpdateEvent):
+        return ""
+    return _state_name(event.status.state)
+
+
+def _state_name(state: int) -> str:
+    from a2a.types import a2a_pb2
+
+    return a2a_pb2.TaskState.Name(state).removeprefix("TASK_STATE_").lower()
 
 
 async def _get(ns: argparse.Namespace, address: str) -> int:

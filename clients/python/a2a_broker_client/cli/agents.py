@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
 from ..models import Agent, AgentEvent, AgentStatus
-from ._common import fields_table, key_values, limited, positive_int, print_json, runner, table, when
+from ._common import (
+    duration,
+    fields_table,
+    key_values,
+    limited,
+    paging_options,
+    positive_int,
+    print_json,
+    runner,
+    table,
+    take,
+    when,
+)
 
 STATUSES = [s.value for s in AgentStatus if s is not AgentStatus.UNSPECIFIED]
 
 
 def add(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("agents", help="inspect registered agents", description="Inspect registered agents.")
-    s = p.add_subparsers(dest="agents_command", required=True, metavar="{list,get,watch,register,deregister}")
+    s = p.add_subparsers(dest="agents_command", required=True)
 
     ls = s.add_parser("list", parents=[common], help="list agents")
     ls.add_argument("--status", choices=STATUSES, help="only agents in this status")
     ls.add_argument("--type", dest="agent_type", default="", help="only agents of this type")
     ls.add_argument("--capability", default="", help="only agents having this capability")
-    ls.add_argument("--limit", type=positive_int, default=1000, help="show at most this many (default 1000)")
+    paging_options(ls, 1000)
     ls.set_defaults(func=runner(_list))
 
     get = s.add_parser("get", parents=[common], help="show one agent")
@@ -39,7 +52,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     w.add_argument("--capability", default="", help="only agents having this capability")
     w.add_argument("--snapshot", action="store_true", help="first print the current agents (as registered)")
     w.add_argument("--count", type=positive_int, default=None, help="exit after this many events")
-    w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    w.add_argument("--timeout", type=duration, default=None, metavar="DURATION", help="exit after this long")
     w.set_defaults(func=runner(_watch))
 
     r = s.add_parser("register", parents=[common], help="register (or update) an agent")
@@ -83,11 +96,9 @@ HEADERS = ["AGENT", "TYPE", "STATUS", "TASKS", "CAPABILITIES", "LAST HEARTBEAT (
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
-    agents: list[Agent] = []
-    async for a in client.iter_agents(status=ns.status, agent_type=ns.agent_type, capability=ns.capability):
-        agents.append(a)
-        if len(agents) >= ns.limit:
-            break
+    agents: list[Agent] = await take(
+        partial(client.list_agents, status=ns.status, agent_type=ns.agent_type, capability=ns.capability), ns
+    )
     if ns.json:
         print_json(agents)
     else:

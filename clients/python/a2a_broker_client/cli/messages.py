@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
 from ..models import Conversation, Message, MessageStatus, Target
 from ._common import (
-    collect_pages,
+    duration,
     fields_table,
     jsonable,
     key_values,
     limited,
-    parse_age,
+    paging_options,
     parse_time,
     payload_text,
     payload_value,
+    positive_duration,
     positive_int,
     print_json,
     read_payload,
     runner,
     short,
     table,
+    take,
     when,
 )
 
@@ -39,7 +42,6 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     s = p.add_subparsers(
         dest="messages_command",
         required=True,
-        metavar="{list,get,thread,conversations,dead-letters,requeue,purge}",
     )
 
     ls = s.add_parser("list", parents=[common], help="list message copies (oldest first)")
@@ -54,7 +56,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
 
     cv = s.add_parser("conversations", parents=[common], help="list conversations (id order)")
     cv.add_argument("--participant", default="", help="only those this agent took part in")
-    cv.add_argument("--limit", type=positive_int, default=100)
+    paging_options(cv, 100)
     cv.set_defaults(func=runner(_conversations))
 
     dl = s.add_parser("dead-letters", parents=[common], help="list dead letters (status failed)")
@@ -74,7 +76,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--status", choices=["dead-letter", "processed", "expired"], default="dead-letter", help="which ones"
     )
     pg.add_argument(
-        "--older-than", type=parse_age, metavar="AGE", help="created more than AGE ago (30s, 15m, 2h, 7d)"
+        "--older-than", type=duration, metavar="AGE", help="created more than AGE ago (90s, 15m, 2h, 7d)"
     )
     pg.set_defaults(func=runner(_purge))
 
@@ -87,7 +89,7 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type", dest="message_type", default="", help="of this message_type")
     p.add_argument("--since", type=parse_time, help="created at or after (ISO 8601, UTC by default)")
     p.add_argument("--until", type=parse_time, help="created before (ISO 8601)")
-    p.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
+    paging_options(p, 100)
 
 
 def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -115,7 +117,13 @@ def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, default=None, help="0-10, higher first (default 5)")
     p.add_argument("--correlation-id", default="")
     p.add_argument("--conversation-id", default="")
-    p.add_argument("--ttl", type=float, default=None, help="expire after this many seconds")
+    p.add_argument(
+        "--ttl",
+        type=positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="expire after this long (90s, 15m, 2h, 7d)",
+    )
     p.add_argument("--deliver-after", type=parse_time, default=None, help="not before this time (ISO 8601)")
     p.add_argument(
         "--max-attempts", type=int, default=None, help="deliveries before dead-lettering (default 5)"
@@ -141,9 +149,15 @@ def _add_subscribe(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("agent_id")
     p.add_argument("--count", type=positive_int, default=None, help="exit after this many messages")
-    p.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    p.add_argument("--timeout", type=duration, default=None, metavar="DURATION", help="exit after this long")
     p.add_argument("--max-in-flight", type=int, default=0, help="unacked messages outstanding (default 100)")
-    p.add_argument("--ack-deadline", type=float, default=None, help="seconds to ack each (default 30)")
+    p.add_argument(
+        "--ack-deadline",
+        type=positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="time to ack each (default 30s)",
+    )
     p.add_argument("--no-ack", action="store_true", help="print without acking (they will be redelivered)")
     p.set_defaults(func=runner(_subscribe))
 
@@ -215,21 +229,20 @@ async def _subscribe(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _collect(client: BrokerClient, ns: argparse.Namespace, status: str | None) -> list[Message]:
-    out: list[Message] = []
-    async for x in client.iter_messages(
-        status=status,
-        sender_id=ns.sender,
-        recipient_id=ns.recipient,
-        conversation_id=ns.conversation,
-        correlation_id=ns.correlation,
-        created_after=ns.since,
-        created_before=ns.until,
-        message_type=ns.message_type,
-    ):
-        out.append(x)
-        if len(out) >= ns.limit:
-            break
-    return out
+    return await take(
+        partial(
+            client.list_messages,
+            status=status,
+            sender_id=ns.sender,
+            recipient_id=ns.recipient,
+            conversation_id=ns.conversation,
+            correlation_id=ns.correlation,
+            created_after=ns.since,
+            created_before=ns.until,
+            message_type=ns.message_type,
+        ),
+        ns,
+    )
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
@@ -298,9 +311,7 @@ async def _thread(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _conversations(client: BrokerClient, ns: argparse.Namespace) -> int:
-    found: list[Conversation] = await collect_pages(
-        lambda token: client.list_conversations(participant=ns.participant, page_token=token), ns.limit
-    )
+    found: list[Conversation] = await take(partial(client.list_conversations, participant=ns.participant), ns)
     if ns.json:
         print_json(found)
         return 0
@@ -355,7 +366,7 @@ def jsonable_text(x: Message) -> str:
 
 async def _purge(client: BrokerClient, ns: argparse.Namespace) -> int:
     status = {"dead-letter": MessageStatus.FAILED}.get(ns.status, ns.status)
-    before = datetime.now(UTC) - ns.older_than if ns.older_than is not None else None
+    before = datetime.now(UTC) - timedelta(seconds=ns.older_than) if ns.older_than is not None else None
     total = 0
     while True:  # 10,000 per call: call again while a call purges that many
         n = await client.purge(status, created_before=before)

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
 from ..models import Session, SessionStatus
 from ._common import (
     UsageError,
-    collect_pages,
     fields_table,
     key_values,
+    paging_options,
     positive_int,
     print_json,
     runner,
     short,
     table,
+    take,
     when,
 )
 
@@ -30,7 +32,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         help="create, inspect, close and cancel orchestration sessions",
         description="Orchestration sessions: groups of tasks with a lifecycle.",
     )
-    s = p.add_subparsers(dest="sessions_command", required=True, metavar="{create,list,show,close,cancel}")
+    s = p.add_subparsers(dest="sessions_command", required=True)
 
     cr = s.add_parser("create", parents=[common], help="open a session (prints its id)")
     cr.add_argument("name", nargs="?", default="")
@@ -46,7 +48,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--by", dest="initiated_by", default="")
     ls.add_argument("--parent", default="")
-    ls.add_argument("--limit", type=positive_int, default=100)
+    paging_options(ls, 100)
     ls.set_defaults(func=runner(_list))
 
     show = s.add_parser("show", parents=[common], help="show one session with its task counts")
@@ -98,11 +100,11 @@ async def _create(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
-    found: list[Session] = await collect_pages(
-        lambda token: client.list_sessions(
-            status=ns.status, initiated_by=ns.initiated_by, parent_session_id=ns.parent, page_token=token
+    found: list[Session] = await take(
+        partial(
+            client.list_sessions, status=ns.status, initiated_by=ns.initiated_by, parent_session_id=ns.parent
         ),
-        ns.limit,
+        ns,
     )
     if ns.json:
         print_json(found)

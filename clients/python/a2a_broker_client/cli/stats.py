@@ -15,7 +15,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ._common import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, error, print_json, table
+from ..security import TOKEN_ENV
+from ._common import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, connection, error, print_json, table
 
 HTTP_ENV = "A2A_BROKER_HTTP_ADDRESS"
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -73,8 +74,9 @@ def _fetch(url: str, token: str | None) -> str:
 
 
 def _run(ns: argparse.Namespace) -> int:
+    connection(ns)
     http = ns.http or os.environ.get(HTTP_ENV) or DEFAULT_HTTP
-    token = ns.token or os.environ.get("A2A_BROKER_TOKEN")
+    token = ns.token or os.environ.get(TOKEN_ENV)
     try:
         text = asyncio.run(asyncio.to_thread(_fetch, f"http://{http}/metrics", token))
     except urllib.error.HTTPError as exc:
@@ -84,7 +86,7 @@ def _run(ns: argparse.Namespace) -> int:
         error(f"cannot reach the broker's HTTP listener at {http} ({exc}). Set --http or {HTTP_ENV}.")
         return EXIT_UNREACHABLE
     view = overview(parse(text))
-    if getattr(ns, "json", False):
+    if ns.json:
         print_json(view)
         return EXIT_OK
     for section, counts in view.items():

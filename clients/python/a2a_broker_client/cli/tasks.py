@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from typing import Any
 
 from ..client import BrokerClient
@@ -20,17 +21,21 @@ from ..models import (
 )
 from ._common import (
     UsageError,
+    duration,
     fields_table,
     key_values,
     limited,
+    paging_options,
     parse_time,
     payload_text,
+    positive_duration,
     positive_int,
     print_json,
     read_payload,
     runner,
     short,
     table,
+    take,
     when,
 )
 
@@ -41,9 +46,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "tasks", help="submit, inspect and cancel tasks", description="Submit, inspect and cancel tasks."
     )
-    s = p.add_subparsers(
-        dest="tasks_command", required=True, metavar="{submit,get,list,tree,deps,history,cancel,watch}"
-    )
+    s = p.add_subparsers(dest="tasks_command", required=True)
 
     sb = s.add_parser(
         "submit",
@@ -67,7 +70,13 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--depends-on", action="append", default=[], metavar="TASK_ID[:soft|:optional]", help="repeatable"
     )
     sb.add_argument("--max-retries", type=int, default=None)
-    sb.add_argument("--lease-timeout", type=float, default=None, help="seconds (default 60)")
+    sb.add_argument(
+        "--lease-timeout",
+        type=positive_duration,
+        default=None,
+        metavar="DURATION",
+        help="90s, 5m... (default 60s)",
+    )
     sb.add_argument("--session", default="")
     sb.add_argument("--tag", dest="tags", action="append", default=[], help="repeatable")
     sb.add_argument(
@@ -94,7 +103,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--level", type=int, default=None, help="at this depth (0: roots)")
     ls.add_argument("--since", type=parse_time, help="submitted at or after (ISO 8601)")
     ls.add_argument("--until", type=parse_time, help="submitted before (ISO 8601)")
-    ls.add_argument("--limit", type=positive_int, default=100, help="show at most this many (default 100)")
+    paging_options(ls, 100)
     ls.set_defaults(func=runner(_list))
 
     tr = s.add_parser("tree", parents=[common], help="show a task and its descendants")
@@ -148,7 +157,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     w.add_argument("--snapshot", action="store_true", help="first print each task of the scope as it is now")
     w.add_argument("--count", type=positive_int, default=None, help="exit after this many events")
-    w.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
+    w.add_argument("--timeout", type=duration, default=None, metavar="DURATION", help="exit after this long")
     w.set_defaults(func=runner(_watch))
 
 
@@ -319,24 +328,24 @@ async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 
 async def _list(client: BrokerClient, ns: argparse.Namespace) -> int:
-    tasks: list[Task] = []
-    async for t in client.iter_tasks(
-        status=ns.status,
-        session_id=ns.session,
-        capability=ns.capability,
-        agent_id=ns.agent,
-        tag=ns.tag,
-        label=ns.label,
-        parent_id=ns.parent,
-        task_type=ns.task_type,
-        root_id=ns.root,
-        level=ns.level,
-        created_after=ns.since,
-        created_before=ns.until,
-    ):
-        tasks.append(t)
-        if len(tasks) >= ns.limit:
-            break
+    tasks: list[Task] = await take(
+        partial(
+            client.list_tasks,
+            status=ns.status,
+            session_id=ns.session,
+            capability=ns.capability,
+            agent_id=ns.agent,
+            tag=ns.tag,
+            label=ns.label,
+            parent_id=ns.parent,
+            task_type=ns.task_type,
+            root_id=ns.root,
+            level=ns.level,
+            created_after=ns.since,
+            created_before=ns.until,
+        ),
+        ns,
+    )
     if ns.json:
         print_json(tasks)
     else:
@@ -409,7 +418,7 @@ async def _history(client: BrokerClient, ns: argparse.Namespace) -> int:
         [
             [
                 when(h.time),
-                h.from_status.value if h.from_status != TaskStatus.UNSPECIFIED else "-",
+                h.from_status.value if h.from_status is not None else "-",
                 h.to_status.value,
                 h.attempt,
                 h.actor,
@@ -482,7 +491,7 @@ def _print_event(ns: argparse.Namespace, ev: TaskEvent) -> None:
     if ns.json:
         print_json(ev, line=True)
         return
-    frm = tr.from_status.value if tr.from_status != TaskStatus.UNSPECIFIED else "-"
+    frm = tr.from_status.value if tr.from_status is not None else "-"
     title = f"  {short(ev.task.title, 30)}" if ev.task else ""
     print(
         f"{when(tr.time)}  {tr.task_id}  {frm} -> {tr.to_status.value}  attempt={tr.attempt}"
