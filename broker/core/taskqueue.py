@@ -213,8 +213,10 @@ class TaskQueue:
             tags=list(t.tags),
             metadata={**t.metadata, task_states.REPLAY_OF: t.task_id},
             labels=t.labels,
-            submitted_by=actor or t.submitted_by,
+            submitted_by=t.submitted_by,
         )
+        if actor:  # set after validation: the servicer checked the request's text, and may add to it
+            spec = spec.model_copy(update={"submitted_by": actor})
         task, _ = await self.submit(spec)
         log.info("task replayed", extra={"task_id": task_id, "copy": task.task_id})
         return task

@@ -11,6 +11,9 @@ import contextvars
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 
 class Role(enum.StrEnum):
@@ -64,6 +67,34 @@ def may_act_as(agent_id: str) -> bool:
     as each entry of a Publish stream)."""
     who = CALLER.get()
     return who is None or who.owns(agent_id)
+
+
+def recorded_actor(given: str) -> str:
+    """Who an audit record names (a Cancel's ``actor``, a Submit's ``submitted_by``...): with
+    authentication on, the caller's authenticated identity, never what the request claims. The
+    request's text, when it says something else, is kept beside it labelled as the caller's note:
+    ``planner (note: admin)``. A fleet token may name one of its agents (``workers-7`` for
+    ``workers-*``). Without authentication nobody is known: the request's text, as given."""
+    who = CALLER.get()
+    if who is None:
+        return given
+    subject = who.subject
+    if not given or given == subject:
+        return subject
+    if subject.endswith("*") and who.role is not Role.ADMIN and who.owns(given):
+        return given
+    return f"{subject} (note: {given})"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def attributed(inp: M, field: str) -> M:
+    """A validated input with its audit field ``field`` as ``recorded_actor`` makes it (replaced
+    after validation: the request's own text was checked against the field's limits)."""
+    if CALLER.get() is None:
+        return inp
+    return inp.model_copy(update={field: recorded_actor(getattr(inp, field))})
 
 
 async def may_read_message(

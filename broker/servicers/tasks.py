@@ -32,7 +32,7 @@ from ..models.tasks import (
 )
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
-from ..security.identity import may_act_as
+from ..security.identity import attributed, may_act_as, recorded_actor
 from .convert import dur_s, dur_us, fitting, ts, ts_us
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
@@ -148,7 +148,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         with self.tracing.scope("submit", incoming(context), "producer") as scope:
             spec["traceparent"] = scope.traceparent
             inp = SubmitInput.model_validate({"task": spec})
-            task, duplicate = await self.queue.submit(inp.task)
+            task, duplicate = await self.queue.submit(attributed(inp.task, "submitted_by"))
             scope.set("a2a.task.id", task.task_id)
         return pb.SubmitResponse(task=self._task(task), duplicate=duplicate)
 
@@ -171,7 +171,9 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
                     {"key": n.key, "task": spec, "depends_on_keys": deps, "parent_key": n.parent_key or None}
                 )
             inp = SubmitGraphInput.model_validate({"nodes": nodes})
-            res = await self.queue.submit_graph(inp.nodes)
+            res = await self.queue.submit_graph(
+                [n.model_copy(update={"task": attributed(n.task, "submitted_by")}) for n in inp.nodes]
+            )
         now = now_us()
         return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])
 
@@ -320,11 +322,14 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         inp = CancelInput(
             task_id=request.task_id, cascade=request.cascade, reason=request.reason, actor=request.actor
         )
+        inp = attributed(inp, "actor")
         return pb.CancelResponse(cancelled_task_ids=await self.queue.cancel(inp))
 
     @rpc
     async def Replay(self, request: pb.ReplayRequest, context: grpc.aio.ServicerContext) -> pb.ReplayResponse:
-        task = await self.queue.replay(check_id(request.task_id, "task_id"), request.actor)
+        if len(request.actor) > 128:
+            raise InvalidArgument("actor", "must be at most 128 characters")
+        task = await self.queue.replay(check_id(request.task_id, "task_id"), recorded_actor(request.actor))
         return pb.ReplayResponse(task=self._task(task))
 
     @rpc
@@ -407,6 +412,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             type=dep_type(request.dependency.type, "dependency.type"),
             actor=request.actor,
         )
+        edit = attributed(edit, "actor")
         return self._task(await self.queue.add_dependency(edit))
 
     @rpc
@@ -418,6 +424,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             prerequisite_id=check_id(request.prerequisite_id, "prerequisite_id"),
             actor=request.actor,
         )
+        edit = attributed(edit, "actor")
         return self._task(await self.queue.remove_dependency(edit))
 
     @rpc
