@@ -128,10 +128,18 @@ class MessagingStub:
     dead-letter state (FAILED).
     """
     GetMessage: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]
-    """GetMessage reads one message copy by id. Errors: NOT_FOUND."""
+    """GetMessage reads one message copy by id. With authentication on, a caller
+    reads only the copies it sent or received (an admin: any). Errors:
+    NOT_FOUND (also for a copy the caller may not read).
+    """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]
     """ListMessages lists message copies matching every filter given, oldest
-    first, one page at a time. Dead letters are status = FAILED.
+    first, one page at a time. Dead letters are status = FAILED. With
+    authentication on, the request names the caller as sender_id or
+    recipient_id, or names a conversation_id; either way it lists only the
+    copies the caller sent or received (an admin: every copy). Being in a
+    conversation, or having sent its first message, shows nobody the messages
+    between others.
     """
     ListConversations: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListConversationsRequest, _messaging_pb2.ListConversationsResponse]
     """ListConversations lists conversations in id order: for each, who took
@@ -248,10 +256,18 @@ class MessagingAsyncStub(MessagingStub):
     dead-letter state (FAILED).
     """
     GetMessage: _aio.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]  # type: ignore[assignment]
-    """GetMessage reads one message copy by id. Errors: NOT_FOUND."""
+    """GetMessage reads one message copy by id. With authentication on, a caller
+    reads only the copies it sent or received (an admin: any). Errors:
+    NOT_FOUND (also for a copy the caller may not read).
+    """
     ListMessages: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """ListMessages lists message copies matching every filter given, oldest
-    first, one page at a time. Dead letters are status = FAILED.
+    first, one page at a time. Dead letters are status = FAILED. With
+    authentication on, the request names the caller as sender_id or
+    recipient_id, or names a conversation_id; either way it lists only the
+    copies the caller sent or received (an admin: every copy). Being in a
+    conversation, or having sent its first message, shows nobody the messages
+    between others.
     """
     ListConversations: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListConversationsRequest, _messaging_pb2.ListConversationsResponse]  # type: ignore[assignment]
     """ListConversations lists conversations in id order: for each, who took
@@ -413,7 +429,10 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         request: _messaging_pb2.GetMessageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.Message, _abc.Awaitable[_messaging_pb2.Message]]:
-        """GetMessage reads one message copy by id. Errors: NOT_FOUND."""
+        """GetMessage reads one message copy by id. With authentication on, a caller
+        reads only the copies it sent or received (an admin: any). Errors:
+        NOT_FOUND (also for a copy the caller may not read).
+        """
 
     @_abc_1.abstractmethod
     def ListMessages(
@@ -422,7 +441,12 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.ListMessagesResponse, _abc.Awaitable[_messaging_pb2.ListMessagesResponse]]:
         """ListMessages lists message copies matching every filter given, oldest
-        first, one page at a time. Dead letters are status = FAILED.
+        first, one page at a time. Dead letters are status = FAILED. With
+        authentication on, the request names the caller as sender_id or
+        recipient_id, or names a conversation_id; either way it lists only the
+        copies the caller sent or received (an admin: every copy). Being in a
+        conversation, or having sent its first message, shows nobody the messages
+        between others.
         """
 
     @_abc_1.abstractmethod

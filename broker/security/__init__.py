@@ -47,6 +47,5 @@ def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerIn
             authenticator(settings, storage),
             mtls,
             Quotas(settings, storage.count_pending),
-            storage.conversation_starter,
         )
     ]

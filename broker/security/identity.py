@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import enum
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -97,28 +96,22 @@ def attributed(inp: M, field: str) -> M:
     return inp.model_copy(update={field: recorded_actor(getattr(inp, field))})
 
 
-async def may_read_message(
-    sender_id: str | None,
-    recipient_id: str | None,
-    conversation_id: str | None,
-    starter: Callable[[str], Awaitable[str | None]],
-) -> bool:
-    """Whether the caller may see a message: its sender or recipient, an orchestrator that
-    started its conversation (sent its oldest message; ``starter`` finds who did), or an admin.
-    Others are answered as if the message did not exist (NOT_FOUND), so ids cannot be probed."""
+def may_read_message(sender_id: str | None, recipient_id: str | None) -> bool:
+    """Whether the caller may see a message: its sender or recipient, or an admin. Others are
+    answered as if the message did not exist (NOT_FOUND), so ids cannot be probed. Being in the
+    same conversation is not enough: whoever sends first under a conversation id would read
+    everything later said under it."""
     who = CALLER.get()
     if who is None or who.role is Role.ADMIN:
         return True
-    if bool(sender_id and who.owns(sender_id)) or bool(recipient_id and who.owns(recipient_id)):
-        return True
-    return await started_by_caller(who, conversation_id, starter)
+    return bool(sender_id and who.owns(sender_id)) or bool(recipient_id and who.owns(recipient_id))
 
 
-async def started_by_caller(
-    who: Identity, conversation_id: str | None, starter: Callable[[str], Awaitable[str | None]]
-) -> bool:
-    """An orchestrator may read the conversations it started."""
-    if who.role is not Role.ORCHESTRATOR or not conversation_id:
-        return False
-    first = await starter(conversation_id)
-    return first is not None and who.owns(first)
+def reader_scope() -> str | None:
+    """Whose messages a listing may show the caller: None for all (no authentication, or an
+    admin), else its subject (an agent id, or a fleet's id prefix ending in ``*``): the messages
+    that subject sent or received."""
+    who = CALLER.get()
+    if who is None or who.role is Role.ADMIN:
+        return None
+    return who.subject

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import grpc
@@ -24,8 +24,8 @@ from grpc_status import rpc_status
 from ..errors import Unauthenticated
 from ..interceptors import WrappingInterceptor
 from ..logs import Throttled
-from .identity import CALLER, Identity, Role, bearer, started_by_caller
-from .policy import OPEN_PREFIXES, POLICY, REFLECTION_PREFIX, Denied, Rule, check, started_field
+from .identity import CALLER, Identity, Role, bearer
+from .policy import OPEN_PREFIXES, POLICY, REFLECTION_PREFIX, Denied, Rule, check
 from .quotas import Quotas
 
 log = logging.getLogger("broker.audit")
@@ -58,11 +58,9 @@ class Security(WrappingInterceptor):
         authenticator: Authenticator | None,
         mtls: bool,
         quotas: Quotas | None,
-        starter: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         super().__init__()
         self.authenticator = authenticator
-        self.starter = starter  # who started a conversation (policy rules with ``started``)
         self.mtls = mtls
         self.quotas = quotas
         self._unauthenticated = Throttled(log, 10.0)
@@ -106,14 +104,7 @@ class Security(WrappingInterceptor):
         try:
             if rule is None:
                 raise Denied(f"{method} is not in the authorization policy")
-            try:
-                check(method, rule, who, request)
-            except Denied:
-                conversation = started_field(rule, who, request)
-                if conversation is None or self.starter is None:
-                    raise
-                if not await started_by_caller(who, conversation, self.starter):
-                    raise
+            check(method, rule, who, request)
         except Denied as exc:
             self._denied.log(
                 "permission denied: %s (%s) called %s from %s: %s",

@@ -96,9 +96,6 @@ class SecurityStore(Protocol):
     async def count_pending(self, agent_id: str, limit: int) -> int:
         """Pending messages held for ``agent_id``, counted up to ``limit`` (the pending quota)."""
 
-    async def conversation_starter(self, conversation_id: str) -> str | None:
-        """The sender of the oldest message kept in a conversation (None: no such message)."""
-
 
 class WakeRelay(Protocol):
     """Wake-up keys between brokers sharing a database (PostgreSQL; None on SQLite)."""

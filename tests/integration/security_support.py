@@ -20,12 +20,24 @@ from tests.conftest import Stubs
 
 
 def issue(db: str | Path, subject: str, role: str = "agent", expires_in_s: float | None = None) -> str:
-    """Create a token on the database file, as ``a2a-broker tokens create`` does; return it."""
+    """Create a token on the database (a SQLite file, as ``a2a-broker tokens create`` does, or a
+    PostgreSQL URL); return it."""
     now = time.time_ns() // 1000
     expires = now + int(expires_in_s * 1_000_000) if expires_in_s is not None else None
     token_id, token, secret_hash = new_secret()
+    rec = TokenRecord(token_id, secret_hash, subject, role, now, expires)
+    if str(db).startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as pg:
+            pg.execute(
+                "INSERT INTO tokens (token_id, secret_hash, subject, role, created_at, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (rec.token_id, rec.secret_hash, rec.subject, rec.role, rec.created_at, rec.expires_at),
+            )
+        return token
     with closing(open_db(str(db))) as conn:
-        store.insert_token(conn, TokenRecord(token_id, secret_hash, subject, role, now, expires))
+        store.insert_token(conn, rec)
     return token
 
 

@@ -4,8 +4,8 @@ received, however it joined it (#22.17)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -20,12 +20,9 @@ from .security_support import authed_stubs, issue
 
 
 @pytest.fixture
-async def secured(tmp_path: Path, backend_overrides: dict[str, str]) -> AsyncIterator[Broker]:
-    b = await start_server(make_settings(tmp_path, auth="token", **backend_overrides))
-    try:
-        yield b
-    finally:
-        await b.stop(0.2)
+def settings_overrides() -> dict[str, Any]:
+    """The ``broker`` fixture's broker (on the backend --backend names) checks tokens."""
+    return {"auth": "token"}
 
 
 async def _history_actors(stubs: Stubs, task_id: str) -> list[str]:
@@ -87,7 +84,9 @@ async def test_an_overlong_claim_is_refused_naming_the_field(tmp_path: Path) -> 
     planner = authed_stubs(b.address, issue(b.settings.db, "planner", "orchestrator"))
     try:
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await planner.tasks.Submit(tpb.SubmitRequest(task=tpb.TaskSpec(title="t", submitted_by="x" * 129)))
+            await planner.tasks.Submit(
+                tpb.SubmitRequest(task=tpb.TaskSpec(title="t", submitted_by="x" * 129))
+            )
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "submitted_by" in (err.value.details() or "")
     finally:
@@ -111,3 +110,50 @@ async def test_without_auth_the_audit_fields_are_kept_as_given(tmp_path: Path) -
 async def _register(admin: Stubs, *agents: str) -> None:
     for a in agents:
         await admin.agents.Register(apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1))
+
+
+async def test_a_conversation_shows_each_caller_only_what_it_sent_or_received(broker: Broker) -> None:
+    """#22.17: the planner sends the first message under plan-1; two workers then talk in it.
+    The planner does not read their messages (it read 6 of 6 before), by listing the
+    conversation or by id; each worker sees its own; an admin sees all."""
+    db, address = broker.settings.db, broker.address
+    admin = authed_stubs(address, issue(db, "root", "admin"))
+    planner = authed_stubs(address, issue(db, "planner", "orchestrator"))
+    w1 = authed_stubs(address, issue(db, "w1"))
+    fleet = authed_stubs(address, issue(db, "w*"))
+    try:
+        await _register(admin, "planner", "w1", "w2", "x9")
+
+        async def send(stubs: Stubs, sender: str, to: str) -> str:
+            req = mpb.SendRequest(
+                sender_id=sender, target=mpb.Target(agent_id=to), payload=b"x", conversation_id="plan-1"
+            )
+            return (await stubs.messaging.Send(req)).message_ids[0]
+
+        first = await send(planner, "planner", "w1")  # the planner squats plan-1
+        between = [await send(w1, "w1", "w2"), await send(admin, "w2", "w1"), await send(admin, "w2", "x9")]
+
+        async def listed(stubs: Stubs) -> list[str]:
+            got = await stubs.messaging.ListMessages(mpb.ListMessagesRequest(conversation_id="plan-1"))
+            return [m.message_id for m in got.messages]
+
+        assert await listed(planner) == [first]
+        for mid in between:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await planner.messaging.GetMessage(mpb.GetMessageRequest(message_id=mid))
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert await listed(w1) == [first, between[0], between[1]]
+        assert await listed(fleet) == [first, *between]  # w1 and w2 are both in the fleet w*
+        assert await listed(admin) == [first, *between]
+        # Naming another agent as sender or recipient is still refused outright.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await planner.messaging.ListMessages(mpb.ListMessagesRequest(sender_id="w1"))
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # And naming oneself with a conversation lists one's own part of it.
+        mine = await w1.messaging.ListMessages(
+            mpb.ListMessagesRequest(conversation_id="plan-1", recipient_id="w1")
+        )
+        assert [m.message_id for m in mine.messages] == [first, between[1]]
+    finally:
+        for s in (admin, planner, w1, fleet):
+            await s.channel.close()

@@ -62,15 +62,6 @@ def count_pending(conn: sqlite3.Connection, agent_id: str, limit: int) -> int:
     ).fetchone()[0]
 
 
-def conversation_starter(conn: sqlite3.Connection, conversation_id: str) -> str | None:
-    # The first entry of idx_messages_conversation (conversation_id, seq).
-    row = conn.execute(
-        "SELECT sender_id FROM a2a_messages WHERE conversation_id = ? ORDER BY seq LIMIT 1",
-        (conversation_id,),
-    ).fetchone()
-    return None if row is None else row[0]
-
-
 class TokenOps:
     """TokenStore and SecurityStore: what the security layer reads."""
 
@@ -81,6 +72,3 @@ class TokenOps:
 
     async def count_pending(self, agent_id: str, limit: int) -> int:
         return await self.engine.read(lambda conn: count_pending(conn, agent_id, limit))
-
-    async def conversation_starter(self, conversation_id: str) -> str | None:
-        return await self.engine.read(lambda conn: conversation_starter(conn, conversation_id))

@@ -219,7 +219,9 @@ class MessagingServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMessage(self, request, context):
-        """GetMessage reads one message copy by id. Errors: NOT_FOUND.
+        """GetMessage reads one message copy by id. With authentication on, a caller
+        reads only the copies it sent or received (an admin: any). Errors:
+        NOT_FOUND (also for a copy the caller may not read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,7 +229,12 @@ class MessagingServicer:
 
     def ListMessages(self, request, context):
         """ListMessages lists message copies matching every filter given, oldest
-        first, one page at a time. Dead letters are status = FAILED.
+        first, one page at a time. Dead letters are status = FAILED. With
+        authentication on, the request names the caller as sender_id or
+        recipient_id, or names a conversation_id; either way it lists only the
+        copies the caller sent or received (an admin: every copy). Being in a
+        conversation, or having sent its first message, shows nobody the messages
+        between others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
