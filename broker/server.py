@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,7 +24,7 @@ from .federation import Federation
 from .observability import HttpListener, Metrics, RpcMetrics
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from .security import authenticator
-from .security import interceptors as security_interceptors
+from .security import interceptor as security_interceptor
 from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
 from .security.tls import CertificateFiles, server_credentials
 from .servicers.agents import AgentRegistryServicer
@@ -35,6 +35,9 @@ from .servicers.tracing import Tracing
 from .storage import Storage, open_storage, redact
 from .storage.base import WakeRelay
 from .sweeper import Sweeper
+
+if TYPE_CHECKING:
+    from .security.interceptor import Security
 
 log = logging.getLogger("broker.server")
 
@@ -62,6 +65,7 @@ class Broker:
     metrics: Metrics | None = None
     http: HttpListener | None = None  # /metrics, /healthz, /readyz (None: --http-address off)
     federation: Federation | None = None  # links to peer brokers (None: no --peers)
+    security: Security | None = None  # authentication, policy, quotas (None: --auth none, no mTLS)
 
     @property
     def http_address(self) -> str | None:
@@ -96,6 +100,8 @@ class Broker:
         await self.server.stop(grace)
         # Releases every delivery still held (a stream blocked in a write too), before storage closes.
         await self.mailbox.close()
+        if self.security is not None:
+            await self.security.close()
         await self.storage.close()
         if self.http is not None:
             await self.http.stop()
@@ -153,6 +159,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             await _relay_wakeups(storage.relay, [mailbox.wakeups, tasks.dispatch.signals])
         metrics = Metrics(storage, mailbox, tasks, settings.metrics_top_n)
         observed = settings.http_address != "off" or settings.access_log
+        security = security_interceptor(settings, storage)
 
         server = grpc.aio.server(
             # MalformedRequests first: bytes that do not parse are refused before anything else.
@@ -161,7 +168,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
                 # Outside security, so that refusals are timed too; not there when nothing can read
                 # it (no HTTP listener, no access log).
                 *([RpcMetrics(metrics, settings.access_log)] if observed else []),
-                *security_interceptors(settings, storage),
+                *([security] if security is not None else []),
             ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
@@ -247,6 +254,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         metrics,
         http,
         federation,
+        security,
     )
     log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
     return broker

@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING
 from .identity import CALLER, Identity, Role, may_read_message
 
 if TYPE_CHECKING:
-    import grpc
-
     from ..config import Settings
     from ..storage import Storage
-    from .interceptor import Authenticator
+    from .interceptor import Authenticator, Security
 
-__all__ = ["CALLER", "Identity", "Role", "authenticator", "interceptors", "may_read_message"]
+__all__ = ["CALLER", "Identity", "Role", "authenticator", "interceptor", "may_read_message"]
 
 
 def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
@@ -33,19 +31,13 @@ def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
     return None
 
 
-def interceptors(settings: Settings, storage: Storage) -> list[grpc.aio.ServerInterceptor]:
+def interceptor(settings: Settings, storage: Storage) -> Security | None:
     """The security interceptor for these settings; none at all with ``--auth none`` and no
     client certificates (development on loopback: nothing to check, nothing to pay)."""
     mtls = bool(settings.tls_client_ca)
     if settings.auth == "none" and not mtls:
-        return []
+        return None
     from .interceptor import Security
     from .quotas import Quotas
 
-    return [
-        Security(
-            authenticator(settings, storage),
-            mtls,
-            Quotas(settings, storage.count_pending),
-        )
-    ]
+    return Security(authenticator(settings, storage), mtls, Quotas(settings, storage.pending_by_sender))

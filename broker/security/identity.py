@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextvars
 import enum
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -36,6 +37,10 @@ class Identity:
     subject: str
     role: Role
     via: str = "token"  # token, jwt or mtls (for the audit log)
+    # Not who it is, but when its streams end (``streams.OpenStreams``): the token id, when the
+    # credentials can be revoked, and when they expire (microseconds since the epoch).
+    credential: str = field(default="", compare=False)
+    expires_us: int | None = field(default=None, compare=False)
 
     def owns(self, agent_id: str) -> bool:
         """True when this identity may act as ``agent_id``."""
@@ -59,6 +64,27 @@ def check_subject(subject: str) -> str:
 
 # The identity of the call being served; None when authentication is off (everything allowed).
 CALLER: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("a2a_broker_caller", default=None)
+
+
+# How the call being served charges each entry of its request stream to the caller's quotas
+# (set by the security interceptor on a bidirectional stream; None: nothing to charge). It returns
+# what to call once the entry is answered.
+CHARGE: contextvars.ContextVar[Callable[[str, Any], Callable[[], None]] | None] = contextvars.ContextVar(
+    "a2a_broker_charge", default=None
+)
+
+
+def _answered() -> None:
+    pass
+
+
+def charge(method: str, request: Any) -> Callable[[], None]:
+    """Charge one entry of a request stream as its unary twin ``method`` (the full name, such as
+    ``/a2a.broker.v1.Messaging/Send``) would be charged: calls, bytes, and for a send the
+    recipient's pending cap. Raises ``ResourceExhausted`` (its message names the retry delay).
+    Returns what to call once the entry is answered (a send counts as in flight until then)."""
+    charger = CHARGE.get()
+    return _answered if charger is None else charger(method, request)
 
 
 def may_act_as(agent_id: str) -> bool:

@@ -13,7 +13,7 @@ from a2a_broker_client.security import bearer_interceptors
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.security.cli import open_db
-from broker.security.tokens import new_secret
+from broker.security.tokens import new_secret, touch_marker
 from broker.storage.base import TokenRecord
 from broker.storage.sqlite import tokens as store
 from tests.conftest import Stubs
@@ -39,6 +39,22 @@ def issue(db: str | Path, subject: str, role: str = "agent", expires_in_s: float
     with closing(open_db(str(db))) as conn:
         store.insert_token(conn, rec)
     return token
+
+
+def revoke(db: str | Path, token: str) -> None:
+    """Revoke a token as ``a2a-broker tokens revoke`` does (on a SQLite file, touching the marker a
+    running broker watches; on PostgreSQL, the row alone)."""
+    token_id = token.split(".")[1]
+    now = time.time_ns() // 1000
+    if str(db).startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(str(db), autocommit=True) as pg:
+            pg.execute("UPDATE tokens SET revoked_at = %s WHERE token_id = %s", (now, token_id))
+        return
+    with closing(open_db(str(db))) as conn:
+        assert store.revoke_token(conn, token_id, now)
+    touch_marker(str(db))
 
 
 def stubs_with(channel: grpc.aio.Channel) -> Stubs:

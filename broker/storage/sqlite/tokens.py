@@ -62,6 +62,20 @@ def count_pending(conn: sqlite3.Connection, agent_id: str, limit: int) -> int:
     ).fetchone()[0]
 
 
+def pending_by_sender(conn: sqlite3.Connection, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+    """Pending messages held for the agent, counted up to ``limit``; when it holds that many, also
+    how many each sender holds among the first ``2 * limit`` (the pending cap's fair shares)."""
+    total = count_pending(conn, agent_id, limit)
+    if total < limit:
+        return total, {}
+    rows = conn.execute(
+        "SELECT sender_id, count(*) FROM (SELECT sender_id FROM a2a_messages WHERE recipient_id = ?"
+        " AND status = 'pending' LIMIT ?) AS held GROUP BY sender_id",
+        (agent_id, 2 * limit),
+    ).fetchall()
+    return total, {r[0]: r[1] for r in rows}
+
+
 class TokenOps:
     """TokenStore and SecurityStore: what the security layer reads."""
 
@@ -72,3 +86,6 @@ class TokenOps:
 
     async def count_pending(self, agent_id: str, limit: int) -> int:
         return await self.engine.read(lambda conn: count_pending(conn, agent_id, limit))
+
+    async def pending_by_sender(self, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+        return await self.engine.read(lambda conn: pending_by_sender(conn, agent_id, limit))
