@@ -42,6 +42,9 @@ class Authenticator(Protocol):
     def cached(self, token: str) -> Identity | None:
         """The identity when known without I/O (None: ``authenticate`` must check)."""
 
+    def seen(self, token: str) -> bool:
+        """Whether the token was valid when last checked."""
+
     async def authenticate(self, token: str) -> Identity: ...
 
 
@@ -135,10 +138,13 @@ class Security(WrappingInterceptor):
 
     async def _look_up(self, secret: str, context: grpc.aio.ServicerContext) -> Identity:
         """A token the cache cannot tell about, checked (a storage read, or a signature). Each
-        look-up takes one unit of its peer host's budget, given back when the token is valid:
-        a host sending made-up tokens is refused unread (RESOURCE_EXHAUSTED, with the delay after
-        which it may try again) once it has spent its burst, however fast it sends them."""
+        look-up of a token not seen valid before takes one unit of its peer host's budget, given
+        back when the token is valid: a host sending made-up tokens is refused unread
+        (RESOURCE_EXHAUSTED, with the delay after which it may try again) once it has spent its
+        burst, however fast it sends them."""
         assert self.authenticator is not None
+        if self.authenticator.seen(secret):  # valid when last checked: no stranger's token
+            return await self.authenticator.authenticate(secret)
         host = _host(context.peer())
         now = time.monotonic()
         bucket = self._lookups.get(host)

@@ -54,11 +54,13 @@ class JwtAuthenticator:
     def cached(self, token: str) -> Identity | None:
         """The identity of a token verified lately (None: ``authenticate`` must verify it)."""
         hit = self._cache.get(token)
-        if hit is not None:
-            if time.time() < hit[1]:
-                return hit[0]
-            del self._cache[token]
+        if hit is not None and time.time() < hit[1]:
+            return hit[0]
         return None
+
+    def seen(self, token: str) -> bool:
+        """Whether this token was valid when last verified."""
+        return token in self._cache
 
     async def authenticate(self, token: str) -> Identity:
         who = self.cached(token)

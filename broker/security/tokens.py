@@ -125,6 +125,18 @@ class TokenAuthenticator:
             return None
         return _verify(hit[0], parsed[1])
 
+    def seen(self, token: str) -> bool:
+        """Whether this token was valid when last read (its next look-up is not a stranger's)."""
+        parsed = parse(token)
+        if parsed is None:
+            return False
+        hit = self._cache.get(parsed[0])
+        return (
+            hit is not None
+            and hit[0] is not None
+            and hmac.compare_digest(hit[0].secret_hash, digest(parsed[1]))
+        )
+
     async def authenticate(self, token: str) -> Identity:
         who = self.cached(token)
         if who is not None:

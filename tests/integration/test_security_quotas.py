@@ -206,3 +206,31 @@ async def test_floods_of_bad_tokens_cost_no_storage_reads(limited: Broker) -> No
         await good.agents.Heartbeat(apb.HeartbeatRequest(agent_id="a1"), timeout=5)  # cached: passes
     finally:
         await good.channel.close()
+
+
+async def test_a_known_token_passes_while_its_address_floods_made_up_ones(tmp_path: Path) -> None:
+    """Look-ups of tokens seen valid before are not charged to the address's budget (with no
+    cache at all here, every call is a look-up): a made-up-token flood from the same host does
+    not lock a good agent out."""
+    b = await start_server(make_settings(tmp_path, auth="token", auth_cache_s=0))
+    good = await _agent(b, "a1")
+    try:
+        flood = authed_stubs(b.address, None)
+
+        async def made_up() -> grpc.StatusCode:
+            token = f"a2a.{secrets.token_hex(6)}.{secrets.token_urlsafe(32)}"
+            try:
+                await flood.agents.GetAgent(
+                    apb.GetAgentRequest(agent_id="a1"), metadata=(("authorization", f"Bearer {token}"),)
+                )
+                return grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+
+        codes = await asyncio.gather(*(made_up() for _ in range(int(LOOKUP_BURST) * 2)))
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes  # the address spent its budget
+        await good.agents.Heartbeat(apb.HeartbeatRequest(agent_id="a1"), timeout=5)
+        await flood.channel.close()
+    finally:
+        await good.channel.close()
+        await b.stop(0.2)
