@@ -40,7 +40,7 @@ from broker.security.tokens import new_secret
 from broker.storage.base import TokenRecord
 from broker.storage.sqlite import tokens as store
 
-from .common import ROOT, Report, channel, median, percentile, spawn_broker
+from .common import ROOT, Proc, Report, channel, median, percentile, spawn_broker
 
 RUNS = 3
 QUOTA = 100  # calls per second per subject (the flooder's quota; the victim stays within it)
@@ -99,9 +99,13 @@ async def _flood(address: str, token: str, seconds: float) -> None:
     print(json.dumps(counts), flush=True)
 
 
-async def _phase(address: str, victim: str, flood: str | None) -> tuple[list[float], dict[str, int]]:
+async def _phase(broker: Proc, victim: str, flood: str | None) -> tuple[list[float], dict[str, int], float]:
+    """The victim's round trips (ms), the flood's counts, and the broker's CPU seconds meanwhile."""
+    address = broker.address
     if flood is None:
-        return await _victim(address, victim), {}
+        cpu = broker.cpu_s()
+        took = await _victim(address, victim)
+        return took, {}, broker.cpu_s() - cpu
     seconds = SAMPLES / RATE + 3
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.isolation", "flood", address, flood, str(seconds),
@@ -111,33 +115,39 @@ async def _phase(address: str, victim: str, flood: str | None) -> tuple[list[flo
     try:
         assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"ready"
         await asyncio.sleep(1.0)  # the flood under way
+        cpu = broker.cpu_s()
         took = await _victim(address, victim)
+        cpu = broker.cpu_s() - cpu
         counts = json.loads(await asyncio.wait_for(proc.stdout.readline(), seconds + 30))
     finally:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
-    return took, counts
+    return took, counts, cpu
 
 
-async def _run(db: Path, address: str) -> dict[str, float]:
+async def _run(db: Path, broker: Proc) -> dict[str, float]:
     admin, victim, flooder = _issue(db, "ops", "admin"), _issue(db, "victim"), _issue(db, "flood")
-    async with channel(address) as ch:
+    async with channel(broker.address) as ch:
         agents = agents_pb2_grpc.AgentRegistryStub(ch)
         for a in ("victim", "flood", "inbox"):
             await agents.Register(
                 apb.RegisterRequest(agent_id=a, max_concurrent_tasks=1), metadata=_metadata(admin)
             )
     out: dict[str, float] = {}
-    alone, _ = await _phase(address, victim, None)
+    alone, _, cpu_alone = await _phase(broker, victim, None)
     out["alone_p50"], out["alone_p99"] = percentile(alone, 50), percentile(alone, 99)
     for name, flood in (("quota", flooder), ("unauth", "made-up")):
-        took, counts = await _phase(address, victim, flood)
+        took, counts, cpu = await _phase(broker, victim, flood)
         out[f"{name}_p50"], out[f"{name}_p99"] = percentile(took, 50), percentile(took, 99)
         out[f"{name}_ratio"] = out[f"{name}_p99"] / out["alone_p99"]
         total = counts["ok"] + counts["refused"]
         out[f"{name}_calls_per_s"] = total / (SAMPLES / RATE + 3)
         out[f"{name}_refused"] = counts["refused"] / max(1, total)
+        # The broker's CPU for the flood (its CPU over the victim's phase, less the victim's own
+        # share as measured alone), per flood call in that time.
+        flood_calls = out[f"{name}_calls_per_s"] * SAMPLES / RATE
+        out[f"{name}_cpu_us"] = max(0.0, cpu - cpu_alone) / max(1.0, flood_calls) * 1e6
     return out
 
 
@@ -149,7 +159,7 @@ def main() -> None:
             db = Path(d) / "a2a.db"
             _issue(db, "warm-up")  # creates and migrates the file before the broker opens it
             with spawn_broker(db, A2A_BROKER_AUTH="token", A2A_BROKER_QUOTA_CALLS_PER_S=str(QUOTA)) as broker:
-                r = asyncio.run(_run(db, broker.address))
+                r = asyncio.run(_run(db, broker))
         runs.append(r)
         print(
             f"  [isolation] run {run + 1}: victim p99 alone {r['alone_p99']:.2f} ms, under a quota flood"
@@ -172,7 +182,8 @@ def main() -> None:
         report.add(f"victim under {what}, p99", med(f"{name}_p99"), "ms")
         report.note(
             f"  isolation: p99 under the flood / p99 alone = {med(f'{name}_ratio'):.2f}x"
-            f" (flood: {med(f'{name}_calls_per_s'):,.0f} calls/s, {med(f'{name}_refused'):.0%} refused)"
+            f" (flood: {med(f'{name}_calls_per_s'):,.0f} calls/s, {med(f'{name}_refused'):.0%} refused,"
+            f" {med(f'{name}_cpu_us'):,.0f} us of broker CPU per flood call)"
         )
     report.note(f"({time.perf_counter() - t_start:.0f} s)")
     report.print()
