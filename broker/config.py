@@ -124,7 +124,9 @@ class Settings(BaseModel):
     )
     quota_streams: int = Field(100, ge=0, description="open streams per subject (0: no limit)")
     quota_pending_messages: int = Field(
-        100_000, ge=0, description="pending messages held for one agent before Sends to it are refused"
+        100_000,
+        ge=0,
+        description="pending messages held for one agent before Sends to it are refused (a fair share each)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["auto", "json", "text"] = Field(

@@ -63,6 +63,32 @@ def setup_logging(level: str, fmt: str, libs_level: str = "WARNING") -> None:
     root.setLevel(level)
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(libs_level)
+    for name in GONE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ClientGone) for f in logger.filters):
+            logger.addFilter(ClientGone())
+
+
+# Where grpc's ExecuteBatchError surfaces when a client goes away: grpc's server code logs it
+# ("ExecuteBatchError raised in core by servicer method [...]"), or asyncio does, as a task
+# exception never retrieved (older grpc releases).
+GONE_LOGGERS = ("grpc._cython.cygrpc", "asyncio")
+
+
+class ClientGone(logging.Filter):
+    """grpc logs an ``ExecuteBatchError`` at ERROR, with a traceback, when a write to a client
+    fails because the client went away before grpc saw its call end (a subscriber killed or cut
+    off mid-stream): nothing failed on the broker's side, and the stream's end is logged anyway
+    (``stream closed``). Such a line becomes one at DEBUG on ``broker.rpc``, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or type(exc).__name__ != "ExecuteBatchError":
+            return True
+        logging.getLogger("broker.rpc").debug(
+            "a client went away during a call: %s (%s)", record.getMessage(), exc
+        )
+        return False
 
 
 class Throttled:

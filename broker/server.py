@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,8 +24,8 @@ from .errors import BrokerError
 from .federation import Federation
 from .observability import Metrics, OperatorRoutes, RpcMetrics
 from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
-from .security import authenticator, http_gate, quotas
-from .security import interceptors as security_interceptors
+from .security import authenticator, http_gate
+from .security import interceptor as security_interceptor
 from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
 from .security.tls import CertificateFiles, HttpTls, server_credentials
 from .servicers.agents import AgentRegistryServicer
@@ -37,6 +37,9 @@ from .storage import Storage, open_storage, redact
 from .storage.base import WakeRelay
 from .sweeper import Sweeper
 from .web import HttpListener
+
+if TYPE_CHECKING:
+    from .security.interceptor import Security
 
 log = logging.getLogger("broker.server")
 
@@ -64,6 +67,7 @@ class Broker:
     metrics: Metrics | None = None
     http: HttpListener | None = None  # every HTTP surface (None: --http-address off)
     federation: Federation | None = None  # links to peer brokers (None: no --peers)
+    security: Security | None = None  # authentication, policy, quotas (None: --auth none, no mTLS)
     operator: OperatorRoutes | None = None  # /healthz, /readyz, /metrics
     a2a: gateway.Gateway | None = None  # the A2A gateway (None: --a2a-gateway off or no a2a-sdk)
 
@@ -116,6 +120,8 @@ class Broker:
             await self.http.stop()
         # Releases every delivery still held (a stream blocked in a write too), before storage closes.
         await self.mailbox.close()
+        if self.security is not None:
+            await self.security.close()
         await self.storage.close()
         log.info("broker stopped")
 
@@ -172,8 +178,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             await _relay_wakeups(storage.relay, [mailbox.wakeups, tasks.dispatch.signals])
         metrics = Metrics(storage, mailbox, tasks, settings.metrics_top_n)
         observed = settings.http_address != "off" or settings.access_log
-
-        shared_quotas = quotas(settings, storage)
+        security = security_interceptor(settings, storage)
         server = grpc.aio.server(
             # MalformedRequests first: bytes that do not parse are refused before anything else.
             interceptors=[
@@ -181,7 +186,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
                 # Outside security, so that refusals are timed too; not there when nothing can read
                 # it (no HTTP listener, no access log).
                 *([RpcMetrics(metrics, settings.access_log)] if observed else []),
-                *security_interceptors(settings, storage, shared_quotas),
+                *([security] if security is not None else []),
             ],
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
@@ -224,7 +229,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         operator: OperatorRoutes | None = None
         console: Console | None = None
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
-            auth = authenticator(settings, storage)
+            # one authenticator for every surface: its cache and revocations are the gRPC port's
+            auth = security.authenticator if security is not None else authenticator(settings, storage)
             operator = OperatorRoutes(settings, metrics, storage, auth)
             http_tls = HttpTls(tls.cert, tls.key, tls.client_ca) if tls is not None else None
             console = Console(
@@ -239,7 +245,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             routes = [
                 *operator.routes(),
                 *console.routes(),
-                *(a2a.routes(http_gate(settings, auth, shared_quotas)) if a2a is not None else []),
+                *(a2a.routes(http_gate(settings, security)) if a2a is not None else []),
             ]
             http = HttpListener(settings.http_address, Starlette(routes=routes), http_tls, [console.stop])
             await http.start()
@@ -292,6 +298,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         metrics,
         http,
         federation,
+        security,
         operator,
         a2a,
     )

@@ -61,7 +61,7 @@ SWEEP_LIMIT = 5000  # rows per category per sweep round: keeps the write job sho
 # are all committing joins the next group. The writer's fixed cost per commit (~300 us of CPU
 # here) was what limited 64-in-flight Sends, not the inserts.
 MAX_SEND_JOBS = 1
-# At shutdown, the server stops once no Send or Ack has come in for this long (see Mailbox.drain).
+# At shutdown, the server stops once no Send or Ack has been taken in for this long (see Mailbox.drain).
 CALLS_QUIET_S = 0.1
 
 
@@ -95,8 +95,10 @@ class Mailbox:
     async def send(self, msg: NewMessage) -> SendResult:
         """One message. Concurrent Send calls are coalesced into shared write jobs (each message
         still succeeds or fails on its own: see coalescer.py)."""
-        self._last_call = asyncio.get_running_loop().time()
         self._check_open()
+        # After the check: a refused Send is no activity (see drain), else a client retrying its
+        # refused Sends would hold a graceful shutdown for the whole grace period.
+        self._last_call = asyncio.get_running_loop().time()
         if msg.in_reply_to is not None:
             await self._thread(msg, "")
         return await self._sends.submit(msg)
@@ -106,8 +108,8 @@ class Mailbox:
 
     async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
         """A SendBatch: one job, all or nothing."""
-        self._last_call = asyncio.get_running_loop().time()
         self._check_open()
+        self._last_call = asyncio.get_running_loop().time()
         for i, m in enumerate(msgs):
             if m.in_reply_to is not None:
                 await self._thread(m, f"messages[{i}].")
@@ -193,9 +195,9 @@ class Mailbox:
         """An ack answered OK sticks. During shutdown the deliveries stay held until ``close()``
         (so acks in the grace period count); once they are handed back, an ack that may have come
         too late is refused (UNAVAILABLE: ack again, or expect the message again)."""
-        self._last_call = asyncio.get_running_loop().time()
         if self._released:
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
+        self._last_call = asyncio.get_running_loop().time()
         done = await self.storage.ack_messages(agent_id, ids, now_us())
         self.stats.acknowledged += len(done)
         self._forget(done)
@@ -402,7 +404,7 @@ class Mailbox:
 
     async def drain(self, timeout: float, quiet: float = CALLS_QUIET_S) -> None:
         """Wait (bounded by ``timeout``) until the Send calls already accepted have committed and
-        been answered, and no Send or Ack has come in for ``quiet`` seconds (Sends are refused
+        been answered, and no Send or Ack has been taken in for ``quiet`` seconds (Sends are refused
         UNAVAILABLE meanwhile; Acks still count, their deliveries are held). Then the server may
         stop: a call that reaches a stopping server before its handler runs is answered CANCELLED
         by gRPC itself, which a sender or a subscriber acking must not see."""

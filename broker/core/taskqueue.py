@@ -218,8 +218,10 @@ class TaskQueue:
             tags=list(t.tags),
             metadata={**t.metadata, task_states.REPLAY_OF: t.task_id},
             labels=t.labels,
-            submitted_by=actor or t.submitted_by,
+            submitted_by=t.submitted_by,
         )
+        if actor:  # set after validation: the servicer checked the request's text, and may add to it
+            spec = spec.model_copy(update={"submitted_by": actor})
         task, _ = await self.submit(spec)
         log.info("task replayed", extra={"task_id": task_id, "copy": task.task_id})
         return task
@@ -241,6 +243,22 @@ class TaskQueue:
 
     def listen(self, agent_id: str) -> AsyncIterator[tuple[list[Assignment], list[Cancellation]]]:
         return self.dispatch.listen(agent_id)
+
+    def withdraw_leases(self, agent_id: str, leases: builtins.list[tuple[str, int]], reason: str) -> None:
+        """Leases handed out on a stream whose credentials were withdrawn: back to the queue at
+        once (in the background: the stream is ending), rather than at their lease's end."""
+
+        async def withdraw() -> None:
+            changes = await self.storage.withdraw_leases(
+                agent_id, leases, now_us(), reason, snapshots=self.watched()
+            )
+            self.announce(changes)
+            if changes.cancellations:
+                log.info(
+                    "leases handed back", extra={"agent_id": agent_id, "count": len(changes.cancellations)}
+                )
+
+        self._spawn(withdraw())
 
     async def extend_lease(self, inp: ExtendInput) -> int:
         until, changes = await self.storage.extend_lease(inp, now_us())

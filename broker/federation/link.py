@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -48,6 +49,8 @@ RECONNECT_MAX_S = 5.0
 REPORT_AGAIN_S = 300.0  # on reconnecting, copies finished this recently are reported again
 CALL_TIMEOUT_S = 10.0
 LOST = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)  # the peer's lease is gone
+# A call that ends with one of these ended with the link (the peer went away or stopped).
+LINK_GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 class PeerLink:
@@ -83,6 +86,8 @@ class PeerLink:
         self._running: set[str] = set()  # local copies an agent runs now
         self.relayed = 0  # tasks taken from the peer (tests, logs)
         self.relayed_messages = 0
+        self._down_since: float | None = None  # the link has been down since (monotonic)
+        self._retries = 0  # reconnections tried since
 
     # ------------------------------------------------------------ connection
 
@@ -107,8 +112,7 @@ class PeerLink:
             except asyncio.CancelledError:
                 raise
             except (grpc.aio.AioRpcError, BrokerError, OSError) as exc:
-                detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-                log.warning("peer link down; reconnecting", extra={"peer": self.name, "error": detail})
+                self._down(exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc))
             finally:
                 self._connected.clear()
             await asyncio.sleep(backoff)
@@ -128,7 +132,7 @@ class PeerLink:
                 listen = self._tasks.Listen(
                     tpb.ListenRequest(agent_id=self.agent_id), metadata=self._metadata()
                 )
-                log.info("peer link up", extra={"peer": self.name, "address": self.address})
+                self._up()
                 async for resp in listen:
                     for a in resp.assignments:
                         self._spawn(self._relay(a))
@@ -139,6 +143,31 @@ class PeerLink:
                 if self._messages is not None:
                     self._messages.cancel()
                     self._messages = None
+
+    def _down(self, error: str) -> None:
+        """A failed session or connection: at WARNING when the link goes down, then at INFO, with
+        a count, while it stays down (a peer down for an hour is one warning, not 700)."""
+        if self._down_since is None:
+            self._down_since, self._retries = time.monotonic(), 0
+            log.warning("peer link down; reconnecting", extra={"peer": self.name, "error": error})
+            return
+        self._retries += 1
+        log.info(
+            "peer link still down; reconnecting",
+            extra={
+                "peer": self.name,
+                "retries": self._retries,
+                "down_s": round(time.monotonic() - self._down_since, 1),
+                "error": error,
+            },
+        )
+
+    def _up(self) -> None:
+        extra: dict[str, object] = {"peer": self.name, "address": self.address}
+        if self._down_since is not None:
+            extra |= {"down_s": round(time.monotonic() - self._down_since, 1), "retries": self._retries}
+            self._down_since = None
+        log.info("peer link up", extra=extra)
 
     async def _refresh(self) -> None:
         while True:
@@ -253,8 +282,14 @@ class PeerLink:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._bg.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("peer relay failed", extra={"peer": self.name, "error": repr(task.exception())})
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in LINK_GONE:
+            # The link went down under it: the link's own lines say so (once, then with a count).
+            log.info("peer relay ended with the link", extra={"peer": self.name, "error": exc.details()})
+            return
+        log.error("peer relay failed", extra={"peer": self.name, "error": repr(exc)})
 
     async def _relay(self, a: tpb.Assignment) -> None:
         t, spec = a.task, a.task.spec

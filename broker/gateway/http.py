@@ -57,7 +57,6 @@ class VersionRead(DefaultServerCallContextBuilder):
         return ctx
 
 
-
 def _http_status(exc: BrokerError) -> int:
     if isinstance(exc, Unauthenticated):
         return 401

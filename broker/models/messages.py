@@ -364,6 +364,8 @@ class MessageFilter(Input):
     correlation_id: str | None = None
     sender_id: str | None = None
     recipient_id: str | None = None
+    # Only the messages this subject sent or received (an agent id, or an id prefix ending in *).
+    party: str | None = None
     status: MessageStatus | None = None
     created_after: int | None = None
     created_before: int | None = None

@@ -117,7 +117,14 @@ class MessagingServicer:
         unknown recipient); INVALID_ARGUMENT for a malformed field (priority
         outside 0-10, payload over the size limit, negative TTL...);
         FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
-        that no registered agent would receive.
+        that no registered agent would receive; RESOURCE_EXHAUSTED (with the delay
+        after which to try again, google.rpc.RetryInfo) for a caller over its
+        quotas, or for a direct send to an agent that holds its cap of pending
+        messages. The cap is shared fairly by the senders: under it a recipient
+        takes from anyone; at it, a sender may still add up to an equal share of
+        the cap among the senders holding messages there, so the largest
+        contributor is refused first and one sender flooding a recipient does not
+        lock the others out (a backlog stays under about twice the cap).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,8 +150,13 @@ class MessagingServicer:
         one stream; it reads no further request until one is confirmed, so a
         client should keep at most that many unconfirmed. A stream cut before
         its confirm may or may not have stored the entry: publish it again with
-        its `idempotency_key` to be sure it is stored once.
-        Errors of the stream itself: UNAVAILABLE when the broker shuts down.
+        its `idempotency_key` to be sure it is stored once. Each entry is charged
+        to the caller's quotas as a Send is (calls, bytes, the recipient's pending
+        cap): one over them is answered RESOURCE_EXHAUSTED, its message naming the
+        delay before a retry.
+        Errors of the stream itself: UNAVAILABLE when the broker shuts down;
+        UNAUTHENTICATED when the token it was opened with is revoked or expires
+        (as for every stream).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,7 +178,10 @@ class MessagingServicer:
         Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
         FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
         deliveries are released) or deregisters, and with UNAVAILABLE when it
-        shuts down: heartbeat, then subscribe again.
+        shuts down: heartbeat, then subscribe again. With authentication on, it
+        ends the stream with UNAUTHENTICATED within a second of the revocation of
+        the token it was opened with, or at the token's expiry (its deliveries are
+        released as when a stream ends): subscribe again with a valid token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,7 +202,9 @@ class MessagingServicer:
         ended and not confirmed may or may not have been committed: ack again (an
         ack of a message already processed, or released for redelivery and not
         yet redelivered, still counts). Messages unacked when the stream ends are
-        released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+        released as for Subscribe. Each request is charged to the caller's quotas
+        as an Ack (or Nack) call is: one over them is answered RESOURCE_EXHAUSTED
+        in its `confirm`. Errors of the stream: INVALID_ARGUMENT when the
         first request has no `subscribe` or a later one has; as Subscribe
         otherwise.
         """
@@ -219,7 +236,9 @@ class MessagingServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMessage(self, request, context):
-        """GetMessage reads one message copy by id. Errors: NOT_FOUND.
+        """GetMessage reads one message copy by id. With authentication on, a caller
+        reads only the copies it sent or received (an admin: any). Errors:
+        NOT_FOUND (also for a copy the caller may not read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,7 +246,12 @@ class MessagingServicer:
 
     def ListMessages(self, request, context):
         """ListMessages lists message copies matching every filter given, oldest
-        first, one page at a time. Dead letters are status = FAILED.
+        first, one page at a time. Dead letters are status = FAILED. With
+        authentication on, the request names the caller as sender_id or
+        recipient_id, or names a conversation_id; either way it lists only the
+        copies the caller sent or received (an admin: every copy). Being in a
+        conversation, or having sent its first message, shows nobody the messages
+        between others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -301,6 +301,11 @@ class CreateSessionRequest(_message.Message):
     """At most 256 characters."""
     parent_session_id: _builtins.str
     initiated_by: _builtins.str
+    """Optional: who starts it.
+    With authentication on, the caller's identity is recorded, whatever this
+    says; a text naming anyone else is kept after it as the caller's note:
+    "planner (note: admin)". At most 128 characters.
+    """
     max_tasks: _builtins.int
     """0: no limit; else 1-1,000,000 tasks."""
     @_builtins.property
@@ -437,6 +442,11 @@ class CancelSessionRequest(_message.Message):
     reason: _builtins.str
     """Recorded on the session and on each cancelled task."""
     actor: _builtins.str
+    """Optional: who cancels.
+    With authentication on, the caller's identity is recorded, whatever this
+    says; a text naming anyone else is kept after it as the caller's note:
+    "planner (note: admin)". At most 128 characters.
+    """
     def __init__(
         self,
         *,
@@ -629,7 +639,11 @@ class TaskSpec(_message.Message):
     ALREADY_EXISTS). At most 128 characters.
     """
     submitted_by: _builtins.str
-    """Optional: who submits (an agent id or a name), recorded in the history."""
+    """Optional: who submits (an agent id or a name), recorded in the history.
+    With authentication on, the caller's identity is recorded, whatever this
+    says; a text naming anyone else is kept after it as the caller's note:
+    "planner (note: admin)". At most 128 characters.
+    """
     @_builtins.property
     def required_capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The agent running it must have every one of these (at most 64). None
@@ -1525,7 +1539,11 @@ class ReplayRequest(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     actor: _builtins.str
-    """Recorded as the copy's submitter (default: the original's)."""
+    """Recorded as the copy's submitter (default: the original's).
+    With authentication on, the caller's identity is recorded, whatever this
+    says; a text naming anyone else is kept after it as the caller's note:
+    "planner (note: admin)". At most 128 characters.
+    """
     def __init__(
         self,
         *,
@@ -1577,7 +1595,11 @@ class CancelRequest(_message.Message):
     """
     reason: _builtins.str
     actor: _builtins.str
-    """Who cancels, recorded in the history."""
+    """Who cancels, recorded in the history.
+    With authentication on, the caller's identity is recorded, whatever this
+    says; a text naming anyone else is kept after it as the caller's note:
+    "planner (note: admin)". At most 128 characters.
+    """
     def __init__(
         self,
         *,
@@ -1828,7 +1850,11 @@ class AddDependencyRequest(_message.Message):
     task_id: _builtins.str
     """The dependent: a task that has not started."""
     actor: _builtins.str
-    """Who edits, recorded in the history."""
+    """Who edits, recorded in the history.
+    With authentication on, the caller's identity is recorded, whatever this
+    says; a text naming anyone else is kept after it as the caller's note:
+    "planner (note: admin)". At most 128 characters.
+    """
     @_builtins.property
     def dependency(self) -> Global___Dependency:
         """The prerequisite and the kind of edge."""
@@ -1858,6 +1884,7 @@ class RemoveDependencyRequest(_message.Message):
     task_id: _builtins.str
     prerequisite_id: _builtins.str
     actor: _builtins.str
+    """Who edits, recorded in the history, as AddDependencyRequest.actor."""
     def __init__(
         self,
         *,
@@ -2000,7 +2027,9 @@ class TaskTransition(_message.Message):
     to_status: Global___TaskStatus.ValueType
     reason: _builtins.str
     actor: _builtins.str
-    """Who caused it: an agent id, "broker" for the sweeper, or a submitter."""
+    """Who caused it: an agent id, "broker" for the sweeper, or a submitter
+    (with authentication on, the caller's identity, then any note it gave).
+    """
     attempt: _builtins.int
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...

@@ -209,6 +209,10 @@ class TaskQueueServicer:
         lapse unless extended). The stream ends with NOT_FOUND when the agent
         deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
         response headers (initial metadata) are sent once the stream is live.
+        With authentication on, the stream ends with UNAUTHENTICATED within a
+        second of the revocation of the token it was opened with, or at the
+        token's expiry, and the leases it handed out go back to the queue at once
+        (the agent can no longer finish them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +233,8 @@ class TaskQueueServicer:
         is answered with its code; the stream goes on. An outcome written and not
         confirmed before the stream ended may or may not have landed: send it
         again (a repeated Complete or Fail of the same attempt is answered OK).
+        Each outcome is charged to the caller's quotas as its unary call is: one
+        over them is answered RESOURCE_EXHAUSTED in its `confirm`.
         Errors of the stream: INVALID_ARGUMENT when the first request has no
         `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
         for an outcome of another agent; as Listen otherwise.

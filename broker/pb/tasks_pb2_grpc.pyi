@@ -73,6 +73,10 @@ class TaskQueueStub:
     lapse unless extended). The stream ends with NOT_FOUND when the agent
     deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
     response headers (initial metadata) are sent once the stream is live.
+    With authentication on, the stream ends with UNAUTHENTICATED within a
+    second of the revocation of the token it was opened with, or at the
+    token's expiry, and the leases it handed out go back to the queue at once
+    (the agent can no longer finish them).
     """
     Work: _grpc.StreamStreamMultiCallable[_tasks_pb2.WorkRequest, _tasks_pb2.WorkResponse]
     """Work is Listen with the outcomes on the same stream: a worker receives
@@ -89,6 +93,8 @@ class TaskQueueStub:
     is answered with its code; the stream goes on. An outcome written and not
     confirmed before the stream ended may or may not have landed: send it
     again (a repeated Complete or Fail of the same attempt is answered OK).
+    Each outcome is charged to the caller's quotas as its unary call is: one
+    over them is answered RESOURCE_EXHAUSTED in its `confirm`.
     Errors of the stream: INVALID_ARGUMENT when the first request has no
     `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
     for an outcome of another agent; as Listen otherwise.
@@ -245,6 +251,10 @@ class TaskQueueAsyncStub(TaskQueueStub):
     lapse unless extended). The stream ends with NOT_FOUND when the agent
     deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
     response headers (initial metadata) are sent once the stream is live.
+    With authentication on, the stream ends with UNAUTHENTICATED within a
+    second of the revocation of the token it was opened with, or at the
+    token's expiry, and the leases it handed out go back to the queue at once
+    (the agent can no longer finish them).
     """
     Work: _aio.StreamStreamMultiCallable[_tasks_pb2.WorkRequest, _tasks_pb2.WorkResponse]  # type: ignore[assignment]
     """Work is Listen with the outcomes on the same stream: a worker receives
@@ -261,6 +271,8 @@ class TaskQueueAsyncStub(TaskQueueStub):
     is answered with its code; the stream goes on. An outcome written and not
     confirmed before the stream ended may or may not have landed: send it
     again (a repeated Complete or Fail of the same attempt is answered OK).
+    Each outcome is charged to the caller's quotas as its unary call is: one
+    over them is answered RESOURCE_EXHAUSTED in its `confirm`.
     Errors of the stream: INVALID_ARGUMENT when the first request has no
     `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
     for an outcome of another agent; as Listen otherwise.
@@ -438,6 +450,10 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         lapse unless extended). The stream ends with NOT_FOUND when the agent
         deregisters; it opens with FAILED_PRECONDITION for an OFFLINE agent. The
         response headers (initial metadata) are sent once the stream is live.
+        With authentication on, the stream ends with UNAUTHENTICATED within a
+        second of the revocation of the token it was opened with, or at the
+        token's expiry, and the leases it handed out go back to the queue at once
+        (the agent can no longer finish them).
         """
 
     @_abc_1.abstractmethod
@@ -460,6 +476,8 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         is answered with its code; the stream goes on. An outcome written and not
         confirmed before the stream ended may or may not have landed: send it
         again (a repeated Complete or Fail of the same attempt is answered OK).
+        Each outcome is charged to the caller's quotas as its unary call is: one
+        over them is answered RESOURCE_EXHAUSTED in its `confirm`.
         Errors of the stream: INVALID_ARGUMENT when the first request has no
         `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
         for an outcome of another agent; as Listen otherwise.

@@ -8,24 +8,12 @@ from typing import TYPE_CHECKING
 from .identity import CALLER, Identity, Role, may_read_message
 
 if TYPE_CHECKING:
-    import grpc
-
     from ..config import Settings
     from ..storage import Storage
     from .http import HttpGate
-    from .interceptor import Authenticator
-    from .quotas import Quotas
+    from .interceptor import Authenticator, Security
 
-__all__ = [
-    "CALLER",
-    "Identity",
-    "Role",
-    "authenticator",
-    "http_gate",
-    "interceptors",
-    "may_read_message",
-    "quotas",
-]
+__all__ = ["CALLER", "Identity", "Role", "authenticator", "http_gate", "interceptor", "may_read_message"]
 
 
 def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
@@ -44,38 +32,23 @@ def authenticator(settings: Settings, storage: Storage) -> Authenticator | None:
     return None
 
 
-def quotas(settings: Settings, storage: Storage) -> Quotas | None:
-    """The callers' quotas, shared by the gRPC port and the HTTP bindings; none with ``--auth
-    none`` and no client certificates (nobody is identified, so nobody can be charged)."""
-    if settings.auth == "none" and not settings.tls_client_ca:
-        return None
-    from .quotas import Quotas
-
-    return Quotas(settings, storage.count_pending)
-
-
-def interceptors(
-    settings: Settings, storage: Storage, shared: Quotas | None = None
-) -> list[grpc.aio.ServerInterceptor]:
+def interceptor(settings: Settings, storage: Storage) -> Security | None:
     """The security interceptor for these settings; none at all with ``--auth none`` and no
     client certificates (development on loopback: nothing to check, nothing to pay)."""
     mtls = bool(settings.tls_client_ca)
     if settings.auth == "none" and not mtls:
-        return []
+        return None
     from .interceptor import Security
+    from .quotas import Quotas
 
-    return [
-        Security(
-            authenticator(settings, storage),
-            mtls,
-            shared if shared is not None else quotas(settings, storage),
-            storage.conversation_starter,
-        )
-    ]
+    return Security(authenticator(settings, storage), mtls, Quotas(settings, storage.pending_by_sender))
 
 
-def http_gate(settings: Settings, auth: Authenticator | None, shared: Quotas | None) -> HttpGate:
-    """The same checks for the A2A HTTP bindings (``security.http``)."""
+def http_gate(settings: Settings, security: Security | None) -> HttpGate:
+    """The same checks for the A2A HTTP bindings (``security.http``), with the gRPC port's
+    authenticator and quotas: a caller's budget is one, whichever way it calls."""
     from .http import HttpGate
 
-    return HttpGate(auth, bool(settings.tls_client_ca), shared)
+    if security is None:
+        return HttpGate(None, False, None)
+    return HttpGate(security.authenticator, security.mtls, security.quotas)

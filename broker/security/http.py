@@ -53,7 +53,7 @@ class HttpGate:
             token = bearer(authorization)
             if token is None:
                 raise Unauthenticated("authorization: must read 'Bearer <token>'")
-            who = await self.authenticator.authenticate(token)
+            who = self.authenticator.cached(token) or await self.authenticator.authenticate(token)
         elif self.mtls:
             who = certificate_subject(peercert)
         if who is None:

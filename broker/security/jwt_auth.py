@@ -51,12 +51,21 @@ class JwtAuthenticator:
             return self._key
         raise jwt.InvalidTokenError(f"no key with kid {kid!r} in the JWKS file")
 
-    async def authenticate(self, token: str) -> Identity:
+    def cached(self, token: str) -> Identity | None:
+        """The identity of a token verified lately (None: ``authenticate`` must verify it)."""
         hit = self._cache.get(token)
-        if hit is not None:
-            if time.time() < hit[1]:
-                return hit[0]
-            del self._cache[token]
+        if hit is not None and time.time() < hit[1]:
+            return hit[0]
+        return None
+
+    def seen(self, token: str) -> bool:
+        """Whether this token was valid when last verified."""
+        return token in self._cache
+
+    async def authenticate(self, token: str) -> Identity:
+        who = self.cached(token)
+        if who is not None:
+            return who
         try:
             claims = jwt.decode(
                 token,
@@ -70,7 +79,7 @@ class JwtAuthenticator:
             role = Role(str(claims.get(self._role) or "agent"))
         except (jwt.InvalidTokenError, ValueError) as exc:
             raise Unauthenticated(f"authorization: invalid JWT ({exc})") from None
-        who = Identity(subject, role, "jwt")
+        who = Identity(subject, role, "jwt", expires_us=int(float(claims["exp"]) * 1_000_000))
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         # Trusted until the cache period ends or the token expires, whichever comes first.

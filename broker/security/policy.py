@@ -7,12 +7,14 @@ token's subject is that agent id, or a prefix of it ending in ``*``):
 * ``"agent_id"``: the field must name the caller;
 * ``"messages[].sender_id"``: so must that field of every item of a repeated field;
 * ``"sender_id|recipient_id"``: at least one of the fields must name the caller;
-* ``started="conversation_id"``: failing that, an orchestrator may name a conversation it started
-  (it sent the oldest message kept in it), looked up in storage by the interceptor.
+* ``scoped="conversation_id"``: failing that, a request naming a conversation is served, and
+  shows the caller only the messages it sent or received there (the service layer's filter,
+  ``identity.reader_scope``): being in a conversation, or having started it, shows nobody the
+  messages between others.
 
 Two checks need the stored resource rather than the request, and live in the service layer
 (through ``identity.CALLER``): ``GetMessage`` answers NOT_FOUND for a message the caller neither
-sent nor received (nor, for an orchestrator, started the conversation of), and the lease rules
+sent nor received, ``ListMessages`` lists only such messages, and the lease rules
 (``Complete``, ``Fail``, ``ExtendLease``, ``Ack``, ``Nack``) already refuse an agent that does not
 hold the lease or the delivery it names.
 
@@ -38,7 +40,7 @@ REFLECTION_PREFIX = "/grpc.reflection."
 class Rule:
     roles: frozenset[Role]
     own: str = ""  # the request field(s) naming the acting agent (see the module docstring)
-    started: str = ""  # or: the field naming a conversation an orchestrator started (sent first)
+    scoped: str = ""  # or: a field that, when set, is served scoped to the caller's own messages
 
 
 _AGENTS = "/a2a.broker.v1.AgentRegistry/"
@@ -65,8 +67,8 @@ POLICY: dict[str, Rule] = {
     _MSG + "Subscribe": Rule(ANY, "agent_id"),
     _MSG + "Ack": Rule(ANY, "agent_id"),
     _MSG + "Nack": Rule(ANY, "agent_id"),
-    _MSG + "GetMessage": Rule(ANY),  # sender, recipient or conversation starter: in the servicer
-    _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", started="conversation_id"),
+    _MSG + "GetMessage": Rule(ANY),  # its sender or recipient only: in the servicer
+    _MSG + "ListMessages": Rule(ANY, "sender_id|recipient_id", scoped="conversation_id"),
     _MSG + "ListConversations": Rule(ANY, "participant"),  # one's own (an admin's: any)
     _MSG + "Requeue": Rule(ADMIN),  # dead letters are the operator's
     _MSG + "Purge": Rule(ADMIN),
@@ -148,7 +150,10 @@ def check(method: str, rule: Rule, who: Identity, request: object) -> None:
     if "|" in rule.own:
         names = rule.own.split("|")
         if not any(who.owns(getattr(request, n)) for n in names if getattr(request, n)):
-            raise Denied(f"{' or '.join(names)}: must name {who.subject!r}, the caller")
+            if rule.scoped and getattr(request, rule.scoped):
+                return  # served scoped to the caller's own messages
+            also = f" (or name a {rule.scoped})" if rule.scoped else ""
+            raise Denied(f"{' or '.join(names)}: must name {who.subject!r}, the caller{also}")
         return
     if "[]." in rule.own:
         repeated, name = rule.own.split("[].")
@@ -158,10 +163,3 @@ def check(method: str, rule: Rule, who: Identity, request: object) -> None:
         return
     if not who.owns(getattr(request, rule.own)):
         raise Denied(f"{rule.own}: must be {who.subject!r}, the caller (acting as another agent)")
-
-
-def started_field(rule: Rule, who: Identity, request: object) -> str | None:
-    """The conversation id to look up when ``check`` refused an orchestrator a ``started`` rule."""
-    if not rule.started or who.role is not Role.ORCHESTRATOR:
-        return None
-    return getattr(request, rule.started) or None

@@ -6,13 +6,15 @@ that much entropy no dictionary or brute-force search can invert the digest, so 
 hash (bcrypt, argon2) would add nothing but latency to every cache miss. Digests are compared
 in constant time.
 
-Verified tokens are cached for ``auth_cache_s`` (expiry is still checked on every call).
+Token records are cached for ``auth_cache_s`` (expiry is still checked on every call).
 Revocation takes effect at once: ``a2a-broker tokens revoke`` touches ``<db>.tokens-changed``,
-and the cache is dropped whenever that file's modification time changes (one ``stat`` a call).
+and the cache is dropped whenever that file's modification time changes (one ``stat`` a call);
+the streams opened with a revoked token end within a second (``streams.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -63,7 +65,14 @@ def touch_marker(db_path: str) -> None:
 
 
 class TokenAuthenticator:
-    """Bearer token -> Identity, from the token store, with a short cache."""
+    """Bearer token -> Identity, from the token store, with a short cache of the records.
+
+    The cache holds records by token id, unknown ids too: a token presented again (valid, wrong,
+    revoked or made up) costs no storage read for ``cache_s``; only the secret's digest is
+    computed again. Expiry is checked on every call. The cache is dropped when the marker file
+    changes (a revocation), and ``generation`` counts those changes for the open streams
+    (``streams.OpenStreams``), which ``withdrawn`` tells which of their tokens are no longer valid.
+    """
 
     via = "token"
 
@@ -75,12 +84,19 @@ class TokenAuthenticator:
     ) -> None:
         self._fetch = fetch
         self._cache_s = cache_s
+        self.recheck_s = cache_s  # how often open streams' tokens are read again regardless
         self._marker = marker
         if marker is not None and not os.path.exists(marker):
             touch_marker(marker.removesuffix(".tokens-changed"))  # a stat that fails costs more
         self._marker_mtime: int | None = self._mtime()
-        # token -> (identity, trusted until (monotonic), token expiry (epoch µs) or None)
-        self._cache: dict[str, tuple[Identity, float, int | None]] = {}
+        self._generation = 0
+        # token id -> (its record, None if there is none; trusted until (monotonic))
+        self._cache: dict[str, tuple[TokenRecord | None, float]] = {}
+        # token id -> (its secret, its identity, trusted until): a valid token presented again
+        # costs no digest
+        self._verified: dict[str, tuple[str, Identity, float]] = {}
+        self._reading: dict[str, asyncio.Future[TokenRecord | None]] = {}
+        self.fetches = 0  # storage reads (tests, the bench)
 
     def _mtime(self) -> int | None:
         if self._marker is None:
@@ -90,31 +106,100 @@ class TokenAuthenticator:
         except OSError:
             return None
 
-    async def authenticate(self, token: str) -> Identity:
+    def generation(self) -> int:
+        """A number that changes whenever tokens were seen to change (one ``stat`` of the marker)."""
         if self._marker is not None:
             mtime = self._mtime()
             if mtime != self._marker_mtime:
                 self._marker_mtime = mtime
                 self._cache.clear()
-        hit = self._cache.get(token)
-        if hit is not None:
-            who, until, expires = hit
-            if time.monotonic() < until and (expires is None or time.time_ns() // 1000 < expires):
-                return who
-            del self._cache[token]
+                self._verified.clear()
+                self._generation += 1
+        return self._generation
+
+    def cached(self, token: str) -> Identity | None:
+        """The identity, when the cache can tell without storage (None: ``authenticate`` must look);
+        Unauthenticated when it tells the token is not valid."""
+        self.generation()
         parsed = parse(token)
         if parsed is None:
             raise Unauthenticated("authorization: not a token this broker issued")
-        rec = await self._fetch(parsed[0])
-        now = time.time_ns() // 1000
-        if rec is None or not hmac.compare_digest(rec.secret_hash, digest(parsed[1])):
-            raise Unauthenticated("authorization: unknown token")
-        if rec.revoked_at is not None:
-            raise Unauthenticated(f"authorization: token {rec.token_id} was revoked")
-        if rec.expires_at is not None and now >= rec.expires_at:
-            raise Unauthenticated(f"authorization: token {rec.token_id} has expired")
-        who = Identity(rec.subject, Role(rec.role), "token")
+        token_id, secret = parsed
+        now = time.monotonic()
+        known = self._verified.get(token_id)
+        if known is not None and now < known[2] and hmac.compare_digest(known[0], secret):
+            who = known[1]
+            if who.expires_us is None or time.time_ns() // 1000 < who.expires_us:
+                return who
+        hit = self._cache.get(token_id)
+        if hit is None or now >= hit[1]:
+            return None
+        who = _verify(hit[0], secret)
+        if len(self._verified) >= _CACHE_MAX:
+            self._verified.clear()
+        self._verified[token_id] = (secret, who, hit[1])
+        return who
+
+    def seen(self, token: str) -> bool:
+        """Whether this token was valid when last read (its next look-up is not a stranger's)."""
+        parsed = parse(token)
+        if parsed is None:
+            return False
+        hit = self._cache.get(parsed[0])
+        return (
+            hit is not None
+            and hit[0] is not None
+            and hmac.compare_digest(hit[0].secret_hash, digest(parsed[1]))
+        )
+
+    async def authenticate(self, token: str) -> Identity:
+        who = self.cached(token)
+        if who is not None:
+            return who
+        token_id, secret = parse(token) or ("", "")  # parsed by cached() already
+        return _verify(await self._load(token_id), secret)
+
+    async def _load(self, token_id: str) -> TokenRecord | None:
+        """The record from storage; concurrent calls for one id share one read."""
+        read = self._reading.get(token_id)
+        if read is None:
+            read = self._reading[token_id] = asyncio.ensure_future(self._read(token_id))
+            read.add_done_callback(lambda _: self._reading.pop(token_id, None))
+        return await asyncio.shield(read)
+
+    async def _read(self, token_id: str) -> TokenRecord | None:
+        self.fetches += 1
+        rec = await self._fetch(token_id)
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
-        self._cache[token] = (who, time.monotonic() + self._cache_s, rec.expires_at)
-        return who
+        self._cache[token_id] = (rec, time.monotonic() + self._cache_s)
+        self._verified.pop(token_id, None)  # verified against the record before
+        return rec
+
+    async def withdrawn(self, token_ids: list[str]) -> dict[str, str]:
+        """Of these token ids, those no longer valid (revoked, expired, gone), each with why."""
+        out: dict[str, str] = {}
+        for token_id in token_ids:
+            why = _invalid(await self._load(token_id), token_id)
+            if why is not None:
+                out[token_id] = why
+        return out
+
+
+def _invalid(rec: TokenRecord | None, token_id: str) -> str | None:
+    if rec is None:
+        return "authorization: unknown token"
+    if rec.revoked_at is not None:
+        return f"authorization: token {token_id} was revoked"
+    if rec.expires_at is not None and time.time_ns() // 1000 >= rec.expires_at:
+        return f"authorization: token {token_id} has expired"
+    return None
+
+
+def _verify(rec: TokenRecord | None, secret: str) -> Identity:
+    if rec is None or not hmac.compare_digest(rec.secret_hash, digest(secret)):
+        raise Unauthenticated("authorization: unknown token")
+    why = _invalid(rec, rec.token_id)
+    if why is not None:
+        raise Unauthenticated(why)
+    return Identity(rec.subject, Role(rec.role), "token", rec.token_id, rec.expires_at)

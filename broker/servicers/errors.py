@@ -94,6 +94,9 @@ def stream_rpc(
         except Exception as exc:
             if isinstance(exc, grpc.aio.AbortError):
                 raise
+            if type(exc).__name__ == "ExecuteBatchError":  # grpc: the client went away mid-call
+                log.debug("a client went away during %s: %s", fn.__name__, exc)
+                return  # (there is nobody to send a status to)
             code, message = status_of(exc)
             await context.abort(code, message)
 

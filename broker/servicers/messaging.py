@@ -29,7 +29,7 @@ from ..models.messages import (
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
-from ..security.identity import may_act_as, may_read_message
+from ..security.identity import charge, may_act_as, may_read_message, reader_scope
 from .convert import dur_us, enum_value, fitting, framed_size, set_us, ts_fields, ts_us
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc
@@ -52,6 +52,10 @@ KIND_TO_PB = {
 
 
 _DIRECT: dict[str, Target] = {}
+# The unary twins a request stream's entries are charged as (security quotas).
+SEND = "/a2a.broker.v1.Messaging/Send"
+ACK = "/a2a.broker.v1.Messaging/Ack"
+NACK = "/a2a.broker.v1.Messaging/Nack"
 
 
 def _target(req: pb.SendRequest) -> Target | None:
@@ -289,12 +293,16 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                 raise PermissionDenied(
                     f"message.sender_id: {who!r} is not the caller (acting as another agent)"
                 )
-            with self._send_scope(parent, req.message) as scope:
-                if scope.traceparent:
-                    req.message.headers[TRACEPARENT] = scope.traceparent
-                res = await self.mailbox.send(
-                    send_from_pb(req.message, now_us(), self._max_payload, "message.")
-                )
+            answered = charge(SEND, req.message)  # as a Send: calls, bytes, the recipient's cap
+            try:
+                with self._send_scope(parent, req.message) as scope:
+                    if scope.traceparent:
+                        req.message.headers[TRACEPARENT] = scope.traceparent
+                    res = await self.mailbox.send(
+                        send_from_pb(req.message, now_us(), self._max_payload, "message.")
+                    )
+            finally:
+                answered()
         except Exception as exc:
             code, message = status_of(exc)
             return pb.PublishResponse(sequence=req.sequence, code=code.value[0], error=message)
@@ -386,6 +394,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         """One Consume request's acks, then its nacks."""
         acked = requeued = dead = 0
         try:
+            charge(ACK if req.ack_ids or not req.nack_ids else NACK, req)  # as the unary call is
             if req.ack_ids:
                 ids = check_ids(list(req.ack_ids), "ack_ids")
                 if held is not None:  # one ack span for the request, under or linked to the messages'
@@ -453,11 +462,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     ) -> pb.Message:
         message_id = check_id(request.message_id, "message_id")
         m = await self.mailbox.get(message_id)
-        storage = self.mailbox.storage
-        if not await may_read_message(
-            m.sender_id, m.recipient_id, m.conversation_id, storage.conversation_starter
-        ):
-            # answered as if it did not exist
+        if not may_read_message(m.sender_id, m.recipient_id):  # answered as if it did not exist
             raise NotFound(f"message {message_id!r} not found")
         return message_to_pb(m)
 
@@ -475,6 +480,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             correlation_id=request.correlation_id or None,
             sender_id=request.sender_id or None,
             recipient_id=request.recipient_id or None,
+            party=reader_scope(),
             status=PB_TO_STATUS.get(status),
             created_after=ts_us(request, "created_after"),
             created_before=ts_us(request, "created_before"),

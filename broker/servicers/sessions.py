@@ -11,6 +11,7 @@ from ..errors import InvalidArgument
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.sessions import CreateSessionInput, EndSessionInput, Session, SessionFilter, SessionStatus
 from ..pb import tasks_pb2 as pb
+from ..security.identity import attributed
 from .convert import dict_to_struct, enum_value, set_us, struct_to_dict, ts_us
 from .errors import rpc
 
@@ -65,7 +66,7 @@ class SessionRpcs:
             deadline=ts_us(request, "deadline"),
             max_tasks=request.max_tasks or None,
         )
-        return session_out(await self.sessions.create(inp))
+        return session_out(await self.sessions.create(attributed(inp, "initiated_by")))
 
     @rpc
     async def GetSession(
@@ -106,5 +107,5 @@ class SessionRpcs:
         self, request: pb.CancelSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelSessionResponse:
         inp = EndSessionInput(session_id=request.session_id, reason=request.reason, actor=request.actor)
-        session, cancelled = await self.sessions.cancel(inp)
+        session, cancelled = await self.sessions.cancel(attributed(inp, "actor"))
         return pb.CancelSessionResponse(session=session_out(session), cancelled_task_ids=cancelled)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,7 +33,8 @@ from ..models.tasks import (
 )
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
-from ..security.identity import may_act_as
+from ..security.identity import attributed, charge, may_act_as, recorded_actor
+from ..security.streams import withdrawn
 from .convert import dur_s, dur_us, fitting, ts, ts_us
 from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
@@ -52,6 +54,15 @@ from .tasks_pb import (
 from .tracing import Tracing, incoming
 
 MAX_COMPLETE_BATCH = 1000
+# Leases a Listen or Work stream remembers handing out (the latest), to hand back should its
+# credentials be withdrawn; those it no longer remembers end with their lease.
+HANDED_KEPT = 10_000
+# The unary twins a Work stream's entries are charged as (security quotas).
+_TWINS = {
+    "complete": "/a2a.broker.v1.TaskQueue/Complete",
+    "fail": "/a2a.broker.v1.TaskQueue/Fail",
+    "extend": "/a2a.broker.v1.TaskQueue/ExtendLease",
+}
 
 
 def _is_work_confirm(x: object) -> bool:
@@ -148,7 +159,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         with self.tracing.scope("submit", incoming(context), "producer") as scope:
             spec["traceparent"] = scope.traceparent
             inp = SubmitInput.model_validate({"task": spec})
-            task, duplicate = await self.queue.submit(inp.task)
+            task, duplicate = await self.queue.submit(attributed(inp.task, "submitted_by"))
             scope.set("a2a.task.id", task.task_id)
         return pb.SubmitResponse(task=self._task(task), duplicate=duplicate)
 
@@ -171,7 +182,9 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
                     {"key": n.key, "task": spec, "depends_on_keys": deps, "parent_key": n.parent_key or None}
                 )
             inp = SubmitGraphInput.model_validate({"nodes": nodes})
-            res = await self.queue.submit_graph(inp.nodes)
+            res = await self.queue.submit_graph(
+                [n.model_copy(update={"task": attributed(n.task, "submitted_by")}) for n in inp.nodes]
+            )
         now = now_us()
         return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])
 
@@ -197,19 +210,25 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
     async def _pushes(
         self, agent_id: str
     ) -> AsyncIterator[tuple[list[pb.Assignment], list[pb.Cancellation]] | None]:
-        """Listen's assignments and cancellations; first None, once the stream is live."""
+        """Listen's assignments and cancellations; first None, once the stream is live. If the
+        stream ends because its credentials were withdrawn, the leases it handed out go back."""
         stream = self.queue.listen(check_id(agent_id, "agent_id"))
+        handed: deque[tuple[str, int]] = deque(maxlen=HANDED_KEPT)
         try:
             async for assignments, cancellations in stream:
                 if not assignments and not cancellations:
                     yield None
                     continue
+                handed.extend((a.task.task_id, a.attempt) for a in assignments)
                 yield (
                     self._assignments(assignments, agent_id),
                     [cancellation_out(c) for c in cancellations],
                 )
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+            why = withdrawn()
+            if why is not None and handed:
+                self.queue.withdraw_leases(agent_id, list(handed), why)
 
     @stream_rpc
     async def Work(
@@ -250,8 +269,9 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
                 yield resp
 
     async def _settle(self, sequence: int, kind: str, req: Any) -> pb.WorkConfirm:
-        """One outcome of a Work stream, as the unary call would do it."""
+        """One outcome of a Work stream, as the unary call would do it (and charged as it is)."""
         try:
+            charge(_TWINS[kind], req)
             if kind == "complete" or kind == "fail":
                 inp = _complete_input(req) if kind == "complete" else _fail_input(req)
                 return pb.WorkConfirm(sequence=sequence, task=self._task(await self._finish(inp, None)))
@@ -320,11 +340,14 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         inp = CancelInput(
             task_id=request.task_id, cascade=request.cascade, reason=request.reason, actor=request.actor
         )
+        inp = attributed(inp, "actor")
         return pb.CancelResponse(cancelled_task_ids=await self.queue.cancel(inp))
 
     @rpc
     async def Replay(self, request: pb.ReplayRequest, context: grpc.aio.ServicerContext) -> pb.ReplayResponse:
-        task = await self.queue.replay(check_id(request.task_id, "task_id"), request.actor)
+        if len(request.actor) > 128:
+            raise InvalidArgument("actor", "must be at most 128 characters")
+        task = await self.queue.replay(check_id(request.task_id, "task_id"), recorded_actor(request.actor))
         return pb.ReplayResponse(task=self._task(task))
 
     @rpc
@@ -407,6 +430,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             type=dep_type(request.dependency.type, "dependency.type"),
             actor=request.actor,
         )
+        edit = attributed(edit, "actor")
         return self._task(await self.queue.add_dependency(edit))
 
     @rpc
@@ -418,6 +442,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             prerequisite_id=check_id(request.prerequisite_id, "prerequisite_id"),
             actor=request.actor,
         )
+        edit = attributed(edit, "actor")
         return self._task(await self.queue.remove_dependency(edit))
 
     @rpc

@@ -95,10 +95,11 @@ class SecurityStore(Protocol):
     """What the security layer reads beside tokens."""
 
     async def count_pending(self, agent_id: str, limit: int) -> int:
-        """Pending messages held for ``agent_id``, counted up to ``limit`` (the pending quota)."""
+        """Pending messages held for ``agent_id``, counted up to ``limit``."""
 
-    async def conversation_starter(self, conversation_id: str) -> str | None:
-        """The sender of the oldest message kept in a conversation (None: no such message)."""
+    async def pending_by_sender(self, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+        """Pending messages held for ``agent_id``, counted up to ``limit``, and when there are
+        that many, how many each sender holds (the pending quota's fair shares)."""
 
 
 class A2AStore(Protocol):

@@ -57,6 +57,13 @@ class TaskStore(Protocol):
         """Hand back leases (task id, attempt) that never reached the agent: ready again,
         the attempt not counted. Leases that moved on since are left alone."""
 
+    async def withdraw_leases(
+        self, agent_id: str, leases: list[tuple[str, int]], now: int, reason: str, *, snapshots: bool = False
+    ) -> Changes:
+        """Hand back leases (task id, attempt) the agent can no longer finish (its credentials
+        were withdrawn): ready again at once, as on a departure (the attempt has risen, no retry
+        is spent). Leases that moved on since are left alone."""
+
     async def extend_lease(self, inp: ExtendInput, now: int) -> tuple[int, Changes]:
         """Extend the lease ``inp`` names; return the new expiry. FailedPrecondition when stale."""
 

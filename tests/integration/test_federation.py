@@ -263,3 +263,46 @@ async def test_an_outcome_cut_by_a_crash_is_reported_after_the_restart(broker_pr
 
         done = await eventually(completed, timeout=15, what="the task completed on A after the restarts")
         assert done.result == b"done on B" and done.attempt == 1
+
+
+async def test_a_peer_down_is_one_warning_then_info_lines_with_a_count(tmp_path, caplog):
+    """#22.21: while a peer is down the link retries; that is one WARNING when it goes down, then
+    INFO lines counting the retries (it was a WARNING per retry and an ERROR for the relay)."""
+    import logging
+
+    from broker.server import start_server
+    from tests.conftest import make_settings
+
+    caplog.set_level(logging.INFO, logger="broker.federation")
+    a = await start_server(make_settings(tmp_path / "a", broker_id="a"))
+    b = await start_server(
+        make_settings(tmp_path / "b", broker_id="b", peers=f"a={a.address}", federation_refresh_s=0.2)
+    )
+    try:
+        assert b.federation is not None
+
+        def lines(level: int | None = None) -> list[logging.LogRecord]:
+            return [
+                r
+                for r in caplog.records
+                if r.name == "broker.federation" and (level is None or r.levelno == level)
+            ]
+
+        async def up() -> bool:
+            return any(r.getMessage() == "peer link up" for r in lines())
+
+        await eventually(up, timeout=10, what="the link up")
+        await a.stop(0)
+
+        async def retried() -> bool:  # the first failure and three retries, at whatever level
+            return len([r for r in lines() if "down" in r.getMessage()]) >= 4
+
+        await eventually(retried, timeout=15, what="three retries while the peer is down")
+        loud = [r for r in lines() if r.levelno >= logging.WARNING]
+        assert [r.getMessage() for r in loud] == ["peer link down; reconnecting"], [
+            (r.levelname, r.getMessage()) for r in loud
+        ]
+        counts = [r.retries for r in lines(logging.INFO) if "still down" in r.getMessage()]  # type: ignore[attr-defined]
+        assert counts[:3] == [1, 2, 3]
+    finally:
+        await b.stop(0.2)

@@ -5,7 +5,9 @@ storage closes."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from typing import Any
 
 import grpc
 
@@ -162,3 +164,42 @@ async def test_a_stream_blocked_in_a_write_at_the_end_of_the_grace_has_its_deliv
         await stubs.channel.close()
         await b.stop(0.2)
     assert rows == {(pb.MESSAGE_STATUS_PENDING, 0): 40}, rows
+
+
+async def test_a_client_retrying_sends_does_not_hold_a_graceful_shutdown_for_the_grace(
+    broker_process: Any,
+) -> None:
+    """#22.20: a refused Send (the broker is stopping) is no activity: the drain's quiet period is
+    not restarted by it, so SIGTERM to exit stays far under the 5 s grace."""
+    proc = broker_process(A2A_BROKER_SHUTDOWN_GRACE_S="5")
+    proc.start()
+    stubs = stubs_for(proc.address)
+    sent = asyncio.Event()
+    stop = asyncio.Event()
+    try:
+        await register(stubs, "alice")
+        await register(stubs, "bob")
+
+        async def retrying() -> None:
+            req = pb.SendRequest(sender_id="alice", target=pb.Target(agent_id="bob"), payload=b"x")
+            while not stop.is_set():
+                try:
+                    await stubs.messaging.Send(req, timeout=2)
+                    sent.set()
+                except grpc.aio.AioRpcError:
+                    await asyncio.sleep(0.005)  # and at once again, as a client with a short backoff
+
+        senders = [asyncio.ensure_future(retrying()) for _ in range(4)]
+        await asyncio.wait_for(sent.wait(), 10)
+        assert proc.proc is not None
+        t0 = time.monotonic()
+        proc.proc.terminate()
+        code = await asyncio.to_thread(proc.proc.wait, 15)
+        took = time.monotonic() - t0
+        stop.set()
+        await asyncio.gather(*senders)
+    finally:
+        stop.set()
+        await stubs.channel.close()
+    assert code == 0
+    assert took < 2.0, f"SIGTERM to exit took {took:.2f}s with a 5 s grace"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +19,7 @@ from grpc_status import rpc_status
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
+from broker.security.interceptor import LOOKUP_BURST, LOOKUPS_PER_S
 from broker.server import Broker, start_server
 from tests.conftest import Stubs, make_settings
 
@@ -156,4 +159,78 @@ async def test_sends_to_an_agent_holding_too_many_pending_messages_are_refused(t
         await other.channel.close()
         await a.channel.close()
     finally:
+        await b.stop(0.2)
+
+
+async def test_floods_of_bad_tokens_cost_no_storage_reads(limited: Broker) -> None:
+    """#22.19: a token presented again (made up, wrong or revoked) is answered from the cache, and
+    a peer sending one made-up token after another is refused unread past its budget of look-ups
+    (each read storage before: 300 reads here); a valid token already seen from the same address
+    still passes."""
+    assert limited.security is not None and limited.security.authenticator is not None
+    auth: Any = limited.security.authenticator
+    reads = 0
+    fetch = auth._fetch
+
+    async def counted(token_id: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await fetch(token_id)
+
+    auth._fetch = counted
+    good = await _agent(limited, "a1")  # its token read once, and cached
+
+    async def refused(token: str) -> grpc.StatusCode:
+        stubs = authed_stubs(limited.address, token)
+        try:
+            await stubs.agents.Heartbeat(apb.HeartbeatRequest(agent_id="a1"), timeout=5)
+            return grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        finally:
+            await stubs.channel.close()
+
+    try:
+        reads = 0
+        made_up = f"a2a.{secrets.token_hex(6)}.{secrets.token_urlsafe(32)}"
+        codes = await asyncio.gather(*(refused(made_up) for _ in range(100)))
+        assert set(codes) == {grpc.StatusCode.UNAUTHENTICATED}
+        assert reads <= 2, reads  # one read, then the cache says "unknown" (a few may race it)
+        reads = 0
+        t0 = time.monotonic()
+        fresh = [f"a2a.{secrets.token_hex(6)}.{secrets.token_urlsafe(32)}" for _ in range(200)]
+        codes = await asyncio.gather(*(refused(t) for t in fresh))
+        # Refused: read and unknown, or unread (come back later).
+        assert set(codes) == {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert reads <= LOOKUP_BURST + LOOKUPS_PER_S * (time.monotonic() - t0) + 1, reads
+        await good.agents.Heartbeat(apb.HeartbeatRequest(agent_id="a1"), timeout=5)  # cached: passes
+    finally:
+        await good.channel.close()
+
+
+async def test_a_known_token_passes_while_its_address_floods_made_up_ones(tmp_path: Path) -> None:
+    """Look-ups of tokens seen valid before are not charged to the address's budget (with no
+    cache at all here, every call is a look-up): a made-up-token flood from the same host does
+    not lock a good agent out."""
+    b = await start_server(make_settings(tmp_path, auth="token", auth_cache_s=0))
+    good = await _agent(b, "a1")
+    try:
+        flood = authed_stubs(b.address, None)
+
+        async def made_up() -> grpc.StatusCode:
+            token = f"a2a.{secrets.token_hex(6)}.{secrets.token_urlsafe(32)}"
+            try:
+                await flood.agents.GetAgent(
+                    apb.GetAgentRequest(agent_id="a1"), metadata=(("authorization", f"Bearer {token}"),)
+                )
+                return grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+
+        codes = await asyncio.gather(*(made_up() for _ in range(int(LOOKUP_BURST) * 2)))
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes  # the address spent its budget
+        await good.agents.Heartbeat(apb.HeartbeatRequest(agent_id="a1"), timeout=5)
+        await flood.channel.close()
+    finally:
+        await good.channel.close()
         await b.stop(0.2)

@@ -128,6 +128,14 @@ def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
         if value:
             where.append(f"{column} = ?")
             args.append(value)
+    if flt.party:
+        if flt.party.endswith("*"):  # a fleet: its id prefix (substr: no LIKE wildcards to escape)
+            prefix = flt.party[:-1]
+            where.append("(substr(sender_id, 1, ?) = ? OR substr(recipient_id, 1, ?) = ?)")
+            args += [len(prefix), prefix, len(prefix), prefix]
+        else:
+            where.append("(sender_id = ? OR recipient_id = ?)")
+            args += [flt.party, flt.party]
     if flt.status is not None:
         where.append("status = ?")
         args.append(flt.status.value)

@@ -116,6 +116,15 @@ class TaskOps:
 
         return await self._write(now, job, snapshots)
 
+    async def withdraw_leases(
+        self, agent_id: str, leases: list[tuple[str, int]], now: int, reason: str, *, snapshots: bool = False
+    ) -> Changes:
+        def job(tx: TaskTx) -> Changes:
+            lease.withdraw_leases_job(tx, agent_id, leases, reason)
+            return tx.changes
+
+        return await self._write(now, job, snapshots)
+
     async def extend_lease(self, inp: ExtendInput, now: int) -> tuple[int, Changes]:
         return await self._write(now, lambda tx: (lease.extend_job(tx, inp), tx.changes))
 

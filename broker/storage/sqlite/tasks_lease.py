@@ -134,6 +134,20 @@ def return_leases_job(tx: TaskTx, agent_id: str, returned: list[tuple[str, int]]
         tx.snapshot(task_id)
 
 
+def withdraw_leases_job(tx: TaskTx, agent_id: str, leases_: list[tuple[str, int]], reason: str) -> None:
+    """Leases (task id, attempt) the agent can no longer finish (its credentials were withdrawn)
+    go back to ready at once, as on a departure: the attempt has risen, no retry is spent. Leases
+    that moved on since are left alone."""
+    for task_id, attempt in leases_:
+        row = tx.fetch(task_id)
+        if row is None or not leases.still_holds(
+            TaskStatus(row["status"]), row["assigned_agent_id"], row["attempt"], agent_id, attempt
+        ):
+            continue
+        tx.changes.cancellations.append((agent_id, Cancellation(task_id, attempt, reason)))
+        tx.depart(row, reason)
+
+
 def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
     """The task, if ``ref`` names its current lease; else FAILED_PRECONDITION (nothing changed)."""
     row = tx.fetch(ref.task_id)

@@ -62,13 +62,18 @@ def count_pending(conn: sqlite3.Connection, agent_id: str, limit: int) -> int:
     ).fetchone()[0]
 
 
-def conversation_starter(conn: sqlite3.Connection, conversation_id: str) -> str | None:
-    # The first entry of idx_messages_conversation (conversation_id, seq).
-    row = conn.execute(
-        "SELECT sender_id FROM a2a_messages WHERE conversation_id = ? ORDER BY seq LIMIT 1",
-        (conversation_id,),
-    ).fetchone()
-    return None if row is None else row[0]
+def pending_by_sender(conn: sqlite3.Connection, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+    """Pending messages held for the agent, counted up to ``limit``; when it holds that many, also
+    how many each sender holds among the first ``2 * limit`` (the pending cap's fair shares)."""
+    total = count_pending(conn, agent_id, limit)
+    if total < limit:
+        return total, {}
+    rows = conn.execute(
+        "SELECT sender_id, count(*) FROM (SELECT sender_id FROM a2a_messages WHERE recipient_id = ?"
+        " AND status = 'pending' LIMIT ?) AS held GROUP BY sender_id",
+        (agent_id, 2 * limit),
+    ).fetchall()
+    return total, {r[0]: r[1] for r in rows}
 
 
 class TokenOps:
@@ -82,5 +87,5 @@ class TokenOps:
     async def count_pending(self, agent_id: str, limit: int) -> int:
         return await self.engine.read(lambda conn: count_pending(conn, agent_id, limit))
 
-    async def conversation_starter(self, conversation_id: str) -> str | None:
-        return await self.engine.read(lambda conn: conversation_starter(conn, conversation_id))
+    async def pending_by_sender(self, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+        return await self.engine.read(lambda conn: pending_by_sender(conn, agent_id, limit))

@@ -54,7 +54,14 @@ class MessagingStub:
     unknown recipient); INVALID_ARGUMENT for a malformed field (priority
     outside 0-10, payload over the size limit, negative TTL...);
     FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
-    that no registered agent would receive.
+    that no registered agent would receive; RESOURCE_EXHAUSTED (with the delay
+    after which to try again, google.rpc.RetryInfo) for a caller over its
+    quotas, or for a direct send to an agent that holds its cap of pending
+    messages. The cap is shared fairly by the senders: under it a recipient
+    takes from anyone; at it, a sender may still add up to an equal share of
+    the cap among the senders holding messages there, so the largest
+    contributor is refused first and one sender flooding a recipient does not
+    lock the others out (a backlog stays under about twice the cap).
     """
     SendBatch: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SendBatchRequest, _messaging_pb2.SendBatchResponse]
     """SendBatch stores many messages in one transaction: all or none. Each
@@ -72,8 +79,13 @@ class MessagingStub:
     one stream; it reads no further request until one is confirmed, so a
     client should keep at most that many unconfirmed. A stream cut before
     its confirm may or may not have stored the entry: publish it again with
-    its `idempotency_key` to be sure it is stored once.
-    Errors of the stream itself: UNAVAILABLE when the broker shuts down.
+    its `idempotency_key` to be sure it is stored once. Each entry is charged
+    to the caller's quotas as a Send is (calls, bytes, the recipient's pending
+    cap): one over them is answered RESOURCE_EXHAUSTED, its message naming the
+    delay before a retry.
+    Errors of the stream itself: UNAVAILABLE when the broker shuts down;
+    UNAUTHENTICATED when the token it was opened with is revoked or expires
+    (as for every stream).
     """
     Subscribe: _grpc.UnaryStreamMultiCallable[_messaging_pb2.SubscribeRequest, _messaging_pb2.SubscribeResponse]
     """Subscribe streams an agent's messages: first its backlog, then new ones as
@@ -91,7 +103,10 @@ class MessagingStub:
     Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
     FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
     deliveries are released) or deregisters, and with UNAVAILABLE when it
-    shuts down: heartbeat, then subscribe again.
+    shuts down: heartbeat, then subscribe again. With authentication on, it
+    ends the stream with UNAUTHENTICATED within a second of the revocation of
+    the token it was opened with, or at the token's expiry (its deliveries are
+    released as when a stream ends): subscribe again with a valid token.
     """
     Consume: _grpc.StreamStreamMultiCallable[_messaging_pb2.ConsumeRequest, _messaging_pb2.ConsumeResponse]
     """Consume is Subscribe with acknowledgements on the same stream, as Google
@@ -108,7 +123,9 @@ class MessagingStub:
     ended and not confirmed may or may not have been committed: ack again (an
     ack of a message already processed, or released for redelivery and not
     yet redelivered, still counts). Messages unacked when the stream ends are
-    released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+    released as for Subscribe. Each request is charged to the caller's quotas
+    as an Ack (or Nack) call is: one over them is answered RESOURCE_EXHAUSTED
+    in its `confirm`. Errors of the stream: INVALID_ARGUMENT when the
     first request has no `subscribe` or a later one has; as Subscribe
     otherwise.
     """
@@ -128,10 +145,18 @@ class MessagingStub:
     dead-letter state (FAILED).
     """
     GetMessage: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]
-    """GetMessage reads one message copy by id. Errors: NOT_FOUND."""
+    """GetMessage reads one message copy by id. With authentication on, a caller
+    reads only the copies it sent or received (an admin: any). Errors:
+    NOT_FOUND (also for a copy the caller may not read).
+    """
     ListMessages: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]
     """ListMessages lists message copies matching every filter given, oldest
-    first, one page at a time. Dead letters are status = FAILED.
+    first, one page at a time. Dead letters are status = FAILED. With
+    authentication on, the request names the caller as sender_id or
+    recipient_id, or names a conversation_id; either way it lists only the
+    copies the caller sent or received (an admin: every copy). Being in a
+    conversation, or having sent its first message, shows nobody the messages
+    between others.
     """
     ListConversations: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListConversationsRequest, _messaging_pb2.ListConversationsResponse]
     """ListConversations lists conversations in id order: for each, who took
@@ -174,7 +199,14 @@ class MessagingAsyncStub(MessagingStub):
     unknown recipient); INVALID_ARGUMENT for a malformed field (priority
     outside 0-10, payload over the size limit, negative TTL...);
     FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
-    that no registered agent would receive.
+    that no registered agent would receive; RESOURCE_EXHAUSTED (with the delay
+    after which to try again, google.rpc.RetryInfo) for a caller over its
+    quotas, or for a direct send to an agent that holds its cap of pending
+    messages. The cap is shared fairly by the senders: under it a recipient
+    takes from anyone; at it, a sender may still add up to an equal share of
+    the cap among the senders holding messages there, so the largest
+    contributor is refused first and one sender flooding a recipient does not
+    lock the others out (a backlog stays under about twice the cap).
     """
     SendBatch: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendBatchRequest, _messaging_pb2.SendBatchResponse]  # type: ignore[assignment]
     """SendBatch stores many messages in one transaction: all or none. Each
@@ -192,8 +224,13 @@ class MessagingAsyncStub(MessagingStub):
     one stream; it reads no further request until one is confirmed, so a
     client should keep at most that many unconfirmed. A stream cut before
     its confirm may or may not have stored the entry: publish it again with
-    its `idempotency_key` to be sure it is stored once.
-    Errors of the stream itself: UNAVAILABLE when the broker shuts down.
+    its `idempotency_key` to be sure it is stored once. Each entry is charged
+    to the caller's quotas as a Send is (calls, bytes, the recipient's pending
+    cap): one over them is answered RESOURCE_EXHAUSTED, its message naming the
+    delay before a retry.
+    Errors of the stream itself: UNAVAILABLE when the broker shuts down;
+    UNAUTHENTICATED when the token it was opened with is revoked or expires
+    (as for every stream).
     """
     Subscribe: _aio.UnaryStreamMultiCallable[_messaging_pb2.SubscribeRequest, _messaging_pb2.SubscribeResponse]  # type: ignore[assignment]
     """Subscribe streams an agent's messages: first its backlog, then new ones as
@@ -211,7 +248,10 @@ class MessagingAsyncStub(MessagingStub):
     Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
     FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
     deliveries are released) or deregisters, and with UNAVAILABLE when it
-    shuts down: heartbeat, then subscribe again.
+    shuts down: heartbeat, then subscribe again. With authentication on, it
+    ends the stream with UNAUTHENTICATED within a second of the revocation of
+    the token it was opened with, or at the token's expiry (its deliveries are
+    released as when a stream ends): subscribe again with a valid token.
     """
     Consume: _aio.StreamStreamMultiCallable[_messaging_pb2.ConsumeRequest, _messaging_pb2.ConsumeResponse]  # type: ignore[assignment]
     """Consume is Subscribe with acknowledgements on the same stream, as Google
@@ -228,7 +268,9 @@ class MessagingAsyncStub(MessagingStub):
     ended and not confirmed may or may not have been committed: ack again (an
     ack of a message already processed, or released for redelivery and not
     yet redelivered, still counts). Messages unacked when the stream ends are
-    released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+    released as for Subscribe. Each request is charged to the caller's quotas
+    as an Ack (or Nack) call is: one over them is answered RESOURCE_EXHAUSTED
+    in its `confirm`. Errors of the stream: INVALID_ARGUMENT when the
     first request has no `subscribe` or a later one has; as Subscribe
     otherwise.
     """
@@ -248,10 +290,18 @@ class MessagingAsyncStub(MessagingStub):
     dead-letter state (FAILED).
     """
     GetMessage: _aio.UnaryUnaryMultiCallable[_messaging_pb2.GetMessageRequest, _messaging_pb2.Message]  # type: ignore[assignment]
-    """GetMessage reads one message copy by id. Errors: NOT_FOUND."""
+    """GetMessage reads one message copy by id. With authentication on, a caller
+    reads only the copies it sent or received (an admin: any). Errors:
+    NOT_FOUND (also for a copy the caller may not read).
+    """
     ListMessages: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListMessagesRequest, _messaging_pb2.ListMessagesResponse]  # type: ignore[assignment]
     """ListMessages lists message copies matching every filter given, oldest
-    first, one page at a time. Dead letters are status = FAILED.
+    first, one page at a time. Dead letters are status = FAILED. With
+    authentication on, the request names the caller as sender_id or
+    recipient_id, or names a conversation_id; either way it lists only the
+    copies the caller sent or received (an admin: every copy). Being in a
+    conversation, or having sent its first message, shows nobody the messages
+    between others.
     """
     ListConversations: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListConversationsRequest, _messaging_pb2.ListConversationsResponse]  # type: ignore[assignment]
     """ListConversations lists conversations in id order: for each, who took
@@ -297,7 +347,14 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         unknown recipient); INVALID_ARGUMENT for a malformed field (priority
         outside 0-10, payload over the size limit, negative TTL...);
         FAILED_PRECONDITION, with `require_recipient`, for an anycast or broadcast
-        that no registered agent would receive.
+        that no registered agent would receive; RESOURCE_EXHAUSTED (with the delay
+        after which to try again, google.rpc.RetryInfo) for a caller over its
+        quotas, or for a direct send to an agent that holds its cap of pending
+        messages. The cap is shared fairly by the senders: under it a recipient
+        takes from anyone; at it, a sender may still add up to an equal share of
+        the cap among the senders holding messages there, so the largest
+        contributor is refused first and one sender flooding a recipient does not
+        lock the others out (a backlog stays under about twice the cap).
         """
 
     @_abc_1.abstractmethod
@@ -327,8 +384,13 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         one stream; it reads no further request until one is confirmed, so a
         client should keep at most that many unconfirmed. A stream cut before
         its confirm may or may not have stored the entry: publish it again with
-        its `idempotency_key` to be sure it is stored once.
-        Errors of the stream itself: UNAVAILABLE when the broker shuts down.
+        its `idempotency_key` to be sure it is stored once. Each entry is charged
+        to the caller's quotas as a Send is (calls, bytes, the recipient's pending
+        cap): one over them is answered RESOURCE_EXHAUSTED, its message naming the
+        delay before a retry.
+        Errors of the stream itself: UNAVAILABLE when the broker shuts down;
+        UNAUTHENTICATED when the token it was opened with is revoked or expires
+        (as for every stream).
         """
 
     @_abc_1.abstractmethod
@@ -352,7 +414,10 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         Errors: NOT_FOUND for an unknown agent. The broker ends the stream with
         FAILED_PRECONDITION when the agent goes offline (missed heartbeats: its
         deliveries are released) or deregisters, and with UNAVAILABLE when it
-        shuts down: heartbeat, then subscribe again.
+        shuts down: heartbeat, then subscribe again. With authentication on, it
+        ends the stream with UNAUTHENTICATED within a second of the revocation of
+        the token it was opened with, or at the token's expiry (its deliveries are
+        released as when a stream ends): subscribe again with a valid token.
         """
 
     @_abc_1.abstractmethod
@@ -375,7 +440,9 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         ended and not confirmed may or may not have been committed: ack again (an
         ack of a message already processed, or released for redelivery and not
         yet redelivered, still counts). Messages unacked when the stream ends are
-        released as for Subscribe. Errors of the stream: INVALID_ARGUMENT when the
+        released as for Subscribe. Each request is charged to the caller's quotas
+        as an Ack (or Nack) call is: one over them is answered RESOURCE_EXHAUSTED
+        in its `confirm`. Errors of the stream: INVALID_ARGUMENT when the
         first request has no `subscribe` or a later one has; as Subscribe
         otherwise.
         """
@@ -413,7 +480,10 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         request: _messaging_pb2.GetMessageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.Message, _abc.Awaitable[_messaging_pb2.Message]]:
-        """GetMessage reads one message copy by id. Errors: NOT_FOUND."""
+        """GetMessage reads one message copy by id. With authentication on, a caller
+        reads only the copies it sent or received (an admin: any). Errors:
+        NOT_FOUND (also for a copy the caller may not read).
+        """
 
     @_abc_1.abstractmethod
     def ListMessages(
@@ -422,7 +492,12 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_messaging_pb2.ListMessagesResponse, _abc.Awaitable[_messaging_pb2.ListMessagesResponse]]:
         """ListMessages lists message copies matching every filter given, oldest
-        first, one page at a time. Dead letters are status = FAILED.
+        first, one page at a time. Dead letters are status = FAILED. With
+        authentication on, the request names the caller as sender_id or
+        recipient_id, or names a conversation_id; either way it lists only the
+        copies the caller sent or received (an admin: every copy). Being in a
+        conversation, or having sent its first message, shows nobody the messages
+        between others.
         """
 
     @_abc_1.abstractmethod
