@@ -25,6 +25,7 @@ from .. import __version__
 from ..config import Settings
 from ..core.registry import Registry
 from ..domain import a2a_tasks as rules
+from ..domain.capacity import ANY
 from ..errors import NotFound
 from ..models.agents import Agent, AgentStatus
 
@@ -71,7 +72,8 @@ class Card:
         for agent in await self.registry.every():
             if _offers(agent):
                 for skill in agent.capabilities:
-                    offered.setdefault(skill, []).append(agent)
+                    if skill != ANY:  # "takes tasks that name no capability": not a skill
+                        offered.setdefault(skill, []).append(agent)
         return offered
 
     async def offers(self, skill: str) -> bool:
@@ -167,10 +169,13 @@ class Card:
                 target,
             )
             for cap in agent.capabilities:
-                _skill(card, cap, [agent])
+                if cap != ANY:
+                    _skill(card, cap, [agent])
             if not agent.capabilities:
                 card.skills.add(id=target, name=agent_id, description=f"Whatever {agent_id} does.")
             return card
+        if target == ANY:
+            return None
         agents = [a for a in await self.registry.every(target) if _offers(a)]
         if not agents:
             return None

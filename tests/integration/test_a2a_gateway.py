@@ -266,6 +266,7 @@ async def test_the_agent_card_validates_and_follows_registrations(broker):
     ]
     async with BrokerClient(broker.address, timeout=10) as c:
         await c.register("translator", capabilities=["translate", "summarize"])
+        await c.register("generalist", capabilities=["*"])  # takes tasks naming no capability: no skill
         after = await card()
         assert [s["id"] for s in after["skills"]] == ["a2a-broker.directory", "summarize", "translate"]
         validator.validate(after)
