@@ -23,6 +23,7 @@ import sys
 import time
 
 import grpc
+from a2a_broker_client import run
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
@@ -135,9 +136,9 @@ def main() -> None:
     role, address, *rest = sys.argv[1:]
     try:
         if role == "subscriber":
-            asyncio.run(subscriber(address, rest[0], int(rest[1]), int(rest[2])))
+            run(subscriber(address, rest[0], int(rest[1]), int(rest[2])))  # uvloop unless told
         elif role == "worker":
-            asyncio.run(worker(address, rest[0], int(rest[1]), rest[2], rest[3:]))
+            run(worker(address, rest[0], int(rest[1]), rest[2], rest[3:]))
         else:
             raise SystemExit(f"unknown role {role!r}: subscriber or worker")
     except (KeyboardInterrupt, grpc.aio.AioRpcError):

@@ -128,6 +128,9 @@ class Settings(BaseModel):
         ge=0,
         description="pending messages held for one agent before Sends to it are refused (a fair share each)",
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="the event loop: uvloop where installed (auto), or asyncio's own"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto",

@@ -304,7 +304,12 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
     )
     log.info(
         "broker serving",
-        extra={"address": broker.address, "db": redact(settings.db), "console": broker.console_url or "off"},
+        extra={
+            "address": broker.address,
+            "db": redact(settings.db),
+            "console": broker.console_url or "off",
+            "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],  # uvloop or asyncio
+        },
     )
     return broker
 

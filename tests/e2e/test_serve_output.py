@@ -103,3 +103,19 @@ def test_logs_are_text_on_a_terminal_and_json_otherwise(tmp_path, terminal, over
     else:
         assert re.search(r" INFO broker(\.\w+)*: broker serving address=127\.0\.0\.1:\d+ ", line), line
         assert "console=http://127.0.0.1:" in line, line
+
+
+@pytest.mark.parametrize(("args", "loop"), [((), "uvloop"), (("--event-loop", "asyncio"), "asyncio")])
+def test_the_broker_serves_on_uvloop_unless_told_otherwise(tmp_path, args, loop):
+    proc = serve(tmp_path, subprocess.PIPE, "--log-format", "json", *args)
+    assert proc.stderr is not None
+    try:
+        line = serving_line(read_until(proc.stderr.fileno(), b"broker serving"))
+        assert json.loads(line)["loop"] == loop
+        # and it serves: the console answers over HTTP
+        port = re.search(r'"console": "http://127\.0\.0\.1:(\d+)/"', line)
+        assert port is not None, line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/healthz", timeout=10) as resp:
+            assert resp.read() == b"ok\n"
+    finally:
+        stop(proc)

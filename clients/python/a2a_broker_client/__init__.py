@@ -28,6 +28,7 @@ from .errors import (
     UnimplementedError,
     error_for,
 )
+from .loop import run
 from .models import (
     Agent,
     AgentEvent,
@@ -75,6 +76,7 @@ from .sync import SyncBrokerClient
 from .worker import NonRetryableError, TaskContext, Worker
 
 __all__ = [
+    "run",
     "ADDRESS_ENV",
     "DEFAULT_ADDRESS",
     "Agent",

@@ -9,8 +9,8 @@ Example::
         await ctx.progress(50, "halfway")  # optional
         return {"answer": 42}             # returns: completed; raises: failed (retried)
 
-    asyncio.run(Worker("summarizer-1", capabilities=["summarize"], capacity=4,
-                       on_message=on_message, on_task=on_task).run())
+    run(Worker("summarizer-1", capabilities=["summarize"], capacity=4,
+               on_message=on_message, on_task=on_task).run())   # a2a_broker_client.run: on uvloop
 
 A task from the A2A gateway (``ctx.turn``) may end with an A2A outcome instead:
 ``return a2a_turns.input_required("Which city?")`` (or ``completed(text, artifacts=...)``,

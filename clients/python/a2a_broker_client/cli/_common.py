@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import loop as event_loop
 from ..client import ADDRESS_ENV, BrokerClient, default_address
 from ..errors import BrokerRpcError, DeadlineExceededError, UnavailableError
 from ..retry import RetryConfig
@@ -171,7 +172,7 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
                 return await command(client, ns)
 
         try:
-            return int(asyncio.run(main()) or EXIT_OK)
+            return int(event_loop.run(main()) or EXIT_OK)
         except (UnavailableError, DeadlineExceededError) as exc:
             error(unreachable(address, exc.code_name, exc.details, ns))
             return EXIT_UNREACHABLE

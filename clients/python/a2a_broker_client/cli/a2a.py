@@ -10,7 +10,6 @@ the card offers.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from .. import loop as event_loop
 from ..security import Security
 from ._common import (
     EXIT_INTERRUPTED,
@@ -90,7 +90,7 @@ def _run(command: Any) -> Any:
         else:
             return EXIT_USAGE
         try:
-            return int(asyncio.run(command(ns, address)) or EXIT_OK)
+            return int(event_loop.run(command(ns, address)) or EXIT_OK)
         except A2AClientError as exc:
             text = str(exc)
             if not ("UNAVAILABLE" in text or "DEADLINE_EXCEEDED" in text or "connect" in text.lower()):
