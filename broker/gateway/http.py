@@ -19,6 +19,8 @@ through context variables (``identity.CALLER``, ``handler.TARGET``).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
@@ -28,16 +30,19 @@ from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes, create_rest_routes
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import BrokerError, PermissionDenied, ResourceExhausted, Unauthenticated
 from ..security.http import HttpGate
 from ..security.identity import CALLER
 from ..security.policy import A2A_POLICY_KEY
+from ..security.streams import Guard
 from .card import TARGET_PREFIX, WELL_KNOWN_PATH, Card, Where
 from .handler import TARGET, BrokerA2AHandler
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("broker.a2a")
 VERSION = "a2a-version"
 
 
@@ -91,30 +96,55 @@ def where_of(request: Request, card: Card) -> Where:
     return Where(base, card.where.grpc)
 
 
+class _Guarded:
+    """An endpoint as an ASGI app that admits its caller first, and ends the request (a stream of
+    server-sent events too) when the caller's token is revoked or expires. (A class: Starlette
+    serves an object as an ASGI app, a function as a request -> response endpoint.)"""
+
+    def __init__(self, gate: HttpGate, endpoint: Endpoint) -> None:
+        self.gate = gate
+        self.inner = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = self.gate
+        request = Request(scope, receive)
+        try:
+            who = await gate.admit(
+                A2A_POLICY_KEY,
+                request.headers.get("authorization"),
+                peercert(request),
+                int(request.headers.get("content-length") or 0),
+            )
+        except BrokerError as exc:
+            await _refusal(exc)(scope, receive, send)
+            return
+        CALLER.set(who)  # each request runs in its own task: nothing leaks to another
+        TARGET.set(unquote(request.path_params.get("tenant", "")))
+        if who is None or gate.streams is None:
+            await self.inner(scope, receive, send)
+            return
+        guard = Guard()
+        guard.inside = True  # whatever it is doing, the request may be cut short
+        gate.streams.opened(who, guard)
+        try:
+            await self.inner(scope, receive, send)
+        except asyncio.CancelledError:
+            if guard.reason is None:
+                raise
+            guard.task.uncancel()  # the credentials were withdrawn: the request ends here
+            log.info("a2a request ended: %s", guard.reason, extra={"subject": who.subject})
+        finally:
+            gate.streams.closed(who, guard)
+
+
 class A2ARoutes:
     def __init__(self, handler: BrokerA2AHandler, card: Card, gate: HttpGate) -> None:
         self.handler = handler
         self.card = card
         self.gate = gate
 
-    def _guard(self, endpoint: Endpoint) -> Endpoint:
-        gate = self.gate
-
-        async def guarded(request: Request) -> Response:
-            try:
-                who = await gate.admit(
-                    A2A_POLICY_KEY,
-                    request.headers.get("authorization"),
-                    peercert(request),
-                    int(request.headers.get("content-length") or 0),
-                )
-            except BrokerError as exc:
-                return _refusal(exc)
-            CALLER.set(who)  # each request runs in its own task: nothing leaks to another
-            TARGET.set(unquote(request.path_params.get("tenant", "")))
-            return await endpoint(request)
-
-        return guarded
+    def _guard(self, endpoint: Endpoint) -> ASGIApp:
+        return _Guarded(self.gate, endpoint)
 
     def _bindings(self) -> list[BaseRoute]:
         """JSON-RPC at ``/`` and HTTP+JSON below it, each endpoint guarded."""

@@ -51,4 +51,4 @@ def http_gate(settings: Settings, security: Security | None) -> HttpGate:
 
     if security is None:
         return HttpGate(None, False, None)
-    return HttpGate(security.authenticator, security.mtls, security.quotas)
+    return HttpGate(security.authenticator, security.mtls, security.quotas, security.streams)

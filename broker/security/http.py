@@ -13,6 +13,7 @@ from .identity import Identity, Role, bearer
 from .interceptor import Authenticator
 from .policy import POLICY, Denied, check
 from .quotas import Quotas
+from .streams import OpenStreams
 
 
 def certificate_subject(peercert: dict[str, Any] | None) -> Identity | None:
@@ -32,10 +33,17 @@ def certificate_subject(peercert: dict[str, Any] | None) -> Identity | None:
 
 
 class HttpGate:
-    def __init__(self, authenticator: Authenticator | None, mtls: bool, quotas: Quotas | None) -> None:
+    def __init__(
+        self,
+        authenticator: Authenticator | None,
+        mtls: bool,
+        quotas: Quotas | None,
+        streams: OpenStreams | None = None,
+    ) -> None:
         self.authenticator = authenticator
         self.mtls = mtls
         self.quotas = quotas
+        self.streams = streams  # the gRPC port's: a withdrawn token ends its HTTP requests too
 
     @property
     def open(self) -> bool:

@@ -41,7 +41,7 @@ async def agent_process(
     proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
     try:
         assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
         assert line.strip() == b"ready", f"the agent process did not start: {line!r}"
         yield
     finally:

@@ -4,6 +4,7 @@ broker's URL), against a real broker and a worker agent in its own process."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from broker.server import start_server
 from tests.conftest import make_settings
 
 from .a2a_support import S, agent_process, collect, default_client, state_of, text_message
-from .security_support import issue
+from .security_support import issue, revoke
 
 
 @pytest.fixture
@@ -151,3 +152,31 @@ async def test_with_auth_a_call_without_credentials_is_refused_and_one_with_a_to
         assert [t.id for t in listed.tasks] == [events[0].task.id]
         for c in (bare, as_viewer, as_alice):
             await c.close()
+
+
+async def test_a_revoked_token_ends_its_open_a2a_streams(tmp_path):
+    b = await start_server(make_settings(tmp_path, auth="token", http_address="127.0.0.1:0"))
+    try:
+        db = b.settings.db
+        agent, alice = issue(db, "echo-agent", "agent"), issue(db, "alice", "orchestrator")
+        async with agent_process(b.address, "echo-agent", "echo", agent):
+            client = await default_client(b.http_url, alice)
+            stream = client.send_message(text_message("hold", "h-1"))  # the agent keeps the task
+            (first,) = await collect(stream, 1)
+            sub = client.subscribe(a2a.SubscribeToTaskRequest(id=first.task.id))
+            (current,) = await collect_open(sub)
+            assert current.task.id == first.task.id
+            revoke(db, alice)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(Exception):  # noqa: B017 - the stream is cut: whatever the SDK raises
+                await asyncio.wait_for(anext(sub), 5)
+            assert asyncio.get_running_loop().time() - started < 2.0
+            await sub.aclose()
+            await client.close()
+    finally:
+        await b.stop(0.2)
+
+
+async def collect_open(stream: Any) -> list[Any]:
+    """The first item of a stream that stays open."""
+    return [await asyncio.wait_for(anext(stream), 15)]
