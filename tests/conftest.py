@@ -19,7 +19,7 @@ import pytest
 from broker.config import Settings
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.server import Broker, start_server
-from tests import beside_default
+from tests import beside_default, xdist_groups
 from tests.pg_support import PgCluster, remove_cluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(xdist_groups, "xdist_groups")
     beside_default.configure(config, ROOT)
 
 
