@@ -48,11 +48,17 @@ endif
 # lint (CI runs only `make test`), pytest, the integration tests again with their brokers on
 # PostgreSQL (the tests start a throwaway cluster: tests/pg_support.py), then the Node.js client's
 # tests (node's own runner; they start their own broker).
+# Each run on TEST_WORKERS workers (pytest-xdist; node: test files at once): the tests mostly wait
+# on their brokers, so more workers than cores pays. Each worker has its own brokers (port 0) and
+# PostgreSQL cluster; tests that must not run side by side share an xdist_group (--dist loadgroup).
+# TEST_WORKERS=0: one process, as before.
+TEST_WORKERS ?= 3
+XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 test: $(STAMP) node lint postgres browser
-	$(PY) -m pytest
-	$(PY) -m pytest -q tests/integration --backend postgres
+	$(PY) -m pytest $(XDIST)
+	$(PY) -m pytest -q $(XDIST) tests/integration --backend postgres
 ifneq ($(NODE_CLIENT),)
-	cd clients/node && A2A_BROKER_HTTP_ADDRESS=off node --test
+	cd clients/node && A2A_BROKER_HTTP_ADDRESS=off node --test --test-concurrency=$(or $(filter-out 0,$(TEST_WORKERS)),1)
 endif
 
 # ruff (style and likely bugs), then mypy over broker/ and the Python client ([tool.mypy] files).

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from starlette.applications import Starlette
 
-from . import gateway
+from . import gateway, reflection
 from .config import Settings
 from .console import Console
 from .core.mailbox import Mailbox
@@ -204,12 +203,11 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         a2a_on = gateway.wanted(settings.a2a_gateway)
         if settings.reflection_on:
-            reflection.enable_server_reflection(
+            reflection.enable(
                 (
                     *SERVICE_NAMES,
                     *([gateway.SERVICE_NAME, gateway.LEGACY_SERVICE_NAME] if a2a_on else []),
                     health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                    reflection.SERVICE_NAME,
                 ),
                 server,
             )

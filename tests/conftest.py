@@ -19,12 +19,17 @@ import pytest
 from broker.config import Settings
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.server import Broker, start_server
+from tests import beside_default, xdist_groups
 from tests.pg_support import PgCluster, remove_cluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
-# Brokers the tests start as subprocesses (serve, examples, the README's snippets) open no HTTP
-# listener on the default port 8080 unless a test asks: several may run at once.
-os.environ.setdefault("A2A_BROKER_HTTP_ADDRESS", "off")
+# The tests run the same whatever the shell exports: the broker's and the clients' variables
+# (A2A_BROKER_ADDRESS, a token...) are dropped. Brokers the tests start as subprocesses (serve,
+# examples, the README's snippets) open no HTTP listener unless a test asks for one on a free port:
+# the default address may be `make run`'s, and several tests run at once.
+for _name in [n for n in os.environ if n.startswith("A2A_BROKER_")]:
+    del os.environ[_name]
+os.environ["A2A_BROKER_HTTP_ADDRESS"] = "off"
 T = TypeVar("T")
 
 
@@ -106,6 +111,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="sqlite",
         help="storage of the `broker` fixture's broker (postgres: a throwaway cluster, see pg_support.py)",
     )
+    beside_default.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(xdist_groups, "xdist_groups")
+    beside_default.configure(config, ROOT)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    beside_default.finish(session)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

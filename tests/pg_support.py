@@ -71,21 +71,28 @@ class PgCluster:
     def url(self, dbname: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
-    def start(self, durable: bool = False) -> None:
+    def start(self, durable: bool = False, tries: int = 3) -> None:
+        """initdb, then start on ``port``; when the port was taken meanwhile (free_port() holds
+        nothing: another test process, an xdist worker starting its own cluster, may bind it
+        first), again on another free port."""
         data = self.root / "data"
         self._run(
             str(self.bin / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust",
             "--no-sync", "-E", "UTF8", "--locale=C",
         )  # fmt: skip
         fast = "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        opts = (
-            f"-p {self.port} -k {self.host} -c listen_addresses=127.0.0.1{fast}"
-            " -c max_connections=300 -c shared_buffers=64MB"
-        )
-        self._run(
-            str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.root / "log"),
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
+        for attempt in range(tries):
+            opts = (
+                f"-p {self.port} -k {self.host} -c listen_addresses=127.0.0.1{fast}"
+                " -c max_connections=300 -c shared_buffers=64MB"
+            )
+            started = self._run(
+                str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.root / "log"),
+                "-w", "-t", "60", "start", check=attempt == tries - 1,
+            )  # fmt: skip
+            if started.returncode == 0:
+                return
+            self.port = _free_port()
 
     def stop(self) -> None:
         self._run(

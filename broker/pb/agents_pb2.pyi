@@ -216,8 +216,11 @@ class Agent(_message.Message):
     """
     status: Global___AgentStatus.ValueType
     reported_free_capacity: _builtins.int
-    """Free capacity the agent reported on its last heartbeat, if any. Advisory:
-    the broker leases at most min(reported, max - current) new tasks.
+    """Free capacity the agent reported on its last heartbeat, if any, less the
+    tasks leased to it since, plus those it finished since (see
+    HeartbeatRequest.free_capacity): the broker leases at most
+    min(this, max_concurrent_tasks - current_task_count) new tasks. Unset: no
+    limit but max_concurrent_tasks.
     """
     exposure: Global___Exposure.ValueType
     @_builtins.property
@@ -485,7 +488,13 @@ class HeartbeatRequest(_message.Message):
     status (an OFFLINE agent becomes AVAILABLE). OFFLINE is refused.
     """
     free_capacity: _builtins.int
-    """Optional: free capacity as the agent sees it (0 to max_concurrent_tasks)."""
+    """Optional: free capacity as the agent sees it (0 to max_concurrent_tasks).
+    It holds until the next Heartbeat, which replaces it: each task leased to
+    the agent meanwhile spends one, each task it finishes (or that is taken
+    back from it) gives one back, up to max_concurrent_tasks. A Heartbeat
+    without it clears it (the limit is then max_concurrent_tasks alone), and
+    so do Register and Deregister.
+    """
     def __init__(
         self,
         *,

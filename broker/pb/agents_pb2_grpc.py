@@ -28,6 +28,25 @@ if _version_not_supported:
 
 class AgentRegistryStub:
     """AgentRegistry keeps the set of agents known to the broker.
+
+    Credentials, for every service of this package: a broker started with
+    authentication (`--auth token` or `--auth jwt`) wants the call metadata
+    `authorization: Bearer <token>` on every call, streams included (a token
+    from `a2a-broker tokens create`, or a JWT from the configured issuer;
+    under mutual TLS a verified client certificate may stand in for it). A call
+    without valid credentials is refused with UNAUTHENTICATED; a call outside
+    the token's role, or acting as another agent than the token's subject (the
+    `agent_id` or `sender_id` it names), with PERMISSION_DENIED. With
+    `--auth none` (the default, for a loopback address) no metadata is
+    needed. Health checks are always open, and so is reflection when served.
+
+    An agent's life: Register (its capabilities and capacity), then a
+    Heartbeat at least every `heartbeat_interval` (an open Work, Listen,
+    Consume or Subscribe stream of the agent also keeps it alive), taking
+    tasks with TaskQueue.Work and messages with Messaging.Consume (the
+    recommended ways; see those services), and Deregister when it leaves.
+    Messaging.Send needs a registered sender: an orchestrator that only sends
+    registers too.
     """
 
     def __init__(self, channel):
@@ -70,6 +89,25 @@ class AgentRegistryStub:
 
 class AgentRegistryServicer:
     """AgentRegistry keeps the set of agents known to the broker.
+
+    Credentials, for every service of this package: a broker started with
+    authentication (`--auth token` or `--auth jwt`) wants the call metadata
+    `authorization: Bearer <token>` on every call, streams included (a token
+    from `a2a-broker tokens create`, or a JWT from the configured issuer;
+    under mutual TLS a verified client certificate may stand in for it). A call
+    without valid credentials is refused with UNAUTHENTICATED; a call outside
+    the token's role, or acting as another agent than the token's subject (the
+    `agent_id` or `sender_id` it names), with PERMISSION_DENIED. With
+    `--auth none` (the default, for a loopback address) no metadata is
+    needed. Health checks are always open, and so is reflection when served.
+
+    An agent's life: Register (its capabilities and capacity), then a
+    Heartbeat at least every `heartbeat_interval` (an open Work, Listen,
+    Consume or Subscribe stream of the agent also keeps it alive), taking
+    tasks with TaskQueue.Work and messages with Messaging.Consume (the
+    recommended ways; see those services), and Deregister when it leaves.
+    Messaging.Send needs a registered sender: an orchestrator that only sends
+    registers too.
     """
 
     def Register(self, request, context):
@@ -173,6 +211,25 @@ def add_AgentRegistryServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AgentRegistry:
     """AgentRegistry keeps the set of agents known to the broker.
+
+    Credentials, for every service of this package: a broker started with
+    authentication (`--auth token` or `--auth jwt`) wants the call metadata
+    `authorization: Bearer <token>` on every call, streams included (a token
+    from `a2a-broker tokens create`, or a JWT from the configured issuer;
+    under mutual TLS a verified client certificate may stand in for it). A call
+    without valid credentials is refused with UNAUTHENTICATED; a call outside
+    the token's role, or acting as another agent than the token's subject (the
+    `agent_id` or `sender_id` it names), with PERMISSION_DENIED. With
+    `--auth none` (the default, for a loopback address) no metadata is
+    needed. Health checks are always open, and so is reflection when served.
+
+    An agent's life: Register (its capabilities and capacity), then a
+    Heartbeat at least every `heartbeat_interval` (an open Work, Listen,
+    Consume or Subscribe stream of the agent also keeps it alive), taking
+    tasks with TaskQueue.Work and messages with Messaging.Consume (the
+    recommended ways; see those services), and Deregister when it leaves.
+    Messaging.Send needs a registered sender: an orchestrator that only sends
+    registers too.
     """
 
     @staticmethod

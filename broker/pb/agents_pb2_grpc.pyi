@@ -31,7 +31,27 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AgentRegistryStub:
-    """AgentRegistry keeps the set of agents known to the broker."""
+    """AgentRegistry keeps the set of agents known to the broker.
+
+    Credentials, for every service of this package: a broker started with
+    authentication (`--auth token` or `--auth jwt`) wants the call metadata
+    `authorization: Bearer <token>` on every call, streams included (a token
+    from `a2a-broker tokens create`, or a JWT from the configured issuer;
+    under mutual TLS a verified client certificate may stand in for it). A call
+    without valid credentials is refused with UNAUTHENTICATED; a call outside
+    the token's role, or acting as another agent than the token's subject (the
+    `agent_id` or `sender_id` it names), with PERMISSION_DENIED. With
+    `--auth none` (the default, for a loopback address) no metadata is
+    needed. Health checks are always open, and so is reflection when served.
+
+    An agent's life: Register (its capabilities and capacity), then a
+    Heartbeat at least every `heartbeat_interval` (an open Work, Listen,
+    Consume or Subscribe stream of the agent also keeps it alive), taking
+    tasks with TaskQueue.Work and messages with Messaging.Consume (the
+    recommended ways; see those services), and Deregister when it leaves.
+    Messaging.Send needs a registered sender: an orchestrator that only sends
+    registers too.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -73,7 +93,27 @@ class AgentRegistryStub:
 
 @_typing.type_check_only
 class AgentRegistryAsyncStub(AgentRegistryStub):
-    """AgentRegistry keeps the set of agents known to the broker."""
+    """AgentRegistry keeps the set of agents known to the broker.
+
+    Credentials, for every service of this package: a broker started with
+    authentication (`--auth token` or `--auth jwt`) wants the call metadata
+    `authorization: Bearer <token>` on every call, streams included (a token
+    from `a2a-broker tokens create`, or a JWT from the configured issuer;
+    under mutual TLS a verified client certificate may stand in for it). A call
+    without valid credentials is refused with UNAUTHENTICATED; a call outside
+    the token's role, or acting as another agent than the token's subject (the
+    `agent_id` or `sender_id` it names), with PERMISSION_DENIED. With
+    `--auth none` (the default, for a loopback address) no metadata is
+    needed. Health checks are always open, and so is reflection when served.
+
+    An agent's life: Register (its capabilities and capacity), then a
+    Heartbeat at least every `heartbeat_interval` (an open Work, Listen,
+    Consume or Subscribe stream of the agent also keeps it alive), taking
+    tasks with TaskQueue.Work and messages with Messaging.Consume (the
+    recommended ways; see those services), and Deregister when it leaves.
+    Messaging.Send needs a registered sender: an orchestrator that only sends
+    registers too.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Register: _aio.UnaryUnaryMultiCallable[_agents_pb2.RegisterRequest, _agents_pb2.RegisterResponse]  # type: ignore[assignment]
@@ -111,7 +151,27 @@ class AgentRegistryAsyncStub(AgentRegistryStub):
     """
 
 class AgentRegistryServicer(metaclass=_abc_1.ABCMeta):
-    """AgentRegistry keeps the set of agents known to the broker."""
+    """AgentRegistry keeps the set of agents known to the broker.
+
+    Credentials, for every service of this package: a broker started with
+    authentication (`--auth token` or `--auth jwt`) wants the call metadata
+    `authorization: Bearer <token>` on every call, streams included (a token
+    from `a2a-broker tokens create`, or a JWT from the configured issuer;
+    under mutual TLS a verified client certificate may stand in for it). A call
+    without valid credentials is refused with UNAUTHENTICATED; a call outside
+    the token's role, or acting as another agent than the token's subject (the
+    `agent_id` or `sender_id` it names), with PERMISSION_DENIED. With
+    `--auth none` (the default, for a loopback address) no metadata is
+    needed. Health checks are always open, and so is reflection when served.
+
+    An agent's life: Register (its capabilities and capacity), then a
+    Heartbeat at least every `heartbeat_interval` (an open Work, Listen,
+    Consume or Subscribe stream of the agent also keeps it alive), taking
+    tasks with TaskQueue.Work and messages with Messaging.Consume (the
+    recommended ways; see those services), and Deregister when it leaves.
+    Messaging.Send needs a registered sender: an orchestrator that only sends
+    registers too.
+    """
 
     @_abc_1.abstractmethod
     def Register(

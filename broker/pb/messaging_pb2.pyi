@@ -222,7 +222,10 @@ class SendRequest(_message.Message):
     REQUIRE_RECIPIENT_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
-    """Required: the sending agent's id (must be registered)."""
+    """Required: the sending agent's id. It must be registered (and not
+    deregistered; an offline sender may send): NOT_FOUND otherwise. With
+    authentication on, it must be the caller's own agent id.
+    """
     message_type: _builtins.str
     """Application-defined type, e.g. "task.result"; at most 128 characters."""
     payload: _builtins.bytes
@@ -635,6 +638,10 @@ Global___RecipientState: _TypeAlias = RecipientState  # noqa: Y015
 
 @_typing.final
 class SubscribeRequest(_message.Message):
+    """SubscribeRequest opens a Subscribe stream, or a Consume stream as its first
+    request (ConsumeRequest.subscribe).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AGENT_ID_FIELD_NUMBER: _builtins.int

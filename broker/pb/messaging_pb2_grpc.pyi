@@ -33,7 +33,22 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class MessagingStub:
-    """Messaging carries messages between agents."""
+    """Messaging carries messages between agents.
+
+    Receiving: two ways, the first recommended.
+    1. Consume: one bidirectional stream; the broker pushes the agent's
+       messages, the agent writes back its acks and nacks, each confirmed once
+       committed. What the Python client's consume() and Worker, and the Node
+       client's consume(), use.
+    2. Subscribe (a stream of deliveries) with unary Ack and Nack calls.
+    Either way, ack each delivery before its ack deadline (30 s by default, set
+    per subscription) or it is delivered again, and a delivery not acked when
+    its stream ends is released for redelivery.
+
+    Sending: `sender_id` must be a registered agent (Register first, even for
+    an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
+    not exist yet. Credentials: see AgentRegistry.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -181,7 +196,22 @@ class MessagingStub:
 
 @_typing.type_check_only
 class MessagingAsyncStub(MessagingStub):
-    """Messaging carries messages between agents."""
+    """Messaging carries messages between agents.
+
+    Receiving: two ways, the first recommended.
+    1. Consume: one bidirectional stream; the broker pushes the agent's
+       messages, the agent writes back its acks and nacks, each confirmed once
+       committed. What the Python client's consume() and Worker, and the Node
+       client's consume(), use.
+    2. Subscribe (a stream of deliveries) with unary Ack and Nack calls.
+    Either way, ack each delivery before its ack deadline (30 s by default, set
+    per subscription) or it is delivered again, and a delivery not acked when
+    its stream ends is released for redelivery.
+
+    Sending: `sender_id` must be a registered agent (Register first, even for
+    an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
+    not exist yet. Credentials: see AgentRegistry.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Send: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SendRequest, _messaging_pb2.SendResponse]  # type: ignore[assignment]
@@ -325,7 +355,22 @@ class MessagingAsyncStub(MessagingStub):
     """
 
 class MessagingServicer(metaclass=_abc_1.ABCMeta):
-    """Messaging carries messages between agents."""
+    """Messaging carries messages between agents.
+
+    Receiving: two ways, the first recommended.
+    1. Consume: one bidirectional stream; the broker pushes the agent's
+       messages, the agent writes back its acks and nacks, each confirmed once
+       committed. What the Python client's consume() and Worker, and the Node
+       client's consume(), use.
+    2. Subscribe (a stream of deliveries) with unary Ack and Nack calls.
+    Either way, ack each delivery before its ack deadline (30 s by default, set
+    per subscription) or it is delivered again, and a delivery not acked when
+    its stream ends is released for redelivery.
+
+    Sending: `sender_id` must be a registered agent (Register first, even for
+    an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
+    not exist yet. Credentials: see AgentRegistry.
+    """
 
     @_abc_1.abstractmethod
     def Send(

@@ -49,7 +49,8 @@ async def test_serve_with_a_non_numeric_port_is_a_one_line_usage_error(tmp_path)
 
 async def test_serve_on_an_unreachable_postgresql_says_so_in_one_line_without_the_password(tmp_path):
     port = free_port()  # nothing listens there
-    r = await cli(None, "serve", "--db", f"postgresql://user:s3cret@127.0.0.1:{port}/broker")
+    url = f"postgresql://user:s3cret@127.0.0.1:{port}/broker"
+    r = await cli(None, "serve", "--address", "127.0.0.1:0", "--db", url)  # not the default: may be in use
     assert r.rc == EXIT_START_FAILED, r.err
     assert "Traceback" not in r.err and "s3cret" not in r.err, r.err
     # The log said where it was going (password masked); the error is one line of its own.

@@ -21,6 +21,8 @@ from broker.server import Broker, start_server
 from tests.conftest import make_settings
 from tests.integration.security_support import issue
 
+# Under pytest -n (make test) one Chromium at a time: the browser tests run on one worker.
+pytestmark = pytest.mark.xdist_group("browser")
 CONSOLE = {"http_address": "127.0.0.1:0", "console_refresh_s": 0.2}
 WAIT_MS = 10_000
 

@@ -2,7 +2,9 @@
 
 The fenced ``python``, ``sh`` and ``js`` blocks of the documents below are extracted and
 run, each against its own broker started by the test (``127.0.0.1:50051`` in a block and
-``A2A_BROKER_ADDRESS`` point at it; ``.venv/bin/`` is this interpreter's folder). A block
+``A2A_BROKER_ADDRESS`` point at it, and any other fixed ``127.0.0.1`` port, such as a second broker
+the block starts, becomes a free port: no block depends on a port being free; ``.venv/bin/`` is
+this interpreter's folder). A block
 that cannot run as written says so in an HTML comment on the line before it (blank lines
 allowed in between):
 
@@ -26,7 +28,7 @@ from pathlib import Path
 import pytest
 from a2a_broker_client import BrokerClient
 
-from tests.conftest import ROOT, eventually
+from tests.conftest import ROOT, eventually, free_port
 
 DOCS = ["README.md", "clients/python/README.md", "clients/node/README.md", "examples/README.md"]
 RUN = {"python", "sh", "js"}
@@ -36,6 +38,7 @@ VENV_BIN = Path(sys.executable).parent
 NODE_DIR = ROOT / "clients" / "node"
 RUN_TIMEOUT = 60.0
 
+LOOPBACK = re.compile(r"\b127\.0\.0\.1:([1-9][0-9]*)\b")
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(.*?)\s*-->\s*$")
 MARKER_FORMS = re.compile(r"^(skip|service) \((.+)\)$|^needs (grpcurl)$")
@@ -103,8 +106,21 @@ async def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> asyncio.subpr
     )
 
 
+def _addresses(code: str, address: str) -> str:
+    """The block with the default address replaced by ``address`` and every other fixed loopback
+    port by a free one (the same port for the same number throughout the block)."""
+    ports: dict[str, str] = {}
+
+    def replace(m: re.Match[str]) -> str:
+        if m.group(0) == DEFAULT_ADDRESS:
+            return address
+        return ports.setdefault(m.group(1), f"127.0.0.1:{free_port()}")
+
+    return LOOPBACK.sub(replace, code)
+
+
 def _command(block: Block, address: str) -> tuple[list[str], Path]:
-    code = block.code.replace(DEFAULT_ADDRESS, address)
+    code = _addresses(block.code, address)
     if block.lang == "python":
         return [sys.executable, "-c", code], ROOT
     if block.lang == "sh":

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 
 from broker.pb import messaging_pb2 as pb
 from tests.conftest import stubs_for
 from tests.integration.messaging_support import Sub, ack, register
 
+# Under pytest -n (make test) the SIGKILL tests run one after another on one worker.
+pytestmark = pytest.mark.xdist_group("crash")
 TARGET = 2000
 
 

@@ -11,7 +11,8 @@ from broker.pb import tasks_pb2 as pb
 from tests.conftest import stubs_for
 from tests.integration.tasks_helpers import claim, complete, fail, spec
 
-pytestmark = pytest.mark.slow
+# Slow; and under pytest -n (make test) the SIGKILL tests run one after another on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash")]
 
 
 def node(key: str, deps: list[str] = (), parent: str = "", **kw) -> pb.GraphNode:  # type: ignore[assignment]

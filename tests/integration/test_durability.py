@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from broker.pb import agents_pb2 as pb
 from broker.server import start_server
 from tests.conftest import make_settings, stubs_for
+
+# Under pytest -n (make test) the SIGKILL tests run one after another on one worker.
+pytestmark = pytest.mark.xdist_group("crash")
 
 
 async def test_agents_survive_a_restart(tmp_path):

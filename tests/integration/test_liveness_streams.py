@@ -45,14 +45,14 @@ async def outlast_liveness(stubs, broker, silent: str, timeouts: int = 4) -> Non
     await eventually(passed, timeout=15, what="several liveness timeouts")
 
 
-async def offline_after_stream_ends(stubs, agent_id: str) -> float:
+async def offline_after_stream_ends(stubs, agent_id: str, timeout: float = 10) -> float:
     """Seconds from now until the agent is seen offline."""
     t0 = time.monotonic()
 
     async def offline() -> bool:
         return await status_of(stubs, agent_id) == apb.AGENT_STATUS_OFFLINE
 
-    await eventually(offline, timeout=10, what=f"{agent_id} offline")
+    await eventually(offline, timeout=timeout, what=f"{agent_id} offline")
     return time.monotonic() - t0
 
 
@@ -105,6 +105,14 @@ asyncio.run(main())
 """
 
 
+# A liveness timeout of 3 s here, not 0.3: the subscriber is a new process, which may take seconds
+# to start on a loaded machine; its agent, silent meanwhile, goes offline, and the Subscribe that
+# brings it back could be swept offline again by an event-loop stall of 0.3 s before the stream
+# counts as open. The keepalive pings that find the frozen peer are every 1 s either way
+# (server.keepalive_options: at least 1 s).
+@pytest.mark.parametrize(
+    "settings_overrides", [{"heartbeat_interval_s": 1.0, "liveness_timeout_s": 3.0, "sweeper_period_s": 0.05}]
+)
 async def test_stream_of_a_peer_that_stops_answering_ends_and_its_agent_goes_offline(stubs, broker):
     """The server's HTTP/2 keepalive pings find a frozen peer: its stream ends, so an open
     stream cannot keep a dead agent online."""
@@ -122,7 +130,7 @@ async def test_stream_of_a_peer_that_stops_answering_ends_and_its_agent_goes_off
         assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"live\n"
         assert broker.registry.open_streams("frozen") == 1
         os.kill(proc.pid, signal.SIGSTOP)  # the process, its gRPC threads too, stops answering pings
-        await offline_after_stream_ends(stubs, "frozen")
+        await offline_after_stream_ends(stubs, "frozen", timeout=20)  # ~2 s of pings, then 3 s
         assert broker.registry.open_streams("frozen") == 0
     finally:
         proc.kill()

@@ -8,12 +8,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 
 from broker.pb import messaging_pb2 as pb
 from tests.conftest import stubs_for
 
 from .messaging_support import register, to
 
+# Under pytest -n (make test) the SIGKILL tests run one after another on one worker.
+pytestmark = pytest.mark.xdist_group("crash")
 TOTAL = 600
 
 

@@ -87,12 +87,12 @@ CASES = [
     (
         "tasks.SubmitGraph",
         tpb.SubmitGraphRequest(nodes=[tpb.GraphNode(key=NUL, task=spec())]),
-        "nodes.0.key",
+        "nodes[0].key",
     ),
     (
         "tasks.SubmitGraph",
         tpb.SubmitGraphRequest(nodes=[tpb.GraphNode(key="a", task=spec(title=NUL))]),
-        "nodes.0.task.title",
+        "nodes[0].task.title",
     ),
     (
         "tasks.ExtendLease",

@@ -29,6 +29,9 @@ from broker.storage.sqlite.tasks_rows import (
     URGENCY_WINDOW_SQL,
 )
 
+# Under pytest -n (make test) on one worker, which builds the module's filled database once (15 s).
+pytestmark = pytest.mark.xdist_group("postgres_plans")
+
 FILL = [
     "INSERT INTO agents (agent_id, name, max_concurrent_tasks, status, registered_at, updated_at,"
     " last_heartbeat_at) SELECT 'a' || i, 'n', 50, (ARRAY['available','busy','offline'])[1 + i % 3], 0, 0, i"

@@ -56,7 +56,7 @@ async def test_messages_name_the_rule(stubs):
         stubs.agents.Register(pb.RegisterRequest(agent_id="a", max_concurrent_tasks=0)),
         "max_concurrent_tasks",
     )
-    assert "greater than or equal to 1" in details
+    assert details == "max_concurrent_tasks: must be at least 1"
 
 
 async def test_empty_ids_on_lookups(stubs):

@@ -130,7 +130,7 @@ async def test_depth_eleven_is_refused_in_the_tree_and_in_the_dependency_chain(s
 async def test_submit_graph_with_one_bad_task_stores_none(stubs):
     bad_priority = node("bad", ["a"], priority=11)
     msg = await refused(graph(stubs, node("a"), node("b", ["a"]), bad_priority), Code.INVALID_ARGUMENT)
-    assert "nodes.2.task.priority" in msg
+    assert "nodes[2].task.priority: must be at most 10" in msg
     missing = pb.GraphNode(key="m", task=spec("m", deps=["t-missing"]))
     await refused(graph(stubs, node("a"), node("b", ["a"]), missing), Code.NOT_FOUND)
     await refused(graph(stubs, node("a"), node("a")), Code.INVALID_ARGUMENT)

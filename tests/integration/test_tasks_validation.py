@@ -133,3 +133,19 @@ async def test_bad_worker_calls(stubs):
     # None of it touched the lease.
     got = await stubs.tasks.Get(pb.GetTaskRequest(task_id=tid))
     assert (got.status, got.attempt, got.assigned_agent_id) == (pb.TASK_STATUS_RUNNING, a.attempt, "w")
+
+
+async def test_an_empty_submission_names_the_field_as_the_proto_does_and_the_rule_in_words(stubs):
+    """What a client written from the protos reads: SubmitRequest.task.title, and the rule, not
+    pydantic's "String should have at least 1 character"."""
+    msg = await refused(stubs.tasks.Submit(pb.SubmitRequest()), Code.INVALID_ARGUMENT)
+    assert msg == "task.title: must not be empty"
+    graph = pb.SubmitGraphRequest(
+        nodes=[
+            pb.GraphNode(key="a", task=spec("a")),
+            pb.GraphNode(key="b", task=pb.TaskSpec(title="x" * 513)),
+        ]
+    )
+    msg = await refused(stubs.tasks.SubmitGraph(graph), Code.INVALID_ARGUMENT)
+    assert msg == "nodes[1].task.title: must be at most 512 characters"
+    assert await all_tasks(stubs) == []

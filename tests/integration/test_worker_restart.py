@@ -15,7 +15,8 @@ from a2a_broker_client import BrokerClient, BrokerRpcError, TaskContext, TaskSta
 
 from tests.conftest import BrokerProcess, eventually, free_port
 
-pytestmark = pytest.mark.slow
+# Slow; and under pytest -n (make test) the SIGKILL tests run one after another on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash")]
 
 # The Worker used to give up on Complete after 6 failed calls (about 6 s of backoff).
 OLD_GIVE_UP_CALLS = 6

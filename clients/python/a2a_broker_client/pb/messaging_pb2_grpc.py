@@ -28,6 +28,20 @@ if _version_not_supported:
 
 class MessagingStub:
     """Messaging carries messages between agents.
+
+    Receiving: two ways, the first recommended.
+    1. Consume: one bidirectional stream; the broker pushes the agent's
+    messages, the agent writes back its acks and nacks, each confirmed once
+    committed. What the Python client's consume() and Worker, and the Node
+    client's consume(), use.
+    2. Subscribe (a stream of deliveries) with unary Ack and Nack calls.
+    Either way, ack each delivery before its ack deadline (30 s by default, set
+    per subscription) or it is delivered again, and a delivery not acked when
+    its stream ends is released for redelivery.
+
+    Sending: `sender_id` must be a registered agent (Register first, even for
+    an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
+    not exist yet. Credentials: see AgentRegistry.
     """
 
     def __init__(self, channel):
@@ -100,6 +114,20 @@ class MessagingStub:
 
 class MessagingServicer:
     """Messaging carries messages between agents.
+
+    Receiving: two ways, the first recommended.
+    1. Consume: one bidirectional stream; the broker pushes the agent's
+    messages, the agent writes back its acks and nacks, each confirmed once
+    committed. What the Python client's consume() and Worker, and the Node
+    client's consume(), use.
+    2. Subscribe (a stream of deliveries) with unary Ack and Nack calls.
+    Either way, ack each delivery before its ack deadline (30 s by default, set
+    per subscription) or it is delivered again, and a delivery not acked when
+    its stream ends is released for redelivery.
+
+    Sending: `sender_id` must be a registered agent (Register first, even for
+    an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
+    not exist yet. Credentials: see AgentRegistry.
     """
 
     def Send(self, request, context):
@@ -362,6 +390,20 @@ def add_MessagingServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Messaging:
     """Messaging carries messages between agents.
+
+    Receiving: two ways, the first recommended.
+    1. Consume: one bidirectional stream; the broker pushes the agent's
+    messages, the agent writes back its acks and nacks, each confirmed once
+    committed. What the Python client's consume() and Worker, and the Node
+    client's consume(), use.
+    2. Subscribe (a stream of deliveries) with unary Ack and Nack calls.
+    Either way, ack each delivery before its ack deadline (30 s by default, set
+    per subscription) or it is delivered again, and a delivery not acked when
+    its stream ends is released for redelivery.
+
+    Sending: `sender_id` must be a registered agent (Register first, even for
+    an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
+    not exist yet. Credentials: see AgentRegistry.
     """
 
     @staticmethod

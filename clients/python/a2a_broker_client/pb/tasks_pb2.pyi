@@ -1019,7 +1019,11 @@ class Assignment(_message.Message):
     @_builtins.property
     def task(self) -> Global___Task: ...
     @_builtins.property
-    def lease_expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """The lease lapses at this time unless extended (ExtendLease, or a Work
+        `extend`): the task's lease_timeout after the lease began.
+        """
+
     def __init__(
         self,
         *,
@@ -1088,10 +1092,15 @@ Global___ClaimResponse: _TypeAlias = ClaimResponse  # noqa: Y015
 
 @_typing.final
 class ListenRequest(_message.Message):
+    """ListenRequest opens a Listen stream, or a Work stream as its first request
+    (WorkRequest.listen).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AGENT_ID_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
+    """Required: the agent taking tasks (registered, not OFFLINE)."""
     def __init__(
         self,
         *,

@@ -28,6 +28,30 @@ if _version_not_supported:
 
 class TaskQueueStub:
     """TaskQueue is the dependency-aware priority task queue.
+
+    Taking tasks: three ways, the first recommended.
+    1. Work: one bidirectional stream; the broker pushes assignments as the
+    agent's free capacity allows (and cancellations of its running tasks),
+    the agent writes back Complete, Fail and ExtendLease outcomes, each
+    confirmed once committed. What the Python Worker and the Node client's
+    work() use.
+    2. Listen (a stream of assignments and cancellations) with unary Complete,
+    Fail and ExtendLease calls.
+    3. Claim: a unary long poll for up to `max_tasks` tasks. Nothing is pushed:
+    a cancellation shows as FAILED_PRECONDITION on the next ExtendLease or
+    Complete.
+    Whichever way, each assignment is a lease that lapses after the task's
+    `lease_timeout` (60 s unless the task or the broker's
+    --default-lease-timeout-s says otherwise) unless extended: send
+    ExtendLease (or a Work `extend`) well within it, e.g. every third of it,
+    while working. A lapsed lease is lost: the attempt counts as failed and
+    the task is retried per its retry policy. Closing a stream does not end
+    its leases.
+
+    Submitting: Submit (one task) or SubmitGraph (a DAG in one transaction),
+    by an orchestrator or admin when authentication is on (credentials: see
+    AgentRegistry). The broker's field names in error messages are this
+    file's: "task.title: must not be empty" is SubmitRequest.task.title.
     """
 
     def __init__(self, channel):
@@ -160,6 +184,30 @@ class TaskQueueStub:
 
 class TaskQueueServicer:
     """TaskQueue is the dependency-aware priority task queue.
+
+    Taking tasks: three ways, the first recommended.
+    1. Work: one bidirectional stream; the broker pushes assignments as the
+    agent's free capacity allows (and cancellations of its running tasks),
+    the agent writes back Complete, Fail and ExtendLease outcomes, each
+    confirmed once committed. What the Python Worker and the Node client's
+    work() use.
+    2. Listen (a stream of assignments and cancellations) with unary Complete,
+    Fail and ExtendLease calls.
+    3. Claim: a unary long poll for up to `max_tasks` tasks. Nothing is pushed:
+    a cancellation shows as FAILED_PRECONDITION on the next ExtendLease or
+    Complete.
+    Whichever way, each assignment is a lease that lapses after the task's
+    `lease_timeout` (60 s unless the task or the broker's
+    --default-lease-timeout-s says otherwise) unless extended: send
+    ExtendLease (or a Work `extend`) well within it, e.g. every third of it,
+    while working. A lapsed lease is lost: the attempt counts as failed and
+    the task is retried per its retry policy. Closing a stream does not end
+    its leases.
+
+    Submitting: Submit (one task) or SubmitGraph (a DAG in one transaction),
+    by an orchestrator or admin when authentication is on (credentials: see
+    AgentRegistry). The broker's field names in error messages are this
+    file's: "task.title: must not be empty" is SubmitRequest.task.title.
     """
 
     def Submit(self, request, context):
@@ -567,6 +615,30 @@ def add_TaskQueueServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TaskQueue:
     """TaskQueue is the dependency-aware priority task queue.
+
+    Taking tasks: three ways, the first recommended.
+    1. Work: one bidirectional stream; the broker pushes assignments as the
+    agent's free capacity allows (and cancellations of its running tasks),
+    the agent writes back Complete, Fail and ExtendLease outcomes, each
+    confirmed once committed. What the Python Worker and the Node client's
+    work() use.
+    2. Listen (a stream of assignments and cancellations) with unary Complete,
+    Fail and ExtendLease calls.
+    3. Claim: a unary long poll for up to `max_tasks` tasks. Nothing is pushed:
+    a cancellation shows as FAILED_PRECONDITION on the next ExtendLease or
+    Complete.
+    Whichever way, each assignment is a lease that lapses after the task's
+    `lease_timeout` (60 s unless the task or the broker's
+    --default-lease-timeout-s says otherwise) unless extended: send
+    ExtendLease (or a Work `extend`) well within it, e.g. every third of it,
+    while working. A lapsed lease is lost: the attempt counts as failed and
+    the task is retried per its retry policy. Closing a stream does not end
+    its leases.
+
+    Submitting: Submit (one task) or SubmitGraph (a DAG in one transaction),
+    by an orchestrator or admin when authentication is on (credentials: see
+    AgentRegistry). The broker's field names in error messages are this
+    file's: "task.title: must not be empty" is SubmitRequest.task.title.
     """
 
     @staticmethod

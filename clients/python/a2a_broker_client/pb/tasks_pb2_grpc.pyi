@@ -32,7 +32,32 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TaskQueueStub:
-    """TaskQueue is the dependency-aware priority task queue."""
+    """TaskQueue is the dependency-aware priority task queue.
+
+    Taking tasks: three ways, the first recommended.
+    1. Work: one bidirectional stream; the broker pushes assignments as the
+       agent's free capacity allows (and cancellations of its running tasks),
+       the agent writes back Complete, Fail and ExtendLease outcomes, each
+       confirmed once committed. What the Python Worker and the Node client's
+       work() use.
+    2. Listen (a stream of assignments and cancellations) with unary Complete,
+       Fail and ExtendLease calls.
+    3. Claim: a unary long poll for up to `max_tasks` tasks. Nothing is pushed:
+       a cancellation shows as FAILED_PRECONDITION on the next ExtendLease or
+       Complete.
+    Whichever way, each assignment is a lease that lapses after the task's
+    `lease_timeout` (60 s unless the task or the broker's
+    --default-lease-timeout-s says otherwise) unless extended: send
+    ExtendLease (or a Work `extend`) well within it, e.g. every third of it,
+    while working. A lapsed lease is lost: the attempt counts as failed and
+    the task is retried per its retry policy. Closing a stream does not end
+    its leases.
+
+    Submitting: Submit (one task) or SubmitGraph (a DAG in one transaction),
+    by an orchestrator or admin when authentication is on (credentials: see
+    AgentRegistry). The broker's field names in error messages are this
+    file's: "task.title: must not be empty" is SubmitRequest.task.title.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -213,7 +238,32 @@ class TaskQueueStub:
 
 @_typing.type_check_only
 class TaskQueueAsyncStub(TaskQueueStub):
-    """TaskQueue is the dependency-aware priority task queue."""
+    """TaskQueue is the dependency-aware priority task queue.
+
+    Taking tasks: three ways, the first recommended.
+    1. Work: one bidirectional stream; the broker pushes assignments as the
+       agent's free capacity allows (and cancellations of its running tasks),
+       the agent writes back Complete, Fail and ExtendLease outcomes, each
+       confirmed once committed. What the Python Worker and the Node client's
+       work() use.
+    2. Listen (a stream of assignments and cancellations) with unary Complete,
+       Fail and ExtendLease calls.
+    3. Claim: a unary long poll for up to `max_tasks` tasks. Nothing is pushed:
+       a cancellation shows as FAILED_PRECONDITION on the next ExtendLease or
+       Complete.
+    Whichever way, each assignment is a lease that lapses after the task's
+    `lease_timeout` (60 s unless the task or the broker's
+    --default-lease-timeout-s says otherwise) unless extended: send
+    ExtendLease (or a Work `extend`) well within it, e.g. every third of it,
+    while working. A lapsed lease is lost: the attempt counts as failed and
+    the task is retried per its retry policy. Closing a stream does not end
+    its leases.
+
+    Submitting: Submit (one task) or SubmitGraph (a DAG in one transaction),
+    by an orchestrator or admin when authentication is on (credentials: see
+    AgentRegistry). The broker's field names in error messages are this
+    file's: "task.title: must not be empty" is SubmitRequest.task.title.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Submit: _aio.UnaryUnaryMultiCallable[_tasks_pb2.SubmitRequest, _tasks_pb2.SubmitResponse]  # type: ignore[assignment]
@@ -390,7 +440,32 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """
 
 class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
-    """TaskQueue is the dependency-aware priority task queue."""
+    """TaskQueue is the dependency-aware priority task queue.
+
+    Taking tasks: three ways, the first recommended.
+    1. Work: one bidirectional stream; the broker pushes assignments as the
+       agent's free capacity allows (and cancellations of its running tasks),
+       the agent writes back Complete, Fail and ExtendLease outcomes, each
+       confirmed once committed. What the Python Worker and the Node client's
+       work() use.
+    2. Listen (a stream of assignments and cancellations) with unary Complete,
+       Fail and ExtendLease calls.
+    3. Claim: a unary long poll for up to `max_tasks` tasks. Nothing is pushed:
+       a cancellation shows as FAILED_PRECONDITION on the next ExtendLease or
+       Complete.
+    Whichever way, each assignment is a lease that lapses after the task's
+    `lease_timeout` (60 s unless the task or the broker's
+    --default-lease-timeout-s says otherwise) unless extended: send
+    ExtendLease (or a Work `extend`) well within it, e.g. every third of it,
+    while working. A lapsed lease is lost: the attempt counts as failed and
+    the task is retried per its retry policy. Closing a stream does not end
+    its leases.
+
+    Submitting: Submit (one task) or SubmitGraph (a DAG in one transaction),
+    by an orchestrator or admin when authentication is on (credentials: see
+    AgentRegistry). The broker's field names in error messages are this
+    file's: "task.title: must not be empty" is SubmitRequest.task.title.
+    """
 
     @_abc_1.abstractmethod
     def Submit(
