@@ -149,7 +149,20 @@ async def broker(
     try:
         yield b
     finally:
-        await b.stop(0.2)
+        await stopped(b)
+
+
+async def stopped(b: Broker, within: float = 30.0) -> None:
+    """Stop a broker; one that does not stop in time fails the test with what is still waiting."""
+    try:
+        await asyncio.wait_for(asyncio.shield(b.stop(0.2)), within)
+    except TimeoutError:
+        import io
+
+        out = io.StringIO()
+        for task in asyncio.all_tasks():
+            task.print_stack(file=out)
+        raise AssertionError(f"the broker did not stop within {within}s; tasks:\n{out.getvalue()}") from None
 
 
 @pytest.fixture

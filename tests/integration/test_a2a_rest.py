@@ -100,7 +100,7 @@ async def test_the_whole_task_life_over_http_json(broker, echo):
         ).json()
         assert [t["id"] for t in rest["tasks"]] == [task["id"]] and rest["nextPageToken"] == ""
         # push-notification configurations: set, read, list, delete (idempotent)
-        cfg = {"url": "http://127.0.0.1:9/hook", "token": "t-1"}
+        cfg = {"url": "http://127.0.0.1:1/hook", "token": "t-1"}
         made = await http.post(f"{base}/tasks/{task['id']}/pushNotificationConfigs", json=cfg)
         assert made.status_code == 200, made.text
         cid = made.json()["id"]
