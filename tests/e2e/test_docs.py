@@ -34,6 +34,7 @@ DOCS = ["README.md", "clients/python/README.md", "clients/node/README.md", "exam
 RUN = {"python", "sh", "js"}
 NOT_CODE = {"", "text", "json", "yaml"}  # diagrams, synopses, data, configuration files
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_HTTP = "127.0.0.1:8080"  # the HTTP listener's (A2A's JSON-RPC and HTTP+JSON, the console)
 VENV_BIN = Path(sys.executable).parent
 NODE_DIR = ROOT / "clients" / "node"
 RUN_TIMEOUT = 60.0
@@ -81,6 +82,12 @@ def extract(path: str) -> list[Block]:
 
 
 ALL = [b for path in DOCS for b in extract(path)]
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, str]:
+    """The blocks' broker serves HTTP too (the A2A bindings, the console), on a free port."""
+    return {"http_address": "127.0.0.1:0"}
 RUNNABLE = [b for b in ALL if b.lang in RUN]
 
 
@@ -106,21 +113,24 @@ async def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> asyncio.subpr
     )
 
 
-def _addresses(code: str, address: str) -> str:
-    """The block with the default address replaced by ``address`` and every other fixed loopback
-    port by a free one (the same port for the same number throughout the block)."""
+def _addresses(code: str, address: str, http_address: str | None = None) -> str:
+    """The block with the default address replaced by ``address`` (and the HTTP listener's by
+    ``http_address``) and every other fixed loopback port by a free one (the same port for the
+    same number throughout the block)."""
     ports: dict[str, str] = {}
 
     def replace(m: re.Match[str]) -> str:
         if m.group(0) == DEFAULT_ADDRESS:
             return address
+        if m.group(0) == DEFAULT_HTTP and http_address is not None:
+            return http_address
         return ports.setdefault(m.group(1), f"127.0.0.1:{free_port()}")
 
     return LOOPBACK.sub(replace, code)
 
 
-def _command(block: Block, address: str) -> tuple[list[str], Path]:
-    code = _addresses(block.code, address)
+def _command(block: Block, address: str, http_address: str | None = None) -> tuple[list[str], Path]:
+    code = _addresses(block.code, address, http_address)
     if block.lang == "python":
         return [sys.executable, "-c", code], ROOT
     if block.lang == "sh":
@@ -153,7 +163,7 @@ async def test_doc_block_runs_as_written_and_ends(block: Block, broker) -> None:
         pytest.skip(f"marked in {block.path}: {form.group(2)}")  # type: ignore[union-attr]
     if kind == "needs" and shutil.which("grpcurl") is None:
         pytest.skip("grpcurl is not installed")
-    argv, cwd = _command(block, broker.address)
+    argv, cwd = _command(block, broker.address, broker.http_address)
     env = {**os.environ, "A2A_BROKER_ADDRESS": broker.address, "PYTHONUNBUFFERED": "1"}
     before = await _agent_ids(broker.address)
     proc = await _run(argv, cwd, env)
