@@ -17,7 +17,7 @@ from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.sql import to_pg
 from broker.storage.sqlite import message_rows as rows
 from broker.storage.sqlite import sessions
-from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OUTCOMES_SQL
+from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OFFLINE_SINCE_SQL, OUTCOMES_SQL
 from broker.storage.sqlite.message_rows import DUE_SCHEDULED, list_messages_sql
 from broker.storage.sqlite.tasks_read import GRAPH_NEIGHBOURS, list_tasks_sql
 from broker.storage.sqlite.tasks_rows import (
@@ -107,6 +107,7 @@ HOT = [
     ("an agent's record: its finished tasks", OUTCOMES_SQL, ("a7", 0, 1000), "idx_tasks_agent"),
     ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
     ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
+    ("sweep: offline agents past the retention", OFFLINE_SINCE_SQL, (100, 500), "idx_agents_status"),
     ("a session's tasks by status", sessions.COUNTS_SQL, ("s7",), "idx_tasks_session"),
     ("an unfinished task of a session", sessions.UNFINISHED_SQL, ("s7",), "idx_tasks_session"),
     ("a failed task of a session", sessions.FAILED_SQL, ("s7",), "idx_tasks_session"),
