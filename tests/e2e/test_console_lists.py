@@ -30,6 +30,7 @@ async def test_lists_show_the_newest_first_and_sort_both_ways_across_pages(conso
     assert await ids_on(page, rows, "data-message-id") == sent[::-1][50:]
 
     await page.goto(url(console, "#/messages"))
+    await expect(page.locator(rows)).to_have_count(50, timeout=WAIT_MS)
     await page.select_option('form.filters select[name="order"]', "oldest")
     await page.click('form.filters button[type="submit"]')
     await expect(page.locator(rows).first).to_have_attribute("data-message-id", sent[0])

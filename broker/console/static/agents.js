@@ -3,7 +3,7 @@
 
 import {
   agentHref, ago, api, badge, duration, facts, filterForm, flash, go, h, idCell, isAdmin, messageHref,
-  pager, shortForms, show, table, taskHref, when,
+  notify, pager, shortForms, show, table, taskHref, when,
 } from "./util.js";
 
 function deregisterButton(agentId, status, after) {
@@ -29,7 +29,7 @@ export async function renderAgents(params, render) {
     if (!confirm("Deregister every offline agent? Their records go; an agent that comes back registers again.")) return;
     try {
       const r = await api("/api/agents/deregister-offline", { body: {} });
-      flash(status, `Deregistered ${r.deregistered.length} offline agent(s).`, true);
+      notify(`Deregistered ${r.deregistered.length} offline agent(s).`);
       setTimeout(render, 600);
     } catch (e) { flash(status, e.message); }
   } }, "Deregister offline agents");
@@ -45,16 +45,14 @@ export async function renderAgents(params, render) {
     pager(data.next_page_token, params, "/agents"));
 }
 
-function taskRows(tasks) {
-  const ids = shortForms(tasks.map((t) => t.task_id));
+function taskRows(tasks, ids) {
   return tasks.map((t) => h("tr", { "data-task-id": t.task_id },
     h("td", {}, idCell(t.task_id, ids, taskHref(t.task_id))), h("td", {}, t.title), h("td", {}, badge(t.status)),
     h("td", {}, String(t.attempt)), h("td", {}, when(t.started_at)),
     h("td", {}, t.lease_expires_at ? when(t.lease_expires_at) : when(t.finished_at)),
     h("td", { class: "reason" }, t.last_error || "")));
 }
-function messageRows(messages) {
-  const ids = shortForms(messages.map((m) => m.message_id));
+function messageRows(messages, ids) {
   return messages.map((m) => h("tr", { "data-message-id": m.message_id },
     h("td", {}, idCell(m.message_id, ids, messageHref(m.message_id))), h("td", {}, m.sender_id), h("td", {}, m.message_type),
     h("td", {}, `${m.attempt}/${m.max_attempts}`), h("td", {}, when(m.delivered_at || m.created_at)), h("td", { class: "reason" }, m.last_error || "")));
@@ -65,6 +63,8 @@ export async function renderAgent(agentId, render) {
   const d = await api(`/api/agents/${encodeURIComponent(agentId)}`);
   const a = d.agent, r = d.record;
   const finished = r.tasks_completed + r.tasks_failed;
+  const tasks = shortForms([...d.held_tasks, ...d.failed_tasks].map((t) => t.task_id)); // unique on the page
+  const messages = shortForms([...d.unacked_messages, ...d.dead_letters].map((m) => m.message_id));
   show(
     h("p", {}, h("a", { href: "#/agents" }, "← Agents")),
     h("h1", {}, a.name && a.name !== a.agent_id ? `${a.name} ` : "", h("code", {}, a.agent_id), " ", badge(a.status)),
@@ -87,11 +87,13 @@ export async function renderAgent(agentId, render) {
         ["Mean run time", finished ? duration(r.mean_run_ms) : "–"], ["p95 run time", finished ? duration(r.p95_run_ms) : "–"],
       ]))),
     h("h2", {}, "Tasks it holds", d.held_tasks_more ? " (first 100)" : ""),
-    h("div", { "data-section": "held-tasks" }, table(["Task", "Title", "Status", "Attempt", "Started", "Lease expires", "Last error"], taskRows(d.held_tasks), "None.")),
+    h("div", { "data-section": "held-tasks" }, table(["Task", "Title", "Status", "Attempt", "Started", "Lease expires", "Last error"], taskRows(d.held_tasks, tasks), "None.")),
     h("h2", {}, "Messages delivered to it, not yet acknowledged", d.unacked_messages_more ? " (first 100)" : ""),
-    h("div", { "data-section": "unacked" }, table(["Message", "From", "Type", "Attempt", "Delivered", "Last error"], messageRows(d.unacked_messages), "None.")),
+    h("div", { "data-section": "unacked" }, table(["Message", "From", "Type", "Attempt", "Delivered", "Last error"], messageRows(d.unacked_messages, messages), "None.")),
     h("h2", {}, "Recent failures"),
-    h("div", { "data-section": "failed-tasks" }, table(["Task", "Title", "Status", "Attempt", "Started", "Finished", "Error"], taskRows(d.failed_tasks), "No task it held failed for good.")),
-    h("div", { "data-section": "dead-letters" }, table(["Message", "From", "Type", "Attempt", "Delivered", "Reason"], messageRows(d.dead_letters), "No dead letters addressed to it.")),
+    h("h3", {}, "Tasks it held that failed for good"),
+    h("div", { "data-section": "failed-tasks" }, table(["Task", "Title", "Status", "Attempt", "Started", "Finished", "Error"], taskRows(d.failed_tasks, tasks), "No task it held failed for good.")),
+    h("h3", {}, "Dead letters addressed to it"),
+    h("div", { "data-section": "dead-letters" }, table(["Message", "From", "Type", "Attempt", "Delivered", "Reason"], messageRows(d.dead_letters, messages), "No dead letters addressed to it.")),
   );
 }

@@ -2,7 +2,7 @@
 // page, and the form an admin sends a message with.
 
 import {
-  agentHref, api, badge, facts, filterForm, flash, go, h, idCell, isAdmin, messageHref, ORDER, pager,
+  agentHref, api, badge, facts, filterForm, flash, go, h, idCell, isAdmin, messageHref, ORDER, notify, pager,
   preview, shortForms, show, table, when,
 } from "./util.js";
 
@@ -47,7 +47,7 @@ export async function renderMessages(params, render) {
   const requeue = h("button", { disabled: true, "data-action": "requeue", onclick: async () => {
     try {
       const r = await api("/api/messages/requeue", { body: { message_ids: [...picked] } });
-      flash(status, `Requeued ${r.requeued} message(s).`, true);
+      notify(`Requeued ${r.requeued} message(s).`);
       setTimeout(render, 600);
     } catch (e) { flash(status, e.message); }
   } }, "Requeue selected");
@@ -56,7 +56,7 @@ export async function renderMessages(params, render) {
     if (!confirm("Delete dead letters for good?")) return;
     try {
       const r = await api("/api/messages/purge", { body: { status: "failed", older_than_s: older.value ? Number(older.value) : null } });
-      flash(status, `Purged ${r.purged} dead letter(s).`, true);
+      notify(`Purged ${r.purged} dead letter(s).`);
       render();
     } catch (e) { flash(status, e.message); }
   } }, "Purge dead letters");

@@ -112,7 +112,7 @@ export async function renderSessions(params) {
     h("td", {}, badge(s.status)),
     h("td", {}, s.initiated_by),
     h("td", {}, Object.entries(s.counts).map(([k, n]) => h("span", { class: "count" }, badge(k), ` ${n} `))),
-    h("td", {}, `${Math.round(s.progress)}%`),
+    h("td", {}, `${Math.round(s.progress * 100)}%`),
     h("td", {}, when(s.created_at))));
   show(
     h("h1", {}, "Sessions"),
@@ -135,7 +135,7 @@ export async function renderSession(sessionId, params) {
       ["Id", idCell(s.session_id)], ["Initiated by", s.initiated_by ? h("a", { href: agentHref(s.initiated_by) }, s.initiated_by) : ""],
       ["Parent session", s.parent_session_id ? h("a", { href: sessionHref(s.parent_session_id) }, s.parent_session_id) : ""],
       ["Tasks", h("span", { "data-counts": JSON.stringify(s.counts) }, Object.entries(s.counts).map(([k, n]) => h("span", {}, badge(k), ` ${n} `)))],
-      ["Progress", h("span", {}, h("progress", { max: 100, value: s.progress }), ` ${Math.round(s.progress)}%`)],
+      ["Progress", h("span", { "data-progress": s.progress }, h("progress", { max: 1, value: s.progress }), ` ${Math.round(s.progress * 100)}% finished`)],
       ["Status reason", s.status_reason], ["Summary", s.summary],
       ["Budget", s.max_tasks ? `${s.max_tasks} tasks` : ""], ["Deadline", when(s.deadline)],
       ["Created", when(s.created_at)], ["Closed", when(s.closed_at)], ["Finished", when(s.finished_at)],

@@ -54,7 +54,8 @@ export function duration(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
   const s = Math.round(ms / 1000);
-  return s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  const [hours, minutes] = [Math.floor(s / 3600), Math.round((s % 3600) / 60)];
+  return s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${hours} h${minutes ? ` ${minutes} min` : ""}`;
 }
 export function preview(p) {
   if (!p || p.kind === "empty") return h("span", { class: "muted" }, "(empty)");
@@ -65,6 +66,14 @@ export function show(...nodes) {
 }
 export function flash(where, text, ok = false) {
   where.replaceChildren(h("div", { class: ok ? "notice" : "error" }, text));
+}
+// What an action did, outside the page (which a live update may draw again), for a few seconds.
+let toastTimer = null;
+export function notify(text) {
+  const el = document.getElementById("toast");
+  el.replaceChildren(h("div", { class: "notice" }, text));
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.replaceChildren(), 8000);
 }
 export function facts(rows) {
   return h("dl", { class: "facts" }, rows.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-fact": k }, v)]));
@@ -114,18 +123,16 @@ const MIN_SHOWN = 6;
 
 // The short form of each id of a page: what is left once the prefix and the suffix all of them
 // share are cut, then the fewest trailing characters of that (at least MIN_SHOWN) that still tell
-// every id of the page apart. "…" marks what was cut.
+// every id of the page apart. "…" marks what was cut. A lone id is shown whole.
 export function shortForms(ids) {
   const uniq = [...new Set(ids.filter(Boolean))];
   const out = new Map();
-  if (!uniq.length) return out;
+  if (uniq.length < 2) { uniq.forEach((s) => out.set(s, s)); return out; } // nothing to tell apart
   let pre = 0, suf = 0;
-  if (uniq.length > 1) {
-    const shortest = Math.min(...uniq.map((s) => s.length));
-    const first = uniq[0];
-    while (pre < shortest && uniq.every((s) => s[pre] === first[pre])) pre++;
-    while (suf < shortest - pre && uniq.every((s) => s[s.length - 1 - suf] === first[first.length - 1 - suf])) suf++;
-  }
+  const shortest = Math.min(...uniq.map((s) => s.length));
+  const first = uniq[0];
+  while (pre < shortest && uniq.every((s) => s[pre] === first[pre])) pre++;
+  while (suf < shortest - pre && uniq.every((s) => s[s.length - 1 - suf] === first[first.length - 1 - suf])) suf++;
   const mids = uniq.map((s) => s.slice(pre, s.length - suf));
   const longest = Math.max(...mids.map((m) => m.length));
   let k = Math.min(MIN_SHOWN, longest);
