@@ -15,7 +15,7 @@ function scale(max) {
   return { step, top: step * Math.ceil(Math.max(max, 0.1) / step) };
 }
 const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
-const rate = (v) => (v >= 10 || v === 0 ? String(Math.round(v)) : v.toFixed(v >= 1 ? 1 : 2));
+const rate = (v) => (Number.isInteger(Math.round(v * 1000) / 1000) ? String(Math.round(v)) : String(+v.toFixed(2)));
 
 const SERIES = [["published", "#4c6ef5"], ["delivered", "#f59f00"], ["acknowledged", "#2f9e44"], ["completed", "#ae3ec9"]];
 export function chart(rates) {
@@ -64,7 +64,7 @@ function latencyPanel([key, title, what], data) {
   return h("div", { class: "panel latency", "data-latency": key },
     h("h3", {}, title, h("span", { class: "muted" }, ` ${what}`)),
     h("table", { class: "compact" }, h("tr", {}, h("th", {}, ""), h("th", {}, "p50"), h("th", {}, "p99"), h("th", {}, "tasks")),
-      row(`last ${duration((data.recent.window_s || 0) * 1000) || "minutes"}`, data.recent, "recent"),
+      row(data.recent.window_s ? `last ${duration(data.recent.window_s * 1000)}` : "last minutes", data.recent, "recent"),
       row("since start", data.all, "all")));
 }
 
@@ -77,19 +77,21 @@ export function renderOverview(o) {
   const link = (href, child) => h("a", { href, style: "text-decoration:none;color:inherit" }, child);
   show(
     h("h1", {}, "Overview"),
-    h("div", { class: "group" }, h("h2", {}, "Agents"), h("div", { class: "cards" },
-      card("online", a.online, "agents.online"), card("available", a.available, "agents.available"), card("busy", a.busy, "agents.busy"),
-      link("#/agents?status=offline", card("offline", a.offline, "agents.offline")))),
-    h("div", { class: "group" }, h("h2", {}, "Messages"), h("div", { class: "cards" },
-      card("ready", m.ready, "messages.ready"), card("unacked", m.unacked, "messages.unacked"), card("scheduled", m.scheduled, "messages.scheduled"),
-      link("#/messages?status=failed", card("dead letters", m.dead, "messages.dead")))),
-    o.push ? h("div", { class: "group" }, h("h2", {}, "A2A push notifications"), h("div", { class: "cards" },
-      card("pending", o.push.pending, "push.pending"), link("#/push", card("dead", o.push.dead, "push.dead")))) : null,
-    h("div", { class: "group" }, h("h2", {}, "Tasks"), h("div", { class: "cards" },
-      ["blocked", "ready", "running", "completed", "failed", "cancelled"].map((s) => link(`#/tasks?status=${s}`, card(s, t[s], `tasks.${s}`))))),
-    o.latency ? h("div", { class: "group" }, h("h2", {}, "Task latency"), h("div", { class: "two" }, PANELS.map((p) => latencyPanel(p, o.latency[p[0]])))) : null,
+    h("div", { class: "groups" },
+      h("div", { class: "group" }, h("h2", {}, "Agents"), h("div", { class: "cards" },
+        card("online", a.online, "agents.online"), card("available", a.available, "agents.available"), card("busy", a.busy, "agents.busy"),
+        link("#/agents?status=offline", card("offline", a.offline, "agents.offline")))),
+      h("div", { class: "group" }, h("h2", {}, "Messages"), h("div", { class: "cards" },
+        card("ready", m.ready, "messages.ready"), card("unacked", m.unacked, "messages.unacked"), card("scheduled", m.scheduled, "messages.scheduled"),
+        link("#/messages?status=failed", card("dead letters", m.dead, "messages.dead")))),
+      h("div", { class: "group" }, h("h2", {}, "Tasks"), h("div", { class: "cards" },
+        ["blocked", "ready", "running", "completed", "failed", "cancelled"].map((s) => link(`#/tasks?status=${s}`, card(s, t[s], `tasks.${s}`))))),
+      o.push ? h("div", { class: "group" }, h("h2", {}, "A2A push notifications"), h("div", { class: "cards" },
+        card("pending", o.push.pending, "push.pending"), link("#/push", card("dead", o.push.dead, "push.dead")))) : null),
     h("div", { class: "two" },
       h("div", {}, h("h2", {}, "Rates, last minutes"), chart(o.rates)),
-      h("div", {}, h("h2", {}, "Largest backlogs"), o.backlogs.agents.length || o.backlogs.capabilities.length ? backlogs : h("p", { class: "muted" }, "No pending messages."))),
+      h("div", {},
+        o.latency ? [h("h2", {}, "Task latency"), h("div", { class: "stack" }, PANELS.map((p) => latencyPanel(p, o.latency[p[0]])))] : null,
+        h("h2", {}, "Largest backlogs"), o.backlogs.agents.length || o.backlogs.capabilities.length ? backlogs : h("p", { class: "muted" }, "No pending messages."))),
     h("p", { class: "muted" }, `Updated ${new Date(o.at).toLocaleTimeString()}`));
 }

@@ -52,7 +52,7 @@ export function duration(ms) {
   if (ms === null || ms === undefined) return "";
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms < 60_000) return ms < 10_000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms / 1000)} s`;
   const s = Math.round(ms / 1000);
   const [hours, minutes] = [Math.floor(s / 3600), Math.round((s % 3600) / 60)];
   return s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${hours} h${minutes ? ` ${minutes} min` : ""}`;
