@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from broker.server import Broker, start_server
-from tests.conftest import make_settings
+from broker.server import Broker
 
-from .console_support import CONSOLE, chromium_path
+from .console_support import chromium_path, serving
 
 
 @pytest.fixture
@@ -29,20 +28,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def console(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = await start_server(make_settings(tmp_path, **CONSOLE))
-    try:
+    async with serving(tmp_path) as b:
         yield b
-    finally:
-        await b.stop(0.2)
 
 
 @pytest.fixture
 async def token_console(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = await start_server(make_settings(tmp_path, **CONSOLE, auth="token"))
-    try:
+    async with serving(tmp_path, auth="token") as b:
         yield b
-    finally:
-        await b.stop(0.2)
 
 
 @pytest.fixture

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 from a2a_broker_client import BrokerClient
 from playwright.async_api import Page, expect
 
-from broker.server import Broker
+from broker.server import Broker, start_server
+from tests.conftest import make_settings
 
 CONSOLE = {"http_address": "127.0.0.1:0", "console_refresh_s": 0.2}
 WAIT_MS = 10_000
@@ -22,6 +27,16 @@ def chromium_path() -> str:
             "chromium is not installed: `make test` installs Debian's chromium (apt-get install chromium)"
         )
     return found
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[Broker]:
+    """A broker with its console (CONSOLE's settings and ``overrides``), stopped at the end."""
+    b = await start_server(make_settings(tmp_path, **{**CONSOLE, **overrides}))
+    try:
+        yield b
+    finally:
+        await b.stop(0.2)
 
 
 def url(broker: Broker, fragment: str = "") -> str:

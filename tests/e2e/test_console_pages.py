@@ -14,11 +14,11 @@ from a2a_broker_client import BrokerClient
 from a2a_broker_client.models import RetryPolicy, TaskSpec
 from playwright.async_api import Browser, Page, expect
 
-from broker.server import Broker, start_server
-from tests.conftest import eventually, make_settings
+from broker.server import Broker
+from tests.conftest import eventually
 from tests.integration.security_support import issue
 
-from .console_support import CONSOLE, WAIT_MS, dead_letter, sign_in, url
+from .console_support import WAIT_MS, dead_letter, serving, sign_in, url
 
 
 def accept_dialogs(page: Page) -> None:
@@ -98,13 +98,8 @@ async def test_an_agents_page_shows_what_it_holds_its_streams_record_and_failure
 @pytest.fixture
 async def lively_console(tmp_path: Path) -> AsyncIterator[Broker]:
     """Agents go offline after 0.3 s of silence; the retention is the default (a week)."""
-    b = await start_server(
-        make_settings(tmp_path, **CONSOLE, heartbeat_interval_s=0.1, liveness_timeout_s=0.3)
-    )
-    try:
+    async with serving(tmp_path, heartbeat_interval_s=0.1, liveness_timeout_s=0.3) as b:
         yield b
-    finally:
-        await b.stop(0.2)
 
 
 async def test_offline_agents_are_deregistered_from_the_page(lively_console, page):
@@ -184,11 +179,8 @@ async def test_a_tasks_page_shows_each_attempt_with_duration_error_and_lease_exp
 async def sampling_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Broker]:
     """The rate chart sampled every 0.1 s instead of 5 s."""
     monkeypatch.setattr("broker.console.api.SAMPLE_S", 0.1)
-    b = await start_server(make_settings(tmp_path, **CONSOLE))
-    try:
+    async with serving(tmp_path) as b:
         yield b
-    finally:
-        await b.stop(0.2)
 
 
 async def test_the_rate_chart_has_axes_with_rates_and_times_of_day(sampling_console, page, tmp_path):
