@@ -18,7 +18,7 @@ const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", min
 const rate = (v) => (Number.isInteger(Math.round(v * 1000) / 1000) ? String(Math.round(v)) : String(+v.toFixed(2)));
 
 const SERIES = [["published", "#4c6ef5"], ["delivered", "#f59f00"], ["acknowledged", "#2f9e44"], ["completed", "#ae3ec9"]];
-export function chart(rates) {
+function chart(rates) {
   const W = 640, H = 190, L = 46, R = 12, T = 12, B = 36;
   const svg = h("svg", { class: "chart", width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-points": rates.length });
   const { step, top } = scale(Math.max(0, ...rates.flatMap((r) => SERIES.map(([k]) => r[k] || 0))));
