@@ -15,6 +15,12 @@ from broker.server import Broker
 from .console_support import chromium_path, serving
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist registers it too (make test runs the browser tests on one worker, one Chromium
+    # at a time); without xdist, --strict-markers needs it here
+    config.addinivalue_line("markers", "xdist_group(name): run the tests of a group on one xdist worker")
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as p:

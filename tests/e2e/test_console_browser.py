@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from a2a_broker_client import BrokerClient
 from a2a_broker_client.models import GraphNode, RetryPolicy, TaskSpec
 from playwright.async_api import Page, expect
@@ -16,6 +17,9 @@ from playwright.async_api import Page, expect
 from tests.integration.security_support import issue
 
 from .console_support import WAIT_MS, count, dead_letter, sign_in, url
+
+# Under pytest -n (make test) one Chromium at a time: the browser tests run on one worker.
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 async def test_the_overview_shows_the_counts_of_a_scripted_workload(console, page, tmp_path):

@@ -8,11 +8,15 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from a2a_broker_client import BrokerClient
 from a2a_broker_client.models import GraphNode, TaskSpec
 from playwright.async_api import Page, expect
 
 from .console_support import WAIT_MS, url
+
+# Under pytest -n (make test) one Chromium at a time: the browser tests run on one worker.
+pytestmark = pytest.mark.xdist_group("browser")
 
 # Every drawn task: its box and column; every edge: its kind, ends, arrowhead and samples of its
 # path (to check it passes through no other box).

@@ -4,10 +4,14 @@ a button that copies the whole id."""
 
 from __future__ import annotations
 
+import pytest
 from a2a_broker_client import BrokerClient
 from playwright.async_api import Browser, Page, expect
 
 from .console_support import WAIT_MS, url
+
+# Under pytest -n (make test) one Chromium at a time: the browser tests run on one worker.
+pytestmark = pytest.mark.xdist_group("browser")
 
 
 async def ids_on(page: Page, row: str, attr: str) -> list[str]:

@@ -20,6 +20,9 @@ from tests.integration.security_support import issue
 
 from .console_support import WAIT_MS, dead_letter, serving, sign_in, url
 
+# Under pytest -n (make test) one Chromium at a time: the browser tests run on one worker.
+pytestmark = pytest.mark.xdist_group("browser")
+
 
 def accept_dialogs(page: Page) -> None:
     page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))

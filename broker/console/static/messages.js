@@ -2,8 +2,8 @@
 // page, and the form an admin sends a message with.
 
 import {
-  agentHref, api, badge, facts, filterForm, flash, go, h, idCell, isAdmin, messageHref, ORDER, notify, pager,
-  preview, shortForms, show, table, when,
+  agentHref, api, badge, DURATION_FORMS, durationSeconds, facts, filterForm, flash, go, h, idCell, isAdmin,
+  messageHref, ORDER, notify, pager, preview, shortForms, show, table, when,
 } from "./util.js";
 
 function sendForm() {
@@ -51,11 +51,13 @@ export async function renderMessages(params, render) {
       setTimeout(render, 600);
     } catch (e) { flash(status, e.message); }
   } }, "Requeue selected");
-  const older = h("input", { name: "older_than_s", type: "number", min: "0", placeholder: "older than (s)", style: "width:150px" });
+  const older = h("input", { name: "older_than", type: "text", placeholder: "older than (e.g. 7d)", title: DURATION_FORMS, style: "width:150px" });
   const purge = h("button", { class: "danger", "data-action": "purge", onclick: async () => {
+    let olderThan = null;
+    try { olderThan = older.value.trim() ? durationSeconds(older.value) : null; } catch (e) { return flash(status, e.message); }
     if (!confirm("Delete dead letters for good?")) return;
     try {
-      const r = await api("/api/messages/purge", { body: { status: "failed", older_than_s: older.value ? Number(older.value) : null } });
+      const r = await api("/api/messages/purge", { body: { status: "failed", older_than_s: olderThan } });
       notify(`Purged ${r.purged} dead letter(s).`);
       render();
     } catch (e) { flash(status, e.message); }

@@ -57,6 +57,15 @@ export function duration(ms) {
   const [hours, minutes] = [Math.floor(s / 3600), Math.round((s % 3600) / 60)];
   return s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${hours} h${minutes ? ` ${minutes} min` : ""}`;
 }
+// A duration in the forms every duration option of the command line takes: seconds, or a
+// number and a unit (a2a_broker_client/cli/_common.py's duration()).
+export const DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w";
+const UNIT_S = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
+export function durationSeconds(text) {
+  const m = /^(\d+(?:\.\d+)?)\s*([smhdw]?)$/.exec(text.trim().toLowerCase());
+  if (!m) throw new Error(`not a duration: "${text.trim()}" (${DURATION_FORMS})`);
+  return Number(m[1]) * UNIT_S[m[2]];
+}
 export function preview(p) {
   if (!p || p.kind === "empty") return h("span", { class: "muted" }, "(empty)");
   return h("details", {}, h("summary", {}, `${p.kind}, ${p.size} bytes`), h("pre", { class: "preview" }, p.text));
