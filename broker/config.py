@@ -70,6 +70,9 @@ class Settings(BaseModel):
     max_dependencies: int = Field(50, ge=1, description="most prerequisites per task")
     max_depth: int = Field(10, ge=1, description="deepest task tree (levels below the root)")
     default_lease_timeout_s: float = Field(60.0, gt=0, description="task lease timeout when unset")
+    agent_retention_s: float = Field(
+        7 * 24 * 3600.0, ge=0, description="agents offline longer than this are deregistered (0: never)"
+    )
     agent_record_window_s: float = Field(
         86_400.0, gt=0, description="the window of an agent's performance record (tasks finished within it)"
     )

@@ -1,15 +1,18 @@
-"""The console's JSON shapes of agents, messages, tasks and transitions (times in epoch
-milliseconds; payloads as a preview: JSON pretty-printed, text as is, anything else as hex)."""
+"""The console's JSON shapes of agents, messages, tasks, attempts, sessions and transitions (times
+in epoch milliseconds; payloads as a preview: JSON pretty-printed, text as is, anything else as
+hex)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..domain import task_states
 from ..models.a2a import PushDelivery
-from ..models.agents import Agent
+from ..models.agents import Agent, AgentRecord
 from ..models.messages import Message
-from ..models.tasks import Task, Transition
+from ..models.sessions import Session
+from ..models.tasks import Task, TaskStatus, Transition
 
 PREVIEW_BYTES = 4096
 
@@ -105,6 +108,8 @@ def task(t: Task) -> dict[str, Any]:
         "created_at": ms(t.created_at),
         "started_at": ms(t.started_at),
         "finished_at": ms(t.finished_at),
+        "lease_expires_at": ms(t.lease_expires_at),
+        "next_attempt_at": ms(t.next_attempt_at),
         "payload": preview(t.payload, t.content_type),
         "result": preview(t.result, t.result_content_type),
         "metadata": t.metadata,
@@ -134,4 +139,68 @@ def transition(tr: Transition) -> dict[str, Any]:
         "actor": tr.actor,
         "at": ms(tr.at),
         "attempt": tr.attempt,
+    }
+
+
+def attempts(history: list[Transition], t: Task) -> list[dict[str, Any]]:
+    """Each attempt of a task, from its history: who held it, when it started and ended, how
+    long it ran, how it ended and why (the error, a lapsed lease); a running one's lease expiry."""
+    out: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for tr in history:
+        if tr.to_status is TaskStatus.RUNNING:
+            current = {
+                "attempt": tr.attempt,
+                "agent_id": tr.actor,
+                "started_at": ms(tr.at),
+                "ended_at": None,
+                "duration_ms": None,
+                "outcome": "running",
+                "reason": "",
+                "lease_expired": False,
+                "lease_expires_at": None,
+            }
+            out.append(current)
+        elif tr.from_status is TaskStatus.RUNNING and current is not None:
+            current["ended_at"] = ms(tr.at)
+            current["duration_ms"] = current["ended_at"] - current["started_at"]
+            current["outcome"] = "retried" if tr.to_status is TaskStatus.READY else tr.to_status.value
+            current["reason"] = tr.reason
+            current["lease_expired"] = task_states.lease_expired(current["agent_id"]) in tr.reason
+            current = None
+    if current is not None and t.status is TaskStatus.RUNNING:
+        current["lease_expires_at"] = ms(t.lease_expires_at)
+    return out
+
+
+def record(r: AgentRecord) -> dict[str, Any]:
+    return {
+        "tasks_completed": r.tasks_completed,
+        "tasks_failed": r.tasks_failed,
+        "success_rate": r.success_rate,
+        "mean_run_ms": r.mean_run_us / 1000,
+        "p95_run_ms": r.p95_run_us / 1000,
+        "window_s": r.window_s,
+    }
+
+
+def session(s: Session) -> dict[str, Any]:
+    return {
+        "session_id": s.session_id,
+        "name": s.name,
+        "parent_session_id": s.parent_session_id,
+        "initiated_by": s.initiated_by,
+        "status": s.status.value,
+        "status_reason": s.status_reason,
+        "labels": s.labels,
+        "context": s.context,
+        "deadline": ms(s.deadline),
+        "max_tasks": s.max_tasks,
+        "summary": s.summary,
+        "created_at": ms(s.created_at),
+        "updated_at": ms(s.updated_at),
+        "closed_at": ms(s.closed_at),
+        "finished_at": ms(s.finished_at),
+        "counts": s.counts,
+        "progress": s.progress,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -27,6 +28,8 @@ from ..storage.base import Storage
 from .feeds import Feed
 
 log = logging.getLogger("broker.registry")
+RETIRE_EVERY_S = 60.0  # how often offline agents past the retention are looked for (at most)
+RETIRE_PAGE = 500
 
 GoneListener = Callable[[AgentGone], Awaitable[None] | None]
 
@@ -50,6 +53,7 @@ class Registry:
         # storage failed: the broker's fault, not the agent's). The sweep respects both.
         self._streams: dict[str, int] = {}
         self._seen: dict[str, int] = {}
+        self._last_retire = float("-inf")
 
     def on_agent_gone(self, listener: GoneListener) -> None:
         self._gone_listeners.append(listener)
@@ -147,9 +151,31 @@ class Registry:
             if after is None:
                 return out
 
+    async def deregister_offline(self, older_than_s: float) -> builtins.list[str]:
+        """Deregister the agents offline whose last heartbeat is older than ``older_than_s``
+        (0: every offline agent), a page at a time; their ids."""
+        out: builtins.list[str] = []
+        while True:
+            now = now_us()
+            gone = await self.storage.deregister_offline(now - s_to_us(older_than_s), now, RETIRE_PAGE)
+            for g in gone:
+                self._publish(AgentEventType.DEREGISTERED, g.agent, now)
+                await self._tell_gone(g)
+            out += [g.agent.agent_id for g in gone]
+            if len(gone) < RETIRE_PAGE:
+                return out
+
     async def sweep(self) -> builtins.list[AgentGone]:
         """Mark agents silent past the liveness timeout offline (one transaction). Silent means no
-        heartbeat stored, no open stream and no sign of life seen since (``_seen``)."""
+        heartbeat stored, no open stream and no sign of life seen since (``_seen``). Now and then,
+        deregister the agents offline longer than the retention."""
+        retention = self.settings.agent_retention_s
+        clock = time.monotonic()
+        if retention and clock - self._last_retire >= min(RETIRE_EVERY_S, retention / 10):
+            self._last_retire = clock
+            retired = await self.deregister_offline(retention)
+            if retired:
+                log.info("offline agents deregistered after the retention", extra={"count": len(retired)})
         now = now_us()
         cutoff = now - s_to_us(self.settings.liveness_timeout)
         self._seen = {a: t for a, t in self._seen.items() if t >= cutoff}

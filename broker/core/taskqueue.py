@@ -309,6 +309,10 @@ class TaskQueue:
     async def history(self, task_id: str) -> builtins.list[Transition]:
         return await self.storage.task_history(task_id)
 
+    async def graph(self, task_id: str, limit: int) -> tuple[builtins.list[Task], bool]:
+        """The task's connected component (dependencies and parent-child edges), bounded."""
+        return await self.storage.task_graph(task_id, limit)
+
     def calculated_priority(self, task: Task, now: int | None = None) -> float:
         return self.policy.calculated(task.dispatch_rank, now_us() if now is None else now)
 

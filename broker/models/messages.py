@@ -371,3 +371,4 @@ class MessageFilter(Input):
     created_before: int | None = None
     page_size: int = 100
     after_seq: int | None = None  # decoded page token
+    newest_first: bool = False  # pages in descending seq (``after_seq``: the smallest seq so far)

@@ -61,6 +61,7 @@ class SessionFilter(Input):
     label: str = ""  # key=value
     page_size: int = 100
     after: tuple[int, str] | None = None  # decoded page token: (created_at, session_id) of the last
+    newest_first: bool = False  # pages in descending (created_at, session_id)
 
 
 class EndSessionInput(Input):

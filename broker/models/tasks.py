@@ -205,6 +205,7 @@ class TaskFilter(Input):
     created_before: int | None = None
     page_size: int = 100
     after: int | None = None  # decoded page token: the last seq of the previous page
+    newest_first: bool = False  # pages in descending seq (``after``: the smallest seq so far)
 
 
 class WatchScope(enum.StrEnum):

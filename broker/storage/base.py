@@ -31,6 +31,11 @@ class AgentStore(Protocol):
         """Mark an agent deregistered, releasing its messages and requeueing its tasks
         (what the requeue changed comes back in ``AgentGone.task_changes``)."""
 
+    async def deregister_offline(self, heartbeat_before: int, now: int, limit: int) -> list[AgentGone]:
+        """Deregister (as ``deregister_agent``) at most ``limit`` offline agents whose last
+        heartbeat is older than ``heartbeat_before``, in one transaction (an agent back online
+        meanwhile is not among them)."""
+
     async def get_agent(self, agent_id: str) -> Agent:
         """Read one agent (NotFound for unknown or deregistered)."""
 

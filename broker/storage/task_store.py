@@ -118,6 +118,10 @@ class TaskStore(Protocol):
 
     async def task_history(self, task_id: str) -> list[Transition]: ...
 
+    async def task_graph(self, task_id: str, limit: int) -> tuple[list[Task], bool]:
+        """The tasks connected to one by dependency and parent-child edges, nearest first, at most
+        ``limit`` (True: more are connected); NotFound for an unknown task."""
+
     async def task_watch_snapshot(
         self, scope: WatchScope, value: str, limit: int = 10_000
     ) -> list[TaskEvent]:

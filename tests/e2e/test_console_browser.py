@@ -7,86 +7,19 @@ requeue). Screenshots are saved in each test's temporary directory."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from a2a_broker_client import BrokerClient
 from a2a_broker_client.models import GraphNode, RetryPolicy, TaskSpec
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from broker.server import Broker, start_server
-from tests.conftest import make_settings
 from tests.integration.security_support import issue
+
+from .console_support import WAIT_MS, count, dead_letter, sign_in, url
 
 # Under pytest -n (make test) one Chromium at a time: the browser tests run on one worker.
 pytestmark = pytest.mark.xdist_group("browser")
-CONSOLE = {"http_address": "127.0.0.1:0", "console_refresh_s": 0.2}
-WAIT_MS = 10_000
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "chromium is not installed: `make test` installs Debian's chromium (apt-get install chromium)"
-        )
-    return found
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
-        b = await p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-@pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = await start_server(make_settings(tmp_path, **CONSOLE))
-    try:
-        yield b
-    finally:
-        await b.stop(0.2)
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1360, "height": 900})
-    p = await context.new_page()
-    errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield p
-    finally:
-        await context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def url(broker: Broker, fragment: str = "") -> str:
-    return f"http://{broker.http_address}/{fragment}"
-
-
-async def count(page: Page, key: str, value: int) -> None:
-    await expect(page.locator(f'[data-count="{key}"]')).to_have_text(str(value), timeout=WAIT_MS)
-
-
-async def dead_letter(client: BrokerClient, recipient: str, payload: bytes) -> str:
-    """Send a message to ``recipient`` and reject it: a dead letter."""
-    mid = (await client.send("orch", recipient, payload)).message_ids[0]
-    consumption = client.consume(recipient)
-    async with consumption:
-        stream = aiter(consumption)
-        while (m := await asyncio.wait_for(anext(stream), 10)).message_id != mid:
-            await consumption.nack(m.message_id)
-        await consumption.nack(mid, reject=True, reason="malformed order")
-    return mid
 
 
 async def test_the_overview_shows_the_counts_of_a_scripted_workload(console, page, tmp_path):
@@ -218,22 +151,6 @@ async def test_a_task_tree_renders_with_the_right_statuses(console, page, tmp_pa
         await expect(page.locator(f'svg.tree g[data-task-id="{ids["d"]}"]')).to_have_attribute(
             "data-status", "ready", timeout=WAIT_MS
         )
-
-
-@pytest.fixture
-async def token_console(tmp_path: Path) -> AsyncIterator[Broker]:
-    b = await start_server(make_settings(tmp_path, **CONSOLE, auth="token"))
-    try:
-        yield b
-    finally:
-        await b.stop(0.2)
-
-
-async def sign_in(page: Page, broker: Broker, token: str) -> None:
-    await page.goto(url(broker))
-    await expect(page.locator("form.login")).to_be_visible(timeout=WAIT_MS)
-    await page.fill('input[name="token"]', token)
-    await page.click('form.login button[type="submit"]')
 
 
 async def test_with_auth_the_console_refuses_without_a_token_and_a_viewer_cannot_requeue(

@@ -4,22 +4,18 @@ form (issue 22.7)."""
 
 from __future__ import annotations
 
+import pytest
 from a2a_broker_client import BrokerClient
 from playwright.async_api import expect
 
-from tests.e2e.test_console_browser import (  # noqa: F401  (fixtures)
-    WAIT_MS,
-    browser,
-    console,
-    dead_letter,
-    page,
-    token_console,
-    url,
-)
 from tests.integration.security_support import issue
 
+from .console_support import WAIT_MS, dead_letter, url
 
-async def test_the_purge_box_takes_durations_as_the_command_line_does(console, page):  # noqa: F811
+pytestmark = pytest.mark.xdist_group("browser")  # one Chromium at a time under pytest -n
+
+
+async def test_the_purge_box_takes_durations_as_the_command_line_does(console, page):
     async with BrokerClient(console.address, timeout=10) as client:
         await client.register("orch")
         await client.register("w1")
@@ -40,7 +36,7 @@ async def test_the_purge_box_takes_durations_as_the_command_line_does(console, p
         assert (await client.list_messages(status="failed")).items == []
 
 
-async def test_the_sign_in_box_shows_the_form_of_a_token(token_console, page):  # noqa: F811
+async def test_the_sign_in_box_shows_the_form_of_a_token(token_console, page):
     token = issue(token_console.settings.db, "ops", "admin")  # a2a.<id>.<secret>
     await page.goto(url(token_console))
     box = page.locator('form.login input[name="token"]')

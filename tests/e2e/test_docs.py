@@ -88,6 +88,8 @@ ALL = [b for path in DOCS for b in extract(path)]
 def settings_overrides() -> dict[str, str]:
     """The blocks' broker serves HTTP too (the A2A bindings, the console), on a free port."""
     return {"http_address": "127.0.0.1:0"}
+
+
 RUNNABLE = [b for b in ALL if b.lang in RUN]
 
 

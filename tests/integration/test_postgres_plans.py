@@ -17,9 +17,9 @@ from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.sql import to_pg
 from broker.storage.sqlite import message_rows as rows
 from broker.storage.sqlite import sessions
-from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OUTCOMES_SQL
+from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OFFLINE_SINCE_SQL, OUTCOMES_SQL
 from broker.storage.sqlite.message_rows import DUE_SCHEDULED, list_messages_sql
-from broker.storage.sqlite.tasks_read import list_tasks_sql
+from broker.storage.sqlite.tasks_read import GRAPH_NEIGHBOURS, list_tasks_sql
 from broker.storage.sqlite.tasks_rows import (
     DUE_BACKOFF_SQL,
     EXPIRED_LEASES_SQL,
@@ -67,6 +67,8 @@ FILL = [
     " FROM generate_series(1, 5000) i",
     "UPDATE tasks SET session_id = 's' || (seq % 5000 + 1)",
     "INSERT INTO task_labels (label, seq) SELECT 'team=' || (seq % 40), seq FROM tasks",
+    "INSERT INTO task_dependencies (dependent_id, prerequisite_id)"
+    " SELECT 't' || i, 't' || (i - 1) FROM generate_series(2, 20000, 2) i",
     "ANALYZE",
 ]
 
@@ -108,6 +110,7 @@ HOT = [
     ("an agent's record: its finished tasks", OUTCOMES_SQL, ("a7", 0, 1000), "idx_tasks_agent"),
     ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
     ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
+    ("sweep: offline agents past the retention", OFFLINE_SINCE_SQL, (100, 500), "idx_agents_status"),
     ("a session's tasks by status", sessions.COUNTS_SQL, ("s7",), "idx_tasks_session"),
     ("an unfinished task of a session", sessions.UNFINISHED_SQL, ("s7",), "idx_tasks_session"),
     ("a failed task of a session", sessions.FAILED_SQL, ("s7",), "idx_tasks_session"),
@@ -115,12 +118,31 @@ HOT = [
     ("sessions by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("a session's child sessions", *_page(parent_session_id="s7"), "idx_sessions_parent"),
     ("sessions by status", *_page(status=SessionStatus.FAILED), "idx_sessions_status"),
+    ("sessions, newest first", *_page(page_size=50, newest_first=True), "idx_sessions_created"),
+    ("sessions by status, newest first", *_page(status=SessionStatus.FAILED, newest_first=True),
+     "Index Scan Backward using idx_sessions_status"),
     ("tasks by type", *list_tasks_sql(TaskFilter(task_type="report")), "idx_tasks_type"),
     ("a tree's tasks", *list_tasks_sql(TaskFilter(root_id="t7")), "idx_tasks_root"),
     ("tasks by label", *list_tasks_sql(TaskFilter(label="team=a")), "task_labels_pkey"),
     ("tasks at a depth", *list_tasks_sql(TaskFilter(level=1)), "idx_tasks_level"),
     ("tasks by time", *list_tasks_sql(TaskFilter(created_after=10, created_before=20)), "idx_tasks_created"),
+    ("tasks, newest first", *list_tasks_sql(TaskFilter(newest_first=True, after=500)),
+     "Index Scan Backward using tasks_pkey"),
+    ("tasks by status, newest first", *list_tasks_sql(TaskFilter(status="failed", newest_first=True)),
+     "Index Scan Backward using idx_tasks_status"),
+    ("an agent's failed tasks, newest first",
+     *list_tasks_sql(TaskFilter(agent_id="a7", status="failed", newest_first=True)),
+     "Index Scan Backward using idx_tasks_agent"),
+    ("a graph's prerequisites", GRAPH_NEIGHBOURS[0].format(ids="?,?"), ("t7", "t9", 501),
+     "task_dependencies_pkey"),
+    ("a graph's dependents", GRAPH_NEIGHBOURS[1].format(ids="?,?"), ("t7", "t9", 501),
+     "idx_task_dependencies_prerequisite"),
+    ("a graph's children", GRAPH_NEIGHBOURS[2].format(ids="?,?"), ("t7", "t9", 501), "idx_tasks_parent"),
     ("messages by type", *list_messages_sql(MessageFilter(message_type="x")), "idx_messages_type"),
+    ("messages, newest first", *list_messages_sql(MessageFilter(newest_first=True)),
+     "Index Scan Backward using a2a_messages_pkey"),
+    ("an agent's messages, newest first",
+     *list_messages_sql(MessageFilter(recipient_id="a7", newest_first=True)), "idx_messages_recipient"),
     ("conversations", rows._CONVERSATIONS, ("", 100), "idx_messages_conversation"),
     ("an agent's conversations", rows._CONVERSATIONS_OF, ("", "a7", "a7", 100), "idx_messages_sender"),
     ("a conversation's counts", rows._CONVERSATION_STATS, ("c1",), "idx_messages_conversation"),

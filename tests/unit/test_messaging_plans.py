@@ -99,6 +99,23 @@ def test_message_list_filters_use_indexes(conn: sqlite3.Connection, flt: Message
 
 
 @pytest.mark.parametrize(
+    ("flt", "index"),
+    [
+        (MessageFilter(newest_first=True, after_seq=1000), "INTEGER PRIMARY KEY (rowid<?)"),
+        (MessageFilter(newest_first=True, recipient_id="a1"), "INDEX idx_messages_recipient"),
+        (MessageFilter(newest_first=True, sender_id="a1", after_seq=9), "INDEX idx_messages_sender"),
+        (MessageFilter(newest_first=True, conversation_id="c1"), "INDEX idx_messages_conversation"),
+    ],
+)
+def test_newest_first_message_pages_need_no_sort(
+    conn: sqlite3.Connection, flt: MessageFilter, index: str
+) -> None:
+    sql, args = message_rows.list_messages_sql(flt)
+    text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    assert index in text and "TEMP B-TREE FOR ORDER BY" not in text, text
+
+
+@pytest.mark.parametrize(
     ("sql", "args"),
     [
         (message_rows._CONVERSATIONS, ("", 100)),

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from broker.models.agents import AgentFilter, AgentStatus
-from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, list_agents_sql
+from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OFFLINE_SINCE_SQL, list_agents_sql
 from broker.storage.sqlite.migrate import migrate
 
 
@@ -43,6 +43,11 @@ def test_sweeper_liveness_scan_uses_index(conn):
     p = plan(conn, LIVENESS_SCAN_SQL, (100,))
     assert "idx_agents_liveness" in p, p
     assert "SCAN" not in p, p
+
+
+def test_retention_scan_of_offline_agents_uses_index(conn):
+    p = plan(conn, OFFLINE_SINCE_SQL, (100, 500))
+    assert "idx_agents_status (status=?)" in p and "TEMP B-TREE" not in p, p
 
 
 def test_list_by_status_uses_index(conn):

@@ -58,6 +58,12 @@ CASES = [
     ("by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("children of a session", *_page(parent_session_id="s7"), "idx_sessions_parent"),
     ("by status", *_page(status=SessionStatus.FAILED), "idx_sessions_status"),
+    ("all sessions, newest first", *_page(newest_first=True, after=(9, "s9")), "idx_sessions_created"),
+    (
+        "by status, newest first",
+        *_page(status=SessionStatus.FAILED, newest_first=True),
+        "idx_sessions_status",
+    ),
 ]
 
 

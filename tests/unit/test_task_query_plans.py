@@ -11,7 +11,12 @@ import pytest
 from broker.models.tasks import TaskFilter, TaskStatus
 from broker.storage.sqlite.agents import OUTCOMES_SQL
 from broker.storage.sqlite.migrate import migrate
-from broker.storage.sqlite.tasks_read import DEPENDENT_EDGES_SQL, PREREQUISITES_SQL, list_tasks_sql
+from broker.storage.sqlite.tasks_read import (
+    DEPENDENT_EDGES_SQL,
+    GRAPH_NEIGHBOURS,
+    PREREQUISITES_SQL,
+    list_tasks_sql,
+)
 from broker.storage.sqlite.tasks_rows import (
     DEPENDENTS_SQL,
     DUE_BACKOFF_SQL,
@@ -180,3 +185,31 @@ def test_list_filters_use_indexes(conn, flt, index):
     p = plan(conn, sql, args)
     assert index in p, p
     assert "SCAN t " not in p + " ", p
+
+
+@pytest.mark.parametrize(
+    ("flt", "index"),
+    [
+        (TaskFilter(), "SCAN t"),
+        (TaskFilter(status=TaskStatus.READY, after=500), "idx_tasks_status (status=? AND seq<?)"),
+        (TaskFilter(session_id="s"), "idx_tasks_session"),
+        (TaskFilter(agent_id="a1", status=TaskStatus.FAILED), "idx_tasks_agent"),
+        (TaskFilter(capability="python", after=500), "SEARCH x USING PRIMARY KEY (capability=? AND seq<?)"),
+    ],
+)
+def test_newest_first_pages_read_the_same_indexes_backwards(conn, flt, index):
+    """The console's default order: no sort, the index (or the table's seq) read from its end."""
+    sql, args = list_tasks_sql(flt.model_copy(update={"newest_first": True}))
+    p = plan(conn, sql, args)
+    assert index in p and "TEMP B-TREE" not in p, p
+
+
+def test_a_tasks_graph_reads_its_neighbours_by_index(conn):
+    """The console's graph of a task: prerequisites, dependents and children of a frontier."""
+    prereqs, dependents, children = (s.format(ids="?,?") for s in GRAPH_NEIGHBOURS)
+    p = plan(conn, prereqs, ("t000011", "t000013", 500))
+    assert "SEARCH task_dependencies USING COVERING INDEX" in p or "PRIMARY KEY (dependent_id=?)" in p, p
+    p = plan(conn, dependents, ("t000010", "t000012", 500))
+    assert "idx_task_dependencies_prerequisite (prerequisite_id=?)" in p, p
+    p = plan(conn, children, ("t000050", "t000100", 500))
+    assert "idx_tasks_parent (parent_id=?)" in p, p

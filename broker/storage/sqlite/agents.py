@@ -91,6 +91,10 @@ OUTCOMES_SQL = (
     " AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?"
 )
 RECORD_TASKS = 1000
+# Offline agents silent since before a time (idx_agents_status: the offline ones, by id).
+OFFLINE_SINCE_SQL = (
+    "SELECT * FROM agents WHERE status = 'offline' AND last_heartbeat_at < ? ORDER BY agent_id LIMIT ?"
+)
 
 
 class AgentOps:
@@ -188,16 +192,25 @@ class AgentOps:
 
         return await self.engine.write(job)
 
+    def _deregister(self, conn: sqlite3.Connection, agent: Agent, now: int, reason: str) -> AgentGone:
+        gone = self._release_all(conn, agent, now, reason)
+        conn.execute(
+            "UPDATE agents SET status = 'deregistered', updated_at = ?, reported_free_capacity = NULL"
+            " WHERE agent_id = ?",
+            (now, agent.agent_id),
+        )
+        return dataclasses.replace(gone, agent=fetch_agent_any(conn, agent.agent_id))
+
     async def deregister_agent(self, agent_id: str, now: int) -> AgentGone:
-        def job(conn: sqlite3.Connection) -> AgentGone:
-            agent = fetch_agent(conn, agent_id)
-            gone = self._release_all(conn, agent, now, "agent deregistered")
-            conn.execute(
-                "UPDATE agents SET status = 'deregistered', updated_at = ?, reported_free_capacity = NULL"
-                " WHERE agent_id = ?",
-                (now, agent_id),
-            )
-            return dataclasses.replace(gone, agent=fetch_agent_any(conn, agent_id))
+        return await self.engine.write(
+            lambda conn: self._deregister(conn, fetch_agent(conn, agent_id), now, "agent deregistered")
+        )
+
+    async def deregister_offline(self, heartbeat_before: int, now: int, limit: int) -> list[AgentGone]:
+        def job(conn: sqlite3.Connection) -> list[AgentGone]:
+            rows = conn.execute(OFFLINE_SINCE_SQL, (heartbeat_before, limit)).fetchall()
+            reason = "agent deregistered: offline past the retention"
+            return [self._deregister(conn, row_to_agent(r), now, reason) for r in rows]
 
         return await self.engine.write(job)
 

@@ -120,7 +120,8 @@ def purge_job(conn: sqlite3.Connection, status: str, created_before: int, limit:
 
 
 def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
-    """The ListMessages query for a filter, and its arguments (one row more than a page)."""
+    """The ListMessages query for a filter, and its arguments (one row more than a page), in seq
+    order (newest first: the same index read backwards)."""
     where: list[str] = []
     args: list[object] = []
     for column in ("conversation_id", "correlation_id", "sender_id", "recipient_id", "message_type"):
@@ -146,12 +147,12 @@ def list_messages_sql(flt: MessageFilter) -> tuple[str, list[object]]:
         where.append("created_at < ?")
         args.append(flt.created_before)
     if flt.after_seq is not None:
-        where.append("seq > ?")
+        where.append("seq < ?" if flt.newest_first else "seq > ?")
         args.append(flt.after_seq)
     sql = f"SELECT {COLUMNS} FROM a2a_messages"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY seq LIMIT ?"
+    sql += " ORDER BY seq DESC LIMIT ?" if flt.newest_first else " ORDER BY seq LIMIT ?"
     args.append(flt.page_size + 1)
     return sql, args
 

@@ -101,7 +101,8 @@ def create_session_job(
 
 
 def list_sessions_sql(flt: SessionFilter) -> tuple[str, list[Any]]:
-    """The statement of one ListSessions page (each filter served by an index: the plan tests)."""
+    """The statement of one ListSessions page (each filter served by an index, read backwards for
+    newest first: the plan tests)."""
     where: list[str] = []
     args: list[Any] = []
     if flt.status is not None:
@@ -113,11 +114,13 @@ def list_sessions_sql(flt: SessionFilter) -> tuple[str, list[Any]]:
     if flt.parent_session_id:
         where.append("parent_session_id = ?")
         args.append(flt.parent_session_id)
+    cmp, desc = ("<", " DESC") if flt.newest_first else (">", "")
     if flt.after is not None:
-        where.append("(created_at > ? OR (created_at = ? AND session_id > ?))")
+        where.append(f"(created_at {cmp} ? OR (created_at = ? AND session_id {cmp} ?))")
         args += [flt.after[0], flt.after[0], flt.after[1]]
     cond = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT {_COLUMNS} FROM orchestration_sessions {cond} ORDER BY created_at, session_id LIMIT ?"
+    order = f"created_at{desc}, session_id{desc}"
+    sql = f"SELECT {_COLUMNS} FROM orchestration_sessions {cond} ORDER BY {order} LIMIT ?"
     return sql, [*args, flt.page_size + 1]
 
 

@@ -224,6 +224,9 @@ class TaskOps:
     async def task_history(self, task_id: str) -> list[Transition]:
         return await self.engine.read(lambda conn: read.history(conn, task_id))
 
+    async def task_graph(self, task_id: str, limit: int) -> tuple[list[Task], bool]:
+        return await self.engine.read(lambda conn: read.graph(conn, task_id, limit))
+
     async def task_watch_snapshot(
         self, scope: WatchScope, value: str, limit: int = 10_000
     ) -> list[TaskEvent]:

@@ -31,7 +31,8 @@ from .tasks_rows import (
 
 
 def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
-    """One page of tasks matching every filter, in submission order.
+    """One page of tasks matching every filter, in submission order (newest first: the same
+    index read backwards).
 
     A capability, tag or label filter drives the query from its (value, seq) table
     (SQLite's CROSS JOIN keeps that order), which is already in page order; the
@@ -91,10 +92,10 @@ def list_tasks_sql(flt: TaskFilter) -> tuple[str, list[object]]:
         where.append("t.created_at < ?")
         args.append(flt.created_before)
     if flt.after is not None:
-        where.append(f"{order} > ?")
+        where.append(f"{order} {'<' if flt.newest_first else '>'} ?")
         args.append(flt.after)
     cond = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT t.* FROM {source} {cond} ORDER BY {order} LIMIT ?"
+    sql = f"SELECT t.* FROM {source} {cond} ORDER BY {order}{' DESC' if flt.newest_first else ''} LIMIT ?"
     args.append(flt.page_size + 1)
     return sql, args
 
@@ -212,3 +213,38 @@ def dependencies(conn: sqlite3.Connection, task_id: str) -> tuple[list[Dependenc
         return out
 
     return edges(PREREQUISITES_SQL, True), edges(DEPENDENT_EDGES_SQL, False)
+
+
+# The neighbours of a set of tasks: prerequisites (primary key), dependents
+# (idx_task_dependencies_prerequisite) and children (idx_tasks_parent); ``{ids}`` is a list of ?.
+GRAPH_NEIGHBOURS = (
+    "SELECT prerequisite_id FROM task_dependencies WHERE dependent_id IN ({ids}) LIMIT ?",
+    "SELECT dependent_id FROM task_dependencies WHERE prerequisite_id IN ({ids}) LIMIT ?",
+    "SELECT task_id FROM tasks WHERE parent_id IN ({ids}) LIMIT ?",
+)
+
+
+def graph(conn: sqlite3.Connection, task_id: str, limit: int) -> tuple[list[Task], bool]:
+    """The tasks connected to one through dependency and parent-child edges, breadth-first from
+    it (the nearest first), at most ``limit``; True when more are connected. A SubmitGraph without
+    parents gives as many roots as nodes: this finds them all from any one of them."""
+    found = {task_id: load_task(conn, task_id)}
+    frontier = list(found.values())
+    more = False
+    while frontier and not more:
+        ids = [t.task_id for t in frontier]
+        marks = ",".join("?" * len(ids))
+        near = [t.parent_id for t in frontier if t.parent_id]
+        for sql in GRAPH_NEIGHBOURS:
+            near += [r[0] for r in conn.execute(sql.format(ids=marks), (*ids, limit + 1)).fetchall()]
+        new = [n for n in dict.fromkeys(near) if n not in found]
+        if len(found) + len(new) > limit:
+            new, more = new[: limit - len(found)], True
+        rows = []
+        for i in range(0, len(new), 500):
+            part = new[i : i + 500]
+            sql = f"SELECT * FROM tasks WHERE task_id IN ({','.join('?' * len(part))})"
+            rows += conn.execute(sql, part).fetchall()
+        frontier = load_tasks(rows)
+        found.update((t.task_id, t) for t in frontier)
+    return sorted(found.values(), key=lambda t: t.seq), more
