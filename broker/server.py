@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from starlette.applications import Starlette
 
 from . import gateway
+from . import mcp as mcp_http
 from .config import Settings
 from .console import Console
 from .core.mailbox import Mailbox
@@ -66,6 +67,7 @@ class Broker:
     federation: Federation | None = None  # links to peer brokers (None: no --peers)
     operator: OperatorRoutes | None = None  # /healthz, /readyz, /metrics
     a2a: gateway.Gateway | None = None  # the A2A gateway (None: --a2a-gateway off or no a2a-sdk)
+    mcp: mcp_http.McpEndpoint | None = None  # /mcp (None: --mcp off, no HTTP listener or no MCP SDK)
 
     @property
     def http_address(self) -> str | None:
@@ -97,6 +99,8 @@ class Broker:
         await self.sweeper.stop()
         if self.a2a is not None:
             await self.a2a.stop()
+        if self.mcp is not None:  # its waits and watches are gRPC calls to this broker: end them first
+            await self.mcp.stop()
         # Ends Subscribe streams now rather than after the grace period, and refuses new Sends
         # (UNAVAILABLE, nothing stored). The streams' deliveries stay held until mailbox.close(),
         # so that an Ack answered OK during the grace period sticks.
@@ -159,6 +163,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
     storage = await open_storage(settings)
     http: HttpListener | None = None
     a2a: gateway.Gateway | None = None
+    mcp: mcp_http.McpEndpoint | None = None
     try:
         registry = Registry(storage, settings)
         mailbox = Mailbox(storage, registry, settings)
@@ -216,6 +221,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             a2a = gateway.Gateway(tasks, registry, settings, f"{host}:{port}")
             a2a.serve_grpc(server)
             metrics.registry.register(a2a.collector())
+        if mcp_http.wanted(settings.mcp, settings.http_address):  # its own loopback port, added here
+            mcp = mcp_http.McpEndpoint(settings, server)
         operator: OperatorRoutes | None = None
         console: Console | None = None
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
@@ -235,7 +242,10 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
                 *operator.routes(),
                 *console.routes(),
                 *(a2a.routes(http_gate(settings, auth, shared_quotas)) if a2a is not None else []),
+                *(mcp.routes() if mcp is not None else []),
             ]
+            if mcp is not None:
+                await mcp.start()
             http = HttpListener(settings.http_address, Starlette(routes=routes), http_tls, [console.stop])
             await http.start()
             console.start()
@@ -269,6 +279,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
     except BaseException:
         if a2a is not None:
             await a2a.stop()
+        if mcp is not None:
+            await mcp.stop()
         if http is not None:
             await http.stop()
         await storage.close()
@@ -289,6 +301,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         federation,
         operator,
         a2a,
+        mcp,
     )
     log.info("broker serving", extra={"address": broker.address, "db": redact(settings.db)})
     return broker

@@ -1,5 +1,6 @@
 """RPC metrics and the access log: each call's duration by method and status code, streams open,
-and (``--access-log``) one line per call: method, subject, peer, status, duration."""
+and (``--access-log``) one line per call: method, subject, peer, client (its user agent, e.g. the
+MCP client an ``a2a-broker-mcp`` call is made for), status, duration."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
     return "UNKNOWN"
 
 
+def _client(context: grpc.aio.ServicerContext) -> str:
+    """Who the caller says it is: its user agent, without gRPC's own part (unless that is all)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "user-agent":
+            text = str(value)
+            return text.split(" ", 1)[0] if text.startswith("grpc-") else text.split(" grpc-", 1)[0]
+    return "-"
+
+
 class RpcMetrics(WrappingInterceptor):
     def __init__(self, metrics: Metrics, access_log: bool) -> None:
         super().__init__()
@@ -51,6 +61,7 @@ class RpcMetrics(WrappingInterceptor):
                     "method": method,
                     "subject": who.subject if who is not None else "-",
                     "peer": context.peer(),
+                    "client": _client(context),
                     "code": code,
                     "ms": round(seconds * 1000, 3),
                 },
