@@ -153,7 +153,9 @@ class SendMessage(Args):
     mode: Literal["direct", "anycast", "broadcast"] = Field("direct", description="who receives it")
     payload: Any = Field(description="the message: any JSON value; a string is sent as plain text")
     message_type: str = Field("", description="a type name the recipient may dispatch on")
-    conversation_id: str = Field("", description="the conversation it belongs to (new one if empty)")
+    conversation_id: str = Field(
+        "", description="the conversation it belongs to (empty: a new one, or with reply_to the replied one's)"
+    )
     reply_to: str = Field(
         "", description="the id of the message this one answers (its conversation is kept)"
     )

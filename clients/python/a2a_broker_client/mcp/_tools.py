@@ -8,6 +8,7 @@ Nothing here decides who may do what: every call goes to the broker with the cal
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -197,7 +198,7 @@ async def list_tasks(call: Call, args: a.ListTasks) -> Outcome:
 
 async def cancel_task(call: Call, args: a.CancelTask) -> Outcome:
     ids = await call.client.cancel(args.task_id, cascade=args.cascade, reason=args.reason)
-    text = f"Cancelled {', '.join(ids)}." if ids else f"Task {args.task_id} was already finished."
+    text = f"Cancelled {', '.join(ids)}." if ids else "Nothing was left to cancel."
     return Outcome(text, {"cancelled_task_ids": ids})
 
 
@@ -224,15 +225,16 @@ async def send_message(call: Call, args: a.SendMessage) -> Outcome:
         "anycast": lambda: m.Target.anycast(to),
         "broadcast": lambda: m.Target.broadcast(to),
     }[args.mode]()
+    # A new conversation unless one is named (a reply stays in the replied message's).
+    conversation = args.conversation_id or ("" if args.reply_to else f"conv-{uuid.uuid4().hex}")
     res = await call.client.send(
         args.sender_id,
         target,
         args.payload,
         message_type=args.message_type,
-        conversation_id=args.conversation_id,
+        conversation_id=conversation,
         in_reply_to=args.reply_to,
     )
-    conversation = args.conversation_id
     if res.message_ids and not conversation:
         conversation = (await call.client.get_message(res.message_id)).conversation_id
     return Outcome(
