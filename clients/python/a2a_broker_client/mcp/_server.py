@@ -193,16 +193,19 @@ class Watches:
     ) -> None:
         try:
             async with self.connector.client(caller) as client:
-                stream: Any = (
-                    client.watch_agents()
-                    if kind == "agents"
-                    else client.watch_tasks(**{f"{kind}_id": ident})
-                )
+                stream: Any
+                if kind == "agents":
+                    stream = client.watch_agents()
+                elif kind == "task":  # with its state now: a task finished already is not followed
+                    stream = client.watch_tasks(task_id=ident, include_snapshot=True)
+                else:
+                    stream = client.watch_tasks(session_id=ident)
                 async with stream:
                     await stream.wait_live()
                     ready.set_result(None)
                     async for ev in stream:
-                        await changed(uri)
+                        if not getattr(ev, "snapshot", False):
+                            await changed(uri)
                         if kind == "task" and ev.task is not None and ev.task.status.finished:
                             return  # a finished task changes no more
                         if kind == "session" and ev.session is not None:
