@@ -317,7 +317,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     broker = await start_server(settings)
     if broker.tls is not None:
-        tls_files = [broker.tls, *([broker.http.tls] if broker.http and broker.http.tls else [])]
+        tls_files: list[CertificateFiles | HttpTls] = [
+            broker.tls,
+            *([broker.http.tls] if broker.http and broker.http.tls else []),
+        ]
         loop.add_signal_handler(signal.SIGHUP, lambda: [f.request_reload() for f in tls_files])
     print(f"a2a-broker listening on {broker.address} (db: {redact(settings.db)})", flush=True)
     await stop.wait()

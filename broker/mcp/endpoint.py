@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+
 import grpc
 from a2a_broker_client import BrokerClient, RetryConfig, UnauthenticatedError
 from a2a_broker_client.mcp import BrokerMcp, Caller, user_agent
@@ -76,7 +77,9 @@ def _token(headers: Mapping[str, str] | None) -> str | None:
         return None
     token = bearer(value)
     if not token:
-        raise UnauthenticatedError(grpc.StatusCode.UNAUTHENTICATED, "authorization: must read 'Bearer <token>'")
+        raise UnauthenticatedError(
+            grpc.StatusCode.UNAUTHENTICATED, "authorization: must read 'Bearer <token>'"
+        )
     return token
 
 

@@ -32,7 +32,8 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
 
 
 def _client(context: grpc.aio.ServicerContext) -> str:
-    """Who the caller says it is: its user agent, without gRPC's own part (unless that is all)."""
+    """Who the caller says it is: its user agent, without gRPC's own part (unless that is all).
+    Read when the call starts: a stream's metadata read once it has ended crashes grpc's core."""
     for key, value in context.invocation_metadata() or ():
         if key == "user-agent":
             text = str(value)
@@ -47,7 +48,12 @@ class RpcMetrics(WrappingInterceptor):
         self.access_log = access_log
 
     def _done(
-        self, method: str, context: grpc.aio.ServicerContext, t0: float, exc: BaseException | None
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext,
+        t0: float,
+        exc: BaseException | None,
+        client: str,
     ) -> None:
         seconds = time.perf_counter() - t0
         service, _, name = method.rpartition("/")
@@ -61,7 +67,7 @@ class RpcMetrics(WrappingInterceptor):
                     "method": method,
                     "subject": who.subject if who is not None else "-",
                     "peer": context.peer(),
-                    "client": _client(context),
+                    "client": client,
                     "code": code,
                     "ms": round(seconds * 1000, 3),
                 },
@@ -69,17 +75,19 @@ class RpcMetrics(WrappingInterceptor):
 
     def wrap(self, method: str, handler: Any) -> Any:
         done = self._done
+        client_of = _client if self.access_log else (lambda context: "-")
         if handler.unary_unary is not None and inspect.iscoroutinefunction(handler.unary_unary):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 t0 = time.perf_counter()
+                client = client_of(context)
                 try:
                     out = await inner(request, context)
                 except BaseException as exc:
-                    done(method, context, t0, exc)
+                    done(method, context, t0, exc, client)
                     raise
-                done(method, context, t0, None)
+                done(method, context, t0, None, client)
                 return out
 
             return handler._replace(unary_unary=unary)
@@ -92,6 +100,7 @@ class RpcMetrics(WrappingInterceptor):
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             t0 = time.perf_counter()
+            client = client_of(context)
             open_streams.inc()
             failure: BaseException | None = None
             try:
@@ -102,6 +111,6 @@ class RpcMetrics(WrappingInterceptor):
                 raise
             finally:
                 open_streams.dec()
-                done(method, context, t0, failure)
+                done(method, context, t0, failure, client)
 
         return handler._replace(**{kind: stream})

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2
 import mcp_types as types
 from a2a_broker_client import AgentStatus, BrokerClient, NotFoundError
 from mcp import Client, StdioServerParameters
@@ -44,7 +46,14 @@ async def worker_process(
     address: str, agent_id: str = WORKER, token: str | None = None, admin_token: str | None = None
 ) -> AsyncIterator[str]:
     """``tests/integration/mcp_worker.py`` in its own process, online before this yields."""
-    args = [sys.executable, "-m", "tests.integration.mcp_worker", address, agent_id, *([token] if token else [])]
+    args = [
+        sys.executable,
+        "-m",
+        "tests.integration.mcp_worker",
+        address,
+        agent_id,
+        *([token] if token else []),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(*args, env=env, cwd=ROOT)
     try:
@@ -72,11 +81,23 @@ def _info(name: str) -> types.Implementation:
 
 @asynccontextmanager
 async def http_session(
-    broker: Broker, token: str | None = None, *, mode: str = "auto", name: str = CLIENT_NAME, **kw: Any
+    broker: Broker,
+    token: str | None = None,
+    *,
+    mode: str = "auto",
+    name: str = CLIENT_NAME,
+    verify: ssl.SSLContext | None = None,
+    **kw: Any,
 ) -> AsyncIterator[Client]:
-    """The SDK's client on the broker's ``/mcp`` (``mode="legacy"``: the 2025 handshake era)."""
+    """The SDK's client on the broker's ``/mcp`` (``mode="legacy"``: the 2025 handshake era;
+    ``verify``: the TLS context for an https listener)."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with create_mcp_http_client(headers=headers, **kw.pop("http", {})) as http:
+    http = (
+        create_mcp_http_client(headers=headers)
+        if verify is None
+        else httpx2.AsyncClient(headers=headers, verify=verify, timeout=httpx2.Timeout(30, read=300))
+    )
+    async with http:
         transport = streamable_http_client(f"{broker.http_url}/mcp", http_client=http)
         async with Client(transport, mode=mode, client_info=_info(name), **kw) as client:
             yield client
@@ -124,7 +145,9 @@ async def refused(client: Client, tool: str, **arguments: Any) -> str:
 
 
 async def submit(client: Client, op: str, **payload: Any) -> str:
-    data = await ok(client, "submit_task", title=f"{op} task", capability="text", payload={"op": op, **payload})
+    data = await ok(
+        client, "submit_task", title=f"{op} task", capability="text", payload={"op": op, **payload}
+    )
     return str(data["task"]["task_id"])
 
 

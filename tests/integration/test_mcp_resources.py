@@ -120,7 +120,9 @@ async def test_a_subscription_ends_with_its_stream_or_session(era, broker, worke
 
 @pytest.mark.parametrize("transport", ["http", "stdio"])
 async def test_resources_list_and_read_and_prompts(transport, broker, worker, admin):
-    await admin.register("translator", capabilities=["translate"], capability_descriptions={"translate": "fr<->en"})
+    await admin.register(
+        "translator", capabilities=["translate"], capability_descriptions={"translate": "fr<->en"}
+    )
     async with SESSIONS[transport](broker) as mcp:
         assert [r.uri for r in (await mcp.list_resources()).resources] == ["agents://"]
         templates = {t.uri_template for t in (await mcp.list_resource_templates()).resource_templates}
@@ -148,6 +150,8 @@ async def test_resources_list_and_read_and_prompts(transport, broker, worker, ad
         body = delegate.messages[0].content.text
         assert "translate 'bonjour'" in body and '"capability": "translate"' in body and "fr<->en" in body
         summary = await mcp.get_prompt("summarise_session", {"session_id": sid})
-        assert "look it up" in summary.messages[0].content.text and "FOUND" in summary.messages[0].content.text
+        assert (
+            "look it up" in summary.messages[0].content.text and "FOUND" in summary.messages[0].content.text
+        )
         with pytest.raises(MCPError, match="argument 'session_id': required"):
             await mcp.get_prompt("summarise_session", {})

@@ -58,7 +58,9 @@ async def admin(broker: Broker) -> AsyncIterator[BrokerClient]:
 
 
 async def test_tools_are_listed_with_schemas_and_annotations(connect, worker, admin):
-    await admin.register("translator", capabilities=["translate"], capability_descriptions={"translate": "fr<->en"})
+    await admin.register(
+        "translator", capabilities=["translate"], capability_descriptions={"translate": "fr<->en"}
+    )
     async with connect() as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
         assert set(tools) == TOOL_NAMES
@@ -67,15 +69,23 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect, worker, ad
             assert t.input_schema.get("additionalProperties") is False, t.name
         submit_schema = tools["submit_task"].input_schema
         assert submit_schema["required"] == ["title"]
-        assert {"title", "capability", "payload", "priority", "deadline", "session_id", "parent_id", "depends_on"} <= set(
-            submit_schema["properties"]
-        )
+        assert {
+            "title",
+            "capability",
+            "payload",
+            "priority",
+            "deadline",
+            "session_id",
+            "parent_id",
+            "depends_on",
+        } <= set(submit_schema["properties"])
         assert all(p.get("description") for p in submit_schema["properties"].values())
         node = tools["submit_graph"].input_schema["properties"]["nodes"]["items"]
         assert {"key", "title", "depends_on", "parent"} <= set(node["properties"]) and "$ref" not in str(node)
         read_only = {n for n, t in tools.items() if t.annotations and t.annotations.read_only_hint}
         assert read_only == {
-            "list_capabilities", "list_agents", "wait_for_task", "get_task", "list_tasks", "read_conversation", "get_session"
+            "list_capabilities", "list_agents", "wait_for_task", "get_task", "list_tasks",
+            "read_conversation", "get_session",
         }  # fmt: skip
         for name in TOOL_NAMES - read_only:
             ann = tools[name].annotations
@@ -86,7 +96,13 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect, worker, ad
         assert tools["close_session"].annotations.idempotent_hint is True
 
         caps = {c["capability"]: c for c in (await ok(mcp, "list_capabilities"))["capabilities"]}
-        assert caps["text"] == {"capability": "text", "description": "", "agents": 1, "online": 1, "free_capacity": 8}
+        assert caps["text"] == {
+            "capability": "text",
+            "description": "",
+            "agents": 1,
+            "online": 1,
+            "free_capacity": 8,
+        }
         assert caps["translate"]["description"] == "fr<->en" and caps["translate"]["online"] == 1
         agents = {a["agent_id"]: a for a in (await ok(mcp, "list_agents", capability="text"))["agents"]}
         assert set(agents) == {WORKER} and agents[WORKER]["status"] == "available"
@@ -176,17 +192,29 @@ async def test_send_a_message_and_read_the_conversation(connect, worker, admin):
 
         first, reply = await eventually(answered, timeout=15, what="the worker's reply in the conversation")
         assert (first["from"], first["to"], first["payload"]) == ("mcp-user", WORKER, {"q": "hello"})
-        assert (reply["from"], reply["to"], reply["payload"]) == (WORKER, "mcp-user", {"echo": {"q": "hello"}})
+        assert (reply["from"], reply["to"], reply["payload"]) == (
+            WORKER,
+            "mcp-user",
+            {"echo": {"q": "hello"}},
+        )
         assert reply["in_reply_to"] == first["message_id"]
 
         # a reply without `to` goes to the replied message's sender, in its conversation
-        back = await ok(mcp, "send_message", sender_id="mcp-user", payload="thanks", reply_to=reply["message_id"])
+        back = await ok(
+            mcp, "send_message", sender_id="mcp-user", payload="thanks", reply_to=reply["message_id"]
+        )
         assert back["conversation_id"] == conversation
         mine = await ok(mcp, "read_conversation", conversation_id=conversation, as_agent="mcp-user")
-        assert [m["payload"] for m in mine["messages"]] == [{"q": "hello"}, {"echo": {"q": "hello"}}, "thanks"]
+        assert [m["payload"] for m in mine["messages"]] == [
+            {"q": "hello"},
+            {"echo": {"q": "hello"}},
+            "thanks",
+        ]
         assert mine["messages"][-1]["to"] == WORKER
 
-        anycast = await ok(mcp, "send_message", sender_id="mcp-user", to="text", mode="anycast", payload="any?")
+        anycast = await ok(
+            mcp, "send_message", sender_id="mcp-user", to="text", mode="anycast", payload="any?"
+        )
         assert len(anycast["message_ids"]) == 1
 
 
@@ -198,14 +226,19 @@ async def test_sessions_and_graphs(connect, worker):
             mcp,
             "submit_graph",
             nodes=[
-                {"key": "a", "title": "first", "capability": "text", "payload": {"op": "upper", "text": "a"}, "session_id": sid},
-                {"key": "b", "title": "second", "capability": "text", "payload": {"op": "upper", "text": "b"}, "session_id": sid, "depends_on": ["a"]},
+                {"key": "a", "title": "first", "capability": "text", "session_id": sid,
+                 "payload": {"op": "upper", "text": "a"}},
+                {"key": "b", "title": "second", "capability": "text", "session_id": sid,
+                 "payload": {"op": "upper", "text": "b"}, "depends_on": ["a"]},
             ],
         )  # fmt: skip
         assert set(graph["task_ids"]) == {"a", "b"}
         await ok(mcp, "wait_for_task", task_id=graph["task_ids"]["b"], timeout_s=30)
         got = await ok(mcp, "get_session", session_id=sid)
-        assert {t["title"]: t["status"] for t in got["tasks"]} == {"first": "completed", "second": "completed"}
+        assert {t["title"]: t["status"] for t in got["tasks"]} == {
+            "first": "completed",
+            "second": "completed",
+        }
         assert got["session"]["context"] == {"topic": "q3"}
         listed = await ok(mcp, "list_tasks", session_id=sid, status="completed")
         assert {t["task_id"] for t in listed["tasks"]} == set(graph["task_ids"].values())
@@ -223,7 +256,9 @@ async def test_bad_arguments_get_a_tool_error_naming_them_and_change_nothing(con
         assert "argument 'deadline'" in await refused(mcp, "submit_task", title="x", deadline="next tuesday")
         message = await refused(mcp, "submit_graph", nodes=[{"key": "a", "title": "t"}, {"key": "b"}])
         assert "argument 'nodes[1].title': Field required" in message
-        assert "argument 'mode'" in await refused(mcp, "send_message", sender_id="a", to="b", mode="shout", payload=1)
+        assert "argument 'mode'" in await refused(
+            mcp, "send_message", sender_id="a", to="b", mode="shout", payload=1
+        )
         assert "argument 'timeout_s'" in await refused(mcp, "wait_for_task", task_id="t-1", timeout_s=3600)
         # the broker's own rules: its refusal names the field
         message = await refused(mcp, "submit_task", title="x", priority=99)

@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-TaskId = Annotated[str, Field(min_length=1, description="a task id, as submit_task or list_tasks returned it")]
+TaskId = Annotated[
+    str, Field(min_length=1, description="a task id, as submit_task or list_tasks returned it")
+]
 Limit = Annotated[int, Field(ge=1, le=500, description="the most items to return (1-500)")]
 
 
@@ -77,7 +79,9 @@ class SubmitTask(TaskFields):
 
 
 class GraphNode(TaskFields):
-    key: str = Field(description="this node's name within the graph, used by the others' depends_on and parent")
+    key: str = Field(
+        description="this node's name within the graph, used by the others' depends_on and parent"
+    )
     depends_on: list[str] = Field(
         default_factory=list, description="keys of nodes of this graph that must complete first"
     )
@@ -154,11 +158,10 @@ class SendMessage(Args):
     payload: Any = Field(description="the message: any JSON value; a string is sent as plain text")
     message_type: str = Field("", description="a type name the recipient may dispatch on")
     conversation_id: str = Field(
-        "", description="the conversation it belongs to (empty: a new one, or with reply_to the replied one's)"
+        "",
+        description="the conversation it belongs to (empty: a new one, or with reply_to the replied one's)",
     )
-    reply_to: str = Field(
-        "", description="the id of the message this one answers (its conversation is kept)"
-    )
+    reply_to: str = Field("", description="the id of the message this one answers (its conversation is kept)")
 
 
 class ReadConversation(Args):

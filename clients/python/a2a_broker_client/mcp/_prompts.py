@@ -5,7 +5,6 @@ read with the caller's credentials, so that the model begins with facts rather t
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError

@@ -144,7 +144,8 @@ def parse_uri(uri: str) -> tuple[str, str]:
         return "agents", ""
     raise MCPError(
         types.INVALID_PARAMS,
-        f"unknown resource {uri!r}: the broker serves task://<task id>, session://<session id> and {AGENTS_URI}",
+        f"unknown resource {uri!r}: the broker serves task://<task id>, session://<session id> and "
+        f"{AGENTS_URI}",
     )
 
 

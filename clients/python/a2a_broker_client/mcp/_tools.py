@@ -204,9 +204,7 @@ async def cancel_task(call: Call, args: a.CancelTask) -> Outcome:
 
 async def retry_task(call: Call, args: a.RetryTask) -> Outcome:
     t = await call.client.replay(args.task_id)
-    return Outcome(
-        f"Submitted again as {v.task_line(t)} (the copy of {args.task_id}).", {"task": v.task(t)}
-    )
+    return Outcome(f"Submitted again as {v.task_line(t)} (the copy of {args.task_id}).", {"task": v.task(t)})
 
 
 # ---------------------------------------------------------------- messages
@@ -247,7 +245,9 @@ async def read_conversation(call: Call, args: a.ReadConversation) -> Outcome:
     c = call.client
     if args.as_agent:  # its own messages: those it sent, and those it received
         pages = [
-            c.iter_messages(conversation_id=args.conversation_id, sender_id=args.as_agent, fold_broadcasts=True),
+            c.iter_messages(
+                conversation_id=args.conversation_id, sender_id=args.as_agent, fold_broadcasts=True
+            ),
             c.iter_messages(conversation_id=args.conversation_id, recipient_id=args.as_agent),
         ]
     else:
@@ -259,7 +259,11 @@ async def read_conversation(call: Call, args: a.ReadConversation) -> Outcome:
             if len(found) >= args.limit:
                 break
     ordered = sorted(found.values(), key=lambda x: (x.created_at is None, x.created_at, x.message_id))
-    lines = [f"{x.sender_id} -> {x.recipient_id or x.target_capability or '*'}: {v.value(x.payload, x.content_type)}" for x in ordered]
+    lines = [
+        f"{x.sender_id} -> {x.recipient_id or x.target_capability or '*'}: "
+        f"{v.value(x.payload, x.content_type)}"
+        for x in ordered
+    ]
     return Outcome(
         "\n".join(lines) or f"No message in conversation {args.conversation_id} is visible to you.",
         {"conversation_id": args.conversation_id, "messages": [v.message(x) for x in ordered]},

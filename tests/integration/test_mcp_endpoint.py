@@ -1,0 +1,81 @@
+"""The ``/mcp`` endpoint as a part of the broker: turned off and on by ``--mcp``, its loopback
+socket private to the broker's user and gone after a stop, and the SDK's DNS-rebinding guard on a
+loopback listener (a web page's script reaching a local broker through a name it controls)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from broker.errors import BrokerError
+from broker.server import start_server
+from tests.conftest import make_settings
+from tests.integration.mcp_support import http_session, ok
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def test_mcp_off_serves_no_endpoint_and_opens_no_socket(tmp_path: Path):
+    b = await start_server(make_settings(tmp_path, http_address="127.0.0.1:0", mcp="off"))
+    try:
+        assert b.mcp is None
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(f"{b.http_url}/mcp", json=INIT, headers=HEADERS)).status_code == 404
+    finally:
+        await b.stop(0.2)
+
+
+async def test_mcp_on_needs_the_http_listener(tmp_path: Path):
+    with pytest.raises(BrokerError, match="--http-address"):
+        await start_server(make_settings(tmp_path, http_address="off", mcp="on"))
+
+
+async def test_the_loopback_socket_is_the_brokers_users_alone_and_removed_at_stop(tmp_path: Path):
+    b = await start_server(make_settings(tmp_path, http_address="127.0.0.1:0", mcp="on"))
+    stopped = False
+    try:
+        assert b.mcp is not None
+        target = b.mcp.mcp.connector.target
+        directory = Path(target.removeprefix("unix:")).parent
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        async with http_session(b) as mcp:
+            await ok(mcp, "submit_task", title="through the socket")
+        await b.stop(0.2)
+        stopped = True
+        assert not directory.exists()
+    finally:
+        if not stopped:
+            await b.stop(0.2)
+
+
+async def test_a_foreign_host_name_is_refused_on_a_loopback_listener(tmp_path: Path):
+    b = await start_server(make_settings(tmp_path, http_address="127.0.0.1:0"))
+    try:
+        assert b.http_address is not None
+        port = b.http_address.rsplit(":", 1)[1]
+        async with httpx.AsyncClient() as http:
+            rebound = await http.post(
+                f"{b.http_url}/mcp", json=INIT, headers={**HEADERS, "Host": f"attacker.example:{port}"}
+            )
+            assert rebound.status_code in (403, 421)
+            page = await http.post(
+                f"{b.http_url}/mcp", json=INIT, headers={**HEADERS, "Origin": "http://attacker.example"}
+            )
+            assert page.status_code == 403
+            assert (await http.post(f"{b.http_url}/mcp", json=INIT, headers=HEADERS)).status_code == 200
+    finally:
+        await b.stop(0.2)
