@@ -16,7 +16,6 @@ import mcp_types as types
 from a2a_broker_client import AgentStatus, BrokerClient, NotFoundError
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from broker.server import Broker
 from tests.conftest import ROOT, eventually
@@ -92,12 +91,8 @@ async def http_session(
     """The SDK's client on the broker's ``/mcp`` (``mode="legacy"``: the 2025 handshake era;
     ``verify``: the TLS context for an https listener)."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    http = (
-        create_mcp_http_client(headers=headers)
-        if verify is None
-        else httpx2.AsyncClient(headers=headers, verify=verify, timeout=httpx2.Timeout(30, read=300))
-    )
-    async with http:
+    tls: dict[str, Any] = {} if verify is None else {"verify": verify}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300), **tls) as http:
         transport = streamable_http_client(f"{broker.http_url}/mcp", http_client=http)
         async with Client(transport, mode=mode, client_info=_info(name), **kw) as client:
             yield client

@@ -166,7 +166,7 @@ async def wait_for_task(call: Call, args: a.WaitForTask) -> Outcome:
         task = await call.client.get_task(args.task_id)
     data = {"task": v.task(task), "finished": task.status.finished}
     if task.status is m.TaskStatus.COMPLETED:
-        return Outcome(f"Completed: {v.task_line(task)}. Its result is in the structured content.", data)
+        return Outcome(f"Completed: {v.task_line(task)}.\n{v.result_text(task)}", data)
     if task.status is m.TaskStatus.FAILED:
         return Outcome(f"Task {task.task_id} failed: {task.last_error or 'no error given'}", data, error=True)
     if task.status is m.TaskStatus.CANCELLED:
@@ -182,7 +182,8 @@ async def wait_for_task(call: Call, args: a.WaitForTask) -> Outcome:
 async def get_task(call: Call, args: a.GetTask) -> Outcome:
     t = await call.client.get_task(args.task_id)
     history = await call.client.get_history(args.task_id) if args.history else None
-    return Outcome(v.task_line(t), {"task": v.task(t, history)})
+    text = v.task_line(t) + (f"\n{v.result_text(t)}" if t.status is m.TaskStatus.COMPLETED else "")
+    return Outcome(text, {"task": v.task(t, history)})
 
 
 async def list_tasks(call: Call, args: a.ListTasks) -> Outcome:

@@ -81,6 +81,18 @@ def task_line(t: m.Task) -> str:
     return line
 
 
+RESULT_TEXT_CHARS = 8_000  # of a result in a tool's text (hosts show the model the text)
+
+
+def result_text(t: m.Task) -> str:
+    """A completed task's result for the text beside the structured content, cut when long."""
+    v = value(t.result, t.result_content_type)
+    text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    if len(text) > RESULT_TEXT_CHARS:
+        text = text[:RESULT_TEXT_CHARS] + f"... (cut: read task://{t.task_id} for all of it)"
+    return f"Result: {text}"
+
+
 def agent(a: m.Agent) -> dict[str, Any]:
     return _drop_empty(
         {
