@@ -21,10 +21,12 @@ from tests.integration.mcp_support import (
     CLIENT_NAME,
     SESSIONS,
     WORKER,
+    call,
     http_session,
     ok,
     refused,
     submit,
+    text,
     until_running,
     worker_process,
 )
@@ -197,5 +199,27 @@ async def test_over_https_with_mutual_tls(tmp_path: Path):
             assert got["task"]["title"] == "over tls"
         async with http_session(b, verify=verify) as mcp:
             assert "UNAUTHENTICATED" in await refused(mcp, "list_tasks")
+    finally:
+        await b.stop(0.2)
+
+
+async def test_the_brokers_own_environment_never_lends_its_token(secured, monkeypatch):
+    """A request without a token stays unauthenticated even when the broker's process has a token
+    in its environment (as a client of its own API it might otherwise pick A2A_BROKER_TOKEN up)."""
+    b, tokens = secured
+    monkeypatch.setenv("A2A_BROKER_TOKEN", tokens["admin"])
+    async with http_session(b) as mcp:
+        assert "UNAUTHENTICATED" in await refused(mcp, "list_tasks")
+
+
+async def test_quotas_apply_to_tool_calls_as_to_grpc_calls(tmp_path: Path):
+    settings = make_settings(tmp_path, auth="token", http_address="127.0.0.1:0", quota_calls_per_s=1)
+    b = await start_server(settings)
+    try:
+        planner = issue(settings.db, "planner", "orchestrator")
+        async with http_session(b, planner) as mcp:
+            answers = [await call(mcp, "list_tasks") for _ in range(10)]  # bursts of 2, then 1 a second
+        refusals = [text(r) for r in answers if r.is_error]
+        assert refusals and all("RESOURCE_EXHAUSTED" in t and "'planner'" in t for t in refusals)
     finally:
         await b.stop(0.2)
