@@ -38,6 +38,18 @@ TOOL_NAMES = {
     "get_session",
     "close_session",
 }
+# For the tests that speak HTTP to /mcp by hand: a 2025-era initialize request and its headers.
+RAW_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+RAW_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
 
 
 @asynccontextmanager

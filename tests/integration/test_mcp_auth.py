@@ -19,6 +19,8 @@ from broker.server import Broker, start_server
 from tests.conftest import make_settings
 from tests.integration.mcp_support import (
     CLIENT_NAME,
+    RAW_HEADERS,
+    RAW_INITIALIZE,
     SESSIONS,
     WORKER,
     call,
@@ -149,18 +151,7 @@ async def test_an_orchestrator_token_is_the_subject_of_every_call(transport, sec
 
 async def test_a_2025_session_stays_with_the_token_that_opened_it(secured):
     b, tokens = secured
-    url = f"{b.http_url}/mcp"
-    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"},
-        },
-    }
+    url, base, init = f"{b.http_url}/mcp", RAW_HEADERS, RAW_INITIALIZE
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
     async with httpx.AsyncClient(timeout=10) as http:
         opened = await http.post(

@@ -14,19 +14,9 @@ import pytest
 from broker.errors import BrokerError
 from broker.server import start_server
 from tests.conftest import make_settings
-from tests.integration.mcp_support import http_session, ok
+from tests.integration.mcp_support import RAW_HEADERS, RAW_INITIALIZE, http_session, ok
 
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INIT, HEADERS = RAW_INITIALIZE, RAW_HEADERS
 
 
 async def test_mcp_off_serves_no_endpoint_and_opens_no_socket(tmp_path: Path):

@@ -99,6 +99,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def broker_address(ns: argparse.Namespace) -> str | None:
+    """``--address``, else ``$A2A_BROKER_ADDRESS``, else the default; None (the problem printed)
+    when it is not HOST:PORT."""
+    address: str = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
+    problem = address_problem(address)
+    if problem:
+        error(f"{'--address' if ns.address else ADDRESS_ENV}: {problem}")
+        return None
+    return address
+
+
 Command = Callable[[BrokerClient, argparse.Namespace], Awaitable[int | None]]
 
 
@@ -106,11 +117,8 @@ def runner(command: Command) -> Callable[[argparse.Namespace], int]:
     """Wrap an async command: one client, error messages instead of tracebacks, exit codes."""
 
     def run(ns: argparse.Namespace) -> int:
-        address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
-        problem = address_problem(address)
-        if problem:
-            source = "--address" if ns.address else ADDRESS_ENV
-            error(f"{source}: {problem}")
+        address = broker_address(ns)
+        if address is None:
             return EXIT_USAGE
         if not hasattr(ns, "json"):
             ns.json = False

@@ -11,21 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from typing import Any
 
 from ..client import BrokerClient
 from ..security import Security
-from ._common import (
-    ADDRESS_ENV,
-    CLI_RETRY,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    address_problem,
-    default_address,
-    error,
-)
+from ._common import CLI_RETRY, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, broker_address, error
 
 
 def add(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -46,10 +36,8 @@ def _serve(ns: argparse.Namespace) -> int:
     except ImportError:
         error("the mcp command needs the MCP SDK: pip install 'a2a-broker-client[mcp]'")
         return EXIT_USAGE
-    address = ns.address or os.environ.get(ADDRESS_ENV) or default_address()
-    problem = address_problem(address)
-    if problem:
-        error(f"{'--address' if ns.address else ADDRESS_ENV}: {problem}")
+    address = broker_address(ns)
+    if address is None:
         return EXIT_USAGE
 
     def make(options: Any) -> BrokerClient:
