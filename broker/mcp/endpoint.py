@@ -49,7 +49,8 @@ class Forwarding:
 
     hint = (
         "Send the token with each HTTP request: the header 'Authorization: Bearer <token>' (the "
-        "host's configuration of this MCP server)."
+        "host's configuration of this MCP server); over /mcp a client certificate alone does not "
+        "name the caller."
     )
 
     def __init__(self, target: str) -> None:
@@ -99,7 +100,7 @@ def _rebinding_guard(http_address: str, tls: bool) -> TransportSecuritySettings 
     """On a loopback listener, the SDK's DNS-rebinding check (a web page's script must not reach
     a local broker through a name it controls): Host and Origin must name the loopback."""
     host = http_address.rpartition(":")[0]
-    if host not in (*LOOPBACK_HOSTS, "::1"):
+    if host not in LOOPBACK_HOSTS:
         return None
     scheme = "https" if tls else "http"
     return TransportSecuritySettings(

@@ -31,14 +31,21 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
     return "UNKNOWN"
 
 
-def _client(context: grpc.aio.ServicerContext) -> str:
-    """Who the caller says it is: its user agent, without gRPC's own part (unless that is all).
-    Read when the call starts: a stream's metadata read once it has ended crashes grpc's core."""
+def _caller(context: grpc.aio.ServicerContext) -> tuple[str, str]:
+    """The call's peer, and who the caller says it is: its user agent, without gRPC's own part
+    (unless that is all). Read when the call starts: once a stream has been cancelled, reading
+    its peer or metadata can crash grpc's core (a segmentation fault, seen with Unix sockets)."""
+    client = "-"
     for key, value in context.invocation_metadata() or ():
         if key == "user-agent":
             text = str(value)
-            return text.split(" ", 1)[0] if text.startswith("grpc-") else text.split(" grpc-", 1)[0]
-    return "-"
+            client = text.split(" ", 1)[0] if text.startswith("grpc-") else text.split(" grpc-", 1)[0]
+            break
+    return context.peer(), client
+
+
+def _no_caller(context: grpc.aio.ServicerContext) -> tuple[str, str]:
+    return "-", "-"
 
 
 class RpcMetrics(WrappingInterceptor):
@@ -53,7 +60,7 @@ class RpcMetrics(WrappingInterceptor):
         context: grpc.aio.ServicerContext,
         t0: float,
         exc: BaseException | None,
-        client: str,
+        caller: tuple[str, str],
     ) -> None:
         seconds = time.perf_counter() - t0
         service, _, name = method.rpartition("/")
@@ -66,8 +73,8 @@ class RpcMetrics(WrappingInterceptor):
                 extra={
                     "method": method,
                     "subject": who.subject if who is not None else "-",
-                    "peer": context.peer(),
-                    "client": client,
+                    "peer": caller[0],
+                    "client": caller[1],
                     "code": code,
                     "ms": round(seconds * 1000, 3),
                 },
@@ -75,19 +82,19 @@ class RpcMetrics(WrappingInterceptor):
 
     def wrap(self, method: str, handler: Any) -> Any:
         done = self._done
-        client_of = _client if self.access_log else (lambda context: "-")
+        caller_of = _caller if self.access_log else _no_caller
         if handler.unary_unary is not None and inspect.iscoroutinefunction(handler.unary_unary):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 t0 = time.perf_counter()
-                client = client_of(context)
+                caller = caller_of(context)
                 try:
                     out = await inner(request, context)
                 except BaseException as exc:
-                    done(method, context, t0, exc, client)
+                    done(method, context, t0, exc, caller)
                     raise
-                done(method, context, t0, None, client)
+                done(method, context, t0, None, caller)
                 return out
 
             return handler._replace(unary_unary=unary)
@@ -100,7 +107,7 @@ class RpcMetrics(WrappingInterceptor):
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             t0 = time.perf_counter()
-            client = client_of(context)
+            caller = caller_of(context)
             open_streams.inc()
             failure: BaseException | None = None
             try:
@@ -111,6 +118,6 @@ class RpcMetrics(WrappingInterceptor):
                 raise
             finally:
                 open_streams.dec()
-                done(method, context, t0, failure, client)
+                done(method, context, t0, failure, caller)
 
         return handler._replace(**{kind: stream})

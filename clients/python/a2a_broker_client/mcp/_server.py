@@ -220,6 +220,9 @@ class Watches:
                 ready.set_exception(exc)
             else:
                 log.info("resource watch ended", extra={"uri": uri, "error": str(exc)})
+        finally:
+            if not ready.done():  # ended before it was in place: the subscriber is not left waiting
+                ready.set_exception(RuntimeError(f"the watch of {uri} ended before it began"))
 
     async def close(self) -> None:
         tasks = list(self._tasks)
