@@ -128,6 +128,12 @@ async def stdio_session(
 SESSIONS = {"http": http_session, "stdio": stdio_session}
 
 
+def open_watches(broker: Broker) -> float:
+    """The broker's open Watch streams (its /metrics gauge)."""
+    assert broker.metrics is not None
+    return broker.metrics.registry.get_sample_value("a2a_open_streams", {"grpc_method": "Watch"}) or 0.0
+
+
 def text(result: types.CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
 

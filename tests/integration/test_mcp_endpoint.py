@@ -4,8 +4,11 @@ loopback listener (a web page's script reaching a local broker through a name it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -13,8 +16,8 @@ import pytest
 
 from broker.errors import BrokerError
 from broker.server import start_server
-from tests.conftest import make_settings
-from tests.integration.mcp_support import RAW_HEADERS, RAW_INITIALIZE, http_session, ok
+from tests.conftest import eventually, make_settings
+from tests.integration.mcp_support import RAW_HEADERS, RAW_INITIALIZE, http_session, ok, open_watches
 
 INIT, HEADERS = RAW_INITIALIZE, RAW_HEADERS
 
@@ -69,3 +72,29 @@ async def test_a_foreign_host_name_is_refused_on_a_loopback_listener(tmp_path: P
             assert (await http.post(f"{b.http_url}/mcp", json=INIT, headers=HEADERS)).status_code == 200
     finally:
         await b.stop(0.2)
+
+
+async def test_a_stop_ends_the_waits_of_mcp_sessions_at_once(tmp_path: Path):
+    b = await start_server(make_settings(tmp_path, http_address="127.0.0.1:0", shutdown_grace_s=30))
+    stopped = False
+    try:
+        async with http_session(b) as mcp:
+            task_id = (await ok(mcp, "submit_task", title="nobody takes me"))["task"]["task_id"]
+            waiting = asyncio.ensure_future(
+                mcp.call_tool("wait_for_task", {"task_id": task_id, "timeout_s": 300})
+            )
+
+            async def watching() -> bool:
+                return open_watches(b) == 1
+
+            await eventually(watching, what="the wait's watch")
+            t0 = time.monotonic()
+            await asyncio.wait_for(b.stop(), 10)  # not the 30 s grace, nor the 300 s wait
+            stopped = True
+            assert time.monotonic() - t0 < 5
+            with contextlib.suppress(Exception):  # the session is gone: an error or a closed stream
+                await asyncio.wait_for(waiting, 10)
+            assert waiting.done()
+    finally:
+        if not stopped:
+            await b.stop(0.2)

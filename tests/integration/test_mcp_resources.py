@@ -20,7 +20,15 @@ from mcp.shared.subscriptions import ResourceUpdated
 
 from broker.server import Broker
 from tests.conftest import eventually
-from tests.integration.mcp_support import SESSIONS, WORKER, ok, submit, until_running, worker_process
+from tests.integration.mcp_support import (
+    SESSIONS,
+    WORKER,
+    ok,
+    open_watches,
+    submit,
+    until_running,
+    worker_process,
+)
 
 
 @pytest.fixture
@@ -45,11 +53,6 @@ async def read(mcp: Client, uri: str) -> Any:
     result = await mcp.read_resource(uri)
     assert result.contents[0].mime_type == "application/json"
     return json.loads(result.contents[0].text)
-
-
-def open_watches(broker: Broker) -> float:
-    assert broker.metrics is not None
-    return broker.metrics.registry.get_sample_value("a2a_open_streams", {"grpc_method": "Watch"}) or 0.0
 
 
 async def subscribe_2025(mcp: Client, uri: str) -> None:
