@@ -108,9 +108,10 @@ async def test_tools_are_listed_with_schemas_and_annotations(connect, worker, ad
         assert set(agents) == {WORKER} and agents[WORKER]["status"] == "available"
 
 
-async def test_submit_and_wait_reports_progress_then_the_result(connect, worker, admin):
+@pytest.mark.parametrize("era", ["2026", "2025"])
+async def test_submit_and_wait_reports_progress_then_the_result(connect, era, worker, admin):
     await admin.register("tester")
-    async with connect() as mcp:
+    async with connect(mode="auto" if era == "2026" else "legacy") as mcp:
         task_id = await submit(mcp, "gate")
         notes: list[str] = []
 

@@ -315,7 +315,7 @@ class BrokerMcp:
                 outcome = await tool.run(Call(client, progress), args)
         except BrokerRpcError as exc:
             return _error(refusal(exc, self.connector.hint)), exc.code_name
-        except ToolFailure as exc:
+        except (ToolFailure, ValueError) as exc:  # ValueError: the client refused a value
             return _error(f"{tool.name}: {exc}; nothing was done"), "INVALID_ARGUMENT"
         return _result(outcome), "TASK_NOT_COMPLETED" if outcome.error else "OK"
 
