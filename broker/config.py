@@ -141,7 +141,7 @@ class Settings(BaseModel):
         " auto: text when stderr is a terminal, JSON otherwise",
     )
     log_level_libs: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "WARNING", description="log level of the libraries (grpc, aiosqlite, psycopg, aiohttp, asyncio)"
+        "WARNING", description="log level of the libraries (grpc, aiosqlite, psycopg, aiohttp, asyncio, mcp)"
     )
     access_log: bool = Field(
         False, description="log one line per RPC: method, subject, peer, status, duration"
@@ -187,6 +187,12 @@ class Settings(BaseModel):
         "auto",
         description="serve the Agent2Agent protocol (lf.a2a.v1.A2AService, and the agent card on the"
         " HTTP listener); auto: when the [a2a] extra (a2a-sdk) is installed",
+    )
+    mcp: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="serve the Model Context Protocol at /mcp on the HTTP listener (LLM hosts: the"
+        " broker's tools, each call made with the request's bearer token); auto: when the [mcp] extra"
+        " (the MCP SDK) and the Python client are installed",
     )
     a2a_default_skill: str = Field(
         "",

@@ -45,7 +45,7 @@ class TextFormatter(logging.Formatter):
 
 
 # Libraries whose DEBUG lines drown the broker's own (--log-level-libs sets theirs).
-LIBRARIES = ("aiosqlite", "grpc", "asyncio", "aiohttp", "psycopg", "prometheus_client")
+LIBRARIES = ("aiosqlite", "grpc", "asyncio", "aiohttp", "psycopg", "prometheus_client", "mcp", "httpx")
 
 
 def resolve_format(fmt: str) -> str:

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from starlette.applications import Starlette
 
 from . import gateway, reflection
+from . import mcp as mcp_http
 from .config import Settings
 from .console import Console
 from .core.mailbox import Mailbox
@@ -69,6 +70,7 @@ class Broker:
     security: Security | None = None  # authentication, policy, quotas (None: --auth none, no mTLS)
     operator: OperatorRoutes | None = None  # /healthz, /readyz, /metrics
     a2a: gateway.Gateway | None = None  # the A2A gateway (None: --a2a-gateway off or no a2a-sdk)
+    mcp: mcp_http.McpEndpoint | None = None  # /mcp (None: --mcp off, no HTTP listener or no MCP SDK)
 
     @property
     def http_address(self) -> str | None:
@@ -105,6 +107,8 @@ class Broker:
         await self.sweeper.stop()
         if self.a2a is not None:
             await self.a2a.stop()
+        if self.mcp is not None:  # its waits and watches are gRPC calls to this broker: end them first
+            await self.mcp.stop()
         # Ends Subscribe streams now rather than after the grace period, and refuses new Sends
         # (UNAVAILABLE, nothing stored). The streams' deliveries stay held until mailbox.close(),
         # so that an Ack answered OK during the grace period sticks.
@@ -169,6 +173,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
     storage = await open_storage(settings)
     http: HttpListener | None = None
     a2a: gateway.Gateway | None = None
+    mcp: mcp_http.McpEndpoint | None = None
     try:
         registry = Registry(storage, settings)
         mailbox = Mailbox(storage, registry, settings)
@@ -224,6 +229,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
             a2a = gateway.Gateway(tasks, registry, settings, f"{host}:{port}")
             a2a.serve_grpc(server)
             metrics.registry.register(a2a.collector())
+        if mcp_http.wanted(settings.mcp, settings.http_address):  # its own loopback port, added here
+            mcp = mcp_http.McpEndpoint(settings, server)
         operator: OperatorRoutes | None = None
         console: Console | None = None
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
@@ -244,7 +251,10 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
                 *operator.routes(),
                 *console.routes(),
                 *(a2a.routes(http_gate(settings, security)) if a2a is not None else []),
+                *(mcp.routes() if mcp is not None else []),
             ]
+            if mcp is not None:
+                await mcp.start()
             http = HttpListener(settings.http_address, Starlette(routes=routes), http_tls, [console.stop])
             await http.start()
             console.start()
@@ -278,6 +288,8 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
     except BaseException:
         if a2a is not None:
             await a2a.stop()
+        if mcp is not None:
+            await mcp.stop()
         if http is not None:
             await http.stop()
         await storage.close()
@@ -299,6 +311,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
         security,
         operator,
         a2a,
+        mcp,
     )
     log.info(
         "broker serving",

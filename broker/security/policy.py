@@ -7,8 +7,8 @@ token's subject is that agent id, or a prefix of it ending in ``*``):
 * ``"agent_id"``: the field must name the caller;
 * ``"messages[].sender_id"``: so must that field of every item of a repeated field;
 * ``"sender_id|recipient_id"``: at least one of the fields must name the caller;
-* ``scoped="conversation_id"``: failing that, a request naming a conversation is served, and
-  shows the caller only the messages it sent or received there (the service layer's filter,
+* ``scoped="conversation_id"``: failing that, a request naming a conversation (and no other
+  agent in those fields) is served, and shows the caller only the messages it sent or received there (the service layer's filter,
   ``identity.reader_scope``): being in a conversation, or having started it, shows nobody the
   messages between others.
 
@@ -150,8 +150,9 @@ def check(method: str, rule: Rule, who: Identity, request: object) -> None:
     if "|" in rule.own:
         names = rule.own.split("|")
         if not any(who.owns(getattr(request, n)) for n in names if getattr(request, n)):
-            if rule.scoped and getattr(request, rule.scoped):
-                return  # served scoped to the caller's own messages
+            named = any(getattr(request, n) for n in names)
+            if rule.scoped and getattr(request, rule.scoped) and not named:
+                return  # served scoped to the caller's own messages (naming someone else is not)
             also = f" (or name a {rule.scoped})" if rule.scoped else ""
             raise Denied(f"{' or '.join(names)}: must name {who.subject!r}, the caller{also}")
         return

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 EXAMPLES = ROOT / "examples"
 
@@ -59,3 +59,41 @@ def test_orchestrator_and_workers_produce_the_report(broker_process, tmp_path):
             if w.poll() is None:
                 w.kill()
                 w.wait(10)
+
+
+@pytest.mark.slow
+def test_the_mcp_host_example_over_stdio_and_http(broker_process, tmp_path):
+    http = free_port()
+    broker = broker_process(
+        tmp_path / "broker.db", A2A_BROKER_LOG_LEVEL="WARNING", A2A_BROKER_HTTP_ADDRESS=f"127.0.0.1:{http}"
+    )
+    broker.start()
+    env = {**os.environ, "A2A_BROKER_ADDRESS": broker.address, "PYTHONUNBUFFERED": "1"}
+    fetcher = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "fetcher.py")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for extra in ([], ["--url", f"http://127.0.0.1:{http}/mcp"]):
+            host = subprocess.run(
+                [sys.executable, str(EXAMPLES / "mcp_host.py"), "--topic", "tidal power", *extra],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=50,
+            )
+            assert host.returncode == 0, host.stdout + host.stderr
+            out = host.stdout
+            assert "14 tools: list_capabilities, list_agents, submit_task" in out
+            assert "fetch: 1/1 agents online, 2 free" in out
+            assert "progress 1: " in out and ": completed" in out
+            assert "  - recent results of tidal power (papers #" in out
+            assert ": completed, " in out and " state changes" in out
+    finally:
+        fetcher.send_signal(signal.SIGTERM)
+        fetcher.communicate(timeout=20)

@@ -11,9 +11,11 @@ From the bottom up:
     observability  metrics, the RPC access log, the HTTP listener; beside the servicers
     console   the web console's JSON API and page, served by the HTTP listener; beside observability
     gateway   the A2A protocol (a2a-sdk's handler over the core); beside the servicers
+    mcp       the MCP endpoint (/mcp): the Python client's MCP tools, calling this broker over its
+              own gRPC API; beside the gateway, and knows nothing of the core or storage
     federation  links to peer brokers (a gRPC client of theirs, the core here); beside the servicers
-    web       the HTTP listener: one ASGI application serving the routes of observability, console
-              and gateway (uvicorn on the broker's loop)
+    web       the HTTP listener: one ASGI application serving the routes of observability, console,
+              gateway and mcp (uvicorn on the broker's loop)
     server    composition: the server, the sweeper, the command line
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
@@ -37,6 +39,7 @@ CONSOLE = "broker.console"
 GATEWAY = "broker.gateway"
 FEDERATION = "broker.federation"
 WEB = "broker.web"
+MCP = "broker.mcp"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "broker.models": (
         "broker.domain",
@@ -47,6 +50,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         OBSERVABILITY,
         CONSOLE,
         GATEWAY,
+        MCP,
         WEB,
         *SERVER,
     ),
@@ -58,6 +62,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         OBSERVABILITY,
         CONSOLE,
         GATEWAY,
+        MCP,
         WEB,
         *SERVER,
     ),
@@ -69,23 +74,59 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         CONSOLE,
         GATEWAY,
         FEDERATION,
+        MCP,
         WEB,
         *SERVER,
     ),
-    "broker.core": (SECURITY, "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, WEB, *SERVER),
-    SECURITY: ("broker.core", "broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, WEB, *SERVER),
-    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, WEB, *SERVER),
+    "broker.core": (
+        SECURITY,
+        "broker.servicers",
+        OBSERVABILITY,
+        CONSOLE,
+        GATEWAY,
+        FEDERATION,
+        MCP,
+        WEB,
+        *SERVER,
+    ),
+    SECURITY: (
+        "broker.core",
+        "broker.servicers",
+        OBSERVABILITY,
+        CONSOLE,
+        GATEWAY,
+        FEDERATION,
+        MCP,
+        WEB,
+        *SERVER,
+    ),
+    "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, MCP, WEB, *SERVER),
     # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
-    OBSERVABILITY: ("broker.servicers", GATEWAY, FEDERATION, WEB, *SERVER),
+    OBSERVABILITY: ("broker.servicers", GATEWAY, FEDERATION, MCP, WEB, *SERVER),
     # Beside observability (served by its HTTP listener): calls the core as the servicers do, and
     # maps errors to statuses through the servicers' one table (servicers.errors).
-    CONSOLE: (GATEWAY, FEDERATION, WEB, *SERVER),
+    CONSOLE: (GATEWAY, FEDERATION, MCP, WEB, *SERVER),
     # Beside the servicers: a second wire protocol over the same core (its wire types are a2a-sdk's).
-    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, WEB, *SERVER),
+    GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, MCP, WEB, *SERVER),
     # Beside the servicers: a client of the peers' API (broker.pb stubs) and of the local core.
-    FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, WEB, *SERVER),
+    FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, MCP, WEB, *SERVER),
+    # Beside the gateway: a client of this broker's own gRPC API (the Python client's MCP tools), so
+    # the rules stay where every caller meets them: nothing of the core, storage or servicers.
+    MCP: (
+        "broker.domain",
+        "broker.storage",
+        "broker.core",
+        "broker.servicers",
+        "broker.pb",
+        OBSERVABILITY,
+        CONSOLE,
+        GATEWAY,
+        FEDERATION,
+        WEB,
+        *SERVER,
+    ),
     # Serves what the layers beside the servicers built; knows nothing of what they do.
-    WEB: ("broker.servicers", FEDERATION, *SERVER),
+    WEB: ("broker.servicers", FEDERATION, MCP, *SERVER),
 }
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"

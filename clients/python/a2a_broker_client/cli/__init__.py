@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import a2a, agents, messages, sessions, stats, tasks
+from . import a2a, agents, mcp, messages, sessions, stats, tasks
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -39,8 +39,8 @@ __all__ = [
 
 
 def add_client_commands(subparsers: Any) -> None:
-    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions``, ``stats`` and
-    ``a2a``.
+    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions``, ``stats``,
+    ``a2a`` and ``mcp``.
 
     Each leaf command sets ``func``: it takes the parsed Namespace and returns
     the exit code.
@@ -52,5 +52,6 @@ def add_client_commands(subparsers: Any) -> None:
     sessions.add(subparsers, common)
     stats.add(subparsers, common)
     a2a.add(subparsers, common)
+    mcp.add(subparsers, common)
     for parser in subparsers.choices.values():
         name_subcommands(parser)
