@@ -8,9 +8,9 @@ token's subject is that agent id, or a prefix of it ending in ``*``):
 * ``"messages[].sender_id"``: so must that field of every item of a repeated field;
 * ``"sender_id|recipient_id"``: at least one of the fields must name the caller;
 * ``scoped="conversation_id"``: failing that, a request naming a conversation (and no other
-  agent in those fields) is served, and shows the caller only the messages it sent or received there (the service layer's filter,
-  ``identity.reader_scope``): being in a conversation, or having started it, shows nobody the
-  messages between others.
+  agent in those fields) is served, and shows the caller only the messages it sent or received
+  there (the service layer's filter, ``identity.reader_scope``): being in a conversation, or
+  having started it, shows nobody the messages between others.
 
 Two checks need the stored resource rather than the request, and live in the service layer
 (through ``identity.CALLER``): ``GetMessage`` answers NOT_FOUND for a message the caller neither
