@@ -157,12 +157,19 @@ async def stopped(b: Broker, within: float = 30.0) -> None:
     try:
         await asyncio.wait_for(asyncio.shield(b.stop(0.2)), within)
     except TimeoutError:
-        import io
+        raise AssertionError(f"the broker did not stop within {within}s; tasks:\n{_tasks()}") from None
 
-        out = io.StringIO()
-        for task in asyncio.all_tasks():
-            task.print_stack(file=out)
-        raise AssertionError(f"the broker did not stop within {within}s; tasks:\n{out.getvalue()}") from None
+
+def _tasks() -> str:
+    """Every task of the loop and where it waits (frames of Python code only)."""
+    out = []
+    for task in asyncio.all_tasks():
+        try:
+            frames = [f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack()]
+        except Exception as exc:  # a coroutine of compiled code
+            frames = [f"(no stack: {exc!r})"]
+        out.append(f"{task.get_name()} {task.get_coro()!r}\n    " + "\n    ".join(frames))
+    return "\n".join(out)
 
 
 @pytest.fixture

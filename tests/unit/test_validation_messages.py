@@ -102,7 +102,10 @@ def test_the_message_names_the_proto_field_and_the_rule(model, values, request_t
 
 
 # Model fields no request carries, so no error can name them to a client, and why.
-INTERNAL = {"party": "MessageFilter.party: set from the caller's identity (#22.17), never from a request"}
+INTERNAL = {
+    "party": "MessageFilter.party: set from the caller's identity (#22.17), never from a request",
+    "newest_first": "the console's order box (HTTP); gRPC lists page in submission order",
+}
 
 
 def test_every_input_field_is_a_proto_field_or_renamed() -> None:
