@@ -164,11 +164,15 @@ def _tasks() -> str:
     """Every task of the loop and where it waits (frames of Python code only)."""
     out = []
     for task in asyncio.all_tasks():
-        try:
-            frames = [f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}" for f in task.get_stack()]
-        except Exception as exc:  # a coroutine of compiled code
-            frames = [f"(no stack: {exc!r})"]
-        out.append(f"{task.get_name()} {task.get_coro()!r}\n    " + "\n    ".join(frames))
+        frames, coro = [], task.get_coro()
+        while coro is not None:  # down the chain of awaits
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                frames.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            else:
+                frames.append(repr(coro))
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        out.append(f"{task.get_name()}\n    " + "\n    ".join(frames))
     return "\n".join(out)
 
 

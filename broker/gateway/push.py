@@ -128,6 +128,7 @@ class PushSender:
         self.backoff_first_s = settings.a2a_push_backoff_s
         self.stats = PushStats()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._posting: set[asyncio.Task[None]] = set()
         self._client = httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False)
@@ -140,6 +141,9 @@ class PushSender:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        # The flag too: Python 3.11's wait_for can swallow a cancellation that races its timeout.
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -151,7 +155,7 @@ class PushSender:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self._round(loop.time())
