@@ -12,6 +12,7 @@ import grpc
 from pydantic import ValidationError
 
 from ..clock import US_PER_S, now_us
+from ..core.streams import duplex, frames
 from ..core.taskqueue import TaskQueue
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
@@ -36,7 +37,6 @@ from ..pb import tasks_pb2_grpc as pb_grpc
 from ..security.identity import attributed, charge, may_act_as, recorded_actor
 from ..security.streams import withdrawn
 from .convert import dur_s, dur_us, fitting, ts, ts_us
-from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .sessions import SessionRpcs, session_out
 from .tasks_pb import (
