@@ -52,7 +52,9 @@ class Store:
         self.due: list[Message] = []
         self.released: list[tuple[list[tuple[str, int]], str, bool]] = []
 
-    async def claim_messages(self, agent: str, caps: Any, limit: int, now: int, deadline: int) -> list[Message]:
+    async def claim_messages(
+        self, agent: str, caps: Any, limit: int, now: int, deadline: int
+    ) -> list[Message]:
         out, self.due = self.due[:limit], self.due[limit:]
         return out
 
@@ -104,7 +106,7 @@ async def test_an_ack_frees_room_on_the_stream_that_holds_the_delivery_and_an_ol
     await it.aclose()
 
 
-async def test_a_stream_that_ends_releases_what_it_holds_and_its_untransmitted_response_gets_its_attempt_back():
+async def test_an_ended_stream_releases_what_it_holds_and_its_untransmitted_response_gets_its_attempt_back():
     s = Scene()
     s.store.due = [message("m1"), message("m2"), message("m3")]
     sub = s.stream()
