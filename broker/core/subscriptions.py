@@ -84,6 +84,13 @@ class Subscription:
         self.dirty = True  # look at once: the backlog
         self.ended: BrokerError | None = None  # set when the broker ends the stream
         self.closed = False
+        self._parked = False  # waiting for a wake-up, with no claim in flight
+
+    @property
+    def idle(self) -> bool:
+        """Nothing under way: it looked, found nothing it could take, and waits for a wake-up
+        (or it ended). Until something wakes it, it hands out nothing more."""
+        return self.closed or (self._parked and not self.event.is_set())
 
     @property
     def room(self) -> int:
@@ -139,7 +146,11 @@ class Subscription:
                 if not self.claims:
                     self.event.clear()
                     if not (self.dirty and self.room > 0) and not self.claims and self.ended is None:
-                        await self.event.wait()
+                        self._parked = True
+                        try:
+                            await self.event.wait()
+                        finally:
+                            self._parked = False
                     continue
                 fut, limit = self.claims[0]
                 # Shielded: a claim committed after the client left must still be released.
