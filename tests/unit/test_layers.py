@@ -82,7 +82,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     CONSOLE: (GATEWAY, FEDERATION, WEB, *SERVER),
     # Beside the servicers: a second wire protocol over the same core (its wire types are a2a-sdk's).
     GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, WEB, *SERVER),
-    # Beside the servicers: a client of the peers' API (broker.pb stubs) and of the local core.
+    # Beside the servicers: a client of the peers' API (the Python client's Worker) and of the core.
     FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, WEB, *SERVER),
     # Serves what the layers beside the servicers built; knows nothing of what they do.
     WEB: ("broker.servicers", FEDERATION, *SERVER),

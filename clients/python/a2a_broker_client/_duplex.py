@@ -101,11 +101,16 @@ class Duplex(Generic[T]):
         if self._fallback is None:
             try:
                 await self._call.initial_metadata()
-                return
+                code = await self._call.code() if self._call.done() else grpc.StatusCode.OK
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                code = exc.code()
+                if code != grpc.StatusCode.UNIMPLEMENTED:
                     raise from_grpc(exc, self.method) from exc
-                self._fallback = self._fallback_factory()  # an older broker
+            if code == grpc.StatusCode.OK:
+                return
+            if code != grpc.StatusCode.UNIMPLEMENTED:  # it ended before it was live (unreachable...)
+                raise error_for(code, await self._call.details(), self.method)
+            self._fallback = self._fallback_factory()  # an older broker
         await self._fallback.wait_live()
 
     def __aiter__(self) -> Self:
