@@ -69,10 +69,13 @@ class Duplex(Generic[T]):
         if self._call is None and self._fallback is None:
             self._call = self._open_call()
             self._reader = asyncio.ensure_future(self._read())
-            try:
-                await self._call.write(self._opening)
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                pass  # the call failed (the broker is away...): the reader reports its status
+            # Under the write lock: a request settled meanwhile is written after the opening one
+            # (two writes at once on a gRPC call fail it with INTERNAL).
+            async with self._write:
+                try:
+                    await self._call.write(self._opening)
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    pass  # the call failed (the broker is away...): the reader reports its status
 
     async def _read(self) -> None:
         try:
