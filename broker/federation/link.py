@@ -60,7 +60,8 @@ log = logging.getLogger("broker.federation")
 
 REPORT_AGAIN_S = 300.0  # on starting, copies finished this recently are reported again
 CALL_TIMEOUT_S = 10.0
-OFFER_RETRY_S = 1.0  # this broker's own agents could not be read: try again after
+RETRY_S = 0.2  # a refusal (or this broker's own agents unreadable): try again after, doubling
+RECONNECT_MAX_S = 5.0
 MESSAGES_IN_FLIGHT = 100  # the peer's messages taken at once (a Subscribe's default)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -114,16 +115,7 @@ class PeerLink:
 
     async def run(self) -> None:
         """Join the peer and keep the offer current, until cancelled (then ``stop``)."""
-        await self.registry.register(
-            RegisterInput(
-                agent_id=rules.sender_id(self.name),  # who sends the copies of the peer's messages here
-                name=f"peer {self.name}",
-                agent_type=marks.BROKER_AGENT_TYPE,
-                max_concurrent_tasks=1,
-                exposure=Exposure.BROKER,
-            )
-        )
-        caps, total = await self._read_offer()
+        caps, total = await self._prepare()
         self._offered = (caps, max(total, 1))
         self.worker = Worker(
             self.agent_id,
@@ -143,24 +135,44 @@ class PeerLink:
             on_connection=self._connection,
             logger=_WorkerLog(logging.getLogger("broker.federation.worker"), {}),
         )
-        await self.worker.start()  # registered (waiting for the peer as long as it takes)
+        backoff = RETRY_S
+        while True:  # registered: waiting for the peer as long as it takes, backing off on a refusal
+            try:
+                await self.worker.start()
+                break
+            except BrokerRpcError as exc:
+                self._connection(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
         await self._resume()
         while True:
             await asyncio.sleep(self.settings.federation_refresh_s)
             try:
                 await self._advertise()
             except (BrokerRpcError, BrokerError) as exc:  # the next round tries again
-                log.warning("peer link: offer not refreshed", extra={"peer": self.name, "error": str(exc)})
+                # (while the link is down, its own lines say so: once, then with a count)
+                level = logging.WARNING if self._down_since is None else logging.DEBUG
+                log.log(level, "peer link: offer not refreshed", extra={"peer": self.name, "error": str(exc)})
 
-    async def _read_offer(self) -> tuple[list[str], int]:
-        """What this broker's own agents offer (waiting while they cannot be read)."""
+    async def _prepare(self) -> tuple[list[str], int]:
+        """The local sender of the peer's messages' copies, and what this broker's own agents offer
+        (waiting while they cannot be read)."""
         while True:
             try:
+                await self.registry.register(
+                    RegisterInput(
+                        agent_id=rules.sender_id(self.name),
+                        name=f"peer {self.name}",
+                        agent_type=marks.BROKER_AGENT_TYPE,
+                        max_concurrent_tasks=1,
+                        exposure=Exposure.BROKER,
+                    )
+                )
                 caps, total, self._free = rules.offer(await self.registry.every())
                 return caps, total
             except BrokerError as exc:
                 self._connection(exc)
-                await asyncio.sleep(OFFER_RETRY_S)
+                await asyncio.sleep(RETRY_S)
 
     async def _advertise(self) -> None:
         """Register again when the offer changed, and report the free capacity."""

@@ -215,11 +215,14 @@ class Worker:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Register and start the background loops; returns once registered."""
+        """Register and start the background loops; returns once registered (a refusal other
+        than the broker's absence raises, and ``start`` may be called again)."""
         if self._started:
             return
-        self._started = True
         await self._register(wait=True)
+        if self._started:  # a concurrent start() got there first
+            return
+        self._started = True
         self._background.append(
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.agent_id}:heartbeat")
         )
