@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from . import gateway, reflection
 from . import mcp as mcp_http
+from .clock import Clock
 from .config import Settings
 from .console import Console
 from .core.mailbox import Mailbox
@@ -162,9 +163,12 @@ async def _relay_wakeups(relay: WakeRelay, registries: list[Wakeups]) -> None:
         w.relay = relay.publish
 
 
-async def start_server(settings: Settings, tracer_provider: Any = None) -> Broker:
+async def start_server(settings: Settings, tracer_provider: Any = None, clock: Clock | None = None) -> Broker:
     """Open storage, build the services, bind, and start serving. ``tracer_provider``: the
-    OpenTelemetry provider for ``--tracing on`` (default: the process's, see tracing.py)."""
+    OpenTelemetry provider for ``--tracing on`` (default: the process's, see tracing.py);
+    ``clock``: the time the core and the sweeper run on (default: the system's; tests pass
+    one they advance)."""
+    clock = clock or Clock()
     exposed = exposure_problem(settings)
     if exposed and not settings.insecure:
         raise BrokerError(f"refusing to start: {exposed}; add them, or pass --insecure to accept the risk")
@@ -175,9 +179,9 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
     a2a: gateway.Gateway | None = None
     mcp: mcp_http.McpEndpoint | None = None
     try:
-        registry = Registry(storage, settings)
-        mailbox = Mailbox(storage, registry, settings)
-        tasks = TaskQueue(storage, registry, settings)
+        registry = Registry(storage, settings, clock)
+        mailbox = Mailbox(storage, registry, settings, clock)
+        tasks = TaskQueue(storage, registry, settings, clock)
         if storage.relay is not None:
             await _relay_wakeups(storage.relay, [mailbox.wakeups, tasks.dispatch.signals])
         metrics = Metrics(storage, mailbox, tasks, settings.metrics_top_n)
@@ -278,6 +282,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None) -> Broke
                     else []
                 ),
             ],
+            clock,
         )
         sweeper.start()
         federation = None

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
+from broker.clock import Clock
 from broker.config import Settings
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.server import Broker, start_server
@@ -142,10 +143,22 @@ def backend_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
+def broker_clock(request: pytest.FixtureRequest) -> Clock | None:
+    """The clock of the `broker` fixture's broker: None for the system's. A test that moves time
+    by hand is marked ``@manual_clock`` (tests/clock_support.py): a ManualClock."""
+    make = getattr(request, "param", None)
+    return make() if make is not None else None
+
+
+@pytest.fixture
 async def broker(
-    tmp_path: Path, settings_overrides: dict[str, Any], backend_overrides: dict[str, Any]
+    tmp_path: Path,
+    settings_overrides: dict[str, Any],
+    backend_overrides: dict[str, Any],
+    broker_clock: Clock | None,
 ) -> AsyncIterator[Broker]:
-    b = await start_server(make_settings(tmp_path, **{**settings_overrides, **backend_overrides}))
+    settings = make_settings(tmp_path, **{**settings_overrides, **backend_overrides})
+    b = await start_server(settings, clock=broker_clock)
     try:
         yield b
     finally:

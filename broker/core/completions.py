@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..clock import now_us
+from ..clock import Clock
 from ..errors import BrokerError
 from ..models.tasks import Changes, CompleteInput, Task
 from ..storage.base import Storage
@@ -22,9 +22,14 @@ class CompleteBatcher:
     of every committed change (with task snapshots while ``watched()``)."""
 
     def __init__(
-        self, storage: Storage, announce: Callable[[Changes], None], watched: Callable[[], bool]
+        self,
+        storage: Storage,
+        announce: Callable[[Changes], None],
+        watched: Callable[[], bool],
+        clock: Clock | None = None,
     ) -> None:
         self.storage = storage
+        self.clock = clock or Clock()
         self.announce = announce
         self.watched = watched  # whether task snapshots are wanted (someone watches)
         self._coalescer: Coalescer[CompleteInput, Task] = Coalescer(
@@ -40,11 +45,13 @@ class CompleteBatcher:
         return await self._coalescer.submit(inp)
 
     async def _write(self, inps: list[CompleteInput]) -> list[Task | BrokerError]:
-        results, changes = await self.storage.complete_tasks(inps, now_us(), snapshots=self.watched())
+        results, changes = await self.storage.complete_tasks(
+            inps, self.clock.now_us(), snapshots=self.watched()
+        )
         self.announce(changes)
         return results
 
     async def _write_one(self, inp: CompleteInput) -> Task:
-        task, changes = await self.storage.complete_task(inp, now_us(), snapshots=self.watched())
+        task, changes = await self.storage.complete_task(inp, self.clock.now_us(), snapshots=self.watched())
         self.announce(changes)
         return task

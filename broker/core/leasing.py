@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from ..clock import now_us
+from ..clock import Clock
 from ..errors import FailedPrecondition, StorageUnavailable
 from ..models.agents import Agent
 from ..models.tasks import Assignment, Cancellation, Changes, LeaseResult
@@ -79,8 +79,10 @@ class Leaser:
         liveness: Liveness,
         watched: Callable[[], bool] = lambda: False,
         router: RecordRouter | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.storage = storage
+        self.clock = clock or Clock()
         self.watched = watched  # whether writes should return task snapshots (someone watches)
         self.liveness = liveness  # told when a Listen stream opens and ends (a sign of life)
         self.announce = announce
@@ -137,7 +139,7 @@ class Leaser:
         while the lease commits, the tasks it got are handed back instead of waiting
         out their lease: nobody was told about them."""
         self.lease_attempts += 1
-        job = asyncio.ensure_future(self.storage.lease_tasks(agent_id, max_n, now_us()))
+        job = asyncio.ensure_future(self.storage.lease_tasks(agent_id, max_n, self.clock.now_us()))
         try:
             res = await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -157,7 +159,9 @@ class Leaser:
             self.spawn(self._return(agent_id, leases))
 
     async def _return(self, agent_id: str, leases: list[tuple[str, int]]) -> None:
-        self.announce(await self.storage.return_leases(agent_id, leases, now_us(), snapshots=self.watched()))
+        self.announce(
+            await self.storage.return_leases(agent_id, leases, self.clock.now_us(), snapshots=self.watched())
+        )
 
     async def _known_caps(self, agent_id: str) -> tuple[str, ...]:
         caps = self._caps.get(agent_id)
@@ -171,10 +175,10 @@ class Leaser:
         let better-ranked waiting agents lease first."""
         router = self.router
         if router is None:
-            return await _wait(ev, timeout)
+            return await _wait(ev, timeout, self.clock)
         try:
             await router.waiting(agent_id, res.capabilities, res.free)
-            woken = await _wait(ev, timeout)
+            woken = await _wait(ev, timeout, self.clock)
         except BaseException:
             router.gone(agent_id)
             raise
@@ -183,8 +187,7 @@ class Leaser:
         return woken
 
     async def claim(self, agent_id: str, max_n: int, wait_s: float) -> list[Assignment]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_s
+        deadline = self.clock.monotonic() + wait_s
         keys = keys_for(agent_id, await self._known_caps(agent_id))
         try:
             return await self._claim(agent_id, max_n, deadline, keys)
@@ -193,7 +196,6 @@ class Leaser:
                 self.router.gone(agent_id)
 
     async def _claim(self, agent_id: str, max_n: int, deadline: float, keys: list[str]) -> list[Assignment]:
-        loop = asyncio.get_running_loop()
         while True:
             if self._closing:
                 return []
@@ -204,7 +206,7 @@ class Leaser:
                     raise FailedPrecondition(f"agent {agent_id!r} is offline: send a heartbeat first")
                 if res.assignments:
                     return res.assignments
-                remaining = deadline - loop.time()
+                remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     return []
                 if not await self._wait_turn(agent_id, res, ev, remaining):
@@ -256,9 +258,9 @@ class Leaser:
                     del self._inboxes[agent_id]
 
 
-async def _wait(ev: asyncio.Event, timeout: float) -> bool:
-    """Wait for ``ev`` at most ``timeout`` seconds; True if it was set. (A timer that sets
-    the event costs less than wait_for's extra task, and this runs once per lease.)"""
+async def _wait(ev: asyncio.Event, timeout: float, clock: Clock) -> bool:
+    """Wait for ``ev`` at most ``timeout`` seconds of ``clock``; True if it was set. (A timer that
+    sets the event costs less than wait_for's extra task, and this runs once per lease.)"""
     if ev.is_set():
         return True
     fired = False
@@ -268,7 +270,7 @@ async def _wait(ev: asyncio.Event, timeout: float) -> bool:
         fired = True
         ev.set()
 
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    timer = clock.call_later(timeout, expire)
     try:
         await ev.wait()
     finally:

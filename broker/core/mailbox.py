@@ -2,12 +2,12 @@
 expiry, and the wake-ups after each commit. The rules of a copy's life (due, claim order, dead
 letters, expiry, retention) are in broker/domain/messages.py; subscriptions in subscriptions.py.
 
-The database holds every message copy and its state; this object holds only
-what is about live streams: which subscription holds which delivery (so an
-ack frees room on the right stream, and a stream that ends releases what it
-holds at once), which streams to wake for which agent or capability, and the
-timer for scheduled messages. Everything it learns from storage it learns after
-the commit.
+The database holds every message copy and its state; the mailbox holds only
+what is about live streams: which streams to wake for which agent or
+capability, and the timer for scheduled messages. Which stream holds which
+delivery (so an ack frees room on the right stream, and a stream that ends
+releases what it holds at once) is the ledger's (ledger.py). Everything it
+learns from storage it learns after the commit.
 
 Concurrent Send calls share write jobs (see coalescer.py), and a send claims for
 a subscribed recipient in its own transaction (a hand-off, see subscriptions.py):
@@ -26,9 +26,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable
 
-from ..clock import now_us, s_to_us
+from ..clock import Clock, s_to_us
 from ..config import Settings
 from ..domain import marks
 from ..domain import messages as rules
@@ -48,10 +47,11 @@ from ..models.messages import (
 )
 from ..models.stats import MessageStats
 from ..storage.base import Storage
-from ..storage.message_store import Handoff, MessageChanges, SendOutcome
+from ..storage.message_store import MessageChanges, SendOutcome
 from .coalescer import Coalescer
+from .ledger import Ledger, Reserved
 from .registry import Registry
-from .subscriptions import ClaimInFlight, Subscription
+from .subscriptions import Subscription
 from .wakeups import DueTimer, Wakeups, audience_key, subscriber_keys
 
 log = logging.getLogger("broker.mailbox")
@@ -66,25 +66,23 @@ CALLS_QUIET_S = 0.1
 
 
 class Mailbox:
-    def __init__(self, storage: Storage, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self, storage: Storage, registry: Registry, settings: Settings, clock: Clock | None = None
+    ) -> None:
         self.storage = storage
         self.registry = registry
         self.settings = settings
+        self.clock = clock = clock or Clock()
         # Subscriptions wait on inbox:<agent> and pool:<capability> (see wakeups.py).
         self.wakeups = Wakeups()
-        self.started_at = now_us()
-        self._streams: dict[str, set[Subscription]] = {}
-        self._owner: dict[str, tuple[Subscription, int]] = {}  # message_id -> (stream, attempt)
-        self._releases: set[asyncio.Task[None]] = set()
-        self._timer = DueTimer(self.wakeups.notify)
+        self.started_at = clock.now_us()
+        self.stats = MessageStats()
+        self.ledger = Ledger(storage, clock, self.stats, self._changed, self._stream_closed)
+        self._timer = DueTimer(self.wakeups.notify, clock)
         self._recovered = False
         self._recover_lock = asyncio.Lock()
         self._due_scanned = 0
-        self._closing = False  # shutdown began: no new sends or streams; releases wait for close()
-        self.stats = MessageStats()
-        self._released = False  # close() began: held deliveries are handed back, acks are refused
         self._last_call = 0.0  # loop time of the last Send or Ack call (see drain)
-        self._deferred: list[tuple[Subscription, list[ClaimInFlight]]] = []
         self._sends: Coalescer[NewMessage, SendResult] = Coalescer(
             self._send_group, what="send", max_jobs=MAX_SEND_JOBS
         )
@@ -104,7 +102,7 @@ class Mailbox:
         return await self._sends.submit(msg)
 
     async def _send_group(self, msgs: list[NewMessage]) -> list[SendResult | BrokerError]:
-        return (await self._store(msgs, False, self._reserve(msgs))).results
+        return (await self._store(msgs, False)).results
 
     async def send_batch(self, msgs: list[NewMessage]) -> list[SendResult]:
         """A SendBatch: one job, all or nothing."""
@@ -113,7 +111,7 @@ class Mailbox:
         for i, m in enumerate(msgs):
             if m.in_reply_to is not None:
                 await self._thread(m, f"messages[{i}].")
-        out = await self._store(msgs, True, self._reserve(msgs))
+        out = await self._store(msgs, True)
         return out.results  # type: ignore[return-value]  # batch mode raises instead of returning errors
 
     async def _thread(self, msg: NewMessage, field: str) -> None:
@@ -130,39 +128,22 @@ class Mailbox:
             msg.correlation_id = original.correlation_id
         msg.headers = {**msg.headers, IN_REPLY_TO: msg.in_reply_to}
 
-    def _reserve(self, msgs: list[NewMessage]) -> dict[str, Subscription]:
-        """For each direct recipient, the stream with the most room: the send will claim for it
-        in its own transaction (a hand-off). Its siblings are woken as usual if more is left."""
-        out: dict[str, Subscription] = {}
-        for m in msgs:
-            agent = m.target.agent_id
-            if agent is None or agent in out or m.deliver_after is not None:
-                continue
-            best = max(self._streams.get(agent, ()), key=lambda s: s.room, default=None)
-            if best is not None and not best.closed and best.ended is None and best.room > 0:
-                out[agent] = best
-        return out
-
-    async def _store(
-        self, msgs: list[NewMessage], batch: bool, reserved: dict[str, Subscription]
-    ) -> SendOutcome:
-        claims = {a: s.reserve() for a, s in reserved.items()}
-        handoff = {a: Handoff(s.capabilities, claims[a][1], s.ack_deadline_us) for a, s in reserved.items()}
+    async def _store(self, msgs: list[NewMessage], batch: bool) -> SendOutcome:
+        """Store the messages; a direct recipient's stream with room claims its copies in the same
+        transaction (a hand-off, reserved on the ledger)."""
+        reserved: Reserved = self.ledger.reserve(msgs)
         try:
-            out = await self.storage.send_messages(msgs, now_us(), batch, handoff)
+            out = await self.storage.send_messages(
+                msgs, self.clock.now_us(), batch, self.ledger.handoffs(reserved)
+            )
         except BaseException:
-            for agent, (fut, _) in claims.items():
-                fut.set_result([])
-                reserved[agent].wake()  # claim for itself
+            self.ledger.unreserve(reserved)
             raise
         self.stats.published += sum(
             len(r.message_ids) for r in out.results if isinstance(r, SendResult) and not r.duplicate
         )
-        for agent, (fut, limit) in claims.items():
-            got = out.claimed.get(agent, [])
-            fut.set_result(got)  # the stream hands them out (or releases them)
-            if len(got) < limit:
-                out.wake.discard(Audience(agent, None))  # it took everything: nobody else need look
+        for agent in self.ledger.handed(reserved, out.claimed):
+            out.wake.discard(Audience(agent, None))  # its stream took everything: nobody else need look
         self._woken(out.wake, out.scheduled)
         return out
 
@@ -177,134 +158,52 @@ class Mailbox:
 
     async def subscribe(self, inp: SubscribeInput) -> Subscription:
         """A live subscription (armed for wake-ups); iterate ``deliveries()`` for messages."""
-        if self._closing:
+        if self.ledger.closing:
             raise StorageUnavailable("the broker is shutting down")
         agent = await self.registry.revive(inp.agent_id)
         await self._recover()
-        sub = Subscription(self, inp, marks.subscription_capabilities(agent.capabilities, agent.agent_type))
+        caps = marks.subscription_capabilities(agent.capabilities, agent.agent_type)
+        sub = Subscription(self.ledger, inp, caps)
         self.wakeups.watch(sub.keys, sub.wake)
-        self._streams.setdefault(agent.agent_id, set()).add(sub)
+        self.ledger.open(sub)
         self.registry.stream_opened(agent.agent_id, "subscribe")  # an open stream is a sign of life
         return sub
 
+    def _stream_closed(self, sub: Subscription) -> None:
+        self.registry.stream_closed(sub.agent_id, "subscribe", sub.delivered)
+        self.wakeups.unwatch(sub.keys, sub.wake)
+
     def _check_open(self) -> None:
-        if self._closing:
+        if self.ledger.closing:
             raise StorageUnavailable("the broker is shutting down; nothing was stored, send again")
 
     async def ack(self, agent_id: str, ids: list[str]) -> int:
         """An ack answered OK sticks. During shutdown the deliveries stay held until ``close()``
         (so acks in the grace period count); once they are handed back, an ack that may have come
         too late is refused (UNAVAILABLE: ack again, or expect the message again)."""
-        if self._released:
+        if self.ledger.released:
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         self._last_call = asyncio.get_running_loop().time()
-        done = await self.storage.ack_messages(agent_id, ids, now_us())
+        done = await self.storage.ack_messages(agent_id, ids, self.clock.now_us())
         self.stats.acknowledged += len(done)
-        self._forget(done)
-        if self._released and len(done) < len(ids):
+        self.ledger.forget(done)
+        if self.ledger.released and len(done) < len(ids):
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         return len(done)
 
     async def nack(self, inp: NackInput) -> tuple[int, int]:
         out = await self.storage.nack_messages(
-            inp.agent_id, inp.message_ids, now_us(), inp.delay_us, inp.reject, inp.reason
+            inp.agent_id, inp.message_ids, self.clock.now_us(), inp.delay_us, inp.reject, inp.reason
         )
         self._changed(out, "rejected" if inp.reject else "attempts_exhausted")
         return out.requeued, out.dead
-
-    def claim(self, sub: Subscription, limit: int) -> Awaitable[list[Message]]:
-        """A subscription's own claim (one write job)."""
-        now = now_us()
-        return self.storage.claim_messages(
-            sub.agent_id, sub.capabilities, limit, now, now + sub.ack_deadline_us
-        )
-
-    def hold(self, sub: Subscription, msgs: list[Message]) -> None:
-        for m in msgs:
-            sub.held[m.message_id] = m.attempt
-            self._owner[m.message_id] = (sub, m.attempt)
-
-    def delivering(self, sub: Subscription, msgs: list[Message]) -> None:
-        sub.delivered += len(msgs)
-        self.stats.delivered += len(msgs)
-        self.stats.redelivered += sum(1 for m in msgs if m.attempt > 1)
-
-    def _forget(self, ids: list[tuple[str, int]]) -> None:
-        """These deliveries are over (acked, released, expired): free their streams' room."""
-        for mid, attempt in ids:
-            entry = self._owner.get(mid)
-            if entry is None or entry[1] != attempt:
-                continue
-            del self._owner[mid]
-            sub = entry[0]
-            if sub.held.pop(mid, None) is not None and sub.dirty:
-                sub.event.set()  # room in flight for what it could not take (else nothing new)
 
     def _changed(self, out: MessageChanges, dead_reason: str = "attempts_exhausted") -> None:
         if out.dead:
             self.stats.dead_lettered[dead_reason] += out.dead
             log.info("messages dead-lettered", extra={"count": out.dead, "reason": dead_reason})
-        self._forget(out.ids)
+        self.ledger.forget(out.ids)
         self._woken(out.wake, out.scheduled)
-
-    def stream_ended(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
-        """A stream ended: release what it holds, at once, in a task the mailbox tracks (so that
-        shutdown waits for it even when the stream was cancelled)."""
-        self.registry.stream_closed(sub.agent_id, "subscribe", sub.delivered)
-        self.wakeups.unwatch(sub.keys, sub.wake)
-        streams = self._streams.get(sub.agent_id)
-        if streams is not None:
-            streams.discard(sub)
-            if not streams:
-                del self._streams[sub.agent_id]
-        if not sub.held and not claims:
-            return
-        if self._closing and not self._released:
-            self._deferred.append((sub, claims))  # close() releases it, after the acks of the grace
-            return
-        self._spawn_release(sub, claims)
-
-    def _spawn_release(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
-        task = asyncio.ensure_future(self._release(sub, claims))
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-
-    async def _release(self, sub: Subscription, claims: list[ClaimInFlight]) -> None:
-        for claim in claims:  # claims still in flight when the stream ended: theirs too
-            try:
-                self.hold(sub, await claim)
-            except Exception:  # the claim failed: it holds nothing
-                pass
-        held = list(sub.held.items())
-        sub.held.clear()
-        for mid, _ in held:
-            if self._owner.get(mid, (None, 0))[0] is sub:
-                del self._owner[mid]
-        if not held:
-            return
-        # Deliveries whose response was never written (the stream ended during the write) were
-        # not transmitted: their attempt is given back, as when the broker shut down.
-        unsent = {m.message_id for m in sub.sending}
-        sub.sending = []
-        groups = [
-            ([h for h in held if h[0] in unsent], True, "not transmitted before the subscription ended"),
-            (
-                [h for h in held if h[0] not in unsent],
-                sub.refund,
-                "broker shut down before the ack" if sub.refund else "subscription ended before the ack",
-            ),
-        ]
-        for group, refund, reason in groups:
-            if not group:
-                continue
-            try:
-                out = await self.storage.release_deliveries(group, now_us(), reason, refund)
-            except Exception:
-                log.exception(
-                    "could not release %d deliveries of %s; the ack deadline will", len(group), sub.agent_id
-                )
-                continue
-            self._changed(out)
 
     def _agent_gone(self, gone: AgentGone) -> None:
         """Called after the commit that released the agent's deliveries: end its streams."""
@@ -313,12 +212,7 @@ class Mailbox:
             why = f"agent {agent.agent_id!r} deregistered"
         else:
             why = f"agent {agent.agent_id!r} went offline ({gone.reason}); heartbeat, then subscribe again"
-        for sub in list(self._streams.get(agent.agent_id, ())):
-            for mid in sub.held:  # released in the registry's transaction already
-                if self._owner.get(mid, (None, 0))[0] is sub:
-                    del self._owner[mid]
-            sub.held.clear()
-            sub.stop(FailedPrecondition(why))
+        self.ledger.agent_gone(agent.agent_id, FailedPrecondition(why))
         caps = marks.subscription_capabilities(agent.capabilities, agent.agent_type)
         self.wakeups.notify_all(subscriber_keys(agent.agent_id, caps))
 
@@ -341,14 +235,14 @@ class Mailbox:
         if err is not None:
             raise err
         n = await self.storage.purge_messages(
-            status, now_us() if created_before is None else created_before, limit
+            status, self.clock.now_us() if created_before is None else created_before, limit
         )
         self.stats.purged += n
         log.info("messages purged", extra={"status": status.value, "count": n})
         return n
 
     async def requeue(self, ids: builtins.list[str]) -> int:
-        out = await self.storage.requeue_messages(ids, now_us())
+        out = await self.storage.requeue_messages(ids, self.clock.now_us())
         self._changed(out)
         return out.requeued
 
@@ -365,7 +259,7 @@ class Mailbox:
                 self._recovered = True
                 return
             out = await self.storage.release_stale_deliveries(
-                self.started_at, now_us(), "broker restarted before the ack"
+                self.started_at, self.clock.now_us(), "broker restarted before the ack"
             )
             self._recovered = True
             if out.ids:
@@ -375,12 +269,12 @@ class Mailbox:
     async def sweep(self) -> None:
         """Ack deadlines, expiry, retention, and wake-ups for scheduled messages now due."""
         await self._recover()
-        now = now_us()
+        now = self.clock.now_us()
         out = await self.storage.sweep_messages(
             now, now - s_to_us(self.settings.message_retention_s), SWEEP_LIMIT
         )
         self._changed(out.lapsed)
-        self._forget(out.expired)
+        self.ledger.forget(out.expired)
         self.stats.expired += len(out.expired)
         self.stats.purged += out.purged
         if out.lapsed.ids or out.expired or out.purged:
@@ -396,11 +290,8 @@ class Mailbox:
         """Refuse new sends and streams, and end every stream (UNAVAILABLE: subscribe again
         later). Their deliveries stay held until ``close()``, so that an ack sent meanwhile (in the
         server's grace period) still counts; then they are released with the attempt given back:
-        the broker, not the agent, failed."""
-        self._closing = True
-        for subs in list(self._streams.values()):
-            for sub in list(subs):
-                sub.stop(StorageUnavailable("the broker is shutting down; subscribe again"), refund=True)
+        the broker, not the agent, failed (see ledger.py)."""
+        self.ledger.shutdown()
 
     async def drain(self, timeout: float, quiet: float = CALLS_QUIET_S) -> None:
         """Wait (bounded by ``timeout``) until the Send calls already accepted have committed and
@@ -422,21 +313,7 @@ class Mailbox:
                 return
 
     async def close(self, timeout: float = 5.0) -> None:
-        """After the server stopped: release every delivery still held (streams that ended during
-        the shutdown, and streams still open, e.g. blocked in a write when the grace ended), wait
-        (bounded) until those releases committed, before storage closes."""
-        self.shutdown()
-        self._released = True
-        for subs in list(self._streams.values()):
-            for sub in list(subs):
-                sub.stop(StorageUnavailable("the broker is shutting down; subscribe again"), refund=True)
-                sub.refund = True
-                sub.end()  # forgets it and releases what it holds (a later end() does nothing)
-        deferred, self._deferred = self._deferred, []
-        for sub, claims in deferred:
-            self._spawn_release(sub, claims)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._releases and loop.time() < deadline:
-            await asyncio.wait(list(self._releases), timeout=max(0.0, deadline - loop.time()))
+        """After the server stopped: release every delivery still held, and wait (bounded) until
+        those releases committed, before storage closes."""
+        await self.ledger.close(timeout)
         await self._timer.close()

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from ..clock import now_us, s_to_us
+from ..clock import Clock, s_to_us
 from ..config import Settings
 from ..domain import agent_records
 from ..errors import StorageUnavailable
@@ -37,9 +37,10 @@ GoneListener = Callable[[AgentGone], Awaitable[None] | None]
 class Registry:
     """Keeps agents and tells the rest of the broker when one comes or goes."""
 
-    def __init__(self, storage: Storage, settings: Settings) -> None:
+    def __init__(self, storage: Storage, settings: Settings, clock: Clock | None = None) -> None:
         self.storage = storage
         self.settings = settings
+        self.clock = clock or Clock()
         self.events: Feed[AgentEvent] = Feed()
         # Called (after commit) for every agent that goes offline or deregisters;
         # the mailbox and task queue hook in here to wake streams and publish events.
@@ -63,7 +64,7 @@ class Registry:
 
     async def register(self, inp: RegisterInput) -> tuple[Agent, bool]:
         agent_id = inp.agent_id or f"agent-{uuid.uuid4().hex[:16]}"
-        now = now_us()
+        now = self.clock.now_us()
         agent, before = await self.storage.register_agent(inp, agent_id, now)
         if before is None:
             self._publish(AgentEventType.REGISTERED, agent, now)
@@ -99,10 +100,10 @@ class Registry:
         n = self._streams.pop(agent_id, 0) - 1
         if n > 0:
             self._streams[agent_id] = n
-        self._seen[agent_id] = now_us()
+        self._seen[agent_id] = self.clock.now_us()
 
     async def heartbeat(self, inp: HeartbeatInput) -> Agent:
-        now = now_us()
+        now = self.clock.now_us()
         try:
             agent, before = await self.storage.heartbeat(inp.agent_id, inp.status, inp.free_capacity, now)
         except StorageUnavailable:
@@ -119,7 +120,7 @@ class Registry:
         return agent
 
     async def deregister(self, agent_id: str) -> AgentGone:
-        now = now_us()
+        now = self.clock.now_us()
         gone = await self.storage.deregister_agent(agent_id, now)
         self._publish(AgentEventType.DEREGISTERED, gone.agent, now)
         await self._tell_gone(gone)
@@ -135,7 +136,7 @@ class Registry:
     async def records(self, agent_ids: builtins.list[str]) -> dict[str, AgentRecord]:
         """Each agent's performance record over the configured window."""
         window = self.settings.agent_record_window_s
-        outcomes = await self.storage.agent_outcomes(agent_ids, now_us() - s_to_us(window))
+        outcomes = await self.storage.agent_outcomes(agent_ids, self.clock.now_us() - s_to_us(window))
         return {a: agent_records.record(o, window) for a, o in outcomes.items()}
 
     async def list(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
@@ -156,7 +157,7 @@ class Registry:
         (0: every offline agent), a page at a time; their ids."""
         out: builtins.list[str] = []
         while True:
-            now = now_us()
+            now = self.clock.now_us()
             gone = await self.storage.deregister_offline(now - s_to_us(older_than_s), now, RETIRE_PAGE)
             for g in gone:
                 self._publish(AgentEventType.DEREGISTERED, g.agent, now)
@@ -176,7 +177,7 @@ class Registry:
             retired = await self.deregister_offline(retention)
             if retired:
                 log.info("offline agents deregistered after the retention", extra={"count": len(retired)})
-        now = now_us()
+        now = self.clock.now_us()
         cutoff = now - s_to_us(self.settings.liveness_timeout)
         self._seen = {a: t for a, t in self._seen.items() if t >= cutoff}
         alive = {**self._seen, **dict.fromkeys(self._streams, now)}

@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from ..clock import now_us
+from ..clock import Clock
 from ..models.sessions import CreateSessionInput, EndSessionInput, Session, SessionFilter
 from ..models.tasks import Changes
 from ..storage.base import Storage
@@ -23,14 +23,21 @@ def new_session_id() -> str:
 
 class Sessions:
     def __init__(
-        self, storage: Storage, announce: Callable[[Changes], None], watched: Callable[[], bool]
+        self,
+        storage: Storage,
+        announce: Callable[[Changes], None],
+        watched: Callable[[], bool],
+        clock: Clock | None = None,
     ) -> None:
         self.storage = storage
+        self.clock = clock or Clock()
         self._announce = announce
         self._watched = watched
 
     async def create(self, inp: CreateSessionInput) -> Session:
-        session = await self.storage.create_session(inp, inp.session_id or new_session_id(), now_us())
+        session = await self.storage.create_session(
+            inp, inp.session_id or new_session_id(), self.clock.now_us()
+        )
         log.info(
             "session created",
             extra={
@@ -48,13 +55,13 @@ class Sessions:
         return await self.storage.list_sessions(flt)
 
     async def close(self, inp: EndSessionInput) -> Session:
-        session, changes = await self.storage.close_session(inp, now_us())
+        session, changes = await self.storage.close_session(inp, self.clock.now_us())
         self._announce(changes)
         return session
 
     async def cancel(self, inp: EndSessionInput) -> tuple[Session, builtins.list[str]]:
         session, cancelled, changes = await self.storage.cancel_session(
-            inp, now_us(), snapshots=self._watched()
+            inp, self.clock.now_us(), snapshots=self._watched()
         )
         self._announce(changes)
         return session, cancelled

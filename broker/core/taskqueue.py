@@ -19,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from ..clock import now_us, s_to_us
+from ..clock import Clock, Timer, s_to_us
 from ..config import Settings
 from ..domain import task_states
 from ..domain.priority import PriorityPolicy
@@ -65,24 +65,27 @@ PURGE_EVERY_S = 60.0
 
 
 class TaskQueue:
-    def __init__(self, storage: Storage, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self, storage: Storage, registry: Registry, settings: Settings, clock: Clock | None = None
+    ) -> None:
         self.storage = storage
         self.registry = registry
         self.settings = settings
+        self.clock = clock = clock or Clock()
         self.policy = PriorityPolicy.from_settings(settings)
         self.events: Feed[TaskEvent] = Feed()
         # Every transition, without task snapshots (the A2A gateway's index follows its tasks' turns).
         self.transitions: Feed[Transition] = Feed()
         # Claim and Listen (named ``dispatch``: it hands out the leases).
         router = RecordRouter(registry.records) if settings.route_by_record else None
-        self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched, router)
-        self.completions = CompleteBatcher(storage, self.announce, self.watched)
-        self.sessions = Sessions(storage, self.announce, self.watched)
+        self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched, router, clock)
+        self.completions = CompleteBatcher(storage, self.announce, self.watched, clock)
+        self.sessions = Sessions(storage, self.announce, self.watched, clock)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
         self._backoff_heap: list[int] = []
-        self._backoff_timer: asyncio.TimerHandle | None = None
-        self._last_purge = 0.0
+        self._backoff_timer: Timer | None = None
+        self._last_purge: float | None = None
         self._bg: set[asyncio.Task[None]] = set()
         self.stats = TaskStats()
 
@@ -146,13 +149,12 @@ class TaskQueue:
             self._backoff_timer = None
         if not self._backoff_heap:
             return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, (self._backoff_heap[0] - now_us()) / 1e6)
-        self._backoff_timer = loop.call_later(delay, self._backoff_due)
+        delay = max(0.0, (self._backoff_heap[0] - self.clock.now_us()) / 1e6)
+        self._backoff_timer = self.clock.call_later(delay, self._backoff_due)
 
     def _backoff_due(self) -> None:
         self._backoff_timer = None
-        now = now_us()
+        now = self.clock.now_us()
         while self._backoff_heap and self._backoff_heap[0] <= now:
             heapq.heappop(self._backoff_heap)
         self._spawn(self._release_backoffs())
@@ -160,7 +162,7 @@ class TaskQueue:
 
     async def _release_backoffs(self) -> None:
         try:
-            self.announce(await self.storage.release_backoffs(now_us()))
+            self.announce(await self.storage.release_backoffs(self.clock.now_us()))
         except StorageUnavailable as exc:  # e.g. shutting down: the sweeper catches up later
             log.debug("backoff release skipped: %s", exc)
 
@@ -186,7 +188,7 @@ class TaskQueue:
     async def submit(self, spec: TaskSpecInput) -> tuple[Task, bool]:
         s = self.settings
         nodes = plan_single(spec, s.max_dependencies, s.max_payload_bytes)
-        res = await self.storage.submit_tasks(nodes, now_us())
+        res = await self.storage.submit_tasks(nodes, self.clock.now_us())
         self.announce(res.changes)
         return res.tasks[0], res.duplicate[0]
 
@@ -229,7 +231,7 @@ class TaskQueue:
     async def submit_graph(self, nodes: list[GraphNodeInput]) -> SubmitResult:
         s = self.settings
         planned = plan_graph(nodes, s.max_dependencies, s.max_payload_bytes)
-        res = await self.storage.submit_tasks(planned, now_us())
+        res = await self.storage.submit_tasks(planned, self.clock.now_us())
         self.announce(res.changes)
         # Answer in request order (storage inserted in dependency order).
         by_id = {t.task_id: (t, d) for t, d in zip(res.tasks, res.duplicate, strict=True)}
@@ -250,7 +252,7 @@ class TaskQueue:
 
         async def withdraw() -> None:
             changes = await self.storage.withdraw_leases(
-                agent_id, leases, now_us(), reason, snapshots=self.watched()
+                agent_id, leases, self.clock.now_us(), reason, snapshots=self.watched()
             )
             self.announce(changes)
             if changes.cancellations:
@@ -261,7 +263,7 @@ class TaskQueue:
         self._spawn(withdraw())
 
     async def extend_lease(self, inp: ExtendInput) -> int:
-        until, changes = await self.storage.extend_lease(inp, now_us())
+        until, changes = await self.storage.extend_lease(inp, self.clock.now_us())
         self.announce(changes)
         return until
 
@@ -271,22 +273,24 @@ class TaskQueue:
         return await self.completions.complete(inp)
 
     async def fail(self, inp: FailInput) -> Task:
-        task, changes = await self.storage.fail_task(inp, now_us(), snapshots=self.watched())
+        task, changes = await self.storage.fail_task(inp, self.clock.now_us(), snapshots=self.watched())
         self.announce(changes)
         return task
 
     async def cancel(self, inp: CancelInput) -> list[str]:
-        ids, changes = await self.storage.cancel_task(inp, now_us(), snapshots=self.watched())
+        ids, changes = await self.storage.cancel_task(inp, self.clock.now_us(), snapshots=self.watched())
         self.announce(changes)
         return ids
 
     async def add_dependency(self, inp: DependencyEditInput) -> Task:
-        task, changes = await self.storage.add_dependency(inp, now_us(), snapshots=self.watched())
+        task, changes = await self.storage.add_dependency(inp, self.clock.now_us(), snapshots=self.watched())
         self.announce(changes)
         return task
 
     async def remove_dependency(self, inp: DependencyEditInput) -> Task:
-        task, changes = await self.storage.remove_dependency(inp, now_us(), snapshots=self.watched())
+        task, changes = await self.storage.remove_dependency(
+            inp, self.clock.now_us(), snapshots=self.watched()
+        )
         self.announce(changes)
         return task
 
@@ -314,7 +318,7 @@ class TaskQueue:
         return await self.storage.task_graph(task_id, limit)
 
     def calculated_priority(self, task: Task, now: int | None = None) -> float:
-        return self.policy.calculated(task.dispatch_rank, now_us() if now is None else now)
+        return self.policy.calculated(task.dispatch_rank, self.clock.now_us() if now is None else now)
 
     async def watch(
         self, scope: WatchScope, value: str
@@ -357,12 +361,12 @@ class TaskQueue:
 
     async def sweep(self) -> None:
         """Lease expiry, due retry backoffs, deadline urgency, retention."""
-        now = now_us()
+        now = self.clock.now_us()
         self.announce(await self.storage.sweep_tasks(now, snapshots=self.watched()))
-        loop = asyncio.get_running_loop()
         every = min(PURGE_EVERY_S, self.settings.task_retention_s / 10)
-        if loop.time() - self._last_purge >= every:
-            self._last_purge = loop.time()
+        at = self.clock.monotonic()
+        if self._last_purge is None or at - self._last_purge >= every:
+            self._last_purge = at
             horizon = now - s_to_us(self.settings.task_retention_s)
             purged = await self.storage.purge_tasks(horizon)
             if purged:

@@ -20,7 +20,7 @@ import asyncio
 import heapq
 from collections.abc import Callable, Iterable
 
-from ..clock import now_us
+from ..clock import Clock
 from ..domain import marks
 from ..domain.messages import Audience
 
@@ -141,8 +141,9 @@ class DueTimer:
     scheduled index wakes subscribers instead (within one sweeper period).
     """
 
-    def __init__(self, fire: Callable[[str], None], cap: int = 100_000) -> None:
+    def __init__(self, fire: Callable[[str], None], clock: Clock | None = None, cap: int = 100_000) -> None:
         self._fire = fire
+        self._clock = clock or Clock()
         self._cap = cap
         self._heap: list[tuple[int, str]] = []
         self._changed = asyncio.Event()
@@ -160,17 +161,20 @@ class DueTimer:
     async def _run(self) -> None:
         while True:
             self._changed.clear()
-            now = now_us()
+            now = self._clock.now_us()
             fired: set[str] = set()
             while self._heap and self._heap[0][0] <= now:
                 fired.add(heapq.heappop(self._heap)[1])
             for key in fired:
                 self._fire(key)
-            timeout = (self._heap[0][0] - now) / 1e6 + 0.001 if self._heap else None
+            if not self._heap:
+                await self._changed.wait()
+                continue
+            timer = self._clock.call_later((self._heap[0][0] - now) / 1e6 + 0.001, self._changed.set)
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            except TimeoutError:
-                pass
+                await self._changed.wait()
+            finally:
+                timer.cancel()
 
     async def close(self) -> None:
         if self._task is not None:

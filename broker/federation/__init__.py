@@ -1,7 +1,8 @@
 """Federation: this broker joins peer brokers as an agent of type ``broker`` and runs, with its own
 agents, the tasks they hand it (``link.PeerLink``, one per configured peer; the rules are
-``broker.domain.federation``'s). Beside the servicers: a client of the peers' TaskQueue and
-AgentRegistry over gRPC, and of the local core.
+``broker.domain.federation``'s). Beside the servicers: a client of the peers (each link runs the
+Python client's ``Worker``, a2a_broker_client, imported only when peers are configured), and of
+the local core.
 
 Tasks and anycast messages cross; see the README's "Federation". Configured with
 ``--peers NAME=HOST:PORT,...``, ``--broker-id`` (how this broker is known to its
@@ -14,13 +15,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from .link import PeerLink
-
 if TYPE_CHECKING:
     from ..config import Settings
     from ..core.mailbox import Mailbox
     from ..core.registry import Registry
     from ..core.taskqueue import TaskQueue
+    from .link import PeerLink
 
 
 def parse_peers(text: str) -> list[tuple[str, str]]:
@@ -38,8 +38,10 @@ class Federation:
     def __init__(
         self, settings: Settings, tasks: TaskQueue, registry: Registry, mailbox: Mailbox, address: str
     ) -> None:
+        from .link import PeerLink  # the client library, only with peers
+
         broker_id = settings.broker_id or address
-        self.links = [
+        self.links: list[PeerLink] = [
             PeerLink(n, a, settings, tasks, registry, mailbox, broker_id)
             for n, a in parse_peers(settings.peers)
         ]

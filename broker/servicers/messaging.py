@@ -1,209 +1,48 @@
-"""Messaging servicer: protobuf <-> mailbox calls."""
+"""Messaging servicer: protobuf <-> mailbox calls (conversions in messaging_pb.py; the streams'
+shapes are the core's: subscriptions.py, streams.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
 
-from ..clock import now_us, s_to_us
+from ..clock import s_to_us
 from ..core.mailbox import Mailbox
+from ..core.streams import windowed
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
-    IN_REPLY_TO,
     MAX_BATCH_SEND,
     PUBLISH_WINDOW,
     Message,
     MessageFilter,
     MessageStatus,
-    NewMessage,
-    SubscribeInput,
-    Target,
-    TargetKind,
     check_ids,
     check_nack,
-    check_send,
-    check_subscribe,
 )
 from ..pb import messaging_pb2 as pb
 from ..pb import messaging_pb2_grpc as pb_grpc
 from ..security.identity import charge, may_act_as, may_read_message, reader_scope
-from .convert import dur_us, enum_value, fitting, framed_size, set_us, ts_fields, ts_us
-from .duplex import duplex, frames
+from .convert import dur_us, enum_value, fitting, set_us, ts_us
 from .errors import rpc, status_of, stream_rpc
+from .messaging_pb import (
+    PB_TO_STATUS,
+    destination,
+    fold_broadcasts,
+    is_consume_confirm,
+    message_to_pb,
+    send_from_pb,
+    split_deliveries,
+    subscribe_input,
+)
 from .tracing import TRACEPARENT, SpanScope, Tracing, incoming, valid
 
-STATUS_TO_PB = {
-    MessageStatus.PENDING: pb.MESSAGE_STATUS_PENDING,
-    MessageStatus.DELIVERED: pb.MESSAGE_STATUS_DELIVERED,
-    MessageStatus.PROCESSED: pb.MESSAGE_STATUS_PROCESSED,
-    MessageStatus.FAILED: pb.MESSAGE_STATUS_FAILED,
-    MessageStatus.EXPIRED: pb.MESSAGE_STATUS_EXPIRED,
-}
-PB_TO_STATUS = {v: k for k, v in STATUS_TO_PB.items()}
 MAX_PURGE = 10_000
-KIND_TO_PB = {
-    TargetKind.DIRECT: pb.TARGET_KIND_DIRECT,
-    TargetKind.BROADCAST: pb.TARGET_KIND_BROADCAST,
-    TargetKind.ANYCAST: pb.TARGET_KIND_ANYCAST,
-}
-
-
-_DIRECT: dict[str, Target] = {}
 # The unary twins a request stream's entries are charged as (security quotas).
 SEND = "/a2a.broker.v1.Messaging/Send"
 ACK = "/a2a.broker.v1.Messaging/Ack"
 NACK = "/a2a.broker.v1.Messaging/Nack"
-
-
-def _target(req: pb.SendRequest) -> Target | None:
-    if not req.HasField("target"):
-        return None
-    t = req.target
-    which = t.WhichOneof("kind")
-    if which == "agent_id":
-        agent_id = t.agent_id
-        target = _DIRECT.get(agent_id)
-        if target is None:  # one Target per recipient, reused (never modified)
-            if len(_DIRECT) > 10_000:
-                _DIRECT.clear()
-            target = _DIRECT[agent_id] = Target(TargetKind.DIRECT, agent_id=agent_id)
-        return target
-    if which == "broadcast":
-        return Target(
-            TargetKind.BROADCAST,
-            capability=t.broadcast.capability or None,
-            include_sender=t.broadcast.include_sender,
-        )
-    if which == "anycast":
-        return Target(TargetKind.ANYCAST, capability=t.anycast.capability)
-    return None
-
-
-def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "") -> NewMessage:
-    expiry = req.WhichOneof("expiry")
-    return check_send(
-        field=field,
-        now=now,
-        max_payload=max_payload,
-        sender_id=req.sender_id,
-        target=_target(req),
-        message_type=req.message_type,
-        payload=req.payload,
-        content_type=req.content_type,
-        priority=req.priority if req.HasField("priority") else None,
-        correlation_id=req.correlation_id,
-        conversation_id=req.conversation_id,
-        deliver_after=ts_us(req, "deliver_after", field + "deliver_after"),
-        ttl_us=dur_us(req, "ttl") if expiry == "ttl" else None,
-        expires_at=ts_us(req, "expires_at", field + "expires_at") if expiry == "expires_at" else None,
-        max_attempts=req.max_attempts if req.HasField("max_attempts") else None,
-        idempotency_key=req.idempotency_key,
-        headers=dict(req.headers) if req.headers else None,
-        require_recipient=req.require_recipient,
-        in_reply_to=req.in_reply_to,
-    )
-
-
-def _pb_fields(m: Message) -> dict[str, object]:
-    kw: dict[str, object] = {
-        "message_id": m.message_id,
-        "send_id": m.send_id,
-        "sender_id": m.sender_id,
-        "target_kind": KIND_TO_PB[m.target_kind],
-        "message_type": m.message_type,
-        "payload": m.payload,
-        "content_type": m.content_type,
-        "priority": m.priority,
-        "status": STATUS_TO_PB[m.status],
-        "attempt": m.attempt,
-        "max_attempts": m.max_attempts,
-        "created_at": ts_fields(m.created_at),
-    }
-    if m.recipient_id is not None:
-        kw["recipient_id"] = m.recipient_id
-    if m.target_capability is not None:
-        kw["target_capability"] = m.target_capability
-    if m.correlation_id is not None:
-        kw["correlation_id"] = m.correlation_id
-    if m.conversation_id is not None:
-        kw["conversation_id"] = m.conversation_id
-    if m.headers:
-        kw["headers"] = m.headers
-        if IN_REPLY_TO in m.headers:
-            kw["in_reply_to"] = m.headers[IN_REPLY_TO]
-    if m.idempotency_key is not None:
-        kw["idempotency_key"] = m.idempotency_key
-    if m.last_error is not None:
-        kw["last_error"] = m.last_error
-    if m.awaiting_recipient:
-        kw["awaiting_recipient"] = True
-    for name in ("deliver_after", "expires_at", "delivered_at", "ack_deadline", "processed_at"):
-        value = getattr(m, name)
-        if value is not None:
-            kw[name] = ts_fields(value)
-    return kw
-
-
-def message_to_pb(m: Message) -> pb.Message:
-    return pb.Message(**_pb_fields(m))  # type: ignore[arg-type]
-
-
-def deliveries_to_pb(msgs: list[Message]) -> pb.SubscribeResponse:
-    resp = pb.SubscribeResponse()
-    add = resp.messages.add  # built in place: no copy into the repeated field
-    for m in msgs:
-        add(**_pb_fields(m))
-    return resp
-
-
-def split_deliveries(msgs: list[Message], max_bytes: int) -> list[tuple[pb.SubscribeResponse, list[Message]]]:
-    """Responses of at most ``max_bytes`` each (serialized), in order; a message larger than that
-    goes alone. One response in the common case (checked on the whole first)."""
-    resp = deliveries_to_pb(msgs)
-    if resp.ByteSize() <= max_bytes:
-        return [(resp, msgs)]
-    out: list[tuple[pb.SubscribeResponse, list[Message]]] = []
-    chunk: list[pb.Message] = []
-    chunk_msgs: list[Message] = []
-    size = 0
-    for m, x in zip(msgs, resp.messages, strict=True):
-        n = framed_size(x.ByteSize())
-        if chunk and size + n > max_bytes:
-            out.append((pb.SubscribeResponse(messages=chunk), chunk_msgs))
-            chunk, chunk_msgs, size = [], [], 0
-        chunk.append(x)
-        chunk_msgs.append(m)
-        size += n
-    out.append((pb.SubscribeResponse(messages=chunk), chunk_msgs))
-    return out
-
-
-def _fold_broadcasts(page: list[pb.Message]) -> list[pb.Message]:
-    """Each send once: a broadcast's copies (same send_id) folded into the first on the page,
-    which lists every copy's recipient and status."""
-    out: list[pb.Message] = []
-    firsts: dict[str, pb.Message] = {}
-    for m in page:
-        if m.target_kind != pb.TARGET_KIND_BROADCAST:
-            out.append(m)
-            continue
-        first = firsts.get(m.send_id)
-        if first is None:
-            first = firsts[m.send_id] = m
-            out.append(m)
-        first.recipients.add(message_id=m.message_id, recipient_id=m.recipient_id, status=m.status)
-    return out
-
-
-def _is_consume_confirm(x: object) -> bool:
-    return isinstance(x, pb.ConsumeConfirm)
-
-
-def _dest(m: Message) -> str | None:
-    return m.recipient_id or m.target_capability
 
 
 class MessagingServicer(pb_grpc.MessagingServicer):
@@ -212,6 +51,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         self.tracing = tracing or Tracing(False)
         self._max_payload = mailbox.settings.max_payload_bytes
         self._ack_deadline_us = s_to_us(mailbox.settings.ack_deadline_s)
+        self._now_us = mailbox.clock.now_us  # a message's TTL and schedule are read against it
 
     def _send_scope(self, parent: str | None, req: pb.SendRequest) -> SpanScope:
         """The send span of a Send; its traceparent becomes the message's ``traceparent`` header.
@@ -235,7 +75,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             "deliver",
             parents,
             {
-                "messaging.destination.name": _dest(first),
+                "messaging.destination.name": destination(first),
                 "messaging.message.id": first.message_id if len(msgs) == 1 else None,
                 "messaging.message.conversation_id": first.conversation_id if len(msgs) == 1 else None,
                 "messaging.message.delivery_count": first.attempt if len(msgs) == 1 else None,
@@ -253,7 +93,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         with self._send_scope(incoming(context), request) as scope:
             if scope.traceparent:
                 request.headers[TRACEPARENT] = scope.traceparent
-            res = await self.mailbox.send(send_from_pb(request, now_us(), self._max_payload))
+            res = await self.mailbox.send(send_from_pb(request, self._now_us(), self._max_payload))
             scope.set("messaging.message.id", res.message_ids[0] if len(res.message_ids) == 1 else None)
         return pb.SendResponse(message_ids=res.message_ids, duplicate=res.duplicate)
 
@@ -265,26 +105,8 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed."""
         await context.send_initial_metadata((("a2a-publish-window", str(PUBLISH_WINDOW)),))
         parent = incoming(context)
-        window = asyncio.Semaphore(PUBLISH_WINDOW)
-        confirms: asyncio.Queue[asyncio.Future[pb.PublishResponse] | None] = asyncio.Queue()
-
-        async def read() -> None:
-            try:
-                async for req in requests:
-                    await window.acquire()  # backpressure: no further read until a confirm
-                    confirms.put_nowait(asyncio.ensure_future(self._publish_one(req, parent)))
-            finally:
-                confirms.put_nowait(None)
-
-        reader = asyncio.ensure_future(read())
-        try:
-            while (confirm := await confirms.get()) is not None:
-                resp = await confirm
-                window.release()
-                yield resp
-            await reader  # a broken request stream ends the call with its error
-        finally:
-            reader.cancel()
+        async for resp in windowed(requests, lambda req: self._publish_one(req, parent), PUBLISH_WINDOW):
+            yield resp
 
     async def _publish_one(self, req: pb.PublishRequest, parent: str | None) -> pb.PublishResponse:
         try:
@@ -299,7 +121,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                     if scope.traceparent:
                         req.message.headers[TRACEPARENT] = scope.traceparent
                     res = await self.mailbox.send(
-                        send_from_pb(req.message, now_us(), self._max_payload, "message.")
+                        send_from_pb(req.message, self._now_us(), self._max_payload, "message.")
                     )
             finally:
                 answered()
@@ -321,7 +143,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                 for req in request.messages:
                     if TRACEPARENT not in req.headers:
                         req.headers[TRACEPARENT] = scope.traceparent
-            now = now_us()
+            now = self._now_us()
             msgs = [
                 send_from_pb(req, now, self._max_payload, f"messages[{i}].")
                 for i, req in enumerate(request.messages)
@@ -336,16 +158,6 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                 add(message_ids=r.message_ids)
         return resp
 
-    def _subscribe_input(self, request: pb.SubscribeRequest) -> SubscribeInput:
-        ack_deadline = dur_us(request, "ack_deadline")
-        return check_subscribe(
-            request.agent_id,
-            request.max_in_flight,
-            self._ack_deadline_us if ack_deadline is None else ack_deadline,
-            request.max_batch,
-            request.max_response_bytes,
-        )
-
     @stream_rpc
     async def Consume(
         self, requests: AsyncIterator[pb.ConsumeRequest], context: grpc.aio.ServicerContext
@@ -355,7 +167,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         first = await anext(aiter(requests), None)
         if first is None or not first.HasField("subscribe"):
             raise InvalidArgument("subscribe", "the first request must open the subscription")
-        inp = self._subscribe_input(first.subscribe)
+        inp = subscribe_input(first.subscribe, self._ack_deadline_us)
         if not may_act_as(inp.agent_id):
             raise PermissionDenied(f"subscribe.agent_id: {inp.agent_id!r} is not the caller")
         sub = await self.mailbox.subscribe(inp)
@@ -363,30 +175,22 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         await context.send_initial_metadata(())
         held: dict[str, str | None] | None = {} if self.tracing.on else None  # deliver spans, by id
 
-        async def deliveries() -> AsyncIterator[tuple[pb.SubscribeResponse, list[Message]]]:
-            async for msgs in sub.deliveries():
-                for item in split_deliveries(msgs, inp.max_response_bytes):
-                    yield item
-
         async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
             if req.HasField("subscribe"):
                 raise InvalidArgument("subscribe", "only the first request opens the subscription")
             return await self._settle(inp.agent_id, req, held)
 
-        try:
-            async for ready in duplex(deliveries(), requests, settle):
-                for push, confirm in frames(ready, _is_consume_confirm):
-                    if push is None:
-                        yield pb.ConsumeResponse(confirm=confirm)
-                        continue
-                    resp, sent = push
-                    if held is not None:
-                        self._delivered(sent, held)
-                    sub.sending = sent  # not transmitted until the write completes (see Subscribe)
-                    yield pb.ConsumeResponse(messages=resp.messages, confirm=confirm)
-                    sub.sending = []
-        finally:
-            sub.end()
+        def split(msgs: list[Message]) -> list[tuple[pb.SubscribeResponse, list[Message]]]:
+            return split_deliveries(msgs, inp.max_response_bytes)
+
+        async for push, confirm in sub.consume(split, requests, settle, is_consume_confirm):
+            if push is None:
+                yield pb.ConsumeResponse(confirm=confirm)
+                continue
+            resp, sent = push
+            if held is not None:
+                self._delivered(sent, held)
+            yield pb.ConsumeResponse(messages=resp.messages, confirm=confirm)
 
     async def _settle(
         self, agent_id: str, req: pb.ConsumeRequest, held: dict[str, str | None] | None
@@ -418,22 +222,19 @@ class MessagingServicer(pb_grpc.MessagingServicer):
     async def Subscribe(
         self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.SubscribeResponse]:
-        inp = self._subscribe_input(request)
+        inp = subscribe_input(request, self._ack_deadline_us)
         sub = await self.mailbox.subscribe(inp)
         # However the call ends (even cancelled while the generator is suspended), release at once.
         context.add_done_callback(lambda _ctx: sub.end())
         # Initial metadata tells the client the subscription is live: anything committed after it
         # is pushed on this stream (or a sibling stream of the same agent).
         await context.send_initial_metadata(())
-        async for msgs in sub.deliveries():
-            for resp, sent in split_deliveries(msgs, inp.max_response_bytes):
-                if self.tracing.on:
-                    self._delivered(sent)
-                # Until the write completes (the generator resumes), these are not transmitted:
-                # if the stream ends meanwhile, their attempt is given back.
-                sub.sending = sent
-                yield resp
-                sub.sending = []
+        # Until the write completes (the generator resumes), a response's deliveries count as
+        # not transmitted: if the stream ends meanwhile, their attempt is given back.
+        async for resp, sent in sub.frames(lambda msgs: split_deliveries(msgs, inp.max_response_bytes)):
+            if self.tracing.on:
+                self._delivered(sent)
+            yield resp
 
     @rpc
     async def Ack(self, request: pb.AckRequest, context: grpc.aio.ServicerContext) -> pb.AckResponse:
@@ -492,7 +293,7 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         if (n := fitting(page)) < len(page):  # under a client's default receive limit: the rest next
             page, last = page[:n], msgs[n - 1].seq
         if request.fold_broadcasts:
-            page = _fold_broadcasts(page)
+            page = fold_broadcasts(page)
         return pb.ListMessagesResponse(
             messages=page,
             next_page_token=encode_page_token(last) if last is not None else "",

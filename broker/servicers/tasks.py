@@ -11,7 +11,8 @@ from typing import Any
 import grpc
 from pydantic import ValidationError
 
-from ..clock import US_PER_S, now_us
+from ..clock import US_PER_S
+from ..core.streams import duplex, frames
 from ..core.taskqueue import TaskQueue
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
@@ -36,7 +37,6 @@ from ..pb import tasks_pb2_grpc as pb_grpc
 from ..security.identity import attributed, charge, may_act_as, recorded_actor
 from ..security.streams import withdrawn
 from .convert import dur_s, dur_us, fitting, ts, ts_us
-from .duplex import duplex, frames
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .sessions import SessionRpcs, session_out
 from .tasks_pb import (
@@ -120,7 +120,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
         return task_out(t, self.queue.calculated_priority(t, now))
 
     def _assignments(self, assignments: list[Assignment], agent_id: str) -> list[pb.Assignment]:
-        now = now_us()
+        now = self.queue.clock.now_us()
         out = [assignment_out(a, self.queue.calculated_priority(a.task, now)) for a in assignments]
         if self.tracing.on:  # an assign span under each task's stored context, handed to the worker
             for a, msg in zip(assignments, out, strict=True):
@@ -185,7 +185,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             res = await self.queue.submit_graph(
                 [n.model_copy(update={"task": attributed(n.task, "submitted_by")}) for n in inp.nodes]
             )
-        now = now_us()
+        now = self.queue.clock.now_us()
         return pb.SubmitGraphResponse(task_ids=res.keys, tasks=[self._task(t, now) for t in res.tasks])
 
     @rpc
@@ -378,7 +378,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             after=token[0] if token else None,
         )
         tasks, last = await self.queue.list(flt)
-        now = now_us()
+        now = self.queue.clock.now_us()
         return pb.ListTasksResponse(
             tasks=[self._task(t, now) for t in tasks], next_page_token=encode_page_token(last) if last else ""
         )
@@ -399,7 +399,7 @@ class TaskQueueServicer(SessionRpcs, pb_grpc.TaskQueueServicer):
             max_depth=request.max_depth or None,
         )
         summary = await self.queue.tree(q)
-        now = now_us()
+        now = self.queue.clock.now_us()
         tasks = [self._task(t, now) for t in summary.tasks]
         more = summary.more
         if (n := fitting(tasks)) < len(tasks):  # under a client's default receive limit: the rest next

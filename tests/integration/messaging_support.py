@@ -9,6 +9,7 @@ import grpc
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as pb
+from tests.conftest import eventually
 
 
 async def register(stubs: Any, agent_id: str, caps: tuple[str, ...] | list[str] = ()) -> None:
@@ -41,11 +42,14 @@ class Sub:
     """A Subscribe stream, live once ``open`` returns (the broker sent its headers).
 
     A task reads the stream into a queue: waiting on the queue with a timeout
-    must not cancel the call (cancelling a pending ``read`` would).
+    must not cancel the call (cancelling a pending ``read`` would). Opened with ``broker=`` (a
+    broker in this process), it knows the broker's end of the stream, which ``nothing`` looks at.
     """
 
     def __init__(self, call: Any) -> None:
         self.call = call
+        self.server: Any = None  # the broker's Subscription, when opened with broker=
+        self.received = 0  # messages read from the stream
         self._buffer: list[pb.Message] = []
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._reader = asyncio.ensure_future(self._read())
@@ -53,6 +57,7 @@ class Sub:
     async def _read(self) -> None:
         try:
             async for resp in self.call:
+                self.received += len(resp.messages)
                 self._queue.put_nowait(list(resp.messages))
             self._queue.put_nowait(grpc.StatusCode.OK)
         except grpc.aio.AioRpcError as err:
@@ -62,13 +67,23 @@ class Sub:
 
     @classmethod
     async def open(
-        cls, stubs: Any, agent_id: str, timeout: float = 5.0, wait_for_ready: bool | None = None, **kw: Any
+        cls,
+        stubs: Any,
+        agent_id: str,
+        timeout: float = 5.0,
+        wait_for_ready: bool | None = None,
+        broker: Any = None,
+        **kw: Any,
     ) -> Sub:
+        before = set(broker.mailbox.ledger.streams(agent_id)) if broker is not None else set()
         call = stubs.messaging.Subscribe(
             pb.SubscribeRequest(agent_id=agent_id, **kw), wait_for_ready=wait_for_ready
         )
         await asyncio.wait_for(call.initial_metadata(), timeout)
-        return cls(call)
+        sub = cls(call)
+        if broker is not None:  # opened before its headers were sent
+            (sub.server,) = set(broker.mailbox.ledger.streams(agent_id)) - before
+        return sub
 
     async def _next(self, timeout: float) -> Any:
         try:
@@ -101,11 +116,22 @@ class Sub:
     async def one(self, timeout: float = 5.0) -> pb.Message:
         return (await self.take(1, timeout))[0]
 
-    async def nothing(self, within: float = 0.3) -> None:
-        """Assert that no message arrives within ``within`` seconds."""
+    async def nothing(self, timeout: float = 5.0) -> None:
+        """Assert that nothing more is delivered: the broker's end of the stream is idle (it looked,
+        found nothing it may take, and waits for a wake-up), everything it handed out was read
+        here, and the test took all of it. (No waiting for a time: for the events.)"""
+        server = self.server
+        assert server is not None, "open the Sub with broker= to check that nothing comes"
         assert not self._buffer, f"unexpected buffered messages {self._buffer}"
-        item = await self._next(within)
-        assert item is None, f"unexpected delivery: {item}"
+        await eventually(lambda: _now(server.idle), timeout, what="the broker's end of the stream idle")
+        await eventually(
+            lambda: _now(self.received >= server.delivered), timeout, what="what it sent, read here"
+        )
+        queued = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        for x in queued:
+            self._queue.put_nowait(x)
+        unread = [x for x in queued if not isinstance(x, grpc.StatusCode)]
+        assert not unread, f"unexpected delivery: {unread}"
 
     async def ended(self, timeout: float = 5.0) -> grpc.StatusCode:
         """Wait for the stream to end (discarding deliveries); return its status code."""
@@ -121,3 +147,7 @@ class Sub:
     def cancel(self) -> None:
         self.call.cancel()
         self._reader.cancel()
+
+
+async def _now(value: bool) -> bool:
+    return value

@@ -3,9 +3,8 @@ success rate, mean and p95 run time, over the configured window."""
 
 from __future__ import annotations
 
-import asyncio
-
 from broker.pb import agents_pb2 as apb
+from tests.clock_support import manual_clock
 
 from . import tasks_helpers as th
 
@@ -14,7 +13,8 @@ async def record(stubs, agent_id: str) -> apb.AgentRecord:
     return (await stubs.agents.GetAgent(apb.GetAgentRequest(agent_id=agent_id))).record
 
 
-async def test_records_count_outcomes_and_run_times_after_a_scripted_workload(stubs):
+@manual_clock
+async def test_records_count_outcomes_and_run_times_after_a_scripted_workload(stubs, broker):
     await th.register(stubs, "fast", ["x"])
     await th.register(stubs, "idle", ["y"])
     r = await record(stubs, "fast")
@@ -23,7 +23,7 @@ async def test_records_count_outcomes_and_run_times_after_a_scripted_workload(st
     for i in range(3):
         await th.submit(stubs, f"ok {i}", required_capabilities=["x"])
         (a,) = await th.claim(stubs, "fast")
-        await asyncio.sleep(0.05 * (i + 1))  # 50, 100, 150 ms of work
+        await broker.tasks.clock.advance(0.05 * (i + 1))  # 50, 100, 150 ms of work
         await th.complete(stubs, a, "fast")
     await th.submit(stubs, "doomed", required_capabilities=["x"], retries=0)
     (a,) = await th.claim(stubs, "fast")
@@ -32,6 +32,7 @@ async def test_records_count_outcomes_and_run_times_after_a_scripted_workload(st
     assert (r.tasks_completed, r.tasks_failed, r.success_rate) == (3, 1, 0.75)
     mean_ms, p95_ms = r.mean_run_time.ToMilliseconds(), r.p95_run_time.ToMilliseconds()
     assert 50 <= mean_ms < 2000 and p95_ms >= 150 and p95_ms >= mean_ms, (mean_ms, p95_ms)
+    assert (mean_ms, p95_ms) == (75, 150)  # 50, 100, 150 and the failed one's 0 ms, exactly
     listed = {a.agent_id: a.record for a in (await stubs.agents.ListAgents(apb.ListAgentsRequest())).agents}
     assert listed["fast"].tasks_completed == 3 and listed["idle"].tasks_completed == 0
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from broker.pb import agents_pb2 as pb
+from tests.clock_support import later, manual_clock
 from tests.conftest import eventually, next_within
 
 
@@ -20,6 +21,7 @@ async def status_of(stubs, agent_id):
 
 
 async def test_silent_agent_goes_offline_and_comes_back(stubs):
+    """On the real clock, end to end: the liveness timeout and the sweeper."""
     stream = stubs.agents.WatchAgents(pb.WatchAgentsRequest(agent_ids=["a1"]))
     try:
         await asyncio.wait_for(stream.initial_metadata(), 5)
@@ -40,18 +42,16 @@ async def test_silent_agent_goes_offline_and_comes_back(stubs):
         stream.cancel()
 
 
+@manual_clock
 async def test_heartbeating_agent_stays_online(stubs, broker):
     await stubs.agents.Register(pb.RegisterRequest(agent_id="steady", max_concurrent_tasks=1))
     await stubs.agents.Register(pb.RegisterRequest(agent_id="silent", max_concurrent_tasks=1))
-    # Keep "steady" alive until "silent" is seen offline, plus several more sweeps.
-    rounds_at_offline = None
-    while True:
+    # "steady" heartbeats every interval (0.1 s) through six liveness timeouts, a sweep at every
+    # step; "silent" sends none.
+    for _ in range(24):
         await stubs.agents.Heartbeat(pb.HeartbeatRequest(agent_id="steady"))
-        if rounds_at_offline is None and await status_of(stubs, "silent") == pb.AGENT_STATUS_OFFLINE:
-            rounds_at_offline = broker.sweeper.rounds
-        if rounds_at_offline is not None and broker.sweeper.rounds >= rounds_at_offline + 5:
-            break
-        await asyncio.sleep(0.05)
+        await later(broker, 0.1)
+    assert await status_of(stubs, "silent") == pb.AGENT_STATUS_OFFLINE
     assert await status_of(stubs, "steady") == pb.AGENT_STATUS_AVAILABLE
 
 

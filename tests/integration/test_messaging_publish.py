@@ -4,6 +4,7 @@ its own, idempotent, within the window the broker states, and each entry's sende
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import pytest
@@ -85,15 +86,34 @@ async def test_the_broker_holds_at_most_the_window_unconfirmed(stubs, broker, mo
         return await real_send(msg)
 
     monkeypatch.setattr(broker.mailbox, "send", held_send)
+    # What the broker's window reads and hands on, counted as it happens (one step of its reader
+    # reads an entry and, unless the window is full, hands it on).
+    read = handed = 0
+    real_windowed = messaging_servicer.windowed
+
+    def counted(requests: Any, handle: Any, window: int) -> Any:
+        async def reading() -> Any:
+            nonlocal read
+            async for req in requests:
+                read += 1
+                yield req
+
+        def handing(req: Any) -> Any:
+            nonlocal handed
+            handed += 1
+            return handle(req)
+
+        return real_windowed(reading(), handing, window)
+
+    monkeypatch.setattr(messaging_servicer, "windowed", counted)
     run = asyncio.ensure_future(publish(stubs, [entry(i) for i in range(1, 21)]))
     try:
 
         async def window_full() -> bool:
-            return started == 5
+            return started == 5 and read == 6
 
-        await eventually(window_full, timeout=10, what="five entries taken")
-        await asyncio.sleep(0.3)  # bounded look for a sixth: none may start while five are held
-        assert started == 5
+        await eventually(window_full, timeout=10, what="five entries taken and a sixth read")
+        assert (handed, started) == (5, 5)  # the sixth waits for a confirm: none starts while five are held
         gate.set()
         confirms, headers = await asyncio.wait_for(run, 30)
     finally:

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from broker.pb import messaging_pb2 as pb
 from broker.server import start_server
+from tests.clock_support import later, manual_clock
 from tests.conftest import eventually, make_settings, stubs_for
 from tests.integration.messaging_support import Sub, ack, get, register, send
 
@@ -45,10 +46,11 @@ async def status_is(stubs, mid, status):
     await eventually(check, what=f"message {mid} {pb.MessageStatus.Name(status)}")
 
 
-async def test_unacked_message_is_redelivered_then_dead_lettered_and_requeue_delivers_it(pair):
+async def test_unacked_message_is_redelivered_then_dead_lettered_and_requeue_delivers_it(pair, broker):
+    """On the real clock, end to end: the ack deadline lapses and the sweeper redelivers."""
     stubs = pair
     mid = await send(stubs, "alice", "bob", max_attempts=2)
-    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(1))
+    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(1), broker=broker)
     first = await sub.one()
     assert (first.message_id, first.attempt) == (mid, 1)
     again = await sub.one(timeout=5)  # after the 1 s ack deadline, on the same stream
@@ -56,7 +58,7 @@ async def test_unacked_message_is_redelivered_then_dead_lettered_and_requeue_del
     assert again.delivered_at.ToMicroseconds() - first.delivered_at.ToMicroseconds() >= 900_000
 
     await status_is(stubs, mid, pb.MESSAGE_STATUS_FAILED)  # past the last attempt: dead letter
-    await sub.nothing(0.3)
+    await sub.nothing()
     dead = await stubs.messaging.ListMessages(pb.ListMessagesRequest(status=pb.MESSAGE_STATUS_FAILED))
     assert [m.message_id for m in dead.messages] == [mid]
     assert "ack deadline" in dead.messages[0].last_error and "2 of 2" in dead.messages[0].last_error
@@ -67,6 +69,25 @@ async def test_unacked_message_is_redelivered_then_dead_lettered_and_requeue_del
     assert (back.message_id, back.attempt) == (mid, 1)
     assert await ack(stubs, "bob", [mid]) == 1
     assert (await get(stubs, mid)).status == pb.MESSAGE_STATUS_PROCESSED
+
+
+@manual_clock
+async def test_an_unacked_delivery_lapses_at_its_ack_deadline_not_before(pair, broker):
+    stubs = pair
+    mid = await send(stubs, "alice", "bob", max_attempts=2)
+    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(30), broker=broker)
+    first = await sub.one()
+    await later(broker, 29.9)
+    await sub.nothing()  # not before its deadline
+    assert (await get(stubs, mid)).status == pb.MESSAGE_STATUS_DELIVERED
+    await later(broker, 0.2)
+    again = await sub.one()  # at the deadline, on the same stream
+    assert (again.message_id, again.attempt) == (mid, 2)
+    assert again.delivered_at.ToMicroseconds() - first.delivered_at.ToMicroseconds() == 30_100_000
+    await later(broker, 30.1)
+    await status_is(stubs, mid, pb.MESSAGE_STATUS_FAILED)  # past the last attempt: dead letter
+    await sub.nothing()
+    assert "ack deadline" in (await get(stubs, mid)).last_error
 
 
 async def test_requeue_refuses_what_is_not_a_dead_letter(pair):
@@ -80,10 +101,11 @@ async def test_requeue_refuses_what_is_not_a_dead_letter(pair):
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_nack_redelivers_at_once_after_a_delay_or_dead_letters_on_reject(pair):
+async def test_nack_redelivers_at_once_after_a_delay_or_dead_letters_on_reject(pair, broker):
+    """On the real clock, end to end: a nack's delay, through the mailbox's timer."""
     stubs = pair
     ids = [await send(stubs, "alice", "bob", b"%d" % i) for i in range(3)]
-    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(60))
+    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(60), broker=broker)
     got = await sub.take(3)
     assert [m.message_id for m in got] == ids
 
@@ -105,7 +127,25 @@ async def test_nack_redelivers_at_once_after_a_delay_or_dead_letters_on_reject(p
     assert (r.requeued, r.dead_lettered) == (0, 1)
     dead = await get(stubs, ids[2])
     assert dead.status == pb.MESSAGE_STATUS_FAILED and dead.last_error.startswith("malformed")
-    await sub.nothing(0.2)
+    await sub.nothing()
+
+
+@manual_clock
+async def test_a_nacked_message_comes_back_when_its_delay_is_over_not_before(pair, broker):
+    stubs = pair
+    clock = broker.mailbox.clock
+    mid = await send(stubs, "alice", "bob")
+    sub = await Sub.open(stubs, "bob", ack_deadline=seconds(60), broker=broker)
+    await sub.one()
+    t0 = clock.now_us()
+    r = await stubs.messaging.Nack(pb.NackRequest(agent_id="bob", message_ids=[mid], delay=seconds(30)))
+    assert r.requeued == 1
+    await clock.advance(29.9)
+    await sub.nothing()  # not before its delay
+    await clock.advance(0.2)  # the mailbox's timer (no sweep) delivers it
+    m = await sub.one()
+    assert (m.message_id, m.attempt) == (mid, 2)
+    assert m.delivered_at.ToMicroseconds() - t0 == 30_100_000
 
 
 async def test_nack_of_another_agents_or_an_unknown_message_is_refused(pair):
@@ -167,6 +207,7 @@ async def test_broker_shutdown_releases_deliveries_and_gives_the_attempt_back(tm
 
 
 async def test_scheduled_message_does_not_arrive_early(pair):
+    """On the real clock, end to end: the mailbox's timer for scheduled messages."""
     stubs = pair
     sub = await Sub.open(stubs, "bob")
     due = now_us() + 700_000
@@ -182,20 +223,23 @@ async def test_scheduled_message_does_not_arrive_early(pair):
     sub.cancel()
 
 
-async def test_expired_message_never_arrives_and_reads_expired(pair):
+@manual_clock
+async def test_expired_message_never_arrives_and_reads_expired(pair, broker):
     stubs = pair
     mid = await send(stubs, "alice", "bob", ttl=seconds(0.2))
+    await later(broker, 0.2)
     await status_is(stubs, mid, pb.MESSAGE_STATUS_EXPIRED)
-    later = await send(stubs, "alice", "bob")
-    sub = await Sub.open(stubs, "bob")
-    assert (await sub.one()).message_id == later
-    await sub.nothing(0.3)
+    fresh = await send(stubs, "alice", "bob")
+    sub = await Sub.open(stubs, "bob", broker=broker)
+    assert (await sub.one()).message_id == fresh
+    await sub.nothing()
     m = await get(stubs, mid)
     assert m.attempt == 0 and "expired" in m.last_error
     sub.cancel()
 
 
 async def test_delivered_message_expires_and_frees_its_room(pair):
+    """On the real clock, end to end: expiry by the sweeper."""
     stubs = pair
     mid = await send(stubs, "alice", "bob", ttl=seconds(0.5))
     nxt = await send(stubs, "alice", "bob")

@@ -68,14 +68,14 @@ async def test_broadcast_filtered_by_capability_and_including_the_sender(stubs):
     assert list(r.message_ids) == []  # nobody matched: nothing stored, not an error
 
 
-async def test_anycast_delivers_each_message_to_exactly_one_capable_agent(stubs):
+async def test_anycast_delivers_each_message_to_exactly_one_capable_agent(stubs, broker):
     await register(stubs, "boss")
     await register(stubs, "a1", ["summarize"])
     await register(stubs, "a2", ["summarize", "translate"])
     await register(stubs, "other", ["translate"])
     s1 = await Sub.open(stubs, "a1", max_in_flight=5, max_batch=2)
     s2 = await Sub.open(stubs, "a2", max_in_flight=5, max_batch=2)
-    s3 = await Sub.open(stubs, "other")
+    s3 = await Sub.open(stubs, "other", broker=broker)
     n = 40
     target = pb.Target(anycast=pb.Anycast(capability="summarize"))
     # One batch: a backlog bigger than one agent's max_in_flight, so both must take part.
@@ -101,20 +101,20 @@ async def test_anycast_delivers_each_message_to_exactly_one_capable_agent(stubs)
     assert sorted(got["a1"] + got["a2"]) == sorted(sent)  # every message, exactly once
     assert not set(got["a1"]) & set(got["a2"])
     assert got["a1"] and got["a2"]  # spread over both (each holds at most 5 at a time)
-    await s3.nothing(0.2)  # no capability, no copy
+    await s3.nothing()  # no capability, no copy
     for s in (s1, s2, s3):
         s.cancel()
 
 
-async def test_anycast_released_by_one_agent_goes_to_another(stubs):
+async def test_anycast_released_by_one_agent_goes_to_another(stubs, broker):
     await register(stubs, "boss")
     await register(stubs, "a1", ["x"])
     await register(stubs, "a2", ["x"])
     mid = await send(stubs, "boss", pb.Target(anycast=pb.Anycast(capability="x")))
     s1 = await Sub.open(stubs, "a1", ack_deadline={"seconds": 3600})
     assert (await s1.one()).message_id == mid
-    s2 = await Sub.open(stubs, "a2")
-    await s2.nothing(0.2)
+    s2 = await Sub.open(stubs, "a2", broker=broker)
+    await s2.nothing()
     s1.cancel()  # a1 leaves without acking: the copy goes back to the pool
     m = await s2.one()
     assert (m.message_id, m.recipient_id, m.attempt) == (mid, "a2", 2)
@@ -129,7 +129,7 @@ async def test_anycast_with_no_capable_agent_is_refused_when_the_send_requires_o
     assert "target.anycast.capability" in err.value.details()
 
 
-async def test_idempotency_key_yields_one_message(stubs):
+async def test_idempotency_key_yields_one_message(stubs, broker):
     await register(stubs, "alice")
     await register(stubs, "bob")
     req = pb.SendRequest(
@@ -150,9 +150,9 @@ async def test_idempotency_key_yields_one_message(stubs):
 
     listed = await stubs.messaging.ListMessages(pb.ListMessagesRequest(recipient_id="bob"))
     assert len(listed.messages) == 2
-    sub = await Sub.open(stubs, "bob")
+    sub = await Sub.open(stubs, "bob", broker=broker)
     await sub.take(2)
-    await sub.nothing(0.2)
+    await sub.nothing()
     sub.cancel()
 
 

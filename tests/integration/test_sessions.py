@@ -5,13 +5,11 @@ deleting; bad input refused with nothing changed."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
 from google.protobuf import struct_pb2
 
-from broker.clock import now_us
 from broker.pb import tasks_pb2 as pb
 from tests.conftest import next_within
 
@@ -247,7 +245,7 @@ async def test_retention_archives_ended_sessions_then_deletes_them_with_their_ta
     await th.complete(stubs, a, "w")
     await stubs.tasks.CloseSession(pb.CloseSessionRequest(session_id=s.session_id))
     live = await create(stubs)
-    later = now_us() + 1_000_000
+    later = broker.tasks.clock.now_us() + 1_000_000
     sessions = broker.tasks.sessions
     assert await sessions.archive(later) == 1  # archived; its task is still there
     assert sname((await get(stubs, s.session_id)).status) == "archived"
@@ -255,4 +253,3 @@ async def test_retention_archives_ended_sessions_then_deletes_them_with_their_ta
     await sessions.archive(later)
     await th.refused(stubs.tasks.GetSession(pb.GetSessionRequest(session_id=s.session_id)), C.NOT_FOUND)
     assert sname((await get(stubs, live.session_id)).status) == "active"  # untouched
-    await asyncio.sleep(0)

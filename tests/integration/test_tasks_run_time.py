@@ -4,12 +4,11 @@ policy), the history says so, and the holder is told on its stream."""
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 import pytest
 
 from broker.pb import tasks_pb2 as pb
+from tests.clock_support import later, manual_clock
 from tests.conftest import eventually, next_within
 
 from . import tasks_helpers as th
@@ -22,38 +21,43 @@ def spec(title: str, max_run: float | None, **kw) -> pb.TaskSpec:
     return s
 
 
-async def keep_extending(stubs, a: pb.Assignment, agent_id: str, stop: asyncio.Event) -> None:
-    """A worker that never finishes and keeps its lease alive (what max_run_time is for)."""
-    while not stop.is_set():
-        try:
-            await stubs.tasks.ExtendLease(
-                pb.ExtendLeaseRequest(task_id=a.task.task_id, agent_id=agent_id, attempt=a.attempt)
-            )
-        except grpc.aio.AioRpcError:
-            return
-        await asyncio.sleep(0.1)
+async def extend(stubs, a: pb.Assignment, agent_id: str) -> None:
+    await stubs.tasks.ExtendLease(
+        pb.ExtendLeaseRequest(task_id=a.task.task_id, agent_id=agent_id, attempt=a.attempt)
+    )
 
 
-@pytest.mark.parametrize("settings_overrides", [{"sweeper_period_s": 0.05}])
-async def test_an_attempt_past_its_max_run_time_fails_is_retried_and_the_holder_is_told(stubs):
+async def run_extended(stubs, broker, a: pb.Assignment, agent_id: str, seconds: float) -> None:
+    """A worker that never finishes and keeps its lease alive (what max_run_time is for): an
+    extension every 0.3 s of the broker's clock, a sweep at each step."""
+    for _ in range(round(seconds / 0.3)):
+        await extend(stubs, a, agent_id)
+        await later(broker, 0.3)
+
+
+@manual_clock
+async def test_an_attempt_past_its_max_run_time_fails_is_retried_and_the_holder_is_told(stubs, broker):
     await th.register(stubs, "w", ["slow"])
     t = (await stubs.tasks.Submit(pb.SubmitRequest(task=spec("forever", 1.0, retries=1, backoff=0)))).task
     assert t.spec.max_run_time.seconds == 1
     listen = stubs.tasks.Listen(pb.ListenRequest(agent_id="w"))
     (a,) = (await next_within(listen)).assignments
-    stop = asyncio.Event()
-    extender = asyncio.ensure_future(keep_extending(stubs, a, "w", stop))
     cancellations: list[pb.Cancellation] = []
     assignments: list[pb.Assignment] = []
-    while len(cancellations) < 2:  # each attempt's timeout, despite the extensions, and the retry
-        push = await next_within(listen, timeout=10)
+    # Each attempt's timeout, despite the extensions, and the retry.
+    await run_extended(stubs, broker, a, "w", 1.2)
+    while not assignments:
+        push = await next_within(listen)
+        cancellations += push.cancellations
+        assignments += push.assignments
+    await run_extended(stubs, broker, assignments[0], "w", 1.2)
+    while len(cancellations) < 2:
+        push = await next_within(listen)
         cancellations += push.cancellations
         assignments += push.assignments
     assert [(c.task_id, c.attempt) for c in cancellations] == [(t.task_id, 1), (t.task_id, 2)]
     assert all(c.reason.startswith("timeout") for c in cancellations)
     assert [(x.task.task_id, x.attempt) for x in assignments] == [(t.task_id, 2)]  # retried once
-    stop.set()
-    await extender
     listen.cancel()
     done = await th.get(stubs, t.task_id)
     assert th.name(done.status) == "failed" and done.last_error.startswith("timeout")
@@ -61,23 +65,20 @@ async def test_an_attempt_past_its_max_run_time_fails_is_retried_and_the_holder_
     assert sum("timeout" in r for r in reasons) == 2, reasons
 
 
-@pytest.mark.parametrize("settings_overrides", [{"sweeper_period_s": 0.05}])
-async def test_without_a_max_run_time_an_extended_lease_keeps_the_task(stubs):
+@manual_clock
+async def test_without_a_max_run_time_an_extended_lease_keeps_the_task(stubs, broker):
     await th.register(stubs, "w", ["slow"])
     t = (await stubs.tasks.Submit(pb.SubmitRequest(task=spec("patient", None)))).task
     assert not t.spec.HasField("max_run_time")
     (a,) = await th.claim(stubs, "w")
-    stop = asyncio.Event()
-    extender = asyncio.ensure_future(keep_extending(stubs, a, "w", stop))
-    await asyncio.sleep(1.5)  # longer than the other test's max_run_time: nothing may happen
-    assert await th.status(stubs, t.task_id) == "running"
-    stop.set()
-    await extender
+    await run_extended(stubs, broker, a, "w", 1.5)  # longer than the other test's max_run_time
+    assert await th.status(stubs, t.task_id) == "running"  # swept all along: nothing happened
     assert th.name((await th.complete(stubs, a, "w")).status) == "completed"
 
 
 @pytest.mark.parametrize("settings_overrides", [{"sweeper_period_s": 0.05, "default_max_run_time_s": 0.5}])
 async def test_the_configured_default_applies_when_a_task_sets_none(stubs):
+    """On the real clock, end to end: the execution timeout and the sweeper."""
     await th.register(stubs, "w", ["slow"])
     t = (await stubs.tasks.Submit(pb.SubmitRequest(task=spec("default", None, retries=0)))).task
     assert t.spec.max_run_time.ToMicroseconds() == 500_000

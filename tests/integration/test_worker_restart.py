@@ -115,12 +115,11 @@ async def test_worker_started_before_the_broker_waits_then_registers(brokers, ca
     runner = asyncio.create_task(w.run(handle_signals=False))
     try:
         # Wait until the worker has found nobody at the address (and said so), then start the broker.
-        async def said_waiting() -> None:
-            while not any("waiting for the broker" in r.getMessage() for r in caplog.records):
-                assert not runner.done(), f"the worker exited: {runner.exception()!r}"
-                await asyncio.sleep(0.02)
+        async def said_waiting() -> bool:
+            assert not runner.done(), f"the worker exited: {runner.exception()!r}"
+            return any("waiting for the broker" in r.getMessage() for r in caplog.records)
 
-        await asyncio.wait_for(said_waiting(), 10)
+        await eventually(said_waiting, timeout=10, what="the worker to say it waits for the broker")
         broker = brokers(port)
         await asyncio.to_thread(broker.start)
         await _wait(w.ready, "the worker to register")

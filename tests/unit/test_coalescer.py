@@ -1,23 +1,28 @@
-"""The one write coalescer (broker/core/coalescer.py), with a fake write job."""
+"""The one write coalescer (broker/core/coalescer.py), with a fake write job. The tests wait for
+what they look for (a job started, calls waiting), never for a count of event-loop steps."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
 from broker.core.coalescer import Coalescer
 from broker.errors import InvalidArgument, StorageUnavailable
+from tests.conftest import eventually
 
 
 class Store:
     def __init__(self) -> None:
         self.jobs: list[list[int]] = []
+        self.started = asyncio.Event()  # a job started (set at each)
         self.gate = asyncio.Event()
         self.gate.set()
 
     async def write(self, items: list[int]) -> list[int | BaseException]:
         self.jobs.append(items)
+        self.started.set()
         await self.gate.wait()
         if len(items) > 1 and 13 in items:
             raise StorageUnavailable("the database refused a row")  # the whole job fails
@@ -26,16 +31,24 @@ class Store:
         return [InvalidArgument("n", "must not be 7") if i == 7 else i * 10 for i in items]
 
 
+async def until(check: Callable[[], bool]) -> None:
+    """Wait (bounded) until ``check()`` holds: the calls started have reached the coalescer."""
+
+    async def holds() -> bool:
+        return check()
+
+    await eventually(holds, interval=0, what="the calls to reach the coalescer")
+
+
 async def test_concurrent_calls_share_jobs_while_one_is_written():
     store = Store()
     store.gate.clear()
     c: Coalescer[int, int] = Coalescer(store.write, what="test")
     first = asyncio.ensure_future(c.submit(0))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(store.started.wait(), 5)
     assert store.jobs == [[0]]  # a lone caller does not wait for company
     more = [asyncio.ensure_future(c.submit(i)) for i in range(1, 9) if i != 7]
-    await asyncio.sleep(0)
+    await until(lambda: c.pending == 7)
     assert c.pending == 7 and len(store.jobs) == 1  # waiting for the job in flight
     store.gate.set()
     results = await asyncio.wait_for(asyncio.gather(first, *more), 5)
@@ -59,10 +72,9 @@ async def test_when_a_shared_job_fails_each_item_is_retried_alone_and_only_the_o
     store.gate.clear()
     c: Coalescer[int, int] = Coalescer(store.write, what="test")
     first = asyncio.ensure_future(c.submit(0))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(store.started.wait(), 5)
     calls = [asyncio.ensure_future(c.submit(i)) for i in (1, 13, 2)]
-    await asyncio.sleep(0)
+    await until(lambda: c.pending == 3)
     assert store.jobs == [[0]] and c.pending == 3
     store.gate.set()
     results = await asyncio.wait_for(asyncio.gather(first, *calls, return_exceptions=True), 5)
@@ -84,10 +96,9 @@ async def test_retries_use_write_one_when_given():
     c: Coalescer[int, int] = Coalescer(store.write, write_one=write_one, what="test")
     store.gate.clear()
     first = asyncio.ensure_future(c.submit(0))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(store.started.wait(), 5)
     calls = [asyncio.ensure_future(c.submit(i)) for i in (13, 3)]
-    await asyncio.sleep(0)
+    await until(lambda: c.pending == 2)
     store.gate.set()
     results = await asyncio.wait_for(asyncio.gather(first, *calls, return_exceptions=True), 5)
     assert results[0] == 0 and results[2] == -3 and isinstance(results[1], StorageUnavailable)

@@ -3,7 +3,7 @@ sides, at most one of each per frame."""
 
 from __future__ import annotations
 
-from broker.servicers.duplex import frames
+from broker.core.streams import frames
 
 
 def is_confirm(x: object) -> bool:

@@ -108,7 +108,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     CONSOLE: (GATEWAY, FEDERATION, MCP, WEB, *SERVER),
     # Beside the servicers: a second wire protocol over the same core (its wire types are a2a-sdk's).
     GATEWAY: ("broker.servicers", OBSERVABILITY, CONSOLE, FEDERATION, MCP, WEB, *SERVER),
-    # Beside the servicers: a client of the peers' API (broker.pb stubs) and of the local core.
+    # Beside the servicers: a client of the peers' API (the Python client's Worker) and of the core.
     FEDERATION: ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, MCP, WEB, *SERVER),
     # Beside the gateway: a client of this broker's own gRPC API (the Python client's MCP tools), so
     # the rules stay where every caller meets them: nothing of the core, storage or servicers.

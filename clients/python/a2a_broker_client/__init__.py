@@ -10,6 +10,7 @@
 
 from ._consume import Consumption
 from ._stream import Stream
+from ._task_context import TaskFailure, TaskResult
 from ._work import WorkStream
 from .client import ADDRESS_ENV, DEFAULT_ADDRESS, BrokerClient, default_address
 from .errors import (
@@ -138,6 +139,8 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
+    "TaskFailure",
+    "TaskResult",
     "Worker",
     "decode_payload",
     "default_address",

@@ -69,10 +69,13 @@ class Duplex(Generic[T]):
         if self._call is None and self._fallback is None:
             self._call = self._open_call()
             self._reader = asyncio.ensure_future(self._read())
-            try:
-                await self._call.write(self._opening)
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                pass  # the call failed (the broker is away...): the reader reports its status
+            # Under the write lock: a request settled meanwhile is written after the opening one
+            # (two writes at once on a gRPC call fail it with INTERNAL).
+            async with self._write:
+                try:
+                    await self._call.write(self._opening)
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    pass  # the call failed (the broker is away...): the reader reports its status
 
     async def _read(self) -> None:
         try:
@@ -101,11 +104,16 @@ class Duplex(Generic[T]):
         if self._fallback is None:
             try:
                 await self._call.initial_metadata()
-                return
+                code = await self._call.code() if self._call.done() else grpc.StatusCode.OK
             except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                code = exc.code()
+                if code != grpc.StatusCode.UNIMPLEMENTED:
                     raise from_grpc(exc, self.method) from exc
-                self._fallback = self._fallback_factory()  # an older broker
+            if code == grpc.StatusCode.OK:
+                return
+            if code != grpc.StatusCode.UNIMPLEMENTED:  # it ended before it was live (unreachable...)
+                raise error_for(code, await self._call.details(), self.method)
+            self._fallback = self._fallback_factory()  # an older broker
         await self._fallback.wait_live()
 
     def __aiter__(self) -> Self:

@@ -39,8 +39,8 @@ from typing import Any
 import grpc
 
 from . import _convert as c
-from . import a2a_turns
 from ._consume import Consumption
+from ._task_context import NonRetryableError, TaskContext, describe, result_of
 from ._work import WorkStream
 from .client import BrokerClient
 from .errors import (
@@ -54,7 +54,7 @@ from .errors import (
 from .errors import (
     CancelledError as StreamClosedError,
 )
-from .models import Assignment, Message, Task
+from .models import Assignment, Message
 from .retry import RetryConfig
 
 log = logging.getLogger("a2a_broker_client.worker")
@@ -71,82 +71,7 @@ RECONNECT = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=
 FINISH_RETRY = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=1.0)
 # Waiting for the broker at start: quick at first, then every couple of seconds.
 CONNECT_RETRY = RetryConfig(max_attempts=1_000_000, initial_backoff=0.1, multiplier=2.0, max_backoff=2.0)
-# Without a known lease expiry, how long a finished task's Complete/Fail is retried.
-DEFAULT_FINISH_WINDOW = 60.0
 MAX_ERROR_CHARS = 1000
-
-
-class NonRetryableError(Exception):
-    """Raise from a task handler to fail the task for good (no retries left used)."""
-
-
-class TaskContext:
-    """What a task handler gets: the task, its lease, and a way to report progress.
-
-    Attributes:
-        task: the task as assigned.
-        attempt: the attempt this lease is for.
-        agent_id: the worker's agent id.
-        cancel_reason: set when the broker cancelled the task (the handler is
-            then cancelled too).
-    """
-
-    def __init__(self, worker: Worker, assignment: Assignment) -> None:
-        self._worker = worker
-        self.task: Task = assignment.task
-        self.attempt = assignment.attempt
-        self.agent_id = worker.agent_id
-        self.cancel_reason = ""
-        self._progress: int | None = None
-        self._note = ""
-        # When the lease lapses (epoch seconds), as last heard from the broker.
-        expires = assignment.task.lease_expires_at
-        if expires is not None:
-            self._lease_expires = expires.timestamp()
-        else:
-            self._lease_expires = time.time() + (
-                c.seconds(assignment.task.spec.lease_timeout or 0) or DEFAULT_FINISH_WINDOW
-            )
-
-    @property
-    def task_id(self) -> str:
-        return self.task.task_id
-
-    @property
-    def client(self) -> BrokerClient:
-        """The worker's client, e.g. to read prerequisites' results or send messages."""
-        return self._worker.client
-
-    @property
-    def payload(self) -> bytes:
-        return self.task.spec.payload if isinstance(self.task.spec.payload, bytes) else b""
-
-    @property
-    def data(self) -> Any:
-        """The payload decoded by its content type (JSON value, text, or bytes)."""
-        return self.task.spec.data
-
-    @property
-    def turn(self) -> dict[str, Any] | None:
-        """For a task from the A2A gateway, its turn: ``{"message", "history", "contextId"}``
-        (see :mod:`a2a_turns`); None for any other task."""
-        if self.task.spec.content_type != a2a_turns.TURN_TYPE:
-            return None
-        return a2a_turns.turn(self.payload)
-
-    @property
-    def turn_text(self) -> str:
-        """The text of the turn's message (the caller's words), "" for a task not from A2A."""
-        t = self.turn
-        return a2a_turns.text_of(t.get("message", {})) if t else ""
-
-    async def progress(self, percent: int | None = None, note: str = "") -> None:
-        """Report progress (0-100) and/or a status note now; also extends the lease."""
-        if percent is not None:
-            self._progress = percent
-        if note:
-            self._note = note
-        await self._worker._extend(self)
 
 
 @dataclass
@@ -177,10 +102,13 @@ class Worker:
         on_message: ``async def (Message)``; returning acks the message,
             raising nacks it (it is delivered again, up to its attempt limit).
         on_task: ``async def (TaskContext) -> result``; returning completes the
-            task with the result (bytes, str or a JSON-able value, or an A2A outcome
-            from :mod:`a2a_turns`: ``input_required(question)``, ``completed(...)``...),
-            raising fails the attempt (retried with backoff; :class:`NonRetryableError`
-            fails it for good). Cancelled when the broker cancels the task.
+            task with the result (bytes, str or a JSON-able value, a :class:`TaskResult`
+            naming its content type, or an A2A outcome from :mod:`a2a_turns`:
+            ``input_required(question)``, ``completed(...)``...), raising fails the attempt
+            (retried with backoff; :class:`NonRetryableError` fails it for good;
+            :class:`TaskFailure` gives the reason word for word). Cancelled when the broker
+            cancels the task, or refuses to extend its lease (``ctx.cancel_reason``,
+            ``ctx.lease_lost``).
         capabilities: what the agent can do (tasks are routed by them).
         capacity: most tasks held at once (``max_concurrent_tasks``).
         address: broker address (default ``$A2A_BROKER_ADDRESS`` or 127.0.0.1:50051).
@@ -192,7 +120,18 @@ class Worker:
         ack_deadline: seconds to handle a message before it is redelivered (broker default 30).
         drain_timeout: on stop, seconds to let running handlers finish.
         deregister_on_exit: deregister when stopping (releases anything still held).
-        name, agent_type, labels, metadata: registration details.
+        name, agent_type, endpoint, labels, metadata: registration details.
+        free_capacity: called at each heartbeat for the free capacity to report (None: not
+            reported), for an agent whose room is not only its own ``capacity``.
+        extend_every: seconds between a running task's lease extensions (default: a third of
+            its lease).
+        release_on_stop: when stopping with tasks still running, fail them ("released") so
+            that they are retried at once; False leaves their leases to lapse (a process that
+            comes back and ``resume``s them keeps them).
+        on_connection: called with None whenever the task stream is live (again), and with the
+            error whenever it broke or the broker could not be reached (the worker reconnects
+            by itself, backing off).
+        logger: where the worker's own lines go (default ``a2a_broker_client.worker``).
     """
 
     def __init__(
@@ -217,6 +156,12 @@ class Worker:
         ca: str | None = None,
         client_cert: str | None = None,
         client_key: str | None = None,
+        endpoint: str = "",
+        free_capacity: Callable[[], int | None] | None = None,
+        extend_every: float | None = None,
+        release_on_stop: bool = True,
+        on_connection: Callable[[BaseException | None], None] | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         if not agent_id:
             raise ValueError("agent_id is required")
@@ -232,8 +177,17 @@ class Worker:
         self.drain_timeout = drain_timeout
         self.deregister_on_exit = deregister_on_exit
         self._registration = dict(
-            name=name, agent_type=agent_type, labels=dict(labels or {}), metadata=dict(metadata or {})
+            name=name,
+            agent_type=agent_type,
+            endpoint=endpoint,
+            labels=dict(labels or {}),
+            metadata=dict(metadata or {}),
         )
+        self.free_capacity = free_capacity
+        self.extend_every = extend_every
+        self.release_on_stop = release_on_stop
+        self.on_connection = on_connection
+        self.log = logger or log
         self._own_client = client is None
         self.client = client or BrokerClient(
             address, token=token, ca=ca, client_cert=client_cert, client_key=client_key
@@ -256,15 +210,19 @@ class Worker:
         self._ack_loop: asyncio.Task[Any] | None = None
         self._started = False
         self._stopped = False
+        self._reopen = False  # the message stream was closed to open it again (reconfigure)
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Register and start the background loops; returns once registered."""
+        """Register and start the background loops; returns once registered (a refusal other
+        than the broker's absence raises, and ``start`` may be called again)."""
         if self._started:
             return
-        self._started = True
         await self._register(wait=True)
+        if self._started:  # a concurrent start() got there first
+            return
+        self._started = True
         self._background.append(
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.agent_id}:heartbeat")
         )
@@ -274,7 +232,7 @@ class Worker:
         if self.on_task is not None:
             self._task_loop = asyncio.create_task(self._tasks(), name=f"{self.agent_id}:tasks")
         self.ready.set()
-        log.info(
+        self.log.info(
             "worker %s started (capabilities %s, capacity %d)",
             self.agent_id,
             self.capabilities,
@@ -311,7 +269,7 @@ class Worker:
         self._stop_requested.set()
         self._draining = True
         drain = self.drain_timeout if drain_timeout is None else drain_timeout
-        log.info("worker %s stopping (drain up to %.1fs)", self.agent_id, drain)
+        self.log.info("worker %s stopping (drain up to %.1fs)", self.agent_id, drain)
         # No new tasks: end the Listen stream. The Subscribe stream stays open until the
         # running message handlers are done, so that their acks still count.
         await _cancel(self._task_loop)
@@ -333,10 +291,10 @@ class Worker:
             try:
                 await self.client.deregister(self.agent_id)
             except BrokerRpcError as exc:
-                log.warning("worker %s: deregister failed: %s", self.agent_id, exc)
+                self.log.warning("worker %s: deregister failed: %s", self.agent_id, exc)
         if self._own_client:
             await self.client.close()
-        log.info("worker %s stopped", self.agent_id)
+        self.log.info("worker %s stopped", self.agent_id)
 
     async def __aenter__(self) -> Worker:
         await self.start()
@@ -344,6 +302,15 @@ class Worker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _say_once(self, said: bool, fmt: str, *args: Any) -> bool:
+        """A warning the first time (``said`` False), DEBUG while the same trouble lasts; True."""
+        (self.log.debug if said else self.log.warning)(fmt, *args)
+        return True
+
+    def _connection(self, error: BaseException | None) -> None:
+        if self.on_connection is not None:
+            self.on_connection(error)
 
     # ------------------------------------------------------------ registration
 
@@ -363,8 +330,9 @@ class Worker:
             except (UnavailableError, DeadlineExceededError) as exc:
                 if not wait:
                     raise
+                self._connection(exc)
                 if not said:
-                    log.warning(
+                    self.log.warning(
                         "worker %s: waiting for the broker at %s (%s: %s)",
                         self.agent_id,
                         self.client.address,
@@ -374,7 +342,7 @@ class Worker:
                     said = True
                 await self._pause(next(delays))
         if said:
-            log.info("worker %s: the broker at %s is up", self.agent_id, self.client.address)
+            self.log.info("worker %s: the broker at %s is up", self.agent_id, self.client.address)
         self.heartbeat_interval = reg.heartbeat_interval or self.heartbeat_interval
         self._liveness = reg.liveness_timeout or 3 * self.heartbeat_interval
 
@@ -384,20 +352,51 @@ class Worker:
         await self.client.wait_ready(delay)
         await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
 
+    def _free(self) -> int | None:
+        return self.free_capacity() if self.free_capacity is not None else None
+
+    async def heartbeat(self) -> None:
+        """Heartbeat now, besides the worker's own (with the free capacity, when
+        ``free_capacity`` is given); registers again if the broker forgot the agent."""
+        try:
+            await self.client.heartbeat(self.agent_id, free_capacity=self._free())
+        except NotFoundError:
+            self.log.warning("worker %s: broker forgot us; registering again", self.agent_id)
+            await self._register()
+
+    async def reconfigure(
+        self, *, capabilities: Sequence[str] | None = None, capacity: int | None = None
+    ) -> None:
+        """Register again with new capabilities and/or capacity (the broker routes by them from
+        then on). The message stream opens again if the capabilities changed: a subscription
+        takes the anycast messages of the capabilities its agent had when it opened."""
+        if capacity is not None and capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        before = self.capabilities
+        if capabilities is not None:
+            self.capabilities = list(capabilities)
+        if capacity is not None:
+            self.capacity = capacity
+        await self._register()
+        stream = self._stream
+        if self.capabilities != before and stream is not None and not stream.closed:
+            self._reopen = True
+            await stream.aclose()  # the message loop opens it again, at once
+
     async def _heartbeat_loop(self) -> None:
         said = False
         while True:
             # Well inside the liveness timeout, so one lost heartbeat does not make us offline.
             await asyncio.sleep(max(0.05, min(self.heartbeat_interval / 2, self._liveness / 4)))
             try:
-                await self.client.heartbeat(self.agent_id)
+                await self.client.heartbeat(self.agent_id, free_capacity=self._free())
                 said = False
             except NotFoundError:
-                log.warning("worker %s: broker forgot us; registering again", self.agent_id)
+                self.log.warning("worker %s: broker forgot us; registering again", self.agent_id)
                 with contextlib.suppress(BrokerRpcError):
                     await self._register()
             except BrokerRpcError as exc:
-                said = _say_once(said, "worker %s: heartbeat failed: %s", self.agent_id, exc)
+                said = self._say_once(said, "worker %s: heartbeat failed: %s", self.agent_id, exc)
 
     # ------------------------------------------------------------ messages
 
@@ -419,14 +418,17 @@ class Worker:
                     self._message_handlers.add(t)
                     t.add_done_callback(self._message_handlers.discard)
             except UnimplementedError as exc:
-                log.error("worker %s: broker does not offer Subscribe: %s", self.agent_id, exc)
+                self.log.error("worker %s: broker does not offer Subscribe: %s", self.agent_id, exc)
                 return
             except BrokerRpcError as exc:
-                said = _say_once(
+                said = self._say_once(
                     said, "worker %s: message stream broke: %s; reconnecting", self.agent_id, exc
                 )
             finally:
                 await stream.aclose()
+            if self._reopen:  # closed by reconfigure(): with the new capabilities, now
+                self._reopen = False
+                continue
             await asyncio.sleep(next(delays))
 
     def _on_stream(self) -> Consumption:
@@ -443,8 +445,10 @@ class Worker:
             await self._nack(msg, "worker stopped before the handler finished")
             raise
         except Exception as exc:
-            log.info("worker %s: message %s handler raised %r; nacking", self.agent_id, msg.message_id, exc)
-            await self._nack(msg, _describe(exc))
+            self.log.info(
+                "worker %s: message %s handler raised %r; nacking", self.agent_id, msg.message_id, exc
+            )
+            await self._nack(msg, describe(exc))
         else:
             self._pending_acks.append(msg.message_id)
             self._ack_wakeup.set()
@@ -458,7 +462,7 @@ class Worker:
             self.stats.messages_nacked += 1
         except BrokerRpcError as exc:
             # Not fatal: the delivery lapses at its ack deadline and is redelivered anyway.
-            log.warning("worker %s: nack of %s failed: %s", self.agent_id, msg.message_id, exc)
+            self.log.warning("worker %s: nack of %s failed: %s", self.agent_id, msg.message_id, exc)
 
     async def _acks(self) -> None:
         # One Ack call for every message finished since the last one.
@@ -483,7 +487,7 @@ class Worker:
             self._pending_acks[:0] = ids
             raise
         except BrokerRpcError as exc:
-            log.warning("worker %s: ack of %d messages failed: %s", self.agent_id, len(ids), exc)
+            self.log.warning("worker %s: ack of %d messages failed: %s", self.agent_id, len(ids), exc)
 
     # ------------------------------------------------------------ tasks
 
@@ -495,6 +499,9 @@ class Worker:
             # unary calls against an older broker).
             stream = self._work = self.client.work(self.agent_id)
             try:
+                if self.on_connection is not None:
+                    await stream.wait_live()
+                    self._connection(None)
                 async for ev in stream:
                     delays, said = RECONNECT.delays(), False
                     for c in ev.cancellations:
@@ -502,13 +509,22 @@ class Worker:
                     for a in ev.assignments:
                         self._start_task(a)
             except UnimplementedError as exc:
-                log.error("worker %s: broker does not offer Listen: %s", self.agent_id, exc)
+                self.log.error("worker %s: broker does not offer Listen: %s", self.agent_id, exc)
                 return
             except BrokerRpcError as exc:
-                said = _say_once(said, "worker %s: task stream broke: %s; reconnecting", self.agent_id, exc)
+                self._connection(exc)
+                said = self._say_once(
+                    said, "worker %s: task stream broke: %s; reconnecting", self.agent_id, exc
+                )
             finally:
                 await stream.aclose()
             await asyncio.sleep(next(delays))
+
+    def resume(self, assignment: Assignment) -> None:
+        """Run a task whose lease this agent holds already (taken, say, before this process
+        restarted): its handler runs, its lease is kept and its outcome reported, as for a task
+        the broker pushes. Call after :meth:`start`."""
+        self._start_task(assignment)
 
     def _start_task(self, a: Assignment) -> None:
         current = self._running.get(a.task.task_id)
@@ -530,7 +546,7 @@ class Worker:
         run = self._running.get(task_id)
         if run is None or (attempt and run.ctx.attempt != attempt):
             return
-        log.info("worker %s: task %s cancelled by the broker: %s", self.agent_id, task_id, reason)
+        self.log.info("worker %s: task %s cancelled by the broker: %s", self.agent_id, task_id, reason)
         run.ctx.cancel_reason = reason
         run.handler.cancel()
 
@@ -541,12 +557,14 @@ class Worker:
             try:
                 await asyncio.wait({handler})
             except asyncio.CancelledError:
-                # Drain time is over: stop the handler and hand the task back.
+                # Drain time is over: stop the handler and hand the task back (or leave its
+                # lease to lapse: release_on_stop).
                 handler.cancel()
                 await asyncio.wait({handler}, timeout=5.0)
                 keeper.cancel()
-                await self._finish(ctx, "fail", error="released: worker shutting down")
-                self.stats.tasks_released += 1
+                if self.release_on_stop:
+                    await self._finish(ctx, "fail", error="released: worker shutting down")
+                    self.stats.tasks_released += 1
                 raise
             keeper.cancel()
             if handler.cancelled():
@@ -561,9 +579,9 @@ class Worker:
             if exc is None:
                 await self._finish(ctx, "complete", result=handler.result())
             else:
-                log.info("worker %s: task %s handler raised %r", self.agent_id, ctx.task_id, exc)
+                self.log.info("worker %s: task %s handler raised %r", self.agent_id, ctx.task_id, exc)
                 await self._finish(
-                    ctx, "fail", error=_describe(exc), non_retryable=isinstance(exc, NonRetryableError)
+                    ctx, "fail", error=describe(exc), non_retryable=isinstance(exc, NonRetryableError)
                 )
         finally:
             keeper.cancel()
@@ -576,7 +594,7 @@ class Worker:
         while True:
             try:
                 if how == "complete":
-                    result, ctype = _result(kwargs["result"])
+                    result, ctype = result_of(kwargs["result"])
                     await self._outcome("complete", ctx, result, result_content_type=ctype)
                     self.stats.tasks_completed += 1
                 else:
@@ -589,13 +607,15 @@ class Worker:
                     self.stats.tasks_failed += 1
                 return
             except FailedPreconditionError as exc:
-                log.warning("worker %s: task %s: lease no longer ours: %s", self.agent_id, ctx.task_id, exc)
+                self.log.warning(
+                    "worker %s: task %s: lease no longer ours: %s", self.agent_id, ctx.task_id, exc
+                )
                 return
             except (UnavailableError, DeadlineExceededError) as exc:
                 # The broker is away (or restarting): keep trying while the lease is ours.
                 left = ctx._lease_expires - time.time()
                 if left <= 0:
-                    log.error(
+                    self.log.error(
                         "worker %s: could not %s task %s before its lease lapsed: %s",
                         self.agent_id,
                         how,
@@ -605,7 +625,7 @@ class Worker:
                     self.stats.errors.append(f"{how} {ctx.task_id}: {exc}")
                     return
                 if not said:
-                    log.warning(
+                    self.log.warning(
                         "worker %s: %s of task %s not acknowledged (%s); retrying for up to %.0fs",
                         self.agent_id,
                         how,
@@ -616,11 +636,13 @@ class Worker:
                     said = True
                 await self._pause(min(next(delays), left))
             except BrokerRpcError as exc:
-                log.error("worker %s: could not %s task %s: %s", self.agent_id, how, ctx.task_id, exc)
+                self.log.error("worker %s: could not %s task %s: %s", self.agent_id, how, ctx.task_id, exc)
                 self.stats.errors.append(f"{how} {ctx.task_id}: {exc}")
                 return
 
     def _lease_period(self, ctx: TaskContext, expires_at: Any = None) -> float:
+        if self.extend_every is not None:
+            return self.extend_every
         lease = ctx.task.spec.lease_timeout
         if lease:
             return max(0.1, c.seconds(lease) / 3)
@@ -637,12 +659,12 @@ class Worker:
             try:
                 await self._extend(ctx)
             except (FailedPreconditionError, NotFoundError) as exc:
-                log.warning("worker %s: lost the lease of task %s: %s", self.agent_id, ctx.task_id, exc)
-                run.lease_lost = True
+                self.log.warning("worker %s: lost the lease of task %s: %s", self.agent_id, ctx.task_id, exc)
+                run.lease_lost = ctx.lease_lost = True
                 run.handler.cancel()
                 return
             except BrokerRpcError as exc:
-                log.warning("worker %s: extending task %s failed: %s", self.agent_id, ctx.task_id, exc)
+                self.log.warning("worker %s: extending task %s failed: %s", self.agent_id, ctx.task_id, exc)
                 period = max(0.1, period / 2)
 
     async def _outcome(self, how: str, ctx: TaskContext, *args: Any, **kwargs: Any) -> Any:
@@ -662,30 +684,9 @@ class Worker:
             ctx._lease_expires = expires.timestamp()
 
 
-def _result(value: Any) -> tuple[Any, str]:
-    """A handler's return value and the content type to complete with: an A2A outcome (or the
-    ``(bytes, RESULT_TYPE)`` pair of :func:`a2a_turns.result`) as the A2A result type."""
-    if isinstance(value, a2a_turns.Outcome):
-        return value.encode()
-    if isinstance(value, tuple) and len(value) == 2 and value[1] == a2a_turns.RESULT_TYPE:
-        return value[0], value[1]
-    return value, ""
-
-
-def _say_once(said: bool, fmt: str, *args: Any) -> bool:
-    """A warning the first time (``said`` False), DEBUG while the same trouble lasts; True."""
-    (log.debug if said else log.warning)(fmt, *args)
-    return True
-
-
 async def _cancel(task: asyncio.Task[Any] | None) -> None:
     if task is None or task.done():
         return
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

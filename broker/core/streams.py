@@ -1,5 +1,10 @@
-"""The shape of a bidirectional stream that pushes work and confirms what the client writes back
-(Messaging.Consume: deliveries and acks; TaskQueue.Work: assignments and outcomes).
+"""The shapes of the streams that confirm what the client writes, whatever the wire:
+
+- ``duplex``: a bidirectional stream that pushes work and confirms what the client writes back
+  (Messaging.Consume: deliveries and acks; TaskQueue.Work: assignments and outcomes);
+- ``windowed``: a request stream answered in order with at most a window unanswered
+  (Messaging.Publish: publisher confirms);
+- ``chunks``: a batch cut into responses of a bounded size (Subscribe and Consume).
 
 ``duplex`` yields what ``pushes`` produces, and, for each request the client writes, what
 ``settle`` returns for it, in the order the requests came, once settled. Requests are settled
@@ -98,4 +103,47 @@ def frames(ready: list[Any], is_confirm: Callable[[Any], bool]) -> list[tuple[An
             push = x
     if push is not None or confirm is not None:
         out.append((push, confirm))
+    return out
+
+
+async def windowed(
+    requests: AsyncIterator[R], handle: Callable[[R], Awaitable[C]], window: int
+) -> AsyncIterator[C]:
+    """Each request handled as soon as it is read (concurrently: their writes share commits) and
+    answered in the order read, with at most ``window`` unanswered: no further request is read
+    until an answer goes out (backpressure). A broken request stream ends with its error, after
+    the answers of what it delivered."""
+    slots = asyncio.Semaphore(window)
+    answers: asyncio.Queue[asyncio.Future[C] | None] = asyncio.Queue()
+
+    async def read() -> None:
+        try:
+            async for req in requests:
+                await slots.acquire()  # backpressure: no further read until an answer
+                answers.put_nowait(asyncio.ensure_future(handle(req)))
+        finally:
+            answers.put_nowait(None)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while (answer := await answers.get()) is not None:
+            out = await answer
+            slots.release()
+            yield out
+        await reader  # a broken request stream ends the call with its error
+    finally:
+        reader.cancel()
+
+
+def chunks(sizes: list[int], max_bytes: int) -> list[tuple[int, int]]:
+    """``sizes`` (each item's framed size, in order) cut into runs ``[start, end)`` of at most
+    ``max_bytes`` each; an item larger than that goes alone."""
+    out: list[tuple[int, int]] = []
+    start = size = 0
+    for i, n in enumerate(sizes):
+        if i > start and size + n > max_bytes:
+            out.append((start, i))
+            start, size = i, 0
+        size += n
+    out.append((start, len(sizes)))
     return out
