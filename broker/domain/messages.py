@@ -4,13 +4,15 @@ dead letter), when a delivery lapses, a copy expires, may be acked, requeued, or
 
 Pure: no I/O, no asyncio, no SQL execution. Storage applies most of these rules set-based, over
 many rows in one statement: for those, the SQL fragment is defined here, next to the rule it
-states (the ``*_SQL`` constants, over the ``a2a_messages`` columns and named parameters), and
-``tests/unit/test_message_rules_in_sql.py`` pins that each fragment and its Python rule agree.
+states (over the ``a2a_messages`` columns; ``*_SQL`` constants, or ``*_sql(p)`` functions for the
+fragments that take parameters, where ``p`` names a parameter in the dialect's style: ``:now`` on
+SQLite, ``%(now)s`` on PostgreSQL), and ``tests/unit/test_message_rules_in_sql.py`` pins that
+each fragment and its Python rule agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,6 +20,8 @@ from ..errors import BrokerError, FailedPrecondition, InvalidArgument, NotFound,
 from ..models.messages import MessageStatus, TargetKind
 
 MAX_NOTE = 2048  # characters of ``last_error`` (the column's CHECK)
+
+Param = Callable[[str], str]  # a dialect's named parameter: "now" -> ":now", or "%(now)s"
 
 # -- due ----------------------------------------------------------------------------------------
 
@@ -28,7 +32,10 @@ def is_due(deliver_after: int | None, expires_at: int | None, now: int) -> bool:
     return (deliver_after is None or deliver_after <= now) and (expires_at is None or expires_at > now)
 
 
-DUE_SQL = "(deliver_after IS NULL OR deliver_after <= :now) AND (expires_at IS NULL OR expires_at > :now)"
+def due_sql(p: Param) -> str:
+    now = p("now")
+    return f"(deliver_after IS NULL OR deliver_after <= {now}) AND (expires_at IS NULL OR expires_at > {now})"
+
 
 # -- claims -------------------------------------------------------------------------------------
 
@@ -58,7 +65,11 @@ def pick_claims(
 
 
 # Setting a claimed copy delivered: one more attempt, until the ack deadline.
-DELIVER_SQL = "status = 'delivered', attempt = attempt + 1, delivered_at = :now, ack_deadline = :deadline"
+def deliver_sql(p: Param) -> str:
+    return (
+        f"status = 'delivered', attempt = attempt + 1, delivered_at = {p('now')},"
+        f" ack_deadline = {p('deadline')}"
+    )
 
 
 def delivered_attempt(attempt: int) -> int:
@@ -102,7 +113,8 @@ def is_dead_letter(attempt: int, max_attempts: int, reject: bool, refund: bool) 
     return reject or attempt - int(refund) >= max_attempts
 
 
-DEAD_LETTER_SQL = "(:reject OR attempt - :refund >= max_attempts)"
+def dead_letter_sql(p: Param) -> str:
+    return f"({p('reject')} OR attempt - {p('refund')} >= max_attempts)"
 
 
 def release_note(reason: str, attempt: int, max_attempts: int) -> str:
@@ -110,9 +122,8 @@ def release_note(reason: str, attempt: int, max_attempts: int) -> str:
     return f"{reason} (attempt {attempt} of {max_attempts})"[:MAX_NOTE]
 
 
-RELEASE_NOTE_SQL = (
-    f"substr(:reason || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, {MAX_NOTE})"
-)
+def release_note_sql(p: Param) -> str:
+    return f"substr({p('reason')} || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, {MAX_NOTE})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,22 +160,24 @@ def release(
     )
 
 
-# ``release`` set-based: the SET clause of an UPDATE of delivered rows. Parameters: see
-# ``release_params``.
-RELEASE_SQL = f"""
-    status = CASE WHEN {DEAD_LETTER_SQL} THEN 'failed' ELSE 'pending' END,
-    attempt = attempt - :refund,
-    recipient_id = CASE WHEN {DEAD_LETTER_SQL} THEN recipient_id ELSE {RECIPIENT_WHEN_PENDING_SQL} END,
-    deliver_after = :deliver_after,
+def release_sql(p: Param) -> str:
+    """``release`` set-based: the SET clause of an UPDATE of delivered rows. Parameters: see
+    ``release_params``."""
+    dead = dead_letter_sql(p)
+    return f"""
+    status = CASE WHEN {dead} THEN 'failed' ELSE 'pending' END,
+    attempt = attempt - {p("refund")},
+    recipient_id = CASE WHEN {dead} THEN recipient_id ELSE {RECIPIENT_WHEN_PENDING_SQL} END,
+    deliver_after = {p("deliver_after")},
     ack_deadline = NULL,
-    last_error = {RELEASE_NOTE_SQL}"""
+    last_error = {release_note_sql(p)}"""
 
 
 def release_params(
     reason: str, refund: bool = False, reject: bool = False, deliver_after: int | None = None
 ) -> dict[str, object]:
-    """The parameters of ``RELEASE_SQL``."""
-    return {"reason": reason, "refund": int(refund), "reject": int(reject), "deliver_after": deliver_after}
+    """The parameters of ``release_sql`` (``refund`` a number: it is subtracted)."""
+    return {"reason": reason, "refund": int(refund), "reject": reject, "deliver_after": deliver_after}
 
 
 def nack_reason(reason: str, reject: bool) -> str:
@@ -187,7 +200,9 @@ def is_lapsed(status: MessageStatus, ack_deadline: int | None, now: int) -> bool
     return status is MessageStatus.DELIVERED and ack_deadline is not None and ack_deadline <= now
 
 
-LAPSED_SQL = "status = 'delivered' AND ack_deadline <= :now"
+def lapsed_sql(p: Param) -> str:
+    return f"status = 'delivered' AND ack_deadline <= {p('now')}"
+
 
 EXPIRED_NOTE = "expired before it was processed"
 
@@ -202,9 +217,13 @@ def is_expired(status: MessageStatus, expires_at: int | None, now: int) -> bool:
     )
 
 
-EXPIRED_SQL = "expires_at IS NOT NULL AND status IN ('pending', 'delivered') AND expires_at <= :now"
-# Setting an expired copy EXPIRED (a final state).
-EXPIRE_SQL = f"status = 'expired', finished_at = :now, ack_deadline = NULL, last_error = '{EXPIRED_NOTE}'"
+def expired_sql(p: Param) -> str:
+    return f"expires_at IS NOT NULL AND status IN ('pending', 'delivered') AND expires_at <= {p('now')}"
+
+
+def expire_sql(p: Param) -> str:
+    """Setting an expired copy EXPIRED (a final state)."""
+    return f"status = 'expired', finished_at = {p('now')}, ack_deadline = NULL, last_error = '{EXPIRED_NOTE}'"
 
 
 def is_purgeable(status: MessageStatus, finished_at: int | None, before: int) -> bool:
@@ -217,7 +236,9 @@ def is_purgeable(status: MessageStatus, finished_at: int | None, before: int) ->
     )
 
 
-PURGEABLE_SQL = "status IN ('processed', 'expired') AND finished_at < :before"
+def purgeable_sql(p: Param) -> str:
+    return f"status IN ('processed', 'expired') AND finished_at < {p('before')}"
+
 
 # -- acks ---------------------------------------------------------------------------------------
 
@@ -229,8 +250,11 @@ def is_ackable(status: MessageStatus, attempt: int) -> bool:
 
 
 ACKABLE_SQL = "(status = 'delivered' OR (status = 'pending' AND attempt > 0))"
-# Setting an acked copy PROCESSED (a final state).
-ACK_SQL = "status = 'processed', processed_at = :now, finished_at = :now, ack_deadline = NULL"
+
+
+def ack_sql(p: Param) -> str:
+    """Setting an acked copy PROCESSED (a final state)."""
+    return f"status = 'processed', processed_at = {p('now')}, finished_at = {p('now')}, ack_deadline = NULL"
 
 
 def ack_refusal(message_id: str, found: bool, recipient_id: str | None, agent_id: str) -> BrokerError | None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import sqlite3
 
 from .base import TokenRecord
-from .sqlite import tokens as _tokens
+from .sql import tokens as _tokens
 from .sqlite.lock import create_private
 from .sqlite.migrate import migrate
+from .sqlite.queries import SQLITE
 
 __all__ = ["insert_token", "list_tokens", "open_db", "revoke_token"]
 
@@ -28,13 +29,13 @@ def open_db(path: str) -> sqlite3.Connection:
 
 
 def insert_token(conn: sqlite3.Connection, rec: TokenRecord) -> None:
-    _tokens.insert_token(conn, rec)
+    _tokens.insert_token(conn, SQLITE, rec)
 
 
 def list_tokens(conn: sqlite3.Connection) -> list[TokenRecord]:
-    return _tokens.list_tokens(conn)
+    return _tokens.list_tokens(conn, SQLITE)
 
 
 def revoke_token(conn: sqlite3.Connection, token_id: str, now: int) -> bool:
     """Revoke a token; False when there is no such token (revoking twice is fine)."""
-    return _tokens.revoke_token(conn, token_id, now)
+    return _tokens.revoke_token(conn, SQLITE, token_id, now)

@@ -20,7 +20,8 @@ A layer imports only from layers below it (and the leaf modules ``clock``, ``con
 ``logs``). Imports under ``if TYPE_CHECKING:`` count too: a type-only arrow that runs up still ties
 a lower layer to a higher one. Outside the storage layer no module names a backend
 (``broker.storage.sqlite``, ``broker.storage.postgres``): the others reach storage through its
-protocol. Each rule is proven by planting a violation in a copy of the tree (``PLANTED``).
+protocol; nor does one backend name the other. Each rule is proven by planting a violation in a
+copy of the tree (``PLANTED``).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     WEB: ("broker.servicers", FEDERATION, *SERVER),
 }
 # A storage backend is reached through ``broker.storage`` (the protocol and ``open_storage``):
-# nothing outside the storage layer names one.
+# nothing outside the storage layer names one, and no backend names the other (what they share
+# is ``broker.storage.sql``).
 STORAGE = "broker.storage"
 BACKENDS = ("broker.storage.sqlite", "broker.storage.postgres")
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
@@ -152,6 +154,9 @@ def violations(root: Path | None = None) -> set[tuple[str, str]]:
             banned.extend(IMPURE)
         if not within(name, STORAGE):
             banned.extend(BACKENDS)
+        for backend in BACKENDS:  # nor does a backend name another: what they share is storage.sql
+            if within(name, backend):
+                banned.extend(b for b in BACKENDS if b != backend)
         out.update((name, imp) for imp in imports_of(path, root) if any(within(imp, b) for b in banned))
     return out
 
@@ -227,8 +232,8 @@ PLANTED = [
     ("gateway/planted.py", "import broker.storage.postgres", "broker.storage.postgres"),
     (
         "security/planted.py",
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..storage.sqlite import tokens",
-        "broker.storage.sqlite.tokens",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..storage.sqlite import engine",
+        "broker.storage.sqlite.engine",
     ),
     # models and domain: every upper layer, federation and the HTTP layers included
     ("models/planted.py", "from ..federation import link", "broker.federation.link"),
@@ -246,6 +251,9 @@ PLANTED = [
     ("storage/planted.py", "from .. import sweeper", "broker.sweeper"),
     ("storage/planted.py", "from ..security.tokens import x", "broker.security.tokens"),
     ("storage/postgres/planted.py", "from ...federation import link", "broker.federation.link"),
+    # one backend naming the other
+    ("storage/postgres/planted.py", "from ..sqlite.messages import X", "broker.storage.sqlite.messages"),
+    ("storage/sqlite/planted.py", "from ..postgres import connection", "broker.storage.postgres.connection"),
     # observability and the console: the console reads metrics, never the other way
     ("observability/planted.py", "from ..console.api import Console", "broker.console.api"),
 ]

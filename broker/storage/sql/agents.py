@@ -1,12 +1,10 @@
-"""Agent registry operations on SQLite."""
+"""Agent registry operations (both dialects' statements: ``Queries.agents``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ...errors import FailedPrecondition, InvalidArgument, NotFound
 from ...models.agents import (
@@ -18,40 +16,35 @@ from ...models.agents import (
     Exposure,
     RegisterInput,
 )
+from .connection import Connection, Engine, Row
+from .departures import Departures
+from .queries import Queries
 
-if TYPE_CHECKING:
-    from .engine import SqliteEngine
-
-# The sweeper's liveness scan (served by idx_agents_liveness; see tests/unit/test_query_plans.py).
-# INDEXED BY: without statistics the planner may prefer idx_agents_status, which
-# reads every live agent; the partial index reads only the overdue ones.
-LIVENESS_SCAN_SQL = (
-    "SELECT * FROM agents INDEXED BY idx_agents_liveness"
-    " WHERE status IN ('available', 'busy', 'maintenance') AND last_heartbeat_at < ?"
-)
+RECORD_TASKS = 1000  # the tasks read for an agent's performance record, at most
 
 
-def list_agents_sql(flt: AgentFilter) -> tuple[str, list[object]]:
-    """The ListAgents query for a filter, and its arguments (one row more than a page)."""
+def list_agents_sql(p: str, flt: AgentFilter) -> tuple[str, list[object]]:
+    """The ListAgents query for a filter (``p``: the dialect's parameter marker), and its arguments
+    (one row more than a page)."""
     where = ["a.status != 'deregistered'"]
     args: list[object] = []
     if flt.status is not None:
-        where.append("a.status = ?")
+        where.append(f"a.status = {p}")
         args.append(flt.status.value)
     if flt.agent_type:
-        where.append("a.agent_type = ?")
+        where.append(f"a.agent_type = {p}")
         args.append(flt.agent_type)
     if flt.capability:
-        where.append("a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = ?)")
+        where.append(f"a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = {p})")
         args.append(flt.capability)
     if flt.after is not None:
-        where.append("a.agent_id > ?")
+        where.append(f"a.agent_id > {p}")
         args.append(flt.after)
     args.append(flt.page_size + 1)
-    return f"SELECT a.* FROM agents a WHERE {' AND '.join(where)} ORDER BY a.agent_id LIMIT ?", args
+    return f"SELECT a.* FROM agents a WHERE {' AND '.join(where)} ORDER BY a.agent_id LIMIT {p}", args
 
 
-def row_to_agent(row: sqlite3.Row) -> Agent:
+def row_to_agent(row: Row) -> Agent:
     return Agent(
         agent_id=row["agent_id"],
         name=row["name"],
@@ -72,9 +65,9 @@ def row_to_agent(row: sqlite3.Row) -> Agent:
     )
 
 
-def fetch_agent(conn: sqlite3.Connection, agent_id: str, *, live_only: bool = False) -> Agent:
+def fetch_agent(conn: Connection, q: Queries, agent_id: str, *, live_only: bool = False) -> Agent:
     """The agent, or NotFound (deregistered agents count as not found)."""
-    row = conn.execute("SELECT * FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+    row = conn.execute(q.agents.fetch, (agent_id,)).fetchone()
     if row is None or row["status"] == AgentStatus.DEREGISTERED:
         raise NotFound(f"agent {agent_id!r} is not registered")
     agent = row_to_agent(row)
@@ -83,31 +76,23 @@ def fetch_agent(conn: sqlite3.Connection, agent_id: str, *, live_only: bool = Fa
     return agent
 
 
-# The tasks an agent finished (it held them last) since a time, newest first: its record's input.
-# idx_tasks_agent (assigned_agent_id, status, seq) narrows to the agent's finished tasks.
-OUTCOMES_SQL = (
-    "SELECT status, finished_at - started_at FROM tasks"
-    " WHERE assigned_agent_id = ? AND status IN ('completed', 'failed') AND finished_at >= ?"
-    " AND started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?"
-)
-RECORD_TASKS = 1000
+class AgentOps(Departures):
+    engine: Engine
+    q: Queries
 
-
-class AgentOps:
-    engine: SqliteEngine
-
-    # _release_messages_of and _requeue_tasks_of come from MessageOps and
-    # TaskOps (messages.py, tasks.py): an agent's departure releases its
-    # messages and tasks in the same transaction that marks it gone.
-    def _release_all(self, conn: sqlite3.Connection, agent: Agent, now: int, reason: str) -> AgentGone:
-        released = self._release_messages_of(conn, agent.agent_id, now, reason)  # type: ignore[attr-defined]
-        requeued, changes = self._requeue_tasks_of(conn, agent.agent_id, now, reason)  # type: ignore[attr-defined]
-        after = fetch_agent_any(conn, agent.agent_id)
+    # An agent's departure releases its messages and tasks (``Departures``: MessageOps and TaskOps
+    # do it) in the same transaction that marks it gone.
+    def _release_all(self, conn: Connection, agent: Agent, now: int, reason: str) -> AgentGone:
+        released = self._release_messages_of(conn, agent.agent_id, now, reason)
+        requeued, changes = self._requeue_tasks_of(conn, agent.agent_id, now, reason)
+        after = fetch_agent_any(conn, self.q, agent.agent_id)
         return AgentGone(after, reason, released, requeued, changes)
 
     async def register_agent(self, inp: RegisterInput, agent_id: str, now: int) -> tuple[Agent, Agent | None]:
-        def job(conn: sqlite3.Connection) -> tuple[Agent, Agent | None]:
-            row = conn.execute("SELECT * FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+        q = self.q
+
+        def job(conn: Connection) -> tuple[Agent, Agent | None]:
+            row = conn.execute(q.agents.fetch, (agent_id,)).fetchone()
             before = row_to_agent(row) if row is not None else None
             if before is not None and before.status != AgentStatus.DEREGISTERED:
                 if inp.max_concurrent_tasks < before.current_task_count:
@@ -123,22 +108,7 @@ class AgentOps:
             )
             caps = json.dumps(list(inp.capabilities))
             conn.execute(
-                """
-                INSERT INTO agents (agent_id, name, agent_type, capabilities, max_concurrent_tasks,
-                    endpoint, labels, metadata, status, registered_at, updated_at, last_heartbeat_at,
-                    exposure, capability_descriptions)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (agent_id) DO UPDATE SET
-                    name = excluded.name, agent_type = excluded.agent_type,
-                    capabilities = excluded.capabilities,
-                    max_concurrent_tasks = excluded.max_concurrent_tasks,
-                    endpoint = excluded.endpoint, labels = excluded.labels, metadata = excluded.metadata,
-                    status = excluded.status, updated_at = excluded.updated_at,
-                    last_heartbeat_at = excluded.last_heartbeat_at,
-                    exposure = excluded.exposure,
-                    capability_descriptions = excluded.capability_descriptions,
-                    reported_free_capacity = NULL
-                """,
+                q.agents.register,
                 (
                     agent_id,
                     inp.name or agent_id,
@@ -156,22 +126,21 @@ class AgentOps:
                     json.dumps(inp.capability_descriptions),
                 ),
             )
-            conn.execute("DELETE FROM agent_capabilities WHERE agent_id = ?", (agent_id,))
-            conn.executemany(
-                "INSERT INTO agent_capabilities (capability, agent_id) VALUES (?, ?)",
-                [(c, agent_id) for c in inp.capabilities],
-            )
+            conn.execute(q.agents.delete_capabilities, (agent_id,))
+            conn.executemany(q.agents.insert_capability, [(c, agent_id) for c in inp.capabilities])
             if before is not None and before.status == AgentStatus.DEREGISTERED:
                 before = None  # a comeback after deregistering is a new registration
-            return fetch_agent(conn, agent_id), before
+            return fetch_agent(conn, q, agent_id), before
 
         return await self.engine.write(job)
 
     async def heartbeat(
         self, agent_id: str, status: AgentStatus | None, free_capacity: int | None, now: int
     ) -> tuple[Agent, Agent]:
-        def job(conn: sqlite3.Connection) -> tuple[Agent, Agent]:
-            before = fetch_agent(conn, agent_id)
+        q = self.q
+
+        def job(conn: Connection) -> tuple[Agent, Agent]:
+            before = fetch_agent(conn, q, agent_id)
             new_status = status or (
                 AgentStatus.AVAILABLE if before.status == AgentStatus.OFFLINE else before.status
             )
@@ -179,44 +148,40 @@ class AgentOps:
                 raise InvalidArgument(
                     "free_capacity", f"must be at most max_concurrent_tasks ({before.max_concurrent_tasks})"
                 )
-            conn.execute(
-                "UPDATE agents SET status = ?, last_heartbeat_at = ?, updated_at = ?,"
-                " reported_free_capacity = ? WHERE agent_id = ?",
-                (new_status.value, now, now, free_capacity, agent_id),
-            )
-            return fetch_agent(conn, agent_id), before
+            conn.execute(q.agents.heartbeat, (new_status.value, now, now, free_capacity, agent_id))
+            return fetch_agent(conn, q, agent_id), before
 
         return await self.engine.write(job)
 
     async def deregister_agent(self, agent_id: str, now: int) -> AgentGone:
-        def job(conn: sqlite3.Connection) -> AgentGone:
-            agent = fetch_agent(conn, agent_id)
+        q = self.q
+
+        def job(conn: Connection) -> AgentGone:
+            agent = fetch_agent(conn, q, agent_id)
             gone = self._release_all(conn, agent, now, "agent deregistered")
-            conn.execute(
-                "UPDATE agents SET status = 'deregistered', updated_at = ?, reported_free_capacity = NULL"
-                " WHERE agent_id = ?",
-                (now, agent_id),
-            )
-            return dataclasses.replace(gone, agent=fetch_agent_any(conn, agent_id))
+            conn.execute(q.agents.deregister, (now, agent_id))
+            return dataclasses.replace(gone, agent=fetch_agent_any(conn, q, agent_id))
 
         return await self.engine.write(job)
 
     async def get_agent(self, agent_id: str) -> Agent:
-        return await self.engine.read(lambda conn: fetch_agent(conn, agent_id))
+        return await self.engine.read(lambda conn: fetch_agent(conn, self.q, agent_id))
 
     async def agent_outcomes(self, agent_ids: list[str], since: int) -> dict[str, list[tuple[bool, int]]]:
-        def job(conn: sqlite3.Connection) -> dict[str, list[tuple[bool, int]]]:
+        sql = self.q.agents.outcomes
+
+        def job(conn: Connection) -> dict[str, list[tuple[bool, int]]]:
             return {
-                a: [(r[0] == "completed", r[1]) for r in conn.execute(OUTCOMES_SQL, (a, since, RECORD_TASKS))]
+                a: [(r[0] == "completed", r[1]) for r in conn.execute(sql, (a, since, RECORD_TASKS))]
                 for a in agent_ids
             }
 
         return await self.engine.read(job)
 
     async def list_agents(self, flt: AgentFilter) -> tuple[list[Agent], str | None]:
-        sql, args = list_agents_sql(flt)
+        sql, args = list_agents_sql(self.q.param, flt)
 
-        def job(conn: sqlite3.Connection) -> tuple[list[Agent], str | None]:
+        def job(conn: Connection) -> tuple[list[Agent], str | None]:
             rows = conn.execute(sql, args).fetchall()
             agents = [row_to_agent(r) for r in rows[: flt.page_size]]
             more = len(rows) > flt.page_size
@@ -232,29 +197,25 @@ class AgentOps:
         )
 
     def _mark_offline_job(
-        self, conn: sqlite3.Connection, heartbeat_before: int, now: int, alive: Mapping[str, int]
+        self, conn: Connection, heartbeat_before: int, now: int, alive: Mapping[str, int]
     ) -> list[AgentGone]:
-        rows = conn.execute(LIVENESS_SCAN_SQL, (heartbeat_before,)).fetchall()
+        q = self.q
+        rows = conn.execute(q.agents.liveness_scan, (heartbeat_before,)).fetchall()
         out = []
         for row in rows:
             agent = row_to_agent(row)
             seen = alive.get(agent.agent_id)
             if seen is not None and seen >= heartbeat_before:
                 # Alive by other signs (an open stream...): recorded as its last heartbeat.
-                conn.execute(
-                    "UPDATE agents SET last_heartbeat_at = ? WHERE agent_id = ?", (seen, agent.agent_id)
-                )
+                conn.execute(q.agents.set_heartbeat, (seen, agent.agent_id))
                 continue
-            conn.execute(
-                "UPDATE agents SET status = 'offline', updated_at = ? WHERE agent_id = ?",
-                (now, agent.agent_id),
-            )
+            conn.execute(q.agents.set_offline, (now, agent.agent_id))
             out.append(self._release_all(conn, agent, now, "agent missed its heartbeats"))
         return out
 
 
-def fetch_agent_any(conn: sqlite3.Connection, agent_id: str) -> Agent:
-    row = conn.execute("SELECT * FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+def fetch_agent_any(conn: Connection, q: Queries, agent_id: str) -> Agent:
+    row = conn.execute(q.agents.fetch, (agent_id,)).fetchone()
     if row is None:
         raise NotFound(f"agent {agent_id!r} is not registered")
     return row_to_agent(row)
