@@ -94,7 +94,7 @@ HOT = [
      " AND status = 'delivered'", NOW, "idx_messages_delivered_to"),
     ("scheduled messages come due", M.due_scheduled, NOW, "idx_messages_scheduled"),
     ("lease: a capability set's next ready tasks", T.next_ready, (1, 10), "idx_tasks_ready"),
-    ("sweep: lapsed leases", T.expired_leases, (5_000, 100), "idx_tasks_lease"),
+    ("sweep: lapsed leases", T.expired_leases, {"now": 5_000, "lim": 100}, "idx_tasks_lease"),
     ("sweep: attempts past max_run_time", T.timed_out, (5_000, 100), "idx_tasks_run_deadline"),
     ("sweep: backoffs due", T.due_backoff, (5_000,), "idx_tasks_backoff"),
     ("a departed agent's running tasks", T.holder_running, ("a7",), "idx_tasks_agent"),

@@ -86,7 +86,7 @@ def test_dependents_of_a_task_use_an_index(conn):
 
 
 def test_expired_leases_use_an_index(conn):
-    p = plan(conn, T.expired_leases, (500, 100))
+    p = plan(conn, T.expired_leases, {"now": 500, "lim": 100})
     assert "USING INDEX idx_tasks_lease (lease_expires_at<?)" in p, p
     assert "TEMP B-TREE" not in p, p
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...domain import leases
 from ...domain import messages as rules
 from ..sql.queries import (
     A2A_CONFIG,
@@ -104,8 +105,7 @@ TASKS = TaskQueries(
         " ORDER BY dispatch_rank DESC, seq LIMIT %s"
     ),
     expired_leases=(
-        "SELECT * FROM tasks"
-        " WHERE status = 'running' AND lease_expires_at < %s ORDER BY lease_expires_at LIMIT %s"
+        f"SELECT * FROM tasks WHERE {leases.lapsed_sql(named)} ORDER BY lease_expires_at LIMIT %(lim)s"
     ),
     timed_out=(
         "SELECT * FROM tasks"
@@ -144,13 +144,12 @@ TASKS = TaskQueries(
         "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity,"
         " exposure, agent_type FROM agents WHERE agent_id = %s"
     ),
-    # The lease check of ``complete`` is ``domain.leases.refusal``'s, set-based: running, this
-    # holder, this attempt, not lapsed (a refusal asks the rule why).
+    # One statement checks the lease (``domain.leases.current_sql``) and completes; a refusal
+    # asks ``leases.refusal`` why.
     complete=(
-        "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = %s,"
-        " result_content_type = %s, progress = 100, finished_at = %s, updated_at = %s"
-        " WHERE task_id = %s AND status = 'running' AND assigned_agent_id = %s AND attempt = %s"
-        " AND lease_expires_at >= %s RETURNING *"
+        "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = %(result)s,"
+        " result_content_type = %(ctype)s, progress = 100, finished_at = %(now)s, updated_at = %(now)s"
+        f" WHERE task_id = %(task)s AND {leases.current_sql(named)} RETURNING *"
     ),
     return_lease=(
         "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
@@ -161,7 +160,7 @@ TASKS = TaskQueries(
         " status_note = coalesce(%s, status_note), updated_at = %s WHERE task_id = %s"
     ),
     last_failure=(
-        "SELECT reason, actor FROM task_state_history WHERE task_id = %s AND attempt = %s"
+        "SELECT actor, error, retryable FROM task_state_history WHERE task_id = %s AND attempt = %s"
         " AND from_status = 'running' ORDER BY id DESC LIMIT 1"
     ),
     purge=(
@@ -211,12 +210,16 @@ TASKS = TaskQueries(
     dep_depth="SELECT dep_depth FROM tasks WHERE task_id = %s",
     set_dep_depth="UPDATE tasks SET dep_depth = %s WHERE task_id = %s",
     insert_edge=(
-        "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type, resolved_at)"
-        " VALUES (%s, %s, %s, %s)"
+        "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type, resolved_at, ordinal)"
+        " VALUES (%s, %s, %s, %s, %s)"
     ),
     delete_edge="DELETE FROM task_dependencies WHERE dependent_id = %s AND prerequisite_id = %s",
     mark_has_dependents="UPDATE tasks SET has_dependents = 1 WHERE task_id = %s AND has_dependents = 0",
-    set_depends_on="UPDATE tasks SET depends_on = %s, updated_at = %s WHERE task_id = %s",
+    touch="UPDATE tasks SET updated_at = %s WHERE task_id = %s",
+    prerequisites_of=(
+        "SELECT prerequisite_id, dep_type, ordinal FROM task_dependencies WHERE dependent_id = %s"
+        " ORDER BY ordinal"
+    ),
     deepest_prereq=(
         "SELECT max(p.dep_depth) FROM task_dependencies d JOIN tasks p ON p.task_id = d.prerequisite_id"
         " WHERE d.dependent_id = %s"
@@ -224,7 +227,7 @@ TASKS = TaskQueries(
     set_status="UPDATE tasks SET status = %s WHERE task_id = %s",
     # -- submission
     by_idempotency_key=(
-        "SELECT task_id, idempotency_fingerprint, parent_id, depends_on FROM tasks WHERE idempotency_key = %s"
+        "SELECT task_id, idempotency_fingerprint, parent_id FROM tasks WHERE idempotency_key = %s"
     ),
     parent="SELECT root_id, level, path, session_id FROM tasks WHERE task_id = %s",
     insert=(

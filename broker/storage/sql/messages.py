@@ -49,7 +49,7 @@ class Claimed:
                 r[21] = self.now
                 r[22] = self.ack_deadline
         msgs = [row_to_message(r) for r in rows]
-        msgs.sort(key=lambda m: (-m.priority, m.seq))
+        msgs.sort(key=rules.claim_key)
         return msgs
 
 

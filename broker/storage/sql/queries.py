@@ -40,13 +40,13 @@ MESSAGE_INSERT_COLUMNS = (
 )
 TASK_INSERT_COLUMNS = (
     "task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
-    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on,"
+    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path,"
     " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
     " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent,"
     " max_run_us, labels"
 )
-HISTORY_COLUMNS = "task_id, from_status, to_status, reason, actor, attempt, at"
+HISTORY_COLUMNS = "task_id, from_status, to_status, reason, actor, attempt, at, error, retryable"
 SESSION_COLUMNS = (
     "session_id, name, parent_session_id, created_by, context, labels, status, status_reason,"
     " deadline, max_tasks, summary, created_at, updated_at, closed_at, finished_at"
@@ -92,7 +92,7 @@ class TaskQueries:
     complete: str
     return_lease: str
     extend: str
-    last_failure: str
+    last_failure: str  # how an attempt ended: its last transition out of running
     purge: str
     # state changes
     make_ready: str
@@ -111,7 +111,8 @@ class TaskQueries:
     insert_edge: str
     delete_edge: str
     mark_has_dependents: str
-    set_depends_on: str
+    touch: str  # updated_at, after an edit of its prerequisites
+    prerequisites_of: str  # (prerequisite_id, dep_type, ordinal) in the order given
     deepest_prereq: str
     set_status: str
     # submission

@@ -2,20 +2,18 @@
 
 The rules are ``broker.domain.dependencies``' (which tasks may be edited, cycles, the status
 after the edit) and ``broker.domain.submission``'s (a hopeless hard prerequisite, the chain
-depth, the count), as at submission. The edge is kept in both places a task's prerequisites
-live: its ``task_dependencies`` rows and its ``depends_on`` column.
+depth, the count), as at submission. A task's prerequisites are its ``task_dependencies`` rows
+(in the order they were given: ``ordinal``), the one place they are kept.
 """
 
 from __future__ import annotations
-
-import json
 
 from ...domain import dependencies, submission, task_states
 from ...errors import AlreadyExists, NotFound, ResourceExhausted
 from ...models.tasks import DepType, Task, TaskStatus
 from .connection import Connection, Row
 from .queries import Queries
-from .tasks_rows import load_task
+from .tasks_rows import load_task, prerequisites_of
 from .tasks_tx import TaskTx
 
 S = TaskStatus
@@ -55,17 +53,13 @@ def _raise_depths(conn: Connection, q: Queries, task_id: str, depth: int, max_de
         todo += [(dep_id, d + 1) for dep_id, _ in conn.execute(q.tasks.dependents, (tid,)).fetchall()]
 
 
-def _store_edges(tx: TaskTx, task_id: str, edges: list[list[str]]) -> None:
-    tx.conn.execute(tx.q.tasks.set_depends_on, (json.dumps(edges) if edges else "[]", tx.now, task_id))
-
-
 def add_job(
     tx: TaskTx, task_id: str, prereq_id: str, dep_type: DepType, actor: str, *, max_deps: int, max_depth: int
 ) -> Task:
     conn, q = tx.conn, tx.q
     row = _task(tx, task_id)
-    edges: list[list[str]] = json.loads(row["depends_on"])
-    for pid, kind in edges:
+    edges = prerequisites_of(conn, q, task_id)
+    for pid, kind, _ in edges:
         if pid == prereq_id:
             if kind == dep_type.value:
                 return load_task(conn, q, task_id)  # already so: an idempotent repeat
@@ -86,9 +80,12 @@ def add_job(
     _raise_depths(conn, q, task_id, p["dep_depth"] + 1, max_depth)
 
     finished = task_states.is_finished(p_status)
-    conn.execute(q.tasks.insert_edge, (task_id, prereq_id, dep_type.value, tx.now if finished else None))
+    ordinal = max((e[2] for e in edges), default=-1) + 1  # after the others
+    conn.execute(
+        q.tasks.insert_edge, (task_id, prereq_id, dep_type.value, tx.now if finished else None, ordinal)
+    )
     conn.execute(q.tasks.mark_has_dependents, (prereq_id,))
-    _store_edges(tx, task_id, [*edges, [prereq_id, dep_type.value]])
+    conn.execute(q.tasks.touch, (tx.now, task_id))
     frm = S(row["status"])
     to = frm if finished else dependencies.status_after_edit(frm, 1)
     if to is not frm:
@@ -101,12 +98,9 @@ def add_job(
 def remove_job(tx: TaskTx, task_id: str, prereq_id: str, actor: str) -> Task:
     conn, q = tx.conn, tx.q
     row = _task(tx, task_id)
-    edges: list[list[str]] = json.loads(row["depends_on"])
-    left = [e for e in edges if e[0] != prereq_id]
-    if len(left) == len(edges):
+    if conn.execute(q.tasks.delete_edge, (task_id, prereq_id)).rowcount == 0:
         raise NotFound(f"prerequisite_id: task {task_id!r} does not depend on {prereq_id!r}")
-    conn.execute(q.tasks.delete_edge, (task_id, prereq_id))
-    _store_edges(tx, task_id, left)
+    conn.execute(q.tasks.touch, (tx.now, task_id))
     # The chain behind it may have got shorter (its dependents keep theirs: an upper bound).
     (deepest,) = conn.execute(q.tasks.deepest_prereq, (task_id,)).fetchone()
     conn.execute(q.tasks.set_dep_depth, (0 if deepest is None else deepest + 1, task_id))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ...domain import capacity, leases, marks, task_states
+from ...domain import capacity, leases, marks, retry, task_states
 from ...domain.priority import best_first
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.agents import Exposure
@@ -29,7 +29,7 @@ from ...models.tasks import (
 )
 from .connection import Connection, Row
 from .queries import Queries
-from .tasks_rows import Capsets, load_task, row_to_task
+from .tasks_rows import Capsets, load_task, task_of
 from .tasks_tx import BROKER, TaskTx
 
 
@@ -74,7 +74,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     for task_id in chosen:  # best first (RETURNING has no order)
         row = rows[task_id]
         tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, reason, agent_id)
-        task = row_to_task(row)
+        task = task_of(conn, q, row)
         tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
     return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
@@ -136,25 +136,23 @@ def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
 def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
     # One statement checks the lease and completes; only a refusal reads the
     # task to say why (and changes nothing).
-    args = (
-        inp.result,
-        inp.result_content_type,
-        tx.now,
-        tx.now,
-        inp.task_id,
-        inp.agent_id,
-        inp.attempt,
-        tx.now,
-    )
+    args = {
+        "result": inp.result,
+        "ctype": inp.result_content_type,
+        "now": tx.now,
+        "task": inp.task_id,
+        "agent": inp.agent_id,
+        "attempt": inp.attempt,
+    }
     row = tx.conn.execute(tx.q.tasks.complete, args).fetchone()
     if row is None:
         done = tx.fetch(inp.task_id)
         if done is not None and _completed_by(done, inp):
-            return row_to_task(done)  # a retry of a Complete that committed: the same answer
+            return task_of(tx.conn, tx.q, done)  # a retry of a Complete that committed: the same answer
         held(tx, inp)  # raises the precise refusal
         raise FailedPrecondition(f"task {inp.task_id}: the lease for attempt {inp.attempt} is over")
     tx.completed(row, inp.agent_id)
-    return tx.changes.tasks.get(inp.task_id) or row_to_task(row)
+    return tx.changes.tasks.get(inp.task_id) or task_of(tx.conn, tx.q, row)
 
 
 def _completed_by(row: Row, inp: CompleteInput) -> bool:
@@ -169,12 +167,13 @@ def _completed_by(row: Row, inp: CompleteInput) -> bool:
 
 
 def _failed_by(tx: TaskTx, inp: FailInput) -> bool:
-    """Whether this very Fail already ended its attempt, judged by the attempt's last
-    transition out of running (``domain.leases.failed_by``)."""
+    """Whether this very Fail already ended its attempt, judged by what the attempt's last
+    transition out of running stored (``domain.leases.failed_by``)."""
     last = tx.conn.execute(tx.q.tasks.last_failure, (inp.task_id, inp.attempt)).fetchone()
     if last is None:
         return False
-    return leases.failed_by(inp, last["reason"], last["actor"])
+    failure = None if last["retryable"] is None else retry.Failure(last["error"], bool(last["retryable"]))
+    return leases.failed_by(inp, last["actor"], failure)
 
 
 def complete_many_job(tx: TaskTx, inps: list[CompleteInput]) -> list[Task | BrokerError]:
@@ -216,7 +215,7 @@ def cancel_job(tx: TaskTx, inp: CancelInput) -> list[str]:
 
 
 def expire_leases_job(tx: TaskTx, limit: int) -> int:
-    rows = tx.conn.execute(tx.q.tasks.expired_leases, (tx.now, limit)).fetchall()
+    rows = tx.conn.execute(tx.q.tasks.expired_leases, {"now": tx.now, "lim": limit}).fetchall()
     for r in rows:
         agent = r["assigned_agent_id"]
         reason = task_states.lease_expired(agent)

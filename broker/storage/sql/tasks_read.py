@@ -94,7 +94,7 @@ def list_tasks_sql(p: str, flt: TaskFilter) -> tuple[str, list[object]]:
 def list_tasks(conn: Connection, q: Queries, flt: TaskFilter) -> tuple[list[Task], int | None]:
     sql, args = list_tasks_sql(q.param, flt)
     rows = conn.execute(sql, args).fetchall()
-    tasks = load_tasks(rows[: flt.page_size])
+    tasks = load_tasks(conn, q, rows[: flt.page_size])
     more = len(rows) > flt.page_size
     return tasks, (tasks[-1].seq if more else None)
 
@@ -116,7 +116,7 @@ def tree(conn: Connection, q: Queries, tq: TreeQuery) -> TreeSummary:
         )
     rows = conn.execute(sql, args).fetchall()
     return TreeSummary(
-        load_tasks(rows[: tq.page_size]),
+        load_tasks(conn, q, rows[: tq.page_size]),
         counts,
         task_states.tree_progress(counts, running),
         more=len(rows) > tq.page_size,
@@ -149,7 +149,7 @@ def scope_snapshot(
     else:
         rows = conn.execute(q.tasks.of_session, (value, limit)).fetchall()
     out = []
-    for task in load_tasks(rows):
+    for task in load_tasks(conn, q, rows):
         last = conn.execute(q.tasks.last_transition, (task.task_id,)).fetchone()
         tr = row_to_transition(last)
         out.append(

@@ -69,8 +69,8 @@ def _strings(text: str) -> tuple[str, ...]:
     return () if text == "[]" else tuple(json.loads(text))
 
 
-def row_to_task(row: Row | dict[str, Any]) -> Task:
-    deps = row["depends_on"]
+def row_to_task(row: Row | dict[str, Any], depends_on: tuple[Dependency, ...] = ()) -> Task:
+    """The task of a row of ``tasks``, with its prerequisites (kept in ``task_dependencies``)."""
     return Task(
         task_id=row["task_id"],
         seq=row["seq"],
@@ -87,7 +87,7 @@ def row_to_task(row: Row | dict[str, Any]) -> Task:
         root_id=row["root_id"],
         level=row["level"],
         path=row["path"],
-        depends_on=() if deps == "[]" else tuple(Dependency(d[0], _DEP[d[1]]) for d in json.loads(deps)),
+        depends_on=depends_on,
         max_retries=row["max_retries"],
         backoff_initial_us=row["backoff_initial_us"],
         backoff_multiplier=row["backoff_multiplier"],
@@ -118,15 +118,30 @@ def row_to_task(row: Row | dict[str, Any]) -> Task:
     )
 
 
+def prerequisites_of(conn: Connection, q: Queries, task_id: str) -> list[Row]:
+    """(prerequisite_id, dep_type, ordinal) of each prerequisite of a task, in the order given."""
+    rows: list[Row] = conn.execute(q.tasks.prerequisites_of, (task_id,)).fetchall()
+    return rows
+
+
+def task_of(conn: Connection, q: Queries, row: Row) -> Task:
+    """The task of a row, its prerequisites read only when it has some: a task's dependency chain
+    is 0 deep (``dep_depth``) exactly when it waits on nothing."""
+    if not row["dep_depth"]:
+        return row_to_task(row)
+    deps = tuple(Dependency(r[0], _DEP[r[1]]) for r in prerequisites_of(conn, q, row["task_id"]))
+    return row_to_task(row, deps)
+
+
 def load_task(conn: Connection, q: Queries, task_id: str) -> Task:
     row = conn.execute(q.tasks.fetch, (task_id,)).fetchone()
     if row is None:
         raise NotFound(f"task {task_id!r} not found")
-    return row_to_task(row)
+    return task_of(conn, q, row)
 
 
-def load_tasks(rows: list[Row]) -> list[Task]:
-    return [row_to_task(r) for r in rows]
+def load_tasks(conn: Connection, q: Queries, rows: list[Row]) -> list[Task]:
+    return [task_of(conn, q, r) for r in rows]
 
 
 def row_to_transition(row: Row) -> Transition:

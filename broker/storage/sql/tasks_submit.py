@@ -14,9 +14,9 @@ from typing import Any
 
 from ...domain import dependencies, submission, task_states
 from ...errors import NotFound
-from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus, label_pairs
+from ...models.tasks import Dependency, DepType, PlannedNode, SubmitResult, Task, TaskStatus, label_pairs
 from . import sessions
-from .tasks_rows import Capsets, load_task, row_to_task
+from .tasks_rows import Capsets, load_task, prerequisites_of, row_to_task
 from .tasks_tx import TaskTx
 
 _counter = itertools.count()
@@ -56,7 +56,7 @@ def submit_job(
                     spec,
                     same,
                     (parent_id, deps),
-                    (found["parent_id"], [(p, DepType(t)) for p, t in json.loads(found["depends_on"])]),
+                    (found["parent_id"], [(r[0], DepType(r[1])) for r in prerequisites_of(conn, q, same)]),
                 )
                 if node.key is not None:
                     by_key[node.key] = same
@@ -119,7 +119,6 @@ def submit_job(
             "root_id": root_id,
             "level": level,
             "path": path,
-            "depends_on": json.dumps([[pid, t.value] for pid, t in deps]) if deps else "[]",
             "has_dependents": 0,
             "dep_depth": dep_depth,
             "max_retries": spec.max_retries,
@@ -151,7 +150,10 @@ def submit_job(
         if deps:
             conn.executemany(
                 q.tasks.insert_edge,
-                [(task_id, pid, t.value, now if pid in resolved else None) for pid, t in deps],
+                [
+                    (task_id, pid, t.value, now if pid in resolved else None, i)
+                    for i, (pid, t) in enumerate(deps)
+                ],
             )
             conn.executemany(q.tasks.mark_has_dependents, [(pid,) for pid, _ in deps])
         actor = spec.submitted_by
@@ -159,7 +161,7 @@ def submit_job(
         tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
-        task = _built(values)
+        task = _built(values, tuple(Dependency(pid, t) for pid, t in deps))
         tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         tasks.append(task)
         duplicate.append(False)
@@ -170,9 +172,9 @@ def _json_list(values: tuple[str, ...] | list[str]) -> str:
     return json.dumps(list(values)) if values else "[]"
 
 
-def _built(values: dict[str, Any]) -> Task:
+def _built(values: dict[str, Any], deps: tuple[Dependency, ...]) -> Task:
     """The stored task, from the values just inserted (no read back)."""
-    return row_to_task(values | _FRESH)
+    return row_to_task(values | _FRESH, deps)
 
 
 _FRESH: dict[str, Any] = {

@@ -43,7 +43,7 @@ class TaskTx:
         self.snapshots = snapshots  # keep each changed task as it is after the change (Changes.tasks)
         self.rng = rng
         self.changes = Changes()
-        self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
+        self._history: list[tuple[str, str | None, str, str, str, int, int, str | None, int | None]] = []
         # Sessions with a task that finished here (-> whether it was a root task that failed for
         # good): their status is settled before the commit (sessions.settle).
         self.sessions_touched: dict[str, bool] = {}
@@ -58,11 +58,25 @@ class TaskTx:
         reason: str,
         actor: str,
         attempt: int | None = None,
+        failure: retry.Failure | None = None,
     ) -> None:
+        """Record a transition; ``failure``: the attempt it ends failed so (stored with it, for a
+        repeated Fail to be recognised by: ``domain.leases.failed_by``)."""
         task_states.check(frm, to)  # a bug otherwise (the trigger would refuse it too)
         att = row["attempt"] if attempt is None else attempt
+        error, retryable = (None, None) if failure is None else (failure.error, int(failure.retryable))
         self._history.append(
-            (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
+            (
+                row["task_id"],
+                frm.value if frm else None,
+                to.value,
+                reason,
+                actor,
+                att,
+                self.now,
+                error,
+                retryable,
+            )
         )
         session_id = row["session_id"]
         if session_id is not None and task_states.is_finished(to):
@@ -115,6 +129,7 @@ class TaskTx:
     def end_attempt(self, row: Row, error: str, actor: str, *, retryable: bool = True) -> TaskStatus:
         """A running attempt failed (Fail, lease expiry): retry or fail for good (``domain.retry``)."""
         self.changes.released.add(row["assigned_agent_id"])
+        failure = retry.Failure(error, retryable)
         out = retry.failed_attempt(
             attempt=row["attempt"],
             departures=row["departures"],
@@ -138,11 +153,11 @@ class TaskTx:
                 self.changes.backoff_until.append(next_at)
             else:
                 self.ready_caps(row)
-            self.record(row, S.RUNNING, S.READY, out.reason, actor)
+            self.record(row, S.RUNNING, S.READY, out.reason, actor, failure=failure)
             self.snapshot(row["task_id"])
             return S.READY
         self.conn.execute(self.q.tasks.fail, (error, self.now, self.now, row["task_id"]))
-        self.record(row, S.RUNNING, S.FAILED, out.reason, actor)
+        self.record(row, S.RUNNING, S.FAILED, out.reason, actor, failure=failure)
         self.snapshot(row["task_id"])
         if row["has_dependents"]:
             self.resolve_dependents(row["task_id"], S.FAILED, out.reason)

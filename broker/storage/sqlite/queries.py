@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ...domain import leases
 from ...domain import messages as rules
 from ..sql.queries import (
     A2A_CONFIG,
@@ -110,8 +111,8 @@ TASKS = TaskQueries(
         " ORDER BY dispatch_rank DESC, seq LIMIT ?"
     ),
     expired_leases=(
-        "SELECT * FROM tasks INDEXED BY idx_tasks_lease"
-        " WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
+        f"SELECT * FROM tasks INDEXED BY idx_tasks_lease WHERE {leases.lapsed_sql(named)}"
+        " ORDER BY lease_expires_at LIMIT :lim"
     ),
     timed_out=(
         "SELECT * FROM tasks INDEXED BY idx_tasks_run_deadline"
@@ -153,13 +154,12 @@ TASKS = TaskQueries(
         "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity,"
         " exposure, agent_type FROM agents WHERE agent_id = ?"
     ),
-    # The lease check of ``complete`` is ``domain.leases.refusal``'s, set-based: running, this
-    # holder, this attempt, not lapsed (a refusal asks the rule why).
+    # One statement checks the lease (``domain.leases.current_sql``) and completes; a refusal
+    # asks ``leases.refusal`` why.
     complete=(
-        "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = ?, result_content_type = ?,"
-        " progress = 100, finished_at = ?, updated_at = ?"
-        " WHERE task_id = ? AND status = 'running' AND assigned_agent_id = ? AND attempt = ?"
-        " AND lease_expires_at >= ? RETURNING *"
+        "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = :result,"
+        " result_content_type = :ctype, progress = 100, finished_at = :now, updated_at = :now"
+        f" WHERE task_id = :task AND {leases.current_sql(named)} RETURNING *"
     ),
     return_lease=(
         "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
@@ -170,7 +170,7 @@ TASKS = TaskQueries(
         " status_note = coalesce(?, status_note), updated_at = ? WHERE task_id = ?"
     ),
     last_failure=(
-        "SELECT reason, actor FROM task_state_history WHERE task_id = ? AND attempt = ?"
+        "SELECT actor, error, retryable FROM task_state_history WHERE task_id = ? AND attempt = ?"
         " AND from_status = 'running' ORDER BY id DESC LIMIT 1"
     ),
     purge=(
@@ -219,12 +219,16 @@ TASKS = TaskQueries(
     dep_depth="SELECT dep_depth FROM tasks WHERE task_id = ?",
     set_dep_depth="UPDATE tasks SET dep_depth = ? WHERE task_id = ?",
     insert_edge=(
-        "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type, resolved_at)"
-        " VALUES (?, ?, ?, ?)"
+        "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type, resolved_at, ordinal)"
+        " VALUES (?, ?, ?, ?, ?)"
     ),
     delete_edge="DELETE FROM task_dependencies WHERE dependent_id = ? AND prerequisite_id = ?",
     mark_has_dependents="UPDATE tasks SET has_dependents = 1 WHERE task_id = ? AND has_dependents = 0",
-    set_depends_on="UPDATE tasks SET depends_on = ?, updated_at = ? WHERE task_id = ?",
+    touch="UPDATE tasks SET updated_at = ? WHERE task_id = ?",
+    prerequisites_of=(
+        "SELECT prerequisite_id, dep_type, ordinal FROM task_dependencies WHERE dependent_id = ?"
+        " ORDER BY ordinal"
+    ),
     deepest_prereq=(
         "SELECT max(p.dep_depth) FROM task_dependencies d JOIN tasks p ON p.task_id = d.prerequisite_id"
         " WHERE d.dependent_id = ?"
@@ -232,7 +236,7 @@ TASKS = TaskQueries(
     set_status="UPDATE tasks SET status = ? WHERE task_id = ?",
     # -- submission
     by_idempotency_key=(
-        "SELECT task_id, idempotency_fingerprint, parent_id, depends_on FROM tasks WHERE idempotency_key = ?"
+        "SELECT task_id, idempotency_fingerprint, parent_id FROM tasks WHERE idempotency_key = ?"
     ),
     parent="SELECT root_id, level, path, session_id FROM tasks WHERE task_id = ?",
     insert=(
