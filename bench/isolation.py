@@ -37,8 +37,8 @@ from broker.pb import agents_pb2_grpc, messaging_pb2_grpc
 from broker.pb import messaging_pb2 as pb
 from broker.security.cli import open_db
 from broker.security.tokens import new_secret
+from broker.storage import token_file as store
 from broker.storage.base import TokenRecord
-from broker.storage.sqlite import tokens as store
 
 from .common import ROOT, Proc, Report, channel, median, percentile, spawn_broker
 

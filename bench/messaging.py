@@ -91,8 +91,8 @@ def issue_tokens(db: Path) -> dict[str, str]:
 
     from broker.security.cli import open_db
     from broker.security.tokens import new_secret
+    from broker.storage import token_file as store
     from broker.storage.base import TokenRecord
-    from broker.storage.sqlite import tokens as store
 
     out = {}
     with closing(open_db(str(db))) as conn:

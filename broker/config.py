@@ -13,7 +13,30 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .errors import BrokerError
+
 ENV_PREFIX = "A2A_BROKER_"
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a SQLite URL or bare path (``--db``), or None for another scheme.
+
+    As SQLAlchemy reads them: ``sqlite:///data/broker.db`` is relative to the working directory,
+    ``sqlite:////var/lib/broker.db`` absolute, ``sqlite://`` (or ``sqlite:///:memory:``) in memory.
+    (Here, a leaf module, so that the settings check ``--db`` without importing the storage layer;
+    ``broker.storage`` re-exports it.)
+    """
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://") :]
+        if rest and not rest.startswith("/"):
+            raise BrokerError(
+                f"{url!r} names a host, which SQLite has none of: write sqlite:///relative/path "
+                "or sqlite:////absolute/path"
+            )
+        return rest[1:] or ":memory:"
+    if "://" in url:
+        return None
+    return url
 
 
 def address_problem(address: str, allow_port_0: bool = False) -> str | None:
@@ -240,9 +263,6 @@ class Settings(BaseModel):
     @field_validator("db")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        from .errors import BrokerError
-        from .storage import sqlite_path
-
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
         if scheme in ("postgresql", "postgres"):
             return value

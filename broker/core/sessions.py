@@ -1,5 +1,5 @@
 """Orchestration sessions: create, read, list, close and cancel, and their retention. A session's
-status follows its tasks inside the task writes themselves (storage/sqlite/sessions.py, rules in
+status follows its tasks inside the task writes themselves (storage/sql/sessions.py, rules in
 domain/sessions.py); this layer announces what changed and logs each session that ends."""
 
 from __future__ import annotations

@@ -10,13 +10,21 @@ and changes nothing.
 
 Complete and Fail are idempotent: a retry of a call that already committed
 (the client did not get the answer) gets the same answer rather than a refusal.
+
+Storage checks a lease set-based too, in the statement that completes a task
+and in the sweeper's scan for lapsed leases: those SQL fragments are here,
+beside ``refusal`` (``current_sql``, ``lapsed_sql``; ``p`` names a parameter
+in the dialect's style), and tests/unit/test_lease_rules_in_sql.py pins that
+they agree with it on both dialects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import FailedPrecondition
 from ..models.tasks import CompleteInput, FailInput, LeaseRef, TaskStatus
-from .retry import failure_reason_matches
+from .retry import Failure
 
 
 def refusal(
@@ -37,6 +45,23 @@ def refusal(
         # Lapsed: the sweeper will end it as a failed attempt.
         return FailedPrecondition(f"task {ref.task_id}: the lease for attempt {ref.attempt} has lapsed")
     return None
+
+
+RUNNING = f"'{TaskStatus.RUNNING.value}'"
+
+
+def current_sql(p: Callable[[str], str]) -> str:
+    """``refusal`` set-based: the lease (``agent``, ``attempt``) is the task's current one at
+    ``now`` (it has not lapsed)."""
+    return (
+        f"status = {RUNNING} AND assigned_agent_id = {p('agent')} AND attempt = {p('attempt')}"
+        f" AND lease_expires_at >= {p('now')}"
+    )
+
+
+def lapsed_sql(p: Callable[[str], str]) -> str:
+    """A running task whose lease lapsed at ``now``: the sweeper ends it as a failed attempt."""
+    return f"status = {RUNNING} AND lease_expires_at < {p('now')}"
 
 
 def still_holds(
@@ -80,9 +105,14 @@ def completed_by(
     )
 
 
-def failed_by(inp: FailInput, last_reason: str | None, last_actor: str | None) -> bool:
+def failed_by(inp: FailInput, actor: str, failure: Failure | None) -> bool:
     """Whether this very Fail (holder, attempt, error, retryable or not) already ended its attempt,
-    judged by the attempt's last transition out of running (``last_reason``, ``last_actor``)."""
-    if last_reason is None or last_actor != inp.agent_id:
-        return False
-    return failure_reason_matches(last_reason, inp.attempt, inp.error, inp.non_retryable)
+    judged by what the attempt's last transition out of running stored: who made it (``actor``)
+    and how the attempt failed (``failure``; None when it did not fail: it was completed,
+    cancelled, or its holder departed)."""
+    return (
+        failure is not None
+        and actor == inp.agent_id
+        and failure.error == inp.error
+        and failure.retryable != inp.non_retryable
+    )

@@ -3,42 +3,55 @@ order, whom a pending copy waits for, what a delivery handed back becomes (pendi
 dead letter), when a delivery lapses, a copy expires, may be acked, requeued, or purged.
 
 Pure: no I/O, no asyncio, no SQL execution. Storage applies most of these rules set-based, over
-many rows in one statement: for those, the SQL fragment is defined here, next to the rule it
-states (the ``*_SQL`` constants, over the ``a2a_messages`` columns and named parameters), and
-``tests/unit/test_message_rules_in_sql.py`` pins that each fragment and its Python rule agree.
+many rows in one statement: for those, the rule is written here once, as the SQL fragment that
+runs (over the ``a2a_messages`` columns; ``*_SQL`` constants, or ``*_sql(p)`` functions for the
+fragments that take parameters, where ``p`` names a parameter in the dialect's style: ``:now`` on
+SQLite, ``%(now)s`` on PostgreSQL). ``tests/unit/test_message_rules_in_sql.py`` runs each one on
+both dialects. The rules that run in Python (which copies a claim takes, whom to wake, refusals)
+are Python here. The claim order is declared once (``CLAIM_ORDER``) and read both ways.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from ..errors import BrokerError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from ..models.messages import MessageStatus, TargetKind
+from ..models.messages import MessageStatus
 
 MAX_NOTE = 2048  # characters of ``last_error`` (the column's CHECK)
+
+Param = Callable[[str], str]  # a dialect's named parameter: "now" -> ":now", or "%(now)s"
 
 # -- due ----------------------------------------------------------------------------------------
 
 
-def is_due(deliver_after: int | None, expires_at: int | None, now: int) -> bool:
+def due_sql(p: Param) -> str:
     """A pending copy may be delivered now: its scheduled time (if any) has come, and it has not
     expired."""
-    return (deliver_after is None or deliver_after <= now) and (expires_at is None or expires_at > now)
+    now = p("now")
+    return f"(deliver_after IS NULL OR deliver_after <= {now}) AND (expires_at IS NULL OR expires_at > {now})"
 
-
-DUE_SQL = "(deliver_after IS NULL OR deliver_after <= :now) AND (expires_at IS NULL OR expires_at > :now)"
 
 # -- claims -------------------------------------------------------------------------------------
 
-# Copies are delivered highest priority first, then in enqueue order.
-CLAIM_ORDER_SQL = "priority DESC, seq"
+# Copies are delivered highest priority first, then in enqueue order: (column, descending). The
+# claims' ORDER BY and every sort of copies in Python are this.
+CLAIM_ORDER: tuple[tuple[str, bool], ...] = (("priority", True), ("seq", False))
+CLAIM_ORDER_SQL = ", ".join(f"{column} DESC" if desc else column for column, desc in CLAIM_ORDER)
 
 
-def claim_order(priority: int, seq: int) -> tuple[int, int]:
-    """Sort key of ``CLAIM_ORDER_SQL``."""
-    return (-priority, seq)
+def claim_key(copy: Any) -> tuple[int, ...]:
+    """A copy's place in the claim order (anything with the order's columns as attributes)."""
+    return tuple(-getattr(copy, c) if desc else getattr(copy, c) for c, desc in CLAIM_ORDER)
+
+
+class Candidate(NamedTuple):
+    """A copy a claim may take: one of the agent's own, or an anycast copy of its capabilities."""
+
+    seq: int
+    priority: int
+    anycast: bool
 
 
 def pick_claims(
@@ -49,16 +62,20 @@ def pick_claims(
     ``limit`` are taken (competing consumers: an anycast copy goes to the first agent with the
     capability that has room). Candidates are (seq, priority); returns the seqs taken of each kind.
     """
-    cands = [(-p, seq, False) for seq, p in direct]
+    cands = [Candidate(seq, p, False) for seq, p in direct]
     for pool in anycast:
-        cands += [(-p, seq, True) for seq, p in pool]
-    cands.sort()
+        cands += [Candidate(seq, p, True) for seq, p in pool]
+    cands.sort(key=claim_key)
     chosen = cands[:limit]
-    return [seq for _, seq, a in chosen if not a], [seq for _, seq, a in chosen if a]
+    return [c.seq for c in chosen if not c.anycast], [c.seq for c in chosen if c.anycast]
 
 
-# Setting a claimed copy delivered: one more attempt, until the ack deadline.
-DELIVER_SQL = "status = 'delivered', attempt = attempt + 1, delivered_at = :now, ack_deadline = :deadline"
+def deliver_sql(p: Param) -> str:
+    """Setting a claimed copy delivered: one more attempt, until the ack deadline."""
+    return (
+        f"status = 'delivered', attempt = attempt + 1, delivered_at = {p('now')},"
+        f" ack_deadline = {p('deadline')}"
+    )
 
 
 def delivered_attempt(attempt: int) -> int:
@@ -84,87 +101,45 @@ def audience(recipient_id: str | None, capability: str | None) -> Audience:
     return Audience(None, capability)
 
 
-def recipient_when_pending(target_kind: TargetKind, recipient_id: str | None) -> str | None:
-    """A copy pending again keeps its recipient, except an anycast copy: it goes back to its
-    capability's pool, for any agent with the capability to take."""
-    return None if target_kind is TargetKind.ANYCAST else recipient_id
-
-
+# A copy pending again keeps its recipient, except an anycast copy: it goes back to its capability's
+# pool, for any agent with the capability to take.
 RECIPIENT_WHEN_PENDING_SQL = "CASE WHEN target_kind = 'anycast' THEN NULL ELSE recipient_id END"
 
 # -- handing a delivery back (nack, reject, stream ended, ack deadline passed) -----------------
 
 
-def is_dead_letter(attempt: int, max_attempts: int, reject: bool, refund: bool) -> bool:
+def dead_letter_sql(p: Param) -> str:
     """A delivery handed back becomes a dead letter (FAILED) when its recipient rejected it, or
     when it was the last attempt allowed. ``refund`` gives the attempt back (the broker, not the
     agent, failed: a shutdown, a response never transmitted), so it never counts as the last."""
-    return reject or attempt - int(refund) >= max_attempts
+    return f"({p('reject')} OR attempt - {p('refund')} >= max_attempts)"
 
 
-DEAD_LETTER_SQL = "(:reject OR attempt - :refund >= max_attempts)"
+def release_note_sql(p: Param) -> str:
+    """``last_error`` of a delivery handed back: the reason and which attempt of how many, cut to
+    the column's limit."""
+    return f"substr({p('reason')} || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, {MAX_NOTE})"
 
 
-def release_note(reason: str, attempt: int, max_attempts: int) -> str:
-    """``last_error`` of a delivery handed back."""
-    return f"{reason} (attempt {attempt} of {max_attempts})"[:MAX_NOTE]
-
-
-RELEASE_NOTE_SQL = (
-    f"substr(:reason || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, {MAX_NOTE})"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Released:
-    """What a delivery handed back becomes."""
-
-    status: MessageStatus  # PENDING (to be delivered again) or FAILED (a dead letter)
-    attempt: int
-    recipient_id: str | None
-    deliver_after: int | None
-    last_error: str
-
-
-def release(
-    *,
-    target_kind: TargetKind,
-    recipient_id: str | None,
-    attempt: int,
-    max_attempts: int,
-    reason: str,
-    refund: bool = False,
-    reject: bool = False,
-    deliver_after: int | None = None,
-) -> Released:
-    """A delivery handed back: a dead letter (see ``is_dead_letter``), or pending again (after
-    ``deliver_after`` if set; an anycast copy back in its pool)."""
-    dead = is_dead_letter(attempt, max_attempts, reject, refund)
-    return Released(
-        MessageStatus.FAILED if dead else MessageStatus.PENDING,
-        attempt - int(refund),
-        recipient_id if dead else recipient_when_pending(target_kind, recipient_id),
-        deliver_after,
-        release_note(reason, attempt, max_attempts),
-    )
-
-
-# ``release`` set-based: the SET clause of an UPDATE of delivered rows. Parameters: see
-# ``release_params``.
-RELEASE_SQL = f"""
-    status = CASE WHEN {DEAD_LETTER_SQL} THEN 'failed' ELSE 'pending' END,
-    attempt = attempt - :refund,
-    recipient_id = CASE WHEN {DEAD_LETTER_SQL} THEN recipient_id ELSE {RECIPIENT_WHEN_PENDING_SQL} END,
-    deliver_after = :deliver_after,
+def release_sql(p: Param) -> str:
+    """A delivery handed back: a dead letter (``dead_letter_sql``), or pending again (after
+    ``deliver_after`` if set; an anycast copy back in its pool), the attempt given back when
+    refunded. The SET clause of an UPDATE of delivered rows; parameters: ``release_params``."""
+    dead = dead_letter_sql(p)
+    return f"""
+    status = CASE WHEN {dead} THEN 'failed' ELSE 'pending' END,
+    attempt = attempt - {p("refund")},
+    recipient_id = CASE WHEN {dead} THEN recipient_id ELSE {RECIPIENT_WHEN_PENDING_SQL} END,
+    deliver_after = {p("deliver_after")},
     ack_deadline = NULL,
-    last_error = {RELEASE_NOTE_SQL}"""
+    last_error = {release_note_sql(p)}"""
 
 
 def release_params(
     reason: str, refund: bool = False, reject: bool = False, deliver_after: int | None = None
 ) -> dict[str, object]:
-    """The parameters of ``RELEASE_SQL``."""
-    return {"reason": reason, "refund": int(refund), "reject": int(reject), "deliver_after": deliver_after}
+    """The parameters of ``release_sql`` (``refund`` a number: it is subtracted)."""
+    return {"reason": reason, "refund": int(refund), "reject": reject, "deliver_after": deliver_after}
 
 
 def nack_reason(reason: str, reject: bool) -> str:
@@ -182,55 +157,42 @@ def redeliver_after(now: int, delay_us: int, reject: bool) -> int | None:
 ACK_DEADLINE_PASSED = "ack deadline passed"
 
 
-def is_lapsed(status: MessageStatus, ack_deadline: int | None, now: int) -> bool:
-    """A delivery not acked by its deadline is handed back (``release``)."""
-    return status is MessageStatus.DELIVERED and ack_deadline is not None and ack_deadline <= now
+def lapsed_sql(p: Param) -> str:
+    """A delivery not acked by its deadline is handed back (``release_sql``)."""
+    return f"status = 'delivered' AND ack_deadline <= {p('now')}"
 
-
-LAPSED_SQL = "status = 'delivered' AND ack_deadline <= :now"
 
 EXPIRED_NOTE = "expired before it was processed"
 
 
-def is_expired(status: MessageStatus, expires_at: int | None, now: int) -> bool:
+def expired_sql(p: Param) -> str:
     """A copy not yet processed (pending or delivered) expires at its expiry time; a dead letter
     stays until requeued."""
-    return (
-        expires_at is not None
-        and status in (MessageStatus.PENDING, MessageStatus.DELIVERED)
-        and expires_at <= now
-    )
+    return f"expires_at IS NOT NULL AND status IN ('pending', 'delivered') AND expires_at <= {p('now')}"
 
 
-EXPIRED_SQL = "expires_at IS NOT NULL AND status IN ('pending', 'delivered') AND expires_at <= :now"
-# Setting an expired copy EXPIRED (a final state).
-EXPIRE_SQL = f"status = 'expired', finished_at = :now, ack_deadline = NULL, last_error = '{EXPIRED_NOTE}'"
+def expire_sql(p: Param) -> str:
+    """Setting an expired copy EXPIRED (a final state)."""
+    return f"status = 'expired', finished_at = {p('now')}, ack_deadline = NULL, last_error = '{EXPIRED_NOTE}'"
 
 
-def is_purgeable(status: MessageStatus, finished_at: int | None, before: int) -> bool:
+def purgeable_sql(p: Param) -> str:
     """Retention: processed and expired copies are deleted once finished before ``before``; dead
     letters are kept (for inspection and requeue), as is everything still in delivery."""
-    return (
-        status in (MessageStatus.PROCESSED, MessageStatus.EXPIRED)
-        and finished_at is not None
-        and finished_at < before
-    )
+    return f"status IN ('processed', 'expired') AND finished_at < {p('before')}"
 
-
-PURGEABLE_SQL = "status IN ('processed', 'expired') AND finished_at < :before"
 
 # -- acks ---------------------------------------------------------------------------------------
 
 
-def is_ackable(status: MessageStatus, attempt: int) -> bool:
-    """An ack counts for a delivery, and for one handed back (its stream ended, its deadline
-    passed) and not yet delivered again: the agent did process it. Acking twice changes nothing."""
-    return status is MessageStatus.DELIVERED or (status is MessageStatus.PENDING and attempt > 0)
-
-
+# An ack counts for a delivery, and for one handed back (its stream ended, its deadline passed) and
+# not yet delivered again: the agent did process it. Acking twice changes nothing.
 ACKABLE_SQL = "(status = 'delivered' OR (status = 'pending' AND attempt > 0))"
-# Setting an acked copy PROCESSED (a final state).
-ACK_SQL = "status = 'processed', processed_at = :now, finished_at = :now, ack_deadline = NULL"
+
+
+def ack_sql(p: Param) -> str:
+    """Setting an acked copy PROCESSED (a final state)."""
+    return f"status = 'processed', processed_at = {p('now')}, finished_at = {p('now')}, ack_deadline = NULL"
 
 
 def ack_refusal(message_id: str, found: bool, recipient_id: str | None, agent_id: str) -> BrokerError | None:

@@ -36,6 +36,15 @@ def backoff_us(
 
 
 @dataclass(frozen=True)
+class Failure:
+    """How an attempt failed: its error, and whether a retry was allowed (a Fail marked non-retryable
+    allows none). Stored with the transition that ends the attempt."""
+
+    error: str
+    retryable: bool
+
+
+@dataclass(frozen=True)
 class AttemptFailed:
     """What a failed attempt becomes. ``retry``: ready again (at ``next_attempt_at``, or
     now when it is None); otherwise failed for good. ``reason`` is its transition's."""
@@ -72,13 +81,6 @@ def failed_attempt(
 
 
 NOT_RETRYABLE = "not retryable"
-
-
-def failure_reason_matches(reason: str, attempt: int, error: str, non_retryable: bool) -> bool:
-    """Whether ``reason`` (of a transition out of running) is what ``failed_attempt`` says for
-    this attempt, error and retryability: how a repeated Fail is recognised."""
-    final = reason.endswith(f"; {NOT_RETRYABLE}")
-    return reason.startswith(f"attempt {attempt} failed: {error}; ") and final == non_retryable
 
 
 def departure_reason(attempt: int, why: str) -> str:

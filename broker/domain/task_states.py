@@ -12,7 +12,10 @@ completed, failed and cancelled are final. Every transition is recorded in the
 task's history with a reason; the reasons of the decisions made elsewhere live
 with their rule (``retry``: a failed or departed attempt; ``dependencies``: a
 prerequisite ending; ``submission``: the first status). The database enforces
-the same graph with a trigger (0003_tasks.sql, 0013) as a second line of defence.
+the same graph as a second line of defence, with triggers generated from
+``TRANSITIONS`` and ``INITIAL`` (broker/storage/sqlite/triggers.py,
+broker/storage/postgres/triggers.py; tests/unit/test_triggers.py fails when a
+migrated schema does not run what they generate).
 """
 
 from __future__ import annotations

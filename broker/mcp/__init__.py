@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import BrokerError
+from .path import PATH
 
 if TYPE_CHECKING:
     from .endpoint import McpEndpoint
-
-PATH = "/mcp"
 
 __all__ = ["PATH", "McpEndpoint", "available", "wanted"]
 

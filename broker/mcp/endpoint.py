@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 from ..config import Settings
 from ..errors import BrokerError
 from ..security.identity import bearer
-from . import PATH
+from .path import PATH
 
 access = logging.getLogger("broker.access")
 

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import re
-import sqlite3
 import sys
 import time
 from contextlib import closing
@@ -20,8 +19,9 @@ from typing import Any, NoReturn
 
 from ..config import Settings
 from ..storage import sqlite_path
+from ..storage import token_file as store
 from ..storage.base import TokenRecord
-from ..storage.sqlite import tokens as store
+from ..storage.token_file import open_db
 from .identity import Role, check_subject
 from .tokens import new_secret, touch_marker
 
@@ -91,18 +91,6 @@ def _db_path(ns: argparse.Namespace, create: bool = False) -> str:
         fix = "; `tokens create --create-db` makes a new one" if ns.tokens_command == "create" else ""
         _usage(f"no database at {path} ({source}): check the path{fix}")
     return path
-
-
-def open_db(path: str) -> sqlite3.Connection:
-    """The database, created owner-only if new and migrated; no broker lock taken."""
-    from ..storage.sqlite.lock import create_private
-    from ..storage.sqlite.migrate import migrate
-
-    create_private(path)
-    migrate(path)
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=5000")
-    return conn
 
 
 def parse_duration(text: str) -> float:

@@ -7,6 +7,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from ..config import sqlite_path
 from ..errors import BrokerError
 from .base import Storage
 
@@ -16,25 +17,6 @@ if TYPE_CHECKING:
 __all__ = ["Storage", "open_storage", "sqlite_path"]
 
 log = logging.getLogger("broker.storage")
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file path of a SQLite URL or bare path, or None for another scheme.
-
-    As SQLAlchemy reads them: ``sqlite:///data/broker.db`` is relative to the working directory,
-    ``sqlite:////var/lib/broker.db`` absolute, ``sqlite://`` (or ``sqlite:///:memory:``) in memory.
-    """
-    if url.startswith("sqlite://"):
-        rest = url[len("sqlite://") :]
-        if rest and not rest.startswith("/"):
-            raise BrokerError(
-                f"{url!r} names a host, which SQLite has none of: write sqlite:///relative/path "
-                "or sqlite:////absolute/path"
-            )
-        return rest[1:] or ":memory:"
-    if "://" in url:
-        return None
-    return url
 
 
 def _absolute(path: str) -> str:

@@ -3,6 +3,22 @@
 It is split by domain (agents, messages, tasks) so that each part reads on
 its own; a backend implements all three. Operations are transactions: each
 either happens whole or not at all, and returns only once durable.
+
+How a backend runs them (both do, ``broker/storage/sql/connection.py``): a write
+operation is a *job*, a synchronous function of a connection; the engine runs the
+jobs waiting at one moment as a *group*, in one transaction, each job in its own
+savepoint, and commits once.
+
+**A write group may be run again whole.** PostgreSQL aborts a SERIALIZABLE
+transaction that would break serializability (or a deadlock), and its engine then
+rolls the group back and runs every job of it again; SQLite's jobs must be as safe
+to run again. So a job does not act outside its transaction (no wake-up, no
+notification, no file; a cache it keeps must stay right whatever was rolled back,
+as the capability sets' does): what it decides, it decides from what it reads in the transaction and
+from inputs fixed before it was queued (ids, times), and it hands its outcome back
+to be acted on after the commit. The contract suite checks this on both backends:
+it runs with each engine rehearsing (every group run, rolled back, run again,
+committed; tests/contract/conftest.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """What both engines' writers share: take every job waiting (a group), run the group in one
-transaction (the engine's own part), and hand each caller its outcome after the commit."""
+transaction (the engine opens and commits it), each job in a savepoint, and hand each caller its
+outcome after the commit."""
 
 from __future__ import annotations
 
@@ -37,3 +38,36 @@ def settle(
             fut.set_result(value)
         else:
             fut.set_exception(wrap(value))
+
+
+def run_jobs(
+    execute: Callable[[str], Any],
+    conn: Any,
+    jobs: list[Callable[[Any], Any]],
+    single: bool,
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> list[tuple[bool, Any]]:
+    """Run jobs in the open transaction, each in a savepoint (``execute`` runs a control
+    statement), and return each job's outcome: (True, value) or (False, exception). A job that
+    fails is rolled back alone. ``single``: no savepoint; a lone job that fails rolls the whole
+    transaction back. An exception of ``passthrough`` ends the group instead (it is run again)."""
+    out: list[tuple[bool, Any]] = []
+    for fn in jobs:
+        if not single:
+            execute("SAVEPOINT job")
+        try:
+            value = fn(conn)
+        except passthrough:
+            raise
+        except BaseException as exc:
+            if single:
+                execute("ROLLBACK")
+                return [(False, exc)]
+            execute("ROLLBACK TO SAVEPOINT job")
+            execute("RELEASE SAVEPOINT job")
+            out.append((False, exc))
+        else:
+            if not single:
+                execute("RELEASE SAVEPOINT job")
+            out.append((True, value))
+    return out

@@ -132,7 +132,7 @@ class TaskStore(Protocol):
     async def task_dependencies(self, task_id: str) -> tuple[list[DependencyEdge], list[DependencyEdge]]:
         """A task's prerequisites and dependents, each with its state (NotFound)."""
 
-    # -- orchestration sessions (sqlite/sessions.py) ------------------------------------
+    # -- orchestration sessions (sql/sessions.py) ---------------------------------------
 
     async def create_session(self, inp: CreateSessionInput, session_id: str, now: int) -> Session:
         """Store a new active session (NotFound: its parent session; AlreadyExists: the id)."""

@@ -159,6 +159,24 @@ async def test_a_failed_attempt_retries_after_backoff_then_fails_for_good(store)
     assert task.status is TaskStatus.FAILED
 
 
+async def test_a_repeated_fail_is_recognised_by_what_its_attempt_stored(store):
+    """The same Fail again (holder, attempt, error, retryability) answers the task as it is, without
+    spending a retry; any other Fail of that attempt is refused and changes nothing."""
+    await register(store, "w")
+    (t,) = await submit(store, spec("t", max_retries=3, backoff_initial_us=0))
+    (a,) = await lease(store, "w")
+    first, _ = await store.fail_task(failed(a), T0 + S)
+    again, _ = await store.fail_task(failed(a), T0 + 2 * S)
+    assert first.status is again.status is TaskStatus.READY and again.attempt == first.attempt == 1
+    next_attempt = FailInput(task_id=t.task_id, agent_id="w", attempt=2, error="boom")
+    others = (failed(a, error="other"), failed(a, non_retryable=True), failed(a, agent_id="v"), next_attempt)
+    for other in others:
+        with pytest.raises(FailedPrecondition):
+            await store.fail_task(other, T0 + 3 * S)
+    history = await store.task_history(t.task_id)
+    assert [tr.to_status for tr in history].count(TaskStatus.READY) == 2  # submitted, one retry
+
+
 async def test_a_non_retryable_failure_fails_at_once_and_settles_dependents_by_kind(store):
     await register(store, "w")
     res = await store.submit_tasks(

@@ -14,8 +14,8 @@ from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
 from broker.security.cli import open_db
 from broker.security.tokens import new_secret, touch_marker
+from broker.storage import token_file as store
 from broker.storage.base import TokenRecord
-from broker.storage.sqlite import tokens as store
 from tests.conftest import Stubs
 
 

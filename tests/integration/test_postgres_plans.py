@@ -14,20 +14,12 @@ from broker.models.messages import MessageFilter
 from broker.models.sessions import SessionFilter, SessionStatus
 from broker.models.tasks import TaskFilter
 from broker.storage.postgres import messages as pgm
-from broker.storage.postgres.sql import to_pg
-from broker.storage.sqlite import message_rows as rows
-from broker.storage.sqlite import sessions
-from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OFFLINE_SINCE_SQL, OUTCOMES_SQL
-from broker.storage.sqlite.message_rows import DUE_SCHEDULED, list_messages_sql
-from broker.storage.sqlite.tasks_read import GRAPH_NEIGHBOURS, list_tasks_sql
-from broker.storage.sqlite.tasks_rows import (
-    DUE_BACKOFF_SQL,
-    EXPIRED_LEASES_SQL,
-    HOLDER_RUNNING_SQL,
-    NEXT_READY_SQL,
-    TIMED_OUT_SQL,
-    URGENCY_WINDOW_SQL,
-)
+from broker.storage.postgres.queries import POSTGRES
+from broker.storage.sql.message_rows import list_messages_sql
+from broker.storage.sql.sessions import list_sessions_sql
+from broker.storage.sql.tasks_read import GRAPH_NEIGHBOURS, list_tasks_sql
+
+M, T, A, SE = POSTGRES.messages, POSTGRES.tasks, POSTGRES.agents, POSTGRES.sessions
 
 # Under pytest -n (make test) on one worker, which builds the module's filled database once (15 s).
 pytestmark = pytest.mark.xdist_group("postgres_plans")
@@ -84,36 +76,40 @@ def conn(pg_cluster) -> Iterator[psycopg.Connection[Any]]:
 
 
 def plan(conn: psycopg.Connection[Any], sql: str, args: Any) -> str:
-    return " | ".join(r[0] for r in conn.execute("EXPLAIN " + to_pg(sql), args))
+    return " | ".join(r[0] for r in conn.execute("EXPLAIN " + sql, args))
+
+
+def _tasks(**flt: Any) -> tuple[str, list[Any]]:
+    return list_tasks_sql("%s", TaskFilter(**flt))
 
 
 def _page(**flt: Any) -> tuple[str, list[Any]]:
-    return sessions.list_sessions_sql(SessionFilter(**flt))
+    return list_sessions_sql("%s", SessionFilter(**flt))
 
 
 NOW = {"now": 10_000, "n": 10, "lim": 100, "agent": "a7", "cap": "cap4", "before": 5_000}
 HOT = [
-    ("claim: an agent's next messages", pgm._NEXT_DIRECT, NOW, "idx_messages_next"),
-    ("claim: a capability's next anycast messages", pgm._NEXT_ANYCAST, NOW, "idx_messages_anycast_next"),
-    ("ack by message id", pgm._ACK, {**NOW, "ids": ["m5", "m9"]}, "a2a_messages_message_id_key"),
-    ("sweep: ack deadlines passed", pgm._LAPSED, NOW, "idx_messages_ack_deadline"),
-    ("sweep: expiry", pgm._EXPIRING, NOW, "idx_messages_expiry"),
-    ("sweep: retention", pgm._PURGEABLE, NOW, "idx_messages_retention"),
-    ("an agent's deliveries, released", "SELECT seq FROM a2a_messages WHERE recipient_id = :agent"
+    ("claim: an agent's next messages", M.next_direct, NOW, "idx_messages_next"),
+    ("claim: a capability's next anycast messages", M.next_anycast, NOW, "idx_messages_anycast_next"),
+    ("ack by message id", pgm.ACK, {**NOW, "ids": ["m5", "m9"]}, "a2a_messages_message_id_key"),
+    ("sweep: ack deadlines passed", pgm.LAPSED, NOW, "idx_messages_ack_deadline"),
+    ("sweep: expiry", pgm.EXPIRING, NOW, "idx_messages_expiry"),
+    ("sweep: retention", pgm.PURGEABLE, NOW, "idx_messages_retention"),
+    ("an agent's deliveries, released", "SELECT seq FROM a2a_messages WHERE recipient_id = %(agent)s"
      " AND status = 'delivered'", NOW, "idx_messages_delivered_to"),
-    ("scheduled messages come due", DUE_SCHEDULED, NOW, "idx_messages_scheduled"),
-    ("lease: a capability set's next ready tasks", NEXT_READY_SQL, (1, 10), "idx_tasks_ready"),
-    ("sweep: lapsed leases", EXPIRED_LEASES_SQL, (5_000, 100), "idx_tasks_lease"),
-    ("sweep: attempts past max_run_time", TIMED_OUT_SQL, (5_000, 100), "idx_tasks_run_deadline"),
-    ("sweep: backoffs due", DUE_BACKOFF_SQL, (5_000,), "idx_tasks_backoff"),
-    ("a departed agent's running tasks", HOLDER_RUNNING_SQL, ("a7",), "idx_tasks_agent"),
-    ("an agent's record: its finished tasks", OUTCOMES_SQL, ("a7", 0, 1000), "idx_tasks_agent"),
-    ("sweep: deadline urgency", URGENCY_WINDOW_SQL, (5_000,), "idx_tasks_deadline"),
-    ("sweep: overdue heartbeats", LIVENESS_SCAN_SQL, (100,), "idx_agents_liveness"),
-    ("sweep: offline agents past the retention", OFFLINE_SINCE_SQL, (100, 500), "idx_agents_status"),
-    ("a session's tasks by status", sessions.COUNTS_SQL, ("s7",), "idx_tasks_session"),
-    ("an unfinished task of a session", sessions.UNFINISHED_SQL, ("s7",), "idx_tasks_session"),
-    ("a failed task of a session", sessions.FAILED_SQL, ("s7",), "idx_tasks_session"),
+    ("scheduled messages come due", M.due_scheduled, NOW, "idx_messages_scheduled"),
+    ("lease: a capability set's next ready tasks", T.next_ready, (1, 10), "idx_tasks_ready"),
+    ("sweep: lapsed leases", T.expired_leases, {"now": 5_000, "lim": 100}, "idx_tasks_lease"),
+    ("sweep: attempts past max_run_time", T.timed_out, (5_000, 100), "idx_tasks_run_deadline"),
+    ("sweep: backoffs due", T.due_backoff, (5_000,), "idx_tasks_backoff"),
+    ("a departed agent's running tasks", T.holder_running, ("a7",), "idx_tasks_agent"),
+    ("an agent's record: its finished tasks", A.outcomes, ("a7", 0, 1000), "idx_tasks_agent"),
+    ("sweep: deadline urgency", T.urgency_window, (5_000,), "idx_tasks_deadline"),
+    ("sweep: overdue heartbeats", A.liveness_scan, (100,), "idx_agents_liveness"),
+    ("a session's tasks by status", SE.task_counts, ("s7",), "idx_tasks_session"),
+    ("an unfinished task of a session", SE.has_unfinished, ("s7",), "idx_tasks_session"),
+    ("a failed task of a session", SE.has_failed, ("s7",), "idx_tasks_session"),
+    ("sweep: offline agents past the retention", A.offline_since, (100, 500), "idx_agents_status"),
     ("sessions, oldest first", *_page(page_size=50), "idx_sessions_created"),
     ("sessions by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("a session's child sessions", *_page(parent_session_id="s7"), "idx_sessions_parent"),
@@ -121,32 +117,31 @@ HOT = [
     ("sessions, newest first", *_page(page_size=50, newest_first=True), "idx_sessions_created"),
     ("sessions by status, newest first", *_page(status=SessionStatus.FAILED, newest_first=True),
      "Index Scan Backward using idx_sessions_status"),
-    ("tasks by type", *list_tasks_sql(TaskFilter(task_type="report")), "idx_tasks_type"),
-    ("a tree's tasks", *list_tasks_sql(TaskFilter(root_id="t7")), "idx_tasks_root"),
-    ("tasks by label", *list_tasks_sql(TaskFilter(label="team=a")), "task_labels_pkey"),
-    ("tasks at a depth", *list_tasks_sql(TaskFilter(level=1)), "idx_tasks_level"),
-    ("tasks by time", *list_tasks_sql(TaskFilter(created_after=10, created_before=20)), "idx_tasks_created"),
-    ("tasks, newest first", *list_tasks_sql(TaskFilter(newest_first=True, after=500)),
-     "Index Scan Backward using tasks_pkey"),
-    ("tasks by status, newest first", *list_tasks_sql(TaskFilter(status="failed", newest_first=True)),
+    ("tasks by type", *_tasks(task_type="report"), "idx_tasks_type"),
+    ("a tree's tasks", *_tasks(root_id="t7"), "idx_tasks_root"),
+    ("tasks by label", *_tasks(label="team=a"), "task_labels_pkey"),
+    ("tasks at a depth", *_tasks(level=1), "idx_tasks_level"),
+    ("tasks by time", *_tasks(created_after=10, created_before=20), "idx_tasks_created"),
+    ("tasks, newest first", *_tasks(newest_first=True, after=500), "Index Scan Backward using tasks_pkey"),
+    ("tasks by status, newest first", *_tasks(status="failed", newest_first=True),
      "Index Scan Backward using idx_tasks_status"),
-    ("an agent's failed tasks, newest first",
-     *list_tasks_sql(TaskFilter(agent_id="a7", status="failed", newest_first=True)),
+    ("an agent's failed tasks, newest first", *_tasks(agent_id="a7", status="failed", newest_first=True),
      "Index Scan Backward using idx_tasks_agent"),
-    ("a graph's prerequisites", GRAPH_NEIGHBOURS[0].format(ids="?,?"), ("t7", "t9", 501),
+    ("a graph's prerequisites", GRAPH_NEIGHBOURS[0].format(ids="%s,%s", p="%s"), ("t7", "t9", 501),
      "task_dependencies_pkey"),
-    ("a graph's dependents", GRAPH_NEIGHBOURS[1].format(ids="?,?"), ("t7", "t9", 501),
+    ("a graph's dependents", GRAPH_NEIGHBOURS[1].format(ids="%s,%s", p="%s"), ("t7", "t9", 501),
      "idx_task_dependencies_prerequisite"),
-    ("a graph's children", GRAPH_NEIGHBOURS[2].format(ids="?,?"), ("t7", "t9", 501), "idx_tasks_parent"),
-    ("messages by type", *list_messages_sql(MessageFilter(message_type="x")), "idx_messages_type"),
-    ("messages, newest first", *list_messages_sql(MessageFilter(newest_first=True)),
+    ("a graph's children", GRAPH_NEIGHBOURS[2].format(ids="%s,%s", p="%s"), ("t7", "t9", 501),
+     "idx_tasks_parent"),
+    ("messages, newest first", *list_messages_sql("%s", MessageFilter(newest_first=True)),
      "Index Scan Backward using a2a_messages_pkey"),
     ("an agent's messages, newest first",
-     *list_messages_sql(MessageFilter(recipient_id="a7", newest_first=True)), "idx_messages_recipient"),
-    ("conversations", rows._CONVERSATIONS, ("", 100), "idx_messages_conversation"),
-    ("an agent's conversations", rows._CONVERSATIONS_OF, ("", "a7", "a7", 100), "idx_messages_sender"),
-    ("a conversation's counts", rows._CONVERSATION_STATS, ("c1",), "idx_messages_conversation"),
-    ("a conversation's participants", rows._CONVERSATION_PEOPLE, ("c1",), "idx_messages_conversation"),
+     *list_messages_sql("%s", MessageFilter(recipient_id="a7", newest_first=True)), "idx_messages_recipient"),
+    ("messages by type", *list_messages_sql("%s", MessageFilter(message_type="x")), "idx_messages_type"),
+    ("conversations", M.conversations, ("", 100), "idx_messages_conversation"),
+    ("an agent's conversations", M.conversations_of, ("", "a7", "a7", 100), "idx_messages_sender"),
+    ("a conversation's counts", M.conversation_stats, ("c1",), "idx_messages_conversation"),
+    ("a conversation's participants", M.conversation_people, ("c1",), "idx_messages_conversation"),
 ]  # fmt: skip
 
 

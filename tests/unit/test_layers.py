@@ -20,14 +20,21 @@ From the bottom up:
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
 ``logs``). Imports under ``if TYPE_CHECKING:`` count too: a type-only arrow that runs up still ties
-a lower layer to a higher one.
+a lower layer to a higher one. Outside the storage layer no module names a backend
+(``broker.storage.sqlite``, ``broker.storage.postgres``): the others reach storage through its
+protocol; nor does one backend name the other. Each rule is proven by planting a violation in a
+copy of the tree (``PLANTED``).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import shutil
 import sys
 from pathlib import Path
+
+import pytest
 
 BROKER = Path(__file__).resolve().parents[2] / "broker"
 
@@ -39,70 +46,21 @@ CONSOLE = "broker.console"
 GATEWAY = "broker.gateway"
 FEDERATION = "broker.federation"
 WEB = "broker.web"
-MCP = "broker.mcp"
+MCP = "broker.mcp"  # the MCP binding: beside the servicers, like the gateway
+# The servicers and the layers beside and above them.
+UPPER = ("broker.servicers", OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, MCP, WEB, *SERVER)
+# Everything above the storage layer: one list, the only one storage is checked against.
+ABOVE_STORAGE = ("broker.core", SECURITY, *UPPER)
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "broker.models": (
-        "broker.domain",
-        "broker.storage",
-        "broker.core",
-        SECURITY,
-        "broker.servicers",
-        OBSERVABILITY,
-        CONSOLE,
-        GATEWAY,
-        MCP,
-        WEB,
-        *SERVER,
-    ),
-    "broker.domain": (
-        "broker.storage",
-        "broker.core",
-        SECURITY,
-        "broker.servicers",
-        OBSERVABILITY,
-        CONSOLE,
-        GATEWAY,
-        MCP,
-        WEB,
-        *SERVER,
-    ),
-    "broker.storage": (
-        "broker.core",
-        SECURITY,
-        "broker.servicers",
-        OBSERVABILITY,
-        CONSOLE,
-        GATEWAY,
-        FEDERATION,
-        MCP,
-        WEB,
-        *SERVER,
-    ),
-    "broker.core": (
-        SECURITY,
-        "broker.servicers",
-        OBSERVABILITY,
-        CONSOLE,
-        GATEWAY,
-        FEDERATION,
-        MCP,
-        WEB,
-        *SERVER,
-    ),
-    SECURITY: (
-        "broker.core",
-        "broker.servicers",
-        OBSERVABILITY,
-        CONSOLE,
-        GATEWAY,
-        FEDERATION,
-        MCP,
-        WEB,
-        *SERVER,
-    ),
+    "broker.models": ("broker.domain", "broker.storage", *ABOVE_STORAGE),
+    "broker.domain": ("broker.storage", *ABOVE_STORAGE),
+    "broker.storage": ABOVE_STORAGE,
+    "broker.core": (SECURITY, *UPPER),
+    SECURITY: ("broker.core", *UPPER),
     "broker.servicers": (OBSERVABILITY, CONSOLE, GATEWAY, FEDERATION, MCP, WEB, *SERVER),
     # Beside the servicers: reads the core and storage (metrics), the security layer (who may read).
-    OBSERVABILITY: ("broker.servicers", GATEWAY, FEDERATION, MCP, WEB, *SERVER),
+    # The console reads observability's metrics, so observability never imports the console.
+    OBSERVABILITY: ("broker.servicers", CONSOLE, GATEWAY, FEDERATION, MCP, WEB, *SERVER),
     # Beside observability (served by its HTTP listener): calls the core as the servicers do, and
     # maps errors to statuses through the servicers' one table (servicers.errors).
     CONSOLE: (GATEWAY, FEDERATION, MCP, WEB, *SERVER),
@@ -128,39 +86,45 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # Serves what the layers beside the servicers built; knows nothing of what they do.
     WEB: ("broker.servicers", FEDERATION, MCP, *SERVER),
 }
+# A storage backend is reached through ``broker.storage`` (the protocol and ``open_storage``):
+# nothing outside the storage layer names one, and no backend names the other (what they share
+# is ``broker.storage.sql``).
+STORAGE = "broker.storage"
+BACKENDS = ("broker.storage.sqlite", "broker.storage.postgres")
 # The wire format stays at the edge: below the servicers nothing reads or builds protobuf.
 WIRE = "broker.pb"
 BELOW_THE_WIRE = ("broker.models", "broker.domain", "broker.storage", "broker.core")
 
-# The domain layer is pure rules: no I/O, no event loop, no SQL, no threads.
-IMPURE = ("asyncio", "sqlite3", "aiosqlite", "grpc", "socket", "threading", "subprocess")
+# The domain layer is pure rules: no I/O, no event loop, no SQL, no threads, no clock
+# (tests/unit/domain/test_domain_is_pure.py checks it against this same list).
+IMPURE = ("asyncio", "sqlite3", "aiosqlite", "grpc", "socket", "threading", "subprocess", "os", "time")
 
-# Known violations, each to be removed by the change that fixes it (never to be added to).
 # Known exceptions to the layer rule, each with its reason (none today: the priority rule that
-# storage imported from the core now lives in broker/domain/priority.py).
+# storage imported from the core now lives in broker/domain/priority.py). Never to be added to.
 ALLOWED: set[tuple[str, str]] = set()
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(BROKER.parent).with_suffix("").parts
+def module_name(path: Path, root: Path | None = None) -> str:
+    parts = path.relative_to((root or BROKER).parent).with_suffix("").parts
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def is_module(name: str) -> bool:
+def is_module(name: str, root: Path | None = None) -> bool:
     """Whether the dotted name is a module or package of the scanned tree."""
     rel = Path(*name.split(".")[1:])
-    return (BROKER / rel).with_suffix(".py").is_file() or (BROKER / rel / "__init__.py").is_file()
+    base = root or BROKER
+    return (base / rel).with_suffix(".py").is_file() or (base / rel / "__init__.py").is_file()
 
 
-def imports_of(path: Path) -> set[str]:
+def imports_of(path: Path, root: Path | None = None) -> set[str]:
     """Every module ``path`` imports, absolute (relative imports resolved; in ``from x import y``,
     ``x.y`` too when ``y`` is itself a module)."""
-    name = module_name(path)
+    name = module_name(path, root)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in import_nodes(path.read_text()):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -174,30 +138,43 @@ def imports_of(path: Path) -> set[str]:
             found.update(
                 f"{origin}.{alias.name}"
                 for alias in node.names
-                if within(origin, "broker") and is_module(f"{origin}.{alias.name}")
+                if within(origin, "broker") and is_module(f"{origin}.{alias.name}", root)
             )
     return found
+
+
+@functools.lru_cache(maxsize=2048)
+def import_nodes(source: str) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements of a module's source (cached: the planted copies repeat the tree)."""
+    return [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import | ast.ImportFrom)]
 
 
 def within(module: str, prefix: str) -> bool:
     return module == prefix or module.startswith(prefix + ".")
 
 
-def broker_modules() -> list[Path]:
-    return sorted(p for p in BROKER.rglob("*.py") if "pb" not in p.relative_to(BROKER).parts)
+def broker_modules(root: Path | None = None) -> list[Path]:
+    base = root or BROKER
+    return sorted(p for p in base.rglob("*.py") if "pb" not in p.relative_to(base).parts)
 
 
-def violations() -> set[tuple[str, str]]:
-    """(module, what it imports) for every import that runs up the layers or reaches the wire."""
+def violations(root: Path | None = None) -> set[tuple[str, str]]:
+    """(module, what it imports) for every import that runs up the layers, reaches the wire, or
+    names a storage backend from outside the storage layer."""
     out = set()
-    for path in broker_modules():
-        name = module_name(path)
+    for path in broker_modules(root):
+        name = module_name(path, root)
         banned = [p for layer, ps in FORBIDDEN.items() if within(name, layer) for p in ps]
         if any(within(name, layer) for layer in BELOW_THE_WIRE):
             banned.append(WIRE)
         if within(name, "broker.domain"):
             banned.extend(IMPURE)
-        out.update((name, imp) for imp in imports_of(path) if any(within(imp, b) for b in banned))
+        if not within(name, STORAGE):
+            banned.extend(BACKENDS)
+        for backend in BACKENDS:  # nor does a backend name another: what they share is storage.sql
+            if within(name, backend):
+                banned.extend(b for b in BACKENDS if b != backend)
+        out.update((name, imp) for imp in imports_of(path, root) if any(within(imp, b) for b in banned))
     return out
 
 
@@ -242,3 +219,72 @@ def test_an_upward_import_is_caught(tmp_path, monkeypatch):
         ("broker.domain.impure", "asyncio"),
         ("broker.domain.impure", "broker.core"),
     }
+
+
+# -- each rule, proven on a copy of the real tree with one violation planted ----------------------
+
+
+@pytest.fixture(scope="module")
+def scanned() -> set[tuple[str, str]]:
+    return violations()
+
+
+def planted(tmp_path: Path, where: str, source: str) -> Path:
+    """A copy of broker/ with ``source`` added at the end of module ``where`` (created if new)."""
+    copy = tmp_path / "broker"
+    shutil.copytree(BROKER, copy, ignore=shutil.ignore_patterns("__pycache__", "static"))
+    target = copy / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.parent != copy and not (target.parent / "__init__.py").exists():
+        (target.parent / "__init__.py").write_text("")
+    before = target.read_text() if target.exists() else ""
+    target.write_text(before + "\n" + source + "\n")
+    return copy
+
+
+# (module file, planted import, the violation the check must report)
+PLANTED = [
+    # a specific backend, from outside the storage layer (type-only imports count too)
+    ("core/planted.py", "from ..storage.sqlite.engine import SqliteEngine", "broker.storage.sqlite.engine"),
+    ("gateway/planted.py", "import broker.storage.postgres", "broker.storage.postgres"),
+    (
+        "security/planted.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..storage.sqlite import engine",
+        "broker.storage.sqlite.engine",
+    ),
+    # models and domain: every upper layer, federation and the HTTP layers included
+    ("models/planted.py", "from ..federation import link", "broker.federation.link"),
+    ("models/planted.py", "from ..web import listener", "broker.web.listener"),
+    ("models/planted.py", "from .. import observability", "broker.observability"),
+    ("models/planted.py", "import broker.mcp", "broker.mcp"),
+    ("domain/planted.py", "from ..federation.link import x", "broker.federation.link"),
+    ("domain/planted.py", "from ..gateway import card", "broker.gateway.card"),
+    ("domain/planted.py", "from ..console import api", "broker.console.api"),
+    ("domain/planted.py", "from ..observability.metrics import Metrics", "broker.observability.metrics"),
+    ("domain/planted.py", "import time", "time"),
+    # storage: the one list of the layers above it
+    ("storage/planted.py", "from ..core.leasing import Leasing", "broker.core.leasing"),
+    ("storage/sqlite/planted.py", "from ...servicers import errors", "broker.servicers.errors"),
+    ("storage/planted.py", "from .. import sweeper", "broker.sweeper"),
+    ("storage/planted.py", "from ..security.tokens import x", "broker.security.tokens"),
+    ("storage/postgres/planted.py", "from ...federation import link", "broker.federation.link"),
+    # one backend naming the other
+    ("storage/postgres/planted.py", "from ..sqlite.messages import X", "broker.storage.sqlite.messages"),
+    ("storage/sqlite/planted.py", "from ..postgres import connection", "broker.storage.postgres.connection"),
+    # observability and the console: the console reads metrics, never the other way
+    ("observability/planted.py", "from ..console.api import Console", "broker.console.api"),
+]
+
+
+@pytest.mark.parametrize(("where", "source", "reported"), PLANTED)
+def test_a_planted_violation_is_caught(tmp_path, scanned, where, source, reported):
+    copy = planted(tmp_path, where, source)
+    module = "broker." + where.removesuffix(".py").replace("/", ".")
+    new = violations(copy) - scanned
+    assert reported in {imp for _, imp in new}, f"{module} importing {reported} passed the check"
+    assert {m for m, _ in new} == {module}
+
+
+def test_a_backend_imported_inside_the_storage_layer_is_fine(tmp_path, scanned):
+    copy = planted(tmp_path, "storage/planted.py", "from .sqlite import engine\nfrom .postgres import relay")
+    assert violations(copy) == scanned

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from broker.models.messages import MessageFilter
-from broker.storage.sqlite import message_rows, messages
+from broker.storage.sql.message_rows import list_messages_sql
+from broker.storage.sqlite import messages
 from broker.storage.sqlite.migrate import migrate
+from broker.storage.sqlite.queries import SQLITE
 
 ARGS = {
     "agent": "a1",
@@ -31,20 +33,20 @@ ARGS = {
 
 # (query, the index that must serve it)
 HOT = {
-    "next message for an agent": (messages.NEXT_DIRECT, "idx_messages_next"),
-    "next anycast message for a capability": (messages.NEXT_ANYCAST, "idx_messages_anycast_next"),
+    "next message for an agent": (SQLITE.messages.next_direct, "idx_messages_next"),
+    "next anycast message for a capability": (SQLITE.messages.next_anycast, "idx_messages_anycast_next"),
     "claim (the next messages, packed)": (messages.PICK_DIRECT, "idx_messages_next"),
     "ack-deadline scan": (messages.LAPSED, "idx_messages_ack_deadline"),
     "ack-deadline release": (messages._RELEASE_LAPSED, "idx_messages_ack_deadline"),
     "expiry scan": (messages.EXPIRING, "idx_messages_expiry"),
     "expiry update": (messages._EXPIRE, "idx_messages_expiry"),
     "retention purge": (messages.PURGEABLE, "idx_messages_retention"),
-    "release an agent's deliveries": (messages._RELEASE_AGENT, "idx_messages_delivered_to"),
+    "release an agent's deliveries": (SQLITE.messages.release_agent, "idx_messages_delivered_to"),
     "ack by ids": (messages._ACK, "sqlite_autoindex_a2a_messages_1"),
     "ackable by ids": (messages.ACK_PICK, "sqlite_autoindex_a2a_messages_1"),
-    "nack by ids": (messages._NACK, "sqlite_autoindex_a2a_messages_1"),
-    "release a stream's deliveries": (messages._RELEASE_HELD, "sqlite_autoindex_a2a_messages_1"),
-    "scheduled messages come due": (message_rows.DUE_SCHEDULED, "idx_messages_scheduled"),
+    "nack by ids": (SQLITE.messages.nack, "sqlite_autoindex_a2a_messages_1"),
+    "release a stream's deliveries": (SQLITE.messages.release_held, "sqlite_autoindex_a2a_messages_1"),
+    "scheduled messages come due": (SQLITE.messages.due_scheduled, "idx_messages_scheduled"),
 }
 
 
@@ -93,7 +95,7 @@ def test_hot_query_uses_its_index(conn: sqlite3.Connection, what: str) -> None:
     ],
 )
 def test_message_list_filters_use_indexes(conn: sqlite3.Connection, flt: MessageFilter, index: str) -> None:
-    sql, args = message_rows.list_messages_sql(flt)
+    sql, args = list_messages_sql("?", flt)
     text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     assert f"INDEX {index}" in text and "TEMP B-TREE FOR ORDER BY" not in text, text
 
@@ -110,7 +112,7 @@ def test_message_list_filters_use_indexes(conn: sqlite3.Connection, flt: Message
 def test_newest_first_message_pages_need_no_sort(
     conn: sqlite3.Connection, flt: MessageFilter, index: str
 ) -> None:
-    sql, args = message_rows.list_messages_sql(flt)
+    sql, args = list_messages_sql("?", flt)
     text = "\n".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     assert index in text and "TEMP B-TREE FOR ORDER BY" not in text, text
 
@@ -118,10 +120,10 @@ def test_newest_first_message_pages_need_no_sort(
 @pytest.mark.parametrize(
     ("sql", "args"),
     [
-        (message_rows._CONVERSATIONS, ("", 100)),
-        (message_rows._CONVERSATIONS_OF, ("", "a1", "a1", 100)),
-        (message_rows._CONVERSATION_STATS, ("c1",)),
-        (message_rows._CONVERSATION_PEOPLE, ("c1",)),
+        (SQLITE.messages.conversations, ("", 100)),
+        (SQLITE.messages.conversations_of, ("", "a1", "a1", 100)),
+        (SQLITE.messages.conversation_stats, ("c1",)),
+        (SQLITE.messages.conversation_people, ("c1",)),
     ],
     ids=["conversations", "a participant's conversations", "a conversation's counts", "its participants"],
 )

@@ -39,7 +39,7 @@ def dump(path: Path) -> list[str]:
 def test_new_file_gets_every_table(tmp_path):
     db = tmp_path / "new.db"
     report = migrate(str(db))
-    assert report.applied == [m.version for m in load_migrations()]
+    assert report.applied == [m.version for m in load_migrations(MIGRATIONS_DIR)]
     assert report.backup is None  # nothing to back up in a new file
     assert EXPECTED_TABLES <= tables(db)
 

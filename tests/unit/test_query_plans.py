@@ -8,8 +8,9 @@ import sqlite3
 import pytest
 
 from broker.models.agents import AgentFilter, AgentStatus
-from broker.storage.sqlite.agents import LIVENESS_SCAN_SQL, OFFLINE_SINCE_SQL, list_agents_sql
+from broker.storage.sql.agents import list_agents_sql
 from broker.storage.sqlite.migrate import migrate
+from broker.storage.sqlite.queries import SQLITE
 
 
 @pytest.fixture(scope="module", params=["analyzed", "no-statistics"])
@@ -40,23 +41,23 @@ def plan(conn, sql, args):
 
 
 def test_sweeper_liveness_scan_uses_index(conn):
-    p = plan(conn, LIVENESS_SCAN_SQL, (100,))
+    p = plan(conn, SQLITE.agents.liveness_scan, (100,))
     assert "idx_agents_liveness" in p, p
     assert "SCAN" not in p, p
 
 
 def test_retention_scan_of_offline_agents_uses_index(conn):
-    p = plan(conn, OFFLINE_SINCE_SQL, (100, 500))
+    p = plan(conn, SQLITE.agents.offline_since, (100, 500))
     assert "idx_agents_status (status=?)" in p and "TEMP B-TREE" not in p, p
 
 
 def test_list_by_status_uses_index(conn):
-    sql, args = list_agents_sql(AgentFilter(status=AgentStatus.BUSY, page_size=100))
+    sql, args = list_agents_sql("?", AgentFilter(status=AgentStatus.BUSY, page_size=100))
     p = plan(conn, sql, args)
     assert "idx_agents_status" in p, p
 
 
 def test_list_by_capability_uses_index(conn):
-    sql, args = list_agents_sql(AgentFilter(capability="cap3", page_size=100))
+    sql, args = list_agents_sql("?", AgentFilter(capability="cap3", page_size=100))
     p = plan(conn, sql, args)
     assert "SEARCH agent_capabilities USING PRIMARY KEY (capability=?)" in p, p

@@ -8,8 +8,9 @@ import sqlite3
 import pytest
 
 from broker.models.sessions import SessionFilter, SessionStatus
+from broker.storage.sql.sessions import list_sessions_sql
 from broker.storage.sqlite.migrate import migrate
-from broker.storage.sqlite.sessions import COUNTS_SQL, FAILED_SQL, UNFINISHED_SQL, list_sessions_sql
+from broker.storage.sqlite.queries import SQLITE
 
 N = 5_000
 
@@ -47,13 +48,13 @@ def plan(conn: sqlite3.Connection, sql: str, args: list | tuple) -> str:
 
 
 def _page(**flt: object) -> tuple[str, list]:
-    return list_sessions_sql(SessionFilter(**flt))  # type: ignore[arg-type]
+    return list_sessions_sql("?", SessionFilter(**flt))  # type: ignore[arg-type]
 
 
 CASES = [
-    ("a session's tasks by status", COUNTS_SQL, ("s7",), "idx_tasks_session"),
-    ("an unfinished task of a session", UNFINISHED_SQL, ("s7",), "idx_tasks_session"),
-    ("a failed task of a session", FAILED_SQL, ("s7",), "idx_tasks_session"),
+    ("a session's tasks by status", SQLITE.sessions.task_counts, ("s7",), "idx_tasks_session"),
+    ("an unfinished task of a session", SQLITE.sessions.has_unfinished, ("s7",), "idx_tasks_session"),
+    ("a failed task of a session", SQLITE.sessions.has_failed, ("s7",), "idx_tasks_session"),
     ("all sessions, oldest first", *_page(page_size=50), "idx_sessions_created"),
     ("by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("children of a session", *_page(parent_session_id="s7"), "idx_sessions_parent"),

@@ -9,31 +9,12 @@ import sqlite3
 import pytest
 
 from broker.models.tasks import TaskFilter, TaskStatus
-from broker.storage.sqlite.agents import OUTCOMES_SQL
+from broker.storage.sql.tasks_read import GRAPH_NEIGHBOURS, list_tasks_sql
+from broker.storage.sql.tasks_rows import capset_id_of, subtree_bounds
 from broker.storage.sqlite.migrate import migrate
-from broker.storage.sqlite.tasks_read import (
-    DEPENDENT_EDGES_SQL,
-    GRAPH_NEIGHBOURS,
-    PREREQUISITES_SQL,
-    list_tasks_sql,
-)
-from broker.storage.sqlite.tasks_rows import (
-    DEPENDENTS_SQL,
-    DUE_BACKOFF_SQL,
-    EXPIRED_LEASES_SQL,
-    HOLDER_RUNNING_SQL,
-    NEXT_READY_SQL,
-    SUBTREE_COUNTS_SQL,
-    SUBTREE_PAGE_DEPTH_SQL,
-    SUBTREE_PAGE_SQL,
-    SUBTREE_SQL,
-    TIMED_OUT_SQL,
-    UNFINISHED_PREREQS_SQL,
-    URGENCY_WINDOW_SQL,
-    capset_id_of,
-    subtree_bounds,
-)
+from broker.storage.sqlite.queries import SQLITE
 
+T = SQLITE.tasks
 N = 20_000
 STATUSES = ["blocked", "ready", "ready", "running", "completed", "completed", "failed", "cancelled"]
 
@@ -94,42 +75,42 @@ def plan(conn, sql, args):
 
 
 def test_next_ready_task_for_a_capability_set_is_one_index_range_without_sorting(conn):
-    p = plan(conn, NEXT_READY_SQL, (capset_id_of(("python",)), 10))
+    p = plan(conn, T.next_ready, (capset_id_of(("python",)), 10))
     assert "USING INDEX idx_tasks_ready (capset_id=?)" in p, p
     assert "TEMP B-TREE" not in p, p
 
 
 def test_dependents_of_a_task_use_an_index(conn):
-    p = plan(conn, DEPENDENTS_SQL, ("t000010",))
+    p = plan(conn, T.dependents, ("t000010",))
     assert "idx_task_dependencies_prerequisite (prerequisite_id=?)" in p, p
 
 
 def test_expired_leases_use_an_index(conn):
-    p = plan(conn, EXPIRED_LEASES_SQL, (500, 100))
+    p = plan(conn, T.expired_leases, {"now": 500, "lim": 100})
     assert "USING INDEX idx_tasks_lease (lease_expires_at<?)" in p, p
     assert "TEMP B-TREE" not in p, p
 
 
 def test_an_agents_record_reads_its_finished_tasks_by_index(conn):
-    p = plan(conn, OUTCOMES_SQL, ("a1", 0, 1000))
+    p = plan(conn, SQLITE.agents.outcomes, ("a1", 0, 1000))
     assert "idx_tasks_agent (assigned_agent_id=? AND status=?)" in p, p
 
 
 def test_a_tasks_dependency_edges_use_indexes(conn):
-    p = plan(conn, PREREQUISITES_SQL, ("t000011",))
+    p = plan(conn, T.prerequisites, ("t000011",))
     assert "SEARCH d USING PRIMARY KEY (dependent_id=?)" in p and "SCAN" not in p.replace("SCAN d", ""), p
-    p = plan(conn, DEPENDENT_EDGES_SQL, ("t000010",))
+    p = plan(conn, T.dependent_edges, ("t000010",))
     assert "idx_task_dependencies_prerequisite (prerequisite_id=?)" in p, p
 
 
 def test_attempts_past_their_max_run_time_use_an_index(conn):
-    p = plan(conn, TIMED_OUT_SQL, (500, 100))
+    p = plan(conn, T.timed_out, (500, 100))
     assert "USING INDEX idx_tasks_run_deadline (run_deadline>? AND run_deadline<?)" in p, p
     assert "TEMP B-TREE" not in p, p
 
 
 def test_subtree_by_path_is_a_range_scan(conn):
-    p = plan(conn, SUBTREE_SQL, subtree_bounds("/t000050/"))
+    p = plan(conn, T.subtree, (*subtree_bounds("/t000050/"), 10_000))
     assert "USING INDEX idx_tasks_path (path>? AND path<?)" in p, p
     assert "TEMP B-TREE" not in p, p
 
@@ -139,9 +120,9 @@ def test_get_tree_pages_and_counts_are_range_scans(conn):
     path index in order, with no sort."""
     lo, hi = subtree_bounds("/t000050/")
     for sql, args in (
-        (SUBTREE_PAGE_SQL, (lo, hi, "/t000050/t000060/", 100)),
-        (SUBTREE_PAGE_DEPTH_SQL, (lo, hi, "", 1, 100)),
-        (SUBTREE_COUNTS_SQL, (lo, hi)),
+        (T.subtree_page, (lo, hi, "/t000050/t000060/", 100)),
+        (T.subtree_page_depth, (lo, hi, "", 1, 100)),
+        (T.subtree_counts, (lo, hi)),
     ):
         p = plan(conn, sql, args)
         assert "USING INDEX idx_tasks_path" in p, (sql, p)
@@ -149,10 +130,10 @@ def test_get_tree_pages_and_counts_are_range_scans(conn):
 
 
 def test_other_sweeper_and_bookkeeping_queries_use_indexes(conn):
-    assert "idx_tasks_backoff" in plan(conn, DUE_BACKOFF_SQL, (100,))
-    assert "idx_tasks_agent" in plan(conn, HOLDER_RUNNING_SQL, ("a1",))
-    assert "idx_tasks_deadline" in plan(conn, URGENCY_WINDOW_SQL, (100,))
-    p = plan(conn, UNFINISHED_PREREQS_SQL, ("t000011",))
+    assert "idx_tasks_backoff" in plan(conn, T.due_backoff, (100,))
+    assert "idx_tasks_agent" in plan(conn, T.holder_running, ("a1",))
+    assert "idx_tasks_deadline" in plan(conn, T.urgency_window, (100,))
+    p = plan(conn, T.unfinished_prereqs, ("t000011",))
     assert "SEARCH d USING PRIMARY KEY (dependent_id=?)" in p and "task_id=?" in p, p
 
 
@@ -181,7 +162,7 @@ def test_other_sweeper_and_bookkeeping_queries_use_indexes(conn):
     ],
 )
 def test_list_filters_use_indexes(conn, flt, index):
-    sql, args = list_tasks_sql(flt)
+    sql, args = list_tasks_sql("?", flt)
     p = plan(conn, sql, args)
     assert index in p, p
     assert "SCAN t " not in p + " ", p
@@ -199,14 +180,14 @@ def test_list_filters_use_indexes(conn, flt, index):
 )
 def test_newest_first_pages_read_the_same_indexes_backwards(conn, flt, index):
     """The console's default order: no sort, the index (or the table's seq) read from its end."""
-    sql, args = list_tasks_sql(flt.model_copy(update={"newest_first": True}))
+    sql, args = list_tasks_sql("?", flt.model_copy(update={"newest_first": True}))
     p = plan(conn, sql, args)
     assert index in p and "TEMP B-TREE" not in p, p
 
 
 def test_a_tasks_graph_reads_its_neighbours_by_index(conn):
     """The console's graph of a task: prerequisites, dependents and children of a frontier."""
-    prereqs, dependents, children = (s.format(ids="?,?") for s in GRAPH_NEIGHBOURS)
+    prereqs, dependents, children = (s.format(ids="?,?", p="?") for s in GRAPH_NEIGHBOURS)
     p = plan(conn, prereqs, ("t000011", "t000013", 500))
     assert "SEARCH task_dependencies USING COVERING INDEX" in p or "PRIMARY KEY (dependent_id=?)" in p, p
     p = plan(conn, dependents, ("t000010", "t000012", 500))

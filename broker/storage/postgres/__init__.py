@@ -1,8 +1,8 @@
 """The PostgreSQL backend: several brokers, one database.
 
-The agent, task and token operations are the SQLite backend's own (broker/storage/sqlite/), run
-on PostgreSQL through ``sql.PgConnection``; messages have a PostgreSQL version (messages.py).
-What differs because several brokers share the database is here:
+The operations are the shared ones (broker/storage/sql/) with PostgreSQL's statements
+(queries.py), and messages do what PostgreSQL does its own way (messages.py). What differs because
+several brokers share the database is here:
 
 - every write transaction is SERIALIZABLE, retried when PostgreSQL aborts it (engine.py);
 - the sweeps (liveness, ack deadlines, expiry, retention, leases) run once across the cluster per
@@ -29,21 +29,23 @@ from ...errors import StorageUnavailable
 from ...models.agents import AgentGone
 from ...models.stats import StorageStats
 from ..message_store import MessageChanges, SweepOutcome
-from ..sqlite.a2a import A2AOps
-from ..sqlite.agents import AgentOps
-from ..sqlite.census import CensusOps
-from ..sqlite.tasks import TaskOps
-from ..sqlite.tokens import TokenOps
+from ..sql.a2a import A2AOps
+from ..sql.agents import AgentOps
+from ..sql.census import CensusOps
+from ..sql.connection import Connection
+from ..sql.tasks import TaskOps
+from ..sql.tasks_lease import purge_job
+from ..sql.tasks_tx import TaskTx
+from ..sql.tokens import TokenOps
 from .engine import PgEngine
 from .messages import PgMessageOps
 from .migrate import migrate
+from .queries import POSTGRES
 from .relay import Relay
-from .sql import PgConnection
 
 if TYPE_CHECKING:
     from ...config import Settings
     from ...models.tasks import Changes
-    from ..sqlite.tasks_tx import TaskTx
 
 __all__ = ["PgStorage"]
 
@@ -54,9 +56,10 @@ SWEEP_TASKS = 0x_A2A_0103
 PURGE_TASKS = 0x_A2A_0104
 
 _REFRESH_ALIVE = (
-    "UPDATE agents a SET last_heartbeat_at = v.seen FROM unnest(?::text[], ?::bigint[]) AS v(agent_id, seen)"
+    "UPDATE agents a SET last_heartbeat_at = v.seen"
+    " FROM unnest(%s::text[], %s::bigint[]) AS v(agent_id, seen)"
     " WHERE a.agent_id = v.agent_id AND a.status IN ('available', 'busy', 'maintenance')"
-    " AND a.last_heartbeat_at < ?"
+    " AND a.last_heartbeat_at < %s"
 )
 
 
@@ -66,9 +69,9 @@ def where(url: str) -> str:
     return f"{u.hostname or 'localhost'}:{u.port or 5432}{u.path}"
 
 
-def _turn(conn: PgConnection, key: int) -> bool:
+def _turn(conn: Connection, key: int) -> bool:
     """Whether this broker runs the cluster's sweep ``key`` now (held until the commit)."""
-    row = conn.execute("SELECT pg_try_advisory_xact_lock(?)", (key,)).fetchone()
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (key,)).fetchone()
     return bool(row is not None and row[0])
 
 
@@ -76,8 +79,8 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
     """Implements ``broker.storage.Storage`` on a PostgreSQL database shared by brokers."""
 
     shared = True  # several brokers use the database at once
-    SIZE_SQL = "SELECT pg_database_size(current_database())"
-    engine: PgEngine  # type: ignore[assignment]  # stands in for the SqliteEngine the shared ops name
+    q = POSTGRES
+    engine: PgEngine
 
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
@@ -113,17 +116,17 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
         alive = dict(alive or {})
         stale = now - (now - heartbeat_before) // 2  # refresh heartbeats older than half the timeout
 
-        def job(conn: PgConnection) -> list[AgentGone]:
+        def job(conn: Connection) -> list[AgentGone]:
             if alive:
                 conn.execute(_REFRESH_ALIVE, (list(alive), list(alive.values()), stale))
             if not _turn(conn, SWEEP_AGENTS):
                 return []
-            return self._mark_offline_job(conn, heartbeat_before, now, alive)  # type: ignore[arg-type]
+            return self._mark_offline_job(conn, heartbeat_before, now, alive)
 
         return await self.engine.write(job)
 
     async def sweep_messages(self, now: int, purge_before: int, limit: int) -> SweepOutcome:
-        def job(conn: PgConnection) -> SweepOutcome:
+        def job(conn: Connection) -> SweepOutcome:
             if not _turn(conn, SWEEP_MESSAGES):
                 return SweepOutcome(MessageChanges(), [], 0)
             return self._sweep_messages_job(conn, now, purge_before, limit)
@@ -132,16 +135,14 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
 
     async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         def job(tx: TaskTx) -> Changes:
-            if not _turn(tx.conn, SWEEP_TASKS):  # type: ignore[arg-type]
+            if not _turn(tx.conn, SWEEP_TASKS):
                 return tx.changes
             return self._sweep_tasks_job(tx, limit)
 
         return await self._write(now, job, snapshots)
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
-        from ..sqlite.tasks_lease import purge_job
-
-        def job(conn: PgConnection) -> int:
-            return purge_job(conn, finished_before, limit) if _turn(conn, PURGE_TASKS) else 0  # type: ignore[arg-type]
+        def job(conn: Connection) -> int:
+            return purge_job(conn, self.q, finished_before, limit) if _turn(conn, PURGE_TASKS) else 0
 
         return await self.engine.write(job)

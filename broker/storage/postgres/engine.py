@@ -19,7 +19,8 @@ claiming the same queue take different rows instead of one aborting.
 Other brokers hear of the commits through relay.py (NOTIFY after the commit, not inside it).
 
 Each connection lives on its own thread (psycopg's synchronous API, the same shape as sqlite3's):
-that is what lets the storage operations be shared with the SQLite backend instead of copied.
+that is what lets the storage operations (broker/storage/sql/) be shared with the SQLite backend
+instead of copied.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from psycopg import errors as pgerrors
 
 from ...errors import BrokerError, StorageUnavailable
 from ...models.stats import StorageStats
-from ..group_commit import STOP, next_group, settle
-from .sql import PgConnection, row_factory
+from ..group_commit import STOP, next_group, run_jobs, settle
+from .connection import PgConnection, row_factory
 
 T = TypeVar("T")
 Job = Callable[[PgConnection], Any]
@@ -99,8 +100,12 @@ class PgEngine:
         readers: int = 2,
         batch_max: int = 512,
         retries: int = 20,
+        rehearse: bool = False,
     ) -> None:
         self.url = url
+        # Run every group twice: once rolled back, then for real (as a retry runs it; the contract
+        # suite's check that every group may be run again whole).
+        self.rehearse = rehearse
         self._batch_max = batch_max
         self._retries = retries
         self._writer = _Conn(url, "pg-writer", autocommit=True)
@@ -133,7 +138,7 @@ class PgEngine:
         for c in [self._writer, *self._readers]:
             await c.close()
 
-    async def write(self, fn: Callable[[Any], T]) -> T:
+    async def write(self, fn: Callable[[PgConnection], T]) -> T:
         """Run fn in a write transaction shared with other jobs; return after the commit."""
         if self._task is None or self._closing:
             raise StorageUnavailable("storage is closed")
@@ -141,7 +146,7 @@ class PgEngine:
         self._queue.put_nowait((fn, fut))
         return await fut
 
-    async def read(self, fn: Callable[[Any], T]) -> T:
+    async def read(self, fn: Callable[[PgConnection], T]) -> T:
         """Run fn on a reader connection, in a read-only REPEATABLE READ transaction."""
         if self._task is None:
             raise StorageUnavailable("storage is closed")
@@ -184,7 +189,7 @@ class PgEngine:
         PostgreSQL aborts it to keep the jobs serializable."""
         for attempt in range(self._retries + 1):
             try:
-                return _run_batch(self._writer.connect(), jobs), attempt
+                return _run_batch(self._writer.connect(), jobs, self.rehearse), attempt
             except _Reconnect:  # lost while idle (nothing was sent): safe to run on a new one
                 self._writer.close_sync()
                 if attempt == self._retries:
@@ -213,35 +218,23 @@ def _read_tx(c: _Conn, fn: Callable[[PgConnection], T]) -> T:
         raise
 
 
-def _run_batch(conn: PgConnection, jobs: list[Job]) -> list[tuple[bool, Any]]:
-    """Run jobs in one transaction, each in a savepoint; commit once."""
+def _run_batch(conn: PgConnection, jobs: list[Job], rehearse: bool = False) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction, each in a savepoint; commit once. ``rehearse``: run the whole
+    group first and roll it back, then run it again and commit (as a retry would)."""
     raw = conn.raw
-    single = len(jobs) == 1
-    out: list[tuple[bool, Any]] = []
+    single = len(jobs) == 1 and not rehearse
     try:
         raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
     except psycopg.OperationalError as exc:
         raise _Reconnect from exc
     try:
-        for fn in jobs:
-            if not single:
-                raw.execute("SAVEPOINT job")
-            try:
-                value = fn(conn)
-            except _RETRYABLE:
-                raise
-            except BaseException as exc:
-                if single:
-                    raw.execute("ROLLBACK")
-                    return [(False, exc)]
-                raw.execute("ROLLBACK TO SAVEPOINT job")
-                raw.execute("RELEASE SAVEPOINT job")
-                out.append((False, exc))
-            else:
-                if not single:
-                    raw.execute("RELEASE SAVEPOINT job")
-                out.append((True, value))
-        raw.execute("COMMIT")
+        if rehearse:
+            run_jobs(raw.execute, conn, jobs, single=False, passthrough=_RETRYABLE)
+            raw.execute("ROLLBACK")
+            raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        out = run_jobs(raw.execute, conn, jobs, single, passthrough=_RETRYABLE)
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.execute("COMMIT")
     except BaseException:
         if not raw.closed and not raw.broken:
             raw.execute("ROLLBACK")

@@ -1,10 +1,11 @@
 """Numbered schema migrations for a PostgreSQL database, run once however many brokers start.
 
 Files ``NNNN_name.sql`` in ``broker/storage/postgres/migrations`` (PostgreSQL's dialect; the same
-numbering and loader as SQLite's) are applied in order and recorded in ``schema_migrations``. A
-broker takes a session advisory lock before it looks: a second broker starting at the same moment
-waits, then finds nothing left to do. All pending migrations run in one transaction (PostgreSQL's
-DDL is transactional): one that fails leaves the database as it was, and the error names it.
+numbering and loader as SQLite's, ``broker/storage/sql/migrations.py``) are applied in order and
+recorded in ``schema_migrations``. A broker takes a session advisory lock before it looks: a second
+broker starting at the same moment waits, then finds nothing left to do. All pending migrations
+run in one transaction (PostgreSQL's DDL is transactional): one that fails leaves the database as
+it was, and the error names it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg
 
 from ...clock import now_us
 from ...errors import MigrationError
-from ..sqlite.migrate import MigrationReport, load_migrations
+from ..sql.migrations import MigrationReport, load_migrations
 
 log = logging.getLogger("broker.storage.migrate")
 

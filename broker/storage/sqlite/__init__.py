@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...models.stats import StorageStats
+from ..sql.a2a import A2AOps
+from ..sql.agents import AgentOps
+from ..sql.census import CensusOps
+from ..sql.tasks import TaskOps
+from ..sql.tokens import TokenOps
 from . import lock
-from .a2a import A2AOps
-from .agents import AgentOps
-from .census import CensusOps
 from .engine import SqliteEngine
-from .messages import MessageOps
+from .messages import SqliteMessageOps
 from .migrate import migrate
-from .tasks import TaskOps
-from .tokens import TokenOps
+from .queries import SQLITE
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -23,11 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStorage"]
 
 
-class SqliteStorage(AgentOps, MessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
-    """Implements ``broker.storage.Storage`` on one SQLite file."""
+class SqliteStorage(AgentOps, SqliteMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
+    """Implements ``broker.storage.Storage`` on one SQLite file: the shared operations
+    (``broker/storage/sql/``) with SQLite's statements, on SQLite's engine."""
 
     shared = False  # one broker per file (the file lock): what it finds at start-up is a previous run's
     relay = None  # nobody else to wake
+    q = SQLITE
+    engine: SqliteEngine
 
     def __init__(self, path: str, settings: Settings) -> None:
         self.path = path

@@ -27,7 +27,7 @@ import aiosqlite
 
 from ...errors import BrokerError, StorageUnavailable
 from ...models.stats import StorageStats
-from ..group_commit import STOP, next_group, settle
+from ..group_commit import STOP, next_group, run_jobs, settle
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -68,8 +68,12 @@ class SqliteEngine:
         busy_timeout_ms: int = 5000,
         readers: int = 2,
         batch_max: int = 512,
+        rehearse: bool = False,
     ) -> None:
         self.path = path
+        # Run every group twice: once rolled back, then for real (the contract suite's check that
+        # a group may be run again whole, as the storage protocol says it may).
+        self.rehearse = rehearse
         self._synchronous = synchronous
         self._busy = busy_timeout_ms
         self._n_readers = readers
@@ -142,7 +146,7 @@ class SqliteEngine:
             jobs = [fn for fn, _ in group]
             try:
                 t0 = time.perf_counter()
-                outcomes = await _run(self._writer, _run_batch, jobs)
+                outcomes = await _run(self._writer, _run_batch, jobs, self.rehearse)
                 self.stats.commit_seconds.observe(time.perf_counter() - t0)
                 self.stats.jobs_per_commit.observe(len(jobs))
                 self.commits += 1
@@ -160,29 +164,19 @@ def _read_tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) ->
         conn.execute("COMMIT")
 
 
-def _run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> list[tuple[bool, Any]]:
-    """Run jobs in one transaction, each in a savepoint; commit once."""
-    single = len(jobs) == 1
-    out: list[tuple[bool, Any]] = []
+def _run_batch(conn: sqlite3.Connection, jobs: list[Job], rehearse: bool = False) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction, each in a savepoint; commit once. ``rehearse``: run the whole
+    group first and roll it back, then run it again and commit (as a retried group would run)."""
+    single = len(jobs) == 1 and not rehearse
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for fn in jobs:
-            if not single:
-                conn.execute("SAVEPOINT job")
-            try:
-                value = fn(conn)
-            except BaseException as exc:
-                if single:
-                    conn.execute("ROLLBACK")
-                    return [(False, exc)]
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                out.append((False, exc))
-            else:
-                if not single:
-                    conn.execute("RELEASE job")
-                out.append((True, value))
-        conn.execute("COMMIT")
+        if rehearse:
+            run_jobs(conn.execute, conn, jobs, single=False)
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+        out = run_jobs(conn.execute, conn, jobs, single)
+        if conn.in_transaction:  # (a lone job that failed has rolled back already)
+            conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

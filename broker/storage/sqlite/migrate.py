@@ -24,45 +24,19 @@ a migration that renames a table for good rewrites such triggers itself.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ...clock import now_us
 from ...errors import MigrationError
+from ..sql.migrations import Migration, MigrationReport, load_migrations
+
+__all__ = ["MIGRATIONS_DIR", "Migration", "MigrationReport", "load_migrations", "migrate", "split_statements"]
 
 log = logging.getLogger("broker.storage.migrate")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
-@dataclass(frozen=True)
-class MigrationReport:
-    applied: list[int]
-    backup: Path | None
-
-
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    found = []
-    for path in sorted(directory.glob("*.sql")):
-        m = _NAME.match(path.name)
-        if not m:
-            raise MigrationError(f"migration file name {path.name!r} is not NNNN_name.sql")
-        found.append(Migration(int(m.group(1)), m.group(2), path.read_text()))
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise MigrationError(f"two migrations share a number in {directory}")
-    return found
 
 
 def split_statements(sql: str) -> list[str]:

@@ -1,5 +1,6 @@
 """broker/domain holds pure rules: it imports only broker.models, broker.errors, itself and
-the standard library, and nothing that does I/O or waits."""
+the standard library, and nothing that does I/O or waits. (What storage may import is checked
+with the other layers, in tests/unit/test_layers.py.)"""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import sys
 from pathlib import Path
 
 import broker.domain
+from tests.unit.test_layers import IMPURE  # the one list (the layer check applies it too)
 
 DOMAIN = Path(broker.domain.__file__).parent
 ALLOWED_BROKER = ("broker.models", "broker.errors", "broker.domain")
-IMPURE = {"asyncio", "sqlite3", "aiosqlite", "socket", "threading", "grpc", "os", "time", "subprocess"}
 
 
 def imported(path: Path) -> set[str]:
@@ -44,16 +45,3 @@ def test_every_domain_module_imports_only_models_errors_and_the_standard_library
 def test_every_domain_module_says_what_it_owns():
     for path in DOMAIN.glob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path.name} has no docstring"
-
-
-def test_storage_imports_nothing_from_the_layers_above_it():
-    storage = DOMAIN.parent / "storage"
-    for path in sorted(storage.rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                mod = node.module or ""
-                up = node.level and (mod.startswith(("core", "servicers")) or mod in ("server", "sweeper"))
-                assert not up and not mod.startswith(("broker.core", "broker.servicers")), (
-                    f"{path.relative_to(DOMAIN.parent)} imports {'.' * node.level}{mod}"
-                )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.domain import leases
+from broker.domain.retry import Failure
 from broker.errors import FailedPrecondition
 from broker.models.tasks import CompleteInput, FailInput, LeaseRef, TaskStatus
 
@@ -51,13 +52,17 @@ def test_a_repeated_complete_is_the_one_that_completed_the_task():
 
 
 def test_a_repeated_fail_is_the_one_that_ended_its_attempt():
+    """Judged from what the attempt's last transition out of running stored (who, how it failed),
+    never from the wording of its reason."""
     inp = FailInput(task_id="t", agent_id="a", attempt=2, error="boom")
-    assert leases.failed_by(inp, "attempt 2 failed: boom; retry in 1.000 s", "a")
-    assert not leases.failed_by(inp, "attempt 2 failed: boom; retry in 1.000 s", "broker")
-    assert not leases.failed_by(inp, None, None)
+    assert leases.failed_by(inp, "a", Failure("boom", retryable=True))
+    assert not leases.failed_by(inp, "broker", Failure("boom", retryable=True))  # the lease lapsed
+    assert not leases.failed_by(inp, "a", None)  # the attempt did not fail (completed, departed)
+    assert not leases.failed_by(inp, "a", Failure("other", retryable=True))  # another outcome
     final = FailInput(task_id="t", agent_id="a", attempt=2, error="boom", non_retryable=True)
-    assert leases.failed_by(final, "attempt 2 failed: boom; not retryable", "a")
-    assert not leases.failed_by(inp, "attempt 2 failed: boom; not retryable", "a")
+    assert leases.failed_by(final, "a", Failure("boom", retryable=False))
+    assert not leases.failed_by(inp, "a", Failure("boom", retryable=False))
+    assert not leases.failed_by(final, "a", Failure("boom", retryable=True))
 
 
 def test_an_undelivered_lease_is_handed_back_only_while_it_is_still_the_tasks():

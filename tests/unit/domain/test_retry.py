@@ -56,16 +56,6 @@ def test_no_backoff_means_ready_now():
     assert out.reason == "attempt 1 failed: boom; retry now"
 
 
-def test_a_repeated_fail_is_recognised_by_its_reason():
-    final = failed(1, retryable=False).reason
-    retried = failed(1).reason
-    assert retry.failure_reason_matches(final, 1, "boom", non_retryable=True)
-    assert not retry.failure_reason_matches(final, 1, "boom", non_retryable=False)
-    assert retry.failure_reason_matches(retried, 1, "boom", non_retryable=False)
-    assert not retry.failure_reason_matches(retried, 2, "boom", non_retryable=False)
-    assert not retry.failure_reason_matches(retried, 1, "other", non_retryable=False)
-
-
 def test_a_departure_reason_says_no_retry_was_spent():
     assert retry.departure_reason(3, "agent went away") == (
         "attempt 3 ended: agent went away; requeued, no retry spent"

@@ -12,40 +12,38 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from functools import partial
 
 from ...domain import dependencies, retry, task_states
 from ...domain.dependencies import Resolution
 from ...domain.priority import PriorityPolicy
 from ...models.tasks import Cancellation, Changes, DepType, TaskStatus, Transition
-from .tasks_rows import DEPENDENTS_SQL, UNFINISHED_PREREQS_SQL, load_task, subtree_bounds
+from .connection import Connection, Row
+from .queries import Queries
+from .tasks_rows import load_task, subtree_bounds
 
 BROKER = "broker"
-_HISTORY_SQL = {
-    n: "INSERT INTO task_state_history (task_id, from_status, to_status, reason, actor, attempt, at) VALUES "
-    + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * n)
-    for n in range(1, 101)
-}
 S = TaskStatus
 
 
 class TaskTx:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
+        q: Queries,
         now: int,
         policy: PriorityPolicy,
         snapshots: bool,
         rng: random.Random | None = None,
     ) -> None:
         self.conn = conn
+        self.q = q
         self.now = now
         self.policy = policy
         self.snapshots = snapshots  # keep each changed task as it is after the change (Changes.tasks)
         self.rng = rng
         self.changes = Changes()
-        self._history: list[tuple[str, str | None, str, str, str, int, int]] = []
+        self._history: list[tuple[str, str | None, str, str, str, int, int, str | None, int | None]] = []
         # Sessions with a task that finished here (-> whether it was a root task that failed for
         # good): their status is settled before the commit (sessions.settle).
         self.sessions_touched: dict[str, bool] = {}
@@ -54,17 +52,31 @@ class TaskTx:
 
     def record(
         self,
-        row: sqlite3.Row,
+        row: Row,
         frm: TaskStatus | None,
         to: TaskStatus,
         reason: str,
         actor: str,
         attempt: int | None = None,
+        failure: retry.Failure | None = None,
     ) -> None:
+        """Record a transition; ``failure``: the attempt it ends failed so (stored with it, for a
+        repeated Fail to be recognised by: ``domain.leases.failed_by``)."""
         task_states.check(frm, to)  # a bug otherwise (the trigger would refuse it too)
         att = row["attempt"] if attempt is None else attempt
+        error, retryable = (None, None) if failure is None else (failure.error, int(failure.retryable))
         self._history.append(
-            (row["task_id"], frm.value if frm else None, to.value, reason, actor, att, self.now)
+            (
+                row["task_id"],
+                frm.value if frm else None,
+                to.value,
+                reason,
+                actor,
+                att,
+                self.now,
+                error,
+                retryable,
+            )
         )
         session_id = row["session_id"]
         if session_id is not None and task_states.is_finished(to):
@@ -88,38 +100,36 @@ class TaskTx:
         rows = self._history
         for i in range(0, len(rows), 100):
             chunk = rows[i : i + 100]
-            self.conn.execute(_HISTORY_SQL[len(chunk)], [v for row in chunk for v in row])
+            self.conn.execute(self.q.history_insert(len(chunk)), [v for row in chunk for v in row])
         rows.clear()
 
     def snapshot(self, task_id: str) -> None:
         """Keep the task as it is now (only when the caller asked for snapshots: it costs a read)."""
         if self.snapshots:
             self.flush()
-            self.changes.tasks[task_id] = load_task(self.conn, task_id)
+            self.changes.tasks[task_id] = load_task(self.conn, self.q, task_id)
 
-    def ready_caps(self, row: sqlite3.Row) -> None:
+    def ready_caps(self, row: Row) -> None:
         self.changes.ready.add(tuple(json.loads(row["required_capabilities"])))
 
-    def fetch(self, task_id: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    def fetch(self, task_id: str) -> Row | None:
+        row: Row | None = self.conn.execute(self.q.tasks.fetch, (task_id,)).fetchone()
+        return row
 
     # ------------------------------------------------------------ transitions
 
-    def make_ready(self, row: sqlite3.Row, reason: str, actor: str = BROKER) -> None:
+    def make_ready(self, row: Row, reason: str, actor: str = BROKER) -> None:
         """blocked -> ready, with the urgency and rank of now."""
         urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
-        self.conn.execute(
-            "UPDATE tasks SET status = 'ready', urgency = ?, dispatch_rank = ?, updated_at = ?"
-            " WHERE task_id = ?",
-            (urgency, rank, self.now, row["task_id"]),
-        )
+        self.conn.execute(self.q.tasks.make_ready, (urgency, rank, self.now, row["task_id"]))
         self.record(row, S(row["status"]), S.READY, reason, actor)
         self.ready_caps(row)
         self.snapshot(row["task_id"])
 
-    def end_attempt(self, row: sqlite3.Row, error: str, actor: str, *, retryable: bool = True) -> TaskStatus:
+    def end_attempt(self, row: Row, error: str, actor: str, *, retryable: bool = True) -> TaskStatus:
         """A running attempt failed (Fail, lease expiry): retry or fail for good (``domain.retry``)."""
         self.changes.released.add(row["assigned_agent_id"])
+        failure = retry.Failure(error, retryable)
         out = retry.failed_attempt(
             attempt=row["attempt"],
             departures=row["departures"],
@@ -136,45 +146,34 @@ class TaskTx:
             next_at = out.next_attempt_at
             urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
             self.conn.execute(
-                "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
-                " last_error = ?, next_attempt_at = ?, in_backoff = ?, urgency = ?, dispatch_rank = ?,"
-                " updated_at = ? WHERE task_id = ?",
+                self.q.tasks.retry,
                 (error, next_at, 1 if next_at else 0, urgency, rank, self.now, row["task_id"]),
             )
             if next_at:
                 self.changes.backoff_until.append(next_at)
             else:
                 self.ready_caps(row)
-            self.record(row, S.RUNNING, S.READY, out.reason, actor)
+            self.record(row, S.RUNNING, S.READY, out.reason, actor, failure=failure)
             self.snapshot(row["task_id"])
             return S.READY
-        self.conn.execute(
-            "UPDATE tasks SET status = 'failed', lease_expires_at = NULL, last_error = ?,"
-            " next_attempt_at = NULL, finished_at = ?, updated_at = ? WHERE task_id = ?",
-            (error, self.now, self.now, row["task_id"]),
-        )
-        self.record(row, S.RUNNING, S.FAILED, out.reason, actor)
+        self.conn.execute(self.q.tasks.fail, (error, self.now, self.now, row["task_id"]))
+        self.record(row, S.RUNNING, S.FAILED, out.reason, actor, failure=failure)
         self.snapshot(row["task_id"])
         if row["has_dependents"]:
             self.resolve_dependents(row["task_id"], S.FAILED, out.reason)
         return S.FAILED
 
-    def depart(self, row: sqlite3.Row, reason: str) -> None:
+    def depart(self, row: Row, reason: str) -> None:
         """The holder of a running attempt left (offline, deregistered): the task goes back to
         ready at once. Not a failure: the attempt number has risen, but no retry is spent."""
         self.changes.released.add(row["assigned_agent_id"])
         urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
-        self.conn.execute(
-            "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
-            " last_error = ?, next_attempt_at = NULL, in_backoff = 0, urgency = ?, dispatch_rank = ?,"
-            " departures = departures + 1, updated_at = ? WHERE task_id = ?",
-            (reason, urgency, rank, self.now, row["task_id"]),
-        )
+        self.conn.execute(self.q.tasks.depart, (reason, urgency, rank, self.now, row["task_id"]))
         self.ready_caps(row)
         self.record(row, S.RUNNING, S.READY, retry.departure_reason(row["attempt"], reason), BROKER)
         self.snapshot(row["task_id"])
 
-    def completed(self, row: sqlite3.Row, actor: str) -> None:
+    def completed(self, row: Row, actor: str) -> None:
         """The effects of a completion the caller has just written (``row`` is the task after)."""
         self.changes.released.add(row["assigned_agent_id"])
         self.record(row, S.RUNNING, S.COMPLETED, task_states.COMPLETED, actor)
@@ -182,16 +181,12 @@ class TaskTx:
         if row["has_dependents"]:
             self.resolve_dependents(row["task_id"], S.COMPLETED, task_states.COMPLETED)
 
-    def cancel(self, row: sqlite3.Row, reason: str, actor: str) -> list[str]:
+    def cancel(self, row: Row, reason: str, actor: str) -> list[str]:
         """Cancel one unfinished task (ending its lease), then its hard dependents; return the ids."""
         frm = S(row["status"])
         if not task_states.cancellable(frm):
             return []
-        self.conn.execute(
-            "UPDATE tasks SET status = 'cancelled', lease_expires_at = NULL, last_error = ?,"
-            " next_attempt_at = NULL, in_backoff = 0, finished_at = ?, updated_at = ? WHERE task_id = ?",
-            (reason, self.now, self.now, row["task_id"]),
-        )
+        self.conn.execute(self.q.tasks.cancel, (reason, self.now, self.now, row["task_id"]))
         if frm == S.RUNNING:
             agent = row["assigned_agent_id"]
             self.changes.released.add(agent)
@@ -202,16 +197,12 @@ class TaskTx:
             return [row["task_id"]]
         return [row["task_id"], *self.resolve_dependents(row["task_id"], S.CANCELLED, reason)]
 
-    def cancel_subtree(self, root: sqlite3.Row, reason: str, actor: str) -> list[str]:
+    def cancel_subtree(self, root: Row, reason: str, actor: str) -> list[str]:
         lo, hi = subtree_bounds(root["path"])
-        rows = self.conn.execute(
-            "SELECT * FROM tasks WHERE path >= ? AND path < ? AND path != ?"
-            " AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY path",
-            (lo, hi, root["path"]),
-        ).fetchall()
+        rows = self.conn.execute(self.q.tasks.unfinished_below, (lo, hi, root["path"])).fetchall()
         return self.cancel_each(rows, task_states.ancestor_cancelled(root["task_id"], reason), actor)
 
-    def cancel_each(self, rows: list[sqlite3.Row], reason: str, actor: str) -> list[str]:
+    def cancel_each(self, rows: list[Row], reason: str, actor: str) -> list[str]:
         """Cancel each task of ``rows`` as it is when its turn comes (cancelling an earlier one may
         have reached it through a dependency); the ids cancelled, dependents included."""
         out: list[str] = []
@@ -227,11 +218,8 @@ class TaskTx:
         """A task finished: each dependent becomes what ``domain.dependencies`` says (ready,
         cancelled, or unaffected). Recursive through cancellations; returns the ids it cancelled."""
         cancelled: list[str] = []
-        self.conn.execute(
-            "UPDATE task_dependencies SET resolved_at = ? WHERE prerequisite_id = ? AND resolved_at IS NULL",
-            (self.now, task_id),
-        )
-        for dep_id, dep_type in self.conn.execute(DEPENDENTS_SQL, (task_id,)).fetchall():
+        self.conn.execute(self.q.tasks.resolve_edges, (self.now, task_id))
+        for dep_id, dep_type in self.conn.execute(self.q.tasks.dependents, (task_id,)).fetchall():
             row = self.fetch(dep_id)
             if row is None:
                 continue
@@ -246,5 +234,5 @@ class TaskTx:
         return cancelled
 
     def _unfinished_prereqs(self, task_id: str) -> int:
-        n: int = self.conn.execute(UNFINISHED_PREREQS_SQL, (task_id,)).fetchone()[0]
+        n: int = self.conn.execute(self.q.tasks.unfinished_prereqs, (task_id,)).fetchone()[0]
         return n

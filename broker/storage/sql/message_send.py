@@ -1,61 +1,38 @@
-"""Sending messages on SQLite: the send job and what is prepared for it.
+"""Sending messages: the send job and what is prepared for it.
 
 A send job checks that the senders exist (one SELECT for all; recipients only for a send that
 requires them: otherwise a message waits for a recipient that has not registered yet), then
-inserts with multi-row VALUES statements; a broadcast makes its copies with one INSERT ... SELECT
-over the agents. Everything that needs no database (ids, rows, parameters, results, wake-up keys)
-is done on the event loop's thread, before or after the job: the single writer thread is the serial stage.
+inserts the rows as the dialect does it best (``RowInserter``: multi-row VALUES on SQLite, one
+array per column on PostgreSQL); a broadcast makes its copies with one INSERT ... SELECT over the
+agents. Everything that needs no database (ids, rows, parameters, results, wake-up keys) is done
+on the event loop's thread, before or after the job: the single writer thread is the serial stage.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from ...domain.messages import Audience, audience
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.messages import NewMessage, SendResult, TargetKind
 from ..message_store import SendOutcome
+from .connection import Connection
+from .queries import Queries
 
-_FIELDS = (
-    "message_id, send_id, sender_id, recipient_id, target_kind, target_capability, message_type, payload,"
-    " content_type, priority, correlation_id, conversation_id, headers, idempotency_key, max_attempts,"
-    " created_at, deliver_after, expires_at"
-)
-_ROW = f"({', '.join('?' * 18)})"
-_INSERT_CHUNKS = (128, 32, 8, 1)
-_INSERT_MANY = {
-    n: f"INSERT INTO a2a_messages ({_FIELDS}) VALUES {', '.join([_ROW] * n)}" for n in _INSERT_CHUNKS
-}
+MessageRow = tuple[Any, ...]  # the values of ``queries.MESSAGE_INSERT_COLUMNS``, in order
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    for sql, params in _chunks(rows):
-        conn.execute(sql, params)
+class RowInserter(Protocol):
+    """How a dialect inserts many message rows: ``prepare`` (on the event loop's thread, before
+    the job) makes the parameters, ``insert`` (in the job) runs the statements."""
 
+    def prepare(self, rows: list[MessageRow]) -> Any: ...
 
-_BROADCAST = f"""
-INSERT INTO a2a_messages ({_FIELDS})
-SELECT :send_id || '.' || row_number() OVER (ORDER BY a.agent_id), :send_id, :sender, a.agent_id,
-       'broadcast', :cap, :type, :payload, :ctype, :prio, :corr, :conv, :headers, :key, :max, :now,
-       :after, :expires
-FROM agents a
-WHERE a.status != 'deregistered' AND (:incl OR a.agent_id != :sender)
-  AND (:cap IS NULL OR a.agent_id IN (SELECT agent_id FROM agent_capabilities WHERE capability = :cap))
-ORDER BY a.agent_id
-RETURNING message_id, recipient_id
-"""
-_LIVE = (
-    "SELECT agent_id FROM agents WHERE agent_id IN (SELECT value FROM json_each(?))"
-    " AND status != 'deregistered'"
-)
-_CAPABLE = (
-    "SELECT 1 FROM agent_capabilities c JOIN agents a ON a.agent_id = c.agent_id"
-    " WHERE c.capability = ? AND a.status != 'deregistered' LIMIT 1"
-)
+    def insert(self, conn: Connection, prepared: Any) -> None: ...
+
 
 _last_stamp = 0
 _PROCESS = os.urandom(8).hex()  # ids of two processes (brokers sharing a database) never meet
@@ -78,7 +55,7 @@ def _field(i: int, name: str, batch: bool) -> str:
     return f"messages[{i}].{name}" if batch else name
 
 
-def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> list[BrokerError | None]:
+def _check(conn: Connection, q: Queries, msgs: list[NewMessage], batch: bool) -> list[BrokerError | None]:
     """Why each message cannot be sent, or None: an unknown sender; and, only for a send that sets
     ``require_recipient``, a direct recipient not registered or an anycast nobody can take (without
     it such a message is stored and waits for its recipient). A broadcast's recipients are checked
@@ -89,7 +66,7 @@ def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> lis
         for m in msgs
         if m.require_recipient and m.target.kind is TargetKind.DIRECT
     )
-    live = {r[0] for r in conn.execute(_LIVE, (json.dumps(list(ids)),))}
+    live = {r[0] for r in conn.execute(q.messages.registered, (q.messages.pack(list(ids)),))}
     capable: dict[str, bool] = {}
     errors: list[BrokerError | None] = []
     for i, m in enumerate(msgs):
@@ -107,7 +84,7 @@ def _check(conn: sqlite3.Connection, msgs: list[NewMessage], batch: bool) -> lis
         elif t.kind is TargetKind.ANYCAST:
             cap = t.capability or ""
             if cap not in capable:
-                capable[cap] = conn.execute(_CAPABLE, (cap,)).fetchone() is not None
+                capable[cap] = conn.execute(q.messages.capable, (cap,)).fetchone() is not None
             if not capable[cap]:
                 err = FailedPrecondition(
                     f"{_field(i, 'target.anycast.capability', batch)}: no registered agent has capability"
@@ -123,12 +100,12 @@ class PreparedSends:
     """The part of a send that needs no database, done on the event loop's thread before the job:
     ids, rows, and (when every message is a plain insert) the insert statements' parameters."""
 
-    __slots__ = ("send_ids", "headers", "rows", "chunks")
+    __slots__ = ("send_ids", "headers", "rows", "prepared")
 
-    def __init__(self, msgs: list[NewMessage], now: int) -> None:
+    def __init__(self, msgs: list[NewMessage], now: int, inserter: RowInserter) -> None:
         self.send_ids = [new_id() for _ in msgs]
         self.headers = [json.dumps(m.headers) if m.headers else "{}" for m in msgs]
-        self.rows: list[tuple[Any, ...] | None] = []
+        self.rows: list[MessageRow | None] = []
         plain = True
         for m, send_id, headers in zip(msgs, self.send_ids, self.headers, strict=True):
             t = m.target
@@ -159,39 +136,29 @@ class PreparedSends:
                     m.expires_at,
                 )
             )
-        self.chunks = _chunks(self.rows) if plain else None  # type: ignore[arg-type]
-
-
-def _chunks(rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Any]]]:
-    """Multi-row VALUES statements for rows, a few sizes (each prepared once by SQLite).
-
-    Not executemany: it binds and steps row by row, releasing and retaking the GIL around every
-    step, and while the event loop thread is busy each retake waits (up to the 5 ms switch
-    interval). One statement per 128 rows: 72k rows/s against 42k alone, and far more under load.
-    """
-    out = []
-    i = 0
-    for n in _INSERT_CHUNKS:
-        while len(rows) - i >= n:
-            out.append((_INSERT_MANY[n], [v for r in rows[i : i + n] for v in r]))
-            i += n
-    return out
+        plain_rows = [r for r in self.rows if r is not None]
+        self.prepared = inserter.prepare(plain_rows) if plain else None
 
 
 def store_sends(
-    conn: sqlite3.Connection, msgs: list[NewMessage], prep: PreparedSends, now: int, batch: bool
+    conn: Connection,
+    q: Queries,
+    inserter: RowInserter,
+    msgs: list[NewMessage],
+    prep: PreparedSends,
+    now: int,
+    batch: bool,
 ) -> list[SendResult | BrokerError] | None:
     """Store sends. ``batch``: all or nothing, fields named messages[i].x; otherwise each message
     stands alone (coalesced Send calls) and its result may be the error that refused it.
     Returns None when every message was inserted as prepared (the common case: the results are
     then built on the loop thread), else the result of each message."""
-    errors = _check(conn, msgs, batch)
-    if prep.chunks is not None and not any(errors):
-        for sql, params in prep.chunks:
-            conn.execute(sql, params)
+    errors = _check(conn, q, msgs, batch)
+    if prep.prepared is not None and not any(errors):
+        inserter.insert(conn, prep.prepared)
         return None
     results: list[SendResult | BrokerError] = []
-    rows: list[tuple[Any, ...]] = []  # direct and anycast rows, inserted together (in order)
+    rows: list[MessageRow] = []  # direct and anycast rows, inserted together (in order)
     for i, (m, err, send_id, row, headers) in enumerate(
         zip(msgs, errors, prep.send_ids, prep.rows, prep.headers, strict=True)
     ):
@@ -199,20 +166,17 @@ def store_sends(
             results.append(err)
             continue
         if m.idempotency_key is not None:
-            prior = conn.execute(
-                "SELECT message_ids FROM message_sends WHERE sender_id = ? AND idempotency_key = ?",
-                (m.sender_id, m.idempotency_key),
-            ).fetchone()
+            prior = conn.execute(q.messages.prior_send, (m.sender_id, m.idempotency_key)).fetchone()
             if prior is not None:
                 results.append(SendResult(json.loads(prior[0]), duplicate=True))
                 continue
         t = m.target
         if row is None:  # broadcast: a copy per recipient, made by SQL
             if rows:  # keep enqueue order within the request
-                _insert(conn, rows)
+                inserter.insert(conn, inserter.prepare(rows))
                 rows = []
             copies = conn.execute(
-                _BROADCAST,
+                q.messages.broadcast,
                 {
                     "send_id": send_id,
                     "sender": m.sender_id,
@@ -229,7 +193,7 @@ def store_sends(
                     "now": now,
                     "after": m.deliver_after,
                     "expires": m.expires_at,
-                    "incl": int(t.include_sender),
+                    "incl": bool(t.include_sender),
                 },
             ).fetchall()
             if not copies and m.require_recipient:
@@ -249,13 +213,12 @@ def store_sends(
             result = SendResult([send_id])
         if m.idempotency_key is not None:
             conn.execute(
-                "INSERT INTO message_sends (sender_id, idempotency_key, send_id, message_ids, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                q.messages.record_send,
                 (m.sender_id, m.idempotency_key, send_id, json.dumps(result.message_ids), now),
             )
         results.append(result)
     if rows:
-        _insert(conn, rows)
+        inserter.insert(conn, inserter.prepare(rows))
     return results
 
 

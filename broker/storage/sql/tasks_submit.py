@@ -1,4 +1,4 @@
-"""Submit and SubmitGraph on SQLite: every check and insert in one write job.
+"""Submit and SubmitGraph: every check and insert in one write job.
 
 The checks are ``broker.domain.submission``'s (idempotency, depth,
 prerequisites) and the first status ``broker.domain.dependencies``'; this
@@ -14,9 +14,9 @@ from typing import Any
 
 from ...domain import dependencies, submission, task_states
 from ...errors import NotFound
-from ...models.tasks import DepType, PlannedNode, SubmitResult, Task, TaskStatus, label_pairs
+from ...models.tasks import Dependency, DepType, PlannedNode, SubmitResult, Task, TaskStatus, label_pairs
 from . import sessions
-from .tasks_rows import Capsets, load_task, row_to_task
+from .tasks_rows import Capsets, load_task, prerequisites_of, row_to_task
 from .tasks_tx import TaskTx
 
 _counter = itertools.count()
@@ -28,22 +28,6 @@ def new_task_id(now: int) -> str:
     return f"t-{now:014x}{next(_counter) & 0xFFFFF:05x}{_NODE}{os.urandom(2).hex()}"
 
 
-_INSERT = (
-    "INSERT INTO tasks (task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
-    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path, depends_on,"
-    " has_dependents, dep_depth, max_retries,"
-    " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
-    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent,"
-    " max_run_us, labels)"
-    " VALUES (:task_id, :title, :task_type, :payload, :content_type, :required_capabilities, :capset_id,"
-    " :priority, :deadline, :urgency, :dispatch_rank, :parent_id, :root_id, :level, :path, :depends_on,"
-    " :has_dependents, :dep_depth,"
-    " :max_retries, :backoff_initial_us, :backoff_multiplier, :backoff_max_us, :lease_timeout_us,"
-    " :session_id, :tags, :metadata, :idempotency_key, :idempotency_fingerprint, :submitted_by, :status,"
-    " :created_at, :updated_at, :traceparent, :max_run_us, :labels)"
-)
-
-
 def submit_job(
     tx: TaskTx,
     capsets: Capsets,
@@ -53,7 +37,7 @@ def submit_job(
     default_lease_us: int,
     default_max_run_us: int | None = None,
 ) -> SubmitResult:
-    conn, now = tx.conn, tx.now
+    conn, q, now = tx.conn, tx.q, tx.now
     by_key: dict[str, str] = {}
     capset_ids: dict[tuple[str, ...], int] = {}
     tasks: list[Task] = []
@@ -64,11 +48,7 @@ def submit_job(
         parent_id = by_key[node.parent_key] if node.parent_key else spec.parent_id
         deps = [(d.task_id, d.type) for d in spec.depends_on] + [(by_key[k], t) for k, t in node.dep_keys]
         if spec.idempotency_key is not None:
-            found = conn.execute(
-                "SELECT task_id, idempotency_fingerprint, parent_id, depends_on FROM tasks"
-                " WHERE idempotency_key = ?",
-                (spec.idempotency_key,),
-            ).fetchone()
+            found = conn.execute(q.tasks.by_idempotency_key, (spec.idempotency_key,)).fetchone()
             if found is not None:
                 same = submission.idempotent_duplicate(node.where, spec, found[0], found[1])
                 submission.check_same_place(
@@ -76,11 +56,11 @@ def submit_job(
                     spec,
                     same,
                     (parent_id, deps),
-                    (found["parent_id"], [(p, DepType(t)) for p, t in json.loads(found["depends_on"])]),
+                    (found["parent_id"], [(r[0], DepType(r[1])) for r in prerequisites_of(conn, q, same)]),
                 )
                 if node.key is not None:
                     by_key[node.key] = same
-                tasks.append(load_task(conn, same))
+                tasks.append(load_task(conn, q, same))
                 duplicate.append(True)
                 continue
         task_id = new_task_id(now)
@@ -90,9 +70,7 @@ def submit_job(
         # The parent: the tree columns come from it, and the session unless one is given.
         session_id = spec.session_id
         if parent_id is not None:
-            parent = conn.execute(
-                "SELECT root_id, level, path, session_id FROM tasks WHERE task_id = ?", (parent_id,)
-            ).fetchone()
+            parent = conn.execute(q.tasks.parent, (parent_id,)).fetchone()
             if parent is None:
                 raise NotFound(f"{node.where}.parent_id: task {parent_id!r} not found")
             level = submission.check_level(node.where, parent["level"], max_depth)
@@ -108,7 +86,7 @@ def submit_job(
         seen: set[str] = set()
         for pid, dtype in deps:
             submission.check_listed_once(node.where, pid, seen)
-            p = conn.execute("SELECT status, dep_depth FROM tasks WHERE task_id = ?", (pid,)).fetchone()
+            p = conn.execute(q.tasks.prereq, (pid,)).fetchone()
             if p is None:
                 raise NotFound(f"{node.where}.depends_on: prerequisite task {pid!r} not found")
             status = TaskStatus(p["status"])
@@ -121,7 +99,7 @@ def submit_job(
         submission.check_dep_depth(node.where, dep_depth, max_depth)
 
         if session_id is not None:
-            sessions.admit(conn, session_id, spec.submitted_by or None, 1, now, node.where)
+            sessions.admit(conn, q, session_id, spec.submitted_by or None, 1, now, node.where)
         caps = tuple(spec.required_capabilities)
         status, reason = dependencies.initial_status(unfinished)
         urgency = tx.policy.urgency(spec.deadline, now) if status == TaskStatus.READY else 0.0
@@ -132,7 +110,7 @@ def submit_job(
             "payload": spec.payload,
             "content_type": spec.content_type,
             "required_capabilities": _json_list(caps),
-            "capset_id": capset_ids.get(caps) or capset_ids.setdefault(caps, capsets.ensure(conn, caps)),
+            "capset_id": capset_ids.get(caps) or capset_ids.setdefault(caps, capsets.ensure(conn, q, caps)),
             "priority": spec.priority,
             "deadline": spec.deadline,
             "urgency": urgency,
@@ -141,7 +119,6 @@ def submit_job(
             "root_id": root_id,
             "level": level,
             "path": path,
-            "depends_on": json.dumps([[pid, t.value] for pid, t in deps]) if deps else "[]",
             "has_dependents": 0,
             "dep_depth": dep_depth,
             "max_retries": spec.max_retries,
@@ -162,35 +139,29 @@ def submit_job(
             "max_run_us": spec.max_run_us or default_max_run_us,
             "labels": json.dumps(spec.labels) if spec.labels else "{}",
         }
-        values["seq"] = conn.execute(_INSERT + " RETURNING seq", values).fetchone()[0]
+        values["seq"] = conn.execute(q.tasks.insert, values).fetchone()[0]
         seq = values["seq"]
         if spec.tags:
-            conn.executemany("INSERT INTO task_tags (tag, seq) VALUES (?, ?)", [(t, seq) for t in spec.tags])
+            conn.executemany(q.tasks.insert_tag, [(t, seq) for t in spec.tags])
         if spec.labels:
-            conn.executemany(
-                "INSERT INTO task_labels (label, seq) VALUES (?, ?)",
-                [(x, seq) for x in label_pairs(spec.labels)],
-            )
+            conn.executemany(q.tasks.insert_label, [(x, seq) for x in label_pairs(spec.labels)])
         if caps:
-            conn.executemany(
-                "INSERT INTO task_capabilities (capability, seq) VALUES (?, ?)", [(c, seq) for c in caps]
-            )
+            conn.executemany(q.tasks.insert_capability, [(c, seq) for c in caps])
         if deps:
             conn.executemany(
-                "INSERT INTO task_dependencies (dependent_id, prerequisite_id, dep_type, resolved_at)"
-                " VALUES (?, ?, ?, ?)",
-                [(task_id, pid, t.value, now if pid in resolved else None) for pid, t in deps],
+                q.tasks.insert_edge,
+                [
+                    (task_id, pid, t.value, now if pid in resolved else None, i)
+                    for i, (pid, t) in enumerate(deps)
+                ],
             )
-            conn.executemany(
-                "UPDATE tasks SET has_dependents = 1 WHERE task_id = ? AND has_dependents = 0",
-                [(pid,) for pid, _ in deps],
-            )
+            conn.executemany(q.tasks.mark_has_dependents, [(pid,) for pid, _ in deps])
         actor = spec.submitted_by
-        tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, task_states.SUBMITTED, actor)  # type: ignore[arg-type]
-        tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)  # type: ignore[arg-type]
+        tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, task_states.SUBMITTED, actor)
+        tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
-        task = _built(values)
+        task = _built(values, tuple(Dependency(pid, t) for pid, t in deps))
         tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         tasks.append(task)
         duplicate.append(False)
@@ -201,9 +172,9 @@ def _json_list(values: tuple[str, ...] | list[str]) -> str:
     return json.dumps(list(values)) if values else "[]"
 
 
-def _built(values: dict[str, Any]) -> Task:
+def _built(values: dict[str, Any], deps: tuple[Dependency, ...]) -> Task:
     """The stored task, from the values just inserted (no read back)."""
-    return row_to_task(values | _FRESH)
+    return row_to_task(values | _FRESH, deps)
 
 
 _FRESH: dict[str, Any] = {

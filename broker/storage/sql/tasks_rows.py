@@ -1,69 +1,16 @@
-"""Rows <-> task values, capability sets, and the dispatch SQL (shared by the tasks_* modules)."""
+"""Rows <-> task values, and capability sets (shared by the tasks_* modules)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from typing import Any
 
 from ...domain.capacity import covers
 from ...errors import NotFound
 from ...models.tasks import Dependency, DepType, Task, TaskStatus, Transition
-
-FINISHED_SQL = "('completed', 'failed', 'cancelled')"
-
-# The next ready tasks of one capability set, best first. Served by
-# idx_tasks_ready: an equality on capset_id then the index order, no sort.
-NEXT_READY_SQL = (
-    "SELECT dispatch_rank, seq, task_id FROM tasks INDEXED BY idx_tasks_ready"
-    " WHERE capset_id = ? AND status = 'ready' AND in_backoff = 0"
-    " ORDER BY dispatch_rank DESC, seq LIMIT ?"
-)
-# Dependents of a task (idx_task_dependencies_prerequisite).
-DEPENDENTS_SQL = "SELECT dependent_id, dep_type FROM task_dependencies WHERE prerequisite_id = ?"
-# Leases that lapsed (idx_tasks_lease).
-# INDEXED BY: without statistics the planner would rather take idx_tasks_status
-# (status = ?) and sort; a hot query's plan is not left to chance.
-TIMED_OUT_SQL = (
-    "SELECT * FROM tasks INDEXED BY idx_tasks_run_deadline"
-    " WHERE status = 'running' AND run_deadline IS NOT NULL AND run_deadline <= ?"
-    " ORDER BY run_deadline LIMIT ?"
-)
-EXPIRED_LEASES_SQL = (
-    "SELECT * FROM tasks INDEXED BY idx_tasks_lease"
-    " WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?"
-)
-# A subtree by materialized path (idx_tasks_path): every path starting with the prefix.
-SUBTREE_SQL = "SELECT * FROM tasks WHERE path >= ? AND path < ? ORDER BY path"
-# GetTree: the whole subtree's counts, then a page of it after a path (optionally depth-limited).
-SUBTREE_COUNTS_SQL = (
-    "SELECT status, count(*), sum(progress) FROM tasks WHERE path >= ? AND path < ? GROUP BY status"
-)
-SUBTREE_PAGE_SQL = "SELECT * FROM tasks WHERE path >= ? AND path < ? AND path > ? ORDER BY path LIMIT ?"
-SUBTREE_PAGE_DEPTH_SQL = (
-    "SELECT * FROM tasks WHERE path >= ? AND path < ? AND path > ? AND level <= ? ORDER BY path LIMIT ?"
-)
-# Retry backoffs that are due (idx_tasks_backoff).
-DUE_BACKOFF_SQL = (
-    "SELECT task_id, capset_id FROM tasks INDEXED BY idx_tasks_backoff"
-    " WHERE status = 'ready' AND in_backoff = 1 AND next_attempt_at <= ?"
-)
-# A departed agent's running tasks (idx_tasks_agent).
-HOLDER_RUNNING_SQL = (
-    "SELECT * FROM tasks INDEXED BY idx_tasks_agent"
-    " WHERE assigned_agent_id = ? AND status = 'running' ORDER BY seq"
-)
-# Ready tasks inside the deadline-urgency horizon (idx_tasks_deadline).
-URGENCY_WINDOW_SQL = (
-    "SELECT task_id, priority, deadline, urgency, created_at FROM tasks INDEXED BY idx_tasks_deadline"
-    " WHERE status = 'ready' AND deadline IS NOT NULL AND deadline < ?"
-)
-# Unfinished prerequisites of a task (primary key of task_dependencies, then tasks by id).
-UNFINISHED_PREREQS_SQL = (
-    "SELECT count(*) FROM task_dependencies d JOIN tasks p ON p.task_id = d.prerequisite_id"
-    f" WHERE d.dependent_id = ? AND p.status NOT IN {FINISHED_SQL}"
-)
+from .connection import Connection, Row
+from .queries import Queries
 
 
 def subtree_bounds(path: str) -> tuple[str, str]:
@@ -91,29 +38,19 @@ class Capsets:
         self._count: tuple[int, float] = (0, 0.0)
         self._covers: dict[tuple[str, ...], list[int]] = {}
 
-    def ensure(self, conn: sqlite3.Connection, caps: tuple[str, ...]) -> int:
+    def ensure(self, conn: Connection, q: Queries, caps: tuple[str, ...]) -> int:
         cid = capset_id_of(caps)
-        conn.execute(
-            "INSERT INTO capability_sets (capset_id, caps) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (cid, json.dumps(list(caps))),
-        )
+        conn.execute(q.tasks.insert_capset, (cid, json.dumps(list(caps))))
         return cid
 
-    def covered_by(self, conn: sqlite3.Connection, agent_caps: tuple[str, ...]) -> list[int]:
+    def covered_by(self, conn: Connection, q: Queries, agent_caps: tuple[str, ...]) -> list[int]:
         """Ids of the capability sets an agent with ``agent_caps`` is able to run."""
         # count and sum of the ids: any change of the table's content changes this
         # (even a set added after another's insert was rolled back with its batch).
         # (The sum is of the ids modulo a prime: a sum of 63-bit ids would overflow.)
-        count = tuple(
-            conn.execute(
-                "SELECT count(*), coalesce(sum(capset_id % 1000003), 0) FROM capability_sets"
-            ).fetchone()
-        )
+        count = tuple(conn.execute(q.tasks.capsets_census).fetchone())
         if count != self._count:
-            self.by_id = {
-                r[0]: tuple(json.loads(r[1]))
-                for r in conn.execute("SELECT capset_id, caps FROM capability_sets")
-            }
+            self.by_id = {r[0]: tuple(json.loads(r[1])) for r in conn.execute(q.tasks.capsets)}
             self._count = count
             self._covers.clear()
         found = self._covers.get(agent_caps)
@@ -132,8 +69,8 @@ def _strings(text: str) -> tuple[str, ...]:
     return () if text == "[]" else tuple(json.loads(text))
 
 
-def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
-    deps = row["depends_on"]
+def row_to_task(row: Row | dict[str, Any], depends_on: tuple[Dependency, ...] = ()) -> Task:
+    """The task of a row of ``tasks``, with its prerequisites (kept in ``task_dependencies``)."""
     return Task(
         task_id=row["task_id"],
         seq=row["seq"],
@@ -150,7 +87,7 @@ def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
         root_id=row["root_id"],
         level=row["level"],
         path=row["path"],
-        depends_on=() if deps == "[]" else tuple(Dependency(d[0], _DEP[d[1]]) for d in json.loads(deps)),
+        depends_on=depends_on,
         max_retries=row["max_retries"],
         backoff_initial_us=row["backoff_initial_us"],
         backoff_multiplier=row["backoff_multiplier"],
@@ -181,18 +118,33 @@ def row_to_task(row: sqlite3.Row | dict[str, Any]) -> Task:
     )
 
 
-def load_task(conn: sqlite3.Connection, task_id: str) -> Task:
-    row = conn.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+def prerequisites_of(conn: Connection, q: Queries, task_id: str) -> list[Row]:
+    """(prerequisite_id, dep_type, ordinal) of each prerequisite of a task, in the order given."""
+    rows: list[Row] = conn.execute(q.tasks.prerequisites_of, (task_id,)).fetchall()
+    return rows
+
+
+def task_of(conn: Connection, q: Queries, row: Row) -> Task:
+    """The task of a row, its prerequisites read only when it has some: a task's dependency chain
+    is 0 deep (``dep_depth``) exactly when it waits on nothing."""
+    if not row["dep_depth"]:
+        return row_to_task(row)
+    deps = tuple(Dependency(r[0], _DEP[r[1]]) for r in prerequisites_of(conn, q, row["task_id"]))
+    return row_to_task(row, deps)
+
+
+def load_task(conn: Connection, q: Queries, task_id: str) -> Task:
+    row = conn.execute(q.tasks.fetch, (task_id,)).fetchone()
     if row is None:
         raise NotFound(f"task {task_id!r} not found")
-    return row_to_task(row)
+    return task_of(conn, q, row)
 
 
-def load_tasks(rows: list[sqlite3.Row]) -> list[Task]:
-    return [row_to_task(r) for r in rows]
+def load_tasks(conn: Connection, q: Queries, rows: list[Row]) -> list[Task]:
+    return [task_of(conn, q, r) for r in rows]
 
 
-def row_to_transition(row: sqlite3.Row) -> Transition:
+def row_to_transition(row: Row) -> Transition:
     return Transition(
         task_id=row["task_id"],
         from_status=TaskStatus(row["from_status"]) if row["from_status"] else None,

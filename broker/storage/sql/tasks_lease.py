@@ -1,20 +1,17 @@
-"""Leases on SQLite: lease, extend, complete, fail, cancel, and the sweeper's jobs.
+"""Leases: lease, extend, complete, fail, cancel, and the sweeper's jobs.
 
-Each function is one write job (run by ``SqliteEngine.write`` on the writer
-thread, in a transaction shared with other jobs). The rules are
-``broker.domain``'s (free capacity, whether a lease is current, repeated
-Complete/Fail, retry); the statements here load and store what they decide,
-set-based where many rows move at once. The capacity count on ``agents`` is
-moved by triggers (0003_tasks.sql) in the same transaction as every lease and
-release.
+Each function is one write job (run by the engine's writer, in a transaction shared with other
+jobs). The rules are ``broker.domain``'s (free capacity, whether a lease is current, repeated
+Complete/Fail, retry); the statements (``Queries.tasks``) load and store what they decide,
+set-based where many rows move at once. The capacity count on ``agents`` is moved by triggers in
+the same transaction as every lease and release.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from ...domain import capacity, leases, marks, task_states
+from ...domain import capacity, leases, marks, retry, task_states
 from ...domain.priority import best_first
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.agents import Exposure
@@ -30,59 +27,24 @@ from ...models.tasks import (
     Task,
     TaskStatus,
 )
-from .tasks_rows import (
-    DUE_BACKOFF_SQL,
-    EXPIRED_LEASES_SQL,
-    FINISHED_SQL,
-    HOLDER_RUNNING_SQL,
-    NEXT_READY_SQL,
-    TIMED_OUT_SQL,
-    URGENCY_WINDOW_SQL,
-    Capsets,
-    load_task,
-    row_to_task,
-)
+from .connection import Connection, Row
+from .queries import Queries
+from .tasks_rows import Capsets, load_task, task_of
 from .tasks_tx import BROKER, TaskTx
-
-# Every statement is a round trip for the GIL between the writer thread and
-# the event loop, which dominated the writer's time under load: the chosen
-# tasks are leased with one statement.
-# The lease check of _COMPLETE is ``domain.leases.refusal``'s, set-based: running,
-# this holder, this attempt, not lapsed (a refusal asks the rule why).
-_LEASE = (
-    "UPDATE tasks SET status = 'running', assigned_agent_id = ?, attempt = attempt + 1,"
-    " lease_expires_at = ? + lease_timeout_us, started_at = ?, updated_at = ?, next_attempt_at = NULL,"
-    " run_deadline = ? + max_run_us,"
-    " progress = 0, status_note = NULL WHERE task_id IN ({}) AND status = 'ready' RETURNING *"
-)
-_COMPLETE = (
-    "UPDATE tasks SET status = 'completed', lease_expires_at = NULL, result = ?, result_content_type = ?,"
-    " progress = 100, finished_at = ?, updated_at = ?"
-    " WHERE task_id = ? AND status = 'running' AND assigned_agent_id = ? AND attempt = ?"
-    " AND lease_expires_at >= ? RETURNING *"
-)
 
 
 def release_due_backoffs(tx: TaskTx) -> int:
     """Ready tasks whose retry backoff is over become leasable."""
-    rows = tx.conn.execute(DUE_BACKOFF_SQL, (tx.now,)).fetchall()
+    rows = tx.conn.execute(tx.q.tasks.due_backoff, (tx.now,)).fetchall()
     for task_id, _ in rows:
-        row = tx.conn.execute(
-            "UPDATE tasks SET in_backoff = 0, updated_at = ? WHERE task_id = ?"
-            " RETURNING required_capabilities",
-            (tx.now, task_id),
-        ).fetchone()
+        row = tx.conn.execute(tx.q.tasks.end_backoff, (tx.now, task_id)).fetchone()
         tx.changes.ready.add(tuple(json.loads(row[0])))
     return len(rows)
 
 
 def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseResult:
-    conn, now = tx.conn, tx.now
-    a = conn.execute(
-        "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity,"
-        " exposure, agent_type FROM agents WHERE agent_id = ?",
-        (agent_id,),
-    ).fetchone()
+    conn, q, now = tx.conn, tx.q, tx.now
+    a = conn.execute(q.tasks.lease_agent, (agent_id,)).fetchone()
     if a is None or a["status"] == "deregistered":
         raise NotFound(f"agent {agent_id!r} is not registered")
     caps = tuple(json.loads(a["capabilities"]))
@@ -95,20 +57,24 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
     release_due_backoffs(tx)
     candidates: list[tuple[float, int, str]] = []
     exposure = Exposure(a["exposure"])
-    for cid in capsets.covered_by(conn, marks.lease_capabilities(caps, exposure, a["agent_type"], agent_id)):
+    for cid in capsets.covered_by(
+        conn, q, marks.lease_capabilities(caps, exposure, a["agent_type"], agent_id)
+    ):
         if marks.may_lease(exposure, capsets.by_id[cid]):
-            candidates += conn.execute(NEXT_READY_SQL, (cid, n)).fetchall()
+            candidates += conn.execute(q.tasks.next_ready, (cid, n)).fetchall()
     chosen = best_first(candidates, n)
     out: list[Assignment] = []
     if not chosen:
         return LeaseResult(out, free, caps, a["status"], tx.changes)
-    sql = _LEASE.format(", ".join("?" * len(chosen)))
+    # One statement leases every chosen task: each statement is a round trip for the GIL between
+    # the writer thread and the event loop, which dominated the writer's time under load.
+    sql = q.lease(len(chosen))
     rows = {r["task_id"]: r for r in conn.execute(sql, (agent_id, now, now, now, now, *chosen)).fetchall()}
     reason = task_states.leased(agent_id)
     for task_id in chosen:  # best first (RETURNING has no order)
         row = rows[task_id]
         tx.record(row, TaskStatus.READY, TaskStatus.RUNNING, reason, agent_id)
-        task = row_to_task(row)
+        task = task_of(conn, q, row)
         tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
     return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
@@ -123,11 +89,7 @@ def return_leases_job(tx: TaskTx, agent_id: str, returned: list[tuple[str, int]]
             TaskStatus(row["status"]), row["assigned_agent_id"], row["attempt"], agent_id, attempt
         ):
             continue
-        tx.conn.execute(
-            "UPDATE tasks SET status = 'ready', assigned_agent_id = NULL, lease_expires_at = NULL,"
-            " attempt = attempt - 1, started_at = NULL, updated_at = ? WHERE task_id = ?",
-            (tx.now, task_id),
-        )
+        tx.conn.execute(tx.q.tasks.return_lease, (tx.now, task_id))
         tx.changes.released.add(agent_id)
         tx.ready_caps(row)
         tx.record(row, TaskStatus.RUNNING, TaskStatus.READY, task_states.UNDELIVERED, BROKER)
@@ -148,7 +110,7 @@ def withdraw_leases_job(tx: TaskTx, agent_id: str, leases_: list[tuple[str, int]
         tx.depart(row, reason)
 
 
-def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
+def held(tx: TaskTx, ref: LeaseRef) -> Row:
     """The task, if ``ref`` names its current lease; else FAILED_PRECONDITION (nothing changed)."""
     row = tx.fetch(ref.task_id)
     if row is None:
@@ -167,39 +129,33 @@ def held(tx: TaskTx, ref: LeaseRef) -> sqlite3.Row:
 def extend_job(tx: TaskTx, inp: ExtendInput) -> int:
     row = held(tx, inp)
     until = leases.extended_until(tx.now, inp.extension_us, row["lease_timeout_us"])
-    tx.conn.execute(
-        "UPDATE tasks SET lease_expires_at = ?, progress = coalesce(?, progress),"
-        " status_note = coalesce(?, status_note), updated_at = ? WHERE task_id = ?",
-        (until, inp.progress, inp.status_note, tx.now, inp.task_id),
-    )
+    tx.conn.execute(tx.q.tasks.extend, (until, inp.progress, inp.status_note, tx.now, inp.task_id))
     return until
 
 
 def complete_job(tx: TaskTx, inp: CompleteInput) -> Task:
     # One statement checks the lease and completes; only a refusal reads the
     # task to say why (and changes nothing).
-    args = (
-        inp.result,
-        inp.result_content_type,
-        tx.now,
-        tx.now,
-        inp.task_id,
-        inp.agent_id,
-        inp.attempt,
-        tx.now,
-    )
-    row = tx.conn.execute(_COMPLETE, args).fetchone()
+    args = {
+        "result": inp.result,
+        "ctype": inp.result_content_type,
+        "now": tx.now,
+        "task": inp.task_id,
+        "agent": inp.agent_id,
+        "attempt": inp.attempt,
+    }
+    row = tx.conn.execute(tx.q.tasks.complete, args).fetchone()
     if row is None:
         done = tx.fetch(inp.task_id)
         if done is not None and _completed_by(done, inp):
-            return row_to_task(done)  # a retry of a Complete that committed: the same answer
+            return task_of(tx.conn, tx.q, done)  # a retry of a Complete that committed: the same answer
         held(tx, inp)  # raises the precise refusal
         raise FailedPrecondition(f"task {inp.task_id}: the lease for attempt {inp.attempt} is over")
     tx.completed(row, inp.agent_id)
-    return tx.changes.tasks.get(inp.task_id) or row_to_task(row)
+    return tx.changes.tasks.get(inp.task_id) or task_of(tx.conn, tx.q, row)
 
 
-def _completed_by(row: sqlite3.Row, inp: CompleteInput) -> bool:
+def _completed_by(row: Row, inp: CompleteInput) -> bool:
     return leases.completed_by(
         inp,
         TaskStatus(row["status"]),
@@ -211,16 +167,13 @@ def _completed_by(row: sqlite3.Row, inp: CompleteInput) -> bool:
 
 
 def _failed_by(tx: TaskTx, inp: FailInput) -> bool:
-    """Whether this very Fail already ended its attempt, judged by the attempt's last
-    transition out of running (``domain.leases.failed_by``)."""
-    last = tx.conn.execute(
-        "SELECT reason, actor FROM task_state_history WHERE task_id = ? AND attempt = ?"
-        " AND from_status = 'running' ORDER BY id DESC LIMIT 1",
-        (inp.task_id, inp.attempt),
-    ).fetchone()
+    """Whether this very Fail already ended its attempt, judged by what the attempt's last
+    transition out of running stored (``domain.leases.failed_by``)."""
+    last = tx.conn.execute(tx.q.tasks.last_failure, (inp.task_id, inp.attempt)).fetchone()
     if last is None:
         return False
-    return leases.failed_by(inp, last["reason"], last["actor"])
+    failure = None if last["retryable"] is None else retry.Failure(last["error"], bool(last["retryable"]))
+    return leases.failed_by(inp, last["actor"], failure)
 
 
 def complete_many_job(tx: TaskTx, inps: list[CompleteInput]) -> list[Task | BrokerError]:
@@ -240,10 +193,10 @@ def fail_job(tx: TaskTx, inp: FailInput) -> Task:
         row = held(tx, inp)
     except FailedPrecondition:
         if _failed_by(tx, inp):  # a retry of a Fail that committed: the task as it is now
-            return load_task(tx.conn, inp.task_id)
+            return load_task(tx.conn, tx.q, inp.task_id)
         raise
     tx.end_attempt(row, inp.error, inp.agent_id, retryable=not inp.non_retryable)
-    return tx.changes.tasks.get(inp.task_id) or load_task(tx.conn, inp.task_id)
+    return tx.changes.tasks.get(inp.task_id) or load_task(tx.conn, tx.q, inp.task_id)
 
 
 def cancel_job(tx: TaskTx, inp: CancelInput) -> list[str]:
@@ -262,7 +215,7 @@ def cancel_job(tx: TaskTx, inp: CancelInput) -> list[str]:
 
 
 def expire_leases_job(tx: TaskTx, limit: int) -> int:
-    rows = tx.conn.execute(EXPIRED_LEASES_SQL, (tx.now, limit)).fetchall()
+    rows = tx.conn.execute(tx.q.tasks.expired_leases, {"now": tx.now, "lim": limit}).fetchall()
     for r in rows:
         agent = r["assigned_agent_id"]
         reason = task_states.lease_expired(agent)
@@ -274,7 +227,7 @@ def expire_leases_job(tx: TaskTx, limit: int) -> int:
 def time_out_runs_job(tx: TaskTx, limit: int) -> int:
     """Attempts that ran past their task's max_run_time fail (retried per the retry policy), and
     their holders are told."""
-    rows = tx.conn.execute(TIMED_OUT_SQL, (tx.now, limit)).fetchall()
+    rows = tx.conn.execute(tx.q.tasks.timed_out, (tx.now, limit)).fetchall()
     for r in rows:
         agent = r["assigned_agent_id"]
         reason = task_states.timed_out(r["max_run_us"])
@@ -286,7 +239,7 @@ def time_out_runs_job(tx: TaskTx, limit: int) -> int:
 def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
     """The agent is gone: its running tasks are requeued at once. A departure is not a failure:
     the attempt number has risen, but no retry is spent (``TaskTx.depart``)."""
-    rows = tx.conn.execute(HOLDER_RUNNING_SQL, (agent_id,)).fetchall()
+    rows = tx.conn.execute(tx.q.tasks.holder_running, (agent_id,)).fetchall()
     for r in rows:
         tx.changes.cancellations.append((agent_id, Cancellation(r["task_id"], r["attempt"], reason)))
         tx.depart(r, reason)
@@ -296,25 +249,17 @@ def requeue_of_job(tx: TaskTx, agent_id: str, reason: str) -> list[str]:
 def refresh_urgency_job(tx: TaskTx) -> int:
     """Re-rank ready tasks whose deadline urgency moved up a step since it was stored."""
     horizon = tx.policy.urgency_window_end(tx.now)
-    rows = tx.conn.execute(URGENCY_WINDOW_SQL, (horizon,)).fetchall()
+    rows = tx.conn.execute(tx.q.tasks.urgency_window, (horizon,)).fetchall()
     changed = 0
     for r in rows:
         u = tx.policy.urgency(r["deadline"], tx.now)
         if u != r["urgency"]:
-            tx.conn.execute(
-                "UPDATE tasks SET urgency = ?, dispatch_rank = ? WHERE task_id = ?",
-                (u, tx.policy.rank(r["priority"], u, r["created_at"]), r["task_id"]),
-            )
+            rank = tx.policy.rank(r["priority"], u, r["created_at"])
+            tx.conn.execute(tx.q.tasks.set_urgency, (u, rank, r["task_id"]))
             changed += 1
     return changed
 
 
-def purge_job(conn: sqlite3.Connection, before: int, limit: int) -> int:
+def purge_job(conn: Connection, q: Queries, before: int, limit: int) -> int:
     """Delete finished tasks older than ``before`` (leaves first: a parent goes after its children)."""
-    cur = conn.execute(
-        "DELETE FROM tasks WHERE task_id IN (SELECT t.task_id FROM tasks t"
-        f" WHERE t.status IN {FINISHED_SQL} AND t.finished_at < ?"
-        " AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = t.task_id) LIMIT ?)",
-        (before, limit),
-    )
-    return cur.rowcount
+    return conn.execute(q.tasks.purge, (before, limit)).rowcount

@@ -1,17 +1,17 @@
-"""TaskQueue operations on SQLite (the ``TaskStore`` part of ``SqliteStorage``).
+"""TaskQueue operations (the ``TaskStore`` part of both backends' storage classes).
 
 The SQL lives in the ``tasks_*`` modules beside this one: ``tasks_submit``
 (Submit, SubmitGraph), ``tasks_lease`` (lease, extend, complete, fail, cancel,
 sweeper jobs), ``tasks_read`` (reads), ``tasks_tx`` (state changes, history,
 dependency resolution) and ``tasks_rows`` (row conversion, capability sets).
 The rules they apply are ``broker.domain``'s; every write returns the
-``Changes`` it made, and the core decides whom to tell.
+``Changes`` it made, and the core decides whom to tell. The statements are the
+dialect's (``Queries``).
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, TypeVar
@@ -43,19 +43,22 @@ from . import sessions
 from . import tasks_deps as deps
 from . import tasks_lease as lease
 from . import tasks_read as read
+from .connection import Connection, Engine
+from .departures import Departures
+from .queries import Queries
 from .tasks_rows import Capsets, load_task
 from .tasks_submit import submit_job
 from .tasks_tx import TaskTx
 
 if TYPE_CHECKING:
     from ...config import Settings
-    from .engine import SqliteEngine
 
 T = TypeVar("T")
 
 
-class TaskOps:
-    engine: SqliteEngine
+class TaskOps(Departures):
+    engine: Engine
+    q: Queries
     settings: Settings
     task_rng: random.Random | None = None  # the retry jitter's (tests may fix it)
 
@@ -69,14 +72,14 @@ class TaskOps:
     def _capsets(self) -> Capsets:
         return Capsets()
 
-    def _tx(self, conn: sqlite3.Connection, now: int, snapshots: bool) -> TaskTx:
-        return TaskTx(conn, now, self._priority, snapshots, self.task_rng)
+    def _tx(self, conn: Connection, now: int, snapshots: bool) -> TaskTx:
+        return TaskTx(conn, self.q, now, self._priority, snapshots, self.task_rng)
 
     async def _write(self, now: int, fn: Callable[[TaskTx], T], snapshots: bool = False) -> T:
         # Warm the cached properties before the job runs on the writer thread.
         _ = self._priority, self._capsets
 
-        def job(conn: sqlite3.Connection) -> T:
+        def job(conn: Connection) -> T:
             tx = self._tx(conn, now, snapshots)
             out = fn(tx)
             tx.flush()
@@ -197,10 +200,10 @@ class TaskOps:
         return await self._write(now, job)
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
-        return await self.engine.write(lambda conn: lease.purge_job(conn, finished_before, limit))
+        return await self.engine.write(lambda conn: lease.purge_job(conn, self.q, finished_before, limit))
 
     def _requeue_tasks_of(
-        self, conn: sqlite3.Connection, agent_id: str, now: int, reason: str
+        self, conn: Connection, agent_id: str, now: int, reason: str
     ) -> tuple[list[str], Changes]:
         """Requeue the agent's running tasks (in the caller's transaction, AgentOps' departures);
         return their ids and what changed, which travels back in ``AgentGone.task_changes``.
@@ -213,41 +216,43 @@ class TaskOps:
     # ------------------------------------------------------------ reads
 
     async def get_task(self, task_id: str) -> Task:
-        return await self.engine.read(lambda conn: load_task(conn, task_id))
+        return await self.engine.read(lambda conn: load_task(conn, self.q, task_id))
 
     async def list_tasks(self, flt: TaskFilter) -> tuple[list[Task], int | None]:
-        return await self.engine.read(lambda conn: read.list_tasks(conn, flt))
+        return await self.engine.read(lambda conn: read.list_tasks(conn, self.q, flt))
 
     async def task_tree(self, q: TreeQuery) -> TreeSummary:
-        return await self.engine.read(lambda conn: read.tree(conn, q))
+        return await self.engine.read(lambda conn: read.tree(conn, self.q, q))
 
     async def task_history(self, task_id: str) -> list[Transition]:
-        return await self.engine.read(lambda conn: read.history(conn, task_id))
+        return await self.engine.read(lambda conn: read.history(conn, self.q, task_id))
 
     async def task_graph(self, task_id: str, limit: int) -> tuple[list[Task], bool]:
-        return await self.engine.read(lambda conn: read.graph(conn, task_id, limit))
+        return await self.engine.read(lambda conn: read.graph(conn, self.q, task_id, limit))
 
     async def task_watch_snapshot(
         self, scope: WatchScope, value: str, limit: int = 10_000
     ) -> list[TaskEvent]:
-        return await self.engine.read(lambda conn: read.scope_snapshot(conn, scope, value, limit))
+        return await self.engine.read(lambda conn: read.scope_snapshot(conn, self.q, scope, value, limit))
 
     async def task_path(self, task_id: str) -> str:
-        return await self.engine.read(lambda conn: read.path_of(conn, task_id))
+        return await self.engine.read(lambda conn: read.path_of(conn, self.q, task_id))
 
     async def task_dependencies(self, task_id: str) -> tuple[list[DependencyEdge], list[DependencyEdge]]:
-        return await self.engine.read(lambda conn: read.dependencies(conn, task_id))
+        return await self.engine.read(lambda conn: read.dependencies(conn, self.q, task_id))
 
     # ------------------------------------------------------------ sessions
 
     async def create_session(self, inp: CreateSessionInput, session_id: str, now: int) -> Session:
-        return await self.engine.write(lambda conn: sessions.create_session_job(conn, inp, session_id, now))
+        return await self.engine.write(
+            lambda conn: sessions.create_session_job(conn, self.q, inp, session_id, now)
+        )
 
     async def get_session(self, session_id: str) -> Session:
-        return await self.engine.read(lambda conn: sessions.load_session(conn, session_id))
+        return await self.engine.read(lambda conn: sessions.load_session(conn, self.q, session_id))
 
     async def list_sessions(self, flt: SessionFilter) -> tuple[list[Session], tuple[int, str] | None]:
-        return await self.engine.read(lambda conn: sessions.list_sessions(conn, flt))
+        return await self.engine.read(lambda conn: sessions.list_sessions(conn, self.q, flt))
 
     async def close_session(self, inp: EndSessionInput, now: int) -> tuple[Session, Changes]:
         return await self._write(now, lambda tx: (sessions.close_job(tx, inp), tx.changes))
@@ -262,4 +267,4 @@ class TaskOps:
         return await self._write(now, job, snapshots)
 
     async def archive_sessions(self, ended_before: int, limit: int = 1000) -> int:
-        return await self.engine.write(lambda conn: sessions.archive_job(conn, ended_before, limit))
+        return await self.engine.write(lambda conn: sessions.archive_job(conn, self.q, ended_before, limit))

@@ -1,0 +1,272 @@
+"""The named statements the shared operations run: what each dialect must provide.
+
+Each dialect writes every statement out in its own style (``sqlite/queries.py``: ``?`` and
+``:name``; ``postgres/queries.py``: ``%s`` and ``%(name)s``), as instances of these classes, and
+the operations take that set (``Queries``): mypy sees both backends give every statement, and no
+statement is rewritten on its way to the driver. The statements differ where the dialects do
+(SQLite's ``INDEXED BY`` hints, PostgreSQL's ``FOR UPDATE SKIP LOCKED``, id lists as a JSON value
+or an array); a statement's meaning is the same in both (the contract suite, tests/contract, runs
+every operation on both).
+
+Filtered lists (ListTasks, ListMessages, ...) are assembled from their filters by the operations,
+with the dialect's positional marker (``Queries.param``). The column lists below are the tables'
+own, not a dialect's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ...models.tasks import FINISHED as _FINISHED
+from ...models.tasks import TaskStatus
+
+# The final task statuses, as an SQL list: ('completed', 'failed', 'cancelled').
+FINISHED = "(" + ", ".join(f"'{s.value}'" for s in TaskStatus if s in _FINISHED) + ")"
+
+MESSAGE_COLUMNS = (
+    "seq, message_id, send_id, sender_id, recipient_id, target_kind, target_capability, message_type,"
+    " payload, content_type, priority, correlation_id, conversation_id, headers, idempotency_key, status,"
+    " attempt, max_attempts, created_at, deliver_after, expires_at, delivered_at, ack_deadline,"
+    " processed_at, last_error"
+)
+# What a send inserts (``message_send.PreparedSends`` makes the rows in this order).
+MESSAGE_INSERT_COLUMNS = (
+    "message_id, send_id, sender_id, recipient_id, target_kind, target_capability, message_type, payload,"
+    " content_type, priority, correlation_id, conversation_id, headers, idempotency_key, max_attempts,"
+    " created_at, deliver_after, expires_at"
+)
+TASK_INSERT_COLUMNS = (
+    "task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
+    " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path,"
+    " has_dependents, dep_depth, max_retries,"
+    " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
+    " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent,"
+    " max_run_us, labels"
+)
+HISTORY_COLUMNS = "task_id, from_status, to_status, reason, actor, attempt, at, error, retryable"
+SESSION_COLUMNS = (
+    "session_id, name, parent_session_id, created_by, context, labels, status, status_reason,"
+    " deadline, max_tasks, summary, created_at, updated_at, closed_at, finished_at"
+)
+A2A_ENTRY = "task_id, owner, context_id, state, status_at, root_seq, turns, artifacts"
+A2A_CONFIG = "task_id, config_id, owner, url, token, auth_scheme, auth_credentials, created_at"
+A2A_EVENT = "seq, task_id, config_id, body, attempt, status, next_at, created_at, last_error"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentQueries:
+    fetch: str
+    register: str  # insert or update (a re-registration)
+    delete_capabilities: str
+    insert_capability: str
+    heartbeat: str
+    deregister: str
+    outcomes: str  # the tasks an agent finished since a time: its performance record's input
+    liveness_scan: str  # live agents whose last heartbeat is older than a time
+    set_heartbeat: str
+    set_offline: str
+    offline_since: str  # offline agents silent since before a time, by id (the retention)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskQueries:
+    fetch: str
+    # dispatch and the sweeper
+    next_ready: str  # one capability set's next ready tasks, best first
+    expired_leases: str
+    timed_out: str
+    due_backoff: str
+    end_backoff: str
+    holder_running: str
+    urgency_window: str
+    set_urgency: str
+    # capability sets
+    insert_capset: str
+    capsets_census: str
+    capsets: str
+    # leases (``Queries.lease`` leases the chosen tasks)
+    lease_agent: str
+    lease: str  # with ``{}`` where the chosen ids' markers go
+    complete: str
+    return_lease: str
+    extend: str
+    last_failure: str  # how an attempt ended: its last transition out of running
+    purge: str
+    # state changes
+    make_ready: str
+    retry: str
+    fail: str
+    depart: str
+    cancel: str
+    unfinished_below: str
+    # dependencies
+    resolve_edges: str
+    dependents: str
+    unfinished_prereqs: str
+    prereq: str
+    dep_depth: str
+    set_dep_depth: str
+    insert_edge: str
+    delete_edge: str
+    mark_has_dependents: str
+    touch: str  # updated_at, after an edit of its prerequisites
+    prerequisites_of: str  # (prerequisite_id, dep_type, ordinal) in the order given
+    deepest_prereq: str
+    set_status: str
+    # submission
+    by_idempotency_key: str
+    parent: str
+    insert: str  # named parameters: the columns of TASK_INSERT_COLUMNS; returns seq
+    insert_tag: str
+    insert_label: str
+    insert_capability: str
+    # reads
+    subtree: str
+    subtree_counts: str
+    subtree_page: str
+    subtree_page_depth: str
+    exists: str
+    path: str
+    history: str
+    last_transition: str
+    of_session: str
+    prerequisites: str
+    dependent_edges: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionQueries:
+    fetch: str
+    exists: str
+    insert: str
+    insert_implicit: str  # a session named by a submission before it was created
+    admission: str
+    task_total: str
+    task_counts: str
+    has_unfinished: str
+    has_failed: str
+    status: str
+    end: str
+    close: str
+    set_summary: str
+    unfinished_tasks: str
+    cancel: str
+    archive: str
+    delete_archived: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class A2AQueries:
+    entry: str
+    save_entry: str
+    configs_of_task: str
+    queue_event: str
+    top_root_seq: str
+    unindexed: str
+    save_config: str
+    config: str
+    configs_after: str
+    delete_config: str
+    delete_pending_events: str
+    due_heads: str
+    lease_event: str
+    next_due: str
+    settle_delivered: str
+    settle_retry: str
+    settle_dead: str
+    event_counts: str
+    events_by_status: str
+    purge_events: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CensusQueries:
+    by_status_kind: str
+    scheduled: str
+    agent_backlog: str
+    capability_backlog: str
+    tasks: str
+    agents: str
+    size: str  # the database's size in bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenQueries:
+    insert: str
+    fetch: str
+    list: str
+    revoke: str
+    count_pending: str
+    pending_by_sender: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageQueries:
+    # A list of ids (or seqs) as the dialect's statements take one: one JSON value, or an array.
+    pack: Callable[[list[Any]], Any]
+    # The named parameters that name (message_id, attempt) deliveries in ``release_held``.
+    pack_held: Callable[[list[tuple[str, int]]], dict[str, Any]]
+    get: str
+    due_scheduled: str
+    registered: str  # which of a list of agents are registered
+    capabilities: str  # which of a list of capabilities a registered agent has
+    capable: str  # whether a registered agent has one capability
+    purge_sends_of: str
+    purge: str
+    conversations: str
+    conversations_of: str
+    conversation_stats: str
+    conversation_people: str
+    # sends
+    prior_send: str
+    record_send: str
+    broadcast: str
+    # claims across an agent's capabilities
+    next_direct: str
+    next_anycast: str
+    claim_seqs: str
+    claim_anycast_seqs: str
+    # acks, nacks, releases, requeues
+    owners: str
+    nack: str
+    release_held: str
+    release_stale: str
+    release_agent: str
+    statuses: str
+    requeue: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Queries:
+    """Every statement of one dialect, and its positional parameter marker."""
+
+    param: str  # "?" or "%s"
+    agents: AgentQueries
+    tasks: TaskQueries
+    sessions: SessionQueries
+    a2a: A2AQueries
+    census: CensusQueries
+    tokens: TokenQueries
+    messages: MessageQueries
+
+    def lease(self, n: int) -> str:
+        """The statement that leases ``n`` chosen tasks."""
+        return _in_list(self.tasks.lease, self.param, n)
+
+    def history_insert(self, n: int) -> str:
+        """One INSERT of ``n`` transitions into the task's history (one statement, not n)."""
+        return _history(self.param, n)
+
+
+@functools.lru_cache(maxsize=256)
+def _in_list(template: str, param: str, n: int) -> str:
+    return template.format(", ".join([param] * n))
+
+
+@functools.lru_cache(maxsize=256)
+def _history(param: str, n: int) -> str:
+    row = "(" + ", ".join([param] * len(HISTORY_COLUMNS.split(","))) + ")"
+    return f"INSERT INTO task_state_history ({HISTORY_COLUMNS}) VALUES " + ", ".join([row] * n)

@@ -1,0 +1,79 @@
+"""Access tokens (table ``tokens``) and the pending counts the security layer reads.
+
+The functions take a connection and the dialect's statements, so that the ``a2a-broker tokens``
+command can manage tokens on a SQLite file directly (``storage/token_file.py``, without the
+broker's file lock: SQLite lets a second connection write while the broker runs), and the broker
+reads them through its engine.
+"""
+
+from __future__ import annotations
+
+from ..base import TokenRecord
+from .connection import Connection, Engine
+from .queries import Queries
+
+
+def _record(row: tuple[object, ...]) -> TokenRecord:
+    return TokenRecord(*row)  # type: ignore[arg-type]
+
+
+def insert_token(conn: Connection, q: Queries, rec: TokenRecord) -> None:
+    conn.execute(
+        q.tokens.insert,
+        (
+            rec.token_id,
+            rec.secret_hash,
+            rec.subject,
+            rec.role,
+            rec.created_at,
+            rec.expires_at,
+            rec.revoked_at,
+            rec.note,
+        ),
+    )
+
+
+def fetch_token(conn: Connection, q: Queries, token_id: str) -> TokenRecord | None:
+    row = conn.execute(q.tokens.fetch, (token_id,)).fetchone()
+    return None if row is None else _record(tuple(row))
+
+
+def list_tokens(conn: Connection, q: Queries) -> list[TokenRecord]:
+    return [_record(tuple(r)) for r in conn.execute(q.tokens.list).fetchall()]
+
+
+def revoke_token(conn: Connection, q: Queries, token_id: str, now: int) -> bool:
+    """Revoke a token; False when there is no such token (revoking twice is fine)."""
+    return conn.execute(q.tokens.revoke, (now, token_id)).rowcount > 0
+
+
+def count_pending(conn: Connection, q: Queries, agent_id: str, limit: int) -> int:
+    # Walks the partial index idx_messages_next (pending copies by recipient), at most limit rows.
+    n: int = conn.execute(q.tokens.count_pending, (agent_id, limit)).fetchone()[0]
+    return n
+
+
+def pending_by_sender(conn: Connection, q: Queries, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+    """Pending messages held for the agent, counted up to ``limit``; when it holds that many, also
+    how many each sender holds among the first ``2 * limit`` (the pending cap's fair shares)."""
+    total = count_pending(conn, q, agent_id, limit)
+    if total < limit:
+        return total, {}
+    rows = conn.execute(q.tokens.pending_by_sender, (agent_id, 2 * limit)).fetchall()
+    return total, {r[0]: r[1] for r in rows}
+
+
+class TokenOps:
+    """TokenStore and SecurityStore: what the security layer reads."""
+
+    engine: Engine
+    q: Queries
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        return await self.engine.read(lambda conn: fetch_token(conn, self.q, token_id))
+
+    async def count_pending(self, agent_id: str, limit: int) -> int:
+        return await self.engine.read(lambda conn: count_pending(conn, self.q, agent_id, limit))
+
+    async def pending_by_sender(self, agent_id: str, limit: int) -> tuple[int, dict[str, int]]:
+        return await self.engine.read(lambda conn: pending_by_sender(conn, self.q, agent_id, limit))
