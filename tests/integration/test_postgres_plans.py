@@ -10,11 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from broker.models.a2a import A2AListQuery
 from broker.models.messages import MessageFilter
 from broker.models.sessions import SessionFilter, SessionStatus
 from broker.models.tasks import TaskFilter
 from broker.storage.postgres import messages as pgm
 from broker.storage.postgres.queries import POSTGRES
+from broker.storage.sql import a2a as a2a_rows
 from broker.storage.sql.message_rows import list_messages_sql
 from broker.storage.sql.sessions import list_sessions_sql
 from broker.storage.sql.tasks_read import GRAPH_NEIGHBOURS, list_tasks_sql
@@ -61,6 +63,10 @@ FILL = [
     "INSERT INTO task_labels (label, seq) SELECT 'team=' || (seq % 40), seq FROM tasks",
     "INSERT INTO task_dependencies (dependent_id, prerequisite_id)"
     " SELECT 't' || i, 't' || (i - 1) FROM generate_series(2, 20000, 2) i",
+    "INSERT INTO a2a_tasks (task_id, owner, context_id, state, status_at, root_seq)"
+    " SELECT 'a' || i, 'caller' || i % 50, 'ctx' || i % 2000,"
+    " (ARRAY['TASK_STATE_COMPLETED','TASK_STATE_WORKING','TASK_STATE_FAILED'])[1 + i % 3], i, i"
+    " FROM generate_series(1, 20000) i",
     "ANALYZE",
 ]
 
@@ -87,6 +93,14 @@ def _page(**flt: Any) -> tuple[str, list[Any]]:
     return list_sessions_sql("%s", SessionFilter(**flt))
 
 
+def _a2a(**flt: Any) -> tuple[str, list[Any]]:
+    return a2a_rows.list_sql("%s", A2AListQuery(**flt))
+
+
+def _a2a_count(**flt: Any) -> tuple[str, list[Any]]:
+    return a2a_rows.count_sql("%s", A2AListQuery(**flt))
+
+
 NOW = {"now": 10_000, "n": 10, "lim": 100, "agent": "a7", "cap": "cap4", "before": 5_000}
 HOT = [
     ("claim: an agent's next messages", M.next_direct, NOW, "idx_messages_next"),
@@ -110,6 +124,19 @@ HOT = [
     ("an unfinished task of a session", SE.has_unfinished, ("s7",), "idx_tasks_session"),
     ("a failed task of a session", SE.has_failed, ("s7",), "idx_tasks_session"),
     ("sweep: offline agents past the retention", A.offline_since, (100, 500), "idx_agents_status"),
+    ("A2A ListTasks: a caller's, newest first", *_a2a(owner="caller7"), "idx_a2a_tasks_owner"),
+    ("A2A ListTasks: a caller's in a state", *_a2a(owner="caller7", state="TASK_STATE_FAILED"),
+     "idx_a2a_tasks_owner_state"),
+    ("A2A ListTasks: a caller's in a context", *_a2a(owner="caller7", context_id="ctx7"),
+     "idx_a2a_tasks_owner_context"),
+    ("A2A ListTasks: an admin's, newest first", *_a2a(owner=None, after=(500, "a9")), "idx_a2a_tasks_recent"),
+    # (a third of the tasks in that state: reading the recent ones backwards fills a page as soon)
+    ("A2A ListTasks: an admin's in a state", *_a2a(owner=None, state="TASK_STATE_FAILED"),
+     "Index Scan Backward using idx_a2a_tasks_"),
+    ("A2A ListTasks total: a caller's in a state", *_a2a_count(owner="caller7", state="TASK_STATE_FAILED"),
+     "idx_a2a_tasks_owner_state"),
+    ("A2A ListTasks total: a caller's since a time", *_a2a_count(owner="caller7", since_us=19_000),
+     "idx_a2a_tasks_owner"),
     ("sessions, oldest first", *_page(page_size=50), "idx_sessions_created"),
     ("sessions by initiating agent", *_page(initiated_by="planner3"), "idx_sessions_created_by"),
     ("a session's child sessions", *_page(parent_session_id="s7"), "idx_sessions_parent"),

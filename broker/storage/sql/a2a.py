@@ -67,22 +67,30 @@ def _where(p: str, flt: A2AListQuery) -> tuple[str, list[Any]]:
     return (" AND ".join(terms) or "1 = 1"), args
 
 
-def list_entries(conn: Connection, q: Queries, flt: A2AListQuery) -> list[A2AIndexEntry]:
-    p = q.param
+def list_sql(p: str, flt: A2AListQuery) -> tuple[str, list[Any]]:
+    """One page, newest status first (``flt.limit`` rows after ``flt.after``), and its arguments."""
     where, args = _where(p, flt)
     if flt.after is not None:
         where += f" AND (status_at < {p} OR (status_at = {p} AND task_id < {p}))"
         args += [flt.after[0], flt.after[0], flt.after[1]]
-    rows = conn.execute(
-        f"SELECT {A2A_ENTRY} FROM a2a_tasks WHERE {where} ORDER BY status_at DESC, task_id DESC LIMIT {p}",
-        (*args, flt.limit),
-    ).fetchall()
-    return [_entry(r) for r in rows]
+    sql = f"SELECT {A2A_ENTRY} FROM a2a_tasks WHERE {where} ORDER BY status_at DESC, task_id DESC LIMIT {p}"
+    return sql, [*args, flt.limit]
+
+
+def count_sql(p: str, flt: A2AListQuery) -> tuple[str, list[Any]]:
+    """How many match in all (the page's filters, no cursor), and its arguments."""
+    where, args = _where(p, flt)
+    return f"SELECT count(*) FROM a2a_tasks WHERE {where}", args
+
+
+def list_entries(conn: Connection, q: Queries, flt: A2AListQuery) -> list[A2AIndexEntry]:
+    sql, args = list_sql(q.param, flt)
+    return [_entry(r) for r in conn.execute(sql, args).fetchall()]
 
 
 def count_entries(conn: Connection, q: Queries, flt: A2AListQuery) -> int:
-    where, args = _where(q.param, flt)
-    return int(conn.execute(f"SELECT count(*) FROM a2a_tasks WHERE {where}", args).fetchone()[0])
+    sql, args = count_sql(q.param, flt)
+    return int(conn.execute(sql, args).fetchone()[0])
 
 
 def get_entry(conn: Connection, q: Queries, task_id: str) -> A2AIndexEntry | None:
