@@ -85,15 +85,13 @@ def _serve(ns: argparse.Namespace) -> int:
     if busy:
         return _cannot_start(busy)
     setup_logging(settings.log_level, settings.log_format, settings.log_level_libs)
-    from a2a_broker_client.loop import run, uvloop_wanted
+    from .event_loop import LoopUnavailable, run
 
     try:
-        uvloop_wanted(settings.event_loop)
-    except ValueError as exc:
+        run(serve(settings), settings.event_loop)
+    except LoopUnavailable as exc:
         print(f"a2a-broker: --event-loop: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        run(serve(settings), loop=settings.event_loop)
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:  # grpc could not bind after all (the check below raced)
