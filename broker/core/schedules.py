@@ -182,6 +182,11 @@ class Schedules:
         """A sweeper round: fire what is due, and set the timer for the earliest due time."""
         await self.fire_due()
 
+    async def idle(self) -> None:
+        """Until no round started by the timer is under way (one asked for meanwhile included)."""
+        while self._round is not None and not self._round.done():
+            await asyncio.shield(self._round)
+
     async def close(self) -> None:
         """Stop firing (before storage closes)."""
         self._closed = True

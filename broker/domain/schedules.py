@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from ..clock import US_PER_S
 from ..errors import InvalidArgument
 from ..models.schedules import MissedPolicy, OverlapPolicy, ScheduleSpecInput
 from ..models.tasks import TaskSpecInput
@@ -44,6 +43,7 @@ META_TIME = "a2a.fire_time"
 # found backwards from now and the count of those skipped in between is a lower bound.
 SCAN = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US_PER_S = 1_000_000
 
 
 def _dt(us: int, tz: ZoneInfo | None) -> datetime:
