@@ -163,8 +163,8 @@ class ScheduleCalls:
     async def create_schedule(
         self, spec: ScheduleSpec, *, schedule_id: str = "", paused: bool = False
     ) -> Schedule:
-        """Store a schedule (``paused``: created paused). With a ``schedule_id`` the call is safe to
-        retry (a second one is refused with ALREADY_EXISTS); without, the broker makes one up."""
+        """Store a schedule (``paused``: created paused; no ``schedule_id``: the broker makes one
+        up). Tried once: after a lost answer, ``get_schedule`` tells whether it was stored."""
         req = tasks_pb2.CreateScheduleRequest(
             schedule_id=schedule_id, spec=schedule_spec_pb(spec), paused=paused
         )
