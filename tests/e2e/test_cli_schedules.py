@@ -102,3 +102,20 @@ async def test_tasks_submit_not_before_holds_the_task_pending(broker):
     async with BrokerClient(broker.address) as client:
         t = await client.get_task(task_id)
         assert t.status == TaskStatus.PENDING and t.spec.not_before == at
+
+
+async def test_relative_times_are_from_now(broker):
+    before = datetime.now(UTC)
+    r = await cli(broker.address, "tasks", "submit", "soon", "--not-before", "+15m")
+    task_id, status = r.out.split()
+    assert (r.rc, status) == (0, "pending"), r.err
+    r = await cli(broker.address, "schedules", "create", "s", "--every", "1h", "--id", "s", "--start", "+2h")
+    assert r.rc == 0, r.err
+    async with BrokerClient(broker.address) as client:
+        held = (await client.get_task(task_id)).spec.not_before
+        start = (await client.get_schedule("s")).spec.start_time
+    after = datetime.now(UTC)
+    assert held is not None and before + timedelta(minutes=15) <= held <= after + timedelta(minutes=15)
+    assert start is not None and before + timedelta(hours=2) <= start <= after + timedelta(hours=2)
+    r = await cli(broker.address, "tasks", "submit", "x", "--not-before", "+soon")
+    assert r.rc == 2 and "not a duration" in r.err, r.err

@@ -15,7 +15,6 @@ from ._common import (
     fields_table,
     key_values,
     paging_options,
-    parse_time,
     positive_duration,
     positive_int,
     print_json,
@@ -24,6 +23,7 @@ from ._common import (
     short,
     table,
     take,
+    time_or_delay,
     when,
 )
 
@@ -55,8 +55,10 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     cr.add_argument("--tz", dest="time_zone", default="", help="the cron's IANA time zone (default UTC)")
     cr.add_argument("--id", dest="schedule_id", default="", help="the schedule id (default: generated)")
-    cr.add_argument("--start", type=parse_time, default=None, help="no firing before (ISO 8601)")
-    cr.add_argument("--end", type=parse_time, default=None, help="no firing after (ISO 8601)")
+    cr.add_argument(
+        "--start", type=time_or_delay, default=None, help="no firing before (ISO 8601, +DURATION)"
+    )
+    cr.add_argument("--end", type=time_or_delay, default=None, help="no firing after (ISO 8601, +DURATION)")
     cr.add_argument(
         "--jitter", type=duration, default=None, metavar="DURATION", help="submit up to this late"
     )

@@ -36,6 +36,7 @@ from ._common import (
     short,
     table,
     take,
+    time_or_delay,
     when,
 )
 
@@ -65,7 +66,12 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     sb.add_argument("--priority", type=int, default=None, help="0-10, higher first (default 5)")
     sb.add_argument("--deadline", type=parse_time, default=None, help="ISO 8601")
-    sb.add_argument("--not-before", type=parse_time, default=None, help="ISO 8601: held pending until then")
+    sb.add_argument(
+        "--not-before",
+        type=time_or_delay,
+        default=None,
+        help="ISO 8601 or +DURATION: held pending until then",
+    )
     sb.add_argument("--parent", default="", help="parent task id")
     sb.add_argument(
         "--depends-on", action="append", default=[], metavar="TASK_ID[:soft|:optional]", help="repeatable"
