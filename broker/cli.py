@@ -19,7 +19,7 @@ from .errors import BrokerError
 
 DESCRIPTION = (
     "a2a-broker serve runs the broker; tokens manages its access tokens; the other commands talk to a"
-    " running broker (agents, send, subscribe, messages, tasks, sessions, stats, a2a)."
+    " running broker (agents, send, subscribe, messages, tasks, sessions, schedules, stats, a2a)."
 )
 EXIT_OK = 0
 EXIT_START_FAILED = 1  # serve: the broker could not start (port in use, storage unusable)

@@ -106,6 +106,7 @@ class Broker:
         if self.federation is not None:  # stop taking the peers' tasks first
             await self.federation.stop()
         await self.sweeper.stop()
+        await self.tasks.schedules.close()  # no firing from now on
         if self.a2a is not None:
             await self.a2a.stop()
         if self.mcp is not None:  # its waits and watches are gRPC calls to this broker: end them first
@@ -276,6 +277,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None, clock: C
                 ("registry", registry.sweep),
                 ("mailbox", mailbox.sweep),
                 ("tasks", tasks.sweep),
+                ("schedules", tasks.schedules.sweep),
                 *(
                     [("insecure-reminder", InsecureReminder(exposed, first_after_s=WARN_EVERY_S))]
                     if exposed

@@ -125,11 +125,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With --backend postgres, only the tests whose broker that puts on PostgreSQL run: the others
-    would only run again on SQLite."""
+    """With --backend postgres, only the tests whose broker that puts on PostgreSQL run (the `broker`
+    fixture's, or brokers of their own given ``backend_overrides``): the others would only run again
+    on SQLite."""
     if config.getoption("--backend") == "sqlite":
         return
-    keep = [i for i in items if {"broker", "pg_url"} & set(getattr(i, "fixturenames", ()))]
+    on_backend = {"broker", "pg_url", "backend_overrides"}
+    keep = [i for i in items if on_backend & set(getattr(i, "fixturenames", ()))]
     config.hook.pytest_deselected(items=[i for i in items if i not in keep])
     items[:] = keep
 

@@ -57,6 +57,7 @@ from .feeds import Feed, Watcher
 from .leasing import Leaser
 from .registry import Registry
 from .routing import RecordRouter
+from .schedules import Schedules
 from .sessions import Sessions
 
 log = logging.getLogger("broker.tasks")
@@ -81,6 +82,7 @@ class TaskQueue:
         self.dispatch = Leaser(storage, self.announce, self._spawn, registry, self.watched, router, clock)
         self.completions = CompleteBatcher(storage, self.announce, self.watched, clock)
         self.sessions = Sessions(storage, self.announce, self.watched, clock)
+        self.schedules = Schedules(storage, settings, self.announce, self.watched, clock)
         registry.on_agent_gone(self._agent_gone)
         registry.on_agent_online(self._agent_online)
         self._backoff_heap: list[int] = []

@@ -7,17 +7,20 @@ finish, however it ends. An *optional* one resolves as a soft one does (it
 waits for the prerequisite to finish in any way and never cancels); it is its
 own kind so an orchestrator can mark the edges it could do without, and read
 them back as such. A waiting (blocked) dependent becomes ready once none
-of its prerequisites is unfinished. Dependents that already left ``blocked``
-(or ``pending``) are not affected.
+of its prerequisites is unfinished. A dependent held ``pending`` until its
+``not_before`` time waits for that time (``when_due`` then decides), but a hard
+prerequisite's failure still cancels it. Dependents that already left
+``blocked`` (or ``pending``) are not affected.
 
 The same rule, at submission: a new task with an unfinished prerequisite starts
 blocked, otherwise ready, and a hard prerequisite that already failed or was
 cancelled refuses the submission (``submission.check_prerequisite``).
 
 Edits (AddDependency, RemoveDependency) apply only to a task that has not
-started (``check_editable``): blocked, or ready and never leased. A new
-unfinished prerequisite sends a ready task back to blocked; removing the last
-unfinished one makes a blocked task ready (``status_after_edit``). An edge that
+started (``check_editable``): pending (held until its time), blocked, or ready
+and never leased. A new unfinished prerequisite sends a ready task back to
+blocked; removing the last unfinished one makes a blocked task ready
+(``status_after_edit``); a pending one stays pending. An edge that
 would close a cycle is refused (``check_no_cycle``), as at submission.
 """
 
@@ -55,6 +58,8 @@ def dependent_after(
         return Resolution.UNAFFECTED
     if dep_type == DepType.HARD and outcome != TaskStatus.COMPLETED:
         return Resolution.CANCEL
+    if dependent_status is TaskStatus.PENDING:  # held until its not_before: its time decides
+        return Resolution.UNAFFECTED
     return Resolution.READY if count_unfinished() == 0 else Resolution.UNAFFECTED
 
 
@@ -69,6 +74,20 @@ def initial_status(unfinished_prereqs: int) -> tuple[TaskStatus, str]:
     return TaskStatus.READY, "no unfinished prerequisites"
 
 
+NOT_BEFORE_HELD = "held until its not_before time"
+
+
+def held_until(not_before: int | None, now: int) -> bool:
+    """Whether a new task waits, pending, for its ``not_before`` time (a time past is no wait)."""
+    return not_before is not None and not_before > now
+
+
+def when_due(unfinished_prereqs: int) -> tuple[TaskStatus, str]:
+    """A task held pending: the status it takes once its not_before time has come, and why."""
+    status, reason = initial_status(unfinished_prereqs)
+    return status, f"not_before reached; {reason}"
+
+
 # ---------------------------------------------------------------- edits
 
 PREREQUISITE_ADDED = "prerequisite {} added"
@@ -77,7 +96,7 @@ PREREQUISITE_REMOVED = "prerequisite {} removed"
 
 def check_editable(task_id: str, status: TaskStatus, attempt: int) -> None:
     """Only a task that has not started has its prerequisites edited."""
-    if status not in (TaskStatus.BLOCKED, TaskStatus.READY) or attempt > 0:
+    if status not in (TaskStatus.PENDING, TaskStatus.BLOCKED, TaskStatus.READY) or attempt > 0:
         started = f"is {status.value}" + (f" and has started (attempt {attempt})" if attempt else "")
         raise FailedPrecondition(
             f"task_id: task {task_id!r} {started}; only a task that has not started has its"
@@ -96,5 +115,8 @@ def check_no_cycle(task_id: str, prerequisite_id: str, downstream: Callable[[], 
 
 
 def status_after_edit(status: TaskStatus, unfinished_prereqs: int) -> TaskStatus:
-    """A task not started, once its prerequisites changed: blocked while one is unfinished."""
+    """A task not started, once its prerequisites changed: blocked while one is unfinished (one
+    held pending until its time stays so)."""
+    if status is TaskStatus.PENDING:
+        return status
     return TaskStatus.BLOCKED if unfinished_prereqs else TaskStatus.READY

@@ -98,6 +98,8 @@ class TaskSpecInput(Input):
     labels: Annotated[Labels, AfterValidator(_label_keys)] = {}
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
+    # Not dispatched before this time (microseconds): PENDING until then.
+    not_before: int | None = None
     # The W3C trace context to store with the task (set by the servicer from the call's metadata,
     # not a field of TaskSpec); not part of the idempotency fingerprint.
     traceparent: str | None = None
@@ -268,6 +270,7 @@ class Task:
     finished_at: int | None
     traceparent: str | None = None
     max_run_us: int | None = None  # the longest an attempt may run (None: no limit)
+    not_before: int | None = None  # not dispatched before (PENDING until then)
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,8 @@ class Changes:
     released: set[str] = field(default_factory=set)
     # Lease holders to tell that they lost a task: (agent id, cancellation).
     cancellations: list[tuple[str, Cancellation]] = field(default_factory=list)
-    # Times at which retry backoffs end (wake-ups to schedule).
+    # Times at which tasks may become leasable: retry backoffs ending, and not_before times of
+    # tasks held PENDING (wake-ups to schedule).
     backoff_until: list[int] = field(default_factory=list)
     # Tasks as they were right after the change: those built anyway (submitted, leased),
     # and the others when the write was asked for snapshots (someone watches).

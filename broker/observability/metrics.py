@@ -119,6 +119,7 @@ class BrokerCollector(Collector):
             ("a2a_tasks_failed", "Tasks failed for good", t.failed),
             ("a2a_tasks_retried", "Attempts ended with the task ready again (retry, agent left)", t.retried),
             ("a2a_tasks_cancelled", "Tasks cancelled", t.cancelled),
+            ("a2a_schedule_tasks_submitted", "Tasks submitted by schedules", self.tasks.schedules.fired),
         ):  # fmt: skip
             yield CounterMetricFamily(name, doc, value=value)
         yield _hist("a2a_task_queue_wait_seconds", "From submission to the first assignment", t.queue_wait)

@@ -180,6 +180,41 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.FromString,
                 _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/CreateSchedule',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/GetSchedule',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/ListSchedules',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/PauseSchedule',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/ResumeSchedule',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/DeleteSchedule',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/TriggerSchedule',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.TriggerScheduleRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.TriggerScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class TaskQueueServicer:
@@ -482,6 +517,75 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """CreateSchedule stores a schedule: when it fires (a cron expression in a
+        time zone, or a fixed interval; between `start_time` and `end_time`; up
+        to `jitter` later) and the task each firing submits. Each firing submits
+        its task once, across restarts and across brokers sharing a database:
+        claiming the firing, submitting its task and computing the next firing
+        are one transaction, and the task's idempotency key names the schedule
+        and the firing's time ("schedule:<id>:<generation>:<time>", hex
+        microseconds). Its tasks carry the label "a2a.schedule=<id>" (ListTasks
+        by `label`) and metadata "a2a.schedule_id" and "a2a.fire_time".
+        Errors: INVALID_ARGUMENT naming the field (a bad cron expression or time
+        zone, an interval under 1 s, an end before the start or with no firing
+        before it...), nothing stored; ALREADY_EXISTS for a schedule id in use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule reads one schedule. Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules lists schedules by id, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """PauseSchedule stops a schedule's firings until ResumeSchedule (firings
+        due meanwhile are not made up). Pausing again only updates the note.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """ResumeSchedule makes a paused schedule fire again, from its first
+        firing after now. Resuming an active schedule changes nothing.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule removes a schedule; the tasks it submitted stay.
+        Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """TriggerSchedule runs the schedule now: one task submitted at once,
+        whatever its timing and even while paused (not after it has ended), under
+        its overlap policy unless the request gives another. Its next firing is
+        unchanged. Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has
+        ended; as Submit for a task the broker refuses (a parent gone...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskQueueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -604,6 +708,41 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.CancelSession,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.GetScheduleRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.TriggerScheduleRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.TriggerScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1279,6 +1418,195 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/CancelSession',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/CreateSchedule',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/GetSchedule',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.GetScheduleRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/ListSchedules',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSchedulesRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/PauseSchedule',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.PauseScheduleRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/ResumeSchedule',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ResumeScheduleRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.Schedule.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/DeleteSchedule',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteScheduleRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/TriggerSchedule',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.TriggerScheduleRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.TriggerScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

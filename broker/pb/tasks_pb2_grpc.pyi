@@ -235,6 +235,45 @@ class TaskQueueStub:
     task in it (lease holders are told). Cancelling again is a no-op.
     Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
     """
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CreateScheduleRequest, _tasks_pb2.Schedule]
+    """CreateSchedule stores a schedule: when it fires (a cron expression in a
+    time zone, or a fixed interval; between `start_time` and `end_time`; up
+    to `jitter` later) and the task each firing submits. Each firing submits
+    its task once, across restarts and across brokers sharing a database:
+    claiming the firing, submitting its task and computing the next firing
+    are one transaction, and the task's idempotency key names the schedule
+    and the firing's time ("schedule:<id>:<generation>:<time>", hex
+    microseconds). Its tasks carry the label "a2a.schedule=<id>" (ListTasks
+    by `label`) and metadata "a2a.schedule_id" and "a2a.fire_time".
+    Errors: INVALID_ARGUMENT naming the field (a bad cron expression or time
+    zone, an interval under 1 s, an end before the start or with no firing
+    before it...), nothing stored; ALREADY_EXISTS for a schedule id in use.
+    """
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.GetScheduleRequest, _tasks_pb2.Schedule]
+    """GetSchedule reads one schedule. Errors: NOT_FOUND."""
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ListSchedulesRequest, _tasks_pb2.ListSchedulesResponse]
+    """ListSchedules lists schedules by id, one page at a time."""
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.PauseScheduleRequest, _tasks_pb2.Schedule]
+    """PauseSchedule stops a schedule's firings until ResumeSchedule (firings
+    due meanwhile are not made up). Pausing again only updates the note.
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+    """
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ResumeScheduleRequest, _tasks_pb2.Schedule]
+    """ResumeSchedule makes a paused schedule fire again, from its first
+    firing after now. Resuming an active schedule changes nothing.
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+    """
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.DeleteScheduleRequest, _tasks_pb2.DeleteScheduleResponse]
+    """DeleteSchedule removes a schedule; the tasks it submitted stay.
+    Errors: NOT_FOUND.
+    """
+    TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.TriggerScheduleRequest, _tasks_pb2.TriggerScheduleResponse]
+    """TriggerSchedule runs the schedule now: one task submitted at once,
+    whatever its timing and even while paused (not after it has ended), under
+    its overlap policy unless the request gives another. Its next firing is
+    unchanged. Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has
+    ended; as Submit for a task the broker refuses (a parent gone...).
+    """
 
 @_typing.type_check_only
 class TaskQueueAsyncStub(TaskQueueStub):
@@ -437,6 +476,45 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """CancelSession ends the session as CANCELLED and cancels every unfinished
     task in it (lease holders are told). Cancelling again is a no-op.
     Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+    """
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CreateScheduleRequest, _tasks_pb2.Schedule]  # type: ignore[assignment]
+    """CreateSchedule stores a schedule: when it fires (a cron expression in a
+    time zone, or a fixed interval; between `start_time` and `end_time`; up
+    to `jitter` later) and the task each firing submits. Each firing submits
+    its task once, across restarts and across brokers sharing a database:
+    claiming the firing, submitting its task and computing the next firing
+    are one transaction, and the task's idempotency key names the schedule
+    and the firing's time ("schedule:<id>:<generation>:<time>", hex
+    microseconds). Its tasks carry the label "a2a.schedule=<id>" (ListTasks
+    by `label`) and metadata "a2a.schedule_id" and "a2a.fire_time".
+    Errors: INVALID_ARGUMENT naming the field (a bad cron expression or time
+    zone, an interval under 1 s, an end before the start or with no firing
+    before it...), nothing stored; ALREADY_EXISTS for a schedule id in use.
+    """
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.GetScheduleRequest, _tasks_pb2.Schedule]  # type: ignore[assignment]
+    """GetSchedule reads one schedule. Errors: NOT_FOUND."""
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ListSchedulesRequest, _tasks_pb2.ListSchedulesResponse]  # type: ignore[assignment]
+    """ListSchedules lists schedules by id, one page at a time."""
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.PauseScheduleRequest, _tasks_pb2.Schedule]  # type: ignore[assignment]
+    """PauseSchedule stops a schedule's firings until ResumeSchedule (firings
+    due meanwhile are not made up). Pausing again only updates the note.
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+    """
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ResumeScheduleRequest, _tasks_pb2.Schedule]  # type: ignore[assignment]
+    """ResumeSchedule makes a paused schedule fire again, from its first
+    firing after now. Resuming an active schedule changes nothing.
+    Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+    """
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.DeleteScheduleRequest, _tasks_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
+    """DeleteSchedule removes a schedule; the tasks it submitted stay.
+    Errors: NOT_FOUND.
+    """
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.TriggerScheduleRequest, _tasks_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
+    """TriggerSchedule runs the schedule now: one task submitted at once,
+    whatever its timing and even while paused (not after it has ended), under
+    its overlap policy unless the request gives another. Its next firing is
+    unchanged. Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has
+    ended; as Submit for a task the broker refuses (a parent gone...).
     """
 
 class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
@@ -781,6 +859,87 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         """CancelSession ends the session as CANCELLED and cancels every unfinished
         task in it (lease holders are told). Cancelling again is a no-op.
         Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _tasks_pb2.CreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Schedule, _abc.Awaitable[_tasks_pb2.Schedule]]:
+        """CreateSchedule stores a schedule: when it fires (a cron expression in a
+        time zone, or a fixed interval; between `start_time` and `end_time`; up
+        to `jitter` later) and the task each firing submits. Each firing submits
+        its task once, across restarts and across brokers sharing a database:
+        claiming the firing, submitting its task and computing the next firing
+        are one transaction, and the task's idempotency key names the schedule
+        and the firing's time ("schedule:<id>:<generation>:<time>", hex
+        microseconds). Its tasks carry the label "a2a.schedule=<id>" (ListTasks
+        by `label`) and metadata "a2a.schedule_id" and "a2a.fire_time".
+        Errors: INVALID_ARGUMENT naming the field (a bad cron expression or time
+        zone, an interval under 1 s, an end before the start or with no firing
+        before it...), nothing stored; ALREADY_EXISTS for a schedule id in use.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _tasks_pb2.GetScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Schedule, _abc.Awaitable[_tasks_pb2.Schedule]]:
+        """GetSchedule reads one schedule. Errors: NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _tasks_pb2.ListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.ListSchedulesResponse, _abc.Awaitable[_tasks_pb2.ListSchedulesResponse]]:
+        """ListSchedules lists schedules by id, one page at a time."""
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _tasks_pb2.PauseScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Schedule, _abc.Awaitable[_tasks_pb2.Schedule]]:
+        """PauseSchedule stops a schedule's firings until ResumeSchedule (firings
+        due meanwhile are not made up). Pausing again only updates the note.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _tasks_pb2.ResumeScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.Schedule, _abc.Awaitable[_tasks_pb2.Schedule]]:
+        """ResumeSchedule makes a paused schedule fire again, from its first
+        firing after now. Resuming an active schedule changes nothing.
+        Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has ended.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _tasks_pb2.DeleteScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.DeleteScheduleResponse, _abc.Awaitable[_tasks_pb2.DeleteScheduleResponse]]:
+        """DeleteSchedule removes a schedule; the tasks it submitted stay.
+        Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _tasks_pb2.TriggerScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.TriggerScheduleResponse, _abc.Awaitable[_tasks_pb2.TriggerScheduleResponse]]:
+        """TriggerSchedule runs the schedule now: one task submitted at once,
+        whatever its timing and even while paused (not after it has ended), under
+        its overlap policy unless the request gives another. Its next firing is
+        unchanged. Errors: NOT_FOUND; FAILED_PRECONDITION for a schedule that has
+        ended; as Submit for a task the broker refuses (a parent gone...).
         """
 
 def add_TaskQueueServicer_to_server(servicer: TaskQueueServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -100,6 +100,14 @@ POLICY: dict[str, Rule] = {
     _TASKS + "ListSessions": Rule(TASKS),
     _TASKS + "CloseSession": Rule(TASKS),
     _TASKS + "CancelSession": Rule(TASKS),
+    # Schedules submit tasks: the orchestrators' too.
+    _TASKS + "CreateSchedule": Rule(TASKS),
+    _TASKS + "GetSchedule": Rule(TASKS),
+    _TASKS + "ListSchedules": Rule(TASKS),
+    _TASKS + "PauseSchedule": Rule(TASKS),
+    _TASKS + "ResumeSchedule": Rule(TASKS),
+    _TASKS + "DeleteSchedule": Rule(TASKS),
+    _TASKS + "TriggerSchedule": Rule(TASKS),
     # The A2A gateway (broker/gateway): any caller may speak A2A; each sees and cancels only the
     # tasks it sent (an admin: all), in the gateway, by the owner label the task carries.
     **{

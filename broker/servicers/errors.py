@@ -67,6 +67,11 @@ PROTO_NAMES = {
     "extension_us": "extension",
     "after": "page_token",
     "after_seq": "page_token",
+    "interval_us": "interval",
+    "jitter_us": "jitter",
+    "misfire_grace_us": "misfire_grace",
+    "start_at": "start_time",
+    "end_at": "end_time",
 }
 # Of those, the durations (a Duration in the protos), kept as a number of this many per second.
 PER_SECOND = {
@@ -76,6 +81,9 @@ PER_SECOND = {
     "backoff_max_us": US_PER_S,
     "extension_us": US_PER_S,
     "wait_s": 1,
+    "interval_us": US_PER_S,
+    "jitter_us": US_PER_S,
+    "misfire_grace_us": US_PER_S,
 }
 ID_RULE = "must hold only letters, digits and . _ : @ -"
 _SHOULD = re.compile(r"^(?:Input|String|List|Dictionary|Value|Object) should ")

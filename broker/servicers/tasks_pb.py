@@ -14,6 +14,7 @@ from ..models.tasks import (
     DependencyEdge,
     DepType,
     Task,
+    TaskSpecInput,
     TaskStatus,
     Transition,
 )
@@ -88,6 +89,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
         "labels": dict(msg.labels),
         "idempotency_key": msg.idempotency_key or None,
         "submitted_by": msg.submitted_by,
+        "not_before": ts_us(msg, "not_before", f"{where}.not_before"),
     }
     if msg.HasField("priority"):
         out["priority"] = msg.priority
@@ -117,7 +119,8 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
 _TIMES = ("lease_expires_at", "next_attempt_at", "created_at", "updated_at", "started_at", "finished_at")
 
 
-def spec_into(s: pb.TaskSpec, t: Task) -> None:
+def spec_into(s: pb.TaskSpec, t: Task | TaskSpecInput) -> None:
+    """A task's spec (or a schedule's task template) into ``s``."""
     s.title = t.title
     s.task_type = t.task_type
     s.payload = t.payload
@@ -136,7 +139,8 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
     r.multiplier = t.backoff_multiplier
     set_us(r.initial_backoff, t.backoff_initial_us)
     set_us(r.max_backoff, t.backoff_max_us)
-    set_us(s.lease_timeout, t.lease_timeout_us)
+    if t.lease_timeout_us is not None:  # a template's may be unset: the broker's default then
+        set_us(s.lease_timeout, t.lease_timeout_us)
     if t.max_run_us is not None:
         set_us(s.max_run_time, t.max_run_us)
     if t.session_id:
@@ -151,6 +155,8 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
         s.idempotency_key = t.idempotency_key
     if t.submitted_by:
         s.submitted_by = t.submitted_by
+    if t.not_before is not None:
+        set_us(s.not_before, t.not_before)
 
 
 def task_out(t: Task, calculated_priority: float) -> pb.Task:

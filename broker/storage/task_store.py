@@ -101,10 +101,12 @@ class TaskStore(Protocol):
 
     async def sweep_tasks(self, now: int, limit: int = 500, *, snapshots: bool = False) -> Changes:
         """One transaction: end lapsed leases as failed attempts (up to ``limit``), make tasks
-        whose retry backoff is over leasable, re-rank ready tasks whose deadline urgency stepped up."""
+        whose retry backoff is over leasable, start held tasks whose not_before has come, re-rank
+        ready tasks whose deadline urgency stepped up."""
 
     async def release_backoffs(self, now: int) -> Changes:
-        """Make ready tasks whose retry backoff is over leasable."""
+        """Make ready tasks whose retry backoff is over leasable, and start tasks held pending
+        whose not_before time has come (ready, or blocked on a prerequisite)."""
 
     async def purge_tasks(self, finished_before: int, limit: int = 1000) -> int:
         """Delete finished tasks older than the retention period (leaves first)."""

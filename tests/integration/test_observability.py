@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broker.errors import BrokerError, StorageUnavailable
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
+from broker.pb import tasks_pb2 as tpb
 from broker.server import Broker, start_server
 from tests.conftest import Stubs, eventually, make_settings, stubs_for
 from tests.integration import tasks_helpers as th
@@ -237,3 +238,13 @@ async def test_access_log_and_lifecycle_lines(tmp_path: Path, caplog):
 
 async def _logged(caplog: Any, message: str) -> bool:
     return any(r.getMessage() == message for r in caplog.records)
+
+
+async def test_tasks_submitted_by_schedules_are_counted(stubs: Stubs, broker: Broker):
+    spec = tpb.ScheduleSpec(task=tpb.TaskSpec(title="t"), interval=th.duration(3600))
+    await stubs.tasks.CreateSchedule(tpb.CreateScheduleRequest(schedule_id="s", spec=spec))
+    await th.submit(stubs, "not by a schedule")
+    for _ in range(2):
+        await stubs.tasks.TriggerSchedule(tpb.TriggerScheduleRequest(schedule_id="s"))
+    m = await scrape(broker)
+    assert (one(m, "a2a_schedule_tasks_submitted_total"), one(m, "a2a_tasks_submitted_total")) == (2, 3)

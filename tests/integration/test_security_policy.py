@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
@@ -70,6 +71,13 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "TaskQueue/ListSessions": (PD, PD, OK, OK),
     "TaskQueue/CloseSession": (PD, PD, OK, OK),
     "TaskQueue/CancelSession": (PD, PD, OK, OK),
+    "TaskQueue/CreateSchedule": (PD, PD, OK, OK),
+    "TaskQueue/GetSchedule": (PD, PD, OK, OK),
+    "TaskQueue/ListSchedules": (PD, PD, OK, OK),
+    "TaskQueue/PauseSchedule": (PD, PD, OK, OK),
+    "TaskQueue/ResumeSchedule": (PD, PD, OK, OK),
+    "TaskQueue/DeleteSchedule": (PD, PD, OK, OK),
+    "TaskQueue/TriggerSchedule": (PD, PD, OK, OK),
 }
 
 
@@ -145,6 +153,14 @@ class World:
 
     async def session(self) -> str:
         return (await self.admin.tasks.CreateSession(tpb.CreateSessionRequest(name="s"))).session_id
+
+    def schedule_spec(self) -> tpb.ScheduleSpec:
+        task = tpb.TaskSpec(title="s", required_capabilities=[self.cap(self.peer)])
+        return tpb.ScheduleSpec(interval=duration_pb2.Duration(seconds=3600), task=task)
+
+    async def schedule(self) -> str:
+        req = tpb.CreateScheduleRequest(spec=self.schedule_spec())
+        return (await self.admin.tasks.CreateSchedule(req)).schedule_id
 
     async def cancelled_task(self) -> str:
         tid = await self.task()
@@ -254,6 +270,23 @@ BUILD: dict[str, Build] = {
     "TaskQueue/CancelSession": lambda w, t: _then(
         w.session(), lambda s: tpb.CancelSessionRequest(session_id=s)
     ),
+    "TaskQueue/CreateSchedule": lambda w, t: _now(tpb.CreateScheduleRequest(spec=w.schedule_spec())),
+    "TaskQueue/GetSchedule": lambda w, t: _then(
+        w.schedule(), lambda s: tpb.GetScheduleRequest(schedule_id=s)
+    ),
+    "TaskQueue/ListSchedules": lambda w, t: _now(tpb.ListSchedulesRequest()),
+    "TaskQueue/PauseSchedule": lambda w, t: _then(
+        w.schedule(), lambda s: tpb.PauseScheduleRequest(schedule_id=s)
+    ),
+    "TaskQueue/ResumeSchedule": lambda w, t: _then(
+        w.schedule(), lambda s: tpb.ResumeScheduleRequest(schedule_id=s)
+    ),
+    "TaskQueue/DeleteSchedule": lambda w, t: _then(
+        w.schedule(), lambda s: tpb.DeleteScheduleRequest(schedule_id=s)
+    ),
+    "TaskQueue/TriggerSchedule": lambda w, t: _then(
+        w.schedule(), lambda s: tpb.TriggerScheduleRequest(schedule_id=s)
+    ),
     "TaskQueue/CompleteBatch": lambda w, t: _then(
         _complete(w, t), lambda r: tpb.CompleteBatchRequest(items=[r])
     ),
@@ -315,10 +348,12 @@ async def snapshot(admin: Stubs) -> Any:
     agents = await admin.agents.ListAgents(apb.ListAgentsRequest(page_size=1000))
     msgs = await admin.messaging.ListMessages(mpb.ListMessagesRequest(page_size=1000))
     tasks = await admin.tasks.List(tpb.ListTasksRequest(page_size=1000))
+    schedules = await admin.tasks.ListSchedules(tpb.ListSchedulesRequest(page_size=1000))
     return (
         sorted((a.agent_id, a.status, a.endpoint, tuple(a.capabilities)) for a in agents.agents),
         sorted((m.message_id, m.sender_id, m.status, m.attempt) for m in msgs.messages),
         sorted((t.task_id, t.status, t.attempt, t.assigned_agent_id) for t in tasks.tasks),
+        sorted((s.schedule_id, s.status, s.fired_count) for s in schedules.schedules),
     )
 
 

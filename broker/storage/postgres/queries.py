@@ -32,6 +32,7 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from .queries_schedules import SCHEDULES
 
 
 def named(name: str) -> str:
@@ -122,6 +123,9 @@ TASKS = TaskQueries(
     ),
     end_backoff=(
         "UPDATE tasks SET in_backoff = 0, updated_at = %s WHERE task_id = %s RETURNING required_capabilities"
+    ),
+    held_due=(
+        "SELECT * FROM tasks WHERE status = 'pending' AND not_before <= %s ORDER BY not_before LIMIT %s"
     ),
     # A departed agent's running tasks.
     holder_running=("SELECT * FROM tasks WHERE assigned_agent_id = %s AND status = 'running' ORDER BY seq"),
@@ -522,6 +526,7 @@ POSTGRES = Queries(
     agents=AGENTS,
     tasks=TASKS,
     sessions=SESSIONS,
+    schedules=SCHEDULES,
     a2a=A2A,
     census=CENSUS,
     tokens=TOKENS,

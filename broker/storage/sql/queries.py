@@ -44,7 +44,7 @@ TASK_INSERT_COLUMNS = (
     " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
     " idempotency_key, idempotency_fingerprint, submitted_by, status, created_at, updated_at, traceparent,"
-    " max_run_us, labels"
+    " max_run_us, labels, not_before"
 )
 HISTORY_COLUMNS = "task_id, from_status, to_status, reason, actor, attempt, at, error, retryable"
 SESSION_COLUMNS = (
@@ -80,6 +80,7 @@ class TaskQueries:
     timed_out: str
     due_backoff: str
     end_backoff: str
+    held_due: str  # pending tasks whose not_before has come, by that time
     holder_running: str
     urgency_window: str
     set_urgency: str
@@ -156,6 +157,26 @@ class SessionQueries:
     cancel: str
     archive: str
     delete_archived: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleQueries:
+    insert: str  # named parameters: schedule_id, spec, status, next_fire_at, next_due_at, now
+    fetch: str
+    exists: str
+    due: str  # active schedules due by a time, by due time
+    next_due: str  # the earliest due time of an active schedule
+    # The claim of a firing: the next firing moves on only if it is still the one read.
+    claim: str
+    record: str  # what a run did: the last run, the counters, the last refusal
+    pause: str
+    set_note: str
+    resume: str  # active again, with its next firing (or ended, when none is left)
+    delete: str
+    # A run's submission, undone alone when the broker refuses it (the firing is then recorded).
+    savepoint: str
+    rollback_to: str
+    release: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,6 +268,7 @@ class Queries:
     agents: AgentQueries
     tasks: TaskQueries
     sessions: SessionQueries
+    schedules: ScheduleQueries
     a2a: A2AQueries
     census: CensusQueries
     tokens: TokenQueries

@@ -47,7 +47,7 @@ from .connection import Connection, Engine
 from .departures import Departures
 from .queries import Queries
 from .tasks_rows import Capsets, load_task
-from .tasks_submit import submit_job
+from .tasks_submit import start_held_job, submit_job
 from .tasks_tx import TaskTx
 
 if TYPE_CHECKING:
@@ -93,17 +93,18 @@ class TaskOps(Departures):
 
     async def submit_tasks(self, nodes: list[PlannedNode], now: int) -> SubmitResult:
         """Check and store tasks in one transaction (all or none)."""
+        return await self._write(now, lambda tx: self._submit(tx, nodes))
+
+    def _submit(self, tx: TaskTx, nodes: list[PlannedNode]) -> SubmitResult:
+        """Submit inside a write job (Submit, SubmitGraph, a schedule's runs)."""
         s = self.settings
-        return await self._write(
-            now,
-            lambda tx: submit_job(
-                tx,
-                self._capsets,
-                nodes,
-                max_depth=s.max_depth,
-                default_lease_us=s_to_us(s.default_lease_timeout_s),
-                default_max_run_us=s_to_us(s.default_max_run_time_s) or None,
-            ),
+        return submit_job(
+            tx,
+            self._capsets,
+            nodes,
+            max_depth=s.max_depth,
+            default_lease_us=s_to_us(s.default_lease_timeout_s),
+            default_max_run_us=s_to_us(s.default_max_run_time_s) or None,
         )
 
     async def lease_tasks(self, agent_id: str, max_n: int, now: int) -> LeaseResult:
@@ -189,12 +190,16 @@ class TaskOps(Departures):
         lease.expire_leases_job(tx, limit)
         lease.time_out_runs_job(tx, limit)
         lease.release_due_backoffs(tx)
+        start_held_job(tx, limit)
         lease.refresh_urgency_job(tx)
         return tx.changes
 
     async def release_backoffs(self, now: int) -> Changes:
+        """Due retry backoffs end, and tasks held until a due not_before time start."""
+
         def job(tx: TaskTx) -> Changes:
             lease.release_due_backoffs(tx)
+            start_held_job(tx)
             return tx.changes
 
         return await self._write(now, job)

@@ -115,6 +115,7 @@ def row_to_task(row: Row | dict[str, Any], depends_on: tuple[Dependency, ...] = 
         finished_at=row["finished_at"],
         traceparent=row["traceparent"],
         max_run_us=row["max_run_us"],
+        not_before=row["not_before"],
     )
 
 

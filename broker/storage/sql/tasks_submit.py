@@ -17,7 +17,7 @@ from ...errors import NotFound
 from ...models.tasks import Dependency, DepType, PlannedNode, SubmitResult, Task, TaskStatus, label_pairs
 from . import sessions
 from .tasks_rows import Capsets, load_task, prerequisites_of, row_to_task
-from .tasks_tx import TaskTx
+from .tasks_tx import BROKER, TaskTx
 
 _counter = itertools.count()
 _NODE = os.urandom(2).hex()
@@ -101,7 +101,10 @@ def submit_job(
         if session_id is not None:
             sessions.admit(conn, q, session_id, spec.submitted_by or None, 1, now, node.where)
         caps = tuple(spec.required_capabilities)
-        status, reason = dependencies.initial_status(unfinished)
+        if dependencies.held_until(spec.not_before, now):
+            status, reason = TaskStatus.PENDING, dependencies.NOT_BEFORE_HELD
+        else:
+            status, reason = dependencies.initial_status(unfinished)
         urgency = tx.policy.urgency(spec.deadline, now) if status == TaskStatus.READY else 0.0
         values: dict[str, Any] = {
             "task_id": task_id,
@@ -138,6 +141,7 @@ def submit_job(
             "traceparent": spec.traceparent,
             "max_run_us": spec.max_run_us or default_max_run_us,
             "labels": json.dumps(spec.labels) if spec.labels else "{}",
+            "not_before": spec.not_before,
         }
         values["seq"] = conn.execute(q.tasks.insert, values).fetchone()[0]
         seq = values["seq"]
@@ -158,7 +162,11 @@ def submit_job(
             conn.executemany(q.tasks.mark_has_dependents, [(pid,) for pid, _ in deps])
         actor = spec.submitted_by
         tx.record(values | {"attempt": 0}, None, TaskStatus.PENDING, task_states.SUBMITTED, actor)
-        tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)
+        if status is TaskStatus.PENDING:
+            assert spec.not_before is not None
+            tx.changes.backoff_until.append(spec.not_before)  # the core's timer starts it then
+        else:
+            tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
         task = _built(values, tuple(Dependency(pid, t) for pid, t in deps))
@@ -166,6 +174,24 @@ def submit_job(
         tasks.append(task)
         duplicate.append(False)
     return SubmitResult(tasks, duplicate, by_key, tx.changes)
+
+
+def start_held_job(tx: TaskTx, limit: int = 500) -> int:
+    """Tasks held pending until their not_before time, now come: each becomes ready, or blocked
+    while a prerequisite is unfinished (``dependencies.when_due``)."""
+    conn, q = tx.conn, tx.q
+    rows = conn.execute(q.tasks.held_due, (tx.now, limit)).fetchall()
+    for row in rows:
+        unfinished = conn.execute(q.tasks.unfinished_prereqs, (row["task_id"],)).fetchone()[0]
+        status, reason = dependencies.when_due(unfinished)
+        if status is TaskStatus.READY:
+            tx.make_ready(row, reason)
+        else:
+            conn.execute(q.tasks.set_status, (status.value, row["task_id"]))
+            conn.execute(q.tasks.touch, (tx.now, row["task_id"]))
+            tx.record(row, TaskStatus.PENDING, status, reason, BROKER)
+            tx.snapshot(row["task_id"])
+    return len(rows)
 
 
 def _json_list(values: tuple[str, ...] | list[str]) -> str:

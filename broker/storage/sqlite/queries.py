@@ -32,6 +32,7 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from .queries_schedules import SCHEDULES
 
 
 def named(name: str) -> str:
@@ -129,6 +130,10 @@ TASKS = TaskQueries(
     ),
     end_backoff=(
         "UPDATE tasks SET in_backoff = 0, updated_at = ? WHERE task_id = ? RETURNING required_capabilities"
+    ),
+    held_due=(
+        "SELECT * FROM tasks INDEXED BY idx_tasks_not_before"
+        " WHERE status = 'pending' AND not_before <= ? ORDER BY not_before LIMIT ?"
     ),
     # A departed agent's running tasks.
     holder_running=(
@@ -535,6 +540,7 @@ SQLITE = Queries(
     agents=AGENTS,
     tasks=TASKS,
     sessions=SESSIONS,
+    schedules=SCHEDULES,
     a2a=A2A,
     census=CENSUS,
     tokens=TOKENS,

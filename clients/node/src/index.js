@@ -16,12 +16,14 @@ import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 
 import { grpc } from './grpc.js';
+import { SCHEDULE_SAFE, scheduleMethods, taskSpec } from './schedules.js';
 import { duration, encodePayload, toStruct } from './values.js';
 
 export { grpc };
 export { Agent } from './agent.js';
 export * as a2aTurns from './a2a-turns.js';
 export { decodePayload, duration, encodePayload, timestamp, toDate, toSeconds, toStruct } from './values.js';
+export { scheduleSpec } from './schedules.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -85,6 +87,7 @@ function toBrokerError(err, method) {
 const SAFE = new Set([
   'GetAgent', 'ListAgents', 'Heartbeat', 'GetMessage', 'ListMessages', 'Ack', 'Get', 'List', 'GetTree',
   'GetHistory', 'GetDependencies', 'ListConversations', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
+  ...SCHEDULE_SAFE,
 ]);
 
 // ------------------------------------------------------------------ security
@@ -674,7 +677,4 @@ function sendRequest(senderId, to, payload, fields) {
   return { ...fields, senderId, target, payload: bytes, contentType };
 }
 
-function taskSpec(spec) {
-  const [bytes, contentType] = encodePayload(spec.payload, spec.contentType);
-  return { ...spec, payload: bytes, contentType };
-}
+Object.assign(BrokerClient.prototype, scheduleMethods);

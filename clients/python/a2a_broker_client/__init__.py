@@ -73,6 +73,14 @@ from .models import (
     encode_payload,
 )
 from .retry import RetryConfig
+from .schedules import (
+    MissedFiringPolicy,
+    OverlapPolicy,
+    Schedule,
+    ScheduleSpec,
+    ScheduleStatus,
+    TriggerResult,
+)
 from .sync import SyncBrokerClient
 from .worker import NonRetryableError, TaskContext, Worker
 
@@ -146,4 +154,11 @@ __all__ = [
     "default_address",
     "encode_payload",
     "error_for",
+    # schedules
+    "MissedFiringPolicy",
+    "OverlapPolicy",
+    "Schedule",
+    "ScheduleSpec",
+    "ScheduleStatus",
+    "TriggerResult",
 ]

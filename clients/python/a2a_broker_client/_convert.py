@@ -286,6 +286,8 @@ def task_spec(s: m.TaskSpec) -> tasks_pb2.TaskSpec:
         spec.priority = s.priority
     if s.deadline is not None:
         spec.deadline.CopyFrom(timestamp(s.deadline))
+    if s.not_before is not None:
+        spec.not_before.CopyFrom(timestamp(s.not_before))
     if s.lease_timeout is not None:
         spec.lease_timeout.CopyFrom(duration(s.lease_timeout))
     if s.max_run_time is not None:
@@ -334,6 +336,7 @@ def spec_from_pb(s: tasks_pb2.TaskSpec) -> m.TaskSpec:
         labels=dict(s.labels),
         idempotency_key=s.idempotency_key,
         submitted_by=s.submitted_by,
+        not_before=to_datetime(s, "not_before"),
     )
 
 

@@ -26,6 +26,7 @@ from .pb import (
     tasks_pb2_grpc,
 )
 from .retry import RETRYABLE_CODES, RetryConfig
+from .schedules import ScheduleCalls
 from .security import Security
 from .tracing import trace_metadata
 
@@ -51,7 +52,7 @@ def default_address() -> str:
     return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
-class BrokerClient:
+class BrokerClient(ScheduleCalls):
     """An asyncio client for one broker.
 
     Use it as ``async with BrokerClient(address) as client:`` (or call

@@ -370,6 +370,8 @@ class TaskSpec:
     max_run_time: Seconds | None = None
     # key -> value; listed by one with list_tasks(label="key=value").
     labels: dict[str, str] = field(default_factory=dict)
+    # Not dispatched before this time (PENDING until then); None or a past time: no wait.
+    not_before: datetime | None = None
 
     @property
     def data(self) -> Any:

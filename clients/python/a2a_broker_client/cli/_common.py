@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import loop as event_loop
@@ -329,6 +329,13 @@ def duration(text: str) -> float:
         why = "a duration cannot be negative" if text.strip().startswith("-") else "not a duration"
         raise argparse.ArgumentTypeError(f"{why}: {text!r} ({DURATION_FORMS})")
     return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def time_or_delay(text: str) -> datetime:
+    """``parse_time``, or ``+DURATION`` for that long from now (``+90s``, ``+15m``, ``+2h``)."""
+    if text.startswith("+"):
+        return datetime.now(UTC) + timedelta(seconds=duration(text[1:]))
+    return parse_time(text)
 
 
 def positive_duration(text: str) -> float:

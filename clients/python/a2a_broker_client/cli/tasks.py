@@ -36,6 +36,7 @@ from ._common import (
     short,
     table,
     take,
+    time_or_delay,
     when,
 )
 
@@ -65,6 +66,12 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     sb.add_argument("--priority", type=int, default=None, help="0-10, higher first (default 5)")
     sb.add_argument("--deadline", type=parse_time, default=None, help="ISO 8601")
+    sb.add_argument(
+        "--not-before",
+        type=time_or_delay,
+        default=None,
+        help="ISO 8601 or +DURATION: held pending until then",
+    )
     sb.add_argument("--parent", default="", help="parent task id")
     sb.add_argument(
         "--depends-on", action="append", default=[], metavar="TASK_ID[:soft|:optional]", help="repeatable"
@@ -201,6 +208,7 @@ async def _submit(client: BrokerClient, ns: argparse.Namespace) -> int:
         required_capabilities=ns.capabilities,
         priority=ns.priority,
         deadline=ns.deadline,
+        not_before=ns.not_before,
         parent_id=ns.parent,
         depends_on=[_dependency(d) for d in ns.depends_on],
         retry=retry,
@@ -319,6 +327,7 @@ async def _get(client: BrokerClient, ns: argparse.Namespace) -> int:
             ("last error", t.last_error),
             ("next attempt", t.next_attempt_at),
             ("deadline", s.deadline),
+            ("not before", s.not_before),
             ("created", t.created_at),
             ("started", t.started_at),
             ("finished", t.finished_at),

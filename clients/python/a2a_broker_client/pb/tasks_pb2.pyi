@@ -27,6 +27,99 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _MissedFiringPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MissedFiringPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MissedFiringPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MISSED_FIRING_POLICY_UNSPECIFIED: _MissedFiringPolicy.ValueType  # 0
+    """RUN_ONCE."""
+    MISSED_FIRING_POLICY_SKIP: _MissedFiringPolicy.ValueType  # 1
+    """Missed firings are not run (only the latest firing, when found within
+    `misfire_grace`); the schedule goes on from its next firing.
+    """
+    MISSED_FIRING_POLICY_RUN_ONCE: _MissedFiringPolicy.ValueType  # 2
+    """Missed firings are run once, together: one task, for the latest of them."""
+    MISSED_FIRING_POLICY_RUN_ALL: _MissedFiringPolicy.ValueType  # 3
+    """Every missed firing is run, oldest first, up to `max_catchup` (the most
+    recent ones; older ones beyond the bound are skipped).
+    """
+
+class MissedFiringPolicy(_MissedFiringPolicy, metaclass=_MissedFiringPolicyEnumTypeWrapper):
+    """What a schedule does with the firings it missed (they came due while no
+    broker ran, or could not reach the database). When several firings are
+    found due together, all but the latest were missed; the latest was missed
+    when found more than `misfire_grace` after its time.
+    """
+
+MISSED_FIRING_POLICY_UNSPECIFIED: MissedFiringPolicy.ValueType  # 0
+"""RUN_ONCE."""
+MISSED_FIRING_POLICY_SKIP: MissedFiringPolicy.ValueType  # 1
+"""Missed firings are not run (only the latest firing, when found within
+`misfire_grace`); the schedule goes on from its next firing.
+"""
+MISSED_FIRING_POLICY_RUN_ONCE: MissedFiringPolicy.ValueType  # 2
+"""Missed firings are run once, together: one task, for the latest of them."""
+MISSED_FIRING_POLICY_RUN_ALL: MissedFiringPolicy.ValueType  # 3
+"""Every missed firing is run, oldest first, up to `max_catchup` (the most
+recent ones; older ones beyond the bound are skipped).
+"""
+Global___MissedFiringPolicy: _TypeAlias = MissedFiringPolicy  # noqa: Y015
+
+class _OverlapPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OverlapPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OverlapPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OVERLAP_POLICY_UNSPECIFIED: _OverlapPolicy.ValueType  # 0
+    """ALLOW."""
+    OVERLAP_POLICY_ALLOW: _OverlapPolicy.ValueType  # 1
+    """Submit anyway: runs may overlap."""
+    OVERLAP_POLICY_SKIP: _OverlapPolicy.ValueType  # 2
+    """Skip this firing (counted in `skipped_count`)."""
+    OVERLAP_POLICY_CANCEL_PREVIOUS: _OverlapPolicy.ValueType  # 3
+    """Cancel the previous run's task (its holder is told), then submit."""
+
+class OverlapPolicy(_OverlapPolicy, metaclass=_OverlapPolicyEnumTypeWrapper):
+    """What a firing does when the task of the schedule's previous run (firing or
+    trigger) has not finished.
+    """
+
+OVERLAP_POLICY_UNSPECIFIED: OverlapPolicy.ValueType  # 0
+"""ALLOW."""
+OVERLAP_POLICY_ALLOW: OverlapPolicy.ValueType  # 1
+"""Submit anyway: runs may overlap."""
+OVERLAP_POLICY_SKIP: OverlapPolicy.ValueType  # 2
+"""Skip this firing (counted in `skipped_count`)."""
+OVERLAP_POLICY_CANCEL_PREVIOUS: OverlapPolicy.ValueType  # 3
+"""Cancel the previous run's task (its holder is told), then submit."""
+Global___OverlapPolicy: _TypeAlias = OverlapPolicy  # noqa: Y015
+
+class _ScheduleStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScheduleStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScheduleStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCHEDULE_STATUS_UNSPECIFIED: _ScheduleStatus.ValueType  # 0
+    SCHEDULE_STATUS_ACTIVE: _ScheduleStatus.ValueType  # 1
+    SCHEDULE_STATUS_PAUSED: _ScheduleStatus.ValueType  # 2
+    """Paused by PauseSchedule: no firing until ResumeSchedule."""
+    SCHEDULE_STATUS_ENDED: _ScheduleStatus.ValueType  # 3
+    """Past its `end_time`: it fires no more."""
+
+class ScheduleStatus(_ScheduleStatus, metaclass=_ScheduleStatusEnumTypeWrapper): ...
+
+SCHEDULE_STATUS_UNSPECIFIED: ScheduleStatus.ValueType  # 0
+SCHEDULE_STATUS_ACTIVE: ScheduleStatus.ValueType  # 1
+SCHEDULE_STATUS_PAUSED: ScheduleStatus.ValueType  # 2
+"""Paused by PauseSchedule: no firing until ResumeSchedule."""
+SCHEDULE_STATUS_ENDED: ScheduleStatus.ValueType  # 3
+"""Past its `end_time`: it fires no more."""
+Global___ScheduleStatus: _TypeAlias = ScheduleStatus  # noqa: Y015
+
 class _SessionStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -61,7 +154,10 @@ class _TaskStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskStatus
     TASK_STATUS_UNSPECIFIED: _TaskStatus.ValueType  # 0
     """Not set. In a filter: any status."""
     TASK_STATUS_PENDING: _TaskStatus.ValueType  # 1
-    """Just submitted (transient, inside the submitting transaction)."""
+    """Submitted with a `not_before` still to come: not dispatched until then
+    (then BLOCKED or READY). Otherwise transient, inside the submitting
+    transaction.
+    """
     TASK_STATUS_BLOCKED: _TaskStatus.ValueType  # 2
     """Waiting for prerequisites."""
     TASK_STATUS_READY: _TaskStatus.ValueType  # 3
@@ -80,7 +176,10 @@ class TaskStatus(_TaskStatus, metaclass=_TaskStatusEnumTypeWrapper): ...
 TASK_STATUS_UNSPECIFIED: TaskStatus.ValueType  # 0
 """Not set. In a filter: any status."""
 TASK_STATUS_PENDING: TaskStatus.ValueType  # 1
-"""Just submitted (transient, inside the submitting transaction)."""
+"""Submitted with a `not_before` still to come: not dispatched until then
+(then BLOCKED or READY). Otherwise transient, inside the submitting
+transaction.
+"""
 TASK_STATUS_BLOCKED: TaskStatus.ValueType  # 2
 """Waiting for prerequisites."""
 TASK_STATUS_READY: TaskStatus.ValueType  # 3
@@ -131,6 +230,419 @@ never cancelled by it: resolved as SOFT is, kept as its own kind so an
 orchestrator can mark (and read back) the edges it could do without.
 """
 Global___DependencyType: _TypeAlias = DependencyType  # noqa: Y015
+
+@_typing.final
+class ScheduleSpec(_message.Message):
+    """ScheduleSpec says when a schedule fires and what each firing submits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRON_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    JITTER_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    MISSED_FIELD_NUMBER: _builtins.int
+    MAX_CATCHUP_FIELD_NUMBER: _builtins.int
+    MISFIRE_GRACE_FIELD_NUMBER: _builtins.int
+    OVERLAP_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    cron: _builtins.str
+    """A cron expression: five fields (minute hour day-of-month month
+    day-of-week, as Debian's cron reads them, names such as MON and JAN and
+    L, #n and W included), or six with seconds first. Give `cron` or
+    `interval`, not both.
+    """
+    time_zone: _builtins.str
+    """The IANA time zone `cron` is read in ("Europe/Paris"); empty means UTC.
+    Cron schedules only. A firing at a local time that does not exist (a
+    daylight-saving gap) runs at the first minute after it; one that occurs
+    twice runs once.
+    """
+    missed: Global___MissedFiringPolicy.ValueType
+    max_catchup: _builtins.int
+    """RUN_ALL: at most this many missed firings are run at once, 1-1000; 0
+    means 10.
+    """
+    overlap: Global___OverlapPolicy.ValueType
+    created_by: _builtins.str
+    """Optional: who creates it. With authentication on, the caller's identity
+    is recorded, whatever this says (a text naming anyone else is kept after
+    it as the caller's note). At most 128 characters.
+    """
+    @_builtins.property
+    def interval(self) -> _duration_pb2.Duration:
+        """A fixed interval, at least 1 s: firings at start_time, start_time +
+        interval... (without start_time: one interval after the creation, and
+        every interval after that).
+        """
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional: no firing before this time."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional: no firing after this time; the schedule then ENDED. Must be
+        after start_time (and after now), with a firing before it.
+        """
+
+    @_builtins.property
+    def jitter(self) -> _duration_pb2.Duration:
+        """Optional, at most 1 h (and less than `interval`): each firing submits up
+        to this much after its time, by an offset derived from the schedule id
+        and the firing's time (the same on every broker), so that schedules due
+        at the same moment do not all submit at once.
+        """
+
+    @_builtins.property
+    def task(self) -> Global___TaskSpec:
+        """Required: the task each firing submits (validated as Submit validates
+        it). Its `idempotency_key` and `not_before` must be empty (each firing
+        sets its own key; a firing's task is due at once), and it has at most 63
+        labels (each firing adds "a2a.schedule").
+        """
+
+    @_builtins.property
+    def misfire_grace(self) -> _duration_pb2.Duration:
+        """The latest due firing found more than this late counts as missed (see
+        MissedFiringPolicy): 1 s to 7 days; unset means 60 s.
+        """
+
+    def __init__(
+        self,
+        *,
+        cron: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        interval: _duration_pb2.Duration | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        jitter: _duration_pb2.Duration | None = ...,
+        task: Global___TaskSpec | None = ...,
+        missed: Global___MissedFiringPolicy.ValueType = ...,
+        max_catchup: _builtins.int = ...,
+        misfire_grace: _duration_pb2.Duration | None = ...,
+        overlap: Global___OverlapPolicy.ValueType = ...,
+        created_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "interval", b"interval", "jitter", b"jitter", "misfire_grace", b"misfire_grace", "start_time", b"start_time", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_by", b"created_by", "cron", b"cron", "end_time", b"end_time", "interval", b"interval", "jitter", b"jitter", "max_catchup", b"max_catchup", "misfire_grace", b"misfire_grace", "missed", b"missed", "overlap", b"overlap", "start_time", b"start_time", "task", b"task", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ScheduleSpec: _TypeAlias = ScheduleSpec  # noqa: Y015
+
+@_typing.final
+class Schedule(_message.Message):
+    """Schedule is a schedule as the broker knows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    NEXT_FIRE_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_RUN_TIME_FIELD_NUMBER: _builtins.int
+    LAST_FIRE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_TASK_ID_FIELD_NUMBER: _builtins.int
+    FIRED_COUNT_FIELD_NUMBER: _builtins.int
+    SKIPPED_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    status: Global___ScheduleStatus.ValueType
+    note: _builtins.str
+    """PauseSchedule's note."""
+    last_task_id: _builtins.str
+    fired_count: _builtins.int
+    """Tasks submitted, by firings and triggers."""
+    skipped_count: _builtins.int
+    """Firings not run: missed (per the missed-firing policy), skipped for
+    overlap, or refused when submitted (see last_error).
+    """
+    last_error: _builtins.str
+    """Why the last firing that failed to submit its task was refused (a parent
+    gone, a session ended...); empty when none has.
+    """
+    @_builtins.property
+    def spec(self) -> Global___ScheduleSpec:
+        """As created, with the defaults filled in."""
+
+    @_builtins.property
+    def next_fire_time(self) -> _timestamp_pb2.Timestamp:
+        """The time of the next firing (unset once ENDED)."""
+
+    @_builtins.property
+    def next_run_time(self) -> _timestamp_pb2.Timestamp:
+        """When that firing submits: its time plus the schedule's jitter offset."""
+
+    @_builtins.property
+    def last_fire_time(self) -> _timestamp_pb2.Timestamp:
+        """The time of the last firing that submitted a task, and that task (or
+        the last TriggerSchedule's).
+        """
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+        spec: Global___ScheduleSpec | None = ...,
+        status: Global___ScheduleStatus.ValueType = ...,
+        note: _builtins.str = ...,
+        next_fire_time: _timestamp_pb2.Timestamp | None = ...,
+        next_run_time: _timestamp_pb2.Timestamp | None = ...,
+        last_fire_time: _timestamp_pb2.Timestamp | None = ...,
+        last_task_id: _builtins.str = ...,
+        fired_count: _builtins.int = ...,
+        skipped_count: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_fire_time", b"last_fire_time", "next_fire_time", b"next_fire_time", "next_run_time", b"next_run_time", "spec", b"spec", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "fired_count", b"fired_count", "last_error", b"last_error", "last_fire_time", b"last_fire_time", "last_task_id", b"last_task_id", "next_fire_time", b"next_fire_time", "next_run_time", b"next_run_time", "note", b"note", "schedule_id", b"schedule_id", "skipped_count", b"skipped_count", "spec", b"spec", "status", b"status", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Schedule: _TypeAlias = Schedule  # noqa: Y015
+
+@_typing.final
+class CreateScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    SPEC_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    """Optional: 1-64 letters, digits or . _ : @ - (generated when empty)."""
+    paused: _builtins.bool
+    """Create it paused."""
+    @_builtins.property
+    def spec(self) -> Global___ScheduleSpec: ...
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+        spec: Global___ScheduleSpec | None = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused", b"paused", "schedule_id", b"schedule_id", "spec", b"spec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateScheduleRequest: _TypeAlias = CreateScheduleRequest  # noqa: Y015
+
+@_typing.final
+class GetScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule_id", b"schedule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetScheduleRequest: _TypeAlias = GetScheduleRequest  # noqa: Y015
+
+@_typing.final
+class ListSchedulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    status: Global___ScheduleStatus.ValueType
+    """Only schedules in this status (unspecified: all)."""
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: Global___ScheduleStatus.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSchedulesRequest: _TypeAlias = ListSchedulesRequest  # noqa: Y015
+
+@_typing.final
+class ListSchedulesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def schedules(self) -> _containers.RepeatedCompositeFieldContainer[Global___Schedule]: ...
+    def __init__(
+        self,
+        *,
+        schedules: _abc.Iterable[Global___Schedule] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "schedules", b"schedules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSchedulesResponse: _TypeAlias = ListSchedulesResponse  # noqa: Y015
+
+@_typing.final
+class PauseScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    note: _builtins.str
+    """Optional: why, at most 1024 characters."""
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "schedule_id", b"schedule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PauseScheduleRequest: _TypeAlias = PauseScheduleRequest  # noqa: Y015
+
+@_typing.final
+class ResumeScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule_id", b"schedule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeScheduleRequest: _TypeAlias = ResumeScheduleRequest  # noqa: Y015
+
+@_typing.final
+class DeleteScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule_id", b"schedule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteScheduleRequest: _TypeAlias = DeleteScheduleRequest  # noqa: Y015
+
+@_typing.final
+class DeleteScheduleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteScheduleResponse: _TypeAlias = DeleteScheduleResponse  # noqa: Y015
+
+@_typing.final
+class TriggerScheduleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    OVERLAP_FIELD_NUMBER: _builtins.int
+    schedule_id: _builtins.str
+    overlap: Global___OverlapPolicy.ValueType
+    """The overlap policy for this run (unspecified: the schedule's)."""
+    def __init__(
+        self,
+        *,
+        schedule_id: _builtins.str = ...,
+        overlap: Global___OverlapPolicy.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["overlap", b"overlap", "schedule_id", b"schedule_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TriggerScheduleRequest: _TypeAlias = TriggerScheduleRequest  # noqa: Y015
+
+@_typing.final
+class TriggerScheduleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    skipped: _builtins.str
+    """Why no task was submitted, when none was."""
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """The task submitted (unset when the overlap policy skipped the run)."""
+
+    @_builtins.property
+    def schedule(self) -> Global___Schedule:
+        """The schedule after the run."""
+
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+        skipped: _builtins.str = ...,
+        schedule: Global___Schedule | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule", "skipped", b"skipped", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TriggerScheduleResponse: _TypeAlias = TriggerScheduleResponse  # noqa: Y015
 
 @_typing.final
 class Session(_message.Message):
@@ -599,6 +1111,7 @@ class TaskSpec(_message.Message):
     SUBMITTED_BY_FIELD_NUMBER: _builtins.int
     MAX_RUN_TIME_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """Required, 1-512 characters."""
     task_type: _builtins.str
@@ -690,6 +1203,15 @@ class TaskSpec(_message.Message):
         at most 512), listed by one with `ListTasksRequest.label` ("key=value").
         """
 
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp:
+        """Optional: the task is not dispatched before this time. Until then it is
+        PENDING (its prerequisites are looked at when the time comes; a hard
+        prerequisite that fails still cancels it); then it becomes READY, or
+        BLOCKED while a prerequisite is unfinished. A time already past is no
+        wait.
+        """
+
     def __init__(
         self,
         *,
@@ -711,10 +1233,11 @@ class TaskSpec(_message.Message):
         submitted_by: _builtins.str = ...,
         max_run_time: _duration_pb2.Duration | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "deadline", b"deadline", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "priority", b"priority", "retry", b"retry"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "deadline", b"deadline", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "not_before", b"not_before", "priority", b"priority", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "labels", b"labels", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "labels", b"labels", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "not_before", b"not_before", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
