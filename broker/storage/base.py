@@ -31,6 +31,7 @@ from ..models.a2a import A2AIndexEntry, A2AListQuery, PushConfig, PushCounts, Pu
 from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, RegisterInput
 from ..models.stats import StorageStats
 from .message_store import MessageStore
+from .subscription_store import SubscriptionStore
 from .task_store import TaskStore
 
 
@@ -179,7 +180,15 @@ class WakeRelay(Protocol):
 
 
 class Storage(
-    AgentStore, MessageStore, TaskStore, TokenStore, SecurityStore, CensusStore, A2AStore, Protocol
+    AgentStore,
+    MessageStore,
+    SubscriptionStore,
+    TaskStore,
+    TokenStore,
+    SecurityStore,
+    CensusStore,
+    A2AStore,
+    Protocol,
 ):
     """Everything the broker needs from a backend."""
 

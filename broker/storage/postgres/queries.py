@@ -32,11 +32,8 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
-
-
-def named(name: str) -> str:
-    """A named parameter, as psycopg writes it."""
-    return f"%({name})s"
+from .params import named
+from .subject_queries import SUBJECTS
 
 
 def release(where: str) -> str:
@@ -526,4 +523,5 @@ POSTGRES = Queries(
     census=CENSUS,
     tokens=TOKENS,
     messages=MESSAGES,
+    subjects=SUBJECTS,
 )

@@ -32,11 +32,8 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
-
-
-def named(name: str) -> str:
-    """A named parameter, as SQLite writes it."""
-    return f":{name}"
+from .params import named
+from .subject_queries import SUBJECTS
 
 
 def release(where: str) -> str:
@@ -539,4 +536,5 @@ SQLITE = Queries(
     census=CENSUS,
     tokens=TOKENS,
     messages=MESSAGES,
+    subjects=SUBJECTS,
 )
