@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _convert as c
 from . import models as m
+from ._paging import pages
 from .pb import messaging_pb2
 
 
@@ -72,14 +73,8 @@ class TopicsMixin:
 
     async def iter_subscriptions(self) -> AsyncIterator[m.Subscription]:
         """Every subscription, following pages."""
-        token = ""
-        while True:
-            page = await self.list_subscriptions(page_token=token)
-            for x in page.items:
-                yield x
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
+        async for x in pages(self.list_subscriptions, {}):
+            yield x
 
     async def delete_subscription(self, name: str) -> None:
         """Delete a subscription and its deliveries; streams consuming it end (NotFound)."""

@@ -14,6 +14,7 @@ import grpc
 from . import _convert as c
 from . import models as m
 from ._consume import Consumption
+from ._paging import pages as _pages
 from ._stream import Stream
 from ._topics import TopicsMixin
 from ._work import WorkStream
@@ -889,17 +890,6 @@ class BrokerClient(TopicsMixin):
                 await asyncio.sleep(0.5)
 
         return await asyncio.wait_for(wait(), timeout)
-
-
-async def _pages(list_fn: Callable[..., Any], filters: dict[str, Any]) -> AsyncIterator[Any]:
-    token = ""
-    while True:
-        page = await list_fn(**filters, page_token=token)
-        for item in page.items:
-            yield item
-        token = page.next_page_token
-        if not token:
-            return
 
 
 async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
