@@ -146,6 +146,11 @@ async def test_seek_back_and_forward(stubs, broker) -> None:
     await eventually_empty(stubs, "s")
     sub.cancel()
 
+    # By time: every message sent from then on, again.
+    first = await stubs.messaging.GetMessage(pb.GetMessageRequest(message_id=ids[0]))
+    by_time = await stubs.messaging.Seek(pb.SeekRequest(name="s", time=first.created_at))
+    assert (by_time.replayed, by_time.subscription.backlog) == (4, 4)
+
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stubs.messaging.Seek(pb.SeekRequest(name="s"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
