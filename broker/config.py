@@ -89,6 +89,12 @@ class Settings(BaseModel):
     message_retention_s: float = Field(
         7 * 24 * 3600.0, ge=0, description="processed/expired messages are purged after this"
     )
+    subject_retention_s: float = Field(
+        7 * 24 * 3600.0,
+        ge=0,
+        description="messages sent to subjects are kept this long for replays (Seek), then deleted with"
+        " their deliveries",
+    )
     task_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="finished tasks are purged after this")
     max_dependencies: int = Field(50, ge=1, description="most prerequisites per task")
     max_depth: int = Field(10, ge=1, description="deepest task tree (levels below the root)")

@@ -46,6 +46,7 @@ class MessagesApi:
             Route("/api/messages/purge", g(self.purge, admin=True), methods=["POST"]),
             Route("/api/messages/send", g(self.send, admin=True), methods=["POST"]),
             Route("/api/messages/{message_id}", g(self.message), methods=["GET"]),
+            Route("/api/subscriptions", g(self.subscriptions), methods=["GET"]),
             Route("/api/push", g(self.push_list), methods=["GET"]),
         ]
 
@@ -57,12 +58,21 @@ class MessagesApi:
             sender_id=q.get("sender_id") or None,
             recipient_id=q.get("recipient_id") or None,
             status=enum(MessageStatus, q.get("status"), "status"),
+            subscription=q.get("subscription") or None,
+            subject=q.get("subject") or None,
             page_size=size(q),
             after_seq=after(q),
             newest_first=newest_first(q),
         )
         found, last = await self.mailbox.list(flt)
         return page("messages", [views.message(m) for m in found], last)
+
+    async def subscriptions(self, request: Request, who: Identity) -> Response:
+        """Subscriptions to subjects by name, with their backlog and oldest unacked message."""
+        q = request.query_params
+        found, last = await self.mailbox.topics.list(after(q, (str,)), size(q))
+        now = now_us()
+        return page("subscriptions", [views.subscription(i, now) for i in found], last)
 
     async def message(self, request: Request, who: Identity) -> Response:
         return JSONResponse(

@@ -12,6 +12,7 @@ from ..models.a2a import PushDelivery
 from ..models.agents import Agent, AgentRecord
 from ..models.messages import Message
 from ..models.sessions import Session
+from ..models.subscriptions import SubscriptionInfo
 from ..models.tasks import Task, TaskStatus, Transition
 
 PREVIEW_BYTES = 4096
@@ -71,8 +72,10 @@ def message(m: Message) -> dict[str, Any]:
         "message_type": m.message_type,
         "content_type": m.content_type,
         "priority": m.priority,
-        "status": m.status.value,
+        "status": m.status.value if m.status is not None else None,
         "attempt": m.attempt,
+        "subject": m.subject,
+        "subscription": m.subscription,
         "max_attempts": m.max_attempts,
         "conversation_id": m.conversation_id,
         "correlation_id": m.correlation_id,
@@ -82,6 +85,27 @@ def message(m: Message) -> dict[str, Any]:
         "last_error": m.last_error,
         "headers": m.headers,
         "payload": preview(m.payload, m.content_type),
+    }
+
+
+def subscription(i: SubscriptionInfo, now: int) -> dict[str, Any]:
+    """A subscription to subjects with its figures (``oldest_unacked_age_ms``: how long its oldest
+    unacknowledged message has waited)."""
+    spec = i.spec
+    oldest = i.oldest_unacked_at
+    return {
+        "name": spec.name,
+        "filter": spec.filter,
+        "ordering": spec.ordering,
+        "max_attempts": spec.max_attempts,
+        "dead_letter_subject": spec.dead_letter_subject,
+        "created_at": ms(i.created_at),
+        "created_by": i.created_by,
+        "backlog": i.backlog,
+        "in_flight": i.in_flight,
+        "dead_letters": i.dead_letters,
+        "oldest_unacked_at": ms(oldest),
+        "oldest_unacked_age_ms": ms(max(0, now - oldest)) if oldest is not None else None,
     }
 
 

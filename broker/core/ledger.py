@@ -96,11 +96,20 @@ class Ledger:
         return len(acct.held) if acct is not None else 0
 
     def claim(self, sub: Subscription, limit: int) -> Awaitable[list[Message]]:
-        """A stream's own claim of up to ``limit`` due messages (one write job)."""
+        """A stream's own claim of up to ``limit`` due messages (one write job): the agent's own,
+        or its subscription's deliveries."""
         now = self.clock.now_us()
+        if sub.source is not None:
+            return self.storage.claim_subscription(
+                sub.source, sub.agent_id, limit, now, now + sub.ack_deadline_us
+            )
         return self.storage.claim_messages(
             sub.agent_id, sub.capabilities, limit, now, now + sub.ack_deadline_us
         )
+
+    def consuming(self, source: int) -> list[Subscription]:
+        """The streams open on a subscription."""
+        return [sub for sub in self._accounts if sub.source == source]
 
     def hold(self, sub: Subscription, msgs: list[Message]) -> None:
         """The stream now holds these deliveries (until acked, nacked, expired or released)."""
@@ -143,7 +152,8 @@ class Ledger:
             agent = m.target.agent_id
             if agent is None or agent in out or m.deliver_after is not None:
                 continue
-            best = max(self._streams.get(agent, ()), key=lambda s: s.room, default=None)
+            own = (s for s in self._streams.get(agent, ()) if s.source is None)  # not its subscriptions'
+            best = max(own, key=lambda s: s.room, default=None)
             if best is not None and not best.closed and best.ended is None and best.room > 0:
                 fut, limit = best.reserve()
                 out[agent] = (best, fut, limit)

@@ -52,7 +52,8 @@ from .coalescer import Coalescer
 from .ledger import Ledger, Reserved
 from .registry import Registry
 from .subscriptions import Subscription
-from .wakeups import DueTimer, Wakeups, audience_key, subscriber_keys
+from .topics import Topics
+from .wakeups import DueTimer, Wakeups, audience_key, subscriber_keys, subscription_key
 
 log = logging.getLogger("broker.mailbox")
 
@@ -86,6 +87,7 @@ class Mailbox:
         self._sends: Coalescer[NewMessage, SendResult] = Coalescer(
             self._send_group, what="send", max_jobs=MAX_SEND_JOBS
         )
+        self.topics = Topics(storage, clock, self.ledger, self.wakeups.notify, self._woken)
         registry.on_agent_gone(self._agent_gone)
 
     # -- sending ---------------------------------------------------------------------------
@@ -157,13 +159,19 @@ class Mailbox:
     # -- delivering ------------------------------------------------------------------------
 
     async def subscribe(self, inp: SubscribeInput) -> Subscription:
-        """A live subscription (armed for wake-ups); iterate ``deliveries()`` for messages."""
+        """A live subscription (armed for wake-ups); iterate ``deliveries()`` for messages: the
+        agent's own, or those of the subscription to subjects it names (competing consumers)."""
         if self.ledger.closing:
             raise StorageUnavailable("the broker is shutting down")
         agent = await self.registry.revive(inp.agent_id)
         await self._recover()
         caps = marks.subscription_capabilities(agent.capabilities, agent.agent_type)
-        sub = Subscription(self.ledger, inp, caps)
+        source = deadline = None
+        if inp.subscription is not None:
+            info = await self.storage.get_subscription(inp.subscription, figures=False)
+            source = info.subscription_id
+            deadline = None if inp.own_ack_deadline else info.spec.ack_deadline_us
+        sub = Subscription(self.ledger, inp, caps, source, deadline)
         self.wakeups.watch(sub.keys, sub.wake)
         self.ledger.open(sub)
         self.registry.stream_opened(agent.agent_id, "subscribe")  # an open stream is a sign of life
@@ -184,9 +192,11 @@ class Mailbox:
         if self.ledger.released:
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         self._last_call = asyncio.get_running_loop().time()
-        done = await self.storage.ack_messages(agent_id, ids, self.clock.now_us())
+        out = await self.storage.ack_messages(agent_id, ids, self.clock.now_us())
+        done = out.ids
         self.stats.acknowledged += len(done)
         self.ledger.forget(done)
+        self._woken(out.wake, out.scheduled)  # per-key ordering: the next of a key
         if self.ledger.released and len(done) < len(ids):
             raise StorageUnavailable("the broker is shutting down; the message will be delivered again")
         return len(done)
@@ -215,6 +225,7 @@ class Mailbox:
         self.ledger.agent_gone(agent.agent_id, FailedPrecondition(why))
         caps = marks.subscription_capabilities(agent.capabilities, agent.agent_type)
         self.wakeups.notify_all(subscriber_keys(agent.agent_id, caps))
+        self.wakeups.notify_all(subscription_key(s) for s in gone.released_subscriptions)
 
     # -- reading and repair ----------------------------------------------------------------
 
@@ -282,9 +293,22 @@ class Mailbox:
                 "mailbox sweep",
                 extra={"lapsed": len(out.lapsed.ids), "expired": len(out.expired), "purged": out.purged},
             )
+        await self._sweep_subjects(now)
         due = await self.storage.due_scheduled(self._due_scanned, now)
         self._due_scanned = now
         self._woken(due, [])
+
+    async def _sweep_subjects(self, now: int) -> None:
+        """The subscriptions' deliveries, as ``sweep`` does for message copies; subject messages
+        past the topic's retention go, and dead letters are published to their subjects."""
+        out = await self.storage.sweep_subscriptions(
+            now, now - s_to_us(self.settings.subject_retention_s), SWEEP_LIMIT
+        )
+        self._changed(out.lapsed)
+        self.ledger.forget(out.expired)
+        self.stats.expired += len(out.expired)
+        self.stats.purged += out.purged
+        await self.topics.forward_dead_letters()
 
     def shutdown(self) -> None:
         """Refuse new sends and streams, and end every stream (UNAVAILABLE: subscribe again

@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 from ..errors import BrokerError
 from ..models.messages import Message, SubscribeInput
 from .streams import duplex, frames
-from .wakeups import subscriber_keys
+from .wakeups import subscriber_keys, subscription_key
 
 ClaimInFlight = asyncio.Future[list[Message]]
 F = TypeVar("F")  # a frame: what one write on the stream carries
@@ -69,14 +69,25 @@ class Subscription:
     """One Subscribe stream: its flow-control room, its claims in flight, its end. What it holds
     (delivered, not yet acked) is the ledger's to keep (see ledger.py)."""
 
-    def __init__(self, ledger: Keeper, inp: SubscribeInput, capabilities: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        ledger: Keeper,
+        inp: SubscribeInput,
+        capabilities: tuple[str, ...],
+        source: int | None = None,
+        ack_deadline_us: int | None = None,
+    ) -> None:
         self.ledger = ledger
         self.agent_id = inp.agent_id
         self.capabilities = capabilities
         self.max_in_flight = inp.max_in_flight
         self.max_batch = inp.max_batch
-        self.ack_deadline_us = inp.ack_deadline_us
-        self.keys = subscriber_keys(inp.agent_id, capabilities)
+        self.ack_deadline_us = ack_deadline_us or inp.ack_deadline_us
+        # A subscription to subjects to consume (its number), instead of the agent's own messages.
+        self.source = source
+        self.keys = (
+            [subscription_key(source)] if source is not None else subscriber_keys(inp.agent_id, capabilities)
+        )
         self.claims: deque[tuple[ClaimInFlight, int]] = deque()  # in flight, in order: (future, limit)
         self._claiming = 0  # sum of the limits of the claims in flight
         self.event = asyncio.Event()  # wakes the loop; ``dirty`` says whether to claim

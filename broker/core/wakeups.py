@@ -11,7 +11,9 @@ commit, so a woken reader always finds the change in the database. Keys are ``ki
   agent able to run it has that one too;
 - ``inbox:<id>``: messages: a copy for the agent became deliverable;
 - ``pool:<capability>``: messages: an anycast copy for the capability, held by no agent,
-  became deliverable.
+  became deliverable;
+- ``subscription:<n>``: messages: a delivery of the subscription numbered n (a subject message,
+  or one released) became deliverable to its consumers, or the subscription was deleted.
 """
 
 from __future__ import annotations
@@ -56,9 +58,16 @@ def pool_key(capability: str | None) -> str:
     return f"pool:{capability}"
 
 
+def subscription_key(subscription_id: int) -> str:
+    """Messages: a delivery of the subscription became deliverable (or it was deleted)."""
+    return f"subscription:{subscription_id}"
+
+
 def audience_key(audience: Audience) -> str:
     """Messages: the key of whoever may take a pending copy."""
-    agent_id, capability = audience
+    agent_id, capability, subscription = audience
+    if subscription is not None:
+        return subscription_key(subscription)
     return inbox_key(agent_id) if agent_id is not None else pool_key(capability)
 
 

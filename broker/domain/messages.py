@@ -38,7 +38,16 @@ def due_sql(p: Param) -> str:
 # Copies are delivered highest priority first, then in enqueue order: (column, descending). The
 # claims' ORDER BY and every sort of copies in Python are this.
 CLAIM_ORDER: tuple[tuple[str, bool], ...] = (("priority", True), ("seq", False))
-CLAIM_ORDER_SQL = ", ".join(f"{column} DESC" if desc else column for column, desc in CLAIM_ORDER)
+
+
+def claim_order_sql(seq: str = "seq") -> str:
+    """``CLAIM_ORDER`` as an ORDER BY list; ``seq`` names the enqueue-order column (a
+    subscription's deliveries: ``message_seq``, the subject message's sequence)."""
+    columns = {"seq": seq}
+    return ", ".join(f"{columns.get(c, c)} DESC" if desc else columns.get(c, c) for c, desc in CLAIM_ORDER)
+
+
+CLAIM_ORDER_SQL = claim_order_sql()
 
 
 def claim_key(copy: Any) -> tuple[int, ...]:
@@ -88,11 +97,17 @@ def delivered_attempt(attempt: int) -> int:
 
 class Audience(NamedTuple):
     """Who may take a pending copy: its recipient (direct and broadcast copies, and an anycast copy
-    an agent holds), else any agent with its capability (an anycast copy in its capability's pool).
-    Exactly one of the two is set."""
+    an agent holds), else any agent with its capability (an anycast copy in its capability's pool),
+    or, for a subject message's delivery, any consumer of its subscription. Exactly one is set."""
 
     agent_id: str | None
     capability: str | None
+    subscription: int | None = None
+
+
+def subscribers(subscription_id: int) -> Audience:
+    """Whoever consumes a subscription (a delivery pending there)."""
+    return Audience(None, None, subscription_id)
 
 
 def audience(recipient_id: str | None, capability: str | None) -> Audience:
@@ -121,15 +136,17 @@ def release_note_sql(p: Param) -> str:
     return f"substr({p('reason')} || ' (attempt ' || attempt || ' of ' || max_attempts || ')', 1, {MAX_NOTE})"
 
 
-def release_sql(p: Param) -> str:
+def release_sql(p: Param, pending_recipient: str = RECIPIENT_WHEN_PENDING_SQL) -> str:
     """A delivery handed back: a dead letter (``dead_letter_sql``), or pending again (after
     ``deliver_after`` if set; an anycast copy back in its pool), the attempt given back when
-    refunded. The SET clause of an UPDATE of delivered rows; parameters: ``release_params``."""
+    refunded. The SET clause of an UPDATE of delivered rows; parameters: ``release_params``.
+    ``pending_recipient``: whom a row pending again is for (a subscription's delivery goes back
+    to the subscription: ``subjects.RECIPIENT_WHEN_PENDING_SQL``)."""
     dead = dead_letter_sql(p)
     return f"""
     status = CASE WHEN {dead} THEN 'failed' ELSE 'pending' END,
     attempt = attempt - {p("refund")},
-    recipient_id = CASE WHEN {dead} THEN recipient_id ELSE {RECIPIENT_WHEN_PENDING_SQL} END,
+    recipient_id = CASE WHEN {dead} THEN recipient_id ELSE {pending_recipient} END,
     deliver_after = {p("deliver_after")},
     ack_deadline = NULL,
     last_error = {release_note_sql(p)}"""
@@ -216,11 +233,16 @@ def requeue_refusal(message_id: str, status: str | None) -> BrokerError | None:
     return None
 
 
-# A requeued copy starts afresh: pending, due now, no attempt made yet.
-REQUEUE_SQL = (
-    "status = 'pending', attempt = 0, deliver_after = NULL, ack_deadline = NULL,"
-    f" recipient_id = {RECIPIENT_WHEN_PENDING_SQL}"
-)
+def requeue_sql(pending_recipient: str = RECIPIENT_WHEN_PENDING_SQL) -> str:
+    """A requeued copy starts afresh: pending, due now, no attempt made yet (``pending_recipient``
+    as for ``release_sql``)."""
+    return (
+        "status = 'pending', attempt = 0, deliver_after = NULL, ack_deadline = NULL,"
+        f" recipient_id = {pending_recipient}"
+    )
+
+
+REQUEUE_SQL = requeue_sql()
 
 
 # -- purge on request (an operator's clean-up, beside retention) --------------------------------

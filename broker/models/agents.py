@@ -92,6 +92,8 @@ class AgentGone:
     requeued_tasks: list[str] = field(default_factory=list)
     # What requeueing those tasks changed, for the task queue to announce.
     task_changes: Changes = field(default_factory=Changes)
+    # Subscriptions whose deliveries it held went back to them (their consumers to wake).
+    released_subscriptions: list[int] = field(default_factory=list)
 
 
 class RegisterInput(Input):

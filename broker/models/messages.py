@@ -51,16 +51,19 @@ class TargetKind(enum.StrEnum):
     DIRECT = "direct"
     BROADCAST = "broadcast"
     ANYCAST = "anycast"
+    SUBJECT = "subject"  # every subscription whose filter matches (broker/domain/subjects.py)
 
 
 @dataclass(slots=True)
 class Target:
-    """Who receives a message: one agent, every agent (with a capability), or any one agent with one."""
+    """Who receives a message: one agent, every agent (with a capability), any one agent with one,
+    or the subscriptions of a subject."""
 
     kind: TargetKind
     agent_id: str | None = None
     capability: str | None = None
     include_sender: bool = False
+    subject: str | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +87,8 @@ class NewMessage:
     require_recipient: bool = False
     # The message this one answers (its conversation and correlation are inherited).
     in_reply_to: str | None = None
+    # A subject message's key for per-key ordering in the subscriptions that order by key.
+    ordering_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +96,7 @@ class SendResult:
     message_ids: list[str]
     duplicate: bool = False
     recipients: list[str] | None = None  # of a broadcast's copies (storage's wake-ups), in id order
+    subscriptions: list[int] | None = None  # that a subject message was delivered to (wake-ups)
 
 
 @dataclass(slots=True)
@@ -115,7 +121,7 @@ class Message:
     conversation_id: str | None
     headers: dict[str, str]
     idempotency_key: str | None
-    status: MessageStatus
+    status: MessageStatus | None  # None: a subject message as sent (its deliveries have one each)
     attempt: int
     max_attempts: int
     created_at: int
@@ -127,6 +133,11 @@ class Message:
     last_error: str | None
     # Pending with nobody to go to (recipient or capability not registered): set by reads only.
     awaiting_recipient: bool = False
+    # A subject message (``seq`` is then its sequence number) and, for a delivery of it, the
+    # subscription it was delivered to.
+    subject: str | None = None
+    subscription: str | None = None
+    ordering_key: str | None = None
 
 
 _known_ids: set[str] = set()  # ids that passed the pattern (the regex is the costly check)
@@ -165,6 +176,7 @@ def check_send(
     headers: dict[str, str] | None = None,
     require_recipient: bool = False,
     in_reply_to: str = "",
+    ordering_key: str = "",
 ) -> NewMessage:
     """Validate one send; ``field`` prefixes every field name in errors (e.g. ``messages[3].``).
 
@@ -176,6 +188,9 @@ def check_send(
     kind = target.kind
     if kind is TargetKind.DIRECT:
         _id(target.agent_id or "", field, "target.agent_id")
+    elif kind is TargetKind.SUBJECT:  # its syntax is the domain's (subjects.check_subject)
+        if NUL in (target.subject or ""):
+            raise InvalidArgument(field + "target.subject", NUL_RULE)
     else:
         cap = target.capability or ""
         name = "target.anycast.capability" if kind is TargetKind.ANYCAST else "target.broadcast.capability"
@@ -207,6 +222,13 @@ def check_send(
         values = (message_type, content_type, correlation_id, conversation_id, idempotency_key)
         name = next(n for n, v in zip(texts, values, strict=True) if NUL in v)
         raise InvalidArgument(field + name, NUL_RULE)
+    if ordering_key:
+        if kind is not TargetKind.SUBJECT:
+            raise InvalidArgument(field + "ordering_key", "is for a message sent to a subject only")
+        if len(ordering_key) > MAX_TEXT:
+            raise InvalidArgument(field + "ordering_key", f"must be at most {MAX_TEXT} characters")
+        if NUL in ordering_key:
+            raise InvalidArgument(field + "ordering_key", NUL_RULE)
     if len(payload) > max_payload:
         raise InvalidArgument(field + "payload", f"must be at most {max_payload} bytes (got {len(payload)})")
     if priority is None:
@@ -259,6 +281,7 @@ def check_send(
         headers or {},
         require_recipient,
         _reply_to(in_reply_to, field) if in_reply_to else None,
+        ordering_key or None,
     )
 
 
@@ -300,14 +323,26 @@ class SubscribeInput:
     ack_deadline_us: int
     max_batch: int
     max_response_bytes: int = DEFAULT_RESPONSE_BYTES
+    # A subscription (CreateSubscription) to consume instead of the agent's own messages; then an
+    # ack deadline the request did not set is the subscription's.
+    subscription: str | None = None
+    own_ack_deadline: bool = True
 
 
 def check_subscribe(
-    agent_id: str, max_in_flight: int, ack_deadline_us: int, max_batch: int, max_response_bytes: int = 0
+    agent_id: str,
+    max_in_flight: int,
+    ack_deadline_us: int,
+    max_batch: int,
+    max_response_bytes: int = 0,
+    subscription: str = "",
+    own_ack_deadline: bool = True,
 ) -> SubscribeInput:
     """Subscription options (0 for max_in_flight / max_batch means the default, 100; for
     max_response_bytes, 4 MiB)."""
     _id(agent_id, "", "agent_id")
+    if subscription:
+        _id(subscription, "", "subscription")
     if not 0 <= max_in_flight <= MAX_IN_FLIGHT:
         raise InvalidArgument("max_in_flight", f"must be between 1 and {MAX_IN_FLIGHT} (0 means 100)")
     if not 1_000_000 <= ack_deadline_us <= 3_600_000_000:
@@ -326,6 +361,8 @@ def check_subscribe(
         ack_deadline_us,
         max_batch or 100,
         max_response_bytes or DEFAULT_RESPONSE_BYTES,
+        subscription or None,
+        own_ack_deadline,
     )
 
 
@@ -369,6 +406,9 @@ class MessageFilter(Input):
     status: MessageStatus | None = None
     created_after: int | None = None
     created_before: int | None = None
+    # The deliveries of one subscription, or the messages sent to one subject, instead.
+    subscription: str | None = None
+    subject: str | None = None
     page_size: int = 100
     after_seq: int | None = None  # decoded page token
     newest_first: bool = False  # pages in descending seq (``after_seq``: the smallest seq so far)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..core.mailbox import Mailbox
     from ..core.taskqueue import TaskQueue
     from ..storage.base import Census, Storage
+    from ..storage.subscription_store import SubscriptionFigures
 
 OTHER = "_other"
 KINDS = ("direct", "broadcast", "anycast")
@@ -50,18 +51,21 @@ class BrokerCollector(Collector):
         self.tasks = tasks
         self.top_n = top_n
         self.census: Census | None = None
+        self.subscriptions: list[SubscriptionFigures] = []  # the top_n largest backlogs
         self.census_at = 0.0
 
     async def refresh(self, ttl_s: float) -> None:
         """Take a new census unless the last one is younger than ``ttl_s``."""
         if self.census is None or time.monotonic() - self.census_at >= ttl_s:
             self.census = await self.storage.census(self.top_n, now_us())
+            self.subscriptions = await self.storage.subscription_census(self.top_n)
             self.census_at = time.monotonic()
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         yield from self._counters()
         if self.census is not None:
             yield from self._gauges(self.census)
+            yield from self._subscription_gauges(self.subscriptions, now_us())
         st = self.storage.engine_stats
         yield _hist(
             "a2a_storage_commit_seconds", "Write transactions: time to run and commit", st.commit_seconds
@@ -169,6 +173,32 @@ class BrokerCollector(Collector):
         yield agents
         if c.size_bytes is not None:
             yield GaugeMetricFamily("a2a_storage_size_bytes", "Size of the database", value=c.size_bytes)
+
+    def _subscription_gauges(self, subs: list[SubscriptionFigures], now: int) -> Iterator[GaugeMetricFamily]:
+        """Per subscription to subjects, for the ``top_n`` largest backlogs only (no ``_other``:
+        the census reads no more than those)."""
+        top = f"the {self.top_n} largest backlogs"
+        pending = GaugeMetricFamily(
+            "a2a_subscription_messages_pending",
+            f"Deliveries waiting in a subscription: {top}",
+            labels=["subscription"],
+        )
+        unacked = GaugeMetricFamily(
+            "a2a_subscription_messages_unacked",
+            f"Deliveries of a subscription not yet acknowledged (waiting or out): {top}",
+            labels=["subscription"],
+        )
+        age = GaugeMetricFamily(
+            "a2a_subscription_oldest_unacked_age_seconds",
+            f"Age of the oldest message not yet acknowledged in a subscription: {top}",
+            labels=["subscription"],
+        )
+        for f in subs:
+            pending.add_metric([f.name], f.pending)
+            unacked.add_metric([f.name], f.unacked)
+            if f.oldest_unacked_at is not None:
+                age.add_metric([f.name], max(0, now - f.oldest_unacked_at) / 1e6)
+        yield from (pending, unacked, age)
 
 
 class Metrics:

@@ -48,6 +48,17 @@ class MessagingStub:
     Sending: `sender_id` must be a registered agent (Register first, even for
     an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
     not exist yet. Credentials: see AgentRegistry.
+
+    Topics: a message may be sent to a subject (Target.subject, such as
+    `orders.eu.created`) instead of an agent. It is stored once, and becomes
+    deliverable to every subscription whose filter matches the subject when it
+    is sent. A subscription (CreateSubscription) is a named, durable resource
+    with its own ack deadline, attempts, dead letters, retention and ordering;
+    agents receive its messages by naming it in Subscribe or Consume
+    (SubscribeRequest.subscription): several agents on one subscription are
+    competing consumers (each message goes to one of them), and each
+    subscription gets every message that matches it. A subscription may start
+    from a point in the retained history, and be moved back or forth (Seek).
     """
 
     @_typing.overload
@@ -193,6 +204,42 @@ class MessagingStub:
     equals it). The idempotency records of their sends go with them.
     Errors: INVALID_ARGUMENT for another status. Admins only.
     """
+    CreateSubscription: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.CreateSubscriptionRequest, _messaging_pb2.Subscription]
+    """CreateSubscription creates a named, durable subscription to the subjects
+    its filter matches. From then on, each message sent to a matching subject
+    is delivered to it (once per subscription, to one of its consumers); with
+    `start_sequence` or `start_time`, the retained messages sent from that
+    point on are delivered to it too (a replay). Creating a subscription that
+    exists with the same filter and options answers with it (a repeat, no
+    replay). Errors: INVALID_ARGUMENT for a malformed name, filter or option;
+    ALREADY_EXISTS for a name taken by a subscription with another filter or
+    other options.
+    """
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.GetSubscriptionRequest, _messaging_pb2.Subscription]
+    """GetSubscription reads one subscription, with its figures (backlog, in
+    flight, dead letters, oldest unacknowledged message). Errors: NOT_FOUND.
+    """
+    ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.ListSubscriptionsRequest, _messaging_pb2.ListSubscriptionsResponse]
+    """ListSubscriptions lists subscriptions by name, with their figures, one
+    page at a time.
+    """
+    DeleteSubscription: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.DeleteSubscriptionRequest, _messaging_pb2.DeleteSubscriptionResponse]
+    """DeleteSubscription deletes a subscription and its deliveries (its dead
+    letters too). Streams consuming it end with NOT_FOUND. With
+    authentication on, only its creator (or an admin) may delete it. Errors:
+    NOT_FOUND.
+    """
+    Seek: _grpc.UnaryUnaryMultiCallable[_messaging_pb2.SeekRequest, _messaging_pb2.SeekResponse]
+    """Seek moves a subscription to a point of the retained history, as Pub/Sub's
+    Seek does: every message sent to a matching subject from that point on (by
+    sequence number or time) is delivered to it again, or for the first time
+    if it was sent before the subscription existed; its unacknowledged
+    messages from before that point are acknowledged. A delivery out on a
+    stream when it is reset is delivered again; its ack no longer counts.
+    Messages past their expiry stay expired. With authentication on, only its
+    creator (or an admin) may seek it. Errors: NOT_FOUND; INVALID_ARGUMENT
+    without a point.
+    """
 
 @_typing.type_check_only
 class MessagingAsyncStub(MessagingStub):
@@ -211,6 +258,17 @@ class MessagingAsyncStub(MessagingStub):
     Sending: `sender_id` must be a registered agent (Register first, even for
     an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
     not exist yet. Credentials: see AgentRegistry.
+
+    Topics: a message may be sent to a subject (Target.subject, such as
+    `orders.eu.created`) instead of an agent. It is stored once, and becomes
+    deliverable to every subscription whose filter matches the subject when it
+    is sent. A subscription (CreateSubscription) is a named, durable resource
+    with its own ack deadline, attempts, dead letters, retention and ordering;
+    agents receive its messages by naming it in Subscribe or Consume
+    (SubscribeRequest.subscription): several agents on one subscription are
+    competing consumers (each message goes to one of them), and each
+    subscription gets every message that matches it. A subscription may start
+    from a point in the retained history, and be moved back or forth (Seek).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -353,6 +411,42 @@ class MessagingAsyncStub(MessagingStub):
     equals it). The idempotency records of their sends go with them.
     Errors: INVALID_ARGUMENT for another status. Admins only.
     """
+    CreateSubscription: _aio.UnaryUnaryMultiCallable[_messaging_pb2.CreateSubscriptionRequest, _messaging_pb2.Subscription]  # type: ignore[assignment]
+    """CreateSubscription creates a named, durable subscription to the subjects
+    its filter matches. From then on, each message sent to a matching subject
+    is delivered to it (once per subscription, to one of its consumers); with
+    `start_sequence` or `start_time`, the retained messages sent from that
+    point on are delivered to it too (a replay). Creating a subscription that
+    exists with the same filter and options answers with it (a repeat, no
+    replay). Errors: INVALID_ARGUMENT for a malformed name, filter or option;
+    ALREADY_EXISTS for a name taken by a subscription with another filter or
+    other options.
+    """
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_messaging_pb2.GetSubscriptionRequest, _messaging_pb2.Subscription]  # type: ignore[assignment]
+    """GetSubscription reads one subscription, with its figures (backlog, in
+    flight, dead letters, oldest unacknowledged message). Errors: NOT_FOUND.
+    """
+    ListSubscriptions: _aio.UnaryUnaryMultiCallable[_messaging_pb2.ListSubscriptionsRequest, _messaging_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    """ListSubscriptions lists subscriptions by name, with their figures, one
+    page at a time.
+    """
+    DeleteSubscription: _aio.UnaryUnaryMultiCallable[_messaging_pb2.DeleteSubscriptionRequest, _messaging_pb2.DeleteSubscriptionResponse]  # type: ignore[assignment]
+    """DeleteSubscription deletes a subscription and its deliveries (its dead
+    letters too). Streams consuming it end with NOT_FOUND. With
+    authentication on, only its creator (or an admin) may delete it. Errors:
+    NOT_FOUND.
+    """
+    Seek: _aio.UnaryUnaryMultiCallable[_messaging_pb2.SeekRequest, _messaging_pb2.SeekResponse]  # type: ignore[assignment]
+    """Seek moves a subscription to a point of the retained history, as Pub/Sub's
+    Seek does: every message sent to a matching subject from that point on (by
+    sequence number or time) is delivered to it again, or for the first time
+    if it was sent before the subscription existed; its unacknowledged
+    messages from before that point are acknowledged. A delivery out on a
+    stream when it is reset is delivered again; its ack no longer counts.
+    Messages past their expiry stay expired. With authentication on, only its
+    creator (or an admin) may seek it. Errors: NOT_FOUND; INVALID_ARGUMENT
+    without a point.
+    """
 
 class MessagingServicer(metaclass=_abc_1.ABCMeta):
     """Messaging carries messages between agents.
@@ -370,6 +464,17 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
     Sending: `sender_id` must be a registered agent (Register first, even for
     an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
     not exist yet. Credentials: see AgentRegistry.
+
+    Topics: a message may be sent to a subject (Target.subject, such as
+    `orders.eu.created`) instead of an agent. It is stored once, and becomes
+    deliverable to every subscription whose filter matches the subject when it
+    is sent. A subscription (CreateSubscription) is a named, durable resource
+    with its own ack deadline, attempts, dead letters, retention and ordering;
+    agents receive its messages by naming it in Subscribe or Consume
+    (SubscribeRequest.subscription): several agents on one subscription are
+    competing consumers (each message goes to one of them), and each
+    subscription gets every message that matches it. A subscription may start
+    from a point in the retained history, and be moved back or forth (Seek).
     """
 
     @_abc_1.abstractmethod
@@ -581,6 +686,72 @@ class MessagingServicer(metaclass=_abc_1.ABCMeta):
         `limit` per call (default and most 10000: call again while `purged`
         equals it). The idempotency records of their sends go with them.
         Errors: INVALID_ARGUMENT for another status. Admins only.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSubscription(
+        self,
+        request: _messaging_pb2.CreateSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.Subscription, _abc.Awaitable[_messaging_pb2.Subscription]]:
+        """CreateSubscription creates a named, durable subscription to the subjects
+        its filter matches. From then on, each message sent to a matching subject
+        is delivered to it (once per subscription, to one of its consumers); with
+        `start_sequence` or `start_time`, the retained messages sent from that
+        point on are delivered to it too (a replay). Creating a subscription that
+        exists with the same filter and options answers with it (a repeat, no
+        replay). Errors: INVALID_ARGUMENT for a malformed name, filter or option;
+        ALREADY_EXISTS for a name taken by a subscription with another filter or
+        other options.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _messaging_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.Subscription, _abc.Awaitable[_messaging_pb2.Subscription]]:
+        """GetSubscription reads one subscription, with its figures (backlog, in
+        flight, dead letters, oldest unacknowledged message). Errors: NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSubscriptions(
+        self,
+        request: _messaging_pb2.ListSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.ListSubscriptionsResponse, _abc.Awaitable[_messaging_pb2.ListSubscriptionsResponse]]:
+        """ListSubscriptions lists subscriptions by name, with their figures, one
+        page at a time.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSubscription(
+        self,
+        request: _messaging_pb2.DeleteSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.DeleteSubscriptionResponse, _abc.Awaitable[_messaging_pb2.DeleteSubscriptionResponse]]:
+        """DeleteSubscription deletes a subscription and its deliveries (its dead
+        letters too). Streams consuming it end with NOT_FOUND. With
+        authentication on, only its creator (or an admin) may delete it. Errors:
+        NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def Seek(
+        self,
+        request: _messaging_pb2.SeekRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_messaging_pb2.SeekResponse, _abc.Awaitable[_messaging_pb2.SeekResponse]]:
+        """Seek moves a subscription to a point of the retained history, as Pub/Sub's
+        Seek does: every message sent to a matching subject from that point on (by
+        sequence number or time) is delivered to it again, or for the first time
+        if it was sent before the subscription existed; its unacknowledged
+        messages from before that point are acknowledged. A delivery out on a
+        stream when it is reset is delivered again; its ack no longer counts.
+        Messages past their expiry stay expired. With authentication on, only its
+        creator (or an admin) may seek it. Errors: NOT_FOUND; INVALID_ARGUMENT
+        without a point.
         """
 
 def add_MessagingServicer_to_server(servicer: MessagingServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

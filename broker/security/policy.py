@@ -74,6 +74,14 @@ POLICY: dict[str, Rule] = {
     _MSG + "Purge": Rule(ADMIN),
     _MSG + "Publish": Rule(ANY),  # each entry's sender_id must name the caller: in the servicer
     _MSG + "Consume": Rule(ANY),  # the first request's agent must be the caller: in the servicer
+    # Subscriptions to subjects: anyone may make one and read them; only its creator (or an admin)
+    # deletes or moves it (in the servicer: it needs the stored subscription). Consuming one is
+    # Subscribe or Consume as oneself.
+    _MSG + "CreateSubscription": Rule(ANY),
+    _MSG + "GetSubscription": Rule(ANY),
+    _MSG + "ListSubscriptions": Rule(ANY),
+    _MSG + "DeleteSubscription": Rule(ANY),
+    _MSG + "Seek": Rule(ANY),
     # Task queue: orchestrators submit, cancel, read and watch; any agent works its own leases.
     _TASKS + "Submit": Rule(TASKS),
     _TASKS + "SubmitGraph": Rule(TASKS),

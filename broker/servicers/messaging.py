@@ -10,6 +10,7 @@ import grpc
 from ..clock import s_to_us
 from ..core.mailbox import Mailbox
 from ..core.streams import windowed
+from ..domain.subjects import check_subject
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.messages import (
@@ -36,6 +37,7 @@ from .messaging_pb import (
     split_deliveries,
     subscribe_input,
 )
+from .subscriptions import SubscriptionRpcs
 from .tracing import TRACEPARENT, SpanScope, Tracing, incoming, valid
 
 MAX_PURGE = 10_000
@@ -45,9 +47,10 @@ ACK = "/a2a.broker.v1.Messaging/Ack"
 NACK = "/a2a.broker.v1.Messaging/Nack"
 
 
-class MessagingServicer(pb_grpc.MessagingServicer):
+class MessagingServicer(SubscriptionRpcs, pb_grpc.MessagingServicer):
     def __init__(self, mailbox: Mailbox, tracing: Tracing | None = None) -> None:
         self.mailbox = mailbox
+        self.topics = mailbox.topics
         self.tracing = tracing or Tracing(False)
         self._max_payload = mailbox.settings.max_payload_bytes
         self._ack_deadline_us = s_to_us(mailbox.settings.ack_deadline_s)
@@ -281,6 +284,8 @@ class MessagingServicer(pb_grpc.MessagingServicer):
             correlation_id=request.correlation_id or None,
             sender_id=request.sender_id or None,
             recipient_id=request.recipient_id or None,
+            subscription=check_id(request.subscription, "subscription") if request.subscription else None,
+            subject=check_subject(request.subject, "subject") if request.subject else None,
             party=reader_scope(),
             status=PB_TO_STATUS.get(status),
             created_after=ts_us(request, "created_after"),

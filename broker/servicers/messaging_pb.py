@@ -4,6 +4,7 @@ deliveries out (responses of a bounded size), broadcasts folded for listing."""
 from __future__ import annotations
 
 from ..core.streams import chunks
+from ..domain.subjects import check_subject
 from ..models.messages import (
     IN_REPLY_TO,
     Message,
@@ -30,13 +31,14 @@ KIND_TO_PB = {
     TargetKind.DIRECT: pb.TARGET_KIND_DIRECT,
     TargetKind.BROADCAST: pb.TARGET_KIND_BROADCAST,
     TargetKind.ANYCAST: pb.TARGET_KIND_ANYCAST,
+    TargetKind.SUBJECT: pb.TARGET_KIND_SUBJECT,
 }
 
 
 _DIRECT: dict[str, Target] = {}
 
 
-def _target(req: pb.SendRequest) -> Target | None:
+def _target(req: pb.SendRequest, field: str) -> Target | None:
     if not req.HasField("target"):
         return None
     t = req.target
@@ -57,6 +59,8 @@ def _target(req: pb.SendRequest) -> Target | None:
         )
     if which == "anycast":
         return Target(TargetKind.ANYCAST, capability=t.anycast.capability)
+    if which == "subject":
+        return Target(TargetKind.SUBJECT, subject=check_subject(t.subject, field + "target.subject"))
     return None
 
 
@@ -67,7 +71,7 @@ def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "
         now=now,
         max_payload=max_payload,
         sender_id=req.sender_id,
-        target=_target(req),
+        target=_target(req, field),
         message_type=req.message_type,
         payload=req.payload,
         content_type=req.content_type,
@@ -82,6 +86,7 @@ def send_from_pb(req: pb.SendRequest, now: int, max_payload: int, field: str = "
         headers=dict(req.headers) if req.headers else None,
         require_recipient=req.require_recipient,
         in_reply_to=req.in_reply_to,
+        ordering_key=req.ordering_key,
     )
 
 
@@ -95,11 +100,12 @@ def _pb_fields(m: Message) -> dict[str, object]:
         "payload": m.payload,
         "content_type": m.content_type,
         "priority": m.priority,
-        "status": STATUS_TO_PB[m.status],
         "attempt": m.attempt,
         "max_attempts": m.max_attempts,
         "created_at": ts_fields(m.created_at),
     }
+    if m.status is not None:  # None: a subject message as sent
+        kw["status"] = STATUS_TO_PB[m.status]
     if m.recipient_id is not None:
         kw["recipient_id"] = m.recipient_id
     if m.target_capability is not None:
@@ -118,6 +124,13 @@ def _pb_fields(m: Message) -> dict[str, object]:
         kw["last_error"] = m.last_error
     if m.awaiting_recipient:
         kw["awaiting_recipient"] = True
+    if m.subject is not None:
+        kw["subject"] = m.subject
+        kw["sequence"] = m.seq
+        if m.subscription is not None:
+            kw["subscription"] = m.subscription
+        if m.ordering_key is not None:
+            kw["ordering_key"] = m.ordering_key
     for name in ("deliver_after", "expires_at", "delivered_at", "ack_deadline", "processed_at"):
         value = getattr(m, name)
         if value is not None:
@@ -170,7 +183,7 @@ def is_consume_confirm(x: object) -> bool:
 
 
 def destination(m: Message) -> str | None:
-    return m.recipient_id or m.target_capability
+    return m.subscription or m.recipient_id or m.target_capability or m.subject
 
 
 def subscribe_input(request: pb.SubscribeRequest, default_ack_deadline_us: int) -> SubscribeInput:
@@ -181,4 +194,6 @@ def subscribe_input(request: pb.SubscribeRequest, default_ack_deadline_us: int) 
         default_ack_deadline_us if ack_deadline is None else ack_deadline,
         request.max_batch,
         request.max_response_bytes,
+        request.subscription,
+        ack_deadline is not None,
     )

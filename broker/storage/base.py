@@ -32,6 +32,7 @@ from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, Register
 from ..models.stats import StorageStats
 from .message_store import MessageStore
 from .schedule_store import ScheduleStore
+from .subscription_store import SubscriptionStore
 from .task_store import TaskStore
 
 
@@ -182,6 +183,7 @@ class WakeRelay(Protocol):
 class Storage(
     AgentStore,
     MessageStore,
+    SubscriptionStore,
     TaskStore,
     ScheduleStore,
     TokenStore,

@@ -65,8 +65,9 @@ class MessageStore(Protocol):
     ) -> list[Message]:
         """Mark up to ``limit`` due copies for the agent delivered (priority, then enqueue order)."""
 
-    async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
-        """Mark the agent's deliveries processed; return (id, attempt) of those that changed.
+    async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> MessageChanges:
+        """Mark the agent's deliveries processed; ``ids`` of the result: (id, attempt) of those that
+        changed (``wake``: a subscription where the next message of a key became deliverable).
         NotFound / PermissionDenied change nothing."""
 
     async def nack_messages(

@@ -97,7 +97,7 @@ async def test_ack_finishes_a_delivery_and_only_the_recipient_may_ack(store):
     await claim(store, a)
     with pytest.raises(NotFound):
         await store.ack_messages("a", ["m-unknown"], T0)
-    assert await store.ack_messages("a", [mid], T0 + S) == [(mid, 1)]
+    assert (await store.ack_messages("a", [mid], T0 + S)).ids == [(mid, 1)]
     m = await store.get_message(mid)
     assert m.status is MessageStatus.PROCESSED and m.processed_at == T0 + S
     assert await claim(store, a, now=T0 + 2 * S) == []

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from a2a_broker_client import BrokerClient
+from a2a_broker_client import BrokerClient, Target
 from a2a_broker_client.models import RetryPolicy, TaskSpec
 from playwright.async_api import Browser, Page, expect
 
@@ -307,3 +307,24 @@ async def test_a_viewer_has_no_send_form_and_cannot_send(token_console, browser:
            .then(r => r.status)"""
     )
     assert status == 403
+
+
+async def test_subscriptions_show_their_backlog_and_link_to_their_deliveries(console, page, tmp_path):
+    async with BrokerClient(console.address, timeout=10) as client:
+        await client.register("shop")
+        await client.create_subscription("billing", "orders.>")
+        await client.create_subscription("audit", "audit.*")
+        for n in range(3):
+            await client.send("shop", Target.to_subject("orders.eu.created"), {"n": n})
+
+    await page.goto(url(console, "#/subscriptions"))
+    billing = page.locator('tr[data-subscription="billing"]')
+    await expect(billing.locator('[data-figure="backlog"]')).to_have_text("3", timeout=WAIT_MS)
+    await expect(billing.locator('[data-figure="oldest"]')).to_contain_text(" s")
+    await expect(page.locator('tr[data-subscription="audit"] [data-figure="backlog"]')).to_have_text("0")
+    await page.screenshot(path=str(tmp_path / "subscriptions.png"), full_page=True)
+    await billing.locator("td a").first.click()
+    await expect(page).to_have_url(re.compile("#/messages\\?subscription=billing$"))
+    rows = page.locator("tr[data-message-id]")
+    await expect(rows).to_have_count(3, timeout=WAIT_MS)
+    await expect(rows.first).to_contain_text("orders.eu.created (billing)")

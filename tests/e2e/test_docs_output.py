@@ -105,3 +105,12 @@ def test_the_readme_leaves_the_internals_to_docs():
     for text in ("**Why the targets are missed.**", "| figure | measured (median of 3) |"):
         assert text not in readme and text in performance, text
     assert "(docs/internals.md" in readme and "(docs/performance.md)" in readme
+
+
+async def test_the_topics_snippet_prints_what_its_comments_say(broker):
+    block = block_with("README.md", 'create_subscription("billing"')
+    argv, cwd = _command(block, broker.address)
+    proc = await _run(argv, cwd, {**os.environ, "A2A_BROKER_ADDRESS": broker.address})
+    out, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT)
+    assert proc.returncode == 0, out.decode()
+    assert out.decode().splitlines() == ["audit-eu: [0, 1, 2, 3]", "billing backlog: 5", "replayed: 4"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from a2a_broker_client import BrokerClient
+from a2a_broker_client import BrokerClient, Target
 from a2a_broker_client.errors import NotFoundError
 from a2a_broker_client.models import RetryPolicy
 
@@ -224,3 +224,26 @@ async def test_with_auth_the_console_wants_an_admin_or_viewer_and_a_viewer_only_
         assert (await call(b, "GET", "/api/session", session=s))[1]["role"] == "viewer"
         assert (await call(b, "DELETE", "/api/session", session=s))[0] == 200
         assert (await call(b, "GET", "/api/tasks", session=s))[0] == 401
+
+
+async def test_subscriptions_and_subject_messages_with_their_backlog(broker):
+    async with BrokerClient(broker.address, timeout=10) as client:
+        await client.register("pub")
+        await client.create_subscription("eu", "orders.eu.*")
+        await client.create_subscription("all", "orders.>")
+        sent = await client.send("pub", Target.to_subject("orders.eu.created"), {"n": 1})
+        await client.send("pub", Target.to_subject("orders.us.created"), {"n": 2})
+    status, subs = await call(broker, "GET", "/api/subscriptions?page_size=1")
+    assert status == 200, subs
+    (first,) = subs["subscriptions"]
+    assert (first["name"], first["filter"], first["backlog"], first["in_flight"]) == ("all", "orders.>", 2, 0)
+    assert first["oldest_unacked_age_ms"] >= 0 and subs["next_page_token"]
+    _, rest = await call(broker, "GET", f"/api/subscriptions?page_token={subs['next_page_token']}")
+    assert [(s["name"], s["backlog"]) for s in rest["subscriptions"]] == [("eu", 1)]
+    assert not rest["next_page_token"]
+    _, eu = await call(broker, "GET", "/api/messages?subscription=eu")
+    assert [(m["subject"], m["subscription"], m["status"]) for m in eu["messages"]] == [
+        ("orders.eu.created", "eu", "pending")
+    ]
+    _, by_subject = await call(broker, "GET", "/api/messages?subject=orders.eu.created")
+    assert [m["message_id"] for m in by_subject["messages"]] == list(sent.message_ids)

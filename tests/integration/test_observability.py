@@ -248,3 +248,16 @@ async def test_tasks_submitted_by_schedules_are_counted(stubs: Stubs, broker: Br
         await stubs.tasks.TriggerSchedule(tpb.TriggerScheduleRequest(schedule_id="s"))
     m = await scrape(broker)
     assert (one(m, "a2a_schedule_tasks_submitted_total"), one(m, "a2a_tasks_submitted_total")) == (2, 3)
+
+
+async def test_metrics_per_subscription(broker: Broker, stubs: Stubs):
+    await register(stubs, "sender")
+    for name in ("busy", "idle"):
+        await stubs.messaging.CreateSubscription(mpb.CreateSubscriptionRequest(name=name, filter=f"{name}.>"))
+    for i in range(3):
+        await send(stubs, "sender", mpb.Target(subject="busy.x"), f"m{i}".encode())
+    m = await scrape(broker)
+    assert one(m, "a2a_subscription_messages_pending", subscription="busy") == 3
+    assert one(m, "a2a_subscription_messages_unacked", subscription="busy") == 3
+    assert one(m, "a2a_subscription_oldest_unacked_age_seconds", subscription="busy") >= 0
+    assert ("a2a_subscription_messages_pending", (("subscription", "idle"),)) not in m  # nothing waiting

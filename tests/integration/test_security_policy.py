@@ -47,6 +47,12 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "Messaging/ListConversations": (OK, PD, OK, PD),
     "Messaging/Requeue": (PD, PD, PD, PD),
     "Messaging/Purge": (PD, PD, PD, PD),
+    # Subscriptions: anyone makes and reads them; deleting or moving one is for its creator.
+    "Messaging/CreateSubscription": (OK, OK, OK, OK),
+    "Messaging/GetSubscription": (OK, OK, OK, OK),
+    "Messaging/ListSubscriptions": (OK, OK, OK, OK),
+    "Messaging/DeleteSubscription": (OK, NF, OK, NF),
+    "Messaging/Seek": (OK, NF, OK, NF),
     "TaskQueue/Submit": (PD, PD, OK, OK),
     "TaskQueue/SubmitGraph": (PD, PD, OK, OK),
     "TaskQueue/Cancel": (PD, PD, OK, OK),
@@ -115,6 +121,7 @@ class World:
     other: str
     peer: str
     streams: list[Any] = field(default_factory=list)
+    as_agent: Callable[[str], Stubs] | None = None  # stubs acting as an agent (its own token)
 
     def cap(self, agent: str) -> str:
         return f"cap-{agent}"
@@ -135,6 +142,17 @@ class World:
         mid = await self.message_to(target, deliver=True)
         await self.admin.messaging.Nack(mpb.NackRequest(agent_id=target, message_ids=[mid], reject=True))
         return mid
+
+    async def subscription_of(self, agent: str) -> str:
+        """A subscription the agent created (its creator: the agent)."""
+        assert self.as_agent is not None
+        stubs = self.as_agent(agent)
+        try:
+            name = f"sub-{agent}"
+            await stubs.messaging.CreateSubscription(mpb.CreateSubscriptionRequest(name=name, filter="a.>"))
+            return name
+        finally:
+            await stubs.channel.close()
 
     async def task(self) -> str:
         spec = tpb.TaskSpec(title="t", required_capabilities=[self.cap(self.peer)])
@@ -228,6 +246,17 @@ BUILD: dict[str, Build] = {
     "Messaging/ListConversations": lambda w, t: _now(mpb.ListConversationsRequest(participant=t)),
     "Messaging/Requeue": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.RequeueRequest(message_ids=[m])),
     "Messaging/Purge": lambda w, t: _then(w.dead_letter(t), lambda m: mpb.PurgeRequest()),
+    "Messaging/CreateSubscription": lambda w, t: _now(
+        mpb.CreateSubscriptionRequest(name=f"s-{t}", filter="a.*")
+    ),
+    "Messaging/GetSubscription": lambda w, t: _then(
+        w.subscription_of(t), lambda n: mpb.GetSubscriptionRequest(name=n)
+    ),
+    "Messaging/ListSubscriptions": lambda w, t: _now(mpb.ListSubscriptionsRequest()),
+    "Messaging/DeleteSubscription": lambda w, t: _then(
+        w.subscription_of(t), lambda n: mpb.DeleteSubscriptionRequest(name=n)
+    ),
+    "Messaging/Seek": lambda w, t: _then(w.subscription_of(t), lambda n: mpb.SeekRequest(name=n, sequence=1)),
     "TaskQueue/Submit": lambda w, t: _now(
         tpb.SubmitRequest(task=tpb.TaskSpec(title="x", required_capabilities=["z"]))
     ),
@@ -349,7 +378,9 @@ async def snapshot(admin: Stubs) -> Any:
     msgs = await admin.messaging.ListMessages(mpb.ListMessagesRequest(page_size=1000))
     tasks = await admin.tasks.List(tpb.ListTasksRequest(page_size=1000))
     schedules = await admin.tasks.ListSchedules(tpb.ListSchedulesRequest(page_size=1000))
+    subs = await admin.messaging.ListSubscriptions(mpb.ListSubscriptionsRequest(page_size=1000))
     return (
+        sorted((s.name, s.filter, s.backlog, s.in_flight) for s in subs.subscriptions),
         sorted((a.agent_id, a.status, a.endpoint, tuple(a.capabilities)) for a in agents.agents),
         sorted((m.message_id, m.sender_id, m.status, m.attempt) for m in msgs.messages),
         sorted((t.task_id, t.status, t.attempt, t.assigned_agent_id) for t in tasks.tasks),
@@ -381,7 +412,13 @@ async def test_each_rpc_is_allowed_or_refused_by_role_and_ownership(
         for role, expected in (("agent", agent_row), ("orchestrator", orch_row), ("admin", (OK, OK))):
             for whose, want in zip(("own", "other"), expected, strict=True):
                 n = next(_ids)
-                w = World(admin, f"me-{n}", f"other-{n}", f"peer-{n}")
+                w = World(
+                    admin,
+                    f"me-{n}",
+                    f"other-{n}",
+                    f"peer-{n}",
+                    as_agent=lambda a: authed_stubs(broker.address, issue(db, a, "agent")),
+                )
                 for agent in (w.me, w.other, w.peer):
                     await admin.agents.Register(
                         apb.RegisterRequest(

@@ -5,6 +5,7 @@
 
 import { renderAgent, renderAgents } from "./agents.js";
 import { renderMessage, renderMessages } from "./messages.js";
+import { renderSubscriptions } from "./subscriptions.js";
 import { renderOverview } from "./overview.js";
 import { renderSession, renderSessions, renderTask, renderTasks } from "./tasks.js";
 import { api, flash, go, h, main, route, show, state, whenSignedOut } from "./util.js";
@@ -119,6 +120,7 @@ function page(parts, params) {
   if (kind === "tasks") return id ? () => renderTask(id, render) : () => renderTasks(params);
   if (kind === "sessions") return id ? () => renderSession(id, params) : () => renderSessions(params);
   if (kind === "push") return () => renderPush(params);
+  if (kind === "subscriptions") return () => renderSubscriptions(params);
   return null;
 }
 

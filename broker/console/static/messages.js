@@ -70,7 +70,8 @@ export async function renderMessages(params, render) {
       if (e.target.checked) picked.add(m.message_id); else picked.delete(m.message_id);
       requeue.disabled = !isAdmin() || picked.size === 0;
     } });
-    const to = m.recipient_id ? idCell(m.recipient_id, agents, agentHref(m.recipient_id)) : (m.target_capability ? `${m.target_kind}: ${m.target_capability}` : m.target_kind);
+    const topic = m.subject ? `${m.subject}${m.subscription ? ` (${m.subscription})` : ""}` : null;
+    const to = m.recipient_id ? idCell(m.recipient_id, agents, agentHref(m.recipient_id)) : (topic || (m.target_capability ? `${m.target_kind}: ${m.target_capability}` : m.target_kind));
     return h("tr", { "data-message-id": m.message_id },
       h("td", {}, dead ? box : null),
       h("td", {}, idCell(m.message_id, ids, messageHref(m.message_id))),
@@ -91,6 +92,8 @@ export async function renderMessages(params, render) {
       { name: "sender_id", label: "Sender" },
       { name: "conversation_id", label: "Conversation" },
       { name: "correlation_id", label: "Correlation" },
+      { name: "subscription", label: "Subscription" },
+      { name: "subject", label: "Subject" },
       ORDER,
     ], params, (v) => go("/messages", v)),
     isAdmin() ? sendForm() : null,
@@ -107,7 +110,8 @@ export async function renderMessage(messageId) {
     h("h1", {}, "Message ", h("code", {}, m.message_id), " ", badge(m.status)),
     h("div", { class: "panel" }, facts([
       ["Id", idCell(m.message_id)], ["From", idCell(m.sender_id, null, agentHref(m.sender_id))],
-      ["To", m.recipient_id ? idCell(m.recipient_id, null, agentHref(m.recipient_id)) : `${m.target_kind}: ${m.target_capability || "every agent"}`],
+      ["To", m.recipient_id ? idCell(m.recipient_id, null, agentHref(m.recipient_id)) : `${m.target_kind}: ${m.target_capability || m.subject || "every agent"}`],
+      ["Subject", m.subject || ""], ["Subscription", m.subscription ? h("a", { href: `#/messages?subscription=${encodeURIComponent(m.subscription)}` }, m.subscription) : ""],
       ["Type", m.message_type], ["Content type", m.content_type], ["Priority", String(m.priority)],
       ["Attempt", `${m.attempt}/${m.max_attempts}`],
       ["Conversation", m.conversation_id ? h("a", { href: `#/messages?conversation_id=${encodeURIComponent(m.conversation_id)}` }, m.conversation_id) : ""],

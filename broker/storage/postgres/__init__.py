@@ -55,6 +55,7 @@ SWEEP_AGENTS = 0x_A2A_0101
 SWEEP_MESSAGES = 0x_A2A_0102
 SWEEP_TASKS = 0x_A2A_0103
 PURGE_TASKS = 0x_A2A_0104
+SWEEP_SUBJECTS = 0x_A2A_0105
 
 _REFRESH_ALIVE = (
     "UPDATE agents a SET last_heartbeat_at = v.seen"
@@ -131,6 +132,14 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, ScheduleOps, TokenOps, CensusOp
             if not _turn(conn, SWEEP_MESSAGES):
                 return SweepOutcome(MessageChanges(), [], 0)
             return self._sweep_messages_job(conn, now, purge_before, limit)
+
+        return await self.engine.write(job)
+
+    async def sweep_subscriptions(self, now: int, purge_before: int, limit: int) -> SweepOutcome:
+        def job(conn: Connection) -> SweepOutcome:
+            if not _turn(conn, SWEEP_SUBJECTS):
+                return SweepOutcome(MessageChanges(), [], 0)
+            return self._sweep_subscriptions_job(conn, now, purge_before, limit)
 
         return await self.engine.write(job)
 

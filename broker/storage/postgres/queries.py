@@ -32,12 +32,9 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from .params import named
 from .queries_schedules import SCHEDULES
-
-
-def named(name: str) -> str:
-    """A named parameter, as psycopg writes it."""
-    return f"%({name})s"
+from .subject_queries import SUBJECTS
 
 
 def release(where: str) -> str:
@@ -531,4 +528,5 @@ POSTGRES = Queries(
     census=CENSUS,
     tokens=TOKENS,
     messages=MESSAGES,
+    subjects=SUBJECTS,
 )

@@ -84,9 +84,10 @@ class AgentOps(Departures):
     # do it) in the same transaction that marks it gone.
     def _release_all(self, conn: Connection, agent: Agent, now: int, reason: str) -> AgentGone:
         released = self._release_messages_of(conn, agent.agent_id, now, reason)
+        subscriptions = self._release_deliveries_of(conn, agent.agent_id, now, reason)
         requeued, changes = self._requeue_tasks_of(conn, agent.agent_id, now, reason)
         after = fetch_agent_any(conn, self.q, agent.agent_id)
-        return AgentGone(after, reason, released, requeued, changes)
+        return AgentGone(after, reason, released, requeued, changes, subscriptions)
 
     async def register_agent(self, inp: RegisterInput, agent_id: str, now: int) -> tuple[Agent, Agent | None]:
         q = self.q

@@ -13,6 +13,10 @@ class Departures:
         """Put the agent's delivered-but-unacked messages back to pending; how many."""
         raise NotImplementedError
 
+    def _release_deliveries_of(self, conn: Connection, agent_id: str, now: int, reason: str) -> list[int]:
+        """Hand the agent's subscription deliveries back; the subscriptions to wake."""
+        raise NotImplementedError
+
     def _requeue_tasks_of(
         self, conn: Connection, agent_id: str, now: int, reason: str
     ) -> tuple[list[str], Changes]:

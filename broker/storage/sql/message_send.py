@@ -15,12 +15,14 @@ import os
 import time
 from typing import Any, Protocol
 
-from ...domain.messages import Audience, audience
+from ...domain.messages import Audience, audience, subscribers
 from ...errors import BrokerError, FailedPrecondition, NotFound
 from ...models.messages import NewMessage, SendResult, TargetKind
 from ..message_store import SendOutcome
 from .connection import Connection
+from .deliveries import store_subject
 from .queries import Queries
+from .subject_index import Matcher
 
 MessageRow = tuple[Any, ...]  # the values of ``queries.MESSAGE_INSERT_COLUMNS``, in order
 
@@ -109,7 +111,7 @@ class PreparedSends:
         plain = True
         for m, send_id, headers in zip(msgs, self.send_ids, self.headers, strict=True):
             t = m.target
-            if t.kind is TargetKind.BROADCAST:
+            if t.kind is TargetKind.BROADCAST or t.kind is TargetKind.SUBJECT:
                 self.rows.append(None)
                 plain = False
                 continue
@@ -148,9 +150,11 @@ def store_sends(
     prep: PreparedSends,
     now: int,
     batch: bool,
+    matcher: Matcher,
 ) -> list[SendResult | BrokerError] | None:
     """Store sends. ``batch``: all or nothing, fields named messages[i].x; otherwise each message
-    stands alone (coalesced Send calls) and its result may be the error that refused it.
+    stands alone (coalesced Send calls) and its result may be the error that refused it. A
+    message to a subject goes to the subscriptions ``matcher`` finds.
     Returns None when every message was inserted as prepared (the common case: the results are
     then built on the loop thread), else the result of each message."""
     errors = _check(conn, q, msgs, batch)
@@ -171,7 +175,20 @@ def store_sends(
                 results.append(SendResult(json.loads(prior[0]), duplicate=True))
                 continue
         t = m.target
-        if row is None:  # broadcast: a copy per recipient, made by SQL
+        if t.kind is TargetKind.SUBJECT:  # stored once, a delivery per matching subscription
+            subs = store_subject(conn, q, matcher, m, send_id, headers, now)
+            if subs is None:
+                err = FailedPrecondition(
+                    f"{_field(i, 'target.subject', batch)}: no subscription matches {t.subject!r}"
+                    " (require_recipient is set)"
+                )
+                if batch:
+                    raise err
+                results.append(err)
+                continue
+            result = SendResult([send_id])
+            result.subscriptions = subs
+        elif row is None:  # broadcast: a copy per recipient, made by SQL
             if rows:  # keep enqueue order within the request
                 inserter.insert(conn, inserter.prepare(rows))
                 rows = []
@@ -236,6 +253,8 @@ def send_outcome(
         t = m.target
         if t.kind is TargetKind.BROADCAST:
             whom = [Audience(r, None) for r in res.recipients or ()]
+        elif t.kind is TargetKind.SUBJECT:
+            whom = [subscribers(s) for s in res.subscriptions or ()]
         else:
             whom = [audience(t.agent_id if t.kind is TargetKind.DIRECT else None, t.capability)]
         if m.deliver_after is None:

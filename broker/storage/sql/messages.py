@@ -16,14 +16,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from ...domain import messages as rules
+from ...domain.subjects import split_ids
 from ...errors import BrokerError
 from ...models.messages import Message, NewMessage, SendResult
 from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
+from . import deliveries
 from .connection import Connection, Row
 from .departures import Departures
 from .message_rows import MessageReads, row_to_message
 from .message_send import PreparedSends, RowInserter, send_outcome, store_sends
 from .queries import Queries
+from .subject_index import Matcher
+from .subscriptions import SubscriptionOps
 
 
 class Claimed:
@@ -117,9 +121,11 @@ def check_owner(conn: Connection, q: Queries, agent_id: str, ids: list[str]) -> 
             raise err
 
 
-class MessageOps(MessageReads, Departures):
-    """The ``MessageStore`` part of a storage class; a backend's subclass says how it claims,
-    acks and sweeps, and how it inserts rows (``inserter``)."""
+class MessageOps(MessageReads, SubscriptionOps, Departures):
+    """The ``MessageStore`` part of a storage class (and, through ``SubscriptionOps``, the
+    ``SubscriptionStore``); a backend's subclass says how it claims, acks and sweeps, and how it
+    inserts rows (``inserter``). An operation that names messages by id (ack, nack, release,
+    requeue) takes copies and subscriptions' deliveries alike, in one job (``deliveries.py``)."""
 
     inserter: RowInserter
 
@@ -150,18 +156,22 @@ class MessageOps(MessageReads, Departures):
     async def send_messages(
         self, msgs: list[NewMessage], now: int, batch: bool = False, handoff: dict[str, Handoff] | None = None
     ) -> SendOutcome:
-        q, inserter = self.q, self.inserter
+        q, inserter, index = self.q, self.inserter, self.subject_index
         prep = PreparedSends(msgs, now, inserter)  # here, on the loop thread: the writer does SQL only
 
-        def job(conn: Connection) -> tuple[list[SendResult | BrokerError] | None, dict[str, Claimed]]:
-            stored = store_sends(conn, q, inserter, msgs, prep, now, batch)
+        def job(
+            conn: Connection,
+        ) -> tuple[list[SendResult | BrokerError] | None, dict[str, Claimed], Matcher]:
+            matcher = index.matcher(conn, q)
+            stored = store_sends(conn, q, inserter, msgs, prep, now, batch, matcher)
             claims = {
                 agent_id: self._claim(conn, agent_id, c.capabilities, c.limit, now, now + c.ack_deadline_us)
                 for agent_id, c in (handoff or {}).items()
             }
-            return stored, claims
+            return stored, claims, matcher
 
-        stored, claims = await self.engine.write(job)
+        stored, claims, matcher = await self.engine.write(job)
+        index.install(matcher)
         out = send_outcome(msgs, prep, stored)
         out.claimed = {agent_id: c.messages() for agent_id, c in claims.items()}
         return out
@@ -176,17 +186,20 @@ class MessageOps(MessageReads, Departures):
         )
         return claimed.messages()
 
-    async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> list[tuple[str, int]]:
+    async def ack_messages(self, agent_id: str, ids: list[str], now: int) -> MessageChanges:
         q = self.q
+        plain, items = split_ids(ids)
 
-        def job(conn: Connection) -> list[tuple[str, int]]:
-            done = self._ack(conn, agent_id, ids, now)
-            if len(done) < len(ids):
-                # Acking twice is harmless; an unknown id or another agent's message is not
-                # (raising rolls this job back: a rejected Ack changes nothing).
-                acked = {mid for mid, _ in done}
-                check_owner(conn, q, agent_id, [i for i in ids if i not in acked])
-            return done
+        def job(conn: Connection) -> MessageChanges:
+            out = MessageChanges()
+            if plain:
+                out.ids = self._ack(conn, agent_id, plain, now)
+                if len(out.ids) < len(plain):
+                    # Acking twice is harmless; an unknown id or another agent's message is not
+                    # (raising rolls this job back: a rejected Ack changes nothing).
+                    acked = {mid for mid, _ in out.ids}
+                    check_owner(conn, q, agent_id, [i for i in plain if i not in acked])
+            return deliveries.merge(out, deliveries.ack(conn, q, agent_id, items, now))
 
         return await self.engine.write(job)
 
@@ -194,53 +207,83 @@ class MessageOps(MessageReads, Departures):
         self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str
     ) -> MessageChanges:
         q = self.q
+        plain, items = split_ids(ids)
         args = release_args(
             now,
             rules.nack_reason(reason, reject),
             reject=reject,
             deliver_after=rules.redeliver_after(now, delay_us, reject),
-            agent=agent_id,
-            ids=q.messages.pack(ids),
         )
 
         def job(conn: Connection) -> MessageChanges:
-            out = changed(conn.execute(q.messages.nack, args).fetchall())
-            if len(out.ids) < len(ids):
-                released = {mid for mid, _ in out.ids}
-                check_owner(conn, q, agent_id, [i for i in ids if i not in released])
-            return out
+            out = MessageChanges()
+            if plain:
+                params = {**args, "agent": agent_id, "ids": q.messages.pack(plain)}
+                out = changed(conn.execute(q.messages.nack, params).fetchall())
+                if len(out.ids) < len(plain):
+                    released = {mid for mid, _ in out.ids}
+                    check_owner(conn, q, agent_id, [i for i in plain if i not in released])
+            return deliveries.merge(out, deliveries.nack(conn, q, agent_id, items, args))
 
         return await self.engine.write(job)
 
     async def release_deliveries(
         self, held: list[tuple[str, int]], now: int, reason: str, refund: bool
     ) -> MessageChanges:
-        m = self.q.messages
-        args = release_args(now, reason, refund=refund, **m.pack_held(held))
-        return await self.engine.write(lambda conn: changed(conn.execute(m.release_held, args).fetchall()))
+        q = self.q
+        attempts = dict(held)
+        plain, items = split_ids(attempts)
+        args = release_args(now, reason, refund=refund)
+
+        def job(conn: Connection) -> MessageChanges:
+            out = MessageChanges()
+            if plain:
+                packed = q.messages.pack_held([(mid, attempts[mid]) for mid in plain])
+                out = changed(conn.execute(q.messages.release_held, {**args, **packed}).fetchall())
+            theirs = [(i, attempts[i[0]]) for i in items]
+            return deliveries.merge(out, deliveries.release_held(conn, q, theirs, args))
+
+        return await self.engine.write(job)
 
     async def release_stale_deliveries(self, delivered_before: int, now: int, reason: str) -> MessageChanges:
+        q = self.q
         args = release_args(now, reason, before=delivered_before)
-        sql = self.q.messages.release_stale
-        return await self.engine.write(lambda conn: changed(conn.execute(sql, args).fetchall()))
+
+        def job(conn: Connection) -> MessageChanges:
+            out = changed(conn.execute(q.messages.release_stale, args).fetchall())
+            rows = conn.execute(q.subjects.release_stale, args).fetchall()
+            return deliveries.merge(out, deliveries.delivery_changes(conn, q, rows))
+
+        return await self.engine.write(job)
 
     def _release_messages_of(self, conn: Connection, agent_id: str, now: int, reason: str) -> int:
         """Put the agent's delivered-but-unacked messages back to pending (same transaction as the caller)."""
         args = release_args(now, reason, agent=agent_id)
         return len(conn.execute(self.q.messages.release_agent, args).fetchall())
 
+    def _release_deliveries_of(self, conn: Connection, agent_id: str, now: int, reason: str) -> list[int]:
+        """Hand the agent's subscription deliveries back to their subscriptions; which ones."""
+        args = release_args(now, reason, agent=agent_id)
+        out = deliveries.delivery_changes(conn, self.q, conn.execute(self.q.subjects.release_agent, args))
+        return sorted({a.subscription for a in out.wake if a.subscription is not None})
+
     # -- repair and housekeeping --------------------------------------------------------------
 
     async def requeue_messages(self, ids: list[str], now: int) -> MessageChanges:
-        m = self.q.messages
+        q = self.q
+        m = q.messages
+        plain, items = split_ids(ids)
 
         def job(conn: Connection) -> MessageChanges:
-            status = {r[0]: r[1] for r in conn.execute(m.statuses, (m.pack(ids),)).fetchall()}
-            for mid in ids:
-                err = rules.requeue_refusal(mid, status.get(mid))
-                if err is not None:
-                    raise err
-            return changed(conn.execute(m.requeue, (m.pack(ids),)).fetchall())
+            out = MessageChanges()
+            if plain:
+                status = {r[0]: r[1] for r in conn.execute(m.statuses, (m.pack(plain),)).fetchall()}
+                for mid in plain:
+                    err = rules.requeue_refusal(mid, status.get(mid))
+                    if err is not None:
+                        raise err
+                out = changed(conn.execute(m.requeue, (m.pack(plain),)).fetchall())
+            return deliveries.merge(out, deliveries.requeue(conn, q, items))
 
         return await self.engine.write(job)
 

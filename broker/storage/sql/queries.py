@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...domain.subjects import DELIVERY_SEPARATOR
 from ...models.tasks import FINISHED as _FINISHED
 from ...models.tasks import TaskStatus
 
@@ -38,6 +39,45 @@ MESSAGE_INSERT_COLUMNS = (
     " content_type, priority, correlation_id, conversation_id, headers, idempotency_key, max_attempts,"
     " created_at, deliver_after, expires_at"
 )
+# A subscription's delivery as a message (``d``: subscription_deliveries, ``m``: subject_messages,
+# ``s``: subscriptions; ``DELIVERY_FROM``): MESSAGE_COLUMNS' shape, then the subject, the
+# subscription's name and the ordering key. Its id is the message's and the subscription's
+# (``domain.subjects.delivery_id``).
+DELIVERY_COLUMNS = (
+    f"d.message_seq, m.message_id || '{DELIVERY_SEPARATOR}' || d.subscription_id, m.message_id,"
+    " m.sender_id, d.recipient_id, 'subject', NULL, m.message_type, m.payload, m.content_type,"
+    " d.priority, m.correlation_id, m.conversation_id, m.headers, m.idempotency_key, d.status,"
+    " d.attempt, d.max_attempts, m.created_at, d.deliver_after, d.expires_at, d.delivered_at,"
+    " d.ack_deadline, d.processed_at, d.last_error, m.subject, s.name, m.ordering_key"
+)
+DELIVERY_FROM = (
+    "subscription_deliveries d JOIN subject_messages m ON m.seq = d.message_seq"
+    " JOIN subscriptions s ON s.subscription_id = d.subscription_id"
+)
+# A subject message as sent (no delivery state: status NULL), in the same shape.
+SUBJECT_MESSAGE_COLUMNS = (
+    "m.seq, m.message_id, m.message_id, m.sender_id, NULL, 'subject', NULL, m.message_type, m.payload,"
+    " m.content_type, m.priority, m.correlation_id, m.conversation_id, m.headers, m.idempotency_key,"
+    " NULL, 0, 0, m.created_at, m.deliver_after, m.expires_at, NULL, NULL, NULL, NULL, m.subject, NULL,"
+    " m.ordering_key"
+)
+SUBSCRIPTION_COLUMNS = (
+    "subscription_id, name, filter, ack_deadline_us, max_attempts, retention_us, ordering,"
+    " dead_letter_subject, created_by, created_at"
+)
+
+
+def delivery_returning(attempt: str = "attempt") -> str:
+    """What a statement that changes deliveries returns (``subscriptions.delivery_changes``): the
+    delivery's id, the attempt it was at (``attempt``: a release that refunds it adds it back),
+    its status, subscription, deliver-after time and ordering key."""
+    return (
+        "(SELECT m.message_id FROM subject_messages m WHERE m.seq = subscription_deliveries.message_seq)"
+        f" || '{DELIVERY_SEPARATOR}' || subscription_id, {attempt}, status, subscription_id, deliver_after,"
+        " ordering_key"
+    )
+
+
 TASK_INSERT_COLUMNS = (
     "task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
     " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path,"
@@ -261,6 +301,72 @@ class MessageQueries:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectQueries:
+    """Topics: subscriptions, subject messages, their deliveries (``sql/subscriptions.py``)."""
+
+    # Deliveries named by (subject message id, subscription) pairs, or with their attempt too, and
+    # (subscription, ordering key) pairs, as the named parameters the statements below take.
+    pack_deliveries: Callable[[list[tuple[str, int]]], dict[str, Any]]
+    pack_held: Callable[[list[tuple[str, int, int]]], dict[str, Any]]
+    pack_keys: Callable[[list[tuple[int, str]]], dict[str, Any]]
+    pack_replay: Callable[[list[tuple[int, bool]]], dict[str, Any]]  # (seq, blocked) to insert
+    pack_seqs: Callable[[list[tuple[int, int]]], dict[str, Any]]  # (subscription, seq) pairs
+    # the subject index's version, and every filter
+    version: str
+    bump_version: str
+    filters: str
+    # subscriptions
+    insert_subscription: str
+    subscription: str  # by name
+    subscription_name: str  # by id (whether it exists)
+    subscriptions_after: str  # a page by name
+    unacked_figures: str  # (status, count, min seq) of a subscription's pending and delivered
+    dead_count: str
+    sent_at: str  # when a subject message was sent, by seq
+    delete_deliveries_of: str
+    delete_subscription: str
+    # sends
+    insert_message: str  # named parameters; returns seq
+    fan_out: str  # one delivery per subscription of a list
+    # claims
+    pick: str
+    mark_delivered: str
+    claimed_rows: str
+    # acks, nacks, releases, requeues (``delivery_returning``)
+    ack: str
+    owners: str  # (message id, subscription, recipient, status) of named deliveries
+    nack: str
+    release_held: str
+    release_stale: str
+    release_agent: str
+    requeue: str
+    unblock: str  # the earliest unfinished delivery of each (subscription, key), claimable
+    # sweeps
+    release_lapsed: str
+    expire: str
+    oldest_messages: str  # (seq, created_at) of the oldest subject messages
+    purge_deliveries: str
+    purge_sends: str
+    purge_messages: str
+    due_scheduled: str
+    dead_to_forward: str
+    mark_forwarded: str
+    # reads
+    delivery: str  # by (subject message id, subscription)
+    subject_message: str  # by id
+    # seek and replays
+    first_seq_at: str  # the first message sent at or after a time
+    next_seq: str  # the seq after the last one
+    skip_before: str  # unacked before the point and out on streams: processed
+    drop_before: str  # pending before the point: dropped
+    clear_from: str  # every delivery from the point on (replayed after)
+    replay_all: str
+    replay_range: str  # subjects in [lo, hi)
+    replay_insert: str
+    census: str  # the largest backlogs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Queries:
     """Every statement of one dialect, and its positional parameter marker."""
 
@@ -273,6 +379,7 @@ class Queries:
     census: CensusQueries
     tokens: TokenQueries
     messages: MessageQueries
+    subjects: SubjectQueries
 
     def lease(self, n: int) -> str:
         """The statement that leases ``n`` chosen tasks."""

@@ -32,12 +32,9 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from .params import named
 from .queries_schedules import SCHEDULES
-
-
-def named(name: str) -> str:
-    """A named parameter, as SQLite writes it."""
-    return f":{name}"
+from .subject_queries import SUBJECTS
 
 
 def release(where: str) -> str:
@@ -545,4 +542,5 @@ SQLITE = Queries(
     census=CENSUS,
     tokens=TOKENS,
     messages=MESSAGES,
+    subjects=SUBJECTS,
 )

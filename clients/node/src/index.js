@@ -17,7 +17,7 @@ import * as protoLoader from '@grpc/proto-loader';
 
 import { grpc } from './grpc.js';
 import { SCHEDULE_SAFE, scheduleMethods, taskSpec } from './schedules.js';
-import { duration, encodePayload, toStruct } from './values.js';
+import { duration, encodePayload, timestamp, toStruct } from './values.js';
 
 export { grpc };
 export { Agent } from './agent.js';
@@ -88,6 +88,7 @@ const SAFE = new Set([
   'GetAgent', 'ListAgents', 'Heartbeat', 'GetMessage', 'ListMessages', 'Ack', 'Get', 'List', 'GetTree',
   'GetHistory', 'GetDependencies', 'ListConversations', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
   ...SCHEDULE_SAFE,
+  'CreateSubscription', 'GetSubscription', 'ListSubscriptions', // a repeated create answers with it
 ]);
 
 // ------------------------------------------------------------------ security
@@ -400,6 +401,55 @@ export class BrokerClient {
     return this.send(message.recipientId, message.senderId, payload, { ...fields, inReplyTo: message.messageId });
   }
 
+  /**
+   * Send one message to a subject (such as 'orders.eu.created'): every subscription whose filter
+   * matches it gets it. `fields` as for send(), plus `orderingKey`.
+   */
+  sendToSubject(senderId, subject, payload, fields = {}) {
+    return this.send(senderId, { subject }, payload, fields);
+  }
+
+  /**
+   * Create a durable subscription to the subjects `filter` matches ('*': one token, '>': the
+   * rest). Options: ackDeadlineSeconds, maxAttempts, retentionSeconds, ordering (one message at a
+   * time per ordering key), deadLetterSubject, and startSequence or startTime (a Date: replay the
+   * retained messages from there). Creating the same one again answers with it.
+   */
+  createSubscription(name, filter, options = {}) {
+    const { ackDeadlineSeconds, retentionSeconds, startTime, ...rest } = options;
+    const req = { name, filter, ...rest };
+    if (ackDeadlineSeconds !== undefined) req.ackDeadline = duration(ackDeadlineSeconds);
+    if (retentionSeconds !== undefined) req.retention = duration(retentionSeconds);
+    if (startTime !== undefined) req.startTime = timestamp(startTime);
+    return this._unary(this.messaging, 'CreateSubscription', req);
+  }
+
+  /** One subscription with its figures (backlog, inFlight, deadLetters, oldestUnackedAge). */
+  getSubscription(name) {
+    return this._unary(this.messaging, 'GetSubscription', { name });
+  }
+
+  /** One page of subscriptions by name: `{pageSize, pageToken}`. */
+  listSubscriptions(page = {}) {
+    return this._unary(this.messaging, 'ListSubscriptions', page);
+  }
+
+  /** Delete a subscription and its deliveries (streams consuming it end with NOT_FOUND). */
+  deleteSubscription(name) {
+    return this._unary(this.messaging, 'DeleteSubscription', { name });
+  }
+
+  /**
+   * Move a subscription to a point of the retained history: `{sequence}` (a message's sequence)
+   * or `{time}` (a Date). Resolves to {subscription, replayed, skipped}.
+   */
+  seek(name, { sequence, time } = {}) {
+    const req = { name };
+    if (sequence !== undefined) req.sequence = sequence;
+    if (time !== undefined) req.time = timestamp(time);
+    return this._unary(this.messaging, 'Seek', req);
+  }
+
   /** One page of conversations: `{participant, pageSize, pageToken}` (an agent: its own). */
   listConversations(filter = {}) {
     return this._unary(this.messaging, 'ListConversations', filter);
@@ -414,10 +464,11 @@ export class BrokerClient {
 
   /**
    * The agent's messages as an async iterable of single Message objects (each
-   * SubscribeResponse may carry several). Ack them with ack().
+   * SubscribeResponse may carry several). Ack them with ack(). With `subscription`: that
+   * subscription's messages instead, shared with its other consumers.
    */
-  subscribe(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0 } = {}) {
-    const req = { agentId, maxInFlight, maxBatch };
+  subscribe(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0, subscription = '' } = {}) {
+    const req = { agentId, maxInFlight, maxBatch, subscription };
     if (ackDeadlineSeconds !== undefined) req.ackDeadline = duration(ackDeadlineSeconds);
     const inner = this._stream(this.messaging, 'Subscribe', req);
     return {
@@ -435,14 +486,14 @@ export class BrokerClient {
    * `nack(ids, {delaySeconds, reject, reason})` (resolves to {requeued, deadLettered}), `cancel()`
    * and `inBand` (false against a broker without Consume: Subscribe and unary calls instead).
    */
-  consume(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0 } = {}) {
-    const subscribe = { agentId, maxInFlight, maxBatch };
+  consume(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0, subscription = '' } = {}) {
+    const subscribe = { agentId, maxInFlight, maxBatch, subscription };
     if (ackDeadlineSeconds !== undefined) subscribe.ackDeadline = duration(ackDeadlineSeconds);
     const d = this._duplex(this.messaging, 'Consume', { subscribe }, {
       items: (resp) => resp.messages,
       confirm: (resp) => resp.confirm,
       request: (sequence, fields) => ({ sequence, ...fields }),
-      fallback: () => this.subscribe(agentId, { maxInFlight, ackDeadlineSeconds, maxBatch }),
+      fallback: () => this.subscribe(agentId, { maxInFlight, ackDeadlineSeconds, maxBatch, subscription }),
     });
     const ids = (x) => [].concat(x);
     d.ack = async (messageIds) =>

@@ -161,7 +161,9 @@ def target(to: m.Target | str) -> messaging_pb2.Target:
         )
     if to.kind == m.TargetKind.ANYCAST:
         return messaging_pb2.Target(anycast=messaging_pb2.Anycast(capability=to.capability))
-    raise ValueError(f"target kind must be direct, broadcast or anycast, not {to.kind}")
+    if to.kind == m.TargetKind.SUBJECT:
+        return messaging_pb2.Target(subject=to.subject)
+    raise ValueError(f"target kind must be direct, broadcast, anycast or subject, not {to.kind}")
 
 
 def send_request(o: m.OutgoingMessage) -> messaging_pb2.SendRequest:
@@ -180,6 +182,7 @@ def send_request(o: m.OutgoingMessage) -> messaging_pb2.SendRequest:
         headers=o.headers,
         require_recipient=o.require_recipient,
         in_reply_to=o.in_reply_to,
+        ordering_key=o.ordering_key,
     )
     if o.priority is not None:
         req.priority = o.priority
@@ -239,6 +242,10 @@ def message(x: messaging_pb2.Message) -> m.Message:
             (r.message_id, r.recipient_id, to_enum(m.MessageStatus, messaging_pb2.MessageStatus, r.status))
             for r in x.recipients
         ),
+        subject=x.subject,
+        sequence=x.sequence,
+        subscription=x.subscription,
+        ordering_key=x.ordering_key,
     )
 
 
@@ -248,6 +255,25 @@ def conversation(x: messaging_pb2.Conversation) -> m.Conversation:
         participants=tuple(x.participants),
         message_count=x.message_count,
         last_activity=to_datetime(x, "last_activity"),
+    )
+
+
+def subscription(x: messaging_pb2.Subscription) -> m.Subscription:
+    return m.Subscription(
+        name=x.name,
+        filter=x.filter,
+        ack_deadline=to_seconds(x, "ack_deadline"),
+        max_attempts=x.max_attempts,
+        retention=to_seconds(x, "retention"),
+        ordering=x.ordering,
+        dead_letter_subject=x.dead_letter_subject,
+        created_at=to_datetime(x, "created_at"),
+        created_by=x.created_by,
+        backlog=x.backlog,
+        in_flight=x.in_flight,
+        dead_letters=x.dead_letters,
+        oldest_unacked_at=to_datetime(x, "oldest_unacked_at"),
+        oldest_unacked_age=to_seconds(x, "oldest_unacked_age"),
     )
 
 

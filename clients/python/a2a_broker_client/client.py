@@ -14,7 +14,9 @@ import grpc
 from . import _convert as c
 from . import models as m
 from ._consume import Consumption
+from ._paging import pages as _pages
 from ._stream import Stream
+from ._topics import TopicsMixin
 from ._work import WorkStream
 from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
 from .pb import (
@@ -52,7 +54,7 @@ def default_address() -> str:
     return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
-class BrokerClient(ScheduleCalls):
+class BrokerClient(ScheduleCalls, TopicsMixin):
     """An asyncio client for one broker.
 
     Use it as ``async with BrokerClient(address) as client:`` (or call
@@ -373,14 +375,17 @@ class BrokerClient(ScheduleCalls):
         max_in_flight: int = 0,
         ack_deadline: m.Seconds | None = None,
         max_batch: int = 0,
+        subscription: str = "",
     ) -> Stream[m.Message]:
         """The agent's messages, backlog first then live, one :class:`Message` at a time.
 
         Ack each with :meth:`ack` (or :meth:`nack`). Closing the stream releases
-        its unacknowledged messages for redelivery.
+        its unacknowledged messages for redelivery. With ``subscription`` (see
+        :meth:`create_subscription`): that subscription's messages instead, shared with the other
+        streams consuming it (competing consumers); ``ack_deadline`` defaults to the subscription's.
         """
         req = messaging_pb2.SubscribeRequest(
-            agent_id=agent_id, max_in_flight=max_in_flight, max_batch=max_batch
+            agent_id=agent_id, max_in_flight=max_in_flight, max_batch=max_batch, subscription=subscription
         )
         if ack_deadline is not None:
             req.ack_deadline.CopyFrom(c.duration(ack_deadline))
@@ -393,13 +398,14 @@ class BrokerClient(ScheduleCalls):
         max_in_flight: int = 0,
         ack_deadline: m.Seconds | None = None,
         max_batch: int = 0,
+        subscription: str = "",
     ) -> Consumption:
         """As :meth:`subscribe`, with acks and nacks on the same stream: ``await c.ack(ids)`` is
         answered once committed, and costs no call of its own (the broker's ``Consume``; against a
         broker without it, ``Subscribe`` and unary :meth:`ack` and :meth:`nack`)."""
         self._ensure()
         req = messaging_pb2.SubscribeRequest(
-            agent_id=agent_id, max_in_flight=max_in_flight, max_batch=max_batch
+            agent_id=agent_id, max_in_flight=max_in_flight, max_batch=max_batch, subscription=subscription
         )
         if ack_deadline is not None:
             req.ack_deadline.CopyFrom(c.duration(ack_deadline))
@@ -457,11 +463,14 @@ class BrokerClient(ScheduleCalls):
         created_before: datetime | None = None,
         message_type: str = "",
         fold_broadcasts: bool = False,
+        subscription: str = "",
+        subject: str = "",
         page_size: int = 0,
         page_token: str = "",
     ) -> m.Page[m.Message]:
         """One page of message copies matching every filter given, oldest first.
-        Dead letters are ``status="failed"``."""
+        Dead letters are ``status="failed"``. ``subscription``: that subscription's deliveries
+        instead; ``subject``: the messages sent to that subject, as sent."""
         req = messaging_pb2.ListMessagesRequest(
             conversation_id=conversation_id,
             correlation_id=correlation_id,
@@ -470,6 +479,8 @@ class BrokerClient(ScheduleCalls):
             status=c.from_enum(messaging_pb2.MessageStatus, status),
             message_type=message_type,
             fold_broadcasts=fold_broadcasts,
+            subscription=subscription,
+            subject=subject,
             page_size=page_size,
             page_token=page_token,
         )
@@ -880,17 +891,6 @@ class BrokerClient(ScheduleCalls):
                 await asyncio.sleep(0.5)
 
         return await asyncio.wait_for(wait(), timeout)
-
-
-async def _pages(list_fn: Callable[..., Any], filters: dict[str, Any]) -> AsyncIterator[Any]:
-    token = ""
-    while True:
-        page = await list_fn(**filters, page_token=token)
-        for item in page.items:
-            yield item
-        token = page.next_page_token
-        if not token:
-            return
 
 
 async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:

@@ -53,6 +53,7 @@ class TargetKind(enum.StrEnum):
     DIRECT = "direct"
     BROADCAST = "broadcast"
     ANYCAST = "anycast"
+    SUBJECT = "subject"
 
 
 class TaskStatus(enum.StrEnum):
@@ -187,12 +188,14 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True)
 class Target:
-    """Who receives a message. Build one with :meth:`direct`, :meth:`broadcast` or :meth:`anycast`."""
+    """Who receives a message. Build one with :meth:`direct`, :meth:`broadcast`, :meth:`anycast`
+    or :meth:`to_subject`."""
 
     kind: TargetKind
     agent_id: str = ""
     capability: str = ""
     include_sender: bool = False
+    subject: str = ""
 
     @classmethod
     def direct(cls, agent_id: str) -> Target:
@@ -205,6 +208,12 @@ class Target:
     @classmethod
     def anycast(cls, capability: str) -> Target:
         return cls(TargetKind.ANYCAST, capability=capability)
+
+    @classmethod
+    def to_subject(cls, subject: str) -> Target:
+        """A subject such as ``orders.eu.created``: every subscription whose filter matches it
+        gets the message (see :meth:`BrokerClient.create_subscription`)."""
+        return cls(TargetKind.SUBJECT, subject=subject)
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,9 @@ class OutgoingMessage:
     require_recipient: bool = False
     # The id of the message this one answers (its conversation and correlation are inherited).
     in_reply_to: str = ""
+    # To a subject only: in a subscription with ``ordering``, not delivered while an earlier
+    # message with the same key is unacknowledged there.
+    ordering_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -299,6 +311,12 @@ class Message:
     in_reply_to: str = ""
     # With list_messages(fold_broadcasts=True): each copy of a broadcast, (message id, recipient, status).
     recipients: tuple[tuple[str, str, MessageStatus], ...] = ()
+    # Sent to a subject: the subject, its sequence number (a point for replays), the
+    # subscription this delivery is of, and the ordering key.
+    subject: str = ""
+    sequence: int = 0
+    subscription: str = ""
+    ordering_key: str = ""
 
     @property
     def data(self) -> Any:
@@ -467,6 +485,38 @@ class Conversation:
     participants: tuple[str, ...] = ()
     message_count: int = 0
     last_activity: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A named, durable subscription to the subjects its ``filter`` matches (``*``: one token,
+    ``>``: the rest), with its figures (``backlog``: waiting; ``in_flight``: out on streams;
+    ``dead_letters``; ``oldest_unacked_age``: seconds)."""
+
+    name: str
+    filter: str
+    ack_deadline: float | None = None
+    max_attempts: int = 0
+    retention: float | None = None
+    ordering: bool = False
+    dead_letter_subject: str = ""
+    created_at: datetime | None = None
+    created_by: str = ""
+    backlog: int = 0
+    in_flight: int = 0
+    dead_letters: int = 0
+    oldest_unacked_at: datetime | None = None
+    oldest_unacked_age: float | None = None
+
+
+@dataclass(frozen=True)
+class SeekResult:
+    """What :meth:`BrokerClient.seek` did: messages made deliverable again (``replayed``) and
+    unacknowledged ones before the point acknowledged (``skipped``)."""
+
+    subscription: Subscription
+    replayed: int = 0
+    skipped: int = 0
 
 
 class SessionStatus(enum.StrEnum):

@@ -117,6 +117,9 @@ class Worker:
             :class:`BrokerClient` (defaults from ``$A2A_BROKER_TOKEN``, ``$A2A_BROKER_CA``,
             ``$A2A_BROKER_CLIENT_CERT``, ``$A2A_BROKER_CLIENT_KEY``).
         max_in_flight: most messages handled at once.
+        subscription: consume this subscription to subjects (see
+            :meth:`BrokerClient.create_subscription`) instead of the agent's own messages; the
+            workers naming it share its messages (competing consumers).
         ack_deadline: seconds to handle a message before it is redelivered (broker default 30).
         drain_timeout: on stop, seconds to let running handlers finish.
         deregister_on_exit: deregister when stopping (releases anything still held).
@@ -145,6 +148,7 @@ class Worker:
         address: str | None = None,
         client: BrokerClient | None = None,
         max_in_flight: int = 10,
+        subscription: str = "",
         ack_deadline: float | None = None,
         drain_timeout: float = 30.0,
         deregister_on_exit: bool = True,
@@ -173,6 +177,7 @@ class Worker:
         self.capabilities = list(capabilities)
         self.capacity = capacity
         self.max_in_flight = max_in_flight
+        self.subscription = subscription
         self.ack_deadline = ack_deadline
         self.drain_timeout = drain_timeout
         self.deregister_on_exit = deregister_on_exit
@@ -407,7 +412,10 @@ class Worker:
             # Acks and nacks ride on the same stream (Consume; Subscribe and unary calls against
             # an older broker).
             stream = self._stream = self.client.consume(
-                self.agent_id, max_in_flight=self.max_in_flight, ack_deadline=self.ack_deadline
+                self.agent_id,
+                max_in_flight=self.max_in_flight,
+                ack_deadline=self.ack_deadline,
+                subscription=self.subscription,
             )
             try:
                 async for msg in stream:

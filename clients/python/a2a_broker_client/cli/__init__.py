@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import a2a, agents, mcp, messages, schedules, sessions, stats, tasks
+from . import a2a, agents, mcp, messages, schedules, sessions, stats, subscriptions, tasks
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -39,8 +39,8 @@ __all__ = [
 
 
 def add_client_commands(subparsers: Any) -> None:
-    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions``,
-    ``schedules``, ``stats``, ``a2a`` and ``mcp``.
+    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``subscriptions``, ``tasks``,
+    ``sessions``, ``schedules``, ``stats``, ``a2a`` and ``mcp``.
 
     Each leaf command sets ``func``: it takes the parsed Namespace and returns
     the exit code.
@@ -48,6 +48,7 @@ def add_client_commands(subparsers: Any) -> None:
     common = common_options()
     agents.add(subparsers, common)
     messages.add(subparsers, common)
+    subscriptions.add(subparsers, common)
     tasks.add(subparsers, common)
     sessions.add(subparsers, common)
     schedules.add(subparsers, common)

@@ -111,6 +111,9 @@ def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
         help="every agent (only those with CAPABILITY if given)",
     )
     to.add_argument("--anycast", metavar="CAPABILITY", help="any one agent having CAPABILITY")
+    to.add_argument(
+        "--subject", help="a subject, such as orders.eu.created: every subscription whose filter matches it"
+    )
     p.add_argument("payload", nargs="?", default=None)
     p.add_argument("--content-type", default="")
     p.add_argument("--type", dest="message_type", default="", help="application message type")
@@ -129,6 +132,11 @@ def _add_send(sub: Any, common: argparse.ArgumentParser) -> None:
         "--max-attempts", type=int, default=None, help="deliveries before dead-lettering (default 5)"
     )
     p.add_argument("--idempotency-key", default="", help="a repeat with the same key stores nothing new")
+    p.add_argument(
+        "--ordering-key",
+        default="",
+        help="with --subject: one at a time per key in subscriptions ordering by key",
+    )
     p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="repeatable")
     p.add_argument(
         "--require-recipient",
@@ -159,6 +167,12 @@ def _add_subscribe(sub: Any, common: argparse.ArgumentParser) -> None:
         help="time to ack each (default 30s)",
     )
     p.add_argument("--no-ack", action="store_true", help="print without acking (they will be redelivered)")
+    p.add_argument(
+        "--subscription",
+        default="",
+        metavar="NAME",
+        help="consume this subscription to subjects (shared with its other consumers) instead",
+    )
     p.set_defaults(func=runner(_subscribe))
 
 
@@ -186,6 +200,8 @@ async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
         target: Target | str = ns.to
     elif ns.anycast is not None:
         target = Target.anycast(ns.anycast)
+    elif ns.subject is not None:
+        target = Target.to_subject(ns.subject)
     else:
         target = Target.broadcast(ns.broadcast)
     res = await client.send(
@@ -203,6 +219,7 @@ async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
         idempotency_key=ns.idempotency_key,
         headers=headers,
         require_recipient=ns.require_recipient,
+        ordering_key=ns.ordering_key,
     )
     if ns.json:
         print_json(res)
@@ -218,7 +235,12 @@ async def _send(client: BrokerClient, ns: argparse.Namespace) -> int:
 
 async def _subscribe(client: BrokerClient, ns: argparse.Namespace) -> int:
     # Acks on the same stream (Consume; Subscribe and unary acks against an older broker).
-    stream = client.consume(ns.agent_id, max_in_flight=ns.max_in_flight, ack_deadline=ns.ack_deadline)
+    stream = client.consume(
+        ns.agent_id,
+        max_in_flight=ns.max_in_flight,
+        ack_deadline=ns.ack_deadline,
+        subscription=ns.subscription,
+    )
     msg: Message
     async for msg in limited(stream, ns.count, ns.timeout):
         # Printed (and flushed) before the ack: a message is acked only once it was written out.

@@ -82,6 +82,8 @@ class _TargetKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TargetKind
     """
     TARGET_KIND_ANYCAST: _TargetKind.ValueType  # 3
     """To any one agent having a capability."""
+    TARGET_KIND_SUBJECT: _TargetKind.ValueType  # 4
+    """To a subject: one delivery per matching subscription."""
 
 class TargetKind(_TargetKind, metaclass=_TargetKindEnumTypeWrapper):
     """TargetKind tells how a message was addressed."""
@@ -95,6 +97,8 @@ each recipient gets its own copy.
 """
 TARGET_KIND_ANYCAST: TargetKind.ValueType  # 3
 """To any one agent having a capability."""
+TARGET_KIND_SUBJECT: TargetKind.ValueType  # 4
+"""To a subject: one delivery per matching subscription."""
 Global___TargetKind: _TypeAlias = TargetKind  # noqa: Y015
 
 @_typing.final
@@ -106,8 +110,15 @@ class Target(_message.Message):
     AGENT_ID_FIELD_NUMBER: _builtins.int
     BROADCAST_FIELD_NUMBER: _builtins.int
     ANYCAST_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     """Direct: the recipient's agent id."""
+    subject: _builtins.str
+    """Subject: every subscription whose filter matches it now gets the
+    message (none: accepted, delivered to nobody; retained for replays).
+    1-16 dot-separated tokens of letters, digits or _ - : @, at most 256
+    characters, no wildcard, such as "orders.eu.created".
+    """
     @_builtins.property
     def broadcast(self) -> Global___Broadcast:
         """Broadcast: every registered agent except the sender."""
@@ -126,12 +137,13 @@ class Target(_message.Message):
         agent_id: _builtins.str = ...,
         broadcast: Global___Broadcast | None = ...,
         anycast: Global___Anycast | None = ...,
+        subject: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "anycast", b"anycast", "broadcast", b"broadcast", "kind", b"kind"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "anycast", b"anycast", "broadcast", b"broadcast", "kind", b"kind", "subject", b"subject"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "anycast", b"anycast", "broadcast", b"broadcast", "kind", b"kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "anycast", b"anycast", "broadcast", b"broadcast", "kind", b"kind", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["agent_id", "broadcast", "anycast"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["agent_id", "broadcast", "anycast", "subject"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -221,6 +233,7 @@ class SendRequest(_message.Message):
     HEADERS_FIELD_NUMBER: _builtins.int
     REQUIRE_RECIPIENT_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
+    ORDERING_KEY_FIELD_NUMBER: _builtins.int
     sender_id: _builtins.str
     """Required: the sending agent's id. It must be registered (and not
     deregistered; an offline sender may send): NOT_FOUND otherwise. With
@@ -263,6 +276,12 @@ class SendRequest(_message.Message):
     carries it as `in_reply_to` (and the header "a2a.in_reply_to").
     Errors: NOT_FOUND when there is no such message.
     """
+    ordering_key: _builtins.str
+    """With a subject target only: in a subscription that orders by key
+    (`ordering`), a message with an ordering key is not delivered while an
+    earlier one with the same key is unacknowledged there. At most 128
+    characters.
+    """
     @_builtins.property
     def target(self) -> Global___Target:
         """Required: who receives the message."""
@@ -300,10 +319,11 @@ class SendRequest(_message.Message):
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         require_recipient: _builtins.bool = ...,
         in_reply_to: _builtins.str = ...,
+        ordering_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "max_attempts", b"max_attempts", "priority", b"priority", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "max_attempts", b"max_attempts", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "require_recipient", b"require_recipient", "sender_id", b"sender_id", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts", "_priority", b"_priority", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "deliver_after", b"deliver_after", "expires_at", b"expires_at", "expiry", b"expiry", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "max_attempts", b"max_attempts", "message_type", b"message_type", "ordering_key", b"ordering_key", "payload", b"payload", "priority", b"priority", "require_recipient", b"require_recipient", "sender_id", b"sender_id", "target", b"target", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_attempts: _TypeAlias = _typing.Literal["max_attempts"]  # noqa: Y015
     _WhichOneofArgType__max_attempts: _TypeAlias = _typing.Literal["_max_attempts", b"_max_attempts"]  # noqa: Y015
@@ -506,6 +526,10 @@ class Message(_message.Message):
     AWAITING_RECIPIENT_FIELD_NUMBER: _builtins.int
     IN_REPLY_TO_FIELD_NUMBER: _builtins.int
     RECIPIENTS_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    ORDERING_KEY_FIELD_NUMBER: _builtins.int
     message_id: _builtins.str
     """Unique id of this copy. Ack, Nack, GetMessage and Requeue take it. Ids
     of one broker process increase with time.
@@ -542,6 +566,14 @@ class Message(_message.Message):
     """
     in_reply_to: _builtins.str
     """The message this one answers (SendRequest.in_reply_to), if any."""
+    subject: _builtins.str
+    """A message sent to a subject: the subject, and its sequence number (the
+    point to give CreateSubscription or Seek to replay from there). A
+    delivery of it (message_id "<send_id>:<n>") also names its subscription.
+    """
+    sequence: _builtins.int
+    subscription: _builtins.str
+    ordering_key: _builtins.str
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -600,10 +632,14 @@ class Message(_message.Message):
         awaiting_recipient: _builtins.bool = ...,
         in_reply_to: _builtins.str = ...,
         recipients: _abc.Iterable[Global___RecipientState] | None = ...,
+        subject: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        subscription: _builtins.str = ...,
+        ordering_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "processed_at", b"processed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "recipients", b"recipients", "send_id", b"send_id", "sender_id", b"sender_id", "status", b"status", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "attempt", b"attempt", "awaiting_recipient", b"awaiting_recipient", "content_type", b"content_type", "conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_at", b"created_at", "deliver_after", b"deliver_after", "delivered_at", b"delivered_at", "expires_at", b"expires_at", "headers", b"headers", "idempotency_key", b"idempotency_key", "in_reply_to", b"in_reply_to", "last_error", b"last_error", "max_attempts", b"max_attempts", "message_id", b"message_id", "message_type", b"message_type", "ordering_key", b"ordering_key", "payload", b"payload", "priority", b"priority", "processed_at", b"processed_at", "recipient_id", b"recipient_id", "recipients", b"recipients", "send_id", b"send_id", "sender_id", b"sender_id", "sequence", b"sequence", "status", b"status", "subject", b"subject", "subscription", b"subscription", "target_capability", b"target_capability", "target_kind", b"target_kind"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -649,6 +685,7 @@ class SubscribeRequest(_message.Message):
     ACK_DEADLINE_FIELD_NUMBER: _builtins.int
     MAX_BATCH_FIELD_NUMBER: _builtins.int
     MAX_RESPONSE_BYTES_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     """Required: the subscribing agent (must be registered)."""
     max_in_flight: _builtins.int
@@ -661,6 +698,12 @@ class SubscribeRequest(_message.Message):
     """Most bytes in one response (as serialized), 1 KiB to 64 MiB: set it to
     the client's gRPC receive limit. 0 means 4 MiB (gRPC's default limit).
     A single message larger than this is still sent, alone in its response.
+    """
+    subscription: _builtins.str
+    """Consume this subscription (CreateSubscription) instead of the agent's own
+    messages: its deliveries go to the streams naming it, each to one of them
+    (competing consumers). Unset `ack_deadline` means the subscription's.
+    Errors: NOT_FOUND for an unknown subscription.
     """
     @_builtins.property
     def ack_deadline(self) -> _duration_pb2.Duration:
@@ -676,10 +719,11 @@ class SubscribeRequest(_message.Message):
         ack_deadline: _duration_pb2.Duration | None = ...,
         max_batch: _builtins.int = ...,
         max_response_bytes: _builtins.int = ...,
+        subscription: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "agent_id", b"agent_id", "max_batch", b"max_batch", "max_in_flight", b"max_in_flight", "max_response_bytes", b"max_response_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "agent_id", b"agent_id", "max_batch", b"max_batch", "max_in_flight", b"max_in_flight", "max_response_bytes", b"max_response_bytes", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -967,6 +1011,8 @@ class ListMessagesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     MESSAGE_TYPE_FIELD_NUMBER: _builtins.int
     FOLD_BROADCASTS_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     """Every non-empty filter must match."""
     correlation_id: _builtins.str
@@ -982,6 +1028,15 @@ class ListMessagesRequest(_message.Message):
     """Show each send once: a broadcast's copies are folded into its first
     copy, which lists every copy's recipient and status in `recipients`
     (on one page; a broadcast cut by a page boundary shows on both).
+    """
+    subscription: _builtins.str
+    """The deliveries of one subscription instead (with the other filters;
+    dead letters: status FAILED), in sequence order.
+    """
+    subject: _builtins.str
+    """Or the messages sent to one subject, as sent (status unset), in sequence
+    order (with the sender, conversation, correlation, type and time
+    filters).
     """
     @_builtins.property
     def created_after(self) -> _timestamp_pb2.Timestamp:
@@ -1005,10 +1060,12 @@ class ListMessagesRequest(_message.Message):
         page_token: _builtins.str = ...,
         message_type: _builtins.str = ...,
         fold_broadcasts: _builtins.bool = ...,
+        subscription: _builtins.str = ...,
+        subject: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_after", b"created_after", "created_before", b"created_before", "fold_broadcasts", b"fold_broadcasts", "message_type", b"message_type", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "sender_id", b"sender_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "correlation_id", b"correlation_id", "created_after", b"created_after", "created_before", b"created_before", "fold_broadcasts", b"fold_broadcasts", "message_type", b"message_type", "page_size", b"page_size", "page_token", b"page_token", "recipient_id", b"recipient_id", "sender_id", b"sender_id", "status", b"status", "subject", b"subject", "subscription", b"subscription"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1207,3 +1264,307 @@ class ListConversationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListConversationsResponse: _TypeAlias = ListConversationsResponse  # noqa: Y015
+
+@_typing.final
+class Subscription(_message.Message):
+    """Subscription is a named, durable subscription to the subjects its filter
+    matches.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ACK_DEADLINE_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
+    ORDERING_FIELD_NUMBER: _builtins.int
+    DEAD_LETTER_SUBJECT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    BACKLOG_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERS_FIELD_NUMBER: _builtins.int
+    OLDEST_UNACKED_AT_FIELD_NUMBER: _builtins.int
+    OLDEST_UNACKED_AGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """1-128 letters, digits or . _ : @ -."""
+    filter: _builtins.str
+    """A subject whose tokens may be "*" (any one token) or, last, ">" (one or
+    more tokens): "orders.*.created", "orders.>".
+    """
+    max_attempts: _builtins.int
+    """Deliveries of one message before it is dead-lettered here (1-100; 0 at
+    creation: 5).
+    """
+    ordering: _builtins.bool
+    """Per-key ordering: a message with an ordering key is not delivered while
+    an earlier one with the same key is unacknowledged here.
+    """
+    dead_letter_subject: _builtins.str
+    """Where its dead letters are also published (a subject; empty: they are
+    only kept here, status FAILED, for ListMessages and Requeue).
+    """
+    created_by: _builtins.str
+    """The caller that created it (with authentication on)."""
+    backlog: _builtins.int
+    """Figures, read-only (GetSubscription, ListSubscriptions): deliveries
+    waiting (scheduled ones and ones waiting for their key included), out on
+    streams, and dead letters here.
+    """
+    in_flight: _builtins.int
+    dead_letters: _builtins.int
+    @_builtins.property
+    def ack_deadline(self) -> _duration_pb2.Duration:
+        """How long a consumer has to ack each delivery (1 s to 1 h; unset at
+        creation: the broker's default, 30 s).
+        """
+
+    @_builtins.property
+    def retention(self) -> _duration_pb2.Duration:
+        """How long a message waits here unacknowledged before it expires, counted
+        from when it became deliverable here (unset: until the topic's
+        retention, A2A_BROKER_SUBJECT_RETENTION_S).
+        """
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def oldest_unacked_at(self) -> _timestamp_pb2.Timestamp:
+        """When the oldest message not yet acknowledged here was sent, and how long
+        ago (unset: none).
+        """
+
+    @_builtins.property
+    def oldest_unacked_age(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        ack_deadline: _duration_pb2.Duration | None = ...,
+        max_attempts: _builtins.int = ...,
+        retention: _duration_pb2.Duration | None = ...,
+        ordering: _builtins.bool = ...,
+        dead_letter_subject: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        created_by: _builtins.str = ...,
+        backlog: _builtins.int = ...,
+        in_flight: _builtins.int = ...,
+        dead_letters: _builtins.int = ...,
+        oldest_unacked_at: _timestamp_pb2.Timestamp | None = ...,
+        oldest_unacked_age: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "created_at", b"created_at", "oldest_unacked_age", b"oldest_unacked_age", "oldest_unacked_at", b"oldest_unacked_at", "retention", b"retention"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "backlog", b"backlog", "created_at", b"created_at", "created_by", b"created_by", "dead_letter_subject", b"dead_letter_subject", "dead_letters", b"dead_letters", "filter", b"filter", "in_flight", b"in_flight", "max_attempts", b"max_attempts", "name", b"name", "oldest_unacked_age", b"oldest_unacked_age", "oldest_unacked_at", b"oldest_unacked_at", "ordering", b"ordering", "retention", b"retention"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class CreateSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ACK_DEADLINE_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
+    ORDERING_FIELD_NUMBER: _builtins.int
+    DEAD_LETTER_SUBJECT_FIELD_NUMBER: _builtins.int
+    START_SEQUENCE_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """As Subscription's fields."""
+    filter: _builtins.str
+    max_attempts: _builtins.int
+    ordering: _builtins.bool
+    dead_letter_subject: _builtins.str
+    start_sequence: _builtins.int
+    @_builtins.property
+    def ack_deadline(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def retention(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        ack_deadline: _duration_pb2.Duration | None = ...,
+        max_attempts: _builtins.int = ...,
+        retention: _duration_pb2.Duration | None = ...,
+        ordering: _builtins.bool = ...,
+        dead_letter_subject: _builtins.str = ...,
+        start_sequence: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "retention", b"retention", "start", b"start", "start_sequence", b"start_sequence", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "dead_letter_subject", b"dead_letter_subject", "filter", b"filter", "max_attempts", b"max_attempts", "name", b"name", "ordering", b"ordering", "retention", b"retention", "start", b"start", "start_sequence", b"start_sequence", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_start: _TypeAlias = _typing.Literal["start_sequence", "start_time"]  # noqa: Y015
+    _WhichOneofArgType_start: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_start) -> _WhichOneofReturnType_start | None: ...
+
+Global___CreateSubscriptionRequest: _TypeAlias = CreateSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """1-1000; 0 means 100."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsRequest: _TypeAlias = ListSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]: ...
+    def __init__(
+        self,
+        *,
+        subscriptions: _abc.Iterable[Global___Subscription] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsResponse: _TypeAlias = ListSubscriptionsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSubscriptionRequest: _TypeAlias = DeleteSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSubscriptionResponse: _TypeAlias = DeleteSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class SeekRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    sequence: _builtins.int
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence", "target", b"target", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "sequence", b"sequence", "target", b"target", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["sequence", "time"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___SeekRequest: _TypeAlias = SeekRequest  # noqa: Y015
+
+@_typing.final
+class SeekResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.int
+    """Messages from the point on made deliverable here again (or for the
+    first time).
+    """
+    skipped: _builtins.int
+    """Unacknowledged messages before the point, acknowledged."""
+    @_builtins.property
+    def subscription(self) -> Global___Subscription: ...
+    def __init__(
+        self,
+        *,
+        subscription: Global___Subscription | None = ...,
+        replayed: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subscription", b"subscription"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replayed", b"replayed", "skipped", b"skipped", "subscription", b"subscription"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeekResponse: _TypeAlias = SeekResponse  # noqa: Y015

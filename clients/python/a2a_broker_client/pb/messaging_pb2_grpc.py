@@ -42,6 +42,17 @@ class MessagingStub:
     Sending: `sender_id` must be a registered agent (Register first, even for
     an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
     not exist yet. Credentials: see AgentRegistry.
+
+    Topics: a message may be sent to a subject (Target.subject, such as
+    `orders.eu.created`) instead of an agent. It is stored once, and becomes
+    deliverable to every subscription whose filter matches the subject when it
+    is sent. A subscription (CreateSubscription) is a named, durable resource
+    with its own ack deadline, attempts, dead letters, retention and ordering;
+    agents receive its messages by naming it in Subscribe or Consume
+    (SubscribeRequest.subscription): several agents on one subscription are
+    competing consumers (each message goes to one of them), and each
+    subscription gets every message that matches it. A subscription may start
+    from a point in the retained history, and be moved back or forth (Seek).
     """
 
     def __init__(self, channel):
@@ -110,6 +121,31 @@ class MessagingStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeResponse.FromString,
                 _registered_method=True)
+        self.CreateSubscription = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/CreateSubscription',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.CreateSubscriptionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.GetSubscription = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/GetSubscription',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.ListSubscriptions = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/ListSubscriptions',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListSubscriptionsRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSubscription = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/DeleteSubscription',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.DeleteSubscriptionRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.DeleteSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.Seek = channel.unary_unary(
+                '/a2a.broker.v1.Messaging/Seek',
+                request_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SeekRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SeekResponse.FromString,
+                _registered_method=True)
 
 
 class MessagingServicer:
@@ -128,6 +164,17 @@ class MessagingServicer:
     Sending: `sender_id` must be a registered agent (Register first, even for
     an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
     not exist yet. Credentials: see AgentRegistry.
+
+    Topics: a message may be sent to a subject (Target.subject, such as
+    `orders.eu.created`) instead of an agent. It is stored once, and becomes
+    deliverable to every subscription whose filter matches the subject when it
+    is sent. A subscription (CreateSubscription) is a named, durable resource
+    with its own ack deadline, attempts, dead letters, retention and ordering;
+    agents receive its messages by naming it in Subscribe or Consume
+    (SubscribeRequest.subscription): several agents on one subscription are
+    competing consumers (each message goes to one of them), and each
+    subscription gets every message that matches it. A subscription may start
+    from a point in the retained history, and be moved back or forth (Seek).
     """
 
     def Send(self, request, context):
@@ -317,6 +364,62 @@ class MessagingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSubscription(self, request, context):
+        """CreateSubscription creates a named, durable subscription to the subjects
+        its filter matches. From then on, each message sent to a matching subject
+        is delivered to it (once per subscription, to one of its consumers); with
+        `start_sequence` or `start_time`, the retained messages sent from that
+        point on are delivered to it too (a replay). Creating a subscription that
+        exists with the same filter and options answers with it (a repeat, no
+        replay). Errors: INVALID_ARGUMENT for a malformed name, filter or option;
+        ALREADY_EXISTS for a name taken by a subscription with another filter or
+        other options.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscription(self, request, context):
+        """GetSubscription reads one subscription, with its figures (backlog, in
+        flight, dead letters, oldest unacknowledged message). Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubscriptions(self, request, context):
+        """ListSubscriptions lists subscriptions by name, with their figures, one
+        page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSubscription(self, request, context):
+        """DeleteSubscription deletes a subscription and its deliveries (its dead
+        letters too). Streams consuming it end with NOT_FOUND. With
+        authentication on, only its creator (or an admin) may delete it. Errors:
+        NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Seek(self, request, context):
+        """Seek moves a subscription to a point of the retained history, as Pub/Sub's
+        Seek does: every message sent to a matching subject from that point on (by
+        sequence number or time) is delivered to it again, or for the first time
+        if it was sent before the subscription existed; its unacknowledged
+        messages from before that point are acknowledged. A delivery out on a
+        stream when it is reset is delivered again; its ack no longer counts.
+        Messages past their expiry stay expired. With authentication on, only its
+        creator (or an admin) may seek it. Errors: NOT_FOUND; INVALID_ARGUMENT
+        without a point.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessagingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -380,6 +483,31 @@ def add_MessagingServicer_to_server(servicer, server):
                     request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeResponse.SerializeToString,
             ),
+            'CreateSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSubscription,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.CreateSubscriptionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.Subscription.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.Subscription.SerializeToString,
+            ),
+            'ListSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscriptions,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListSubscriptionsRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.ListSubscriptionsResponse.SerializeToString,
+            ),
+            'DeleteSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSubscription,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.DeleteSubscriptionRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.DeleteSubscriptionResponse.SerializeToString,
+            ),
+            'Seek': grpc.unary_unary_rpc_method_handler(
+                    servicer.Seek,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SeekRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_messaging__pb2.SeekResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'a2a.broker.v1.Messaging', rpc_method_handlers)
@@ -404,6 +532,17 @@ class Messaging:
     Sending: `sender_id` must be a registered agent (Register first, even for
     an orchestrator that only sends; NOT_FOUND otherwise). The recipient need
     not exist yet. Credentials: see AgentRegistry.
+
+    Topics: a message may be sent to a subject (Target.subject, such as
+    `orders.eu.created`) instead of an agent. It is stored once, and becomes
+    deliverable to every subscription whose filter matches the subject when it
+    is sent. A subscription (CreateSubscription) is a named, durable resource
+    with its own ack deadline, attempts, dead letters, retention and ordering;
+    agents receive its messages by naming it in Subscribe or Consume
+    (SubscribeRequest.subscription): several agents on one subscription are
+    competing consumers (each message goes to one of them), and each
+    subscription gets every message that matches it. A subscription may start
+    from a point in the retained history, and be moved back or forth (Seek).
     """
 
     @staticmethod
@@ -720,6 +859,141 @@ class Messaging:
             '/a2a.broker.v1.Messaging/Purge',
             a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_messaging__pb2.PurgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/CreateSubscription',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.CreateSubscriptionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/GetSubscription',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.GetSubscriptionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/ListSubscriptions',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.ListSubscriptionsRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.ListSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/DeleteSubscription',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.DeleteSubscriptionRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.DeleteSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Seek(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.Messaging/Seek',
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.SeekRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_messaging__pb2.SeekResponse.FromString,
             options,
             channel_credentials,
             insecure,
