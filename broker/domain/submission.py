@@ -95,8 +95,13 @@ def plan_graph(nodes: list[GraphNodeInput], max_deps: int, max_payload: int) -> 
 
 def fingerprint(spec: TaskSpecInput) -> str:
     """Identifies a spec, to tell an idempotent retry from a clash of keys."""
-    # Without labels when there are none: a spec stored before labels existed keeps its fingerprint.
-    exclude = {"traceparent"} if spec.labels else {"traceparent", "labels"}
+    # Without the fields added since when they are unset: a spec stored before they existed keeps
+    # its fingerprint.
+    exclude = {"traceparent"}
+    if not spec.labels:
+        exclude.add("labels")
+    if spec.concurrency_key is None:
+        exclude.add("concurrency_key")
     return hashlib.sha256(spec.model_dump_json(exclude=exclude).encode()).hexdigest()[:32]
 
 

@@ -65,6 +65,7 @@ PROTO_NAMES = {
     "backoff_max_us": "retry.max_backoff",
     "wait_s": "wait",
     "extension_us": "extension",
+    "per_us": "per",
     "after": "page_token",
     "after_seq": "page_token",
 }
@@ -75,6 +76,7 @@ PER_SECOND = {
     "backoff_initial_us": US_PER_S,
     "backoff_max_us": US_PER_S,
     "extension_us": US_PER_S,
+    "per_us": US_PER_S,
     "wait_s": 1,
 }
 ID_RULE = "must hold only letters, digits and . _ : @ -"

@@ -88,6 +88,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
         "labels": dict(msg.labels),
         "idempotency_key": msg.idempotency_key or None,
         "submitted_by": msg.submitted_by,
+        "concurrency_key": msg.concurrency_key or None,
     }
     if msg.HasField("priority"):
         out["priority"] = msg.priority
@@ -151,6 +152,8 @@ def spec_into(s: pb.TaskSpec, t: Task) -> None:
         s.idempotency_key = t.idempotency_key
     if t.submitted_by:
         s.submitted_by = t.submitted_by
+    if t.concurrency_key:
+        s.concurrency_key = t.concurrency_key
 
 
 def task_out(t: Task, calculated_priority: float) -> pb.Task:

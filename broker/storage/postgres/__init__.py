@@ -33,6 +33,7 @@ from ..sql.a2a import A2AOps
 from ..sql.agents import AgentOps
 from ..sql.census import CensusOps
 from ..sql.connection import Connection
+from ..sql.limits import LimitOps
 from ..sql.tasks import TaskOps
 from ..sql.tasks_lease import purge_job
 from ..sql.tasks_tx import TaskTx
@@ -75,7 +76,7 @@ def _turn(conn: Connection, key: int) -> bool:
     return bool(row is not None and row[0])
 
 
-class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
+class PgStorage(AgentOps, PgMessageOps, TaskOps, LimitOps, TokenOps, CensusOps, A2AOps):
     """Implements ``broker.storage.Storage`` on a PostgreSQL database shared by brokers."""
 
     shared = True  # several brokers use the database at once
