@@ -14,6 +14,7 @@ import grpc
 from . import _convert as c
 from . import models as m
 from ._consume import Consumption
+from ._limits import LimitCalls
 from ._stream import Stream
 from ._work import WorkStream
 from .errors import BrokerRpcError, UnavailableError, error_for, from_grpc
@@ -51,7 +52,7 @@ def default_address() -> str:
     return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
-class BrokerClient:
+class BrokerClient(LimitCalls):
     """An asyncio client for one broker.
 
     Use it as ``async with BrokerClient(address) as client:`` (or call
