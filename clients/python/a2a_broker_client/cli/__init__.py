@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import a2a, agents, mcp, messages, sessions, stats, tasks
+from . import a2a, agents, limits, mcp, messages, sessions, stats, tasks
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -39,7 +39,7 @@ __all__ = [
 
 
 def add_client_commands(subparsers: Any) -> None:
-    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions``, ``stats``,
+    """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``tasks``, ``sessions``, ``limits``, ``stats``,
     ``a2a`` and ``mcp``.
 
     Each leaf command sets ``func``: it takes the parsed Namespace and returns
@@ -50,6 +50,7 @@ def add_client_commands(subparsers: Any) -> None:
     messages.add(subparsers, common)
     tasks.add(subparsers, common)
     sessions.add(subparsers, common)
+    limits.add(subparsers, common)
     stats.add(subparsers, common)
     a2a.add(subparsers, common)
     mcp.add(subparsers, common)
