@@ -46,14 +46,18 @@ def choose(
     groups = [Group([Candidate(r, s, t, 0)]) for r, s, t in plain]
     retry_at: int | None = None
 
-    def room(subjects: tuple[str, ...]) -> float:
-        missing = [s for s in subjects if s not in usage]
+    def load(subjects: list[str]) -> None:
+        """Read the usage of the subjects a limit governs (the others have room whatever it is)."""
+        missing = [s for s in dict.fromkeys(subjects) if s not in usage and book.of_subject(s) is not None]
         if missing:
             for r in conn.execute(q.limits.usage, (q.limits.pack(missing),)).fetchall():
                 usage[r[0]] = Usage(r[1], r[2], r[3])
             for s in missing:
                 usage.setdefault(s, Usage())
-        return Allowance(book, {s: usage[s] for s in subjects}, tx.now).room(subjects)
+
+    def room(subjects: tuple[str, ...]) -> float:
+        load(list(subjects))
+        return Allowance(book, {s: usage[s] for s in subjects if s in usage}, tx.now).room(subjects)
 
     keyed: list[tuple[int, str, int, tuple[str, ...], float]] = []  # capset, key, served_at, subjects, room
     for cid in governed:
@@ -66,11 +70,16 @@ def choose(
             else:
                 retry_at = _earliest(retry_at, _rate_retry(book, usage, subjects, tx.now))
             continue
-        found = 0
-        for page in range(MAX_HEAD_PAGES):
-            heads = conn.execute(q.limits.heads, (cid, CHUNK, page * CHUNK)).fetchall()
-            for key, served_at, _ in heads:
-                subjects = book.subjects(key, caps)
+        found = offset = 0
+        size = min(CHUNK, n + 8)  # a first page for the lease's size: most keys have room
+        for _ in range(MAX_HEAD_PAGES):
+            heads = [
+                (key, served_at, book.subjects(key, caps))
+                for key, served_at, _ in conn.execute(q.limits.heads, (cid, size, offset)).fetchall()
+            ]
+            offset += len(heads)
+            load([s for *_, subjects in heads for s in subjects])
+            for key, served_at, subjects in heads:
                 r = room(subjects)
                 if r >= 1:
                     keyed.append((cid, key, served_at, subjects, r))
@@ -79,8 +88,9 @@ def choose(
                     retry_at = _earliest(retry_at, _rate_retry(book, usage, subjects, tx.now))
                 if found >= n:
                     break
-            if found >= n or len(heads) < CHUNK:
+            if found >= n or len(heads) < size:
                 break
+            size = CHUNK
     # Each key's next tasks: enough for its share of the lease, the rest fetched if it needs more.
     share = max(2, math.ceil(n / max(1, len(keyed))) + 1)
     sizes = [int(min(r, n, share)) for *_, r in keyed]
