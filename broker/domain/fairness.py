@@ -120,6 +120,11 @@ class LimitBook:
         caps = tuple(cap_subject(c) for c in capabilities if c in self.by_capability)
         return caps if key is None else (key_subject(key), *caps)
 
+    def bounds_running(self, subjects: Iterable[str]) -> bool:
+        """Whether a task holding these subjects counts against a limit on running tasks (so that
+        its end leaves room for another)."""
+        return any((lim := self.of_subject(s)) is not None and lim.max_running for s in subjects)
+
     def of_subject(self, subject: str) -> Limit | None:
         if subject.startswith(KEY):
             return self.for_key(subject[len(KEY) :])

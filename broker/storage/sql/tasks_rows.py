@@ -66,6 +66,17 @@ class Capsets:
             found = self._governed[cid] = bool(self.book.subjects(None, self.by_id[cid]))
         return found
 
+    def limits(self, conn: Connection, q: Queries) -> LimitBook:
+        """The limits in force, read again if they changed since (one small read to know)."""
+        self._load_limits(conn, q, conn.execute(q.limits.epoch).fetchone()[0])
+        return self.book
+
+    def _load_limits(self, conn: Connection, q: Queries, epoch: object) -> None:
+        if epoch != self._epoch:
+            self.book = LimitBook(limit_of(r) for r in conn.execute(q.limits.all))
+            self._epoch = epoch
+            self._governed.clear()
+
     def covered_by(self, conn: Connection, q: Queries, agent_caps: tuple[str, ...]) -> list[int]:
         """Ids of the capability sets an agent with ``agent_caps`` is able to run."""
         # count and sum of the ids: any change of the table's content changes this
@@ -79,10 +90,7 @@ class Capsets:
             self._count = (count[0], count[1])
             self._covers.clear()
             self._governed.clear()
-        if epoch != self._epoch:
-            self.book = LimitBook(limit_of(r) for r in conn.execute(q.limits.all))
-            self._epoch = epoch
-            self._governed.clear()
+        self._load_limits(conn, q, epoch)
         found = self._covers.get(agent_caps)
         if found is None:
             have = set(agent_caps)

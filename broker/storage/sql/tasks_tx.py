@@ -16,11 +16,12 @@ from functools import partial
 
 from ...domain import dependencies, retry, task_states
 from ...domain.dependencies import Resolution
+from ...domain.fairness import LimitBook
 from ...domain.priority import PriorityPolicy
 from ...models.tasks import Cancellation, Changes, DepType, TaskStatus, Transition
 from .connection import Connection, Row
 from .queries import Queries
-from .tasks_rows import load_task, subtree_bounds
+from .tasks_rows import Capsets, load_task, subtree_bounds
 
 BROKER = "broker"
 S = TaskStatus
@@ -35,6 +36,7 @@ class TaskTx:
         policy: PriorityPolicy,
         snapshots: bool,
         rng: random.Random | None = None,
+        capsets: Capsets | None = None,
     ) -> None:
         self.conn = conn
         self.q = q
@@ -42,6 +44,8 @@ class TaskTx:
         self.policy = policy
         self.snapshots = snapshots  # keep each changed task as it is after the change (Changes.tasks)
         self.rng = rng
+        self.capsets = capsets  # the limits in force (None: assume every end frees room under one)
+        self._book: LimitBook | None = None
         self.changes = Changes()
         self._history: list[tuple[str, str | None, str, str, str, int, int, str | None, int | None]] = []
         # Sessions with a task that finished here (-> whether it was a root task that failed for
@@ -124,8 +128,18 @@ class TaskTx:
         """The running task of ``row`` stops running: its holder's capacity is free again, and so
         is its room under the limits it held (the tasks waiting on it may be leased: wake-up)."""
         self.changes.released.add(row["assigned_agent_id"])
-        if row["holds"] is not None:
+        holds = row["holds"]
+        if holds is not None and self._frees_room(holds):
             self.ready_caps(row)
+
+    def _frees_room(self, holds: str) -> bool:
+        """Whether a task ending with these holds leaves room under a limit on running tasks (only
+        then may a task of another agent start because of it: the others are not woken for nothing)."""
+        if self.capsets is None:
+            return True
+        if self._book is None:
+            self._book = self.capsets.limits(self.conn, self.q)
+        return self._book.bounds_running(json.loads(holds))
 
     def snapshot(self, task_id: str) -> None:
         """Keep the task as it is now (only when the caller asked for snapshots: it costs a read)."""

@@ -64,11 +64,11 @@ LIMITS = LimitQueries(
         + standing_sql("excluded.head_rank", "excluded.head_created", "key_queues.served_at", ":aging", "max")
         + " WHERE key_queues.head_rank IS NULL OR excluded.head_rank > key_queues.head_rank"
     ),
+    # (One look-up of the head for its three columns; none found: all three NULL.)
     serve=(
-        f"UPDATE key_queues SET served_at = {_SERVED},"
-        f" head_rank = (SELECT dispatch_rank{_HEAD}),"
-        f" head_created = (SELECT created_at{_HEAD}),"
-        f" standing = (SELECT {standing_sql('dispatch_rank', 'created_at', _SERVED, ':aging', 'max')}{_HEAD})"
+        f"UPDATE key_queues SET served_at = {_SERVED}, (head_rank, head_created, standing) ="
+        " (SELECT dispatch_rank, created_at,"
+        f" {standing_sql('dispatch_rank', 'created_at', _SERVED, ':aging', 'max')}{_HEAD})"
         " WHERE (capset_id, concurrency_key) IN"
         " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs))"
     ),
