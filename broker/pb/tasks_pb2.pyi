@@ -2375,7 +2375,7 @@ class ConcurrencyKey(_message.Message):
     """Tasks of the key running now."""
     waiting: _builtins.int
     """Tasks of the key ready and not started (held back by its limit, waiting
-    for their turn or for a worker, or waiting out a retry backoff).
+    for their turn or for a worker; not those waiting out a retry backoff).
     """
     limit: _builtins.str
     """The limit that governs the key ("" for none), and what it allows."""
