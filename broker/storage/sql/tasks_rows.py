@@ -68,7 +68,8 @@ class Capsets:
 
     def limits(self, conn: Connection, q: Queries) -> LimitBook:
         """The limits in force, read again if they changed since (one small read to know)."""
-        self._load_limits(conn, q, conn.execute(q.limits.epoch).fetchone()[0])
+        row = conn.execute(q.limits.epoch).fetchone()
+        self._load_limits(conn, q, None if row is None else row[0])  # no row: as the census reads it
         return self.book
 
     def _load_limits(self, conn: Connection, q: Queries, epoch: object) -> None:
