@@ -113,8 +113,10 @@ async def test_tasks_over_the_limit_wait_in_order_and_start_as_room_frees(stubs)
     assert await claim(stubs, "w", n=5) == []  # the key is at its limit: its next task waits
     k = (await keys(stubs))["solo"]
     assert (k.running, k.waiting, k.limit, k.max_running) == (1, 2, "one-at-a-time", 1)
-    # A Claim waiting for work is woken when the key's running task finishes.
-    waiting = asyncio.ensure_future(claim(stubs, "w", n=5, wait=10))
+    # A Claim waiting for work is woken when the key's running task finishes (another agent's:
+    # the end frees room under the limit, not only its holder's capacity).
+    await register(stubs, "w2", capacity=5)
+    waiting = asyncio.ensure_future(claim(stubs, "w2", n=5, wait=10))
     await asyncio.sleep(0.1)
     assert not waiting.done()
     await complete(stubs, next(a for a in got if a.task.task_id == ids[0]), "w")
