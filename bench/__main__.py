@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["engine", "messaging", "topics", "tasks", "a2a", "isolation", "postgres"]
+SUITES = ["engine", "messaging", "topics", "tasks", "fairness", "a2a", "isolation", "postgres"]
 
 
 def main(argv: list[str]) -> int:

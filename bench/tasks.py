@@ -50,9 +50,10 @@ async def _register(channel: grpc.aio.Channel, prefix: str, n: int) -> list[str]
     return ids
 
 
-async def _cycle(address: str, mode: str) -> float:
+async def _cycle(address: str, mode: str, keys: int = 0) -> float:
     """Tasks/s of the whole cycle with WORKERS worker processes (bench/peer.py) finishing every
-    assignment at once: ``mode`` "work" on the Work stream (in-band), "unary" with Complete."""
+    assignment at once: ``mode`` "work" on the Work stream (in-band), "unary" with Complete;
+    ``keys``: each task under one of that many concurrency keys, in turn (0: none)."""
     procs = [await start_peer("worker", address, f"w{i}", str(CAPACITY), mode) for i in range(WORKERS)]
     done = [0] * WORKERS
     all_done = asyncio.Event()
@@ -73,7 +74,10 @@ async def _cycle(address: str, mode: str) -> float:
             async def submit(batches: range) -> None:
                 for b in batches:
                     nodes = [
-                        pb.GraphNode(key=str(i), task=pb.TaskSpec(title=f"bench {b}.{i}", payload=b"x" * 256))
+                        pb.GraphNode(
+                            key=str(i),
+                            task=pb.TaskSpec(title=f"bench {b}.{i}", payload=b"x" * 256, **_keyed(keys, i)),
+                        )
                         for i in range(BATCH)
                     ]
                     await stub.SubmitGraph(pb.SubmitGraphRequest(nodes=nodes))
@@ -90,6 +94,11 @@ async def _cycle(address: str, mode: str) -> float:
             if p.returncode is None:
                 p.kill()
             await p.wait()
+
+
+def _keyed(keys: int, i: int) -> dict[str, str]:
+    """The concurrency key of the ``i``th task of a batch (none when ``keys`` is 0)."""
+    return {"concurrency_key": f"tenant-{i % keys}"} if keys else {}
 
 
 async def _handoff(address: str) -> list[float]:

@@ -268,6 +268,12 @@ class Console(AgentsApi, MessagesApi, TasksApi):
                 "capabilities": c.capability_backlog,
                 "capabilities_rest": c.capability_backlog_rest,
             },
+            "keys": {  # concurrency keys: the most running and the most waiting, and every key's totals
+                "running": c.key_running,
+                "running_total": c.key_running_total,
+                "waiting": c.key_waiting,
+                "waiting_total": c.key_waiting_total,
+            },
         }
 
     async def overview(self, request: Request, who: Identity) -> Response:

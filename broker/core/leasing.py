@@ -129,6 +129,18 @@ class Leaser:
     def wake_agent(self, agent_id: str) -> None:
         self.signals.notify(agent_key(agent_id))
 
+    def wake_all(self) -> None:
+        """Every waiting Claim and Listen looks again (the limits changed)."""
+        for ev in self._armed:
+            ev.set()
+
+    def _patience(self, res: LeaseResult, timeout: float) -> float:
+        """How long to wait for a wake-up: at most until a rate limit that held a task back has
+        a start again (nothing notifies that)."""
+        if res.retry_at is None:
+            return timeout
+        return max(0.0, min(timeout, (res.retry_at - self.clock.now_us()) / 1e6))
+
     def listening(self, agent_id: str) -> int:
         return len(self._inboxes.get(agent_id, ()))
 
@@ -209,8 +221,9 @@ class Leaser:
                 remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     return []
-                if not await self._wait_turn(agent_id, res, ev, remaining):
-                    return []
+                if not await self._wait_turn(agent_id, res, ev, self._patience(res, remaining)):
+                    if self.clock.monotonic() >= deadline:
+                        return []
             finally:
                 self._disarm(keys, ev)
             keys = keys_for(agent_id, res.capabilities)
@@ -243,7 +256,7 @@ class Leaser:
                         yield res.assignments, cancels
                     if res.free > 0 and len(res.assignments) == LISTEN_BATCH:
                         continue  # a full batch: more may be waiting
-                    await self._wait_turn(agent_id, res, ev, IDLE_RECHECK_S)
+                    await self._wait_turn(agent_id, res, ev, self._patience(res, IDLE_RECHECK_S))
                 finally:
                     self._disarm(keys, ev)
                 keys = keys_for(agent_id, res.capabilities)

@@ -16,6 +16,7 @@ import asyncio
 import builtins
 import heapq
 import logging
+import secrets
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..domain.priority import PriorityPolicy
 from ..domain.submission import plan_graph, plan_single
 from ..errors import InvalidArgument, StorageUnavailable
 from ..models.agents import Agent, AgentGone
+from ..models.limits import KeyUsage, Limit, LimitInput
 from ..models.stats import TaskStats
 from ..models.tasks import (
     Assignment,
@@ -63,6 +65,12 @@ from .sessions import Sessions
 log = logging.getLogger("broker.tasks")
 
 PURGE_EVERY_S = 60.0
+
+
+def _epoch() -> int:
+    """A new epoch for the limits: random, so that no two changes share one (a positive 63-bit
+    integer, as both databases store it)."""
+    return secrets.randbits(62) + 1
 
 
 class TaskQueue:
@@ -295,6 +303,26 @@ class TaskQueue:
         )
         self.announce(changes)
         return task
+
+    # ------------------------------------------------------------ limits
+
+    async def set_limit(self, inp: LimitInput) -> Limit:
+        """Create or replace a concurrency limit; waiting leasers look again under it."""
+        limit = await self.storage.set_limit(inp, _epoch(), self.clock.now_us())
+        log.info("concurrency limit set", extra={"limit": limit.name})
+        self.dispatch.wake_all()
+        return limit
+
+    async def list_limits(self) -> builtins.list[Limit]:
+        return await self.storage.list_limits()
+
+    async def delete_limit(self, name: str) -> None:
+        await self.storage.delete_limit(name, _epoch())
+        log.info("concurrency limit deleted", extra={"limit": name})
+        self.dispatch.wake_all()
+
+    async def concurrency_keys(self, prefix: str = "", limit: int = 100) -> builtins.list[KeyUsage]:
+        return await self.storage.concurrency_keys(prefix, limit, self.clock.now_us())
 
     # ------------------------------------------------------------ reading
 

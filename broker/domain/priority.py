@@ -56,6 +56,11 @@ class PriorityPolicy:
     urgency_weight: float = 10.0
     urgency_horizon_s: float = 3600.0
 
+    @property
+    def aging_us(self) -> float:
+        """The aging period A, in microseconds."""
+        return self.aging_s * US
+
     @classmethod
     def from_settings(cls, s: PrioritySettings) -> PriorityPolicy:
         return cls(s.task_aging_s, s.task_urgency_weight, s.task_urgency_horizon_s)

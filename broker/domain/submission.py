@@ -95,13 +95,15 @@ def plan_graph(nodes: list[GraphNodeInput], max_deps: int, max_payload: int) -> 
 
 def fingerprint(spec: TaskSpecInput) -> str:
     """Identifies a spec, to tell an idempotent retry from a clash of keys."""
-    # Without labels (or not_before) when there are none: a spec stored before they existed keeps its
-    # fingerprint.
+    # Without the fields added since when they are unset: a spec stored before they existed keeps
+    # its fingerprint.
     exclude = {"traceparent"}
     if not spec.labels:
         exclude.add("labels")
     if spec.not_before is None:
         exclude.add("not_before")
+    if spec.concurrency_key is None:
+        exclude.add("concurrency_key")
     return hashlib.sha256(spec.model_dump_json(exclude=exclude).encode()).hexdigest()[:32]
 
 

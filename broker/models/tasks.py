@@ -71,6 +71,20 @@ def label_pairs(labels: dict[str, str]) -> list[str]:
     return [f"{k}={v}" for k, v in labels.items()]
 
 
+def _concurrency_key(value: str) -> str:
+    if "*" in value:
+        raise ValueError("must not contain '*' (a limit's key pattern uses it as a wildcard)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# A task's concurrency key (a tenant, a user, a resource): the unit of limits and of fair share.
+ConcurrencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(_concurrency_key)
+]
+
+
 class TaskSpecInput(Input):
     """One task as submitted. Limits that depend on settings (payload size,
     prerequisite count, depth) are checked by the core and storage."""
@@ -100,6 +114,7 @@ class TaskSpecInput(Input):
     submitted_by: Annotated[str, StringConstraints(max_length=128)] = ""
     # Not dispatched before this time (microseconds): PENDING until then.
     not_before: int | None = None
+    concurrency_key: ConcurrencyKey | None = None
     # The W3C trace context to store with the task (set by the servicer from the call's metadata,
     # not a field of TaskSpec); not part of the idempotency fingerprint.
     traceparent: str | None = None
@@ -271,6 +286,7 @@ class Task:
     traceparent: str | None = None
     max_run_us: int | None = None  # the longest an attempt may run (None: no limit)
     not_before: int | None = None  # not dispatched before (PENDING until then)
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -367,6 +383,9 @@ class LeaseResult:
     capabilities: tuple[str, ...]
     agent_status: str
     changes: Changes
+    # When a rate limit held back a ready task the agent could run: the earliest time (us) its
+    # bucket has a start again (the caller looks again then rather than wait for a wake-up).
+    retry_at: int | None = None
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,7 @@ class BrokerCollector(Collector):
             per_cap.add_metric([cap], n)
         per_cap.add_metric([OTHER], c.capability_backlog_rest)
         yield per_cap
+        yield from self._keys(c)
         tasks = GaugeMetricFamily("a2a_tasks", "Tasks by status", labels=["status"])
         for status in TASK_STATUSES:
             tasks.add_metric([status], c.tasks.get(status, 0))
@@ -199,6 +200,19 @@ class BrokerCollector(Collector):
             if f.oldest_unacked_at is not None:
                 age.add_metric([f.name], max(0, now - f.oldest_unacked_at) / 1e6)
         yield from (pending, unacked, age)
+
+    def _keys(self, c: Census) -> Iterator[GaugeMetricFamily]:
+        """Concurrency keys: running and waiting (leasable) tasks, the top N keys each."""
+        for name, what, top, total in (
+            ("a2a_concurrency_key_tasks_running", "Running tasks", c.key_running, c.key_running_total),
+            ("a2a_concurrency_key_tasks_waiting", "Ready tasks waiting", c.key_waiting, c.key_waiting_total),
+        ):
+            doc = f"{what} by concurrency key: the {self.top_n} largest, the rest as {OTHER}"
+            family = GaugeMetricFamily(name, doc, labels=["key"])
+            for key, n in top:
+                family.add_metric([key], n)
+            family.add_metric([OTHER], total - sum(n for _, n in top))
+            yield family
 
 
 class Metrics:

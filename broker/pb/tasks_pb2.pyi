@@ -1112,6 +1112,7 @@ class TaskSpec(_message.Message):
     MAX_RUN_TIME_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     title: _builtins.str
     """Required, 1-512 characters."""
     task_type: _builtins.str
@@ -1156,6 +1157,15 @@ class TaskSpec(_message.Message):
     With authentication on, the caller's identity is recorded, whatever this
     says; a text naming anyone else is kept after it as the caller's note:
     "planner (note: admin)". At most 128 characters.
+    """
+    concurrency_key: _builtins.str
+    """Optional: the concurrency key the task runs under (a tenant, a user, a
+    resource...; 1-128 characters, no control characters). Tasks of one key
+    count against the limit that governs the key (ConcurrencyLimit), and
+    keys with ready work for the same capabilities take turns: round robin
+    within a priority, so one key's backlog does not hold back another
+    key's tasks by more than a few assignments. Tasks without a key keep
+    their place by priority and age, as before, each as if its own key.
     """
     @_builtins.property
     def required_capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -1234,10 +1244,11 @@ class TaskSpec(_message.Message):
         max_run_time: _duration_pb2.Duration | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         not_before: _timestamp_pb2.Timestamp | None = ...,
+        concurrency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "deadline", b"deadline", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "not_before", b"not_before", "priority", b"priority", "retry", b"retry"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "labels", b"labels", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "not_before", b"not_before", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "concurrency_key", b"concurrency_key", "content_type", b"content_type", "deadline", b"deadline", "depends_on", b"depends_on", "idempotency_key", b"idempotency_key", "labels", b"labels", "lease_timeout", b"lease_timeout", "max_run_time", b"max_run_time", "metadata", b"metadata", "not_before", b"not_before", "parent_id", b"parent_id", "payload", b"payload", "priority", b"priority", "required_capabilities", b"required_capabilities", "retry", b"retry", "session_id", b"session_id", "submitted_by", b"submitted_by", "tags", b"tags", "task_type", b"task_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
@@ -2683,3 +2694,256 @@ class TaskEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TaskEvent: _TypeAlias = TaskEvent  # noqa: Y015
+
+@_typing.final
+class ConcurrencyLimit(_message.Message):
+    """ConcurrencyLimit bounds how many tasks run at once, and how fast they
+    start: the tasks of each concurrency key that `key` matches (each key on
+    its own), or every task requiring `capability` (all of them together,
+    with or without a key). Tasks over a limit stay READY and wait, in their
+    order, without holding back other keys' tasks.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    CAPABILITY_FIELD_NUMBER: _builtins.int
+    MAX_RUNNING_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    PER_FIELD_NUMBER: _builtins.int
+    BURST_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name, 1-128 characters of letters, digits and "._:-". Setting a
+    limit under an existing name replaces that limit.
+    """
+    key: _builtins.str
+    """Exactly one of `key` and `capability`.
+    A concurrency key, or a pattern in which "*" stands for any characters
+    ("tenant-*"). A key matched by several limits follows the most specific:
+    an exact key over a pattern, then the pattern with the most characters
+    other than "*", then the first name.
+    """
+    capability: _builtins.str
+    """Every task that requires this capability."""
+    max_running: _builtins.int
+    """At most this many running at once (0: no limit on running tasks)."""
+    rate: _builtins.int
+    """At most `rate` starts per `per` (0: no rate limit): a token bucket that
+    holds up to `burst` starts (0: `rate`) and refills continuously. The
+    bucket is stored: it holds across restarts, and between brokers sharing
+    a PostgreSQL database.
+    """
+    burst: _builtins.int
+    @_builtins.property
+    def per(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """Read only."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        key: _builtins.str = ...,
+        capability: _builtins.str = ...,
+        max_running: _builtins.int = ...,
+        rate: _builtins.int = ...,
+        per: _duration_pb2.Duration | None = ...,
+        burst: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "per", b"per", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burst", b"burst", "capability", b"capability", "created_at", b"created_at", "key", b"key", "max_running", b"max_running", "name", b"name", "per", b"per", "rate", b"rate", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConcurrencyLimit: _TypeAlias = ConcurrencyLimit  # noqa: Y015
+
+@_typing.final
+class SetConcurrencyLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limit(self) -> Global___ConcurrencyLimit: ...
+    def __init__(
+        self,
+        *,
+        limit: Global___ConcurrencyLimit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetConcurrencyLimitRequest: _TypeAlias = SetConcurrencyLimitRequest  # noqa: Y015
+
+@_typing.final
+class ListConcurrencyLimitsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConcurrencyLimitsRequest: _TypeAlias = ListConcurrencyLimitsRequest  # noqa: Y015
+
+@_typing.final
+class ListConcurrencyLimitsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConcurrencyLimit]: ...
+    def __init__(
+        self,
+        *,
+        limits: _abc.Iterable[Global___ConcurrencyLimit] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConcurrencyLimitsResponse: _TypeAlias = ListConcurrencyLimitsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteConcurrencyLimitRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteConcurrencyLimitRequest: _TypeAlias = DeleteConcurrencyLimitRequest  # noqa: Y015
+
+@_typing.final
+class DeleteConcurrencyLimitResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteConcurrencyLimitResponse: _TypeAlias = DeleteConcurrencyLimitResponse  # noqa: Y015
+
+@_typing.final
+class ListConcurrencyKeysRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PREFIX_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most this many keys, 1-1000; 0 means 100."""
+    prefix: _builtins.str
+    """Only keys that start with this."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "prefix", b"prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConcurrencyKeysRequest: _TypeAlias = ListConcurrencyKeysRequest  # noqa: Y015
+
+@_typing.final
+class ConcurrencyKey(_message.Message):
+    """ConcurrencyKey is one concurrency key as the broker sees it now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    MAX_RUNNING_FIELD_NUMBER: _builtins.int
+    RATE_FIELD_NUMBER: _builtins.int
+    PER_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    running: _builtins.int
+    """Tasks of the key running now."""
+    waiting: _builtins.int
+    """Tasks of the key ready and not started (held back by its limit, waiting
+    for their turn or for a worker; not those waiting out a retry backoff).
+    """
+    limit: _builtins.str
+    """The limit that governs the key ("" for none), and what it allows."""
+    max_running: _builtins.int
+    rate: _builtins.int
+    tokens: _builtins.float
+    """With a rate: the starts its bucket holds now."""
+    @_builtins.property
+    def per(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        running: _builtins.int = ...,
+        waiting: _builtins.int = ...,
+        limit: _builtins.str = ...,
+        max_running: _builtins.int = ...,
+        rate: _builtins.int = ...,
+        per: _duration_pb2.Duration | None = ...,
+        tokens: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["per", b"per"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "limit", b"limit", "max_running", b"max_running", "per", b"per", "rate", b"rate", "running", b"running", "tokens", b"tokens", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConcurrencyKey: _TypeAlias = ConcurrencyKey  # noqa: Y015
+
+@_typing.final
+class ListConcurrencyKeysResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConcurrencyKey]: ...
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[Global___ConcurrencyKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConcurrencyKeysResponse: _TypeAlias = ListConcurrencyKeysResponse  # noqa: Y015

@@ -180,6 +180,26 @@ class TaskQueueStub:
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.SerializeToString,
                 response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.FromString,
                 _registered_method=True)
+        self.SetConcurrencyLimit = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/SetConcurrencyLimit',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.SetConcurrencyLimitRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ConcurrencyLimit.FromString,
+                _registered_method=True)
+        self.ListConcurrencyLimits = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/ListConcurrencyLimits',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyLimitsRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyLimitsResponse.FromString,
+                _registered_method=True)
+        self.DeleteConcurrencyLimit = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/DeleteConcurrencyLimit',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteConcurrencyLimitRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteConcurrencyLimitResponse.FromString,
+                _registered_method=True)
+        self.ListConcurrencyKeys = channel.unary_unary(
+                '/a2a.broker.v1.TaskQueue/ListConcurrencyKeys',
+                request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyKeysRequest.SerializeToString,
+                response_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyKeysResponse.FromString,
+                _registered_method=True)
         self.CreateSchedule = channel.unary_unary(
                 '/a2a.broker.v1.TaskQueue/CreateSchedule',
                 request_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CreateScheduleRequest.SerializeToString,
@@ -517,6 +537,44 @@ class TaskQueueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetConcurrencyLimit(self, request, context):
+        """Concurrency and rate limits (see ConcurrencyLimit and
+        TaskSpec.concurrency_key).
+
+        SetConcurrencyLimit creates the limit named `limit.name`, or replaces
+        it; it applies to every lease from then on (tasks already running go on,
+        and count only if they started under a limit of the same subject).
+        Admins only, when authentication is on. Errors: INVALID_ARGUMENT for a
+        bad name, key pattern or capability, neither or both of `key` and
+        `capability`, neither `max_running` nor `rate`, a negative figure, or a
+        `rate` without a `per` (1 ms - 1 day).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConcurrencyLimits(self, request, context):
+        """ListConcurrencyLimits lists every limit, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConcurrencyLimit(self, request, context):
+        """DeleteConcurrencyLimit removes a limit (admins only). Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConcurrencyKeys(self, request, context):
+        """ListConcurrencyKeys lists the concurrency keys with the most tasks
+        (running and waiting), most first, each with the limit that governs it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateSchedule(self, request, context):
         """CreateSchedule stores a schedule: when it fires (a cron expression in a
         time zone, or a fixed interval; between `start_time` and `end_time`; up
@@ -708,6 +766,26 @@ def add_TaskQueueServicer_to_server(servicer, server):
                     servicer.CancelSession,
                     request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.FromString,
                     response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.SerializeToString,
+            ),
+            'SetConcurrencyLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConcurrencyLimit,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.SetConcurrencyLimitRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ConcurrencyLimit.SerializeToString,
+            ),
+            'ListConcurrencyLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConcurrencyLimits,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyLimitsRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyLimitsResponse.SerializeToString,
+            ),
+            'DeleteConcurrencyLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConcurrencyLimit,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteConcurrencyLimitRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteConcurrencyLimitResponse.SerializeToString,
+            ),
+            'ListConcurrencyKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConcurrencyKeys,
+                    request_deserializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyKeysRequest.FromString,
+                    response_serializer=a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyKeysResponse.SerializeToString,
             ),
             'CreateSchedule': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSchedule,
@@ -1418,6 +1496,114 @@ class TaskQueue:
             '/a2a.broker.v1.TaskQueue/CancelSession',
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionRequest.SerializeToString,
             a2a_dot_broker_dot_v1_dot_tasks__pb2.CancelSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConcurrencyLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/SetConcurrencyLimit',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.SetConcurrencyLimitRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ConcurrencyLimit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConcurrencyLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/ListConcurrencyLimits',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyLimitsRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyLimitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConcurrencyLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/DeleteConcurrencyLimit',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteConcurrencyLimitRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.DeleteConcurrencyLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConcurrencyKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a2a.broker.v1.TaskQueue/ListConcurrencyKeys',
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyKeysRequest.SerializeToString,
+            a2a_dot_broker_dot_v1_dot_tasks__pb2.ListConcurrencyKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -116,6 +116,11 @@ POLICY: dict[str, Rule] = {
     _TASKS + "ResumeSchedule": Rule(TASKS),
     _TASKS + "DeleteSchedule": Rule(TASKS),
     _TASKS + "TriggerSchedule": Rule(TASKS),
+    # Limits are the operator's to set; orchestrators may read them and how the keys stand.
+    _TASKS + "SetConcurrencyLimit": Rule(ADMIN),
+    _TASKS + "DeleteConcurrencyLimit": Rule(ADMIN),
+    _TASKS + "ListConcurrencyLimits": Rule(TASKS),
+    _TASKS + "ListConcurrencyKeys": Rule(TASKS),
     # The A2A gateway (broker/gateway): any caller may speak A2A; each sees and cancels only the
     # tasks it sent (an admin: all), in the gateway, by the owner label the task carries.
     **{

@@ -39,6 +39,7 @@ from ..security.streams import withdrawn
 from .convert import dur_s, dur_us, fitting, ts, ts_us
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .schedules import ScheduleRpcs
+from .limits import LimitRpcs
 from .sessions import SessionRpcs, session_out
 from .tasks_pb import (
     MAX_LEASE_US,
@@ -111,7 +112,7 @@ def _extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
     )
 
 
-class TaskQueueServicer(SessionRpcs, ScheduleRpcs, pb_grpc.TaskQueueServicer):
+class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, pb_grpc.TaskQueueServicer):
     def __init__(self, queue: TaskQueue, tracing: Tracing | None = None) -> None:
         self.queue = queue
         self.sessions = queue.sessions

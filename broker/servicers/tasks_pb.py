@@ -90,6 +90,7 @@ def spec_in(msg: pb.TaskSpec, where: str) -> dict[str, Any]:
         "idempotency_key": msg.idempotency_key or None,
         "submitted_by": msg.submitted_by,
         "not_before": ts_us(msg, "not_before", f"{where}.not_before"),
+        "concurrency_key": msg.concurrency_key or None,
     }
     if msg.HasField("priority"):
         out["priority"] = msg.priority
@@ -157,6 +158,8 @@ def spec_into(s: pb.TaskSpec, t: Task | TaskSpecInput) -> None:
         s.submitted_by = t.submitted_by
     if t.not_before is not None:
         set_us(s.not_before, t.not_before)
+    if t.concurrency_key:
+        s.concurrency_key = t.concurrency_key
 
 
 def task_out(t: Task, calculated_priority: float) -> pb.Task:

@@ -24,7 +24,7 @@ committed; tests/contract/conftest.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..models.a2a import A2AIndexEntry, A2AListQuery, PushConfig, PushCounts, PushDelivery
@@ -99,6 +99,11 @@ class Census:
     capability_backlog: list[tuple[str, int]]  # the same for anycast copies by capability
     capability_backlog_rest: int
     size_bytes: int | None
+    # Concurrency keys: the most running tasks and the most leasable tasks, and every key's totals.
+    key_running: list[tuple[str, int]] = field(default_factory=list)
+    key_running_total: int = 0
+    key_waiting: list[tuple[str, int]] = field(default_factory=list)
+    key_waiting_total: int = 0
 
 
 class CensusStore(Protocol):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..errors import BrokerError
+from ..models.limits import KeyUsage, Limit, LimitInput
 from ..models.sessions import CreateSessionInput, EndSessionInput, Session, SessionFilter
 from ..models.tasks import (
     CancelInput,
@@ -40,6 +41,22 @@ from ..models.tasks import (
 
 
 class TaskStore(Protocol):
+    # -- concurrency limits (the rules: ``domain.fairness``; dispatch applies them in lease_tasks)
+
+    async def set_limit(self, inp: LimitInput, epoch: int, now: int) -> Limit:
+        """Create or replace the limit named ``inp.name``. ``epoch`` (a random number, new for
+        each change) tells every broker that the limits changed."""
+
+    async def list_limits(self) -> list[Limit]: ...
+
+    async def delete_limit(self, name: str, epoch: int) -> None:
+        """NotFound for an unknown name."""
+
+    async def concurrency_keys(self, prefix: str, limit: int, now: int) -> list[KeyUsage]:
+        """The keys starting with ``prefix`` with the most tasks (running and leasable)."""
+
+    # -- tasks
+
     async def submit_tasks(self, nodes: list[PlannedNode], now: int) -> SubmitResult:
         """Check references and depth limits (``domain.submission``) and store the tasks, all or
         none. NotFound (parent, prerequisite), FailedPrecondition (hard prerequisite already

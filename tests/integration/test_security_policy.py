@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "TaskQueue/ResumeSchedule": (PD, PD, OK, OK),
     "TaskQueue/DeleteSchedule": (PD, PD, OK, OK),
     "TaskQueue/TriggerSchedule": (PD, PD, OK, OK),
+    # Limits are the operator's to set; orchestrators may read them and how the keys stand.
+    "TaskQueue/SetConcurrencyLimit": (PD, PD, PD, PD),
+    "TaskQueue/DeleteConcurrencyLimit": (PD, PD, PD, PD),
+    "TaskQueue/ListConcurrencyLimits": (PD, PD, OK, OK),
+    "TaskQueue/ListConcurrencyKeys": (PD, PD, OK, OK),
 }
 
 
@@ -179,6 +185,11 @@ class World:
     async def schedule(self) -> str:
         req = tpb.CreateScheduleRequest(spec=self.schedule_spec())
         return (await self.admin.tasks.CreateSchedule(req)).schedule_id
+
+    async def limit(self) -> str:
+        limit = tpb.ConcurrencyLimit(name=f"l-{uuid.uuid4().hex[:8]}", key="tenant-*", max_running=2)
+        await self.admin.tasks.SetConcurrencyLimit(tpb.SetConcurrencyLimitRequest(limit=limit))
+        return limit.name
 
     async def cancelled_task(self) -> str:
         tid = await self.task()
@@ -316,6 +327,14 @@ BUILD: dict[str, Build] = {
     "TaskQueue/TriggerSchedule": lambda w, t: _then(
         w.schedule(), lambda s: tpb.TriggerScheduleRequest(schedule_id=s)
     ),
+    "TaskQueue/SetConcurrencyLimit": lambda w, t: _now(
+        tpb.SetConcurrencyLimitRequest(limit=tpb.ConcurrencyLimit(name="mine", key="k", max_running=1))
+    ),
+    "TaskQueue/DeleteConcurrencyLimit": lambda w, t: _then(
+        w.limit(), lambda n: tpb.DeleteConcurrencyLimitRequest(name=n)
+    ),
+    "TaskQueue/ListConcurrencyLimits": lambda w, t: _now(tpb.ListConcurrencyLimitsRequest()),
+    "TaskQueue/ListConcurrencyKeys": lambda w, t: _now(tpb.ListConcurrencyKeysRequest()),
     "TaskQueue/CompleteBatch": lambda w, t: _then(
         _complete(w, t), lambda r: tpb.CompleteBatchRequest(items=[r])
     ),
@@ -379,7 +398,9 @@ async def snapshot(admin: Stubs) -> Any:
     tasks = await admin.tasks.List(tpb.ListTasksRequest(page_size=1000))
     schedules = await admin.tasks.ListSchedules(tpb.ListSchedulesRequest(page_size=1000))
     subs = await admin.messaging.ListSubscriptions(mpb.ListSubscriptionsRequest(page_size=1000))
+    limits = await admin.tasks.ListConcurrencyLimits(tpb.ListConcurrencyLimitsRequest())
     return (
+        sorted((x.name, x.key, x.capability, x.max_running, x.rate) for x in limits.limits),
         sorted((s.name, s.filter, s.backlog, s.in_flight) for s in subs.subscriptions),
         sorted((a.agent_id, a.status, a.endpoint, tuple(a.capabilities)) for a in agents.agents),
         sorted((m.message_id, m.sender_id, m.status, m.attempt) for m in msgs.messages),

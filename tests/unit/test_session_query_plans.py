@@ -30,7 +30,7 @@ def conn(tmp_path_factory, request):
         ],
     )  # fmt: skip
     c.execute("DROP TRIGGER trg_tasks_insert")
-    c.execute("INSERT INTO capability_sets VALUES (1, '[]')")
+    c.execute("INSERT INTO capability_sets (capset_id, caps) VALUES (1, '[]')")
     c.executemany(
         "INSERT INTO tasks (task_id, title, capset_id, dispatch_rank, root_id, path, lease_timeout_us,"
         " status, session_id, created_at, updated_at) VALUES (?, 't', 1, 0, ?, ?, 1, ?, ?, 0, 0)",

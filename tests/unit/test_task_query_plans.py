@@ -15,7 +15,9 @@ from broker.storage.sqlite.migrate import migrate
 from broker.storage.sqlite.queries import SQLITE
 
 T = SQLITE.tasks
+L = SQLITE.limits
 N = 20_000
+KEYED = capset_id_of(("python",), keyed=True)
 STATUSES = ["blocked", "ready", "ready", "running", "completed", "completed", "failed", "cancelled"]
 
 
@@ -27,7 +29,14 @@ def conn(tmp_path_factory, request):
     c.execute("DROP TRIGGER trg_tasks_insert")  # test data goes straight into every status
     sets = [(), ("python",), ("gpu", "python"), ("rust",), ("go", "python")]
     for caps in sets:
-        c.execute("INSERT INTO capability_sets VALUES (?, ?)", (capset_id_of(caps), json.dumps(list(caps))))
+        c.execute(
+            "INSERT INTO capability_sets VALUES (?, ?, 0)", (capset_id_of(caps), json.dumps(list(caps)))
+        )
+    c.execute("INSERT INTO capability_sets VALUES (?, ?, 1)", (KEYED, json.dumps(["python"])))
+    c.executemany(
+        "INSERT INTO key_queues (capset_id, concurrency_key, standing) VALUES (?, ?, ?)",
+        [(KEYED, f"k{k}", float(k)) for k in range(13)],
+    )
     rows = []
     for i in range(N):
         status = STATUSES[i % len(STATUSES)]
@@ -35,10 +44,11 @@ def conn(tmp_path_factory, request):
         tid = f"t{i:06d}"
         path = f"/{root}/" if tid == root else f"/{root}/{tid}/"
         running = status == "running"
+        keyed = i % 10 == 1  # some of the python set's tasks have a concurrency key
         rows.append(
             (
                 tid,
-                capset_id_of(sets[i % len(sets)]),
+                KEYED if keyed else capset_id_of(sets[i % len(sets)]),
                 float(i % 11) - i / 1000,
                 root,
                 1 if tid != root else 0,
@@ -50,13 +60,15 @@ def conn(tmp_path_factory, request):
                 i if status == "ready" and i % 3 == 0 else None,
                 1 if status == "ready" and i % 3 == 0 else 0,
                 i if i % 4 == 0 else None,
+                f"k{i % 13}" if keyed else None,
             )
         )
     c.executemany(
         "INSERT INTO tasks (task_id, title, capset_id, dispatch_rank, root_id, level, path, lease_timeout_us,"
         " status, assigned_agent_id, lease_expires_at, finished_at, next_attempt_at, in_backoff, deadline,"
-        " created_at, updated_at) VALUES (?, 't', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
-        [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows],
+        " concurrency_key, created_at, updated_at)"
+        " VALUES (?, 't', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+        rows,
     )
     c.executemany(
         "INSERT INTO task_dependencies (dependent_id, prerequisite_id) VALUES (?, ?)",
@@ -78,6 +90,26 @@ def test_next_ready_task_for_a_capability_set_is_one_index_range_without_sorting
     p = plan(conn, T.next_ready, (capset_id_of(("python",)), 10))
     assert "USING INDEX idx_tasks_ready (capset_id=?)" in p, p
     assert "TEMP B-TREE" not in p, p
+
+
+def test_a_keyed_sets_keys_are_read_best_standing_first_by_index(conn):
+    p = plan(conn, L.heads, (KEYED, 100, 0))
+    assert "INDEX idx_key_queues_standing (capset_id=?" in p, p
+    assert "TEMP B-TREE" not in p, p
+
+
+def test_the_next_tasks_of_several_keys_are_one_index_range_each(conn):
+    p = plan(conn, SQLITE.key_tasks(3), (KEYED, "k1", 5, KEYED, "k2", 5, KEYED, "k3", 5))
+    assert p.count("USING INDEX idx_tasks_keyed (capset_id=? AND concurrency_key=?)") == 3, p
+    assert "TEMP B-TREE" not in p, p
+
+
+def test_a_keys_turn_reads_its_next_head_by_index(conn):
+    pairs = json.dumps([[KEYED, "k1"], [KEYED, "k2"]])
+    p = plan(conn, L.serve, {"pairs": pairs, "served": 5, "aging": 3e8})
+    assert "USING INDEX idx_tasks_keyed (capset_id=? AND concurrency_key=?)" in p, p
+    assert "SEARCH key_queues USING PRIMARY KEY" in p, p
+    assert "SCAN key_queues" not in p, p
 
 
 def test_dependents_of_a_task_use_an_index(conn):

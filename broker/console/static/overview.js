@@ -68,12 +68,24 @@ function latencyPanel([key, title, what], data) {
       row("since start", data.all, "all")));
 }
 
+// The keys with the most running or waiting tasks: [key, running, waiting], busiest first.
+function keyRows(k) {
+  if (!k) return [];
+  const by = new Map();
+  for (const [key, n] of k.running) by.set(key, [key, n, 0]);
+  for (const [key, n] of k.waiting) (by.get(key) || by.set(key, [key, 0, 0]).get(key))[2] = n;
+  return [...by.values()].sort((a, b) => b[1] + b[2] - a[1] - a[2] || (a[0] < b[0] ? -1 : 1));
+}
+
 export function renderOverview(o) {
   if (!o) { show(h("p", { class: "muted" }, "Waiting for the first counts…")); return; }
   const a = o.agents, m = o.messages, t = o.tasks;
   const backlogs = h("table", {}, h("tr", {}, h("th", {}, "Recipient"), h("th", {}, "Pending")),
     o.backlogs.agents.map(([id, n]) => h("tr", {}, h("td", {}, h("a", { href: `#/messages?recipient_id=${encodeURIComponent(id)}&status=pending` }, id)), h("td", {}, String(n)))),
     o.backlogs.capabilities.map(([cap, n]) => h("tr", {}, h("td", {}, `anycast: ${cap}`), h("td", {}, String(n)))));
+  const keys = keyRows(o.keys);
+  const keyTable = h("table", {}, h("tr", {}, h("th", {}, "Concurrency key"), h("th", {}, "Running"), h("th", {}, "Waiting")),
+    keys.map(([k, r, w]) => h("tr", { "data-key": k }, h("td", {}, k), h("td", {}, String(r)), h("td", {}, String(w)))));
   const link = (href, child) => h("a", { href, style: "text-decoration:none;color:inherit" }, child);
   show(
     h("h1", {}, "Overview"),
@@ -92,6 +104,7 @@ export function renderOverview(o) {
       h("div", {}, h("h2", {}, "Rates, last minutes"), chart(o.rates)),
       h("div", {},
         o.latency ? [h("h2", {}, "Task latency"), h("div", { class: "stack" }, PANELS.map((p) => latencyPanel(p, o.latency[p[0]])))] : null,
-        h("h2", {}, "Largest backlogs"), o.backlogs.agents.length || o.backlogs.capabilities.length ? backlogs : h("p", { class: "muted" }, "No pending messages."))),
+        h("h2", {}, "Largest backlogs"), o.backlogs.agents.length || o.backlogs.capabilities.length ? backlogs : h("p", { class: "muted" }, "No pending messages."),
+        keys.length ? [h("h2", {}, "Concurrency keys"), keyTable] : null)),
     h("p", { class: "muted" }, `Updated ${new Date(o.at).toLocaleTimeString()}`));
 }

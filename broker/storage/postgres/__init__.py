@@ -33,6 +33,7 @@ from ..sql.a2a import A2AOps
 from ..sql.agents import AgentOps
 from ..sql.census import CensusOps
 from ..sql.connection import Connection
+from ..sql.limits import LimitOps
 from ..sql.schedules import ScheduleOps
 from ..sql.tasks import TaskOps
 from ..sql.tasks_lease import purge_job
@@ -77,7 +78,7 @@ def _turn(conn: Connection, key: int) -> bool:
     return bool(row is not None and row[0])
 
 
-class PgStorage(AgentOps, PgMessageOps, TaskOps, ScheduleOps, TokenOps, CensusOps, A2AOps):
+class PgStorage(AgentOps, PgMessageOps, TaskOps, ScheduleOps, LimitOps, TokenOps, CensusOps, A2AOps):
     """Implements ``broker.storage.Storage`` on a PostgreSQL database shared by brokers."""
 
     shared = True  # several brokers use the database at once

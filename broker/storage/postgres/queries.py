@@ -32,6 +32,7 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from .limits_queries import LIMITS
 from .params import named
 from .queries_schedules import SCHEDULES
 from .subject_queries import SUBJECTS
@@ -103,7 +104,7 @@ TASKS = TaskQueries(
     # index order, no sort.
     next_ready=(
         "SELECT dispatch_rank, seq, task_id FROM tasks"
-        " WHERE capset_id = %s AND status = 'ready' AND in_backoff = 0"
+        " WHERE capset_id = %s AND status = 'ready' AND in_backoff = 0 AND concurrency_key IS NULL"
         " ORDER BY dispatch_rank DESC, seq LIMIT %s"
     ),
     expired_leases=(
@@ -119,7 +120,8 @@ TASKS = TaskQueries(
         " WHERE status = 'ready' AND in_backoff = 1 AND next_attempt_at <= %s"
     ),
     end_backoff=(
-        "UPDATE tasks SET in_backoff = 0, updated_at = %s WHERE task_id = %s RETURNING required_capabilities"
+        "UPDATE tasks SET in_backoff = 0, updated_at = %s WHERE task_id = %s"
+        " RETURNING required_capabilities, capset_id, concurrency_key, dispatch_rank, created_at"
     ),
     held_due=(
         "SELECT * FROM tasks WHERE status = 'pending' AND not_before <= %s ORDER BY not_before LIMIT %s"
@@ -128,22 +130,28 @@ TASKS = TaskQueries(
     holder_running=("SELECT * FROM tasks WHERE assigned_agent_id = %s AND status = 'running' ORDER BY seq"),
     # Ready tasks inside the deadline-urgency horizon.
     urgency_window=(
-        "SELECT task_id, priority, deadline, urgency, created_at FROM tasks"
+        "SELECT task_id, priority, deadline, urgency, created_at, capset_id, concurrency_key FROM tasks"
         " WHERE status = 'ready' AND deadline IS NOT NULL AND deadline < %s"
     ),
     set_urgency="UPDATE tasks SET urgency = %s, dispatch_rank = %s WHERE task_id = %s",
     # -- capability sets
-    insert_capset="INSERT INTO capability_sets (capset_id, caps) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+    insert_capset=(
+        "INSERT INTO capability_sets (capset_id, caps, keyed) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+    ),
     # count and sum of the ids: any change of the table's content changes this (the sum is of the
     # ids modulo a prime: a sum of 63-bit ids would overflow).
-    capsets_census="SELECT count(*), coalesce(sum(capset_id %% 1000003), 0) FROM capability_sets",
-    capsets="SELECT capset_id, caps FROM capability_sets",
+    # (and the limits' epoch: they changed when it did)
+    capsets_census=(
+        "SELECT count(*), coalesce(sum(capset_id %% 1000003), 0), (SELECT epoch FROM concurrency_epoch)"
+        " FROM capability_sets"
+    ),
+    capsets="SELECT capset_id, caps, keyed FROM capability_sets",
     # -- leases
     lease=(
         "UPDATE tasks SET status = 'running', assigned_agent_id = %s, attempt = attempt + 1,"
         " lease_expires_at = %s + lease_timeout_us, started_at = %s, updated_at = %s, next_attempt_at = NULL,"
-        " run_deadline = %s + max_run_us,"
-        " progress = 0, status_note = NULL WHERE task_id IN ({}) AND status = 'ready' RETURNING *"
+        " run_deadline = %s + max_run_us, progress = 0, status_note = NULL, holds = NULL"
+        " WHERE task_id IN ({}) AND status = 'ready' RETURNING *"
     ),
     lease_agent=(
         "SELECT status, capabilities, max_concurrent_tasks, current_task_count, reported_free_capacity,"
@@ -529,4 +537,5 @@ POSTGRES = Queries(
     tokens=TOKENS,
     messages=MESSAGES,
     subjects=SUBJECTS,
+    limits=LIMITS,
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..base import Census
 from .connection import Connection, Engine
+from .limits import key_census
 from .queries import Queries
 
 
@@ -21,6 +22,7 @@ def census(conn: Connection, q: Queries, top_n: int, now: int) -> Census:
     caps_top = [(r[0], int(r[1])) for r in conn.execute(c.capability_backlog, (top_n,))]
     with_recipient = pending.get("direct", 0) + pending.get("broadcast", 0)
     row = conn.execute(c.size).fetchone()
+    key_running, key_running_total, key_waiting, key_waiting_total = key_census(conn, q, top_n)
     return Census(
         messages=messages,
         scheduled={r[0]: int(r[1]) for r in conn.execute(c.scheduled, (now,))},
@@ -31,6 +33,10 @@ def census(conn: Connection, q: Queries, top_n: int, now: int) -> Census:
         capability_backlog=caps_top,
         capability_backlog_rest=pending.get("anycast", 0) - sum(n for _, n in caps_top),
         size_bytes=int(row[0]) if row is not None and row[0] is not None else None,
+        key_running=key_running,
+        key_running_total=key_running_total,
+        key_waiting=key_waiting,
+        key_waiting_total=key_waiting_total,
     )
 
 

@@ -79,7 +79,7 @@ def delivery_returning(attempt: str = "attempt") -> str:
 
 
 TASK_INSERT_COLUMNS = (
-    "task_id, title, task_type, payload, content_type, required_capabilities, capset_id,"
+    "task_id, title, task_type, payload, content_type, required_capabilities, capset_id, concurrency_key,"
     " priority, deadline, urgency, dispatch_rank, parent_id, root_id, level, path,"
     " has_dependents, dep_depth, max_retries,"
     " backoff_initial_us, backoff_multiplier, backoff_max_us, lease_timeout_us, session_id, tags, metadata,"
@@ -366,6 +366,41 @@ class SubjectQueries:
     census: str  # the largest backlogs
 
 
+class LimitQueries:
+    """Concurrency keys and limits (``tasks_fair.py``, ``limits.py``). What differs in how the
+    dialects take lists is in the ``args_*`` functions (one JSON value, or arrays)."""
+
+    # The subjects given, as a list parameter; rows (capset, key, rank, created) of key queues
+    # to enqueue; (capset, key) pairs; (subject, tokens, refilled_at) buckets.
+    pack: Callable[[list[Any]], Any]
+    args_enqueue: Callable[[list[tuple[int, str, float, int]], float], dict[str, Any]]
+    args_serve: Callable[[list[tuple[int, str]], int, float], dict[str, Any]]
+    args_spend: Callable[[list[tuple[str, float, int]], int], dict[str, Any]]
+    # dispatch
+    heads: str  # a keyed capability set's keys, best standing first (capset, limit, offset)
+    key_tasks: str  # one key's next ready tasks (capset, key, limit); arms of a UNION ALL
+    lease: str  # as TaskQueries.lease, with each task's holds taken from a map (``{}``: the ids)
+    enqueue: str  # tasks became leasable: their key queues' heads, if better
+    serve: str  # keys got a turn (or were found stale): their heads again
+    usage: str  # subjects' running counts and buckets
+    spend: str  # buckets after a lease
+    # the limits
+    epoch: str
+    set_epoch: str
+    all: str
+    get: str
+    upsert: str
+    delete: str
+    # reads and retention
+    key_running: str  # keys with running tasks, most first (prefix pattern, limit)
+    key_waiting: str  # keys with leasable tasks, most first (prefix pattern, limit)
+    waiting_of: str  # leasable tasks of the keys given
+    running_total: str  # running tasks of every key
+    waiting_total: str  # leasable tasks of every key
+    purge_queues: str
+    purge_usage: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Queries:
     """Every statement of one dialect, and its positional parameter marker."""
@@ -380,10 +415,19 @@ class Queries:
     tokens: TokenQueries
     messages: MessageQueries
     subjects: SubjectQueries
+    limits: LimitQueries
 
     def lease(self, n: int) -> str:
         """The statement that leases ``n`` chosen tasks."""
         return _in_list(self.tasks.lease, self.param, n)
+
+    def lease_holding(self, n: int) -> str:
+        """The statement that leases ``n`` chosen tasks, each holding the subjects a map gives."""
+        return _in_list(self.limits.lease, self.param, n)
+
+    def key_tasks(self, n: int) -> str:
+        """The next ready tasks of ``n`` keys, in one statement."""
+        return _union(self.limits.key_tasks, n)
 
     def history_insert(self, n: int) -> str:
         """One INSERT of ``n`` transitions into the task's history (one statement, not n)."""
@@ -393,6 +437,11 @@ class Queries:
 @functools.lru_cache(maxsize=256)
 def _in_list(template: str, param: str, n: int) -> str:
     return template.format(", ".join([param] * n))
+
+
+@functools.lru_cache(maxsize=256)
+def _union(arm: str, n: int) -> str:
+    return " UNION ALL ".join([arm] * n)
 
 
 @functools.lru_cache(maxsize=256)

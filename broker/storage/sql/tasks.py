@@ -73,7 +73,7 @@ class TaskOps(Departures):
         return Capsets()
 
     def _tx(self, conn: Connection, now: int, snapshots: bool) -> TaskTx:
-        return TaskTx(conn, self.q, now, self._priority, snapshots, self.task_rng)
+        return TaskTx(conn, self.q, now, self._priority, snapshots, self.task_rng, self._capsets)
 
     async def _write(self, now: int, fn: Callable[[TaskTx], T], snapshots: bool = False) -> T:
         # Warm the cached properties before the job runs on the writer thread.

@@ -27,6 +27,7 @@ from ...models.tasks import (
     Task,
     TaskStatus,
 )
+from . import tasks_fair as fair
 from .connection import Connection, Row
 from .queries import Queries
 from .tasks_rows import Capsets, load_task, task_of
@@ -39,6 +40,7 @@ def release_due_backoffs(tx: TaskTx) -> int:
     for task_id, _ in rows:
         row = tx.conn.execute(tx.q.tasks.end_backoff, (tx.now, task_id)).fetchone()
         tx.changes.ready.add(tuple(json.loads(row[0])))
+        tx.leasable(row, row["dispatch_rank"])
     return len(rows)
 
 
@@ -56,20 +58,35 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
         return LeaseResult([], free, caps, a["status"], tx.changes)
     release_due_backoffs(tx)
     candidates: list[tuple[float, int, str]] = []
+    governed: list[int] = []  # sets whose tasks go through keys and limits (tasks_fair.py)
     exposure = Exposure(a["exposure"])
     for cid in capsets.covered_by(
         conn, q, marks.lease_capabilities(caps, exposure, a["agent_type"], agent_id)
     ):
-        if marks.may_lease(exposure, capsets.by_id[cid]):
+        if not marks.may_lease(exposure, capsets.by_id[cid]):
+            continue
+        if capsets.governed(cid):
+            governed.append(cid)
+        else:
             candidates += conn.execute(q.tasks.next_ready, (cid, n)).fetchall()
-    chosen = best_first(candidates, n)
+    choice = fair.choose(tx, capsets, candidates, governed, n) if governed else None
+    chosen = best_first(candidates, n) if choice is None else choice.task_ids
+    retry_at = None if choice is None else choice.retry_at
     out: list[Assignment] = []
     if not chosen:
-        return LeaseResult(out, free, caps, a["status"], tx.changes)
+        if choice is not None:
+            fair.after_lease(tx, choice)
+        return LeaseResult(out, free, caps, a["status"], tx.changes, retry_at)
     # One statement leases every chosen task: each statement is a round trip for the GIL between
     # the writer thread and the event loop, which dominated the writer's time under load.
-    sql = q.lease(len(chosen))
-    rows = {r["task_id"]: r for r in conn.execute(sql, (agent_id, now, now, now, now, *chosen)).fetchall()}
+    if choice is not None and choice.holds:
+        sql = q.lease_holding(len(chosen))
+        args: tuple[object, ...] = (agent_id, now, now, now, now, fair.holds_map(choice), *chosen)
+    else:
+        sql, args = q.lease(len(chosen)), (agent_id, now, now, now, now, *chosen)
+    rows = {r["task_id"]: r for r in conn.execute(sql, args).fetchall()}
+    if choice is not None:
+        fair.after_lease(tx, choice)
     reason = task_states.leased(agent_id)
     for task_id in chosen:  # best first (RETURNING has no order)
         row = rows[task_id]
@@ -77,7 +94,7 @@ def lease_job(tx: TaskTx, capsets: Capsets, agent_id: str, max_n: int) -> LeaseR
         task = task_of(conn, q, row)
         tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         out.append(Assignment(task, row["attempt"], row["lease_expires_at"]))
-    return LeaseResult(out, free - len(out), caps, a["status"], tx.changes)
+    return LeaseResult(out, free - len(out), caps, a["status"], tx.changes, retry_at)
 
 
 def return_leases_job(tx: TaskTx, agent_id: str, returned: list[tuple[str, int]]) -> None:
@@ -90,8 +107,9 @@ def return_leases_job(tx: TaskTx, agent_id: str, returned: list[tuple[str, int]]
         ):
             continue
         tx.conn.execute(tx.q.tasks.return_lease, (tx.now, task_id))
-        tx.changes.released.add(agent_id)
+        tx.release(row)
         tx.ready_caps(row)
+        tx.leasable(row, row["dispatch_rank"])
         tx.record(row, TaskStatus.RUNNING, TaskStatus.READY, task_states.UNDELIVERED, BROKER)
         tx.snapshot(task_id)
 
@@ -256,10 +274,14 @@ def refresh_urgency_job(tx: TaskTx) -> int:
         if u != r["urgency"]:
             rank = tx.policy.rank(r["priority"], u, r["created_at"])
             tx.conn.execute(tx.q.tasks.set_urgency, (u, rank, r["task_id"]))
+            tx.leasable(r, rank)
             changed += 1
     return changed
 
 
 def purge_job(conn: Connection, q: Queries, before: int, limit: int) -> int:
-    """Delete finished tasks older than ``before`` (leaves first: a parent goes after its children)."""
+    """Delete finished tasks older than ``before`` (leaves first: a parent goes after its children),
+    and the key queues and limit counts idle since then."""
+    conn.execute(q.limits.purge_queues, (before,))
+    conn.execute(q.limits.purge_usage, (before,))
     return conn.execute(q.tasks.purge, (before, limit)).rowcount

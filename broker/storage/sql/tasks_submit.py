@@ -39,7 +39,7 @@ def submit_job(
 ) -> SubmitResult:
     conn, q, now = tx.conn, tx.q, tx.now
     by_key: dict[str, str] = {}
-    capset_ids: dict[tuple[str, ...], int] = {}
+    capset_ids: dict[tuple[tuple[str, ...], bool], int] = {}
     tasks: list[Task] = []
     duplicate: list[bool] = []
     for node in nodes:
@@ -101,6 +101,7 @@ def submit_job(
         if session_id is not None:
             sessions.admit(conn, q, session_id, spec.submitted_by or None, 1, now, node.where)
         caps = tuple(spec.required_capabilities)
+        kind = (caps, spec.concurrency_key is not None)  # keyed tasks have capability sets of their own
         if dependencies.held_until(spec.not_before, now):
             status, reason = TaskStatus.PENDING, dependencies.NOT_BEFORE_HELD
         else:
@@ -113,7 +114,8 @@ def submit_job(
             "payload": spec.payload,
             "content_type": spec.content_type,
             "required_capabilities": _json_list(caps),
-            "capset_id": capset_ids.get(caps) or capset_ids.setdefault(caps, capsets.ensure(conn, q, caps)),
+            "capset_id": capset_ids.get(kind) or capset_ids.setdefault(kind, capsets.ensure(conn, q, *kind)),
+            "concurrency_key": spec.concurrency_key,
             "priority": spec.priority,
             "deadline": spec.deadline,
             "urgency": urgency,
@@ -169,6 +171,7 @@ def submit_job(
             tx.record(values | {"attempt": 0}, TaskStatus.PENDING, status, reason, actor)
         if status == TaskStatus.READY:
             tx.changes.ready.add(caps)
+            tx.leasable(values, values["dispatch_rank"])
         task = _built(values, tuple(Dependency(pid, t) for pid, t in deps))
         tx.changes.tasks[task_id] = task  # built anyway: a snapshot for free
         tasks.append(task)
@@ -204,6 +207,7 @@ def _built(values: dict[str, Any], deps: tuple[Dependency, ...]) -> Task:
 
 
 _FRESH: dict[str, Any] = {
+    "holds": None,
     "attempt": 0,
     "assigned_agent_id": None,
     "lease_expires_at": None,

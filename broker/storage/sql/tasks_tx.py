@@ -16,11 +16,12 @@ from functools import partial
 
 from ...domain import dependencies, retry, task_states
 from ...domain.dependencies import Resolution
+from ...domain.fairness import LimitBook
 from ...domain.priority import PriorityPolicy
 from ...models.tasks import Cancellation, Changes, DepType, TaskStatus, Transition
 from .connection import Connection, Row
 from .queries import Queries
-from .tasks_rows import load_task, subtree_bounds
+from .tasks_rows import Capsets, load_task, subtree_bounds
 
 BROKER = "broker"
 S = TaskStatus
@@ -35,6 +36,7 @@ class TaskTx:
         policy: PriorityPolicy,
         snapshots: bool,
         rng: random.Random | None = None,
+        capsets: Capsets | None = None,
     ) -> None:
         self.conn = conn
         self.q = q
@@ -42,11 +44,16 @@ class TaskTx:
         self.policy = policy
         self.snapshots = snapshots  # keep each changed task as it is after the change (Changes.tasks)
         self.rng = rng
+        self.capsets = capsets  # the limits in force (None: assume every end frees room under one)
+        self._book: LimitBook | None = None
         self.changes = Changes()
         self._history: list[tuple[str, str | None, str, str, str, int, int, str | None, int | None]] = []
         # Sessions with a task that finished here (-> whether it was a root task that failed for
         # good): their status is settled before the commit (sessions.settle).
         self.sessions_touched: dict[str, bool] = {}
+        # Keyed tasks that became leasable, the best of each key queue: (capset, key) -> (rank,
+        # created_at); their queues' heads are updated with the history (``flush``).
+        self.keyed: dict[tuple[int, str], tuple[float, int]] = {}
 
     # ------------------------------------------------------------ recording
 
@@ -96,12 +103,43 @@ class TaskTx:
     def flush(self) -> None:
         """Write the transitions recorded so far: one multi-row INSERT per 100 rows. (Each
         statement step hands the GIL to the event loop and waits to get it back, and
-        executemany steps once per row.)"""
+        executemany steps once per row.) And the heads of the key queues that gained a task."""
         rows = self._history
         for i in range(0, len(rows), 100):
             chunk = rows[i : i + 100]
             self.conn.execute(self.q.history_insert(len(chunk)), [v for row in chunk for v in row])
         rows.clear()
+        if self.keyed:
+            queued = [(c, k, r, at) for (c, k), (r, at) in self.keyed.items()]
+            self.conn.execute(self.q.limits.enqueue, self.q.limits.args_enqueue(queued, self.policy.aging_us))
+            self.keyed.clear()
+
+    def leasable(self, row: Row, rank: float) -> None:
+        """The task of ``row`` became leasable with ``rank``: a keyed one joins its key's queue."""
+        key = row["concurrency_key"]
+        if key is None:
+            return
+        at = (row["capset_id"], key)
+        best = self.keyed.get(at)
+        if best is None or rank > best[0]:
+            self.keyed[at] = (rank, row["created_at"])
+
+    def release(self, row: Row) -> None:
+        """The running task of ``row`` stops running: its holder's capacity is free again, and so
+        is its room under the limits it held (the tasks waiting on it may be leased: wake-up)."""
+        self.changes.released.add(row["assigned_agent_id"])
+        holds = row["holds"]
+        if holds is not None and self._frees_room(holds):
+            self.ready_caps(row)
+
+    def _frees_room(self, holds: str) -> bool:
+        """Whether a task ending with these holds leaves room under a limit on running tasks (only
+        then may a task of another agent start because of it: the others are not woken for nothing)."""
+        if self.capsets is None:
+            return True
+        if self._book is None:
+            self._book = self.capsets.limits(self.conn, self.q)
+        return self._book.bounds_running(json.loads(holds))
 
     def snapshot(self, task_id: str) -> None:
         """Keep the task as it is now (only when the caller asked for snapshots: it costs a read)."""
@@ -124,11 +162,12 @@ class TaskTx:
         self.conn.execute(self.q.tasks.make_ready, (urgency, rank, self.now, row["task_id"]))
         self.record(row, S(row["status"]), S.READY, reason, actor)
         self.ready_caps(row)
+        self.leasable(row, rank)
         self.snapshot(row["task_id"])
 
     def end_attempt(self, row: Row, error: str, actor: str, *, retryable: bool = True) -> TaskStatus:
         """A running attempt failed (Fail, lease expiry): retry or fail for good (``domain.retry``)."""
-        self.changes.released.add(row["assigned_agent_id"])
+        self.release(row)
         failure = retry.Failure(error, retryable)
         out = retry.failed_attempt(
             attempt=row["attempt"],
@@ -153,6 +192,7 @@ class TaskTx:
                 self.changes.backoff_until.append(next_at)
             else:
                 self.ready_caps(row)
+                self.leasable(row, rank)
             self.record(row, S.RUNNING, S.READY, out.reason, actor, failure=failure)
             self.snapshot(row["task_id"])
             return S.READY
@@ -166,16 +206,17 @@ class TaskTx:
     def depart(self, row: Row, reason: str) -> None:
         """The holder of a running attempt left (offline, deregistered): the task goes back to
         ready at once. Not a failure: the attempt number has risen, but no retry is spent."""
-        self.changes.released.add(row["assigned_agent_id"])
+        self.release(row)
         urgency, rank = self.policy.ranked(row["priority"], row["deadline"], row["created_at"], self.now)
         self.conn.execute(self.q.tasks.depart, (reason, urgency, rank, self.now, row["task_id"]))
         self.ready_caps(row)
+        self.leasable(row, rank)
         self.record(row, S.RUNNING, S.READY, retry.departure_reason(row["attempt"], reason), BROKER)
         self.snapshot(row["task_id"])
 
     def completed(self, row: Row, actor: str) -> None:
         """The effects of a completion the caller has just written (``row`` is the task after)."""
-        self.changes.released.add(row["assigned_agent_id"])
+        self.release(row)
         self.record(row, S.RUNNING, S.COMPLETED, task_states.COMPLETED, actor)
         self.snapshot(row["task_id"])
         if row["has_dependents"]:
@@ -189,7 +230,7 @@ class TaskTx:
         self.conn.execute(self.q.tasks.cancel, (reason, self.now, self.now, row["task_id"]))
         if frm == S.RUNNING:
             agent = row["assigned_agent_id"]
-            self.changes.released.add(agent)
+            self.release(row)
             self.changes.cancellations.append((agent, Cancellation(row["task_id"], row["attempt"], reason)))
         self.record(row, frm, S.CANCELLED, reason, actor)
         self.snapshot(row["task_id"])

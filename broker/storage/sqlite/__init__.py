@@ -10,6 +10,7 @@ from ...models.stats import StorageStats
 from ..sql.a2a import A2AOps
 from ..sql.agents import AgentOps
 from ..sql.census import CensusOps
+from ..sql.limits import LimitOps
 from ..sql.schedules import ScheduleOps
 from ..sql.tasks import TaskOps
 from ..sql.tokens import TokenOps
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStorage"]
 
 
-class SqliteStorage(AgentOps, SqliteMessageOps, TaskOps, ScheduleOps, TokenOps, CensusOps, A2AOps):
+class SqliteStorage(AgentOps, SqliteMessageOps, TaskOps, ScheduleOps, LimitOps, TokenOps, CensusOps, A2AOps):
     """Implements ``broker.storage.Storage`` on one SQLite file: the shared operations
     (``broker/storage/sql/``) with SQLite's statements, on SQLite's engine."""
 

@@ -89,6 +89,7 @@ const SAFE = new Set([
   'GetHistory', 'GetDependencies', 'ListConversations', 'ExtendLease', 'GetSession', 'ListSessions', 'CloseSession', 'CancelSession',
   ...SCHEDULE_SAFE,
   'CreateSubscription', 'GetSubscription', 'ListSubscriptions', // a repeated create answers with it
+  'SetConcurrencyLimit', 'ListConcurrencyLimits', 'ListConcurrencyKeys',
 ]);
 
 // ------------------------------------------------------------------ security
@@ -674,6 +675,29 @@ export class BrokerClient {
   /** Cancel the session and its unfinished tasks: `{session, cancelledTaskIds}`. */
   cancelSession(sessionId, { reason = '', actor = '' } = {}) {
     return this._unary(this.tasks, 'CancelSession', { sessionId, reason, actor });
+  }
+
+  /**
+   * Create or replace a concurrency limit: `{name, key | capability, maxRunning, rate, per, burst}`
+   * (`key`: a concurrency key or a pattern with `*`; `per` in seconds). Tasks carry their key as
+   * `concurrencyKey` in `submit`; see the README's concurrency keys.
+   */
+  setConcurrencyLimit(limit) {
+    const { per, ...rest } = limit;
+    return this._unary(this.tasks, 'SetConcurrencyLimit', { limit: per == null ? rest : { ...rest, per: duration(per) } });
+  }
+
+  async listConcurrencyLimits() {
+    return (await this._unary(this.tasks, 'ListConcurrencyLimits', {})).limits;
+  }
+
+  deleteConcurrencyLimit(name) {
+    return this._unary(this.tasks, 'DeleteConcurrencyLimit', { name });
+  }
+
+  /** The keys with the most running and waiting tasks: `{prefix, pageSize}`. */
+  async listConcurrencyKeys(filter = {}) {
+    return (await this._unary(this.tasks, 'ListConcurrencyKeys', filter)).keys;
   }
 
   listTasks(filter = {}) {

@@ -305,6 +305,7 @@ def task_spec(s: m.TaskSpec) -> tasks_pb2.TaskSpec:
         labels=dict(s.labels),
         idempotency_key=s.idempotency_key,
         submitted_by=s.submitted_by,
+        concurrency_key=s.concurrency_key,
     )
     if s.metadata:
         spec.metadata.CopyFrom(struct(s.metadata))
@@ -363,6 +364,7 @@ def spec_from_pb(s: tasks_pb2.TaskSpec) -> m.TaskSpec:
         idempotency_key=s.idempotency_key,
         submitted_by=s.submitted_by,
         not_before=to_datetime(s, "not_before"),
+        concurrency_key=s.concurrency_key,
     )
 
 
@@ -486,4 +488,43 @@ def session(s: tasks_pb2.Session) -> m.Session:
         updated_at=to_datetime(s, "updated_at"),
         closed_at=to_datetime(s, "closed_at"),
         finished_at=to_datetime(s, "finished_at"),
+    )
+
+
+# ---------------------------------------------------------------- concurrency limits
+
+
+def limit_pb(x: m.ConcurrencyLimit) -> tasks_pb2.ConcurrencyLimit:
+    out = tasks_pb2.ConcurrencyLimit(
+        name=x.name, key=x.key, capability=x.capability, max_running=x.max_running, rate=x.rate, burst=x.burst
+    )
+    if x.per is not None:
+        out.per.CopyFrom(duration(x.per))
+    return out
+
+
+def limit(x: tasks_pb2.ConcurrencyLimit) -> m.ConcurrencyLimit:
+    return m.ConcurrencyLimit(
+        name=x.name,
+        key=x.key,
+        capability=x.capability,
+        max_running=x.max_running,
+        rate=x.rate,
+        per=to_seconds(x, "per"),
+        burst=x.burst,
+        created_at=to_datetime(x, "created_at"),
+        updated_at=to_datetime(x, "updated_at"),
+    )
+
+
+def concurrency_key(x: tasks_pb2.ConcurrencyKey) -> m.ConcurrencyKey:
+    return m.ConcurrencyKey(
+        key=x.key,
+        running=x.running,
+        waiting=x.waiting,
+        limit=x.limit,
+        max_running=x.max_running,
+        rate=x.rate,
+        per=to_seconds(x, "per"),
+        tokens=x.tokens,
     )

@@ -14,6 +14,7 @@ import grpc
 from . import _convert as c
 from . import models as m
 from ._consume import Consumption
+from ._limits import LimitCalls
 from ._paging import pages as _pages
 from ._stream import Stream
 from ._topics import TopicsMixin
@@ -54,7 +55,7 @@ def default_address() -> str:
     return os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
 
 
-class BrokerClient(ScheduleCalls, TopicsMixin):
+class BrokerClient(ScheduleCalls, TopicsMixin, LimitCalls):
     """An asyncio client for one broker.
 
     Use it as ``async with BrokerClient(address) as client:`` (or call

@@ -390,6 +390,8 @@ class TaskSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # Not dispatched before this time (PENDING until then); None or a past time: no wait.
     not_before: datetime | None = None
+    # A tenant, user or resource: the unit of concurrency limits and of fair share between keys.
+    concurrency_key: str = ""
 
     @property
     def data(self) -> Any:
@@ -619,3 +621,36 @@ class TaskEvent:
     task: Task | None
     snapshot: bool = False
     session: Session | None = None
+
+
+@dataclass(frozen=True)
+class ConcurrencyLimit:
+    """A limit on tasks: those of the concurrency ``key`` (or of every key matching a pattern with
+    ``*``, each on its own), or all requiring ``capability`` (exactly one of the two). At most
+    ``max_running`` running at once (0: no bound), at most ``rate`` starts per ``per`` seconds
+    (a token bucket of ``burst`` starts, 0: ``rate``; 0: no rate limit)."""
+
+    name: str
+    key: str = ""
+    capability: str = ""
+    max_running: int = 0
+    rate: int = 0
+    per: Seconds | None = None
+    burst: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConcurrencyKey:
+    """A concurrency key now: its running and waiting (ready) tasks, the limit that governs it
+    ("" for none) with what it allows, and with a rate, the starts its bucket holds."""
+
+    key: str
+    running: int = 0
+    waiting: int = 0
+    limit: str = ""
+    max_running: int = 0
+    rate: int = 0
+    per: float | None = None
+    tokens: float = 0.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import a2a, agents, mcp, messages, schedules, sessions, stats, subscriptions, tasks
+from . import a2a, agents, limits, mcp, messages, schedules, sessions, stats, subscriptions, tasks
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -40,7 +40,7 @@ __all__ = [
 
 def add_client_commands(subparsers: Any) -> None:
     """Add ``agents``, ``send``, ``subscribe``, ``messages``, ``subscriptions``, ``tasks``,
-    ``sessions``, ``schedules``, ``stats``, ``a2a`` and ``mcp``.
+    ``sessions``, ``schedules``, ``limits``, ``stats``, ``a2a`` and ``mcp``.
 
     Each leaf command sets ``func``: it takes the parsed Namespace and returns
     the exit code.
@@ -52,6 +52,7 @@ def add_client_commands(subparsers: Any) -> None:
     tasks.add(subparsers, common)
     sessions.add(subparsers, common)
     schedules.add(subparsers, common)
+    limits.add(subparsers, common)
     stats.add(subparsers, common)
     a2a.add(subparsers, common)
     mcp.add(subparsers, common)

@@ -90,6 +90,7 @@ def add(sub: Any, common: argparse.ArgumentParser) -> None:
         "--label", dest="labels", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
     )
     sb.add_argument("--idempotency-key", default="")
+    sb.add_argument("--concurrency-key", default="", help="a tenant, user or resource (see `limits`)")
     sb.add_argument("--submitted-by", default="cli")
     sb.set_defaults(func=runner(_submit))
 
@@ -217,6 +218,7 @@ async def _submit(client: BrokerClient, ns: argparse.Namespace) -> int:
         tags=ns.tags,
         labels=key_values(ns.labels, "--label"),
         idempotency_key=ns.idempotency_key,
+        concurrency_key=ns.concurrency_key,
         submitted_by=ns.submitted_by,
     )
     res = await client.submit(spec)
@@ -234,7 +236,8 @@ def graph_from_json(doc: Any, submitted_by: str = "cli") -> list[GraphNode]:
     """Graph nodes from JSON: a list (or ``{"nodes": [...]}``) of objects with ``key``, ``title``,
     optional ``depends_on`` (keys, or ``{"key", "type"}``), ``parent`` (a key), and TaskSpec fields
     (``task_type``, ``payload``, ``content_type``, ``required_capabilities``, ``priority``,
-    ``session_id``, ``tags``, ``metadata``, ``lease_timeout``, ``max_retries``, ``idempotency_key``)."""
+    ``session_id``, ``tags``, ``metadata``, ``lease_timeout``, ``max_retries``, ``idempotency_key``,
+    ``concurrency_key``)."""
     nodes = doc.get("nodes") if isinstance(doc, dict) else doc
     if not isinstance(nodes, list) or not nodes:
         raise UsageError('a graph is a non-empty JSON list of nodes (or {"nodes": [...]})')
@@ -249,6 +252,7 @@ def graph_from_json(doc: Any, submitted_by: str = "cli") -> list[GraphNode]:
         "metadata",
         "lease_timeout",
         "idempotency_key",
+        "concurrency_key",
         "parent_id",
     }
     out = []

@@ -235,6 +235,26 @@ class TaskQueueStub:
     task in it (lease holders are told). Cancelling again is a no-op.
     Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
     """
+    SetConcurrencyLimit: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.SetConcurrencyLimitRequest, _tasks_pb2.ConcurrencyLimit]
+    """Concurrency and rate limits (see ConcurrencyLimit and
+    TaskSpec.concurrency_key).
+
+    SetConcurrencyLimit creates the limit named `limit.name`, or replaces
+    it; it applies to every lease from then on (tasks already running go on,
+    and count only if they started under a limit of the same subject).
+    Admins only, when authentication is on. Errors: INVALID_ARGUMENT for a
+    bad name, key pattern or capability, neither or both of `key` and
+    `capability`, neither `max_running` nor `rate`, a negative figure, or a
+    `rate` without a `per` (1 ms - 1 day).
+    """
+    ListConcurrencyLimits: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ListConcurrencyLimitsRequest, _tasks_pb2.ListConcurrencyLimitsResponse]
+    """ListConcurrencyLimits lists every limit, by name."""
+    DeleteConcurrencyLimit: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.DeleteConcurrencyLimitRequest, _tasks_pb2.DeleteConcurrencyLimitResponse]
+    """DeleteConcurrencyLimit removes a limit (admins only). Errors: NOT_FOUND."""
+    ListConcurrencyKeys: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ListConcurrencyKeysRequest, _tasks_pb2.ListConcurrencyKeysResponse]
+    """ListConcurrencyKeys lists the concurrency keys with the most tasks
+    (running and waiting), most first, each with the limit that governs it.
+    """
     CreateSchedule: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.CreateScheduleRequest, _tasks_pb2.Schedule]
     """CreateSchedule stores a schedule: when it fires (a cron expression in a
     time zone, or a fixed interval; between `start_time` and `end_time`; up
@@ -476,6 +496,26 @@ class TaskQueueAsyncStub(TaskQueueStub):
     """CancelSession ends the session as CANCELLED and cancels every unfinished
     task in it (lease holders are told). Cancelling again is a no-op.
     Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+    """
+    SetConcurrencyLimit: _aio.UnaryUnaryMultiCallable[_tasks_pb2.SetConcurrencyLimitRequest, _tasks_pb2.ConcurrencyLimit]  # type: ignore[assignment]
+    """Concurrency and rate limits (see ConcurrencyLimit and
+    TaskSpec.concurrency_key).
+
+    SetConcurrencyLimit creates the limit named `limit.name`, or replaces
+    it; it applies to every lease from then on (tasks already running go on,
+    and count only if they started under a limit of the same subject).
+    Admins only, when authentication is on. Errors: INVALID_ARGUMENT for a
+    bad name, key pattern or capability, neither or both of `key` and
+    `capability`, neither `max_running` nor `rate`, a negative figure, or a
+    `rate` without a `per` (1 ms - 1 day).
+    """
+    ListConcurrencyLimits: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ListConcurrencyLimitsRequest, _tasks_pb2.ListConcurrencyLimitsResponse]  # type: ignore[assignment]
+    """ListConcurrencyLimits lists every limit, by name."""
+    DeleteConcurrencyLimit: _aio.UnaryUnaryMultiCallable[_tasks_pb2.DeleteConcurrencyLimitRequest, _tasks_pb2.DeleteConcurrencyLimitResponse]  # type: ignore[assignment]
+    """DeleteConcurrencyLimit removes a limit (admins only). Errors: NOT_FOUND."""
+    ListConcurrencyKeys: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ListConcurrencyKeysRequest, _tasks_pb2.ListConcurrencyKeysResponse]  # type: ignore[assignment]
+    """ListConcurrencyKeys lists the concurrency keys with the most tasks
+    (running and waiting), most first, each with the limit that governs it.
     """
     CreateSchedule: _aio.UnaryUnaryMultiCallable[_tasks_pb2.CreateScheduleRequest, _tasks_pb2.Schedule]  # type: ignore[assignment]
     """CreateSchedule stores a schedule: when it fires (a cron expression in a
@@ -859,6 +899,50 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         """CancelSession ends the session as CANCELLED and cancels every unfinished
         task in it (lease holders are told). Cancelling again is a no-op.
         Errors: NOT_FOUND; FAILED_PRECONDITION for a session that ended otherwise.
+        """
+
+    @_abc_1.abstractmethod
+    def SetConcurrencyLimit(
+        self,
+        request: _tasks_pb2.SetConcurrencyLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.ConcurrencyLimit, _abc.Awaitable[_tasks_pb2.ConcurrencyLimit]]:
+        """Concurrency and rate limits (see ConcurrencyLimit and
+        TaskSpec.concurrency_key).
+
+        SetConcurrencyLimit creates the limit named `limit.name`, or replaces
+        it; it applies to every lease from then on (tasks already running go on,
+        and count only if they started under a limit of the same subject).
+        Admins only, when authentication is on. Errors: INVALID_ARGUMENT for a
+        bad name, key pattern or capability, neither or both of `key` and
+        `capability`, neither `max_running` nor `rate`, a negative figure, or a
+        `rate` without a `per` (1 ms - 1 day).
+        """
+
+    @_abc_1.abstractmethod
+    def ListConcurrencyLimits(
+        self,
+        request: _tasks_pb2.ListConcurrencyLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.ListConcurrencyLimitsResponse, _abc.Awaitable[_tasks_pb2.ListConcurrencyLimitsResponse]]:
+        """ListConcurrencyLimits lists every limit, by name."""
+
+    @_abc_1.abstractmethod
+    def DeleteConcurrencyLimit(
+        self,
+        request: _tasks_pb2.DeleteConcurrencyLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.DeleteConcurrencyLimitResponse, _abc.Awaitable[_tasks_pb2.DeleteConcurrencyLimitResponse]]:
+        """DeleteConcurrencyLimit removes a limit (admins only). Errors: NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListConcurrencyKeys(
+        self,
+        request: _tasks_pb2.ListConcurrencyKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tasks_pb2.ListConcurrencyKeysResponse, _abc.Awaitable[_tasks_pb2.ListConcurrencyKeysResponse]]:
+        """ListConcurrencyKeys lists the concurrency keys with the most tasks
+        (running and waiting), most first, each with the limit that governs it.
         """
 
     @_abc_1.abstractmethod
