@@ -38,8 +38,8 @@ from ..security.identity import attributed, charge, may_act_as, recorded_actor
 from ..security.streams import withdrawn
 from .convert import dur_s, dur_us, fitting, ts, ts_us
 from .errors import rpc, status_of, stream_rpc, validation_message
-from .schedules import ScheduleRpcs
 from .limits import LimitRpcs
+from .schedules import ScheduleRpcs
 from .sessions import SessionRpcs, session_out
 from .tasks_pb import (
     MAX_LEASE_US,

@@ -366,6 +366,7 @@ class SubjectQueries:
     census: str  # the largest backlogs
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LimitQueries:
     """Concurrency keys and limits (``tasks_fair.py``, ``limits.py``). What differs in how the
     dialects take lists is in the ``args_*`` functions (one JSON value, or arrays)."""
