@@ -38,12 +38,20 @@ console.log(JSON.stringify({ protoDir: PROTO_DIR, agents: agents.map((a) => a.ag
 `;
 
 test('npm pack, install the tarball in another project, import it and reach a broker', { timeout: 180000 }, async () => {
-  const { stdout: packed } = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: PKG, timeout: 60000 });
+  // Packed from a copy laid out as in the repository: `npm pack` copies the protos into the package's
+  // folder while it runs, and the other test files, running meanwhile, load them from that folder.
+  const stage = path.join(tmp, 'repo', 'clients', 'node');
+  for (const entry of ['package.json', 'README.md', 'src', 'scripts']) {
+    fs.cpSync(path.join(PKG, entry), path.join(stage, entry), { recursive: true });
+  }
+  fs.cpSync(path.join(PKG, '..', '..', 'protos'), path.join(tmp, 'repo', 'protos'), { recursive: true });
+  const { stdout: packed } = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: stage, timeout: 60000 });
   const [{ filename, files }] = JSON.parse(packed);
   const shipped = files.map((f) => f.path);
   assert.ok(shipped.includes('protos/a2a/broker/v1/tasks.proto'), `no protos in the package: ${shipped}`);
   assert.ok(!shipped.some((f) => f.startsWith('test/') || f.startsWith('node_modules/')), `${shipped}`);
-  assert.ok(!fs.existsSync(path.join(PKG, 'protos')), 'the copy of the protos was left in the source folder');
+  assert.ok(!fs.existsSync(path.join(stage, 'protos')), 'the copy of the protos was left in the source folder');
+  assert.ok(!fs.existsSync(path.join(PKG, 'protos')), 'the protos were copied into the repository');
 
   const project = path.join(tmp, 'project');
   fs.mkdirSync(project);
