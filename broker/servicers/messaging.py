@@ -3,6 +3,7 @@ shapes are the core's: subscriptions.py, streams.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -18,6 +19,7 @@ from ..models.messages import (
     Message,
     MessageFilter,
     MessageStatus,
+    SendResult,
     check_ids,
     check_nack,
 )
@@ -43,6 +45,18 @@ MAX_PURGE = 10_000
 SEND = "/a2a.broker.v1.Messaging/Send"
 ACK = "/a2a.broker.v1.Messaging/Ack"
 NACK = "/a2a.broker.v1.Messaging/Nack"
+
+
+def _publish_weight(req: pb.PublishRequest) -> int:
+    """What a Publish entry counts against the window: its messages (a batched entry)."""
+    n = len(req.messages)
+    if not n:
+        return 1
+    if req.HasField("message"):
+        raise InvalidArgument("messages", "not with message in the same request")
+    if n > PUBLISH_WINDOW:
+        raise InvalidArgument("messages", f"must hold at most {PUBLISH_WINDOW} messages (got {n})")
+    return n
 
 
 class MessagingServicer(pb_grpc.MessagingServicer):
@@ -102,33 +116,60 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         self, requests: AsyncIterator[pb.PublishRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.PublishResponse]:
         """Publisher confirms: each entry is sent as Send would send it (sharing commits with the
-        others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed."""
+        others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed.
+        A batched entry (``messages``) is several messages, each judged on its own, confirmed
+        together, each counting against the window."""
         await context.send_initial_metadata((("a2a-publish-window", str(PUBLISH_WINDOW)),))
         parent = incoming(context)
-        async for resp in windowed(requests, lambda req: self._publish_one(req, parent), PUBLISH_WINDOW):
+        async for resp in windowed(
+            requests, lambda req: self._publish(req, parent), PUBLISH_WINDOW, _publish_weight
+        ):
             yield resp
 
-    async def _publish_one(self, req: pb.PublishRequest, parent: str | None) -> pb.PublishResponse:
+    async def _publish(self, req: pb.PublishRequest, parent: str | None) -> pb.PublishResponse:
+        if not req.messages:
+            code, error, res = await self._publish_one(req.message, parent, "message.")
+            if res is None:
+                return pb.PublishResponse(sequence=req.sequence, code=code, error=error)
+            return pb.PublishResponse(
+                sequence=req.sequence, message_ids=res.message_ids, duplicate=res.duplicate
+            )
+        outs = await asyncio.gather(
+            *(self._publish_one(m, parent, f"messages[{i}].") for i, m in enumerate(req.messages))
+        )
+        resp = pb.PublishResponse(sequence=req.sequence)
+        add = resp.results.add  # built in place: no copy into the repeated field
+        for code, error, res in outs:
+            if res is None:
+                add(code=code, error=error)
+            elif res.duplicate:
+                add(message_ids=res.message_ids, duplicate=True)
+            else:
+                add(message_ids=res.message_ids)
+        return resp
+
+    async def _publish_one(
+        self, msg: pb.SendRequest, parent: str | None, field: str
+    ) -> tuple[int, str, SendResult | None]:
+        """One message of a Publish entry, as Send would send it: (0, "", its result), or the
+        code and message that refused it (and nothing changed)."""
         try:
-            if not may_act_as(req.message.sender_id):
-                who = req.message.sender_id
+            if not may_act_as(msg.sender_id):
                 raise PermissionDenied(
-                    f"message.sender_id: {who!r} is not the caller (acting as another agent)"
+                    f"{field}sender_id: {msg.sender_id!r} is not the caller (acting as another agent)"
                 )
-            answered = charge(SEND, req.message)  # as a Send: calls, bytes, the recipient's cap
+            answered = charge(SEND, msg)  # as a Send: calls, bytes, the recipient's cap
             try:
-                with self._send_scope(parent, req.message) as scope:
+                with self._send_scope(parent, msg) as scope:
                     if scope.traceparent:
-                        req.message.headers[TRACEPARENT] = scope.traceparent
-                    res = await self.mailbox.send(
-                        send_from_pb(req.message, self._now_us(), self._max_payload, "message.")
-                    )
+                        msg.headers[TRACEPARENT] = scope.traceparent
+                    res = await self.mailbox.send(send_from_pb(msg, self._now_us(), self._max_payload, field))
             finally:
                 answered()
         except Exception as exc:
             code, message = status_of(exc)
-            return pb.PublishResponse(sequence=req.sequence, code=code.value[0], error=message)
-        return pb.PublishResponse(sequence=req.sequence, message_ids=res.message_ids, duplicate=res.duplicate)
+            return code.value[0], message, None
+        return 0, "", res
 
     @rpc
     async def SendBatch(
@@ -175,10 +216,12 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         await context.send_initial_metadata(())
         held: dict[str, str | None] | None = {} if self.tracing.on else None  # deliver spans, by id
 
-        async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
+        async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm | None:
             if req.HasField("subscribe"):
                 raise InvalidArgument("subscribe", "only the first request opens the subscription")
-            return await self._settle(inp.agent_id, req, held)
+            confirm = await self._settle(inp.agent_id, req, held)
+            # Committed (or refused) by now either way; no_confirm: no frame unless refused.
+            return None if req.no_confirm and not confirm.code else confirm
 
         def split(msgs: list[Message]) -> list[tuple[pb.SubscribeResponse, list[Message]]]:
             return split_deliveries(msgs, inp.max_response_bytes)
