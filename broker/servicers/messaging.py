@@ -119,7 +119,10 @@ class MessagingServicer(pb_grpc.MessagingServicer):
         others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed.
         A batched entry (``messages``) is several messages, each judged on its own, confirmed
         together, each counting against the window."""
-        await context.send_initial_metadata((("a2a-publish-window", str(PUBLISH_WINDOW)),))
+        # The window, and that it takes batched entries (`messages`).
+        await context.send_initial_metadata(
+            (("a2a-publish-window", str(PUBLISH_WINDOW)), ("a2a-publish-batch", "1"))
+        )
         parent = incoming(context)
         async for resp in windowed(
             requests, lambda req: self._publish(req, parent), PUBLISH_WINDOW, _publish_weight

@@ -33,8 +33,9 @@ from .tracing import Tracing
 if TYPE_CHECKING:
     from ..core.taskqueue import TaskQueue
 
-# Outcomes one batched Work request may carry.
+# Outcomes one batched Work request may carry, stated to the client in the response headers.
 MAX_WORK_OUTCOMES = 1000
+BATCH_HEADER = "a2a-work-batch"
 # The unary twins a Work stream's entries are charged as (security quotas).
 _TWINS = {
     "complete": "/a2a.broker.v1.TaskQueue/Complete",
@@ -148,8 +149,8 @@ class WorkRpcs:
         pushes = self._pushes(agent_id)
         # Headers once live, sent here: the call's own task, never another one (a send from a task
         # of duplex's could outlive the handler and hang the call's end).
-        if await anext(pushes) is None:
-            await context.send_initial_metadata(())
+        if await anext(pushes) is None:  # stating that it takes batched requests (`outcomes`)
+            await context.send_initial_metadata(((BATCH_HEADER, str(MAX_WORK_OUTCOMES)),))
         async for ready in duplex(pushes, requests, settle):
             for push, confirm in frames(ready, _is_work_confirm):
                 resp = pb.WorkResponse(confirm=confirm)
