@@ -196,17 +196,14 @@ class WorkRpcs:
                     others.append((i, self.queue.extend_lease(extend_input(req))))
             except Exception as exc:
                 results[i] = exc
-        if completes:  # submitted first: the next write job takes them
-            done = self.queue.complete_many([inp for _, inp in completes])
-            if others:
-                outs = await asyncio.gather(*(c for _, c in others), return_exceptions=True)
-                for (i, _), res in zip(others, outs, strict=True):
-                    results[i] = res
-            for (i, _), res in zip(completes, await done, strict=True):
-                results[i] = res
-        elif others:
+        # The completions submitted first: the next write job takes them all.
+        done = self.queue.complete_many([inp for _, inp in completes]) if completes else None
+        if others:
             outs = await asyncio.gather(*(c for _, c in others), return_exceptions=True)
             for (i, _), res in zip(others, outs, strict=True):
+                results[i] = res
+        if done is not None:
+            for (i, _), res in zip(completes, await done, strict=True):
                 results[i] = res
         now = self.queue.clock.now_us()
         out: list[pb.WorkResult] = []
