@@ -491,7 +491,8 @@ export class BrokerClient {
    * As subscribe(), with the acks and nacks on the same stream (the broker's Consume): an async
    * iterable of Message objects with `ack(ids)` (resolves to the acked count once committed),
    * `nack(ids, {delaySeconds, reject, reason})` (resolves to {requeued, deadLettered}), `cancel()`
-   * and `inBand` (false against a broker without Consume: Subscribe and unary calls instead).
+   * and `inBand` (false against a broker without Consume: Subscribe and unary calls instead);
+   * `ackLater(ids)` acks without a confirmation (see the README).
    */
   consume(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0 } = {}) {
     const subscribe = { agentId, maxInFlight, maxBatch };
@@ -590,7 +591,8 @@ export class BrokerClient {
    * `complete(taskId, attempt, result, resultContentType)` and `fail(taskId, attempt, error,
    * {nonRetryable})` (resolving to {task} once committed), `extendLease(taskId, attempt,
    * {progress, statusNote, extensionSeconds})` (resolving to {leaseExpiresAt}), `cancel()` and
-   * `inBand` (false against a broker without Work: Listen and unary calls instead).
+   * `inBand` (false against a broker without Work: Listen and unary calls instead). Outcomes given
+   * in the same turn of the event loop go in one request (the broker's batched form).
    */
   work(agentId) {
     const d = this._duplex(this.tasks, 'Work', { listen: { agentId } }, {
