@@ -10,7 +10,7 @@ import grpc
 import broker.servicers.messaging as messaging_servicer
 from broker.pb import messaging_pb2 as pb
 
-from .messaging_support import register, to
+from .messaging_support import get, register, to
 from .test_messaging_publish import entry, publish
 
 
@@ -65,3 +65,27 @@ async def test_a_batched_entry_with_both_forms_or_over_the_window_ends_the_strea
         assert [c.sequence for c in got] == [1]  # what came before is still answered
     r = await stubs.messaging.ListMessages(pb.ListMessagesRequest(sender_id="alice"))
     assert sorted(m.payload for m in r.messages) == [b"1", b"1"]  # nothing of the bad entries
+
+
+async def test_a_reply_and_a_traced_message_in_a_batched_entry_are_sent_as_send_sends_them(stubs):
+    await register(stubs, "alice")
+    await register(stubs, "bob")
+    (first,), _ = await asyncio.wait_for(publish(stubs, [entry(1, conversation_id="c1")]), 30)
+    original = first.message_ids[0]
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    batch = pb.PublishRequest(
+        sequence=2,
+        messages=[
+            msg(b"plain"),
+            msg(b"reply", sender="bob", recipient="alice", in_reply_to=original),
+            msg(b"traced", headers={"traceparent": tp}),
+            msg(b"orphan", in_reply_to="no-such-message"),  # refused alone
+        ],
+    )
+    (confirm,), _ = await asyncio.wait_for(publish(stubs, [batch]), 30)
+    plain, reply, traced, orphan = confirm.results
+    assert plain.code == reply.code == traced.code == 0
+    assert orphan.code == grpc.StatusCode.NOT_FOUND.value[0] and "in_reply_to" in orphan.error
+    got = await get(stubs, reply.message_ids[0])
+    assert got.conversation_id == "c1" and got.headers["a2a.in_reply_to"] == original
+    assert (await get(stubs, traced.message_ids[0])).headers["traceparent"].split("-")[1] == tp.split("-")[1]
