@@ -191,13 +191,16 @@ class MessagingServicer(pb_grpc.MessagingServicer):
                 answered()
                 outs[i] = (code.value[0], message, None)
             batch = []
-        slow_outs = await asyncio.gather(*(c for _, c in slow)) if slow else []
+        try:
+            slow_outs = await asyncio.gather(*(c for _, c in slow)) if slow else []
+            if futs:
+                await asyncio.wait(futs)
+        finally:  # answered (or the stream ended): no longer in flight
+            for _, _, answered in batch:
+                answered()
         for (i, _), out in zip(slow, slow_outs, strict=True):
             outs[i] = out
-        if futs:
-            await asyncio.wait(futs)
-        for (i, _, answered), fut in zip(batch, futs, strict=True):
-            answered()
+        for (i, _, _), fut in zip(batch, futs, strict=True):
             refused = fut.exception()
             if refused is None:
                 outs[i] = (0, "", fut.result())
