@@ -143,9 +143,10 @@ class Client:
         await self.msg.Send(req, metadata=md)
         return await unary_rate(lambda: self.msg.Send(req, metadata=md), SEND_CALLS, SEND_IN_FLIGHT)
 
-    async def publish_rate(self, n: int = PUBLISH_MESSAGES) -> float:
-        """One Publish stream, one message per frame, each confirmed after commit, the broker's
-        window respected; messages/s."""
+    async def publish_rate(self, n: int = PUBLISH_MESSAGES, batched: bool = False) -> float:
+        """One Publish stream, each message confirmed after commit, the broker's window respected;
+        messages/s. One message per frame, or ``batched``: as the client library sends, whatever
+        the window lets through at each turn in one request (PublishRequest.messages)."""
         call = self.msg.Publish(metadata=self.md("bench-sender"))
         headers = dict(await call.initial_metadata() or ())
         room = asyncio.Semaphore(int(headers.get("a2a-publish-window", "1000")))
@@ -153,17 +154,29 @@ class Client:
         t0 = time.perf_counter()
 
         async def write() -> None:
-            for i in range(n):
+            i = seq = 0
+            while i < n:
                 await room.acquire()
-                await call.write(pb.PublishRequest(sequence=i + 1, message=req))
+                k = 1
+                while batched and i + k < n and not room.locked():
+                    await room.acquire()  # free: no wait
+                    k += 1
+                seq += 1
+                if k == 1:
+                    await call.write(pb.PublishRequest(sequence=seq, message=req))
+                else:
+                    await call.write(pb.PublishRequest(sequence=seq, messages=[req] * k))
+                i += k
             await call.done_writing()
 
         writer = asyncio.ensure_future(write())
         confirmed = 0
         async for r in call:
             assert r.code == 0, r.error
-            room.release()
-            confirmed += 1
+            for x in r.results if r.results else (r,):
+                assert x.code == 0, x.error
+                room.release()
+                confirmed += 1
         await writer
         assert confirmed == n
         return n / (time.perf_counter() - t0)
@@ -212,9 +225,10 @@ class Client:
         call.cancel()
         return n / elapsed
 
-    async def consume_rate(self, agent: str, n: int) -> float:
+    async def consume_rate(self, agent: str, n: int, no_confirm: bool = False) -> float:
         """Consume and ack on the same stream (one ack request per delivery response) until ``n``
-        acks are confirmed; messages/s."""
+        acks are confirmed; messages/s. ``no_confirm``: the acks ask for no confirmation, but
+        the last one, whose confirmation says they are all committed."""
         call = self.msg.Consume(metadata=self.md(agent))
         await call.write(
             pb.ConsumeRequest(
@@ -224,23 +238,29 @@ class Client:
             )
         )
         t0 = time.perf_counter()
-        acked = seq = 0
+        acked = seq = received = 0
         async for resp in call:
             if resp.messages:
                 seq += 1
+                received += len(resp.messages)
+                quiet = no_confirm and received < n
                 await call.write(
-                    pb.ConsumeRequest(sequence=seq, ack_ids=[m.message_id for m in resp.messages])
+                    pb.ConsumeRequest(
+                        sequence=seq, ack_ids=[m.message_id for m in resp.messages], no_confirm=quiet
+                    )
                 )
             if resp.HasField("confirm"):
                 assert resp.confirm.code == 0, resp.confirm.error
                 acked += resp.confirm.acked
-                if acked >= n:
+                if acked >= n or (no_confirm and received >= n):
                     break
         elapsed = time.perf_counter() - t0
         call.cancel()
         return n / elapsed
 
-    async def e2e_latency(self, sender: Client | None = None) -> tuple[float, float]:
+    async def e2e_latency(
+        self, sender: Client | None = None, no_confirm: bool = False
+    ) -> tuple[float, float]:
         """p50, p99 in ms of publish -> receive at E2E_RATE msgs/s: the messages go out one per
         frame on a Publish stream (as the client library sends), the subscriber is in its own
         process (bench/peer.py: Consume, acks on the stream), the send time rides in the
@@ -248,7 +268,8 @@ class Client:
         database), or this one's."""
         agent = "sink-e2e"
         total = int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
-        peer = await start_peer("subscriber", self.address, agent, str(total), str(E2E_WARMUP))
+        extra = ("no-confirm",) if no_confirm else ()
+        peer = await start_peer("subscriber", self.address, agent, str(total), str(E2E_WARMUP), *extra)
         call = (sender or self).msg.Publish(metadata=self.md("bench-sender"))
         try:
             await call.initial_metadata()
@@ -282,26 +303,49 @@ async def _preload(c: Client, agent: str, n: int) -> float:
     return await c.batch_rate(to=agent, total=n, size=1000)
 
 
-PHASES = ("send", "publish", "batch", "drain", "consume", "e2e")
-RATIO_KEYS = ("send", "publish", "batch", "drain", "consume", "p50", "p99")
+PHASES = ("send", "publish", "publish_batched", "batch", "drain", "consume", "consume_nc", "e2e", "e2e_nc")
+RATIO_KEYS = (
+    "send",
+    "publish",
+    "publish_batched",
+    "batch",
+    "drain",
+    "consume",
+    "consume_nc",
+    "p50",
+    "p99",
+    "p50_nc",
+    "p99_nc",
+)
+# The batched forms (issue 27): measured against the broker only; their ratios are to the bare
+# echo's single form (one message per frame), which is what gRPC allows.
+BROKER_ONLY = {"publish_batched": "publish", "consume_nc": "consume", "e2e_nc": "e2e"}
 
 
 async def _phase(c: Client, proc: Proc, phase: str, out: dict[str, float]) -> None:
     """One figure into ``out``; ``<phase>_cpu_us``: the server's CPU (all threads) per message."""
-    if phase in ("drain", "consume"):
-        await _preload(c, f"sink-{phase}", DRAIN)
+    if phase in ("drain", "consume", "consume_nc"):
+        await _preload(c, f"sink-{phase.split('_')[0]}", DRAIN)
     n = {
         "send": SEND_CALLS,
         "publish": PUBLISH_MESSAGES,
+        "publish_batched": PUBLISH_MESSAGES,
         "batch": BATCH_MESSAGES,
         "drain": DRAIN,
         "consume": DRAIN,
+        "consume_nc": DRAIN,
     }.get(phase, int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP)
     cpu = proc.cpu_s()
     if phase == "send":
         out["send"] = await c.send_rate()
     elif phase == "publish":
         out["publish"] = await c.publish_rate()
+    elif phase == "publish_batched":
+        out["publish_batched"] = await c.publish_rate(batched=True)
+    elif phase == "consume_nc":
+        out["consume_nc"] = await c.consume_rate("sink-consume", DRAIN, no_confirm=True)
+    elif phase == "e2e_nc":
+        out["p50_nc"], out["p99_nc"] = await c.e2e_latency(no_confirm=True)
     elif phase == "batch":
         out["batch"] = await c.batch_rate()
     elif phase == "drain":
@@ -323,8 +367,14 @@ async def run_pair(echo: Proc, broker: Proc) -> tuple[dict[str, float], dict[str
         await ce.setup()
         await cb.setup()
         for phase in PHASES:
-            await _phase(ce, echo, phase, e)
+            if phase not in BROKER_ONLY:
+                await _phase(ce, echo, phase, e)
             await _phase(cb, broker, phase, b)
+        for phase, single in BROKER_ONLY.items():
+            e[phase + "_cpu_us"] = e[single + "_cpu_us"]
+        for key, single in (("publish_batched", "publish"), ("consume_nc", "consume")):
+            e[key] = e[single]
+        e["p50_nc"], e["p99_nc"] = e["p50"], e["p99"]
         return e, b
     finally:
         await ce.close()
@@ -481,6 +531,15 @@ def main() -> None:
         q["publish"],
     )
     r.add(
+        "Publish stream, batched as ready (PublishRequest.messages), confirmed after commit",
+        m["publish_batched"],
+        "msgs/s",
+        None,
+        ">= 8,000 msgs/s",
+        False,
+        q["publish_batched"],
+    )
+    r.add(
         f"SendBatch, batches of {BATCH}, {BATCH_IN_FLIGHT} in flight",
         m["batch"],
         "msgs/s",
@@ -508,6 +567,15 @@ def main() -> None:
         q["consume"],
     )
     r.add(
+        f"drain {DRAIN:,} (Consume: acks with no_confirm)",
+        m["consume_nc"],
+        "msgs/s",
+        None,
+        ">= 40,000 msgs/s",
+        False,
+        q["consume_nc"],
+    )
+    r.add(
         f"end-to-end p50 at {E2E_RATE}/s, subscriber in its own process",
         m["p50"],
         "ms",
@@ -517,6 +585,16 @@ def main() -> None:
         q["p50"],
     )
     r.add(f"end-to-end p99 at {E2E_RATE}/s", m["p99"], "ms", None, "<= 2.5 ms", True, q["p99"])
+    r.add(
+        f"end-to-end p50 / p99 at {E2E_RATE}/s, acks with no_confirm",
+        m["p50_nc"],
+        "ms",
+        None,
+        "<= 1.5 ms",
+        True,
+        q["p50_nc"],
+    )
+    r.add("end-to-end p99, acks with no_confirm", m["p99_nc"], "ms", None, "<= 5 ms", True, q["p99_nc"])
     r.add(
         "broker CPU per message end to end (publish, deliver, ack)", m["e2e_cpu_us"], "us", None, "<= 150 us"
     )
@@ -542,10 +620,7 @@ def main() -> None:
         )
     r.note(
         "server CPU per message (all threads; broker vs echo): "
-        + ", ".join(
-            f"{k} {m[k + '_cpu_us']:.0f} vs {e[k + '_cpu_us']:.0f} us"
-            for k in ("send", "publish", "batch", "drain", "consume", "e2e")
-        )
+        + ", ".join(f"{k} {m[k + '_cpu_us']:.0f} vs {e[k + '_cpu_us']:.0f} us" for k in PHASES)
     )
     r.note(
         "each run: "

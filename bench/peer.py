@@ -42,7 +42,7 @@ def stamp(payload: bytes) -> bytes:
     return struct.pack("<q", now_ns()) + payload[8:]
 
 
-async def subscriber(address: str, agent: str, total: int, warmup: int) -> None:
+async def subscriber(address: str, agent: str, total: int, warmup: int, no_confirm: bool = False) -> None:
     async with channel(address) as ch:
         msg = messaging_pb2_grpc.MessagingStub(ch)
         call = msg.Consume()
@@ -63,7 +63,8 @@ async def subscriber(address: str, agent: str, total: int, warmup: int) -> None:
                 (sent,) = struct.unpack("<q", m.payload[:8])
                 lat.append((now - sent) / 1e6)
             seq += 1
-            await call.write(pb.ConsumeRequest(sequence=seq, ack_ids=[m.message_id for m in resp.messages]))
+            ids = [m.message_id for m in resp.messages]
+            await call.write(pb.ConsumeRequest(sequence=seq, ack_ids=ids, no_confirm=no_confirm))
             if len(lat) >= total:
                 break
         call.cancel()
@@ -95,24 +96,29 @@ async def worker(address: str, agent: str, capacity: int, mode: str, capabilitie
                 idle.cancel()
             idle = loop.call_later(0.2, report)  # the last count, once the work stops
 
-        if mode == "work":
+        if mode in ("work", "batched"):
             call = tasks.Work()
             await call.write(tpb.WorkRequest(listen=tpb.ListenRequest(agent_id=agent)))
             await call.initial_metadata()
             print("ready", flush=True)
             seq = 0
             async for resp in call:
-                for a in resp.assignments:
+                done_now = [
+                    tpb.CompleteRequest(task_id=a.task.task_id, attempt=a.attempt) for a in resp.assignments
+                ]
+                if mode == "batched" and len(done_now) > 1:  # what is ready: one request
                     seq += 1
-                    await call.write(
-                        tpb.WorkRequest(
-                            sequence=seq,
-                            complete=tpb.CompleteRequest(task_id=a.task.task_id, attempt=a.attempt),
-                        )
-                    )
+                    outcomes = [tpb.WorkOutcome(complete=x) for x in done_now]
+                    await call.write(tpb.WorkRequest(sequence=seq, outcomes=outcomes))
+                else:
+                    for x in done_now:
+                        seq += 1
+                        await call.write(tpb.WorkRequest(sequence=seq, complete=x))
                 if resp.HasField("confirm"):
                     assert resp.confirm.code == 0, resp.confirm.error
-                    count(1)
+                    for r in resp.confirm.results:
+                        assert r.code == 0, r.error
+                    count(len(resp.confirm.results) or 1)
             return
         call2 = tasks.Listen(tpb.ListenRequest(agent_id=agent))
         await call2.initial_metadata()
@@ -136,7 +142,8 @@ def main() -> None:
     role, address, *rest = sys.argv[1:]
     try:
         if role == "subscriber":
-            run(subscriber(address, rest[0], int(rest[1]), int(rest[2])))  # uvloop unless told
+            no_confirm = rest[3:4] == ["no-confirm"]
+            run(subscriber(address, rest[0], int(rest[1]), int(rest[2]), no_confirm))  # uvloop unless told
         elif role == "worker":
             run(worker(address, rest[0], int(rest[1]), rest[2], rest[3:]))
         else:

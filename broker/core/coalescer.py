@@ -59,6 +59,15 @@ class Coalescer(Generic[I, O]):
             self._flush()
         return await fut
 
+    def submit_many(self, items: list[I]) -> list[asyncio.Future[O]]:
+        """Several calls at once (a batched request): one future each, in the same job."""
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[O]] = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futs, strict=True))
+        if self._running < self.max_jobs:
+            self._flush()
+        return futs
+
     def _flush(self) -> None:
         if not self._pending:
             return

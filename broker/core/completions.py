@@ -8,6 +8,7 @@ its own (``complete_task``), so one bad item cannot fail the others.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from ..clock import Clock
@@ -43,6 +44,10 @@ class CompleteBatcher:
 
     async def complete(self, inp: CompleteInput) -> Task:
         return await self._coalescer.submit(inp)
+
+    def complete_many(self, inps: list[CompleteInput]) -> list[asyncio.Future[Task]]:
+        """Several Completes (a batched request), in the same write job: one future each."""
+        return self._coalescer.submit_many(inps)
 
     async def _write(self, inps: list[CompleteInput]) -> list[Task | BrokerError]:
         results, changes = await self.storage.complete_tasks(

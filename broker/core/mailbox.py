@@ -103,6 +103,13 @@ class Mailbox:
             await self._thread(msg, "")
         return await self._sends.submit(msg)
 
+    def send_many(self, msgs: list[NewMessage]) -> list[asyncio.Future[SendResult]]:
+        """Several messages, none a reply (a batched Publish entry): as many Sends, in the same
+        write job, one future each (each succeeds or fails on its own), without a task each."""
+        self._check_open()
+        self._last_call = asyncio.get_running_loop().time()
+        return self._sends.submit_many(msgs)
+
     async def _send_group(self, msgs: list[NewMessage]) -> list[SendResult | BrokerError]:
         return (await self._store(msgs, False)).results
 

@@ -107,28 +107,35 @@ def frames(ready: list[Any], is_confirm: Callable[[Any], bool]) -> list[tuple[An
 
 
 async def windowed(
-    requests: AsyncIterator[R], handle: Callable[[R], Awaitable[C]], window: int
+    requests: AsyncIterator[R],
+    handle: Callable[[R], Awaitable[C]],
+    window: int,
+    weight: Callable[[R], int] | None = None,
 ) -> AsyncIterator[C]:
     """Each request handled as soon as it is read (concurrently: their writes share commits) and
     answered in the order read, with at most ``window`` unanswered: no further request is read
-    until an answer goes out (backpressure). A broken request stream ends with its error, after
-    the answers of what it delivered."""
+    until an answer goes out (backpressure). A request counts ``weight(req)`` (at most
+    ``window``; 1 without ``weight``) against the window: a batched request, its entries. A broken
+    request stream ends with its error, after the answers of what it delivered."""
     slots = asyncio.Semaphore(window)
-    answers: asyncio.Queue[asyncio.Future[C] | None] = asyncio.Queue()
+    answers: asyncio.Queue[tuple[asyncio.Future[C], int] | None] = asyncio.Queue()
 
     async def read() -> None:
         try:
             async for req in requests:
-                await slots.acquire()  # backpressure: no further read until an answer
-                answers.put_nowait(asyncio.ensure_future(handle(req)))
+                n = weight(req) if weight is not None else 1
+                for _ in range(n):
+                    await slots.acquire()  # backpressure: no further read until an answer
+                answers.put_nowait((asyncio.ensure_future(handle(req)), n))
         finally:
             answers.put_nowait(None)
 
     reader = asyncio.ensure_future(read())
     try:
         while (answer := await answers.get()) is not None:
-            out = await answer
-            slots.release()
+            out = await answer[0]
+            for _ in range(answer[1]):
+                slots.release()
             yield out
         await reader  # a broken request stream ends the call with its error
     finally:

@@ -282,6 +282,23 @@ class TaskQueue:
             raise InvalidArgument("result", f"must be at most {self.settings.max_payload_bytes} bytes")
         return await self.completions.complete(inp)
 
+    def complete_many(self, inps: list[CompleteInput]) -> asyncio.Future[list[Task | BaseException]]:
+        """Several Completes at once (a batched Work request), written in the same job; each
+        judged on its own: its task, or the exception that refused it, in order."""
+        limit = self.settings.max_payload_bytes
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[Task]] = []
+        fits = [i for i in inps if len(i.result) <= limit]
+        written = iter(self.completions.complete_many(fits) if fits else ())
+        for inp in inps:
+            if len(inp.result) <= limit:
+                futs.append(next(written))
+            else:
+                fut: asyncio.Future[Task] = loop.create_future()
+                fut.set_exception(InvalidArgument("result", f"must be at most {limit} bytes"))
+                futs.append(fut)
+        return asyncio.gather(*futs, return_exceptions=True)
+
     async def fail(self, inp: FailInput) -> Task:
         task, changes = await self.storage.fail_task(inp, self.clock.now_us(), snapshots=self.watched())
         self.announce(changes)

@@ -229,7 +229,14 @@ class MessagingServicer:
         to the caller's quotas as a Send is (calls, bytes, the recipient's pending
         cap): one over them is answered RESOURCE_EXHAUSTED, its message naming the
         delay before a retry.
-        Errors of the stream itself: UNAVAILABLE when the broker shuts down;
+        Batched form: a request may carry several messages (`messages`, instead
+        of `message`: whatever the client has ready), each judged as Send judges
+        it, on its own, and confirmed together by one PublishResponse whose
+        `results` hold one result per message, in order. Each message counts
+        against the window; a request carries at most the window's worth.
+        Errors of the stream itself: INVALID_ARGUMENT for a request with both
+        `message` and `messages`, or more messages than the window;
+        UNAVAILABLE when the broker shuts down;
         UNAUTHENTICATED when the token it was opened with is revoked or expires
         (as for every stream).
         """
@@ -279,7 +286,12 @@ class MessagingServicer:
         yet redelivered, still counts). Messages unacked when the stream ends are
         released as for Subscribe. Each request is charged to the caller's quotas
         as an Ack (or Nack) call is: one over them is answered RESOURCE_EXHAUSTED
-        in its `confirm`. Errors of the stream: INVALID_ARGUMENT when the
+        in its `confirm`. A request with `no_confirm` is answered only if refused:
+        its acks are committed before the broker counts them (its room for more
+        deliveries frees only then), and an ack lost with its stream still means
+        a redelivery; a later request's confirmation, since confirmations come in
+        request order, says the earlier ones are committed too.
+        Errors of the stream: INVALID_ARGUMENT when the
         first request has no `subscribe` or a later one has; as Subscribe
         otherwise.
         """

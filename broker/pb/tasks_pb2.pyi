@@ -1708,6 +1708,7 @@ class WorkRequest(_message.Message):
     COMPLETE_FIELD_NUMBER: _builtins.int
     FAIL_FIELD_NUMBER: _builtins.int
     EXTEND_FIELD_NUMBER: _builtins.int
+    OUTCOMES_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """The client's number for this request's outcome, echoed in its confirmation."""
     @_builtins.property
@@ -1720,6 +1721,13 @@ class WorkRequest(_message.Message):
     def fail(self) -> Global___FailRequest: ...
     @_builtins.property
     def extend(self) -> Global___ExtendLeaseRequest: ...
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkOutcome]:
+        """The batched form, instead of `outcome`: 1-1000 outcomes, each judged on
+        its own, confirmed together by one WorkConfirm whose `results` hold one
+        result per outcome, in this order.
+        """
+
     def __init__(
         self,
         *,
@@ -1728,16 +1736,49 @@ class WorkRequest(_message.Message):
         complete: Global___CompleteRequest | None = ...,
         fail: Global___FailRequest | None = ...,
         extend: Global___ExtendLeaseRequest | None = ...,
+        outcomes: _abc.Iterable[Global___WorkOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "listen", b"listen", "outcome", b"outcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "listen", b"listen", "outcome", b"outcome", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "listen", b"listen", "outcome", b"outcome", "outcomes", b"outcomes", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["complete", "fail", "extend"]  # noqa: Y015
     _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
 
 Global___WorkRequest: _TypeAlias = WorkRequest  # noqa: Y015
+
+@_typing.final
+class WorkOutcome(_message.Message):
+    """WorkOutcome is one outcome of a batched WorkRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLETE_FIELD_NUMBER: _builtins.int
+    FAIL_FIELD_NUMBER: _builtins.int
+    EXTEND_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def complete(self) -> Global___CompleteRequest: ...
+    @_builtins.property
+    def fail(self) -> Global___FailRequest: ...
+    @_builtins.property
+    def extend(self) -> Global___ExtendLeaseRequest: ...
+    def __init__(
+        self,
+        *,
+        complete: Global___CompleteRequest | None = ...,
+        fail: Global___FailRequest | None = ...,
+        extend: Global___ExtendLeaseRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "extend", b"extend", "fail", b"fail", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["complete", "fail", "extend"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___WorkOutcome: _TypeAlias = WorkOutcome  # noqa: Y015
 
 @_typing.final
 class WorkResponse(_message.Message):
@@ -1782,6 +1823,7 @@ class WorkConfirm(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
     LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     code: _builtins.int
     """The gRPC status code the unary call would have answered (0: OK,
@@ -1796,6 +1838,12 @@ class WorkConfirm(_message.Message):
     def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
         """ExtendLease: the lease's new end."""
 
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkResult]:
+        """A batched request's answer: one result per outcome, in request order
+        (`code` and `error` above are then 0 and empty).
+        """
+
     def __init__(
         self,
         *,
@@ -1804,14 +1852,56 @@ class WorkConfirm(_message.Message):
         error: _builtins.str = ...,
         task: Global___Task | None = ...,
         lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+        results: _abc.Iterable[Global___WorkResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error", b"error", "lease_expires_at", b"lease_expires_at", "sequence", b"sequence", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error", b"error", "lease_expires_at", b"lease_expires_at", "results", b"results", "sequence", b"sequence", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WorkConfirm: _TypeAlias = WorkConfirm  # noqa: Y015
+
+@_typing.final
+class WorkResult(_message.Message):
+    """WorkResult is the outcome of one item of a batched WorkRequest: as the
+    single form's WorkConfirm says it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The gRPC status code the unary call would have answered (0: OK,
+    committed); any other: nothing of this item changed.
+    """
+    error: _builtins.str
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """Complete and Fail: the task as it is now."""
+
+    @_builtins.property
+    def lease_expires_at(self) -> _timestamp_pb2.Timestamp:
+        """ExtendLease: the lease's new end."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+        task: Global___Task | None = ...,
+        lease_expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expires_at", b"lease_expires_at", "task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "error", b"error", "lease_expires_at", b"lease_expires_at", "task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkResult: _TypeAlias = WorkResult  # noqa: Y015
 
 @_typing.final
 class ExtendLeaseRequest(_message.Message):

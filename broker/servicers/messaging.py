@@ -3,7 +3,8 @@ shapes are the core's: subscriptions.py, streams.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import grpc
 
@@ -19,6 +20,8 @@ from ..models.messages import (
     Message,
     MessageFilter,
     MessageStatus,
+    NewMessage,
+    SendResult,
     check_ids,
     check_nack,
 )
@@ -45,6 +48,18 @@ MAX_PURGE = 10_000
 SEND = "/a2a.broker.v1.Messaging/Send"
 ACK = "/a2a.broker.v1.Messaging/Ack"
 NACK = "/a2a.broker.v1.Messaging/Nack"
+
+
+def _publish_weight(req: pb.PublishRequest) -> int:
+    """What a Publish entry counts against the window: its messages (a batched entry)."""
+    n = len(req.messages)
+    if not n:
+        return 1
+    if req.HasField("message"):
+        raise InvalidArgument("messages", "not with message in the same request")
+    if n > PUBLISH_WINDOW:
+        raise InvalidArgument("messages", f"must hold at most {PUBLISH_WINDOW} messages (got {n})")
+    return n
 
 
 class MessagingServicer(SubscriptionRpcs, pb_grpc.MessagingServicer):
@@ -105,33 +120,122 @@ class MessagingServicer(SubscriptionRpcs, pb_grpc.MessagingServicer):
         self, requests: AsyncIterator[pb.PublishRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.PublishResponse]:
         """Publisher confirms: each entry is sent as Send would send it (sharing commits with the
-        others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed."""
-        await context.send_initial_metadata((("a2a-publish-window", str(PUBLISH_WINDOW)),))
+        others in flight) and confirmed in the order written; at most PUBLISH_WINDOW unconfirmed.
+        A batched entry (``messages``) is several messages, each judged on its own, confirmed
+        together, each counting against the window."""
+        # The window, and that it takes batched entries (`messages`).
+        await context.send_initial_metadata(
+            (("a2a-publish-window", str(PUBLISH_WINDOW)), ("a2a-publish-batch", "1"))
+        )
         parent = incoming(context)
-        async for resp in windowed(requests, lambda req: self._publish_one(req, parent), PUBLISH_WINDOW):
+        async for resp in windowed(
+            requests, lambda req: self._publish(req, parent), PUBLISH_WINDOW, _publish_weight
+        ):
             yield resp
 
-    async def _publish_one(self, req: pb.PublishRequest, parent: str | None) -> pb.PublishResponse:
-        try:
-            if not may_act_as(req.message.sender_id):
-                who = req.message.sender_id
-                raise PermissionDenied(
-                    f"message.sender_id: {who!r} is not the caller (acting as another agent)"
-                )
-            answered = charge(SEND, req.message)  # as a Send: calls, bytes, the recipient's cap
+    async def _publish(self, req: pb.PublishRequest, parent: str | None) -> pb.PublishResponse:
+        if not req.messages:
+            code, error, res = await self._publish_one(req.message, parent, "message.")
+            if res is None:
+                return pb.PublishResponse(sequence=req.sequence, code=code, error=error)
+            return pb.PublishResponse(
+                sequence=req.sequence, message_ids=res.message_ids, duplicate=res.duplicate
+            )
+        if parent is None and not self.tracing.on:
+            outs = await self._publish_many(req.messages)
+        else:  # each message with its send span
+            outs = await asyncio.gather(
+                *(self._publish_one(m, parent, f"messages[{i}].") for i, m in enumerate(req.messages))
+            )
+        resp = pb.PublishResponse(sequence=req.sequence)
+        add = resp.results.add  # built in place: no copy into the repeated field
+        for code, error, res in outs:
+            if res is None:
+                add(code=code, error=error)
+            elif res.duplicate:
+                add(message_ids=res.message_ids, duplicate=True)
+            else:
+                add(message_ids=res.message_ids)
+        return resp
+
+    async def _publish_many(self, msgs: Sequence[pb.SendRequest]) -> list[tuple[int, str, SendResult | None]]:
+        """The messages of a batched entry without tracing, as ``_publish_one`` would send each
+        (the same checks, charges and answers), submitted together: no task per message. A reply
+        or a message carrying a traceparent header goes the way of ``_publish_one``."""
+        outs: list[tuple[int, str, SendResult | None] | None] = [None] * len(msgs)
+        now = self._now_us()
+        batch: list[tuple[int, NewMessage, Callable[[], None]]] = []
+        slow: list[tuple[int, Awaitable[tuple[int, str, SendResult | None]]]] = []
+        for i, msg in enumerate(msgs):
+            field = f"messages[{i}]."
+            if msg.in_reply_to or (msg.headers and TRACEPARENT in msg.headers):
+                slow.append((i, self._publish_one(msg, None, field)))
+                continue
             try:
-                with self._send_scope(parent, req.message) as scope:
-                    if scope.traceparent:
-                        req.message.headers[TRACEPARENT] = scope.traceparent
-                    res = await self.mailbox.send(
-                        send_from_pb(req.message, self._now_us(), self._max_payload, "message.")
+                if not may_act_as(msg.sender_id):
+                    raise PermissionDenied(
+                        f"{field}sender_id: {msg.sender_id!r} is not the caller (acting as another agent)"
                     )
+                answered = charge(SEND, msg)
+                try:
+                    batch.append((i, send_from_pb(msg, now, self._max_payload, field), answered))
+                except BaseException:
+                    answered()
+                    raise
+            except Exception as exc:
+                code, message = status_of(exc)
+                outs[i] = (code.value[0], message, None)
+        try:
+            futs: list[asyncio.Future[SendResult]] = self.mailbox.send_many([m for _, m, _ in batch])
+        except Exception as exc:  # shutting down: none of them stored
+            code, message = status_of(exc)
+            futs = []
+            for i, _, answered in batch:
+                answered()
+                outs[i] = (code.value[0], message, None)
+            batch = []
+        try:
+            slow_outs = await asyncio.gather(*(c for _, c in slow)) if slow else []
+            if futs:
+                await asyncio.wait(futs)
+        finally:  # answered (or the stream ended): no longer in flight
+            for _, _, answered in batch:
+                answered()
+        for (i, _), out in zip(slow, slow_outs, strict=True):
+            outs[i] = out
+        for (i, _, _), fut in zip(batch, futs, strict=True):
+            refused = fut.exception()
+            if refused is None:
+                outs[i] = (0, "", fut.result())
+            else:
+                code, message = status_of(refused)
+                outs[i] = (code.value[0], message, None)
+        done = [o for o in outs if o is not None]
+        assert len(done) == len(outs)  # each message answered
+        return done
+
+    async def _publish_one(
+        self, msg: pb.SendRequest, parent: str | None, field: str
+    ) -> tuple[int, str, SendResult | None]:
+        """One message of a Publish entry, as Send would send it: (0, "", its result), or the
+        code and message that refused it (and nothing changed)."""
+        try:
+            if not may_act_as(msg.sender_id):
+                raise PermissionDenied(
+                    f"{field}sender_id: {msg.sender_id!r} is not the caller (acting as another agent)"
+                )
+            answered = charge(SEND, msg)  # as a Send: calls, bytes, the recipient's cap
+            try:
+                with self._send_scope(parent, msg) as scope:
+                    if scope.traceparent:
+                        msg.headers[TRACEPARENT] = scope.traceparent
+                    res = await self.mailbox.send(send_from_pb(msg, self._now_us(), self._max_payload, field))
             finally:
                 answered()
         except Exception as exc:
             code, message = status_of(exc)
-            return pb.PublishResponse(sequence=req.sequence, code=code.value[0], error=message)
-        return pb.PublishResponse(sequence=req.sequence, message_ids=res.message_ids, duplicate=res.duplicate)
+            return code.value[0], message, None
+        return 0, "", res
 
     @rpc
     async def SendBatch(
@@ -178,10 +282,12 @@ class MessagingServicer(SubscriptionRpcs, pb_grpc.MessagingServicer):
         await context.send_initial_metadata(())
         held: dict[str, str | None] | None = {} if self.tracing.on else None  # deliver spans, by id
 
-        async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm:
+        async def settle(req: pb.ConsumeRequest) -> pb.ConsumeConfirm | None:
             if req.HasField("subscribe"):
                 raise InvalidArgument("subscribe", "only the first request opens the subscription")
-            return await self._settle(inp.agent_id, req, held)
+            confirm = await self._settle(inp.agent_id, req, held)
+            # Committed (or refused) by now either way; no_confirm: no frame unless refused.
+            return None if req.no_confirm and not confirm.code else confirm
 
         def split(msgs: list[Message]) -> list[tuple[pb.SubscribeResponse, list[Message]]]:
             return split_deliveries(msgs, inp.max_response_bytes)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from pydantic import ValidationError
 
-from ..clock import US_PER_S
-from ..core.streams import duplex, frames
 from ..core.taskqueue import TaskQueue
-from ..errors import InvalidArgument, NotFound, PermissionDenied
+from ..errors import InvalidArgument, NotFound
 from ..models.common import check_id, decode_page_token, encode_page_token, page_size
 from ..models.tasks import (
     Assignment,
@@ -22,7 +18,6 @@ from ..models.tasks import (
     ClaimInput,
     CompleteInput,
     DependencyEditInput,
-    ExtendInput,
     FailInput,
     SubmitGraphInput,
     SubmitInput,
@@ -34,15 +29,14 @@ from ..models.tasks import (
 )
 from ..pb import tasks_pb2 as pb
 from ..pb import tasks_pb2_grpc as pb_grpc
-from ..security.identity import attributed, charge, may_act_as, recorded_actor
+from ..security.identity import attributed, recorded_actor
 from ..security.streams import withdrawn
-from .convert import dur_s, dur_us, fitting, ts, ts_us
+from .convert import dur_s, fitting, ts, ts_us
 from .errors import rpc, status_of, stream_rpc, validation_message
 from .limits import LimitRpcs
 from .schedules import ScheduleRpcs
 from .sessions import SessionRpcs, session_out
 from .tasks_pb import (
-    MAX_LEASE_US,
     STATUS_TO_PB,
     assignment_out,
     cancellation_out,
@@ -53,24 +47,13 @@ from .tasks_pb import (
     task_out,
     transition_out,
 )
+from .tasks_work import WorkRpcs, complete_input, extend_input, fail_input
 from .tracing import Tracing, incoming
 
 MAX_COMPLETE_BATCH = 1000
 # Leases a Listen or Work stream remembers handing out (the latest), to hand back should its
 # credentials be withdrawn; those it no longer remembers end with their lease.
 HANDED_KEPT = 10_000
-# The unary twins a Work stream's entries are charged as (security quotas).
-_TWINS = {
-    "complete": "/a2a.broker.v1.TaskQueue/Complete",
-    "fail": "/a2a.broker.v1.TaskQueue/Fail",
-    "extend": "/a2a.broker.v1.TaskQueue/ExtendLease",
-}
-
-
-def _is_work_confirm(x: object) -> bool:
-    return isinstance(x, pb.WorkConfirm)
-
-
 _WATCH_SCOPES = {
     "task_id": WatchScope.TASK,
     "subtree_root_id": WatchScope.SUBTREE,
@@ -78,41 +61,7 @@ _WATCH_SCOPES = {
 }
 
 
-def _complete_input(req: pb.CompleteRequest) -> CompleteInput:
-    return CompleteInput(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        attempt=req.attempt,
-        result=req.result,
-        result_content_type=req.result_content_type,
-    )
-
-
-def _fail_input(req: pb.FailRequest) -> FailInput:
-    return FailInput(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        attempt=req.attempt,
-        error=req.error,
-        non_retryable=req.non_retryable,
-    )
-
-
-def _extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
-    ext = dur_us(req, "extension")
-    if ext is not None and not US_PER_S <= ext <= MAX_LEASE_US:
-        raise InvalidArgument("extension", "must be between 1 s and 24 h")
-    return ExtendInput(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        attempt=req.attempt,
-        progress=req.progress if req.HasField("progress") else None,
-        status_note=req.status_note or None,
-        extension_us=ext,
-    )
-
-
-class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, pb_grpc.TaskQueueServicer):
+class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, WorkRpcs, pb_grpc.TaskQueueServicer):
     def __init__(self, queue: TaskQueue, tracing: Tracing | None = None) -> None:
         self.queue = queue
         self.sessions = queue.sessions
@@ -150,10 +99,7 @@ class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, pb_grpc.TaskQueueS
         else:
             operation, task = "fail", await self.queue.fail(inp)
         if self.tracing.on:
-            parent = (incoming(context) if context is not None else None) or task.traceparent
-            attrs = {"a2a.task.id": task.task_id, "a2a.task.attempt": task.attempt}
-            with self.tracing.scope(operation, parent, "server", attrs, t0):
-                pass
+            self._finished_span(operation, task, incoming(context) if context is not None else None, t0)
         return task
 
     @rpc
@@ -233,75 +179,18 @@ class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, pb_grpc.TaskQueueS
             if why is not None and handed:
                 self.queue.withdraw_leases(agent_id, list(handed), why)
 
-    @stream_rpc
-    async def Work(
-        self, requests: AsyncIterator[pb.WorkRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.WorkResponse]:
-        """Listen, with completions, failures and lease extensions on the same stream, each
-        confirmed in request order once committed (concurrent completions share commits)."""
-        first = await anext(aiter(requests), None)
-        if first is None or not first.HasField("listen"):
-            raise InvalidArgument("listen", "the first request must open the stream")
-        agent_id = check_id(first.listen.agent_id, "listen.agent_id")
-        if not may_act_as(agent_id):
-            raise PermissionDenied(f"listen.agent_id: {agent_id!r} is not the caller")
-
-        async def settle(req: pb.WorkRequest) -> pb.WorkConfirm:
-            if req.HasField("listen"):
-                raise InvalidArgument("listen", "only the first request opens the stream")
-            kind = req.WhichOneof("outcome")
-            if kind is None:
-                raise InvalidArgument("outcome", "one of complete, fail or extend is required")
-            inner = getattr(req, kind)
-            if inner.agent_id and inner.agent_id != agent_id:
-                raise PermissionDenied(f"{kind}.agent_id: {inner.agent_id!r} is not this stream's agent")
-            inner.agent_id = agent_id
-            return await self._settle(req.sequence, kind, inner)
-
-        pushes = self._pushes(agent_id)
-        # Headers once live, sent here: the call's own task, never another one (a send from a task
-        # of duplex's could outlive the handler and hang the call's end).
-        if await anext(pushes) is None:
-            await context.send_initial_metadata(())
-        async for ready in duplex(pushes, requests, settle):
-            for push, confirm in frames(ready, _is_work_confirm):
-                resp = pb.WorkResponse(confirm=confirm)
-                if push is not None:
-                    resp.assignments.extend(push[0])
-                    resp.cancellations.extend(push[1])
-                yield resp
-
-    async def _settle(self, sequence: int, kind: str, req: Any) -> pb.WorkConfirm:
-        """One outcome of a Work stream, as the unary call would do it (and charged as it is)."""
-        try:
-            charge(_TWINS[kind], req)
-            if kind == "complete" or kind == "fail":
-                inp = _complete_input(req) if kind == "complete" else _fail_input(req)
-                return pb.WorkConfirm(sequence=sequence, task=self._task(await self._finish(inp, None)))
-            until = await self.queue.extend_lease(_extend_input(req))
-            return pb.WorkConfirm(sequence=sequence, lease_expires_at=ts(until))
-        except ValidationError as exc:
-            return pb.WorkConfirm(
-                sequence=sequence,
-                code=grpc.StatusCode.INVALID_ARGUMENT.value[0],
-                error=validation_message(exc),
-            )
-        except Exception as exc:
-            code, message = status_of(exc)
-            return pb.WorkConfirm(sequence=sequence, code=code.value[0], error=message)
-
     @rpc
     async def ExtendLease(
         self, request: pb.ExtendLeaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.ExtendLeaseResponse:
-        until = await self.queue.extend_lease(_extend_input(request))
+        until = await self.queue.extend_lease(extend_input(request))
         return pb.ExtendLeaseResponse(lease_expires_at=ts(until))
 
     @rpc
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
     ) -> pb.CompleteResponse:
-        return pb.CompleteResponse(task=self._task(await self._finish(_complete_input(request), context)))
+        return pb.CompleteResponse(task=self._task(await self._finish(complete_input(request), context)))
 
     @rpc
     async def CompleteBatch(
@@ -315,14 +204,14 @@ class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, pb_grpc.TaskQueueS
         for i, item in enumerate(request.items):
             field = f"items[{i}]"
             try:
-                inp = _complete_input(item)
+                inp = complete_input(item)
             except ValidationError as exc:
                 raise InvalidArgument(field, validation_message(exc)) from None
             if len(inp.result) > limit:
                 raise InvalidArgument(f"{field}.result", f"must be at most {limit} bytes")
             inputs.append(inp)
-        # Each item is then judged on its own; concurrent completions share one write job.
-        outcomes = await asyncio.gather(*(self.queue.complete(i) for i in inputs), return_exceptions=True)
+        # Each item is then judged on its own, all in one write job.
+        outcomes = await self.queue.complete_many(inputs)
         results = []
         for out in outcomes:
             if isinstance(out, BaseException):
@@ -336,7 +225,7 @@ class TaskQueueServicer(SessionRpcs, ScheduleRpcs, LimitRpcs, pb_grpc.TaskQueueS
 
     @rpc
     async def Fail(self, request: pb.FailRequest, context: grpc.aio.ServicerContext) -> pb.FailResponse:
-        return pb.FailResponse(task=self._task(await self._finish(_fail_input(request), context)))
+        return pb.FailResponse(task=self._task(await self._finish(fail_input(request), context)))
 
     @rpc
     async def Cancel(self, request: pb.CancelRequest, context: grpc.aio.ServicerContext) -> pb.CancelResponse:

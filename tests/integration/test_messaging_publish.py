@@ -91,7 +91,7 @@ async def test_the_broker_holds_at_most_the_window_unconfirmed(stubs, broker, mo
     read = handed = 0
     real_windowed = messaging_servicer.windowed
 
-    def counted(requests: Any, handle: Any, window: int) -> Any:
+    def counted(requests: Any, handle: Any, window: int, weight: Any = None) -> Any:
         async def reading() -> Any:
             nonlocal read
             async for req in requests:
@@ -103,7 +103,7 @@ async def test_the_broker_holds_at_most_the_window_unconfirmed(stubs, broker, mo
             handed += 1
             return handle(req)
 
-        return real_windowed(reading(), handing, window)
+        return real_windowed(reading(), handing, window, weight)
 
     monkeypatch.setattr(messaging_servicer, "windowed", counted)
     run = asyncio.ensure_future(publish(stubs, [entry(i) for i in range(1, 21)]))

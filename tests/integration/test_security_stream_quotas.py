@@ -190,3 +190,52 @@ async def test_a_flooding_sender_does_not_lock_others_out_of_a_recipient(
     finally:
         await flood.channel.close()
         await other.channel.close()
+
+
+async def test_each_message_of_a_batched_publish_entry_is_charged_as_a_send(
+    broker: Broker, admin: Stubs
+) -> None:
+    """One Publish entry carrying 200 messages under a 20 calls/s quota (burst 40): each message is
+    charged as a Send, the refused ones answered RESOURCE_EXHAUSTED in their own result."""
+    flood = await _agent(broker, admin, "flood")
+    await _agent(broker, admin, "inbox")
+    try:
+        msgs = [_entry(i, "flood", "inbox").message for i in range(200)]
+        (confirm,) = await _publish(flood, [mpb.PublishRequest(sequence=1, messages=msgs)])
+        codes = Counter(r.code for r in confirm.results)
+        assert len(confirm.results) == 200 and set(codes) == {0, EXHAUSTED}, codes
+        assert codes[0] <= 40 + 20 * 5, codes
+        assert sum((await _pending(admin, "inbox")).values()) == codes[0]
+    finally:
+        await flood.channel.close()
+
+
+async def test_each_outcome_of_a_batched_work_request_is_charged_as_its_unary_twin(
+    broker: Broker, admin: Stubs
+) -> None:
+    """100 lease extensions in one Work request under a 20 calls/s quota: most are answered
+    RESOURCE_EXHAUSTED in their own result, in one confirmation."""
+    w = await _agent(broker, admin, "w1")
+    try:
+        task = await admin.tasks.Submit(
+            tpb.SubmitRequest(task=tpb.TaskSpec(title="t", required_capabilities=["w1"]))
+        )
+        requests: asyncio.Queue[tpb.WorkRequest | None] = asyncio.Queue()
+        requests.put_nowait(tpb.WorkRequest(listen=tpb.ListenRequest(agent_id="w1")))
+
+        async def gen() -> AsyncIterator[tpb.WorkRequest]:
+            while (r := await requests.get()) is not None:
+                yield r
+
+        call = w.tasks.Work(gen(), timeout=30)
+        while not (resp := await next_within(call)).assignments:
+            pass
+        ext = tpb.ExtendLeaseRequest(task_id=task.task.task_id, attempt=resp.assignments[0].attempt)
+        requests.put_nowait(tpb.WorkRequest(sequence=1, outcomes=[tpb.WorkOutcome(extend=ext)] * 100))
+        while not (resp := await next_within(call)).HasField("confirm"):
+            pass
+        requests.put_nowait(None)
+        codes = Counter(r.code for r in resp.confirm.results)
+        assert len(resp.confirm.results) == 100 and codes[EXHAUSTED] >= 50 and codes[0] >= 1, codes
+    finally:
+        await w.channel.close()

@@ -28,6 +28,7 @@ class Worker:
         self.ended: asyncio.Future[grpc.StatusCode] = asyncio.get_running_loop().create_future()
         self._reader = asyncio.ensure_future(self._read())
         self._seq = 0
+        self.frames_with_assignments = 0
 
     @classmethod
     async def open(cls, stubs: Stubs, agent_id: str) -> Worker:
@@ -41,6 +42,8 @@ class Worker:
             async for resp in self.call:
                 if resp.HasField("confirm"):
                     self.confirms.put_nowait(resp.confirm)
+                if resp.assignments:
+                    self.frames_with_assignments += 1
                 for a in resp.assignments:
                     self.assignments.put_nowait(a)
                 for c in resp.cancellations:

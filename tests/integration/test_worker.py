@@ -370,6 +370,9 @@ async def test_stop_during_an_ack_call_still_acks(client, start_worker):
         async def ack(self, ids: Any) -> Any:
             return await slow_first(self.real.ack, ids)
 
+        async def ack_later(self, ids: Any) -> Any:  # the worker's usual ack: no confirmation
+            return await slow_first(self.real.ack_later, ids)
+
     w._on_stream = lambda: Stream(real_on_stream())  # type: ignore[method-assign]
     mid = (await client.send("sender", "acker", "hi")).message_id
     await wait_for(handled, what="message handled")

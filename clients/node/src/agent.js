@@ -121,6 +121,15 @@ export class Agent {
   async stop({ drainMs = 10000 } = {}) {
     if (this.stopping) return;
     this.stopping = true;
+    // One confirmed (empty) ack: the acks written without a confirmation are committed once it
+    // is answered (answers come in order), before the stream closes.
+    const ms = this.messageStream;
+    if (ms?.inBand && ms.call) {
+      let t;
+      const barrier = ms.ack([]).catch(() => {});
+      await Promise.race([barrier, new Promise((r) => (t = setTimeout(r, 5000)))]);
+      clearTimeout(t);
+    }
     for (const s of this.streams) s.cancel();
     const drained = Promise.allSettled([...this.pending]);
     let timer;
@@ -183,9 +192,10 @@ export class Agent {
       ).catch((e) => this.log(`nack failed: ${e.message}`));
       return;
     }
+    // No confirmation frame (committed before the broker counts it; stop() confirms the last).
     await this._onStream(
       this.messageStream,
-      (s) => s.ack(msg.messageId),
+      (s) => (s.ackLater(msg.messageId) ? undefined : s.ack(msg.messageId)),
       () => this.client.ack(this.agentId, msg.messageId),
     ).then(
       () => this.stats.acked++,

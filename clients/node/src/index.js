@@ -258,7 +258,7 @@ export class BrokerClient {
    * confirmation once committed (rejecting with a BrokerError when its code is not OK). Against
    * a broker without the method (UNIMPLEMENTED) it becomes `fallback()`: `inBand` turns false.
    */
-  _duplex(stub, method, opening, { items, confirm, request, fallback }) {
+  _duplex(stub, method, opening, { items, confirm, request, fallback, batchRequest, batchHeader }) {
     const queue = [];
     const waiters = [];
     const pending = new Map(); // sequence (a string: 64-bit) -> {resolve, reject}
@@ -267,6 +267,46 @@ export class BrokerClient {
     let seq = 0;
     let cancelled = false;
     let over = false; // the call ended: nothing written now would be answered
+    let batchMax = 0; // entries per batched request the broker takes (stated in its headers)
+    let queued = []; // entries for the next request: [{ entry, resolve, reject }]
+    let flushing = false;
+    const write = (fields) => {
+      seq += 1;
+      const s = seq;
+      return new Promise((resolve, reject) => {
+        pending.set(String(s), { resolve, reject });
+        call.write(fields(s));
+      });
+    };
+    // Whatever entries are queued when this turn of the event loop ends go in one request
+    // (never waiting to fill a batch): one confirmation, one result per entry.
+    const flush = () => {
+      flushing = false;
+      while (queued.length) {
+        const n = Math.min(queued.length, Math.max(batchMax, 1));
+        const batch = queued.slice(0, n);
+        queued = queued.slice(n);
+        if (over || cancelled) {
+          const err = new BrokerError(grpc.status.UNAVAILABLE, 'the stream has ended', method);
+          for (const b of batch) b.reject(err);
+          continue;
+        }
+        const entries = batch.map((b) => b.entry);
+        const sent = write((s) => (n === 1 ? request(s, entries[0]) : batchRequest(s, entries)));
+        sent.then(
+          (c) => {
+            const results = n === 1 ? [c] : c.results;
+            batch.forEach((b, i) => {
+              const r = results[i];
+              if (!r) b.reject(new BrokerError(grpc.status.INTERNAL, 'no result for this entry', method));
+              else if (r.code) b.reject(new BrokerError(r.code, r.error, method));
+              else b.resolve(r);
+            });
+          },
+          (err) => batch.forEach((b) => b.reject(err)),
+        );
+      }
+    };
     const put = (x) => {
       const w = waiters.shift();
       if (w) w(x);
@@ -280,6 +320,11 @@ export class BrokerClient {
       if (call) return;
       call = stub[method]();
       this._opened(stream, call);
+      if (batchHeader) {
+        call.on('metadata', (md) => {
+          batchMax = Math.min(Number(md.get(batchHeader)[0] ?? 0) || 0, 1000);
+        });
+      }
       call.on('data', (resp) => {
         const c = confirm(resp);
         if (c) {
@@ -320,12 +365,28 @@ export class BrokerClient {
         if (over || cancelled) {
           return Promise.reject(new BrokerError(grpc.status.UNAVAILABLE, 'the stream has ended', method));
         }
-        seq += 1;
-        const s = seq;
+        return write((s) => request(s, fields));
+      },
+      /** `fields` in the next request, with whatever other entries are ready then. */
+      coalesced(fields) {
+        start();
+        if (over || cancelled) {
+          return Promise.reject(new BrokerError(grpc.status.UNAVAILABLE, 'the stream has ended', method));
+        }
         return new Promise((resolve, reject) => {
-          pending.set(String(s), { resolve, reject });
-          call.write(request(s, fields));
+          queued.push({ entry: fields, resolve, reject });
+          if (!flushing) {
+            flushing = true;
+            setImmediate(flush);
+          }
         });
+      },
+      /** Write `fields` expecting no confirmation (the broker answers only a refusal). */
+      send(fields) {
+        start();
+        if (over || cancelled) throw new BrokerError(grpc.status.UNAVAILABLE, 'the stream has ended', method);
+        seq += 1;
+        call.write(request(seq, fields));
       },
       async *[Symbol.asyncIterator]() {
         if (cancelled) return;
@@ -485,7 +546,8 @@ export class BrokerClient {
    * As subscribe(), with the acks and nacks on the same stream (the broker's Consume): an async
    * iterable of Message objects with `ack(ids)` (resolves to the acked count once committed),
    * `nack(ids, {delaySeconds, reject, reason})` (resolves to {requeued, deadLettered}), `cancel()`
-   * and `inBand` (false against a broker without Consume: Subscribe and unary calls instead).
+   * and `inBand` (false against a broker without Consume: Subscribe and unary calls instead);
+   * `ackLater(ids)` acks without a confirmation (see the README).
    */
   consume(agentId, { maxInFlight = 0, ackDeadlineSeconds, maxBatch = 0, subscription = '' } = {}) {
     const subscribe = { agentId, maxInFlight, maxBatch, subscription };
@@ -501,6 +563,14 @@ export class BrokerClient {
       d.inBand
         ? (await d.settle({ ackIds: ids(messageIds) })).acked
         : (await this.ack(agentId, messageIds)).acked;
+    // Ack without waiting for a confirmation (the broker sends none unless it refuses): committed
+    // before the broker counts it; lost with the stream, a redelivery. False: not in band (an
+    // older broker: use ack()).
+    d.ackLater = (messageIds) => {
+      if (!d.inBand) return false;
+      d.send({ ackIds: ids(messageIds), noConfirm: true });
+      return true;
+    };
     d.nack = async (messageIds, { delaySeconds, reject = false, reason = '' } = {}) => {
       if (!d.inBand) return this.nack(agentId, messageIds, { delaySeconds, reject, reason });
       const fields = { nackIds: ids(messageIds), reject, reason };
@@ -576,24 +646,27 @@ export class BrokerClient {
    * `complete(taskId, attempt, result, resultContentType)` and `fail(taskId, attempt, error,
    * {nonRetryable})` (resolving to {task} once committed), `extendLease(taskId, attempt,
    * {progress, statusNote, extensionSeconds})` (resolving to {leaseExpiresAt}), `cancel()` and
-   * `inBand` (false against a broker without Work: Listen and unary calls instead).
+   * `inBand` (false against a broker without Work: Listen and unary calls instead). Outcomes given
+   * in the same turn of the event loop go in one request (the broker's batched form).
    */
   work(agentId) {
     const d = this._duplex(this.tasks, 'Work', { listen: { agentId } }, {
       items: (resp) => (resp.assignments.length || resp.cancellations.length ? [resp] : []),
       confirm: (resp) => resp.confirm,
       request: (sequence, fields) => ({ sequence, ...fields }),
+      batchRequest: (sequence, entries) => ({ sequence, outcomes: entries }),
+      batchHeader: 'a2a-work-batch',
       fallback: () => this.listen(agentId),
     });
     d.complete = async (taskId, attempt, result, resultContentType = '') => {
       if (!d.inBand) return this.complete(taskId, agentId, attempt, result, resultContentType);
       const [bytes, contentType] = encodePayload(result, resultContentType);
-      const c = await d.settle({ complete: { taskId, attempt, result: bytes, resultContentType: contentType } });
+      const c = await d.coalesced({ complete: { taskId, attempt, result: bytes, resultContentType: contentType } });
       return { task: c.task };
     };
     d.fail = async (taskId, attempt, error, { nonRetryable = false } = {}) => {
       if (!d.inBand) return this.fail(taskId, agentId, attempt, error, { nonRetryable });
-      const c = await d.settle({ fail: { taskId, attempt, error, nonRetryable } });
+      const c = await d.coalesced({ fail: { taskId, attempt, error, nonRetryable } });
       return { task: c.task };
     };
     d.extendLease = async (taskId, attempt, { progress, statusNote = '', extensionSeconds } = {}) => {
@@ -601,7 +674,7 @@ export class BrokerClient {
       const extend = { taskId, attempt, statusNote };
       if (progress !== undefined) extend.progress = progress;
       if (extensionSeconds !== undefined) extend.extension = duration(extensionSeconds);
-      const c = await d.settle({ extend });
+      const c = await d.coalesced({ extend });
       return { leaseExpiresAt: c.leaseExpiresAt };
     };
     return d;

@@ -67,3 +67,44 @@ test('work completes on the stream, and a stale attempt is refused', { timeout: 
   assert.equal((await client.getTask(taskId)).status, 'TASK_STATUS_COMPLETED');
   stream.cancel();
 });
+
+test('work sends outcomes given together in one request, each judged on its own', { timeout: 30000 }, async () => {
+  await client.register({ agentId: 'w-batch', maxConcurrentTasks: 3 });
+  const ids = [];
+  for (const title of ['one', 'two', 'three']) ids.push((await client.submit({ title })).task.taskId);
+  const stream = client.work('w-batch');
+  const it = stream[Symbol.asyncIterator]();
+  const got = [];
+  while (got.length < 3) got.push(...(await it.next()).value.assignments);
+  const byId = new Map(got.map((a) => [a.task.taskId, a]));
+  const [a, b, c] = ids.map((id) => byId.get(id));
+  const written = [];
+  const realWrite = stream.call.write.bind(stream.call);
+  stream.call.write = (req) => {
+    written.push(req);
+    return realWrite(req);
+  };
+  const [done, stale, failed] = await Promise.allSettled([
+    stream.complete(a.task.taskId, a.attempt, 'A'),
+    stream.complete(b.task.taskId, b.attempt + 1, 'stale'),
+    stream.fail(c.task.taskId, c.attempt, 'boom', { nonRetryable: true }),
+  ]);
+  assert.equal(done.value.task.status, 'TASK_STATUS_COMPLETED');
+  assert.equal(stale.reason.code, grpc.status.FAILED_PRECONDITION);
+  assert.equal(failed.value.task.status, 'TASK_STATUS_FAILED');
+  assert.equal(written.length, 1); // one request for the three
+  assert.equal(written[0].outcomes.length, 3);
+  assert.equal((await client.getTask(b.task.taskId)).status, 'TASK_STATUS_RUNNING'); // nothing changed
+  stream.cancel();
+});
+
+test('consume ackLater commits without a confirmation frame', { timeout: 30000 }, async () => {
+  for (const agentId of ['l-sender', 'l-reader']) await client.register({ agentId, maxConcurrentTasks: 1 });
+  const id = (await client.send('l-sender', 'l-reader', 'later')).messageIds[0];
+  const stream = client.consume('l-reader');
+  assert.equal((await first(stream)).messageId, id);
+  assert.equal(stream.ackLater(id), true);
+  assert.equal(await stream.ack([]), 0); // confirmed: the earlier one is committed too
+  assert.equal((await client.getMessage(id)).status, 'MESSAGE_STATUS_PROCESSED');
+  stream.cancel();
+});

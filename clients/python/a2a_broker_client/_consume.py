@@ -48,6 +48,18 @@ class Consumption(Duplex[m.Message]):
             return int(await self._unary_ack(ids))
         return int((await self._settle(ack_ids=ids)).acked)
 
+    async def ack_later(self, message_ids: Sequence[str] | str) -> bool:
+        """Ack without waiting for a confirmation: the broker sends none unless it refuses the
+        request (logged), and commits the acks before it counts them done (before it delivers
+        more in their place); an ack lost with the stream still means a redelivery. A later
+        :meth:`ack`'s confirmation says this one is committed too. Returns False when the stream
+        does not take requests (an older broker: call :meth:`ack`)."""
+        if not self.in_band:
+            return False
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        await self._send(ack_ids=ids, no_confirm=True)
+        return True
+
     async def nack(
         self,
         message_ids: Sequence[str] | str,

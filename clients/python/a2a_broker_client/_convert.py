@@ -204,10 +204,14 @@ def send_result(r: messaging_pb2.SendResponse) -> m.SendResult:
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def publish_result(r: messaging_pb2.PublishResponse) -> m.PublishResult:
+def publish_result(
+    r: messaging_pb2.PublishResponse | messaging_pb2.PublishResult, sequence: int
+) -> m.PublishResult:
+    """One message's confirm (a single-form response, or one result of a batched one)."""
     if r.code:
-        return m.PublishResult(r.sequence, error=error_for(_CODES[r.code], r.error, "messaging/Publish"))
-    return m.PublishResult(r.sequence, m.SendResult(message_ids=tuple(r.message_ids), duplicate=r.duplicate))
+        code = _CODES.get(r.code, grpc.StatusCode.UNKNOWN)
+        return m.PublishResult(sequence, error=error_for(code, r.error, "messaging/Publish"))
+    return m.PublishResult(sequence, m.SendResult(message_ids=tuple(r.message_ids), duplicate=r.duplicate))
 
 
 def message(x: messaging_pb2.Message) -> m.Message:

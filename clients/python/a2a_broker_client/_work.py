@@ -18,7 +18,9 @@ from .pb import tasks_pb2
 class WorkStream(Duplex[m.ListenEvent]):
     """The agent's assignments and cancellations (one :class:`ListenEvent` per push), and its
     outcomes written back on the same stream: :meth:`complete`, :meth:`fail` and
-    :meth:`extend_lease`, each answered once committed (or raising what the unary call would)."""
+    :meth:`extend_lease`, each answered once committed (or raising what the unary call would).
+    Outcomes given at about the same time share one request (whatever is ready when it is
+    written: see ``_duplex``), answered by one confirmation."""
 
     method = "tasks/Work"
 
@@ -44,6 +46,15 @@ class WorkStream(Duplex[m.ListenEvent]):
     def _request(self, sequence: int, **fields: Any) -> Any:
         return tasks_pb2.WorkRequest(sequence=sequence, **fields)
 
+    batch_header = "a2a-work-batch"
+
+    def _batch_request(self, sequence: int, entries: list[Any]) -> Any:
+        if len(entries) == 1:
+            return tasks_pb2.WorkRequest(sequence=sequence, **entries[0])
+        return tasks_pb2.WorkRequest(
+            sequence=sequence, outcomes=[tasks_pb2.WorkOutcome(**e) for e in entries]
+        )
+
     async def complete(
         self, task_id: str, attempt: int, result: Any = b"", *, result_content_type: str = ""
     ) -> m.Task:
@@ -57,7 +68,7 @@ class WorkStream(Duplex[m.ListenEvent]):
         req = tasks_pb2.CompleteRequest(
             task_id=task_id, attempt=attempt, result=payload, result_content_type=content_type
         )
-        return c.task((await self._settle(complete=req)).task)
+        return c.task((await self._coalesced({"complete": req}, len(payload))).task)
 
     async def fail(self, task_id: str, attempt: int, error: str, *, non_retryable: bool = False) -> m.Task:
         """Fail a leased task's attempt (retried per its policy unless ``non_retryable``)."""
@@ -69,7 +80,7 @@ class WorkStream(Duplex[m.ListenEvent]):
         req = tasks_pb2.FailRequest(
             task_id=task_id, attempt=attempt, error=error, non_retryable=non_retryable
         )
-        return c.task((await self._settle(fail=req)).task)
+        return c.task((await self._coalesced({"fail": req}, len(error))).task)
 
     async def extend_lease(
         self,
@@ -96,4 +107,4 @@ class WorkStream(Duplex[m.ListenEvent]):
             req.progress = progress
         if extension is not None:
             req.extension.CopyFrom(c.duration(extension))
-        return c.to_datetime(await self._settle(extend=req), "lease_expires_at")
+        return c.to_datetime(await self._coalesced({"extend": req}, len(status_note)), "lease_expires_at")

@@ -38,6 +38,9 @@ _STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 ADDRESS_ENV = "A2A_BROKER_ADDRESS"
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 T = TypeVar("T")
+# A batched Publish request carries about this many payload bytes at most (well under the
+# broker's request size limit).
+MAX_PUBLISH_BATCH_BYTES = 1 << 20
 _UNSET: Any = object()
 
 
@@ -344,29 +347,53 @@ class BrokerClient(ScheduleCalls, TopicsMixin, LimitCalls):
         one :meth:`send` per message."""
         self._ensure()
         call = self._messaging.Publish()
-        writer: asyncio.Future[None] | None = None
+        tasks: list[asyncio.Future[None]] = []
         try:
             headers = dict(await call.initial_metadata() or ())
-            room = asyncio.Semaphore(int(headers.get("a2a-publish-window", "1000")))
+            window = int(headers.get("a2a-publish-window", "1000"))
+            batched = headers.get("a2a-publish-batch") == "1"  # it takes several per request
+            room = asyncio.Semaphore(window)
+            ready: asyncio.Queue[messaging_pb2.SendRequest | None] = asyncio.Queue()
 
-            async def write() -> None:
-                seq = 0
+            async def pull() -> None:
                 async for o in _aiter(messages):
                     await room.acquire()
+                    ready.put_nowait(c.send_request(o))
+                ready.put_nowait(None)
+
+            async def write() -> None:
+                # Whatever is ready at each turn goes in one request (never waiting for more).
+                seq, end = 0, False
+                while not end and (first := await ready.get()) is not None:
+                    batch, size = [first], len(first.payload)
+                    while batched and not ready.empty() and size < MAX_PUBLISH_BATCH_BYTES:
+                        nxt = ready.get_nowait()
+                        if nxt is None:
+                            end = True
+                            break
+                        batch.append(nxt)
+                        size += len(nxt.payload)
                     seq += 1
-                    await call.write(messaging_pb2.PublishRequest(sequence=seq, message=c.send_request(o)))
+                    if len(batch) == 1:
+                        await call.write(messaging_pb2.PublishRequest(sequence=seq, message=batch[0]))
+                    else:
+                        await call.write(messaging_pb2.PublishRequest(sequence=seq, messages=batch))
                 await call.done_writing()
 
-            writer = asyncio.ensure_future(write())
+            tasks += [asyncio.ensure_future(pull()), asyncio.ensure_future(write())]
+            n = 0
             async for resp in call:
-                room.release()
-                yield c.publish_result(resp)
-            await writer
+                for r in resp.results if resp.results else (resp,):
+                    room.release()
+                    n += 1
+                    yield c.publish_result(r, n)
+            for t in tasks:
+                await t
         except grpc.aio.AioRpcError as exc:
             raise from_grpc(exc, "messaging/Publish") from exc
         finally:
-            if writer is not None:
-                writer.cancel()
+            for t in tasks:
+                t.cancel()
             call.cancel()
 
     def subscribe(

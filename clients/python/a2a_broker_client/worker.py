@@ -211,6 +211,7 @@ class Worker:
         self._pending_acks: list[str] = []
         self._stream: Consumption | None = None  # the message stream open now
         self._work: WorkStream | None = None  # the task stream open now
+        self._acks_unconfirmed = False  # acks written on the stream without a confirmation
         self._ack_wakeup = asyncio.Event()
         self._ack_loop: asyncio.Task[Any] | None = None
         self._started = False
@@ -287,7 +288,7 @@ class Worker:
                 await asyncio.wait(late, timeout=5.0)
         self._ack_wakeup.set()
         await _cancel(self._ack_loop)
-        await self._flush_acks()
+        await self._flush_acks(final=True)
         await _cancel(self._message_loop)
         for t in self._background:
             t.cancel()
@@ -479,15 +480,25 @@ class Worker:
             self._ack_wakeup.clear()
             await self._flush_acks()
 
-    async def _flush_acks(self) -> None:
+    async def _flush_acks(self, final: bool = False) -> None:
+        """Ack the messages finished since the last flush, without a confirmation frame (the
+        broker commits them before it counts them; a lost ack is a redelivery, as for any
+        at-least-once handler). ``final`` (stopping): confirmed, so that the earlier ones are
+        known committed too before the stream closes."""
         ids, self._pending_acks = self._pending_acks, []
-        if not ids:
+        if not ids and not (final and self._acks_unconfirmed):
             return
         try:
             try:
-                await self._on_stream().ack(ids)
+                stream = self._on_stream()
+                if final or not await stream.ack_later(ids):
+                    await stream.ack(ids)
+                    self._acks_unconfirmed = False
+                else:
+                    self._acks_unconfirmed = True
             except BrokerRpcError:  # the stream broke meanwhile: a unary ack still counts
-                await self.client.ack(self.agent_id, ids)
+                if ids:
+                    await self.client.ack(self.agent_id, ids)
             self.stats.messages_acked += len(ids)
         except asyncio.CancelledError:
             # Cancelled mid-call (stop() ends the ack loop): not known to have landed, so the

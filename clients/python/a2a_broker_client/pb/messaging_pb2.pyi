@@ -374,19 +374,27 @@ class PublishRequest(_message.Message):
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """The client's number for this entry, echoed in its confirm."""
     @_builtins.property
     def message(self) -> Global___SendRequest: ...
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___SendRequest]:
+        """The batched form, instead of `message`: several messages, each judged on
+        its own, confirmed together (PublishResponse.results, in this order).
+        """
+
     def __init__(
         self,
         *,
         sequence: _builtins.int = ...,
         message: Global___SendRequest | None = ...,
+        messages: _abc.Iterable[Global___SendRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "messages", b"messages", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -401,8 +409,52 @@ class PublishResponse(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     MESSAGE_IDS_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """The sequence number of the entry this confirms."""
+    code: _builtins.int
+    """The gRPC status code Send would have answered (0: OK, stored)."""
+    error: _builtins.str
+    """The error message when code is not OK."""
+    duplicate: _builtins.bool
+    @_builtins.property
+    def message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """When code is OK: as SendResponse."""
+
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PublishResult]:
+        """A batched request's answer: one result per message, in request order
+        (`code` above is then 0).
+        """
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+        message_ids: _abc.Iterable[_builtins.str] | None = ...,
+        duplicate: _builtins.bool = ...,
+        results: _abc.Iterable[Global___PublishResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duplicate", b"duplicate", "error", b"error", "message_ids", b"message_ids", "results", b"results", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishResponse: _TypeAlias = PublishResponse  # noqa: Y015
+
+@_typing.final
+class PublishResult(_message.Message):
+    """PublishResult is the outcome of one message of a batched PublishRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    MESSAGE_IDS_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     code: _builtins.int
     """The gRPC status code Send would have answered (0: OK, stored)."""
     error: _builtins.str
@@ -415,7 +467,6 @@ class PublishResponse(_message.Message):
     def __init__(
         self,
         *,
-        sequence: _builtins.int = ...,
         code: _builtins.int = ...,
         error: _builtins.str = ...,
         message_ids: _abc.Iterable[_builtins.str] | None = ...,
@@ -423,11 +474,11 @@ class PublishResponse(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duplicate", b"duplicate", "error", b"error", "message_ids", b"message_ids", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duplicate", b"duplicate", "error", b"error", "message_ids", b"message_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___PublishResponse: _TypeAlias = PublishResponse  # noqa: Y015
+Global___PublishResult: _TypeAlias = PublishResult  # noqa: Y015
 
 @_typing.final
 class SendBatchRequest(_message.Message):
@@ -762,12 +813,18 @@ class ConsumeRequest(_message.Message):
     NACK_DELAY_FIELD_NUMBER: _builtins.int
     REJECT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    NO_CONFIRM_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """The client's number for this request's acks and nacks, echoed in its
     confirmation.
     """
     reject: _builtins.bool
     reason: _builtins.str
+    no_confirm: _builtins.bool
+    """Answer this request only if it is refused (no confirmation frame once
+    committed). A later request without it is confirmed as usual, and its
+    confirmation says this one is committed too (they are answered in order).
+    """
     @_builtins.property
     def subscribe(self) -> Global___SubscribeRequest:
         """The first request only: the subscription."""
@@ -792,10 +849,11 @@ class ConsumeRequest(_message.Message):
         nack_delay: _duration_pb2.Duration | None = ...,
         reject: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        no_confirm: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["nack_delay", b"nack_delay", "subscribe", b"subscribe"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_ids", b"ack_ids", "nack_delay", b"nack_delay", "nack_ids", b"nack_ids", "reason", b"reason", "reject", b"reject", "sequence", b"sequence", "subscribe", b"subscribe"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_ids", b"ack_ids", "nack_delay", b"nack_delay", "nack_ids", b"nack_ids", "no_confirm", b"no_confirm", "reason", b"reason", "reject", b"reject", "sequence", b"sequence", "subscribe", b"subscribe"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -338,9 +338,15 @@ class TaskQueueServicer:
         again (a repeated Complete or Fail of the same attempt is answered OK).
         Each outcome is charged to the caller's quotas as its unary call is: one
         over them is answered RESOURCE_EXHAUSTED in its `confirm`.
+        Batched form: a request may instead carry several outcomes (`outcomes`,
+        up to 1000: whatever the worker has ready), each judged on its own as the
+        single form judges it (a refused one changes nothing and the others go
+        on), answered by one confirmation whose `results` hold one result per
+        outcome, in order. A response may carry several assignments (as Listen).
         Errors of the stream: INVALID_ARGUMENT when the first request has no
-        `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
-        for an outcome of another agent; as Listen otherwise.
+        `listen`, a later one has, or one carries no outcome (or both `outcome`
+        and `outcomes`, or more than 1000); PERMISSION_DENIED for an outcome of
+        another agent; as Listen otherwise.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -120,9 +120,15 @@ class TaskQueueStub:
     again (a repeated Complete or Fail of the same attempt is answered OK).
     Each outcome is charged to the caller's quotas as its unary call is: one
     over them is answered RESOURCE_EXHAUSTED in its `confirm`.
+    Batched form: a request may instead carry several outcomes (`outcomes`,
+    up to 1000: whatever the worker has ready), each judged on its own as the
+    single form judges it (a refused one changes nothing and the others go
+    on), answered by one confirmation whose `results` hold one result per
+    outcome, in order. A response may carry several assignments (as Listen).
     Errors of the stream: INVALID_ARGUMENT when the first request has no
-    `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
-    for an outcome of another agent; as Listen otherwise.
+    `listen`, a later one has, or one carries no outcome (or both `outcome`
+    and `outcomes`, or more than 1000); PERMISSION_DENIED for an outcome of
+    another agent; as Listen otherwise.
     """
     ExtendLease: _grpc.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]
     """ExtendLease is a running task's heartbeat: it extends the lease and
@@ -382,9 +388,15 @@ class TaskQueueAsyncStub(TaskQueueStub):
     again (a repeated Complete or Fail of the same attempt is answered OK).
     Each outcome is charged to the caller's quotas as its unary call is: one
     over them is answered RESOURCE_EXHAUSTED in its `confirm`.
+    Batched form: a request may instead carry several outcomes (`outcomes`,
+    up to 1000: whatever the worker has ready), each judged on its own as the
+    single form judges it (a refused one changes nothing and the others go
+    on), answered by one confirmation whose `results` hold one result per
+    outcome, in order. A response may carry several assignments (as Listen).
     Errors of the stream: INVALID_ARGUMENT when the first request has no
-    `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
-    for an outcome of another agent; as Listen otherwise.
+    `listen`, a later one has, or one carries no outcome (or both `outcome`
+    and `outcomes`, or more than 1000); PERMISSION_DENIED for an outcome of
+    another agent; as Listen otherwise.
     """
     ExtendLease: _aio.UnaryUnaryMultiCallable[_tasks_pb2.ExtendLeaseRequest, _tasks_pb2.ExtendLeaseResponse]  # type: ignore[assignment]
     """ExtendLease is a running task's heartbeat: it extends the lease and
@@ -671,9 +683,15 @@ class TaskQueueServicer(metaclass=_abc_1.ABCMeta):
         again (a repeated Complete or Fail of the same attempt is answered OK).
         Each outcome is charged to the caller's quotas as its unary call is: one
         over them is answered RESOURCE_EXHAUSTED in its `confirm`.
+        Batched form: a request may instead carry several outcomes (`outcomes`,
+        up to 1000: whatever the worker has ready), each judged on its own as the
+        single form judges it (a refused one changes nothing and the others go
+        on), answered by one confirmation whose `results` hold one result per
+        outcome, in order. A response may carry several assignments (as Listen).
         Errors of the stream: INVALID_ARGUMENT when the first request has no
-        `listen`, a later one has, or one carries no outcome; PERMISSION_DENIED
-        for an outcome of another agent; as Listen otherwise.
+        `listen`, a later one has, or one carries no outcome (or both `outcome`
+        and `outcomes`, or more than 1000); PERMISSION_DENIED for an outcome of
+        another agent; as Listen otherwise.
         """
 
     @_abc_1.abstractmethod
