@@ -17,7 +17,7 @@ import builtins
 import heapq
 import logging
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock, Timer, s_to_us
 from ..config import Settings
@@ -59,6 +59,9 @@ from .registry import Registry
 from .routing import RecordRouter
 from .sessions import Sessions
 
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
 log = logging.getLogger("broker.tasks")
 
 PURGE_EVERY_S = 60.0
@@ -88,6 +91,8 @@ class TaskQueue:
         self._last_purge: float | None = None
         self._bg: set[asyncio.Task[None]] = set()
         self.stats = TaskStats()
+        # The other brokers of the database, when there are (set by ``Cluster.start``).
+        self.cluster: Cluster | None = None
 
     # ------------------------------------------------------------ announcing
 
@@ -112,6 +117,8 @@ class TaskQueue:
             log.info("session ended", extra={"session_id": s.session_id, "status": s.status.value})
             if self.events.watchers:
                 self.events.publish(TaskEvent(None, None, session=s))
+        if self.cluster is not None:
+            self.cluster.announced(changes)
 
     def _count(self, transitions: list[Transition]) -> None:
         st = self.stats
@@ -346,6 +353,8 @@ class TaskQueue:
 
         watcher = self.events.watch(accept)
         try:
+            if self.cluster is not None:  # their changes after the snapshot, too
+                await self.cluster.watching()
             snapshot = await self.storage.task_watch_snapshot(scope, value)
         except BaseException:
             watcher.close()

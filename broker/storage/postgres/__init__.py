@@ -38,10 +38,11 @@ from ..sql.tasks_lease import purge_job
 from ..sql.tasks_tx import TaskTx
 from ..sql.tokens import TokenOps
 from .engine import PgEngine
+from .history import History
 from .messages import PgMessageOps
 from .migrate import migrate
 from .queries import POSTGRES
-from .relay import Relay
+from .relay import Relay, new_tag
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -85,8 +86,11 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
         self.settings = settings
-        self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max)
-        self.relay = Relay(url, settings.pg_poll_interval_s, self.engine.stats)
+        tag = new_tag()
+        self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max, tag=tag)
+        self.relay = Relay(
+            url, settings.pg_poll_interval_s, self.engine.stats, tag, History(self.engine.read, tag)
+        )
 
     @property
     def engine_stats(self) -> StorageStats:

@@ -65,9 +65,10 @@ def _wrap(exc: BaseException) -> BaseException:
 class _Conn:
     """One psycopg connection and the thread it runs on."""
 
-    def __init__(self, url: str, name: str, *, autocommit: bool = False) -> None:
+    def __init__(self, url: str, name: str, *, autocommit: bool = False, tag: str | None = None) -> None:
         self.url = url
         self.autocommit = autocommit
+        self.tag = tag  # the broker's, on the rows it writes (``a2a.broker``: postgres/history.py)
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.conn: psycopg.Connection[Any] | None = None
 
@@ -75,6 +76,8 @@ class _Conn:
         """On the thread: the connection, opened again if it was lost."""
         if self.conn is None or self.conn.closed or self.conn.broken:
             self.conn = psycopg.connect(self.url, autocommit=self.autocommit, row_factory=row_factory)
+            if self.tag is not None:
+                self.conn.execute("SELECT set_config('a2a.broker', %s, false)", (self.tag,))
         return PgConnection(self.conn)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -101,6 +104,7 @@ class PgEngine:
         batch_max: int = 512,
         retries: int = 20,
         rehearse: bool = False,
+        tag: str | None = None,
     ) -> None:
         self.url = url
         # Run every group twice: once rolled back, then for real (as a retry runs it; the contract
@@ -108,7 +112,7 @@ class PgEngine:
         self.rehearse = rehearse
         self._batch_max = batch_max
         self._retries = retries
-        self._writer = _Conn(url, "pg-writer", autocommit=True)
+        self._writer = _Conn(url, "pg-writer", autocommit=True, tag=tag)
         self._readers = [_Conn(url, f"pg-reader-{i}", autocommit=True) for i in range(readers)]
         self._next_reader = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()

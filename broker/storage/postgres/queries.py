@@ -32,6 +32,7 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from . import wire
 
 
 def named(name: str) -> str:
@@ -415,6 +416,7 @@ TOKENS = TokenQueries(
         " ORDER BY created_at, token_id"
     ),
     revoke="UPDATE tokens SET revoked_at = coalesce(revoked_at, %s) WHERE token_id = %s",
+    changed=wire.notify_sql(wire.TOKENS),
     count_pending=(
         "SELECT count(*) FROM (SELECT 1 FROM a2a_messages WHERE recipient_id = %s AND status = 'pending'"
         " LIMIT %s) AS held"  # PostgreSQL 15 wants the alias
