@@ -246,9 +246,17 @@ class Client:
         process (bench/peer.py: Consume, acks on the stream), the send time rides in the
         payload. They are published through ``sender``'s broker (another broker on the same
         database), or this one's."""
+        figures = await self.e2e_figures(sender)
+        return figures["p50"], figures["p99"]
+
+    async def e2e_figures(
+        self, sender: Client | None = None, seconds: float = E2E_SECONDS, window_s: float = 0.0
+    ) -> dict[str, float]:
+        """``e2e_latency`` for ``seconds``; with ``window_s``, also the p50 of the first and of
+        the last ``window_s`` seconds (``first_p50``, ``last_p50``: does latency hold?)."""
         agent = "sink-e2e"
-        total = int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
-        peer = await start_peer("subscriber", self.address, agent, str(total), str(E2E_WARMUP))
+        total = int(E2E_RATE * seconds) + E2E_WARMUP
+        peer = await start_peer("subscriber", self.address, agent, str(total), str(E2E_WARMUP), str(window_s))
         call = (sender or self).msg.Publish(metadata=self.md("bench-sender"))
         try:
             await call.initial_metadata()
@@ -269,8 +277,8 @@ class Client:
             line = await asyncio.wait_for(peer.stdout.readline(), 30)
             await call.done_writing()
             await asyncio.wait_for(reader, 30)
-            figures = json.loads(line)
-            return figures["p50"], figures["p99"]
+            figures: dict[str, float] = json.loads(line)
+            return figures
         finally:
             call.cancel()
             if peer.returncode is None:
