@@ -2,7 +2,8 @@
 
 Writes keep the SQLite engine's contract (broker/storage/sqlite/engine.py): a job is a synchronous
 function of a connection, run with the other jobs waiting at that moment in one transaction, each in
-its own SAVEPOINT, and its future resolves only after the COMMIT. The transaction is SERIALIZABLE:
+its own SAVEPOINT, and its future resolves only after the COMMIT. The transaction is SERIALIZABLE
+(but see below for claims and acks):
 with several brokers on one database, each job's reads and writes behave as if the jobs of every
 broker ran one at a time, which is what the shared operations were written for on SQLite's single
 writer (read an agent's free capacity, then lease; read a delivery, then ack). A transaction that
@@ -14,7 +15,11 @@ UNAVAILABLE (it may or may not have committed) and the next group reconnects. Re
 once on a new connection.
 
 Claims add ``FOR UPDATE SKIP LOCKED`` (broker/storage/postgres/messages.py) so that two brokers
-claiming the same queue take different rows instead of one aborting.
+claiming the same queue take different rows instead of one aborting. Such jobs need no more than
+READ COMMITTED (``group_commit.row_locking``: claims, acks): a group made only of them runs at that
+level, where a row another broker changed meanwhile is read again rather than aborting the group (a
+SERIALIZABLE group's retries are ``a2a_storage_retried``). A group with any other job in it stays
+SERIALIZABLE (a row-locking job is right there too).
 
 Other brokers hear of the commits through relay.py (NOTIFY after the commit, not inside it).
 
@@ -189,11 +194,12 @@ class PgEngine:
             settle(group, outcomes, _wrap)
 
     def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[bool, Any]], int]:
-        """On the writer thread: the group in one SERIALIZABLE transaction, run again while
-        PostgreSQL aborts it to keep the jobs serializable."""
+        """On the writer thread: the group in one transaction (SERIALIZABLE unless every job is
+        row-locking), run again while PostgreSQL aborts it (serialization failure, deadlock)."""
+        level = "READ COMMITTED" if all(getattr(fn, "row_locking", False) for fn in jobs) else "SERIALIZABLE"
         for attempt in range(self._retries + 1):
             try:
-                return _run_batch(self._writer.connect(), jobs, self.rehearse), attempt
+                return _run_batch(self._writer.connect(), jobs, self.rehearse, level), attempt
             except _Reconnect:  # lost while idle (nothing was sent): safe to run on a new one
                 self._writer.close_sync()
                 if attempt == self._retries:
@@ -222,20 +228,24 @@ def _read_tx(c: _Conn, fn: Callable[[PgConnection], T]) -> T:
         raise
 
 
-def _run_batch(conn: PgConnection, jobs: list[Job], rehearse: bool = False) -> list[tuple[bool, Any]]:
-    """Run jobs in one transaction, each in a savepoint; commit once. ``rehearse``: run the whole
-    group first and roll it back, then run it again and commit (as a retry would)."""
+def _run_batch(
+    conn: PgConnection, jobs: list[Job], rehearse: bool = False, level: str = "SERIALIZABLE"
+) -> list[tuple[bool, Any]]:
+    """Run jobs in one transaction at isolation ``level``, each in a savepoint; commit once.
+    ``rehearse``: run the whole group first and roll it back, then run it again and commit (as a
+    retry would)."""
     raw = conn.raw
     single = len(jobs) == 1 and not rehearse
+    begin = f"BEGIN ISOLATION LEVEL {level}"
     try:
-        raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        raw.execute(begin)
     except psycopg.OperationalError as exc:
         raise _Reconnect from exc
     try:
         if rehearse:
             run_jobs(raw.execute, conn, jobs, single=False, passthrough=_RETRYABLE)
             raw.execute("ROLLBACK")
-            raw.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            raw.execute(begin)
         out = run_jobs(raw.execute, conn, jobs, single, passthrough=_RETRYABLE)
         if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raw.execute("COMMIT")

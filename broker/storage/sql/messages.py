@@ -18,6 +18,7 @@ from typing import Any
 from ...domain import messages as rules
 from ...errors import BrokerError
 from ...models.messages import Message, NewMessage, SendResult
+from ..group_commit import row_locking
 from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
 from .connection import Connection, Row
 from .departures import Departures
@@ -172,7 +173,7 @@ class MessageOps(MessageReads, Departures):
         self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int
     ) -> list[Message]:
         claimed = await self.engine.write(
-            lambda conn: self._claim(conn, agent_id, capabilities, limit, now, ack_deadline)
+            row_locking(lambda conn: self._claim(conn, agent_id, capabilities, limit, now, ack_deadline))
         )
         return claimed.messages()
 
@@ -188,7 +189,7 @@ class MessageOps(MessageReads, Departures):
                 check_owner(conn, q, agent_id, [i for i in ids if i not in acked])
             return done
 
-        return await self.engine.write(job)
+        return await self.engine.write(row_locking(job))
 
     async def nack_messages(
         self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str
