@@ -139,6 +139,7 @@ class Cluster:
             self.tasks.transitions.publish_local(tr)
 
     async def _session_ended(self, session_id: str) -> None:
+        await self.relay.caught_up()  # its tasks' last transitions first, as on one broker
         try:
             session = await self.tasks.sessions.get(session_id)
         except BrokerError:  # archived since, or storage down: its watchers saw its tasks end

@@ -212,6 +212,10 @@ class WakeRelay(Protocol):
     async def follow(self) -> None:
         """From now on, hand the transitions other brokers commit to the peer."""
 
+    async def caught_up(self) -> None:
+        """Return once the transitions other brokers committed before this call (while
+        following) reached the peer."""
+
     def unfollow(self) -> None: ...
 
     async def close(self) -> None: ...

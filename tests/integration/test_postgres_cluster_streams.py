@@ -79,7 +79,7 @@ async def test_a_session_watch_on_one_broker_sees_its_tasks_and_its_end_through_
             for t in (parent.task_id, child.task_id)
             for f, to in (("ready", "running"), ("running", "completed"))
         ]
-    )
+    ), seen
     assert not seen[4].HasField("transition")
     assert (seen[4].session.session_id, seen[4].session.status) == (
         session.session_id,

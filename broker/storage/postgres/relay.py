@@ -67,6 +67,7 @@ class Relay:
         self.history = history  # the other brokers' transitions (None: not offered)
         self._reading: asyncio.Future[None] | None = None
         self._read_again = False
+        self._peer: ClusterPeer | None = None  # set by start
         self._keys: set[str] = set()
         self._messages: dict[str, None] = {}  # lines, in order, each once
         self._flush_scheduled = False
@@ -83,6 +84,7 @@ class Relay:
     async def start(self, peer: ClusterPeer) -> None:
         """Hand other brokers' keys and messages to ``peer``; wake all of it every
         ``poll_interval_s``."""
+        self._peer = peer
         self._loop = asyncio.get_running_loop()
         ready = threading.Event()
         self._listener = threading.Thread(
@@ -221,6 +223,18 @@ class Relay:
     def unfollow(self) -> None:
         if self.history is not None:
             self.history.unfollow()
+
+    async def caught_up(self) -> None:
+        """A read of the history that starts now, done (a message that overtook the transitions
+        committed with it, such as a session's end, waits for this before it is told)."""
+        if self._peer is None:
+            return
+        if self._reading is None:
+            self._history_due(self._peer)
+        else:
+            self._read_again = True  # the read under way may predate what we wait for
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
 
     def _history_due(self, peer: ClusterPeer) -> None:
         """Read what the other brokers committed (one read at a time; one more after it when
