@@ -14,10 +14,9 @@ from google.protobuf import duration_pb2
 
 from broker.pb import admin_pb2 as pb
 from broker.pb import admin_pb2_grpc
-from broker.pb import agents_pb2 as apb
 from broker.server import Broker
 
-from .security_support import authed_stubs, issue
+from .security_support import authed_stubs, issue, register_outcome
 
 
 @pytest.fixture
@@ -30,17 +29,6 @@ async def admin(broker: Broker) -> AsyncIterator[admin_pb2_grpc.AdminStub]:
     stubs = authed_stubs(broker.address, issue(broker.settings.db, "root", "admin"))
     try:
         yield admin_pb2_grpc.AdminStub(stubs.channel)
-    finally:
-        await stubs.channel.close()
-
-
-async def _register(address: str, token: str, agent_id: str) -> grpc.StatusCode:
-    stubs = authed_stubs(address, token)
-    try:
-        await stubs.agents.Register(apb.RegisterRequest(agent_id=agent_id, max_concurrent_tasks=1))
-        return grpc.StatusCode.OK
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
     finally:
         await stubs.channel.close()
 
@@ -60,8 +48,8 @@ async def test_a_token_issued_over_the_api_works_lists_without_its_secret_and_re
     assert not info.HasField("revoked_at")
 
     # It works, for its subject only; and this broker has it in its cache from now on.
-    assert await _register(broker.address, token, "worker-1") == grpc.StatusCode.OK
-    assert await _register(broker.address, token, "someone-else") == grpc.StatusCode.PERMISSION_DENIED
+    assert await register_outcome(broker.address, token, "worker-1") == "OK"
+    assert await register_outcome(broker.address, token, "someone-else") == "PERMISSION_DENIED"
 
     listed = {t.token_id: t for t in (await admin.ListTokens(pb.ListTokensRequest())).tokens}
     assert listed[info.token_id] == info
@@ -70,7 +58,7 @@ async def test_a_token_issued_over_the_api_works_lists_without_its_secret_and_re
     revoked = await admin.RevokeToken(pb.RevokeTokenRequest(token_id=info.token_id))
     assert revoked.revoked_at.seconds > 0
     # Refused at once (the cache holds it for 60 s: the revocation dropped it).
-    assert await _register(broker.address, token, "worker-1") == grpc.StatusCode.UNAUTHENTICATED
+    assert await register_outcome(broker.address, token, "worker-1") == "UNAUTHENTICATED"
     # Revoking again is fine, and keeps the first time.
     again = await admin.RevokeToken(pb.RevokeTokenRequest(token_id=info.token_id))
     assert again.revoked_at == revoked.revoked_at

@@ -21,32 +21,19 @@ import psycopg
 
 from broker.pb import admin_pb2 as pb
 from broker.pb import admin_pb2_grpc
-from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
 from broker.server import Broker
 from tests.conftest import ROOT, Stubs, eventually
 
-from .security_support import authed_stubs, issue
+from .security_support import authed_stubs, issue, register_outcome
 
 SECURED = {"auth": "token", "auth_cache_s": 60.0}
 Cluster = Callable[..., Awaitable[tuple[Broker, Stubs]]]
 
 
-async def _code(address: str, token: str, agent_id: str) -> grpc.StatusCode:
-    """How a Register with ``token`` ends on the broker at ``address``."""
-    stubs = authed_stubs(address, token)
-    try:
-        await stubs.agents.Register(apb.RegisterRequest(agent_id=agent_id, max_concurrent_tasks=1))
-        return grpc.StatusCode.OK
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    finally:
-        await stubs.channel.close()
-
-
 async def _refused_within(address: str, token: str, agent_id: str, seconds: float) -> None:
     async def refused() -> bool:
-        return await _code(address, token, agent_id) == grpc.StatusCode.UNAUTHENTICATED
+        return await register_outcome(address, token, agent_id) == "UNAUTHENTICATED"
 
     await eventually(refused, timeout=seconds, what=f"the token refused by {address}")
 
@@ -73,7 +60,7 @@ async def _two_brokers_and_a_streaming_agent(cluster: Cluster, pg_url: str, **se
     made = await admin_pb2_grpc.AdminStub(admin.channel).CreateToken(pb.CreateTokenRequest(subject="w1"))
     token = made.token
     for broker in (a, b):
-        assert await _code(broker.address, token, "w1") == grpc.StatusCode.OK
+        assert await register_outcome(broker.address, token, "w1") == "OK"
     agent = authed_stubs(b.address, token)
     sub = agent.messaging.Subscribe(mpb.SubscribeRequest(agent_id="w1"))
     await asyncio.wait_for(sub.initial_metadata(), 5)
@@ -91,7 +78,7 @@ async def test_a_token_revoked_through_one_broker_is_refused_by_the_other_within
         err = await _stream_ends_within(sub, 1.0)
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in (err.details() or "")
         await _refused_within(b.address, token, "w1", 1.0)
-        assert await _code(a.address, token, "w1") == grpc.StatusCode.UNAUTHENTICATED
+        assert await register_outcome(a.address, token, "w1") == "UNAUTHENTICATED"
     finally:
         await admin.channel.close()
         await agent.channel.close()
@@ -126,7 +113,7 @@ async def test_the_tokens_command_on_the_database_url_revokes_on_every_broker(
         assert rc == 0, err
         fresh = json.loads(out)["token"]
         for broker in (a, b):
-            assert await _code(broker.address, fresh, "w2") == grpc.StatusCode.OK
+            assert await register_outcome(broker.address, fresh, "w2") == "OK"
     finally:
         await admin.channel.close()
         await agent.channel.close()
