@@ -10,10 +10,15 @@ from typing import Any
 
 import psycopg
 
+from broker.errors import StorageUnavailable
 from broker.storage.group_commit import row_locking
 from broker.storage.postgres.engine import PgEngine
 from tests.conftest import eventually
 from tests.integration.messaging_support import Sub, ack, register, send
+
+
+def _sleep(conn: Any) -> None:
+    conn.execute("SELECT pg_sleep(0.2)")
 
 
 def _level(conn: Any) -> str:
@@ -53,20 +58,40 @@ async def test_an_ack_waiting_on_a_row_another_broker_changed_is_not_aborted_and
     sub.cancel()
 
 
-async def test_a_group_of_claims_and_acks_runs_at_read_committed_any_other_job_keeps_it_serializable(
-    pg_url: str,
-):
+async def test_claims_and_acks_run_at_read_committed_and_apart_from_any_other_job(pg_url: str):
     engine = PgEngine(pg_url)
     await engine.open()
     try:
         assert await engine.write(row_locking(_level)) == "read committed"
         assert await engine.write(_level) == "serializable"
-        # Queued together behind a slow job, they share a group (with it or after it): whichever
-        # way, the group has a job that is not row-locking, and runs SERIALIZABLE.
-        blocker = asyncio.ensure_future(engine.write(lambda conn: conn.execute("SELECT pg_sleep(0.2)")))
+        # Queued together behind a slow job (or with it), they share the writer's next turn: each
+        # still runs at its own level (two transactions).
+        blocker = asyncio.ensure_future(engine.write(row_locking(_sleep)))
         mixed = await asyncio.gather(engine.write(row_locking(_level)), engine.write(_level))
         await blocker
-        assert mixed == ["serializable", "serializable"]
+        assert mixed == ["read committed", "serializable"]
+    finally:
+        await engine.close()
+
+
+async def test_a_claim_is_not_aborted_with_a_serializable_job_that_keeps_conflicting(pg_url: str):
+    """A SERIALIZABLE job aborted again and again (another broker keeps writing what it read: seen
+    with a heartbeat beside a stream's claims while another broker sent to the queue) fails
+    alone: the claim or ack waiting beside it commits."""
+    engine = PgEngine(pg_url, retries=2)
+    await engine.open()
+
+    def conflicting(conn: Any) -> None:
+        raise psycopg.errors.SerializationFailure("could not serialize access")
+
+    try:
+        blocker = asyncio.ensure_future(engine.write(row_locking(_sleep)))
+        claim, other = await asyncio.gather(
+            engine.write(row_locking(_level)), engine.write(conflicting), return_exceptions=True
+        )
+        await blocker
+        assert claim == "read committed", claim
+        assert isinstance(other, StorageUnavailable) and "aborted 3 times" in str(other), other
     finally:
         await engine.close()
 

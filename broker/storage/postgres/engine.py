@@ -16,10 +16,11 @@ once on a new connection.
 
 Claims add ``FOR UPDATE SKIP LOCKED`` (broker/storage/postgres/messages.py) so that two brokers
 claiming the same queue take different rows instead of one aborting. Such jobs need no more than
-READ COMMITTED (``group_commit.row_locking``: claims, acks): a group made only of them runs at that
-level, where a row another broker changed meanwhile is read again rather than aborting the group (a
-SERIALIZABLE group's retries are ``a2a_storage_retried``). A group with any other job in it stays
-SERIALIZABLE (a row-locking job is right there too).
+READ COMMITTED (``group_commit.row_locking``: claims, acks): they run at that level, where a row
+another broker changed meanwhile is read again rather than aborting the group (a SERIALIZABLE
+group's retries are ``a2a_storage_retried``). When both kinds wait, they commit as two
+transactions: a claim or an ack beside a SERIALIZABLE job (a heartbeat, a sweep) would otherwise
+be aborted with it, again and again while another broker sends to the same queue.
 
 Other brokers hear of the commits through relay.py (NOTIFY after the commit, not inside it).
 
@@ -180,23 +181,27 @@ class PgEngine:
             if not group:
                 continue
             jobs = [fn for fn, _ in group]
-            try:
-                t0 = time.perf_counter()
-                outcomes, tries = await self._writer.run(self._run_group, jobs)
-                self.stats.commit_seconds.observe(time.perf_counter() - t0)
-                self.stats.jobs_per_commit.observe(len(jobs))
-                self.commits += 1
-                self.jobs += len(jobs)
-                self.retried += tries
-                self.stats.retried += tries
-            except BaseException as exc:  # the commit itself failed: nobody's change is durable
-                outcomes = [(False, _wrap(exc))] * len(group)
+            outcomes: list[tuple[bool, Any]] = [(False, None)] * len(jobs)
+            for level, picked in _by_level(jobs):
+                part = [jobs[i] for i in picked]
+                try:
+                    t0 = time.perf_counter()
+                    done, tries = await self._writer.run(self._run_group, part, level)
+                    self.stats.commit_seconds.observe(time.perf_counter() - t0)
+                    self.stats.jobs_per_commit.observe(len(part))
+                    self.commits += 1
+                    self.jobs += len(part)
+                    self.retried += tries
+                    self.stats.retried += tries
+                except BaseException as exc:  # the commit itself failed: nobody's change is durable
+                    done = [(False, _wrap(exc))] * len(part)
+                for i, outcome in zip(picked, done, strict=True):
+                    outcomes[i] = outcome
             settle(group, outcomes, _wrap)
 
-    def _run_group(self, jobs: list[Job]) -> tuple[list[tuple[bool, Any]], int]:
-        """On the writer thread: the group in one transaction (SERIALIZABLE unless every job is
-        row-locking), run again while PostgreSQL aborts it (serialization failure, deadlock)."""
-        level = "READ COMMITTED" if all(getattr(fn, "row_locking", False) for fn in jobs) else "SERIALIZABLE"
+    def _run_group(self, jobs: list[Job], level: str) -> tuple[list[tuple[bool, Any]], int]:
+        """On the writer thread: the group in one transaction at ``level``, run again while
+        PostgreSQL aborts it (serialization failure, deadlock)."""
         for attempt in range(self._retries + 1):
             try:
                 return _run_batch(self._writer.connect(), jobs, self.rehearse, level), attempt
@@ -215,6 +220,15 @@ class PgEngine:
                 self._writer.close_sync()  # reopened by the next group
                 raise
         raise AssertionError("unreachable")
+
+
+def _by_level(jobs: list[Job]) -> list[tuple[str, list[int]]]:
+    """The group's row-locking jobs (READ COMMITTED) and the others (SERIALIZABLE), by index: two
+    transactions when both kinds wait, so that a claim or an ack is never aborted for what a
+    SERIALIZABLE job beside it read."""
+    locking = [i for i, fn in enumerate(jobs) if getattr(fn, "row_locking", False)]
+    others = [i for i, fn in enumerate(jobs) if not getattr(fn, "row_locking", False)]
+    return [(level, idx) for level, idx in (("READ COMMITTED", locking), ("SERIALIZABLE", others)) if idx]
 
 
 def _read_tx(c: _Conn, fn: Callable[[PgConnection], T]) -> T:
