@@ -115,3 +115,27 @@ async def test_the_tables_every_message_and_task_rewrites_are_vacuumed_as_they_c
         "tasks": "85",
         "agents": "70",
     }
+
+
+async def test_a_queue_table_with_many_dead_rows_is_vacuumed_by_a_broker_within_seconds(cluster, pg_url: str):
+    """Autovacuum comes by once a minute at best; a broker vacuums a queue table once its dead rows
+    pass ``min_dead`` (here lowered), one broker at a time."""
+    broker_a, _ = await cluster()
+    broker_b, _ = await cluster()
+    vacuumers = [broker_a.storage.vacuumer, broker_b.storage.vacuumer]
+    assert vacuumers[0].tables == ("a2a_messages", "tasks")
+    for v in vacuumers:
+        v.every_s, v.min_dead, v.tables = 0.1, 500, ("churn",)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE churn (id int PRIMARY KEY, status text) WITH (autovacuum_enabled = off)")
+        conn.execute("INSERT INTO churn SELECT g, 'pending' FROM generate_series(1, 2000) g")
+        conn.execute("UPDATE churn SET status = 'done'")  # 2,000 dead versions
+
+        async def vacuumed() -> bool:
+            row = conn.execute(
+                "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'churn'"
+            ).fetchone()
+            return bool(row and row[0] >= 1 and row[1] < 500)
+
+        await eventually(vacuumed, timeout=10.0, what="churn vacuumed")
+    assert sum(v.vacuumed for v in vacuumers) >= 1

@@ -4,7 +4,9 @@ The operations are the shared ones (broker/storage/sql/) with PostgreSQL's state
 (queries.py), and messages do what PostgreSQL does its own way (messages.py). What differs because
 several brokers share the database is here:
 
-- every write transaction is SERIALIZABLE, retried when PostgreSQL aborts it (engine.py);
+- every write transaction is SERIALIZABLE, retried when PostgreSQL aborts it, but claims and acks
+  commit at READ COMMITTED (engine.py);
+- the queue tables are vacuumed as fast as they churn, by one broker at a time (vacuum.py);
 - the sweeps (liveness, ack deadlines, expiry, retention, leases) run once across the cluster per
   period: each takes ``pg_try_advisory_xact_lock`` and a broker that does not get it skips its turn;
 - an agent's liveness as one broker sees it (open streams, recent calls) is written for all the
@@ -43,6 +45,7 @@ from .messages import PgMessageOps
 from .migrate import migrate
 from .queries import POSTGRES
 from .relay import Relay, new_tag
+from .vacuum import Vacuumer
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -91,6 +94,7 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
         self.relay = Relay(
             url, settings.pg_poll_interval_s, self.engine.stats, tag, History(self.engine.read, tag)
         )
+        self.vacuumer = Vacuumer(url)  # the queue tables, as fast as they churn (vacuum.py)
 
     @property
     def engine_stats(self) -> StorageStats:
@@ -107,8 +111,10 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, TokenOps, CensusOps, A2AOps):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise StorageUnavailable(f"cannot reach PostgreSQL at {where(self.url)}: {first}") from None
         await self.engine.open()
+        self.vacuumer.start()
 
     async def close(self) -> None:
+        await self.vacuumer.close()
         await self.relay.close()
         await self.engine.close()
 
