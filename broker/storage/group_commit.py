@@ -18,8 +18,8 @@ R = TypeVar("R")
 def row_locking(job: Callable[[C], R]) -> Callable[[C], R]:
     """Mark a write job that needs no more than READ COMMITTED: each of its statements picks and
     changes its rows in one step (a claim with ``FOR UPDATE SKIP LOCKED``, a conditional UPDATE),
-    so it is right whatever commits beside it. PostgreSQL's engine runs a group of such jobs at
-    READ COMMITTED (nothing for another broker's claim to abort); SQLite's writer ignores it."""
+    so it is right whatever commits beside it. PostgreSQL's engine runs such jobs in a READ
+    COMMITTED transaction of their own (nothing for another broker to abort); SQLite ignores it."""
 
     def marked(conn: C) -> R:
         return job(conn)

@@ -3,8 +3,7 @@
 Writes keep the SQLite engine's contract (broker/storage/sqlite/engine.py): a job is a synchronous
 function of a connection, run with the other jobs waiting at that moment in one transaction, each in
 its own SAVEPOINT, and its future resolves only after the COMMIT. The transaction is SERIALIZABLE
-(but see below for claims and acks):
-with several brokers on one database, each job's reads and writes behave as if the jobs of every
+(claims and acks aside, below): with several brokers on one database, each job's reads and writes behave as if the jobs of every
 broker ran one at a time, which is what the shared operations were written for on SQLite's single
 writer (read an agent's free capacity, then lease; read a delivery, then ack). A transaction that
 PostgreSQL aborts to keep that promise (serialization failure, deadlock) changed nothing: the whole
