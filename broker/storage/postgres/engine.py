@@ -3,15 +3,15 @@
 Writes keep the SQLite engine's contract (broker/storage/sqlite/engine.py): a job is a synchronous
 function of a connection, run with the other jobs waiting at that moment in one transaction, each in
 its own SAVEPOINT, and its future resolves only after the COMMIT. The transaction is SERIALIZABLE
-(claims and acks aside, below): with several brokers on one database, each job's reads and writes behave as if the jobs of every
-broker ran one at a time, which is what the shared operations were written for on SQLite's single
-writer (read an agent's free capacity, then lease; read a delivery, then ack). A transaction that
-PostgreSQL aborts to keep that promise (serialization failure, deadlock) changed nothing: the whole
-group is run again, up to ``retries`` times, then its callers get UNAVAILABLE. A connection found
-lost before a group sent anything (it died while idle: a database restart, a failover) is reopened
-and the group runs on the new one; lost in the middle of a group, the group's callers get
-UNAVAILABLE (it may or may not have committed) and the next group reconnects. Reads are run again
-once on a new connection.
+(claims and acks aside, below): with several brokers on one database, each job's reads and writes
+behave as if the jobs of every broker ran one at a time, which is what the shared operations were
+written for on SQLite's single writer (read an agent's free capacity, then lease; read a delivery,
+then ack). A transaction that PostgreSQL aborts to keep that promise (serialization failure,
+deadlock) changed nothing: the whole group is run again, up to ``retries`` times, then its callers
+get UNAVAILABLE. A connection found lost before a group sent anything (it died while idle: a
+database restart, a failover) is reopened and the group runs on the new one; lost in the middle of
+a group, the group's callers get UNAVAILABLE (it may or may not have committed) and the next group
+reconnects. Reads are run again once on a new connection.
 
 Claims add ``FOR UPDATE SKIP LOCKED`` (broker/storage/postgres/messages.py) so that two brokers
 claiming the same queue take different rows instead of one aborting. Such jobs need no more than
