@@ -32,10 +32,10 @@ from pathlib import Path
 
 import grpc
 
+from broker.commands.tokens import open_db
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc
 from broker.pb import messaging_pb2 as pb
-from broker.security.cli import open_db
 from broker.security.tokens import new_secret
 from broker.storage import token_file as store
 from broker.storage.base import TokenRecord

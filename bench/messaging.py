@@ -89,7 +89,7 @@ def issue_tokens(db: Path) -> dict[str, str]:
     """An agent token for each bench agent, written on the database before the broker starts."""
     from contextlib import closing
 
-    from broker.security.cli import open_db
+    from broker.commands.tokens import open_db
     from broker.security.tokens import new_secret
     from broker.storage import token_file as store
     from broker.storage.base import TokenRecord
@@ -266,10 +266,24 @@ class Client:
         process (bench/peer.py: Consume, acks on the stream), the send time rides in the
         payload. They are published through ``sender``'s broker (another broker on the same
         database), or this one's."""
+        figures = await self.e2e_figures(sender, no_confirm=no_confirm)
+        return figures["p50"], figures["p99"]
+
+    async def e2e_figures(
+        self,
+        sender: Client | None = None,
+        seconds: float = E2E_SECONDS,
+        window_s: float = 0.0,
+        no_confirm: bool = False,
+    ) -> dict[str, float]:
+        """``e2e_latency`` for ``seconds``; with ``window_s``, also the p50 of the first and of
+        the last ``window_s`` seconds (``first_p50``, ``last_p50``: does latency hold?);
+        ``no_confirm``: the subscriber's acks ask for no confirmation frame."""
         agent = "sink-e2e"
-        total = int(E2E_RATE * E2E_SECONDS) + E2E_WARMUP
+        total = int(E2E_RATE * seconds) + E2E_WARMUP
         extra = ("no-confirm",) if no_confirm else ()
-        peer = await start_peer("subscriber", self.address, agent, str(total), str(E2E_WARMUP), *extra)
+        args = (str(total), str(E2E_WARMUP), str(window_s), *extra)
+        peer = await start_peer("subscriber", self.address, agent, *args)
         call = (sender or self).msg.Publish(metadata=self.md("bench-sender"))
         try:
             await call.initial_metadata()
@@ -290,8 +304,8 @@ class Client:
             line = await asyncio.wait_for(peer.stdout.readline(), 30)
             await call.done_writing()
             await asyncio.wait_for(reader, 30)
-            figures = json.loads(line)
-            return figures["p50"], figures["p99"]
+            figures: dict[str, float] = json.loads(line)
+            return figures
         finally:
             call.cancel()
             if peer.returncode is None:

@@ -1,11 +1,13 @@
 """The benchmark's other processes, as peers measure (a subscriber or a worker is never in the
 sender's process or event loop):
 
-    python -m bench.peer subscriber ADDRESS AGENT TOTAL WARMUP
+    python -m bench.peer subscriber ADDRESS AGENT TOTAL WARMUP [WINDOW_S]
         Consume AGENT's messages with acks on the stream (one ack request per delivery response);
         each payload starts with its send time (CLOCK_MONOTONIC ns, the same clock in every
         process of the machine). Prints "ready" once the stream is live, then, after TOTAL
-        messages, one JSON line: {"p50": ms, "p99": ms} over those after the first WARMUP.
+        messages, one JSON line: {"p50": ms, "p99": ms} over those after the first WARMUP; with
+        WINDOW_S, also "first_p50" and "last_p50": the p50 of the messages sent in the first and
+        in the last WINDOW_S seconds of those.
 
     python -m bench.peer worker ADDRESS AGENT CAPACITY MODE [CAPABILITY]
         Register AGENT with CAPACITY (and CAPABILITY) and finish every assignment at once: MODE
@@ -42,7 +44,9 @@ def stamp(payload: bytes) -> bytes:
     return struct.pack("<q", now_ns()) + payload[8:]
 
 
-async def subscriber(address: str, agent: str, total: int, warmup: int, no_confirm: bool = False) -> None:
+async def subscriber(
+    address: str, agent: str, total: int, warmup: int, window_s: float = 0.0, no_confirm: bool = False
+) -> None:
     async with channel(address) as ch:
         msg = messaging_pb2_grpc.MessagingStub(ch)
         call = msg.Consume()
@@ -54,6 +58,7 @@ async def subscriber(address: str, agent: str, total: int, warmup: int, no_confi
         await call.initial_metadata()
         print("ready", flush=True)
         lat: list[float] = []
+        sent_at: list[int] = []
         seq = 0
         async for resp in call:
             if not resp.messages:
@@ -62,6 +67,7 @@ async def subscriber(address: str, agent: str, total: int, warmup: int, no_confi
             for m in resp.messages:
                 (sent,) = struct.unpack("<q", m.payload[:8])
                 lat.append((now - sent) / 1e6)
+                sent_at.append(sent)
             seq += 1
             ids = [m.message_id for m in resp.messages]
             await call.write(pb.ConsumeRequest(sequence=seq, ack_ids=ids, no_confirm=no_confirm))
@@ -69,7 +75,14 @@ async def subscriber(address: str, agent: str, total: int, warmup: int, no_confi
                 break
         call.cancel()
         measured = lat[warmup:]
-        print(json.dumps({"p50": percentile(measured, 50), "p99": percentile(measured, 99)}), flush=True)
+        out = {"p50": percentile(measured, 50), "p99": percentile(measured, 99)}
+        if window_s:
+            times = sent_at[warmup:]
+            first, last, w = min(times), max(times), window_s * 1e9
+            pairs = list(zip(measured, times, strict=True))
+            out["first_p50"] = percentile([x for x, t in pairs if t < first + w], 50)
+            out["last_p50"] = percentile([x for x, t in pairs if t > last - w], 50)
+        print(json.dumps(out), flush=True)
 
 
 async def worker(address: str, agent: str, capacity: int, mode: str, capabilities: list[str]) -> None:
@@ -142,8 +155,11 @@ def main() -> None:
     role, address, *rest = sys.argv[1:]
     try:
         if role == "subscriber":
-            no_confirm = rest[3:4] == ["no-confirm"]
-            run(subscriber(address, rest[0], int(rest[1]), int(rest[2]), no_confirm))  # uvloop unless told
+            extra = rest[3:]
+            no_confirm = "no-confirm" in extra
+            window = next((float(x) for x in extra if x != "no-confirm"), 0.0)
+            # on uvloop unless told otherwise
+            run(subscriber(address, rest[0], int(rest[1]), int(rest[2]), window, no_confirm))
         elif role == "worker":
             run(worker(address, rest[0], int(rest[1]), rest[2], rest[3:]))
         else:

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
-    from .security.cli import add_tokens_command
+    from .commands.tokens import add_tokens_command
 
     add_tokens_command(sub)
     try:

@@ -17,25 +17,35 @@ from . import mcp as mcp_http
 from .clock import Clock
 from .config import Settings
 from .console import Console
+from .core.cluster import Cluster
 from .core.mailbox import Mailbox
 from .core.registry import Registry
 from .core.taskqueue import TaskQueue
-from .core.wakeups import Wakeups
 from .errors import BrokerError
 from .federation import Federation
 from .observability import Metrics, OperatorRoutes, RpcMetrics
-from .pb import agents_pb2, agents_pb2_grpc, messaging_pb2, messaging_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from .pb import (
+    admin_pb2,
+    admin_pb2_grpc,
+    agents_pb2,
+    agents_pb2_grpc,
+    messaging_pb2,
+    messaging_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 from .security import authenticator, http_gate
 from .security import interceptor as security_interceptor
+from .security.admin import TokenAdmin
 from .security.exposure import WARN_EVERY_S, InsecureReminder, exposure_problem, warn
 from .security.tls import CertificateFiles, HttpTls, server_credentials
+from .servicers.admin import AdminServicer
 from .servicers.agents import AgentRegistryServicer
 from .servicers.malformed import MalformedRequests
 from .servicers.messaging import MessagingServicer
 from .servicers.tasks import TaskQueueServicer
 from .servicers.tracing import Tracing
 from .storage import Storage, open_storage, redact
-from .storage.base import WakeRelay
 from .sweeper import Sweeper
 from .web import HttpListener
 
@@ -45,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("broker.server")
 
 SERVICE_NAMES = (
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
     agents_pb2.DESCRIPTOR.services_by_name["AgentRegistry"].full_name,
     tasks_pb2.DESCRIPTOR.services_by_name["TaskQueue"].full_name,
     messaging_pb2.DESCRIPTOR.services_by_name["Messaging"].full_name,
@@ -72,6 +83,7 @@ class Broker:
     operator: OperatorRoutes | None = None  # /healthz, /readyz, /metrics
     a2a: gateway.Gateway | None = None  # the A2A gateway (None: --a2a-gateway off or no a2a-sdk)
     mcp: mcp_http.McpEndpoint | None = None  # /mcp (None: --mcp off, no HTTP listener or no MCP SDK)
+    cluster: Cluster | None = None  # the other brokers of the database (None: there are none)
 
     @property
     def http_address(self) -> str | None:
@@ -127,6 +139,8 @@ class Broker:
         await self.mailbox.close()
         if self.security is not None:
             await self.security.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.storage.close()
         log.info("broker stopped")
 
@@ -145,23 +159,6 @@ def keepalive_options(settings: Settings) -> list[tuple[str, int]]:
         # Clients may send their own keepalive pings as often as every 5 s without a GOAWAY.
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ]
-
-
-async def _relay_wakeups(relay: WakeRelay, registries: list[Wakeups]) -> None:
-    """Brokers sharing a database wake each other's streams: each key notified here goes to the
-    others, and theirs wake the waiters here (all of them, now and then, should one be lost)."""
-
-    def deliver(keys: list[str]) -> None:
-        for w in registries:
-            w.notify_local(keys)
-
-    def poll() -> None:
-        for w in registries:
-            w.wake_all()
-
-    await relay.start(deliver, poll)
-    for w in registries:
-        w.relay = relay.publish
 
 
 async def start_server(settings: Settings, tracer_provider: Any = None, clock: Clock | None = None) -> Broker:
@@ -183,11 +180,15 @@ async def start_server(settings: Settings, tracer_provider: Any = None, clock: C
         registry = Registry(storage, settings, clock)
         mailbox = Mailbox(storage, registry, settings, clock)
         tasks = TaskQueue(storage, registry, settings, clock)
-        if storage.relay is not None:
-            await _relay_wakeups(storage.relay, [mailbox.wakeups, tasks.dispatch.signals])
         metrics = Metrics(storage, mailbox, tasks, settings.metrics_top_n)
         observed = settings.http_address != "off" or settings.access_log
         security = security_interceptor(settings, storage)
+        # one authenticator for every surface: its cache and revocations are the gRPC port's
+        auth = security.authenticator if security is not None else authenticator(settings, storage)
+        cluster = None
+        if storage.relay is not None:  # other brokers share the database
+            cluster = Cluster(storage.relay, registry, [mailbox.wakeups, tasks.dispatch.signals], tasks, auth)
+            await cluster.start()
         server = grpc.aio.server(
             # MalformedRequests first: bytes that do not parse are refused before anything else.
             interceptors=[
@@ -208,6 +209,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None, clock: C
         tracing = Tracing(settings.tracing == "on", tracer_provider)
         messaging_pb2_grpc.add_MessagingServicer_to_server(MessagingServicer(mailbox, tracing), server)
         tasks_pb2_grpc.add_TaskQueueServicer_to_server(TaskQueueServicer(tasks, tracing), server)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(TokenAdmin(storage, auth, clock)), server)
 
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -239,8 +241,6 @@ async def start_server(settings: Settings, tracer_provider: Any = None, clock: C
         operator: OperatorRoutes | None = None
         console: Console | None = None
         if settings.http_address != "off":  # bound before gRPC serves: a busy port fails the start
-            # one authenticator for every surface: its cache and revocations are the gRPC port's
-            auth = security.authenticator if security is not None else authenticator(settings, storage)
             operator = OperatorRoutes(settings, metrics, storage, auth)
             http_tls = HttpTls(tls.cert, tls.key, tls.client_ca) if tls is not None else None
             console = Console(
@@ -319,6 +319,7 @@ async def start_server(settings: Settings, tracer_provider: Any = None, clock: C
         operator,
         a2a,
         mcp,
+        cluster,
     )
     log.info(
         "broker serving",

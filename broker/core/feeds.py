@@ -2,7 +2,9 @@
 a bounded queue. (Wake-ups of waiting streams are in ``wakeups.py``.)
 
 Events are published only after the change they announce has committed, so a
-watcher always finds it in the database.
+watcher always finds it in the database. With other brokers on the database (PostgreSQL), a
+feed's events may also come from them (``publish_local``: heard, not passed on again), and go to
+them (``outbound``; ``cluster.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Feed(Generic[E]):
         self._maxsize = maxsize
         self._watchers: set[Watcher[E]] = set()
         self._closed: Exception | None = None
+        # Set when other brokers share the database: every event published here goes to them.
+        self.outbound: Callable[[E], None] | None = None
 
     def watch(self, accept: Callable[[E], bool] | None = None) -> Watcher[E]:
         w: Watcher[E] = Watcher(self, accept, self._maxsize)
@@ -46,6 +50,12 @@ class Feed(Generic[E]):
             w._end(error)
 
     def publish(self, event: E) -> None:
+        self.publish_local(event)
+        if self.outbound is not None:
+            self.outbound(event)
+
+    def publish_local(self, event: E) -> None:
+        """To this broker's watchers only (an event another broker published)."""
         for w in list(self._watchers):
             w._offer(event)
 

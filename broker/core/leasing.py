@@ -141,6 +141,15 @@ class Leaser:
             return timeout
         return max(0.0, min(timeout, (res.retry_at - self.clock.now_us()) / 1e6))
 
+    def tell(self, agent_id: str, cancel: Cancellation) -> None:
+        """A cancellation committed on another broker of the database: to the agent's Listen
+        streams here, if it has any (and to no other broker again)."""
+        boxes = self._inboxes.get(agent_id)
+        if boxes:
+            for inbox in boxes:
+                inbox.items.append(cancel)
+            self.signals.notify_local([agent_key(agent_id)])
+
     def listening(self, agent_id: str) -> int:
         return len(self._inboxes.get(agent_id, ()))
 

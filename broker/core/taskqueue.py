@@ -18,7 +18,7 @@ import heapq
 import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from ..clock import Clock, Timer, s_to_us
 from ..config import Settings
@@ -62,6 +62,16 @@ from .routing import RecordRouter
 from .schedules import Schedules
 from .sessions import Sessions
 
+
+class ClusterHooks(Protocol):
+    """What the task queue tells the brokers sharing its database (``cluster.Cluster``, which
+    holds the queue: it is handed in, not imported)."""
+
+    def announced(self, changes: Changes) -> None: ...
+
+    async def watching(self) -> None: ...
+
+
 log = logging.getLogger("broker.tasks")
 
 PURGE_EVERY_S = 60.0
@@ -98,6 +108,8 @@ class TaskQueue:
         self._last_purge: float | None = None
         self._bg: set[asyncio.Task[None]] = set()
         self.stats = TaskStats()
+        # The other brokers of the database, when there are (set by ``Cluster.start``).
+        self.cluster: ClusterHooks | None = None
 
     # ------------------------------------------------------------ announcing
 
@@ -122,6 +134,8 @@ class TaskQueue:
             log.info("session ended", extra={"session_id": s.session_id, "status": s.status.value})
             if self.events.watchers:
                 self.events.publish(TaskEvent(None, None, session=s))
+        if self.cluster is not None:
+            self.cluster.announced(changes)
 
     def _count(self, transitions: list[Transition]) -> None:
         st = self.stats
@@ -393,6 +407,8 @@ class TaskQueue:
 
         watcher = self.events.watch(accept)
         try:
+            if self.cluster is not None:  # their changes after the snapshot, too
+                await self.cluster.watching()
             snapshot = await self.storage.task_watch_snapshot(scope, value)
         except BaseException:
             watcher.close()

@@ -43,6 +43,7 @@ class Rule:
     scoped: str = ""  # or: a field that, when set, is served scoped to the caller's own messages
 
 
+_ADMIN = "/a2a.broker.v1.Admin/"
 _AGENTS = "/a2a.broker.v1.AgentRegistry/"
 _MSG = "/a2a.broker.v1.Messaging/"
 _TASKS = "/a2a.broker.v1.TaskQueue/"
@@ -54,6 +55,10 @@ _A2A_V03 = "/a2a.v1.A2AService/"
 A2A_POLICY_KEY = _A2A + "SendMessage"
 
 POLICY: dict[str, Rule] = {
+    # Admin: the operator's (tokens).
+    _ADMIN + "CreateToken": Rule(ADMIN),
+    _ADMIN + "ListTokens": Rule(ADMIN),
+    _ADMIN + "RevokeToken": Rule(ADMIN),
     # Agent registry: an agent registers, heartbeats and deregisters itself; the directory is public.
     _AGENTS + "Register": Rule(ANY, "agent_id"),
     _AGENTS + "Heartbeat": Rule(ANY, "agent_id"),

@@ -7,9 +7,11 @@ hash (bcrypt, argon2) would add nothing but latency to every cache miss. Digests
 in constant time.
 
 Token records are cached for ``auth_cache_s`` (expiry is still checked on every call).
-Revocation takes effect at once: ``a2a-broker tokens revoke`` touches ``<db>.tokens-changed``,
-and the cache is dropped whenever that file's modification time changes (one ``stat`` a call);
-the streams opened with a revoked token end within a second (``streams.py``).
+Revocation takes effect at once, and the cache is dropped: on SQLite whenever the marker file
+``<db>.tokens-changed`` (which ``a2a-broker tokens revoke`` touches) changes its modification time
+(one ``stat`` a call); on PostgreSQL when the revocation's notification reaches the broker (or its
+poll finds one, ``storage/postgres/relay.py``); on any backend when this broker revokes (the Admin
+RPC). The streams opened with a revoked token end within a second (``streams.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from collections.abc import Awaitable, Callable
 
 from ..errors import Unauthenticated
 from ..storage.base import TokenRecord
-from .identity import Identity, Role
+from .identity import Identity, Role, check_subject
 
 PREFIX = "a2a"
+MAX_NOTE = 512
 _CACHE_MAX = 10_000
 
 
@@ -35,6 +38,26 @@ def new_secret() -> tuple[str, str, str]:
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     return token_id, f"{PREFIX}.{token_id}.{secret}", digest(secret)
+
+
+def issue(
+    subject: str | None, role: Role, ttl_s: float | None, note: str, now_us: int
+) -> tuple[TokenRecord, str]:
+    """A new token's record and the token to hand out (shown once). ValueError naming the field
+    and the rule for a subject that is missing or malformed, a lifetime not above zero."""
+    if not subject and role in (Role.AGENT, Role.ORCHESTRATOR):
+        raise ValueError(f"subject: needed for the role {role.value} (the agent id it acts as)")
+    try:
+        subject = check_subject(subject or role.value)
+    except ValueError as exc:
+        raise ValueError(f"subject: {exc}") from None
+    if ttl_s is not None and ttl_s <= 0:
+        raise ValueError(f"ttl: must be more than 0 seconds (got {ttl_s})")
+    if len(note) > MAX_NOTE:
+        raise ValueError(f"note: at most {MAX_NOTE} characters (got {len(note)})")
+    expires = now_us + int(ttl_s * 1_000_000) if ttl_s is not None else None
+    token_id, token, secret_hash = new_secret()
+    return TokenRecord(token_id, secret_hash, subject, role.value, now_us, expires, None, note), token
 
 
 def digest(secret: str) -> str:
@@ -69,8 +92,8 @@ class TokenAuthenticator:
 
     The cache holds records by token id, unknown ids too: a token presented again (valid, wrong,
     revoked or made up) costs no storage read for ``cache_s``; only the secret's digest is
-    computed again. Expiry is checked on every call. The cache is dropped when the marker file
-    changes (a revocation), and ``generation`` counts those changes for the open streams
+    computed again. Expiry is checked on every call. The cache is dropped when tokens change (the
+    marker file, ``changed()``), and ``generation`` counts those changes for the open streams
     (``streams.OpenStreams``), which ``withdrawn`` tells which of their tokens are no longer valid.
     """
 
@@ -112,10 +135,15 @@ class TokenAuthenticator:
             mtime = self._mtime()
             if mtime != self._marker_mtime:
                 self._marker_mtime = mtime
-                self._cache.clear()
-                self._verified.clear()
-                self._generation += 1
+                self.changed()
         return self._generation
+
+    def changed(self) -> None:
+        """Tokens changed (a revocation, here or on another broker of the database): forget what
+        was read, and let the open streams look at their tokens again."""
+        self._cache.clear()
+        self._verified.clear()
+        self._generation += 1
 
     def cached(self, token: str) -> Identity | None:
         """The identity, when the cache can tell without storage (None: ``authenticate`` must look);

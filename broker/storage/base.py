@@ -23,13 +23,14 @@ committed; tests/contract/conftest.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..models.a2a import A2AIndexEntry, A2AListQuery, PushConfig, PushCounts, PushDelivery
 from ..models.agents import Agent, AgentFilter, AgentGone, AgentStatus, RegisterInput
 from ..models.stats import StorageStats
+from ..models.tasks import Transition
 from .message_store import MessageStore
 from .schedule_store import ScheduleStore
 from .subscription_store import SubscriptionStore
@@ -118,6 +119,17 @@ class TokenStore(Protocol):
     async def get_token(self, token_id: str) -> TokenRecord | None:
         """One token by id, revoked and expired ones too; None when there is no such token."""
 
+    async def create_token(self, rec: TokenRecord) -> None:
+        """Store a new token (its id is new: ``tokens.new_secret``)."""
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked and expired ones too, oldest first."""
+
+    async def revoke_token(self, token_id: str, now: int) -> TokenRecord | None:
+        """Revoke a token (a revoked one keeps its first revocation time); the token as it is
+        now, None when there is no such token. On a database several brokers share, the others
+        are told in the same transaction (their caches of the token are dropped)."""
+
 
 class SecurityStore(Protocol):
     """What the security layer reads beside tokens."""
@@ -172,15 +184,46 @@ class A2AStore(Protocol):
     async def push_purge(self, before: int, limit: int = 1000) -> int: ...
 
 
-class WakeRelay(Protocol):
-    """Wake-up keys between brokers sharing a database (PostgreSQL; None on SQLite)."""
+class ClusterPeer(Protocol):
+    """What a broker hears from the other brokers of its database (broker/core/cluster.py)."""
 
-    async def start(self, deliver: Callable[[list[str]], None], poll: Callable[[], None]) -> None:
-        """Hand the keys other brokers notify to ``deliver``; call ``poll`` now and then in case
-        a notification was lost."""
+    def wake(self, keys: list[str]) -> None:
+        """Wake-up keys notified on another broker (``broker/core/wakeups.py``)."""
+
+    def wake_all(self) -> None:
+        """Wake every waiter: a notification may have been lost."""
+
+    def received(self, kind: str, body: str) -> None:
+        """A message another broker sent (``WakeRelay.send``)."""
+
+    def transitions(self, transitions: list[Transition]) -> None:
+        """Task transitions other brokers committed, in order (while following them)."""
+
+
+class WakeRelay(Protocol):
+    """Wake-ups and messages between brokers sharing a database (PostgreSQL; None on SQLite)."""
+
+    async def start(self, peer: ClusterPeer) -> None:
+        """Hand what other brokers notify to ``peer``, and wake it now and then in case a
+        notification was lost."""
 
     def publish(self, key: str) -> None:
         """Pass a key notified here on to the other brokers."""
+
+    def send(self, kind: str, body: str = "") -> None:
+        """Send a message (``body``: one line of text, short) to the other brokers."""
+
+    def committed(self) -> None:
+        """Task transitions were committed here (the brokers following them read them)."""
+
+    async def follow(self) -> None:
+        """From now on, hand the transitions other brokers commit to the peer."""
+
+    async def caught_up(self) -> None:
+        """Return once the transitions other brokers committed before this call (while
+        following) reached the peer."""
+
+    def unfollow(self) -> None: ...
 
     async def close(self) -> None: ...
 

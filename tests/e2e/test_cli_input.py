@@ -58,7 +58,7 @@ async def test_a_bad_duration_is_a_usage_error_naming_the_forms(args, flag):
 def test_the_tokens_command_takes_the_same_durations_as_the_client_commands():
     from a2a_broker_client.cli._common import positive_duration
 
-    from broker.security.cli import parse_duration
+    from broker.commands.tokens import parse_duration
 
     for text in ["90", "1.5", "90s", "15m", "2h", "7d", "2w", " 3 d ", "1.5H"]:
         assert parse_duration(text) == positive_duration(text), text

@@ -4,7 +4,6 @@ them as ``authorization: Bearer`` metadata."""
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from pathlib import Path
 
 import grpc
@@ -12,49 +11,30 @@ from a2a_broker_client.security import bearer_interceptors
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, messaging_pb2_grpc, tasks_pb2_grpc
-from broker.security.cli import open_db
 from broker.security.tokens import new_secret, touch_marker
-from broker.storage import token_file as store
 from broker.storage.base import TokenRecord
+from broker.storage.token_file import open_tokens
 from tests.conftest import Stubs
 
 
 def issue(db: str | Path, subject: str, role: str = "agent", expires_in_s: float | None = None) -> str:
-    """Create a token on the database (a SQLite file, as ``a2a-broker tokens create`` does, or a
-    PostgreSQL URL); return it."""
+    """Create a token on the database (a SQLite file or a PostgreSQL URL), as ``a2a-broker tokens
+    create`` does; return it."""
     now = time.time_ns() // 1000
     expires = now + int(expires_in_s * 1_000_000) if expires_in_s is not None else None
     token_id, token, secret_hash = new_secret()
-    rec = TokenRecord(token_id, secret_hash, subject, role, now, expires)
-    if str(db).startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(str(db), autocommit=True) as pg:
-            pg.execute(
-                "INSERT INTO tokens (token_id, secret_hash, subject, role, created_at, expires_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (rec.token_id, rec.secret_hash, rec.subject, rec.role, rec.created_at, rec.expires_at),
-            )
-        return token
-    with closing(open_db(str(db))) as conn:
-        store.insert_token(conn, rec)
+    with open_tokens(str(db)) as tokens:
+        tokens.insert(TokenRecord(token_id, secret_hash, subject, role, now, expires))
     return token
 
 
 def revoke(db: str | Path, token: str) -> None:
     """Revoke a token as ``a2a-broker tokens revoke`` does (on a SQLite file, touching the marker a
-    running broker watches; on PostgreSQL, the row alone)."""
-    token_id = token.split(".")[1]
-    now = time.time_ns() // 1000
-    if str(db).startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(str(db), autocommit=True) as pg:
-            pg.execute("UPDATE tokens SET revoked_at = %s WHERE token_id = %s", (now, token_id))
-        return
-    with closing(open_db(str(db))) as conn:
-        assert store.revoke_token(conn, token_id, now)
-    touch_marker(str(db))
+    running broker watches; on PostgreSQL, the revocation's transaction tells the brokers)."""
+    with open_tokens(str(db)) as tokens:
+        assert tokens.revoke(token.split(".")[1], time.time_ns() // 1000)
+    if tokens.path is not None:
+        touch_marker(tokens.path)
 
 
 def stubs_with(channel: grpc.aio.Channel) -> Stubs:

@@ -9,43 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
-import pytest
 from prometheus_client import generate_latest
 
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
-from broker.server import Broker, start_server
+from broker.server import start_server
 from broker.storage.postgres.migrate import MIGRATIONS_DIR, load_migrations
-from tests.conftest import BrokerProcess, Stubs, eventually, make_settings, stubs_for
+from tests.conftest import BrokerProcess, eventually, make_settings, stubs_for
 from tests.integration import tasks_helpers as th
 from tests.integration.messaging_support import Sub, ack, register, send
 from tests.integration.tasks_helpers import duration
 from tests.pg_support import PgCluster
-
-NO_POLL = {"pg_poll_interval_s": 60.0}  # only a notification can wake a stream within a test
-
-
-@pytest.fixture
-async def cluster(
-    tmp_path: Path, pg_url: str
-) -> AsyncIterator[Callable[..., Awaitable[tuple[Broker, Stubs]]]]:
-    """Start brokers on this test's database: ``await cluster(**settings)`` -> (broker, stubs)."""
-    made: list[tuple[Broker, Stubs]] = []
-
-    async def start(**overrides: Any) -> tuple[Broker, Stubs]:
-        b = await start_server(make_settings(tmp_path, db=pg_url, **{**NO_POLL, **overrides}))
-        made.append((b, stubs_for(b.address)))
-        return made[-1]
-
-    yield start
-    for b, s in made:
-        await s.channel.close()
-        await b.stop(0.2)
 
 
 async def test_a_message_sent_through_one_broker_reaches_a_subscriber_on_another(cluster):

@@ -16,6 +16,8 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
+from broker.pb import admin_pb2 as adpb
+from broker.pb import admin_pb2_grpc
 from broker.pb import agents_pb2 as apb
 from broker.pb import messaging_pb2 as mpb
 from broker.pb import tasks_pb2 as tpb
@@ -30,6 +32,9 @@ OK, PD, NF = "OK", "PERMISSION_DENIED", "NOT_FOUND"
 # RPC -> (agent acting as itself, agent naming another, orchestrator itself, orchestrator other).
 # Admins may do everything.
 EXPECTED: dict[str, tuple[str, str, str, str]] = {
+    "Admin/CreateToken": (PD, PD, PD, PD),
+    "Admin/ListTokens": (PD, PD, PD, PD),
+    "Admin/RevokeToken": (PD, PD, PD, PD),
     "AgentRegistry/Register": (OK, PD, OK, PD),
     "AgentRegistry/Heartbeat": (OK, PD, OK, PD),
     "AgentRegistry/Deregister": (OK, PD, OK, PD),
@@ -96,7 +101,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
 def test_every_rpc_of_every_service_is_in_the_policy_table_and_in_this_test() -> None:
     served = {
         f"/{svc.full_name}/{m.name}"
-        for mod in (apb, mpb, tpb)
+        for mod in (adpb, apb, mpb, tpb)
         for svc in mod.DESCRIPTOR.services_by_name.values()
         for m in svc.methods
     }
@@ -175,6 +180,12 @@ class World:
         )
         return (await self.admin.tasks.Submit(tpb.SubmitRequest(task=spec))).task.task_id, pre
 
+    async def token_of(self, subject: str) -> str:
+        """The id of a new token for ``subject``."""
+        stub = admin_pb2_grpc.AdminStub(self.admin.channel)
+        made = await stub.CreateToken(adpb.CreateTokenRequest(subject=subject))
+        return made.info.token_id
+
     async def session(self) -> str:
         return (await self.admin.tasks.CreateSession(tpb.CreateSessionRequest(name="s"))).session_id
 
@@ -214,6 +225,11 @@ async def _complete(w: World, t: str) -> tpb.CompleteRequest:
 
 
 BUILD: dict[str, Build] = {
+    "Admin/CreateToken": lambda w, t: _now(
+        adpb.CreateTokenRequest(subject=t, role=adpb.TOKEN_ROLE_ADMIN, note="escalation")
+    ),
+    "Admin/ListTokens": lambda w, t: _now(adpb.ListTokensRequest()),
+    "Admin/RevokeToken": lambda w, t: _then(w.token_of(t), lambda i: adpb.RevokeTokenRequest(token_id=i)),
     "AgentRegistry/Register": lambda w, t: _now(
         apb.RegisterRequest(
             agent_id=t, endpoint="http://taken-over", capabilities=[w.cap(t)], max_concurrent_tasks=5
@@ -354,7 +370,12 @@ async def _then(first: Awaitable[Any], make: Callable[[Any], Any]) -> Any:
 
 def _stub_method(stubs: Stubs, rpc: str) -> Any:
     service, method = rpc.split("/")
-    stub = {"AgentRegistry": stubs.agents, "Messaging": stubs.messaging, "TaskQueue": stubs.tasks}[service]
+    stub = {
+        "Admin": admin_pb2_grpc.AdminStub(stubs.channel),
+        "AgentRegistry": stubs.agents,
+        "Messaging": stubs.messaging,
+        "TaskQueue": stubs.tasks,
+    }[service]
     return getattr(stub, method)
 
 
@@ -396,12 +417,14 @@ async def snapshot(admin: Stubs) -> Any:
     agents = await admin.agents.ListAgents(apb.ListAgentsRequest(page_size=1000))
     msgs = await admin.messaging.ListMessages(mpb.ListMessagesRequest(page_size=1000))
     tasks = await admin.tasks.List(tpb.ListTasksRequest(page_size=1000))
+    tokens = await admin_pb2_grpc.AdminStub(admin.channel).ListTokens(adpb.ListTokensRequest())
     schedules = await admin.tasks.ListSchedules(tpb.ListSchedulesRequest(page_size=1000))
     subs = await admin.messaging.ListSubscriptions(mpb.ListSubscriptionsRequest(page_size=1000))
     limits = await admin.tasks.ListConcurrencyLimits(tpb.ListConcurrencyLimitsRequest())
     return (
         sorted((x.name, x.key, x.capability, x.max_running, x.rate) for x in limits.limits),
         sorted((s.name, s.filter, s.backlog, s.in_flight) for s in subs.subscriptions),
+        sorted((t.token_id, t.role, t.revoked_at.seconds) for t in tokens.tokens),
         sorted((a.agent_id, a.status, a.endpoint, tuple(a.capabilities)) for a in agents.agents),
         sorted((m.message_id, m.sender_id, m.status, m.attempt) for m in msgs.messages),
         sorted((t.task_id, t.status, t.attempt, t.assigned_agent_id) for t in tasks.tasks),

@@ -3,8 +3,9 @@ UNAUTHENTICATED, releasing what it held: its deliveries go back to pending, the 
 handed back to the queue. (Before, a revoked token's Subscribe went on receiving deliveries and
 its Listen was handed every new task.)
 
-On PostgreSQL the broker notices a revocation when it reads the token again, every
-``auth_cache_s`` (there is no marker file to watch): the bound there is that plus a second."""
+On PostgreSQL the broker hears of a revocation from the revocation's own transaction (#23.1;
+before, only when it read the token again, every ``auth_cache_s``): the bound is a second there
+too."""
 
 from __future__ import annotations
 
@@ -43,9 +44,8 @@ async def admin(broker: Broker) -> AsyncIterator[Stubs]:
 
 
 def _bound(broker: Broker) -> float:
-    """How soon a revocation must end the streams: within a second (plus the cache period on
-    PostgreSQL, where nothing tells the broker sooner)."""
-    return 1.0 + (CACHE_S if broker.settings.db.startswith("postgresql://") else 0.0)
+    """How soon a revocation must end the streams: within a second, on either backend."""
+    return 1.0
 
 
 async def _register(admin: Stubs, agent_id: str) -> None:

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from broker.models.tasks import TaskStatus
-from broker.pb import agents_pb2, messaging_pb2, tasks_pb2
+from broker.pb import admin_pb2, agents_pb2, messaging_pb2, tasks_pb2
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -17,7 +17,12 @@ README = (ROOT / "README.md").read_text()
 
 @pytest.mark.parametrize(
     ("module", "service"),
-    [(agents_pb2, "AgentRegistry"), (messaging_pb2, "Messaging"), (tasks_pb2, "TaskQueue")],
+    [
+        (admin_pb2, "Admin"),
+        (agents_pb2, "AgentRegistry"),
+        (messaging_pb2, "Messaging"),
+        (tasks_pb2, "TaskQueue"),
+    ],
 )
 def test_the_readme_api_table_lists_every_rpc(module, service):
     row = next(line for line in README.splitlines() if line.startswith(f"| `{service}` |"))

@@ -4,7 +4,9 @@ The operations are the shared ones (broker/storage/sql/) with PostgreSQL's state
 (queries.py), and messages do what PostgreSQL does its own way (messages.py). What differs because
 several brokers share the database is here:
 
-- every write transaction is SERIALIZABLE, retried when PostgreSQL aborts it (engine.py);
+- every write transaction is SERIALIZABLE, retried when PostgreSQL aborts it, but claims and acks
+  commit at READ COMMITTED (engine.py);
+- the queue tables are vacuumed as fast as they churn, by one broker at a time (vacuum.py);
 - the sweeps (liveness, ack deadlines, expiry, retention, leases) run once across the cluster per
   period: each takes ``pg_try_advisory_xact_lock`` and a broker that does not get it skips its turn;
 - an agent's liveness as one broker sees it (open streams, recent calls) is written for all the
@@ -40,10 +42,12 @@ from ..sql.tasks_lease import purge_job
 from ..sql.tasks_tx import TaskTx
 from ..sql.tokens import TokenOps
 from .engine import PgEngine
+from .history import History
 from .messages import PgMessageOps
 from .migrate import migrate
 from .queries import POSTGRES
-from .relay import Relay
+from .relay import Relay, new_tag
+from .vacuum import Vacuumer
 
 if TYPE_CHECKING:
     from ...config import Settings
@@ -88,8 +92,12 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, ScheduleOps, LimitOps, TokenOps
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
         self.settings = settings
-        self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max)
-        self.relay = Relay(url, settings.pg_poll_interval_s, self.engine.stats)
+        tag = new_tag()
+        self.engine = PgEngine(url, readers=settings.pg_readers, batch_max=settings.write_batch_max, tag=tag)
+        self.relay = Relay(
+            url, settings.pg_poll_interval_s, self.engine.stats, tag, History(self.engine.read, tag)
+        )
+        self.vacuumer = Vacuumer(url)  # the queue tables, as fast as they churn (vacuum.py)
 
     @property
     def engine_stats(self) -> StorageStats:
@@ -106,8 +114,10 @@ class PgStorage(AgentOps, PgMessageOps, TaskOps, ScheduleOps, LimitOps, TokenOps
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise StorageUnavailable(f"cannot reach PostgreSQL at {where(self.url)}: {first}") from None
         await self.engine.open()
+        self.vacuumer.start()
 
     async def close(self) -> None:
+        await self.vacuumer.close()
         await self.relay.close()
         await self.engine.close()
 

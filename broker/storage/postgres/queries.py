@@ -32,6 +32,7 @@ from ..sql.queries import (
     TaskQueries,
     TokenQueries,
 )
+from . import wire
 from .limits_queries import LIMITS
 from .params import named
 from .queries_schedules import SCHEDULES
@@ -424,6 +425,7 @@ TOKENS = TokenQueries(
         " ORDER BY created_at, token_id"
     ),
     revoke="UPDATE tokens SET revoked_at = coalesce(revoked_at, %s) WHERE token_id = %s",
+    changed=wire.notify_sql(wire.TOKENS),
     count_pending=(
         "SELECT count(*) FROM (SELECT 1 FROM a2a_messages WHERE recipient_id = %s AND status = 'pending'"
         " LIMIT %s) AS held"  # PostgreSQL 15 wants the alias

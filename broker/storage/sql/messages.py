@@ -19,6 +19,7 @@ from ...domain import messages as rules
 from ...domain.subjects import split_ids
 from ...errors import BrokerError
 from ...models.messages import Message, NewMessage, SendResult
+from ..group_commit import row_locking
 from ..message_store import Handoff, MessageChanges, SendOutcome, SweepOutcome
 from . import deliveries
 from .connection import Connection, Row
@@ -182,7 +183,7 @@ class MessageOps(MessageReads, SubscriptionOps, Departures):
         self, agent_id: str, capabilities: tuple[str, ...], limit: int, now: int, ack_deadline: int
     ) -> list[Message]:
         claimed = await self.engine.write(
-            lambda conn: self._claim(conn, agent_id, capabilities, limit, now, ack_deadline)
+            row_locking(lambda conn: self._claim(conn, agent_id, capabilities, limit, now, ack_deadline))
         )
         return claimed.messages()
 
@@ -201,7 +202,7 @@ class MessageOps(MessageReads, SubscriptionOps, Departures):
                     check_owner(conn, q, agent_id, [i for i in plain if i not in acked])
             return deliveries.merge(out, deliveries.ack(conn, q, agent_id, items, now))
 
-        return await self.engine.write(job)
+        return await self.engine.write(row_locking(job))
 
     async def nack_messages(
         self, agent_id: str, ids: list[str], now: int, delay_us: int, reject: bool, reason: str

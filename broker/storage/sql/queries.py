@@ -262,6 +262,9 @@ class TokenQueries:
     revoke: str
     count_pending: str
     pending_by_sender: str
+    # Run in a revocation's transaction: tells the other brokers of the database that tokens
+    # changed (PostgreSQL: a NOTIFY, sent at the commit). None: there are no others (SQLite).
+    changed: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

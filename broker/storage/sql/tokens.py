@@ -1,9 +1,9 @@
 """Access tokens (table ``tokens``) and the pending counts the security layer reads.
 
 The functions take a connection and the dialect's statements, so that the ``a2a-broker tokens``
-command can manage tokens on a SQLite file directly (``storage/token_file.py``, without the
-broker's file lock: SQLite lets a second connection write while the broker runs), and the broker
-reads them through its engine.
+command can manage tokens on the database directly (``storage/token_file.py``; on a SQLite file
+without the broker's file lock: SQLite lets a second connection write while the broker runs), and
+the broker through its engine (the Admin RPCs).
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ def list_tokens(conn: Connection, q: Queries) -> list[TokenRecord]:
 
 
 def revoke_token(conn: Connection, q: Queries, token_id: str, now: int) -> bool:
-    """Revoke a token; False when there is no such token (revoking twice is fine)."""
-    return conn.execute(q.tokens.revoke, (now, token_id)).rowcount > 0
+    """Revoke a token; False when there is no such token (revoking twice is fine). The other
+    brokers of the database, if any, are told at the commit (``Queries.tokens.changed``)."""
+    found = conn.execute(q.tokens.revoke, (now, token_id)).rowcount > 0
+    if found and q.tokens.changed is not None:
+        conn.execute(q.tokens.changed)
+    return found
 
 
 def count_pending(conn: Connection, q: Queries, agent_id: str, limit: int) -> int:
@@ -71,6 +75,19 @@ class TokenOps:
 
     async def get_token(self, token_id: str) -> TokenRecord | None:
         return await self.engine.read(lambda conn: fetch_token(conn, self.q, token_id))
+
+    async def create_token(self, rec: TokenRecord) -> None:
+        await self.engine.write(lambda conn: insert_token(conn, self.q, rec))
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        return await self.engine.read(lambda conn: list_tokens(conn, self.q))
+
+    async def revoke_token(self, token_id: str, now: int) -> TokenRecord | None:
+        def job(conn: Connection) -> TokenRecord | None:
+            revoke_token(conn, self.q, token_id, now)
+            return fetch_token(conn, self.q, token_id)
+
+        return await self.engine.write(job)
 
     async def count_pending(self, agent_id: str, limit: int) -> int:
         return await self.engine.read(lambda conn: count_pending(conn, self.q, agent_id, limit))

@@ -323,7 +323,7 @@ DURATION_FORMS = "seconds, or a number and a unit: 90s, 15m, 2h, 7d, 2w"
 def duration(text: str) -> float:
     """An argparse ``type``: a duration in seconds, written ``90``, ``1.5`` or with a unit (``90s``,
     ``15m``, ``2h``, ``7d``, ``2w``). Every duration option takes these forms (``tokens --expires``
-    too, in ``broker/security/cli.py``); a bad one is a usage error (exit 2)."""
+    too, in ``broker/commands/tokens.py``); a bad one is a usage error (exit 2)."""
     m = _DURATION.match(text.strip().lower())
     if m is None:
         why = "a duration cannot be negative" if text.strip().startswith("-") else "not a duration"
