@@ -5,37 +5,10 @@ woken across brokers by notification."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
-
-import pytest
-
 from broker.pb import messaging_pb2 as pb
-from broker.server import Broker, start_server
-from tests.conftest import Stubs, make_settings, stubs_for
 
 from .messaging_support import register
 from .topics_support import consume, create, figures, publish, settle
-
-NO_POLL = {"pg_poll_interval_s": 60.0}  # only a notification can wake a stream within a test
-
-
-@pytest.fixture
-async def cluster(
-    tmp_path: Path, pg_url: str
-) -> AsyncIterator[Callable[..., Awaitable[tuple[Broker, Stubs]]]]:
-    made: list[tuple[Broker, Stubs]] = []
-
-    async def start(**overrides: Any) -> tuple[Broker, Stubs]:
-        b = await start_server(make_settings(tmp_path, db=pg_url, **{**NO_POLL, **overrides}))
-        made.append((b, stubs_for(b.address)))
-        return made[-1]
-
-    yield start
-    for b, s in made:
-        await s.channel.close()
-        await b.stop(0.2)
 
 
 async def test_subscriptions_changed_on_one_broker_are_matched_by_another(cluster) -> None:
