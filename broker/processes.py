@@ -12,8 +12,8 @@ federation links, whose ports cannot be shared without splitting what a scrape o
 Supervision is fail-fast: when a process exits on its own (a crash, a SIGKILL, a failed start),
 the supervisor stops the others gracefully and exits 1, for systemd, Kubernetes or `make run`'s
 shell to restart the whole; SIGTERM or SIGINT to the supervisor stops every process gracefully
-(exit 0). On Linux each process also gets SIGTERM should the supervisor die (PR_SET_PDEATHSIG):
-no orphan holds the port.
+(exit 0); with TLS, SIGHUP is passed on to each (its certificate files reloaded). On Linux each
+process also gets SIGTERM should the supervisor die (PR_SET_PDEATHSIG): no orphan holds the port.
 """
 
 from __future__ import annotations
@@ -72,12 +72,20 @@ def supervise(settings: Settings) -> int:
     os.set_blocking(wake_w, False)
     requested: list[int] = []
 
+    procs: list[subprocess.Popen[bytes]] = []
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
         requested.append(signum)
 
+    def reload_tls(signum: int, frame: FrameType | None) -> None:  # each process reloads its files
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGHUP)
+
     previous = {sig: signal.signal(sig, on_signal) for sig in _STOP_SIGNALS}
+    if settings.tls_cert:
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload_tls)
     old_wakeup = signal.set_wakeup_fd(wake_w)
-    procs: list[subprocess.Popen[bytes]] = []
     watched: list[int] = []  # pidfds: readable once their process has exited
     died: tuple[int, int] | None = None
     try:
