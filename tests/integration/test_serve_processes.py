@@ -291,3 +291,40 @@ def test_several_processes_refuse_a_busy_port(tmp_path: Path, pg_url: str):
         )  # fmt: skip
     assert r.returncode == 1, r.stderr
     assert "the port is in use" in r.stderr
+
+
+async def test_sighup_to_the_supervisor_reloads_the_certificates_of_every_process(
+    supervisor: list[Supervisor], pg_url: str, tmp_path: Path
+):
+    from tests.integration.tls_support import CA, write_server_files
+
+    old_ca, new_ca = CA("old"), CA("new")
+    files = write_server_files(tmp_path, old_ca)
+    s = _start(supervisor, pg_url, A2A_BROKER_TLS_CERT=files["tls_cert"], A2A_BROKER_TLS_KEY=files["tls_key"])
+    await eventually(lambda: _both_serve(s, old_ca.pem), timeout=15, what="both processes serving")
+    stamps = {n: os.stat(tmp_path / n) for n in ("server.pem", "server.key")}
+    write_server_files(tmp_path, new_ca)
+    for n, st in stamps.items():  # the old modification times: only the signal can tell
+        os.utime(tmp_path / n, ns=(st.st_atime_ns, st.st_mtime_ns))
+    s.proc.send_signal(signal.SIGHUP)
+    await eventually(lambda: _both_serve(s, new_ca.pem), timeout=15, what="the new certificate on both")
+    assert s.proc.poll() is None and all(_alive(p) for p in s.pids)
+
+
+async def _both_serve(s: Supervisor, ca: bytes) -> bool:
+    """Whether a dozen TLS connections trusting ``ca`` all work, and reach both processes."""
+    served = set()
+    for i in range(12):
+        before = _owners(s.pids, s.port, "01")
+        channel = grpc.aio.secure_channel(
+            s.address, grpc.ssl_channel_credentials(ca), [("grpc.use_local_subchannel_pool", 1)]
+        )
+        try:
+            await register(Stubs(channel, *_stubs_on(channel)), f"tls-{i}")
+        except grpc.aio.AioRpcError:
+            return False
+        finally:
+            after = _owners(s.pids, s.port, "01")
+            served |= {p for p in s.pids if after[p] - before[p]}
+            await channel.close()
+    return served == set(s.pids)
