@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,7 @@ class Supervisor:
     def __init__(self, db: str, processes: int = 2, **env: str) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker", "serve", "--processes", str(processes)],
             env={
@@ -88,7 +90,7 @@ class Supervisor:
             },
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._err,  # a file, not a pipe nobody reads while the processes log
         )
         self.pids: list[int] = []
 
@@ -106,9 +108,8 @@ class Supervisor:
         raise AssertionError(f"{n} processes did not listen within {timeout}s")
 
     def stderr(self) -> str:
-        if self.proc.poll() is None or self.proc.stderr is None:
-            return ""
-        return self.proc.stderr.read().decode()
+        self._err.seek(0)
+        return self._err.read().decode()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -117,8 +118,7 @@ class Supervisor:
         for pid in self.pids:  # should none have stopped with it
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self._err.close()
 
 
 @pytest.fixture
