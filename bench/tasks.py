@@ -81,7 +81,7 @@ async def _cycle(address: str, mode: str, keys: int = 0) -> float:
                         )
                         for i in range(BATCH)
                     ]
-                    await stub.SubmitGraph(pb.SubmitGraphRequest(nodes=nodes))
+                    await _submit_graph(stub, pb.SubmitGraphRequest(nodes=nodes))
 
             n_batches = TASKS // BATCH
             t0 = time.perf_counter()
@@ -95,6 +95,23 @@ async def _cycle(address: str, mode: str, keys: int = 0) -> float:
             if p.returncode is None:
                 p.kill()
             await p.wait()
+
+
+SUBMIT_RETRIES = [0]  # SubmitGraph calls run again after UNAVAILABLE (several brokers contending)
+
+
+async def _submit_graph(stub: tasks_pb2_grpc.TaskQueueStub, req: pb.SubmitGraphRequest) -> None:
+    """As a client does: UNAVAILABLE committed nothing (a PostgreSQL transaction aborted too many
+    times while several brokers contend), so the same request is sent again."""
+    for _ in range(10):
+        try:
+            await stub.SubmitGraph(req)
+            return
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            SUBMIT_RETRIES[0] += 1
+    await stub.SubmitGraph(req)
 
 
 def _keyed(keys: int, i: int) -> dict[str, str]:

@@ -64,9 +64,6 @@ def _setting_help(name: str) -> str:
 
 
 def _serve(ns: argparse.Namespace) -> int:
-    from .logs import setup_logging
-    from .server import serve
-
     overrides = {name: getattr(ns, name) for name in Settings.model_fields}
     try:
         settings = Settings.load(overrides)
@@ -84,6 +81,18 @@ def _serve(ns: argparse.Namespace) -> int:
     busy = _listen_problem(settings.address)
     if busy:
         return _cannot_start(busy)
+    if settings.processes > 1:
+        from .processes import supervise
+
+        return supervise(settings)
+    return run_broker(settings)
+
+
+def run_broker(settings: Settings) -> int:
+    """Run one broker process until SIGTERM or SIGINT; the exit code."""
+    from .logs import setup_logging
+    from .server import serve
+
     setup_logging(settings.log_level, settings.log_format, settings.log_level_libs)
     from .event_loop import LoopUnavailable, run
 

@@ -123,6 +123,13 @@ class Settings(BaseModel):
         3600.0, gt=0, description="how long before its deadline a task's urgency starts rising"
     )
     shutdown_grace_s: float = Field(5.0, ge=0, description="time given to in-flight calls on shutdown")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="broker processes sharing the gRPC port (SO_REUSEPORT), each a full broker on one"
+        " PostgreSQL database; the first also serves the HTTP listener; one exiting stops them all (exit 1)",
+    )
     # -- security (broker/security/) --------------------------------------------------------
     auth: Literal["none", "token", "jwt"] = Field(
         "none", description="how callers prove who they are: none, broker-issued tokens, or JWTs"
@@ -292,6 +299,21 @@ class Settings(BaseModel):
             raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS first)")
         if self.auth == "jwt" and not (self.jwt_key_file or self.jwt_jwks_file):
             raise ValueError("--auth jwt needs --jwt-key-file or --jwt-jwks-file")
+        return self
+
+    @model_validator(mode="after")
+    def _several_processes(self) -> Settings:
+        if self.processes == 1:
+            return self
+        if sqlite_path(self.db) is not None:
+            raise ValueError(
+                "--processes above 1 needs PostgreSQL: a SQLite file takes one writer (its lock file refuses"
+                " a second broker); give --db postgresql://... (see the README's PostgreSQL section)"
+            )
+        if self.address.startswith("unix:") or self.address.endswith(":0"):
+            raise ValueError(
+                "--processes above 1 share one port: give --address HOST:PORT with a port other than 0"
+            )
         return self
 
     @property

@@ -201,7 +201,9 @@ async def start_server(settings: Settings, tracer_provider: Any = None, clock: C
             options=[
                 ("grpc.max_receive_message_length", settings.max_request_bytes),
                 ("grpc.max_send_message_length", max(settings.max_request_bytes, 64 * 1024 * 1024)),
-                ("grpc.so_reuseport", 0),
+                # Several processes of one broker share the port (broker/processes.py); otherwise a
+                # second broker on the port is refused.
+                ("grpc.so_reuseport", int(settings.processes > 1)),
                 *keepalive_options(settings),
             ],
         )

@@ -16,7 +16,8 @@ From the bottom up:
     federation  links to peer brokers (a gRPC client of theirs, the core here); beside the servicers
     web       the HTTP listener: one ASGI application serving the routes of observability, console,
               gateway and mcp (uvicorn on the broker's loop)
-    server    composition: the server, the sweeper, the command line (and its commands)
+    server    composition: the server, the sweeper, the command line (and its commands), the
+              supervisor of several broker processes
 
 A layer imports only from layers below it (and the leaf modules ``clock``, ``config``, ``errors``,
 ``logs``). Imports under ``if TYPE_CHECKING:`` count too: a type-only arrow that runs up still ties
@@ -39,7 +40,14 @@ import pytest
 BROKER = Path(__file__).resolve().parents[2] / "broker"
 
 # The layers that each layer must not import (module prefixes, dotted).
-SERVER = ("broker.server", "broker.sweeper", "broker.cli", "broker.commands", "broker.__main__")
+SERVER = (
+    "broker.server",
+    "broker.sweeper",
+    "broker.cli",
+    "broker.processes",
+    "broker.commands",
+    "broker.__main__",
+)
 SECURITY = "broker.security"
 OBSERVABILITY = "broker.observability"
 CONSOLE = "broker.console"
