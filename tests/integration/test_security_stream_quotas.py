@@ -101,28 +101,35 @@ async def test_publish_entries_count_against_the_pending_cap(broker: Broker, adm
         await flood.channel.close()
 
 
+async def _working_on_a_task(
+    w: Stubs, admin: Stubs
+) -> tuple[Any, asyncio.Queue[tpb.WorkRequest | None], str, int]:
+    """Agent w1's Work stream, open and holding a task submitted for it: (the call, the queue its
+    requests are written from, None ending them; the task's id, its attempt)."""
+    spec = tpb.TaskSpec(title="t", required_capabilities=["w1"])
+    task = await admin.tasks.Submit(tpb.SubmitRequest(task=spec))
+    requests: asyncio.Queue[tpb.WorkRequest | None] = asyncio.Queue()
+    requests.put_nowait(tpb.WorkRequest(listen=tpb.ListenRequest(agent_id="w1")))
+
+    async def gen() -> AsyncIterator[tpb.WorkRequest]:
+        while (r := await requests.get()) is not None:
+            yield r
+
+    call = w.tasks.Work(gen(), timeout=30)
+    while not (resp := await next_within(call)).assignments:
+        pass
+    assert resp.assignments[0].task.task_id == task.task.task_id
+    return call, requests, task.task.task_id, resp.assignments[0].attempt
+
+
 async def test_work_requests_are_charged_as_their_unary_twins(broker: Broker, admin: Stubs) -> None:
     """100 lease extensions on a Work stream under a 20 calls/s quota: most are answered
     RESOURCE_EXHAUSTED in their confirmation (none were before), the stream going on."""
     w = await _agent(broker, admin, "w1")
     try:
-        task = await admin.tasks.Submit(
-            tpb.SubmitRequest(task=tpb.TaskSpec(title="t", required_capabilities=["w1"]))
-        )
-        requests: asyncio.Queue[tpb.WorkRequest | None] = asyncio.Queue()
-        requests.put_nowait(tpb.WorkRequest(listen=tpb.ListenRequest(agent_id="w1")))
-
-        async def gen() -> AsyncIterator[tpb.WorkRequest]:
-            while (r := await requests.get()) is not None:
-                yield r
-
-        call = w.tasks.Work(gen(), timeout=30)
-        while not (resp := await next_within(call)).assignments:
-            pass
-        assert resp.assignments[0].task.task_id == task.task.task_id
-        attempt = resp.assignments[0].attempt
+        call, requests, task_id, attempt = await _working_on_a_task(w, admin)
         for i in range(100):
-            ext = tpb.ExtendLeaseRequest(task_id=task.task.task_id, attempt=attempt)
+            ext = tpb.ExtendLeaseRequest(task_id=task_id, attempt=attempt)
             requests.put_nowait(tpb.WorkRequest(sequence=i, extend=ext))
         codes: Counter[int] = Counter()
         while sum(codes.values()) < 100:
@@ -217,20 +224,8 @@ async def test_each_outcome_of_a_batched_work_request_is_charged_as_its_unary_tw
     RESOURCE_EXHAUSTED in their own result, in one confirmation."""
     w = await _agent(broker, admin, "w1")
     try:
-        task = await admin.tasks.Submit(
-            tpb.SubmitRequest(task=tpb.TaskSpec(title="t", required_capabilities=["w1"]))
-        )
-        requests: asyncio.Queue[tpb.WorkRequest | None] = asyncio.Queue()
-        requests.put_nowait(tpb.WorkRequest(listen=tpb.ListenRequest(agent_id="w1")))
-
-        async def gen() -> AsyncIterator[tpb.WorkRequest]:
-            while (r := await requests.get()) is not None:
-                yield r
-
-        call = w.tasks.Work(gen(), timeout=30)
-        while not (resp := await next_within(call)).assignments:
-            pass
-        ext = tpb.ExtendLeaseRequest(task_id=task.task.task_id, attempt=resp.assignments[0].attempt)
+        call, requests, task_id, attempt = await _working_on_a_task(w, admin)
+        ext = tpb.ExtendLeaseRequest(task_id=task_id, attempt=attempt)
         requests.put_nowait(tpb.WorkRequest(sequence=1, outcomes=[tpb.WorkOutcome(extend=ext)] * 100))
         while not (resp := await next_within(call)).HasField("confirm"):
             pass
