@@ -13,6 +13,7 @@ Stable API (the messaging and task-queue benchmarks use it):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,33 @@ async def start_peer(*args: str) -> asyncio.subprocess.Process:
         proc.kill()
         raise RuntimeError(f"bench.peer {args[0]} did not start: {line!r}")
     return proc
+
+
+@contextlib.asynccontextmanager
+async def workers_done(procs: list[asyncio.subprocess.Process], total: int) -> AsyncIterator[asyncio.Event]:
+    """Follow worker processes that print ``done N`` (how many they finished) as they go: the event
+    is set once their counts add up to ``total``. On leaving, the workers are killed and reaped."""
+    done = [0] * len(procs)
+    all_done = asyncio.Event()
+
+    async def follow(i: int, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            if line.startswith(b"done "):
+                done[i] = int(line.split()[1])
+                if sum(done) >= total:
+                    all_done.set()
+
+    followers = [asyncio.ensure_future(follow(i, p)) for i, p in enumerate(procs)]
+    try:
+        yield all_done
+    finally:
+        for f in followers:
+            f.cancel()
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+            await p.wait()
 
 
 def spawn_broker(db: str | Path, **env: str) -> Proc:

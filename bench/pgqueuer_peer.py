@@ -15,7 +15,7 @@ import asyncio
 import sys
 import time
 
-from .common import median
+from .common import median, workers_done
 
 JOBS = 10_000
 WORKERS = 10
@@ -63,33 +63,16 @@ async def _rate(dsn: str) -> float:
         )
         for i in range(WORKERS)
     ]
-    done = [0] * WORKERS
-    all_done = asyncio.Event()
-
-    async def follow(i: int, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            if line.startswith(b"done "):
-                done[i] = int(line.split()[1])
-                if sum(done) >= JOBS:
-                    all_done.set()
-
-    followers = [asyncio.ensure_future(follow(i, p)) for i, p in enumerate(procs)]
     try:
-        await asyncio.sleep(2.0)  # the workers connect and listen (not timed)
-        payload = b"x" * 256
-        t0 = time.perf_counter()
-        for _ in range(JOBS // BATCH):
-            await queries.enqueue([ENTRYPOINT] * BATCH, [payload] * BATCH, [0] * BATCH)
-        await asyncio.wait_for(all_done.wait(), 300)
-        return JOBS / (time.perf_counter() - t0)
+        async with workers_done(procs, JOBS) as all_done:
+            await asyncio.sleep(2.0)  # the workers connect and listen (not timed)
+            payload = b"x" * 256
+            t0 = time.perf_counter()
+            for _ in range(JOBS // BATCH):
+                await queries.enqueue([ENTRYPOINT] * BATCH, [payload] * BATCH, [0] * BATCH)
+            await asyncio.wait_for(all_done.wait(), 300)
+            return JOBS / (time.perf_counter() - t0)
     finally:
-        for f in followers:
-            f.cancel()
-        for p in procs:
-            if p.returncode is None:
-                p.kill()
-            await p.wait()
         await conn.close()
 
 

@@ -25,7 +25,16 @@ from pathlib import Path
 
 import grpc
 
-from bench.common import Report, echo_baseline, median, percentile, spawn_broker, spawn_echo, start_peer
+from bench.common import (
+    Report,
+    echo_baseline,
+    median,
+    percentile,
+    spawn_broker,
+    spawn_echo,
+    start_peer,
+    workers_done,
+)
 from broker.pb import agents_pb2 as apb
 from broker.pb import agents_pb2_grpc, tasks_pb2_grpc
 from broker.pb import tasks_pb2 as pb
@@ -56,45 +65,25 @@ async def _cycle(address: str, mode: str, keys: int = 0) -> float:
     "batched" the same with the outcomes ready together in one request, "unary" with Complete;
     ``keys``: each task under one of that many concurrency keys, in turn (0: none)."""
     procs = [await start_peer("worker", address, f"w{i}", str(CAPACITY), mode) for i in range(WORKERS)]
-    done = [0] * WORKERS
-    all_done = asyncio.Event()
+    async with workers_done(procs, TASKS) as all_done, grpc.aio.insecure_channel(address) as channel:
+        stub = tasks_pb2_grpc.TaskQueueStub(channel)
 
-    async def follow(i: int, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            if line.startswith(b"done "):
-                done[i] = int(line.split()[1])
-                if sum(done) >= TASKS:
-                    all_done.set()
+        async def submit(batches: range) -> None:
+            for b in batches:
+                nodes = [
+                    pb.GraphNode(
+                        key=str(i),
+                        task=pb.TaskSpec(title=f"bench {b}.{i}", payload=b"x" * 256, **_keyed(keys, i)),
+                    )
+                    for i in range(BATCH)
+                ]
+                await _submit_graph(stub, pb.SubmitGraphRequest(nodes=nodes))
 
-    followers = [asyncio.ensure_future(follow(i, p)) for i, p in enumerate(procs)]
-    try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            stub = tasks_pb2_grpc.TaskQueueStub(channel)
-
-            async def submit(batches: range) -> None:
-                for b in batches:
-                    nodes = [
-                        pb.GraphNode(
-                            key=str(i),
-                            task=pb.TaskSpec(title=f"bench {b}.{i}", payload=b"x" * 256, **_keyed(keys, i)),
-                        )
-                        for i in range(BATCH)
-                    ]
-                    await _submit_graph(stub, pb.SubmitGraphRequest(nodes=nodes))
-
-            n_batches = TASKS // BATCH
-            t0 = time.perf_counter()
-            await asyncio.gather(*(submit(range(k, n_batches, SUBMITTERS)) for k in range(SUBMITTERS)))
-            await asyncio.wait_for(all_done.wait(), 180)
-            return TASKS / (time.perf_counter() - t0)
-    finally:
-        for f in followers:
-            f.cancel()
-        for p in procs:
-            if p.returncode is None:
-                p.kill()
-            await p.wait()
+        n_batches = TASKS // BATCH
+        t0 = time.perf_counter()
+        await asyncio.gather(*(submit(range(k, n_batches, SUBMITTERS)) for k in range(SUBMITTERS)))
+        await asyncio.wait_for(all_done.wait(), 180)
+        return TASKS / (time.perf_counter() - t0)
 
 
 SUBMIT_RETRIES = [0]  # SubmitGraph calls run again after UNAVAILABLE (several brokers contending)
