@@ -40,14 +40,17 @@ from .tasks_pb import (
     STATUS_TO_PB,
     assignment_out,
     cancellation_out,
+    complete_input,
     dep_type,
     edge_out,
+    extend_input,
+    fail_input,
     spec_in,
     status_filter,
     task_out,
     transition_out,
 )
-from .tasks_work import WorkRpcs, complete_input, extend_input, fail_input
+from .tasks_work import WorkRpcs
 from .tracing import Tracing, incoming
 
 MAX_COMPLETE_BATCH = 1000

@@ -11,8 +11,11 @@ from ..models.tasks import (
     MAX_RUN_US,
     Assignment,
     Cancellation,
+    CompleteInput,
     DependencyEdge,
     DepType,
+    ExtendInput,
+    FailInput,
     Task,
     TaskSpecInput,
     TaskStatus,
@@ -223,3 +226,38 @@ def edge_out(e: DependencyEdge) -> pb.DependencyEdge:
     if e.resolved_at is not None:
         set_us(msg.resolved_at, e.resolved_at)
     return msg
+
+
+# The outcomes a worker sends (Complete, Fail, ExtendLease), unary or on its Work stream.
+def complete_input(req: pb.CompleteRequest) -> CompleteInput:
+    return CompleteInput(
+        task_id=req.task_id,
+        agent_id=req.agent_id,
+        attempt=req.attempt,
+        result=req.result,
+        result_content_type=req.result_content_type,
+    )
+
+
+def fail_input(req: pb.FailRequest) -> FailInput:
+    return FailInput(
+        task_id=req.task_id,
+        agent_id=req.agent_id,
+        attempt=req.attempt,
+        error=req.error,
+        non_retryable=req.non_retryable,
+    )
+
+
+def extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
+    ext = dur_us(req, "extension")
+    if ext is not None and not US_PER_S <= ext <= MAX_LEASE_US:
+        raise InvalidArgument("extension", "must be between 1 s and 24 h")
+    return ExtendInput(
+        task_id=req.task_id,
+        agent_id=req.agent_id,
+        attempt=req.attempt,
+        progress=req.progress if req.HasField("progress") else None,
+        status_note=req.status_note or None,
+        extension_us=ext,
+    )

@@ -18,16 +18,15 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from pydantic import ValidationError
 
-from ..clock import US_PER_S
 from ..core.streams import duplex, frames
 from ..errors import InvalidArgument, PermissionDenied
 from ..models.common import check_id
-from ..models.tasks import CompleteInput, ExtendInput, FailInput, Task
+from ..models.tasks import CompleteInput, Task
 from ..pb import tasks_pb2 as pb
 from ..security.identity import charge, may_act_as
-from .convert import dur_us, set_us, ts
+from .convert import set_us, ts
 from .errors import status_of, stream_rpc, validation_message
-from .tasks_pb import MAX_LEASE_US
+from .tasks_pb import complete_input, extend_input, fail_input
 from .tracing import Tracing
 
 if TYPE_CHECKING:
@@ -43,40 +42,6 @@ _TWINS = {
     "extend": "/a2a.broker.v1.TaskQueue/ExtendLease",
 }
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-
-
-def complete_input(req: pb.CompleteRequest) -> CompleteInput:
-    return CompleteInput(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        attempt=req.attempt,
-        result=req.result,
-        result_content_type=req.result_content_type,
-    )
-
-
-def fail_input(req: pb.FailRequest) -> FailInput:
-    return FailInput(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        attempt=req.attempt,
-        error=req.error,
-        non_retryable=req.non_retryable,
-    )
-
-
-def extend_input(req: pb.ExtendLeaseRequest) -> ExtendInput:
-    ext = dur_us(req, "extension")
-    if ext is not None and not US_PER_S <= ext <= MAX_LEASE_US:
-        raise InvalidArgument("extension", "must be between 1 s and 24 h")
-    return ExtendInput(
-        task_id=req.task_id,
-        agent_id=req.agent_id,
-        attempt=req.attempt,
-        progress=req.progress if req.HasField("progress") else None,
-        status_note=req.status_note or None,
-        extension_us=ext,
-    )
 
 
 def _is_work_confirm(x: object) -> bool:
